@@ -1,0 +1,61 @@
+# Shared setup for build/*.sh: packages, the moto venv, starting and stopping
+# helper processes. Source it; it defines functions and sets no traps.
+
+CLOUDNAP_CACHE=${CLOUDNAP_CACHE:-$HOME/.cache/cloudnap}
+mkdir -p "$CLOUDNAP_CACHE"
+# One warm target dir outside the clone: CI clones afresh, the cache stays.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CLOUDNAP_CACHE/target}
+VENV=$CLOUDNAP_CACHE/venv
+STARTED_PIDS=()
+
+# Debian packages the build and tests need.
+APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv)
+
+ensure_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install a Rust toolchain (1.88 or newer, e.g. with rustup)" >&2
+    exit 1
+  fi
+}
+
+# A Python venv with moto[server], the local AWS emulator.
+ensure_moto() {
+  if [ ! -x "$VENV/bin/moto_server" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q 'moto[server]==5.*'
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Starts moto on a free loopback port; exports CLOUDNAP_MOTO_URL.
+start_moto() {
+  local port; port=$(free_port)
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CLOUDNAP_CACHE/moto.log" 2>&1 &
+  STARTED_PIDS+=($!)
+  export CLOUDNAP_MOTO_URL="http://127.0.0.1:$port"
+  for _ in $(seq 100); do
+    curl -fs "$CLOUDNAP_MOTO_URL/moto-api/" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "moto_server did not start; see $CLOUDNAP_CACHE/moto.log" >&2
+  return 1
+}
+
+stop_started() {
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}

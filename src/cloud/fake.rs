@@ -1,0 +1,118 @@
+//! An in-memory [`CloudControl`] for unit tests of the core and the manager.
+
+use super::{CloudControl, CloudError, ErrorKind, Identity};
+use crate::core::resource::{
+    Capacity, Ec2Instance, EcsService, EksNodegroup, Observed, ResourceId,
+};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// One fake resource.
+#[derive(Debug, Clone)]
+pub struct FakeResource {
+    pub capacity: Capacity,
+    pub protected: bool,
+    pub marker: Option<Capacity>,
+}
+
+/// Resources in memory, a log of mutating calls, and injectable failures.
+#[derive(Default)]
+pub struct FakeCloud {
+    pub resources: Mutex<HashMap<ResourceId, FakeResource>>,
+    /// Mutating calls, in order: `("set_capacity" | "set_marker", id)`.
+    pub calls: Mutex<Vec<(&'static str, ResourceId)>>,
+    /// Resources whose mutating calls fail with AccessDenied.
+    pub deny: Mutex<Vec<ResourceId>>,
+}
+
+impl FakeCloud {
+    /// Adds a resource at `capacity`.
+    pub fn add(&self, id: &ResourceId, capacity: Capacity) {
+        self.resources.lock().unwrap().insert(
+            id.clone(),
+            FakeResource {
+                capacity,
+                protected: false,
+                marker: None,
+            },
+        );
+    }
+
+    /// The resource's current state.
+    pub fn get(&self, id: &ResourceId) -> FakeResource {
+        self.resources.lock().unwrap()[id].clone()
+    }
+
+    fn mutate(
+        &self,
+        call: &'static str,
+        id: &ResourceId,
+        f: impl FnOnce(&mut FakeResource),
+    ) -> Result<(), CloudError> {
+        self.calls.lock().unwrap().push((call, id.clone()));
+        if self.deny.lock().unwrap().contains(id) {
+            return Err(CloudError::from_code(
+                Some("AccessDeniedException"),
+                "denied",
+            ));
+        }
+        let mut map = self.resources.lock().unwrap();
+        let r = map
+            .get_mut(id)
+            .ok_or_else(|| CloudError::new(ErrorKind::NotFound, format!("{id} not found")))?;
+        f(r);
+        Ok(())
+    }
+}
+
+impl CloudControl for FakeCloud {
+    async fn inspect(&self, id: &ResourceId, _: Option<&str>) -> Result<Observed, CloudError> {
+        let map = self.resources.lock().unwrap();
+        let r = map
+            .get(id)
+            .ok_or_else(|| CloudError::new(ErrorKind::NotFound, format!("{id} not found")))?;
+        Ok(Observed {
+            capacity: r.capacity,
+            protected: r.protected,
+            marker: r.marker,
+            status: r.capacity.to_string(),
+        })
+    }
+
+    async fn set_capacity(
+        &self,
+        id: &ResourceId,
+        _: Option<&str>,
+        c: Capacity,
+    ) -> Result<(), CloudError> {
+        self.mutate("set_capacity", id, |r| r.capacity = c)
+    }
+
+    async fn set_marker(
+        &self,
+        id: &ResourceId,
+        _: Option<&str>,
+        saved: Option<Capacity>,
+    ) -> Result<(), CloudError> {
+        self.mutate("set_marker", id, |r| r.marker = saved)
+    }
+
+    async fn list_ec2(&self, _: &str, _: Option<&str>) -> Result<Vec<Ec2Instance>, CloudError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_ecs(&self, _: &str, _: Option<&str>) -> Result<Vec<EcsService>, CloudError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_eks(&self, _: &str, _: Option<&str>) -> Result<Vec<EksNodegroup>, CloudError> {
+        Ok(Vec::new())
+    }
+
+    async fn whoami(&self, _: &str, _: Option<&str>) -> Result<Identity, CloudError> {
+        Ok(Identity {
+            account: "000000000000".into(),
+            arn: "arn:aws:iam::000000000000:user/fake".into(),
+        })
+    }
+}

@@ -1,0 +1,145 @@
+//! Cloud control: a small trait over the operations cloudnap needs, returning
+//! domain types, and its AWS implementation.
+
+pub mod aws;
+#[cfg(test)]
+pub mod fake;
+
+use crate::core::resource::{
+    Capacity, Ec2Instance, EcsService, EksNodegroup, Observed, ResourceId,
+};
+use std::future::Future;
+
+/// What kind of failure a cloud call had, so callers can branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The resource (or its cluster) does not exist.
+    NotFound,
+    /// The credentials are not allowed to do this.
+    AccessDenied,
+    /// Still throttled after retries.
+    Throttled,
+    /// Missing, invalid or expired credentials.
+    Credentials,
+    /// The resource is in a state that does not allow the call.
+    InvalidState,
+    /// Could not reach AWS (connection, timeout).
+    Network,
+    /// Anything else.
+    Other,
+}
+
+/// A failed cloud call. Keeps the AWS error code (e.g. `AccessDeniedException`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct CloudError {
+    pub kind: ErrorKind,
+    /// The AWS error code, when AWS answered with one.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl CloudError {
+    /// An error with no AWS error code.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CloudError {
+            kind,
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies an AWS error code.
+    pub fn from_code(code: Option<&str>, message: impl Into<String>) -> Self {
+        let kind = match code.unwrap_or("") {
+            c if c.contains("NotFound") || c == "InvalidInstanceID.Malformed" => {
+                ErrorKind::NotFound
+            }
+            c if c.contains("AccessDenied") || c == "UnauthorizedOperation" => {
+                ErrorKind::AccessDenied
+            }
+            "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled" => ErrorKind::Throttled,
+            "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "AuthFailure"
+            | "SignatureDoesNotMatch"
+            | "InvalidSignatureException" => ErrorKind::Credentials,
+            "IncorrectInstanceState" | "ResourceInUseException" => ErrorKind::InvalidState,
+            _ => ErrorKind::Other,
+        };
+        CloudError {
+            kind,
+            code: code.map(String::from),
+            message: message.into(),
+        }
+    }
+}
+
+/// Who the credentials belong to (STS `GetCallerIdentity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
+/// Operations on the cloud. `profile` selects a named credentials profile
+/// (`None`: the configured default).
+pub trait CloudControl: Send + Sync + 'static {
+    /// Current capacity, protection and sleep marker of a resource.
+    fn inspect(
+        &self,
+        id: &ResourceId,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Observed, CloudError>> + Send;
+
+    /// Starts/stops an instance, sets a service's desired count, or a
+    /// nodegroup's min/desired/max.
+    fn set_capacity(
+        &self,
+        id: &ResourceId,
+        profile: Option<&str>,
+        capacity: Capacity,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Writes (`Some`) or removes (`None`) the `cloudnap:sleeping` tag.
+    fn set_marker(
+        &self,
+        id: &ResourceId,
+        profile: Option<&str>,
+        saved: Option<Capacity>,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// All EC2 instances in a region.
+    fn list_ec2(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Ec2Instance>, CloudError>> + Send;
+
+    /// All ECS services of all clusters in a region.
+    fn list_ecs(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<EcsService>, CloudError>> + Send;
+
+    /// All EKS nodegroups of all clusters in a region.
+    fn list_eks(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<EksNodegroup>, CloudError>> + Send;
+
+    /// Checks the credentials.
+    fn whoami(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Identity, CloudError>> + Send;
+}

@@ -1,0 +1,7 @@
+//! Pure logic: domain types, configuration validation and the sleep/wake
+//! policy. Nothing here touches the OS, the network or AWS.
+
+pub mod policy;
+pub mod registry;
+pub mod resource;
+pub mod settings;

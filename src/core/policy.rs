@@ -1,0 +1,192 @@
+//! The sleep/wake policy: given what a resource looks like now and what
+//! cloudnap recorded about it, decide what to do. Pure: no I/O.
+
+use crate::core::resource::{Capacity, Observed, ResourceId};
+use serde::{Deserialize, Serialize};
+
+/// Where a sleep of one resource has got to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Recorded; the stop call may or may not have happened.
+    Stopping,
+    /// The stop call succeeded.
+    Asleep,
+}
+
+/// What cloudnap remembers about a resource it put to sleep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SleepRecord {
+    pub resource: ResourceId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The capacity to restore on wake.
+    pub saved: Capacity,
+    pub phase: Phase,
+    /// Unix seconds when the sleep was recorded.
+    pub since: u64,
+}
+
+/// What sleep does with one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SleepDecision {
+    /// Record `saved`, tag, then stop.
+    Stop { saved: Capacity },
+    /// Already down because cloudnap put it there: keep (or adopt) the record.
+    AlreadyAsleep { saved: Capacity },
+    /// Already down and not ours: left alone, and not woken later.
+    LeaveDown,
+    /// Tagged `cloudnap:protect=true`.
+    Protected,
+    /// cloudnap put it to sleep but someone started it again by hand: the
+    /// user has taken over, so forget the record and do not stop it twice.
+    StartedByHand,
+}
+
+/// Decides what sleep does with a resource.
+pub fn decide_sleep(observed: &Observed, record: Option<&SleepRecord>) -> SleepDecision {
+    let up = observed.capacity.is_up();
+    match (record, observed.marker) {
+        (Some(r), _) if !up => SleepDecision::AlreadyAsleep { saved: r.saved },
+        (None, Some(saved)) if !up => SleepDecision::AlreadyAsleep { saved },
+        (Some(r), _) if r.phase == Phase::Asleep => SleepDecision::StartedByHand,
+        // A sleep that was recorded but cut short (crash): finish it with the
+        // capacity saved before the crash.
+        (Some(r), _) if !observed.protected => SleepDecision::Stop { saved: r.saved },
+        _ if observed.protected => SleepDecision::Protected,
+        _ if !up => SleepDecision::LeaveDown,
+        _ => SleepDecision::Stop {
+            saved: observed.capacity,
+        },
+    }
+}
+
+/// What wake does with one resource cloudnap saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeDecision {
+    /// Set it back to exactly `saved`.
+    Restore { saved: Capacity },
+    /// Already up (restored earlier, or started by hand): leave the capacity
+    /// as it is and forget the record.
+    AlreadyUp,
+}
+
+/// Decides what wake does with a resource that has a saved capacity.
+pub fn decide_wake(observed: &Observed, saved: Capacity) -> WakeDecision {
+    if observed.capacity.is_up() {
+        WakeDecision::AlreadyUp
+    } else {
+        WakeDecision::Restore { saved }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(capacity: Capacity) -> Observed {
+        Observed {
+            capacity,
+            protected: false,
+            marker: None,
+            status: String::new(),
+        }
+    }
+
+    fn rec(saved: Capacity, phase: Phase) -> SleepRecord {
+        SleepRecord {
+            resource: ResourceId::Ecs {
+                cluster_name: "c".into(),
+                service_name: "s".into(),
+                region: "us-east-1".into(),
+            },
+            profile: None,
+            saved,
+            phase,
+            since: 0,
+        }
+    }
+
+    const ECS3: Capacity = Capacity::Ecs { desired: 3 };
+    const ECS0: Capacity = Capacity::Ecs { desired: 0 };
+
+    #[test]
+    fn up_resources_are_stopped_with_their_capacity_saved() {
+        assert_eq!(
+            decide_sleep(&obs(ECS3), None),
+            SleepDecision::Stop { saved: ECS3 }
+        );
+        let ng = Capacity::Eks {
+            min: 1,
+            desired: 2,
+            max: 4,
+        };
+        assert_eq!(
+            decide_sleep(&obs(ng), None),
+            SleepDecision::Stop { saved: ng }
+        );
+    }
+
+    #[test]
+    fn down_resources_are_left_alone() {
+        assert_eq!(decide_sleep(&obs(ECS0), None), SleepDecision::LeaveDown);
+        let stopped = Capacity::Ec2 { running: false };
+        assert_eq!(decide_sleep(&obs(stopped), None), SleepDecision::LeaveDown);
+    }
+
+    #[test]
+    fn protected_resources_are_never_stopped() {
+        let mut o = obs(ECS3);
+        o.protected = true;
+        assert_eq!(decide_sleep(&o, None), SleepDecision::Protected);
+        let r = rec(ECS3, Phase::Stopping);
+        assert_eq!(decide_sleep(&o, Some(&r)), SleepDecision::Protected);
+    }
+
+    #[test]
+    fn a_tag_alone_marks_a_resource_as_ours() {
+        let mut o = obs(ECS0);
+        o.marker = Some(ECS3);
+        assert_eq!(
+            decide_sleep(&o, None),
+            SleepDecision::AlreadyAsleep { saved: ECS3 }
+        );
+    }
+
+    #[test]
+    fn second_sleep_keeps_the_first_saved_capacity() {
+        let r = rec(ECS3, Phase::Asleep);
+        assert_eq!(
+            decide_sleep(&obs(ECS0), Some(&r)),
+            SleepDecision::AlreadyAsleep { saved: ECS3 }
+        );
+    }
+
+    #[test]
+    fn interrupted_sleep_is_finished_with_the_recorded_capacity() {
+        let r = rec(ECS3, Phase::Stopping);
+        let now = Capacity::Ecs { desired: 5 };
+        assert_eq!(
+            decide_sleep(&obs(now), Some(&r)),
+            SleepDecision::Stop { saved: ECS3 }
+        );
+    }
+
+    #[test]
+    fn started_by_hand_while_asleep_is_not_stopped_twice() {
+        let r = rec(ECS3, Phase::Asleep);
+        assert_eq!(
+            decide_sleep(&obs(ECS3), Some(&r)),
+            SleepDecision::StartedByHand
+        );
+    }
+
+    #[test]
+    fn wake_restores_only_what_is_down() {
+        assert_eq!(
+            decide_wake(&obs(ECS0), ECS3),
+            WakeDecision::Restore { saved: ECS3 }
+        );
+        assert_eq!(decide_wake(&obs(ECS3), ECS3), WakeDecision::AlreadyUp);
+    }
+}

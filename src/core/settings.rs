@@ -1,0 +1,586 @@
+//! `settings.json`: parse, validate and resolve into [`Settings`].
+//!
+//! Missing keys take defaults, unknown keys produce a warning naming the key,
+//! and invalid values produce an error naming the key and what is allowed.
+//! Keys starting with `_` are comments and are ignored.
+
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The default `settings.json` written on first run.
+pub const DEFAULT_SETTINGS_JSON: &str = include_str!("../../settings.json");
+
+/// Why `settings.json` could not be used.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SettingsError {
+    /// Not valid JSON.
+    #[error("settings.json line {line} column {column}: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// Valid JSON with invalid values; each message names the key.
+    #[error("settings.json is invalid:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+/// Idle timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivitySettings {
+    /// No activity for this long puts resources to sleep.
+    pub inactivity_timeout: Duration,
+    /// How long before sleep the user is warned.
+    pub warning: Duration,
+}
+
+/// Keyboard detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyboardSettings {
+    pub enabled: bool,
+    /// Key events closer together than this count once.
+    pub debounce_ms: u64,
+}
+
+/// Mouse detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MouseSettings {
+    pub enabled: bool,
+    pub debounce_ms: u64,
+    /// Movement smaller than this many pixels is ignored.
+    pub movement_threshold: u64,
+}
+
+/// Screen-change detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScreenSettings {
+    pub enabled: bool,
+    pub capture_interval_sec: f64,
+    /// Fraction (0..1) of the downscaled frame that must change.
+    pub change_threshold: f64,
+}
+
+/// Audio-playback detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioSettings {
+    pub enabled: bool,
+    pub check_interval_sec: f64,
+    /// RMS level (0..1) of the output above which sound counts as playing.
+    pub volume_threshold: f64,
+}
+
+/// Active-window detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSettings {
+    pub enabled: bool,
+    pub check_interval_sec: f64,
+}
+
+/// The OS's own seconds-since-input (X11 screensaver extension).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemIdleSettings {
+    pub enabled: bool,
+    pub check_interval_sec: f64,
+}
+
+/// AWS access.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsSettings {
+    /// Regions listed by `LIST_*` commands when none is given.
+    pub regions: Vec<String>,
+    /// Named profile from `~/.aws/config`; `None` uses the default chain.
+    pub profile: Option<String>,
+    /// Endpoint override for every SDK client (a local emulator).
+    pub endpoint_url: Option<String>,
+    /// How often the state of registered resources is refreshed.
+    pub service_state_check_interval: Duration,
+    /// Report what sleep/wake would do without changing anything.
+    pub dry_run: bool,
+    /// Upper bound on AWS calls in flight at once.
+    pub max_concurrent_calls: usize,
+}
+
+/// UDP command server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpSettings {
+    pub enabled: bool,
+    pub ip: IpAddr,
+    pub port: u16,
+    /// Largest datagram accepted, in bytes.
+    pub buffer_size: usize,
+    /// Shared secret every command must carry; required off loopback.
+    pub token: Option<String>,
+    /// Where state changes and replies are echoed, if set.
+    pub events_port: Option<u16>,
+}
+
+/// Everything in `settings.json`, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub activity: ActivitySettings,
+    pub keyboard: KeyboardSettings,
+    pub mouse: MouseSettings,
+    pub screen: ScreenSettings,
+    pub audio: AudioSettings,
+    pub window: WindowSettings,
+    pub system_idle: SystemIdleSettings,
+    pub aws: AwsSettings,
+    pub udp: UdpSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        // An empty object resolves every key to its default.
+        Settings::parse("{}").expect("defaults are valid").0
+    }
+}
+
+fn minutes(m: f64) -> Duration {
+    Duration::from_secs_f64(m * 60.0)
+}
+
+impl Settings {
+    /// Parses and validates `settings.json` text. Returns the settings and
+    /// non-fatal warnings (unknown keys).
+    pub fn parse(text: &str) -> Result<(Settings, Vec<String>), SettingsError> {
+        let root: Value = serde_json::from_str(text).map_err(|e| SettingsError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        let mut c = Checker::default();
+        let top = match &root {
+            Value::Object(m) => Some(m),
+            _ => {
+                c.errors.push("the top level must be a JSON object".into());
+                None
+            }
+        };
+        let root = Sec {
+            path: String::new(),
+            map: top,
+        };
+        c.unknown(
+            &root,
+            &[
+                "activity_monitor",
+                "keyboard",
+                "mouse",
+                "screen",
+                "audio",
+                "window",
+                "system_idle",
+                "aws",
+                "udp_server",
+            ],
+        );
+
+        let s = c.sec(
+            &root,
+            "activity_monitor",
+            &["inactivity_timeout_minutes", "warning_minutes"],
+        );
+        let timeout = c.num(&s, "inactivity_timeout_minutes", 30.0, 0.001, 10_080.0);
+        let warning = c.num(&s, "warning_minutes", 2.0, 0.0, 10_080.0);
+        let activity = ActivitySettings {
+            inactivity_timeout: minutes(timeout),
+            warning: minutes(warning.min(timeout)),
+        };
+
+        let s = c.sec(&root, "keyboard", &["enabled", "debounce_ms"]);
+        let keyboard = KeyboardSettings {
+            enabled: c.boolean(&s, "enabled", true),
+            debounce_ms: c.int(&s, "debounce_ms", 100, 0, 60_000),
+        };
+        let s = c.sec(
+            &root,
+            "mouse",
+            &["enabled", "debounce_ms", "movement_threshold"],
+        );
+        let mouse = MouseSettings {
+            enabled: c.boolean(&s, "enabled", true),
+            debounce_ms: c.int(&s, "debounce_ms", 100, 0, 60_000),
+            movement_threshold: c.int(&s, "movement_threshold", 10, 0, 10_000),
+        };
+        let s = c.sec(
+            &root,
+            "screen",
+            &["enabled", "capture_interval_sec", "change_threshold"],
+        );
+        let screen = ScreenSettings {
+            enabled: c.boolean(&s, "enabled", true),
+            capture_interval_sec: c.num(&s, "capture_interval_sec", 10.0, 0.1, 3600.0),
+            change_threshold: c.num(&s, "change_threshold", 0.01, 0.0, 1.0),
+        };
+        let s = c.sec(
+            &root,
+            "audio",
+            &["enabled", "check_interval_sec", "volume_threshold"],
+        );
+        let audio = AudioSettings {
+            enabled: c.boolean(&s, "enabled", true),
+            check_interval_sec: c.num(&s, "check_interval_sec", 5.0, 0.1, 3600.0),
+            volume_threshold: c.num(&s, "volume_threshold", 0.01, 0.0, 1.0),
+        };
+        let s = c.sec(&root, "window", &["enabled", "check_interval_sec"]);
+        let window = WindowSettings {
+            enabled: c.boolean(&s, "enabled", true),
+            check_interval_sec: c.num(&s, "check_interval_sec", 2.0, 0.1, 3600.0),
+        };
+        let s = c.sec(&root, "system_idle", &["enabled", "check_interval_sec"]);
+        let system_idle = SystemIdleSettings {
+            enabled: c.boolean(&s, "enabled", true),
+            check_interval_sec: c.num(&s, "check_interval_sec", 10.0, 0.1, 3600.0),
+        };
+
+        let s = c.sec(
+            &root,
+            "aws",
+            &[
+                "regions",
+                "profile",
+                "endpoint_url",
+                "service_state_check_interval_minutes",
+                "dry_run",
+                "max_concurrent_calls",
+            ],
+        );
+        let regions = c.regions(&s, "regions");
+        let profile = c.opt_string(&s, "profile", |p| {
+            (!p.is_empty() && !p.contains(char::is_whitespace))
+                .then_some(())
+                .ok_or("a profile name without spaces")
+        });
+        let endpoint_url = c.opt_string(&s, "endpoint_url", |u| {
+            (u.starts_with("http://") || u.starts_with("https://"))
+                .then_some(())
+                .ok_or("an http:// or https:// URL")
+        });
+        let aws = AwsSettings {
+            regions,
+            profile,
+            endpoint_url,
+            service_state_check_interval: minutes(c.num(
+                &s,
+                "service_state_check_interval_minutes",
+                5.0,
+                0.01,
+                1440.0,
+            )),
+            dry_run: c.boolean(&s, "dry_run", false),
+            max_concurrent_calls: c.int(&s, "max_concurrent_calls", 16, 1, 256) as usize,
+        };
+
+        let s = c.sec(
+            &root,
+            "udp_server",
+            &[
+                "enabled",
+                "ip",
+                "port",
+                "buffer_size",
+                "token",
+                "events_port",
+            ],
+        );
+        let ip = c
+            .opt_string(&s, "ip", |v| {
+                v.parse::<IpAddr>()
+                    .map(|_| ())
+                    .map_err(|_| "an IPv4 or IPv6 address such as 127.0.0.1")
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let udp = UdpSettings {
+            enabled: c.boolean(&s, "enabled", true),
+            ip,
+            port: c.int(&s, "port", 20200, 0, 65535) as u16,
+            buffer_size: c.int(&s, "buffer_size", 65_535, 512, 65_535) as usize,
+            token: c.opt_string(&s, "token", |t| {
+                (t.len() >= 8 && !t.contains(':'))
+                    .then_some(())
+                    .ok_or("at least 8 characters and no ':'")
+            }),
+            events_port: c.opt_int(&s, "events_port", 1, 65535).map(|p| p as u16),
+        };
+        if !udp.ip.is_loopback() && udp.token.is_none() && udp.enabled {
+            c.errors.push(format!(
+                "udp_server.ip: {} is not a loopback address, so udp_server.token must be set",
+                udp.ip
+            ));
+        }
+
+        if !c.errors.is_empty() {
+            return Err(SettingsError::Invalid(c.errors));
+        }
+        Ok((
+            Settings {
+                activity,
+                keyboard,
+                mouse,
+                screen,
+                audio,
+                window,
+                system_idle,
+                aws,
+                udp,
+            },
+            c.warnings,
+        ))
+    }
+}
+
+/// Whether `s` looks like an AWS region name such as `us-east-1` or `us-gov-west-1`.
+pub fn is_valid_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].len() <= 2
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+/// A section of the document: its dotted path and, if present, its object.
+struct Sec<'a> {
+    path: String,
+    map: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> Sec<'a> {
+    fn key(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map?.get(key).filter(|v| !v.is_null())
+    }
+}
+
+/// Collects errors and warnings while reading values.
+#[derive(Default)]
+struct Checker {
+    errors: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Checker {
+    fn unknown(&mut self, sec: &Sec, known: &[&str]) {
+        for k in sec.map.into_iter().flat_map(|m| m.keys()) {
+            if !k.starts_with('_') && !known.contains(&k.as_str()) {
+                self.warnings.push(format!(
+                    "settings.json: unknown key `{}` is ignored",
+                    sec.key(k)
+                ));
+            }
+        }
+    }
+
+    fn sec<'a>(&mut self, parent: &Sec<'a>, name: &str, known: &[&str]) -> Sec<'a> {
+        let path = parent.key(name);
+        let map = match parent.get(name) {
+            None => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(other) => {
+                self.bad(&path, "an object", other);
+                None
+            }
+        };
+        let sec = Sec { path, map };
+        self.unknown(&sec, known);
+        sec
+    }
+
+    fn bad(&mut self, key: &str, allowed: &str, got: &Value) {
+        self.errors
+            .push(format!("`{key}` must be {allowed} (got {got})"));
+    }
+
+    fn num(&mut self, s: &Sec, key: &str, default: f64, min: f64, max: f64) -> f64 {
+        match s.get(key) {
+            None => default,
+            Some(v) => match v.as_f64() {
+                Some(n) if n >= min && n <= max => n,
+                _ => {
+                    self.bad(&s.key(key), &format!("a number from {min} to {max}"), v);
+                    default
+                }
+            },
+        }
+    }
+
+    fn opt_int(&mut self, s: &Sec, key: &str, min: u64, max: u64) -> Option<u64> {
+        let v = s.get(key)?;
+        match v.as_u64() {
+            Some(n) if n >= min && n <= max => Some(n),
+            _ => {
+                self.bad(
+                    &s.key(key),
+                    &format!("a whole number from {min} to {max}"),
+                    v,
+                );
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, s: &Sec, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        self.opt_int(s, key, min, max).unwrap_or(default)
+    }
+
+    fn boolean(&mut self, s: &Sec, key: &str, default: bool) -> bool {
+        match s.get(key) {
+            None => default,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                self.bad(&s.key(key), "true or false", v);
+                default
+            }
+        }
+    }
+
+    fn opt_string(
+        &mut self,
+        s: &Sec,
+        key: &str,
+        check: impl Fn(&str) -> Result<(), &'static str>,
+    ) -> Option<String> {
+        let v = s.get(key)?;
+        match v.as_str().map(|t| (t, check(t))) {
+            Some((t, Ok(()))) => Some(t.to_string()),
+            Some((_, Err(allowed))) => {
+                self.bad(&s.key(key), allowed, v);
+                None
+            }
+            None => {
+                self.bad(&s.key(key), "a string", v);
+                None
+            }
+        }
+    }
+
+    fn regions(&mut self, s: &Sec, key: &str) -> Vec<String> {
+        let default = vec!["us-east-1".to_string()];
+        let Some(v) = s.get(key) else { return default };
+        let list: Option<Vec<&str>> = v
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_str).collect());
+        match list {
+            Some(l) if !l.is_empty() && l.iter().all(|r| is_valid_region(r)) => {
+                l.into_iter().map(String::from).collect()
+            }
+            _ => {
+                self.bad(
+                    &s.key(key),
+                    "a non-empty list of AWS region names such as [\"us-east-1\"]",
+                    v,
+                );
+                default
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_parse_cleanly() {
+        let (s, warnings) = Settings::parse(DEFAULT_SETTINGS_JSON).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(s.activity.inactivity_timeout, Duration::from_secs(1800));
+        assert_eq!(s.udp.port, 20200);
+        assert_eq!(s.udp.ip, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(s.aws.service_state_check_interval, Duration::from_secs(300));
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn fractional_timeout_works() {
+        let (s, _) =
+            Settings::parse(r#"{"activity_monitor":{"inactivity_timeout_minutes":0.1}}"#).unwrap();
+        assert_eq!(s.activity.inactivity_timeout, Duration::from_secs(6));
+        // The warning never exceeds the timeout.
+        assert_eq!(s.activity.warning, Duration::from_secs(6));
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_their_path() {
+        let (_, w) = Settings::parse(r#"{"aws":{"regoins":[]},"extra":1,"_comment":"x"}"#).unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().any(|m| m.contains("`aws.regoins`")));
+        assert!(w.iter().any(|m| m.contains("`extra`")));
+    }
+
+    #[test]
+    fn invalid_values_name_the_key_and_what_is_allowed() {
+        let err = Settings::parse(
+            r#"{"activity_monitor":{"inactivity_timeout_minutes":-1},
+                "udp_server":{"port":"x"},"aws":{"regions":["mars-1"]},"mouse":{"enabled":1}}"#,
+        )
+        .unwrap_err();
+        let SettingsError::Invalid(errs) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(errs[0]
+            .contains("`activity_monitor.inactivity_timeout_minutes` must be a number from 0.001"));
+        assert!(errs
+            .iter()
+            .any(|e| e.contains("`udp_server.port` must be a whole number")));
+        assert!(errs.iter().any(|e| e.contains("`aws.regions`")));
+        assert!(errs
+            .iter()
+            .any(|e| e.contains("`mouse.enabled` must be true or false")));
+    }
+
+    #[test]
+    fn json_syntax_errors_have_a_line() {
+        let err = Settings::parse("{\n\"aws\": {,}\n}").unwrap_err();
+        assert!(
+            matches!(err, SettingsError::Json { line: 2, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn non_loopback_bind_needs_a_token() {
+        let err = Settings::parse(r#"{"udp_server":{"ip":"0.0.0.0"}}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("udp_server.token must be set"),
+            "{err}"
+        );
+        let ok = Settings::parse(r#"{"udp_server":{"ip":"0.0.0.0","token":"s3cr3t-token"}}"#);
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn region_names() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
+            assert!(is_valid_region(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "us",
+            "us-east",
+            "US-east-1",
+            "us-east-x",
+            "mars-1",
+            "us--1",
+        ] {
+            assert!(!is_valid_region(bad), "{bad}");
+        }
+    }
+}

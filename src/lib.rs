@@ -1,0 +1,11 @@
+//! cloudnap: puts a developer's AWS resources to sleep while they are away and
+//! wakes them, exactly as they were, when they come back.
+//!
+//! Layout: [`core`] is pure logic (domain types, config validation, policy);
+//! [`store`] owns files; [`cloud`] talks to AWS; [`manager`] carries out sleep
+//! and wake; `main.rs` is the command line.
+
+pub mod cloud;
+pub mod core;
+pub mod manager;
+pub mod store;

@@ -1,0 +1,597 @@
+//! The service manager: puts registered resources to sleep and wakes them
+//! exactly as they were, following [`crate::core::policy`], recording every
+//! sleep in the state file (before the mutating calls) and in AWS tags.
+
+use crate::cloud::{CloudControl, CloudError, ErrorKind};
+use crate::core::policy::{
+    decide_sleep, decide_wake, Phase, SleepDecision, SleepRecord, WakeDecision,
+};
+use crate::core::registry::Entry;
+use crate::core::resource::{Capacity, Observed, ResourceId};
+use crate::store::state::{Records, StateError, StateFile};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What happened to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Stopped,
+    WouldStop,
+    AlreadyAsleep,
+    LeftDown,
+    Protected,
+    StartedByHand,
+    Restored,
+    WouldRestore,
+    AlreadyUp,
+    Failed,
+}
+
+/// One row of a sleep or wake report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub resource: ResourceId,
+    pub action: Action,
+    /// Capacity before the operation, if known.
+    pub before: Option<Capacity>,
+    /// Capacity saved or restored.
+    pub saved: Option<Capacity>,
+    /// Why it failed, or a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One row of a status report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusRow {
+    pub resource: ResourceId,
+    pub description: String,
+    pub status: String,
+    pub capacity: Option<Capacity>,
+    /// The capacity cloudnap will restore, if it put the resource to sleep.
+    pub asleep: Option<Capacity>,
+    pub protected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Runs sleep, wake and status against a [`CloudControl`].
+pub struct Manager<C> {
+    cloud: Arc<C>,
+    state: StateFile,
+    concurrency: usize,
+    dry_run: bool,
+    /// One sleep or wake at a time in this process.
+    busy: tokio::sync::Mutex<()>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs `f` over `items` with at most `limit` in flight, keeping order.
+async fn bounded<T, R, F, Fut>(items: Vec<T>, limit: usize, f: F) -> Vec<R>
+where
+    F: FnMut(T) -> Fut,
+    Fut: Future<Output = R>,
+{
+    stream::iter(items)
+        .map(f)
+        .buffered(limit.max(1))
+        .collect()
+        .await
+}
+
+impl<C: CloudControl> Manager<C> {
+    /// A manager with at most `concurrency` cloud calls in flight; with
+    /// `dry_run` no mutating call is made and nothing is recorded.
+    pub fn new(cloud: Arc<C>, state: StateFile, concurrency: usize, dry_run: bool) -> Self {
+        Manager {
+            cloud,
+            state,
+            concurrency,
+            dry_run,
+            busy: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The cloud this manager drives.
+    pub fn cloud(&self) -> &Arc<C> {
+        &self.cloud
+    }
+
+    /// The records in the state file. A corrupt file is moved aside and
+    /// reported; the AWS tags still say what is asleep.
+    pub fn records(&self) -> Result<Records, StateError> {
+        match self.state.load() {
+            Err(e @ StateError::Corrupt { .. }) => {
+                tracing::warn!("{e}; relying on AWS tags");
+                Ok(Records::new())
+            }
+            other => other,
+        }
+    }
+
+    async fn inspect_all<'a>(
+        &self,
+        targets: Vec<(&'a ResourceId, Option<&'a str>)>,
+    ) -> Vec<Result<Observed, CloudError>> {
+        let cloud = &self.cloud;
+        bounded(targets, self.concurrency, |(id, profile)| async move {
+            cloud.inspect(id, profile).await
+        })
+        .await
+    }
+
+    /// Stops every registered resource that is up, saving its capacity first.
+    pub async fn sleep(&self, entries: &[Entry]) -> Result<Vec<Outcome>, StateError> {
+        let _busy = self.busy.lock().await;
+        let mut records = self.records()?;
+        let observed = self
+            .inspect_all(
+                entries
+                    .iter()
+                    .map(|e| (&e.id, e.profile.as_deref()))
+                    .collect(),
+            )
+            .await;
+
+        let mut outcomes = Vec::new();
+        let mut to_stop = Vec::new();
+        let mut to_forget = Vec::new();
+        for (entry, obs) in entries.iter().zip(observed) {
+            let obs = match obs {
+                Ok(o) => o,
+                Err(e) => {
+                    outcomes.push(failed(&entry.id, None, e));
+                    continue;
+                }
+            };
+            let before = Some(obs.capacity);
+            let decision = decide_sleep(&obs, records.get(&entry.id));
+            let (action, saved) = match decision {
+                SleepDecision::Stop { saved } if self.dry_run => (Action::WouldStop, Some(saved)),
+                SleepDecision::Stop { saved } => {
+                    records.insert(entry.id.clone(), record(entry, saved, Phase::Stopping));
+                    to_stop.push((entry, saved, obs.capacity));
+                    continue;
+                }
+                SleepDecision::AlreadyAsleep { saved } => {
+                    if !self.dry_run && !records.contains_key(&entry.id) {
+                        records.insert(entry.id.clone(), record(entry, saved, Phase::Asleep));
+                    }
+                    (Action::AlreadyAsleep, Some(saved))
+                }
+                SleepDecision::LeaveDown => (Action::LeftDown, None),
+                SleepDecision::Protected => (Action::Protected, None),
+                SleepDecision::StartedByHand => {
+                    if !self.dry_run {
+                        records.remove(&entry.id);
+                        to_forget.push(entry);
+                    }
+                    (Action::StartedByHand, None)
+                }
+            };
+            outcomes.push(Outcome {
+                resource: entry.id.clone(),
+                action,
+                before,
+                saved,
+                error: None,
+            });
+        }
+        if self.dry_run {
+            return Ok(outcomes);
+        }
+        // The record is on disk before any mutating call.
+        self.state.save(&records)?;
+
+        let cloud = &self.cloud;
+        let stopped = bounded(
+            to_stop,
+            self.concurrency,
+            |(entry, saved, before)| async move {
+                let profile = entry.profile.as_deref();
+                let tagged = cloud.set_marker(&entry.id, profile, Some(saved)).await;
+                let stop = cloud.set_capacity(&entry.id, profile, saved.asleep()).await;
+                if stop.is_err() && tagged.is_ok() {
+                    let _ = cloud.set_marker(&entry.id, profile, None).await;
+                }
+                let error = match (&stop, tagged) {
+                    (Err(e), _) => Some(e.to_string()),
+                    (Ok(()), Err(e)) => {
+                        Some(format!("stopped, but the sleep tag was not written: {e}"))
+                    }
+                    _ => None,
+                };
+                (entry, before, saved, stop.is_ok(), error)
+            },
+        )
+        .await;
+        let _ = bounded(to_forget, self.concurrency, |entry| async move {
+            cloud
+                .set_marker(&entry.id, entry.profile.as_deref(), None)
+                .await
+        })
+        .await;
+
+        for (entry, before, saved, ok, error) in stopped {
+            if ok {
+                if let Some(r) = records.get_mut(&entry.id) {
+                    r.phase = Phase::Asleep;
+                }
+            } else {
+                records.remove(&entry.id);
+            }
+            outcomes.push(Outcome {
+                resource: entry.id.clone(),
+                action: if ok { Action::Stopped } else { Action::Failed },
+                before: Some(before),
+                saved: Some(saved),
+                error,
+            });
+        }
+        self.state.save(&records)?;
+        sort(&mut outcomes);
+        Ok(outcomes)
+    }
+
+    /// Restores everything cloudnap put to sleep (from the state file, or the
+    /// AWS tags of registered resources) to exactly its saved capacity.
+    pub async fn wake(&self, entries: &[Entry]) -> Result<Vec<Outcome>, StateError> {
+        let _busy = self.busy.lock().await;
+        let mut records = self.records()?;
+        // Registered resources, plus recorded ones no longer registered.
+        let mut targets: BTreeMap<ResourceId, Option<String>> = entries
+            .iter()
+            .map(|e| (e.id.clone(), e.profile.clone()))
+            .collect();
+        for r in records.values() {
+            targets
+                .entry(r.resource.clone())
+                .or_insert(r.profile.clone());
+        }
+        let observed = self
+            .inspect_all(targets.iter().map(|(id, p)| (id, p.as_deref())).collect())
+            .await;
+
+        let mut outcomes = Vec::new();
+        let mut to_wake = Vec::new();
+        for ((id, profile), obs) in targets.iter().zip(observed) {
+            let profile = profile.as_deref();
+            let recorded = records.get(id).map(|r| r.saved);
+            let obs = match obs {
+                Ok(o) => o,
+                Err(e) => {
+                    if e.kind == ErrorKind::NotFound && recorded.is_some() && !self.dry_run {
+                        records.remove(id);
+                    }
+                    outcomes.push(failed(id, None, e));
+                    continue;
+                }
+            };
+            let Some(saved) = recorded.or(obs.marker) else {
+                continue;
+            };
+            match decide_wake(&obs, saved) {
+                WakeDecision::Restore { saved } if self.dry_run => {
+                    outcomes.push(row(id, Action::WouldRestore, &obs, saved));
+                }
+                WakeDecision::Restore { saved } => to_wake.push((id, profile, obs, saved)),
+                WakeDecision::AlreadyUp => {
+                    outcomes.push(row(id, Action::AlreadyUp, &obs, saved));
+                    if !self.dry_run {
+                        records.remove(id);
+                        if obs.marker.is_some() {
+                            to_wake.push((id, profile, obs, saved));
+                        }
+                    }
+                }
+            }
+        }
+        if self.dry_run {
+            return Ok(outcomes);
+        }
+
+        let cloud = &self.cloud;
+        let woken = bounded(
+            to_wake,
+            self.concurrency,
+            |(id, profile, obs, saved)| async move {
+                let restore = if obs.capacity.is_up() {
+                    Ok(())
+                } else {
+                    cloud.set_capacity(id, profile, saved).await
+                };
+                let untag = match restore {
+                    Ok(()) => cloud.set_marker(id, profile, None).await,
+                    Err(_) => Ok(()),
+                };
+                (id, obs, saved, restore, untag)
+            },
+        )
+        .await;
+        for (id, obs, saved, restore, untag) in woken {
+            if obs.capacity.is_up() {
+                continue; // reported above as AlreadyUp
+            }
+            let mut out = row(id, Action::Restored, &obs, saved);
+            match (restore, untag) {
+                (Err(e), _) => {
+                    out.action = Action::Failed;
+                    out.error = Some(e.to_string());
+                }
+                (Ok(()), untag) => {
+                    records.remove(id);
+                    out.error = untag
+                        .err()
+                        .map(|e| format!("restored, but the sleep tag was not removed: {e}"));
+                }
+            }
+            outcomes.push(out);
+        }
+        self.state.save(&records)?;
+        sort(&mut outcomes);
+        Ok(outcomes)
+    }
+
+    /// The current state of every registered resource and what is asleep.
+    pub async fn status(&self, entries: &[Entry]) -> Result<Vec<StatusRow>, StateError> {
+        let records = self.records()?;
+        let observed = self
+            .inspect_all(
+                entries
+                    .iter()
+                    .map(|e| (&e.id, e.profile.as_deref()))
+                    .collect(),
+            )
+            .await;
+        Ok(entries
+            .iter()
+            .zip(observed)
+            .map(|(e, obs)| {
+                let recorded = records.get(&e.id).map(|r| r.saved);
+                match obs {
+                    Ok(o) => StatusRow {
+                        resource: e.id.clone(),
+                        description: e.description.clone(),
+                        status: o.status,
+                        capacity: Some(o.capacity),
+                        asleep: recorded.or(o.marker),
+                        protected: o.protected,
+                        error: None,
+                    },
+                    Err(err) => StatusRow {
+                        resource: e.id.clone(),
+                        description: e.description.clone(),
+                        status: "error".into(),
+                        capacity: None,
+                        asleep: recorded,
+                        protected: false,
+                        error: Some(err.to_string()),
+                    },
+                }
+            })
+            .collect())
+    }
+}
+
+fn record(entry: &Entry, saved: Capacity, phase: Phase) -> SleepRecord {
+    SleepRecord {
+        resource: entry.id.clone(),
+        profile: entry.profile.clone(),
+        saved,
+        phase,
+        since: now_unix(),
+    }
+}
+
+fn failed(id: &ResourceId, saved: Option<Capacity>, e: CloudError) -> Outcome {
+    Outcome {
+        resource: id.clone(),
+        action: Action::Failed,
+        before: None,
+        saved,
+        error: Some(e.to_string()),
+    }
+}
+
+fn row(id: &ResourceId, action: Action, obs: &Observed, saved: Capacity) -> Outcome {
+    Outcome {
+        resource: id.clone(),
+        action,
+        before: Some(obs.capacity),
+        saved: Some(saved),
+        error: None,
+    }
+}
+
+fn sort(outcomes: &mut [Outcome]) {
+    outcomes.sort_by(|a, b| a.resource.cmp(&b.resource));
+}
+
+fn cap(c: &Option<Capacity>) -> String {
+    c.map_or_else(|| "-".into(), |c| c.to_string())
+}
+
+/// A plain-text table of a sleep or wake report.
+pub fn format_outcomes(outcomes: &[Outcome]) -> String {
+    let mut s = format!(
+        "{:<4} {:<14} {:<40} {:<15} {:<12} {:<12}\n",
+        "KIND", "REGION", "RESOURCE", "RESULT", "BEFORE", "SAVED"
+    );
+    for o in outcomes {
+        let action = serde_json::to_value(o.action).expect("action serializes");
+        let _ = writeln!(
+            s,
+            "{:<4} {:<14} {:<40} {:<15} {:<12} {:<12}{}",
+            o.resource.kind(),
+            o.resource.region(),
+            o.resource.name(),
+            action.as_str().unwrap_or_default(),
+            cap(&o.before),
+            cap(&o.saved),
+            o.error
+                .as_deref()
+                .map(|e| format!(" {e}"))
+                .unwrap_or_default()
+        );
+    }
+    s
+}
+
+/// A plain-text table of a status report.
+pub fn format_status(rows: &[StatusRow]) -> String {
+    let mut s = format!(
+        "{:<4} {:<14} {:<40} {:<12} {:<12} {:<12} {}\n",
+        "KIND", "REGION", "RESOURCE", "STATUS", "CAPACITY", "ASLEEP(SAVED)", "NOTE"
+    );
+    for r in rows {
+        let note = match (&r.error, r.protected) {
+            (Some(e), _) => e.clone(),
+            (None, true) => "protected".into(),
+            _ => r.description.clone(),
+        };
+        let _ = writeln!(
+            s,
+            "{:<4} {:<14} {:<40} {:<12} {:<12} {:<12} {}",
+            r.resource.kind(),
+            r.resource.region(),
+            r.resource.name(),
+            r.status,
+            cap(&r.capacity),
+            cap(&r.asleep),
+            note
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::fake::FakeCloud;
+
+    fn ecs(name: &str) -> ResourceId {
+        ResourceId::Ecs {
+            cluster_name: "c".into(),
+            service_name: name.into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    fn entries(ids: &[&ResourceId]) -> Vec<Entry> {
+        ids.iter()
+            .map(|id| Entry {
+                id: (*id).clone(),
+                profile: None,
+                description: String::new(),
+                desired_size: None,
+            })
+            .collect()
+    }
+
+    fn setup(dry_run: bool) -> (tempfile::TempDir, Arc<FakeCloud>, Manager<FakeCloud>) {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        let m = Manager::new(
+            cloud.clone(),
+            StateFile::new(dir.path().join("state.json")),
+            4,
+            dry_run,
+        );
+        (dir, cloud, m)
+    }
+
+    #[tokio::test]
+    async fn one_failure_does_not_stop_the_others() {
+        let (_d, cloud, m) = setup(false);
+        let (a, b, missing) = (ecs("a"), ecs("b"), ecs("missing"));
+        cloud.add(&a, Capacity::Ecs { desired: 3 });
+        cloud.add(&b, Capacity::Ecs { desired: 1 });
+        cloud.deny.lock().unwrap().push(b.clone());
+        let out = m.sleep(&entries(&[&a, &b, &missing])).await.unwrap();
+        let action = |id: &ResourceId| out.iter().find(|o| &o.resource == id).unwrap().action;
+        assert_eq!(action(&a), Action::Stopped);
+        assert_eq!(action(&b), Action::Failed);
+        assert_eq!(action(&missing), Action::Failed);
+        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 0 });
+        assert_eq!(cloud.get(&b).capacity, Capacity::Ecs { desired: 1 });
+        // The failed one is not recorded, so wake leaves it alone.
+        let records = m.records().unwrap();
+        assert_eq!(records.keys().collect::<Vec<_>>(), vec![&a]);
+
+        cloud.deny.lock().unwrap().clear();
+        let out = m.wake(&entries(&[&a, &b])).await.unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 3 });
+        assert_eq!(cloud.get(&a).marker, None);
+        assert!(m.records().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn state_is_recorded_before_any_mutating_call() {
+        let (_d, cloud, m) = setup(false);
+        let a = ecs("a");
+        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        // Deny everything: the record must have been written, then dropped.
+        cloud.deny.lock().unwrap().push(a.clone());
+        let out = m.sleep(&entries(&[&a])).await.unwrap();
+        assert_eq!(out[0].action, Action::Failed);
+        assert!(m.state.path().exists(), "written before the calls");
+        assert!(m.records().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn dry_run_makes_no_mutating_call() {
+        let (_d, cloud, m) = setup(true);
+        let a = ecs("a");
+        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        let out = m.sleep(&entries(&[&a])).await.unwrap();
+        assert_eq!(out[0].action, Action::WouldStop);
+        assert!(cloud.calls.lock().unwrap().is_empty());
+        assert!(!m.state.path().exists());
+    }
+
+    #[tokio::test]
+    async fn started_by_hand_while_asleep_is_forgotten_not_stopped_again() {
+        let (_d, cloud, m) = setup(false);
+        let a = ecs("a");
+        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        m.sleep(&entries(&[&a])).await.unwrap();
+        // Someone scales it to 5 by hand.
+        cloud
+            .resources
+            .lock()
+            .unwrap()
+            .get_mut(&a)
+            .unwrap()
+            .capacity = Capacity::Ecs { desired: 5 };
+        let out = m.sleep(&entries(&[&a])).await.unwrap();
+        assert_eq!(out[0].action, Action::StartedByHand);
+        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
+        assert_eq!(cloud.get(&a).marker, None);
+        // And wake does not override the user's 5.
+        m.wake(&entries(&[&a])).await.unwrap();
+        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
+    }
+
+    #[tokio::test]
+    async fn wake_covers_recorded_resources_that_were_unregistered() {
+        let (_d, cloud, m) = setup(false);
+        let a = ecs("a");
+        cloud.add(&a, Capacity::Ecs { desired: 4 });
+        m.sleep(&entries(&[&a])).await.unwrap();
+        let out = m.wake(&[]).await.unwrap();
+        assert_eq!(out[0].action, Action::Restored);
+        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 4 });
+    }
+}
