@@ -1,7 +1,9 @@
 //! Pure logic: domain types, configuration validation and the sleep/wake
 //! policy. Nothing here touches the OS, the network or AWS.
 
+pub mod idle;
 pub mod policy;
+pub mod protocol;
 pub mod registry;
 pub mod resource;
 pub mod settings;

@@ -1,0 +1,364 @@
+//! The idle tracker: Active → Warning → Asleep → (first activity) → Active.
+//!
+//! Pure: every method takes `now`; nothing here reads a clock. The caller
+//! ticks it at [`IdleTracker::next_deadline`], which is never more than
+//! `max_tick` away, so a gap much longer than that between two calls means
+//! the machine itself was suspended.
+
+use std::time::{Duration, Instant};
+
+/// Idle timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleConfig {
+    /// No activity for this long means the user is away.
+    pub timeout: Duration,
+    /// How long before the timeout the user is warned (0: no warning).
+    pub warning: Duration,
+    /// The longest the caller waits between ticks.
+    pub max_tick: Duration,
+}
+
+/// What the tracker reports at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleState {
+    /// The user is here; sleep in `sleep_in` without activity.
+    Active { sleep_in: Duration },
+    /// The warning is out; sleep in `sleep_in` without activity.
+    Warning { sleep_in: Duration },
+    /// Resources are asleep until the next activity.
+    Asleep,
+    /// Kept awake for `remaining`.
+    Paused { remaining: Duration },
+}
+
+/// A change the caller must act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleEvent {
+    /// Warn the user: sleep in `sleep_in`.
+    Warn { sleep_in: Duration },
+    /// Activity (or a pause) cancelled the warning.
+    WarningCancelled,
+    /// Put resources to sleep.
+    Sleep,
+    /// Wake resources.
+    Wake,
+}
+
+/// Tracks activity and decides when the user is away.
+#[derive(Debug, Clone)]
+pub struct IdleTracker {
+    cfg: IdleConfig,
+    last_activity: Instant,
+    last_seen: Instant,
+    paused_until: Option<Instant>,
+    warned: bool,
+    asleep: bool,
+}
+
+impl IdleTracker {
+    /// A tracker that counts from `now`.
+    pub fn new(cfg: IdleConfig, now: Instant) -> Self {
+        IdleTracker {
+            cfg,
+            last_activity: now,
+            last_seen: now,
+            paused_until: None,
+            warned: false,
+            asleep: false,
+        }
+    }
+
+    /// Applies new timings (live reload); the idle time so far is kept.
+    pub fn set_config(&mut self, cfg: IdleConfig) {
+        self.cfg = cfg;
+    }
+
+    /// The current timings.
+    pub fn config(&self) -> IdleConfig {
+        self.cfg
+    }
+
+    fn warning(&self) -> Duration {
+        self.cfg.warning.min(self.cfg.timeout)
+    }
+
+    /// A call long after the previous one means the machine was suspended:
+    /// the user opening the laptop is activity, not a reason to sleep at once.
+    fn observe(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_seen) > self.cfg.max_tick * 3 && !self.asleep {
+            self.last_activity = self.last_activity.max(now);
+        }
+        self.last_seen = self.last_seen.max(now);
+    }
+
+    fn cancel_warning(&mut self) -> Option<IdleEvent> {
+        std::mem::take(&mut self.warned).then_some(IdleEvent::WarningCancelled)
+    }
+
+    /// The user did something.
+    pub fn activity(&mut self, now: Instant) -> Option<IdleEvent> {
+        self.observe(now);
+        self.last_activity = self.last_activity.max(now);
+        if std::mem::take(&mut self.asleep) {
+            self.warned = false;
+            return Some(IdleEvent::Wake);
+        }
+        self.cancel_warning()
+    }
+
+    /// Advances time; returns a warning or a sleep when one is due.
+    pub fn tick(&mut self, now: Instant) -> Option<IdleEvent> {
+        self.observe(now);
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return None;
+            }
+            self.paused_until = None;
+            self.last_activity = self.last_activity.max(until);
+        }
+        if self.asleep {
+            return None;
+        }
+        let idle = now.saturating_duration_since(self.last_activity);
+        if idle >= self.cfg.timeout {
+            self.asleep = true;
+            self.warned = false;
+            Some(IdleEvent::Sleep)
+        } else if !self.warned
+            && !self.warning().is_zero()
+            && idle >= self.cfg.timeout - self.warning()
+        {
+            self.warned = true;
+            Some(IdleEvent::Warn {
+                sleep_in: self.cfg.timeout - idle,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Keeps resources awake until `until`. Wakes them if asleep.
+    pub fn pause_until(&mut self, now: Instant, until: Instant) -> Option<IdleEvent> {
+        self.observe(now);
+        self.paused_until = Some(until);
+        if std::mem::take(&mut self.asleep) {
+            self.last_activity = now;
+            return Some(IdleEvent::Wake);
+        }
+        self.cancel_warning()
+    }
+
+    /// Ends a pause; the idle countdown starts again from `now`.
+    pub fn resume(&mut self, now: Instant) {
+        self.observe(now);
+        if self.paused_until.take().is_some() {
+            self.last_activity = self.last_activity.max(now);
+        }
+    }
+
+    /// Marks resources as put to sleep by hand (`SLEEP_NOW`).
+    pub fn force_sleep(&mut self, now: Instant) {
+        self.observe(now);
+        self.paused_until = None;
+        self.warned = false;
+        self.asleep = true;
+    }
+
+    /// The state at `now`.
+    pub fn state(&self, now: Instant) -> IdleState {
+        if self.asleep {
+            return IdleState::Asleep;
+        }
+        if let Some(until) = self.paused_until.filter(|u| now < *u) {
+            return IdleState::Paused {
+                remaining: until - now,
+            };
+        }
+        let start = match self.paused_until {
+            Some(until) => self.last_activity.max(until),
+            None => self.last_activity,
+        };
+        let sleep_in = (start + self.cfg.timeout).saturating_duration_since(now);
+        if self.warned {
+            IdleState::Warning { sleep_in }
+        } else {
+            IdleState::Active { sleep_in }
+        }
+    }
+
+    /// When `tick` must be called next (never more than `max_tick` away).
+    pub fn next_deadline(&self, now: Instant) -> Instant {
+        let cap = now + self.cfg.max_tick;
+        let due = if self.asleep {
+            cap
+        } else if let Some(until) = self.paused_until {
+            until
+        } else if self.warned || self.warning().is_zero() {
+            self.last_activity + self.cfg.timeout
+        } else {
+            self.last_activity + self.cfg.timeout - self.warning()
+        };
+        due.max(now).min(cap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+    const STEP: Duration = Duration::from_secs(10);
+
+    fn tracker(t0: Instant) -> IdleTracker {
+        IdleTracker::new(
+            IdleConfig {
+                timeout: 30 * MIN,
+                warning: 2 * MIN,
+                max_tick: Duration::from_secs(30),
+            },
+            t0,
+        )
+    }
+
+    /// Ticks every 10 s after `from` up to `to`, collecting (time since t0, event).
+    fn run(
+        t: &mut IdleTracker,
+        t0: Instant,
+        from: Duration,
+        to: Duration,
+    ) -> Vec<(Duration, IdleEvent)> {
+        let mut out = Vec::new();
+        let mut at = from + STEP;
+        while at <= to {
+            if let Some(e) = t.tick(t0 + at) {
+                out.push((at, e));
+            }
+            at += STEP;
+        }
+        out
+    }
+
+    #[test]
+    fn warns_then_sleeps_at_the_timeout() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        assert_eq!(
+            run(&mut t, t0, Duration::ZERO, 31 * MIN),
+            vec![
+                (28 * MIN, IdleEvent::Warn { sleep_in: 2 * MIN }),
+                (30 * MIN, IdleEvent::Sleep)
+            ]
+        );
+        assert_eq!(t.state(t0 + 31 * MIN), IdleState::Asleep);
+    }
+
+    #[test]
+    fn activity_cancels_the_warning_and_restarts_the_countdown() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        assert_eq!(run(&mut t, t0, Duration::ZERO, 29 * MIN).len(), 1);
+        assert_eq!(t.state(t0 + 29 * MIN), IdleState::Warning { sleep_in: MIN });
+        assert_eq!(t.activity(t0 + 29 * MIN), Some(IdleEvent::WarningCancelled));
+        assert_eq!(run(&mut t, t0, 29 * MIN, 50 * MIN), vec![]);
+        assert_eq!(
+            t.state(t0 + 50 * MIN),
+            IdleState::Active { sleep_in: 9 * MIN }
+        );
+        assert_eq!(t.activity(t0 + 50 * MIN), None, "no warning to cancel");
+    }
+
+    #[test]
+    fn first_activity_after_sleep_wakes_immediately() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        run(&mut t, t0, Duration::ZERO, 30 * MIN);
+        assert_eq!(t.state(t0 + 30 * MIN), IdleState::Asleep);
+        assert_eq!(run(&mut t, t0, 30 * MIN, 40 * MIN), vec![], "sleeps once");
+        assert_eq!(t.activity(t0 + 41 * MIN), Some(IdleEvent::Wake));
+        assert_eq!(t.activity(t0 + 41 * MIN), None, "wakes once");
+        assert_eq!(
+            t.state(t0 + 41 * MIN),
+            IdleState::Active { sleep_in: 30 * MIN }
+        );
+    }
+
+    #[test]
+    fn pause_keeps_awake_until_its_end_then_counts_from_there() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        run(&mut t, t0, Duration::ZERO, 29 * MIN);
+        assert_eq!(
+            t.pause_until(t0 + 29 * MIN, t0 + 89 * MIN),
+            Some(IdleEvent::WarningCancelled)
+        );
+        assert_eq!(run(&mut t, t0, 29 * MIN, 60 * MIN), vec![]);
+        assert_eq!(
+            t.state(t0 + 60 * MIN),
+            IdleState::Paused {
+                remaining: 29 * MIN
+            }
+        );
+        // After the pause: 30 minutes from its end.
+        let ev = run(&mut t, t0, 60 * MIN, 120 * MIN);
+        assert_eq!(
+            ev.first(),
+            Some(&(117 * MIN, IdleEvent::Warn { sleep_in: 2 * MIN }))
+        );
+        assert_eq!(ev.last(), Some(&(119 * MIN, IdleEvent::Sleep)));
+    }
+
+    #[test]
+    fn pause_while_asleep_wakes_and_resume_restarts_the_countdown() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        t.force_sleep(t0);
+        assert_eq!(
+            t.pause_until(t0 + MIN, t0 + 61 * MIN),
+            Some(IdleEvent::Wake)
+        );
+        t.resume(t0 + 2 * MIN);
+        assert_eq!(
+            t.state(t0 + 2 * MIN),
+            IdleState::Active { sleep_in: 30 * MIN }
+        );
+        assert_eq!(
+            run(&mut t, t0, 2 * MIN, 32 * MIN).last(),
+            Some(&(32 * MIN, IdleEvent::Sleep))
+        );
+    }
+
+    #[test]
+    fn a_clock_jump_from_suspend_does_not_sleep_at_once() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        run(&mut t, t0, Duration::ZERO, 10 * MIN);
+        // The laptop was suspended for 8 hours; the first tick after it must not sleep.
+        let resumed = t0 + 490 * MIN;
+        assert_eq!(t.tick(resumed), None);
+        assert_eq!(t.state(resumed), IdleState::Active { sleep_in: 30 * MIN });
+        // A key press right after resume is plain activity, and without one
+        // the full timeout runs again from the resume.
+        assert_eq!(t.activity(resumed + Duration::from_secs(1)), None);
+        let ev = run(&mut t, t0, 490 * MIN, 530 * MIN);
+        assert_eq!(ev.last().map(|e| e.1), Some(IdleEvent::Sleep));
+    }
+
+    #[test]
+    fn next_deadline_is_the_warning_then_the_timeout_capped_by_max_tick() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        let s = Duration::from_secs;
+        assert_eq!(t.next_deadline(t0), t0 + s(30));
+        assert_eq!(t.next_deadline(t0 + 27 * MIN + s(40)), t0 + 28 * MIN);
+        run(&mut t, t0, Duration::ZERO, 28 * MIN);
+        assert_eq!(t.next_deadline(t0 + 29 * MIN + s(45)), t0 + 30 * MIN);
+        let short = IdleConfig {
+            timeout: s(6),
+            warning: Duration::ZERO,
+            max_tick: s(30),
+        };
+        t = IdleTracker::new(short, t0);
+        assert_eq!(t.next_deadline(t0), t0 + s(6));
+        assert_eq!(t.tick(t0 + s(6)), Some(IdleEvent::Sleep));
+    }
+}
