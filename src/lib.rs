@@ -5,6 +5,7 @@
 //! [`store`] owns files; [`cloud`] talks to AWS; [`manager`] carries out sleep
 //! and wake; `main.rs` is the command line.
 
+pub mod app;
 pub mod cloud;
 pub mod core;
 pub mod manager;

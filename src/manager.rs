@@ -69,6 +69,8 @@ pub struct Manager<C> {
     dry_run: bool,
     /// One sleep or wake at a time in this process.
     busy: tokio::sync::Mutex<()>,
+    /// The records as last read or written, for cheap status reads.
+    cached: std::sync::Mutex<Records>,
 }
 
 fn now_unix() -> u64 {
@@ -100,7 +102,24 @@ impl<C: CloudControl> Manager<C> {
             concurrency,
             dry_run,
             busy: tokio::sync::Mutex::new(()),
+            cached: std::sync::Mutex::new(Records::new()),
         }
+    }
+
+    /// What is asleep, as last read or written (no I/O).
+    pub fn asleep(&self) -> Records {
+        self.cached.lock().expect("records cache").clone()
+    }
+
+    /// Whether sleep and wake only report what they would do.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    fn save(&self, records: &Records) -> Result<(), StateError> {
+        self.state.save(records)?;
+        *self.cached.lock().expect("records cache") = records.clone();
+        Ok(())
     }
 
     /// The cloud this manager drives.
@@ -111,22 +130,24 @@ impl<C: CloudControl> Manager<C> {
     /// The records in the state file. A corrupt file is moved aside and
     /// reported; the AWS tags still say what is asleep.
     pub fn records(&self) -> Result<Records, StateError> {
-        match self.state.load() {
+        let records = match self.state.load() {
             Err(e @ StateError::Corrupt { .. }) => {
                 tracing::warn!("{e}; relying on AWS tags");
-                Ok(Records::new())
+                Records::new()
             }
-            other => other,
-        }
+            other => other?,
+        };
+        *self.cached.lock().expect("records cache") = records.clone();
+        Ok(records)
     }
 
-    async fn inspect_all<'a>(
+    async fn inspect_all(
         &self,
-        targets: Vec<(&'a ResourceId, Option<&'a str>)>,
+        targets: Vec<(ResourceId, Option<String>)>,
     ) -> Vec<Result<Observed, CloudError>> {
         let cloud = &self.cloud;
         bounded(targets, self.concurrency, |(id, profile)| async move {
-            cloud.inspect(id, profile).await
+            cloud.inspect(&id, profile.as_deref()).await
         })
         .await
     }
@@ -135,14 +156,7 @@ impl<C: CloudControl> Manager<C> {
     pub async fn sleep(&self, entries: &[Entry]) -> Result<Vec<Outcome>, StateError> {
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
-        let observed = self
-            .inspect_all(
-                entries
-                    .iter()
-                    .map(|e| (&e.id, e.profile.as_deref()))
-                    .collect(),
-            )
-            .await;
+        let observed = self.inspect_all(targets_of(entries)).await;
 
         let mut outcomes = Vec::new();
         let mut to_stop = Vec::new();
@@ -161,7 +175,7 @@ impl<C: CloudControl> Manager<C> {
                 SleepDecision::Stop { saved } if self.dry_run => (Action::WouldStop, Some(saved)),
                 SleepDecision::Stop { saved } => {
                     records.insert(entry.id.clone(), record(entry, saved, Phase::Stopping));
-                    to_stop.push((entry, saved, obs.capacity));
+                    to_stop.push((entry.clone(), saved, obs.capacity));
                     continue;
                 }
                 SleepDecision::AlreadyAsleep { saved } => {
@@ -175,7 +189,7 @@ impl<C: CloudControl> Manager<C> {
                 SleepDecision::StartedByHand => {
                     if !self.dry_run {
                         records.remove(&entry.id);
-                        to_forget.push(entry);
+                        to_forget.push(entry.clone());
                     }
                     (Action::StartedByHand, None)
                 }
@@ -192,13 +206,13 @@ impl<C: CloudControl> Manager<C> {
             return Ok(outcomes);
         }
         // The record is on disk before any mutating call.
-        self.state.save(&records)?;
+        self.save(&records)?;
 
         let cloud = &self.cloud;
         let stopped = bounded(
             to_stop,
             self.concurrency,
-            |(entry, saved, before)| async move {
+            |(entry, saved, before): (Entry, Capacity, Capacity)| async move {
                 let profile = entry.profile.as_deref();
                 let tagged = cloud.set_marker(&entry.id, profile, Some(saved)).await;
                 let stop = cloud.set_capacity(&entry.id, profile, saved.asleep()).await;
@@ -216,7 +230,7 @@ impl<C: CloudControl> Manager<C> {
             },
         )
         .await;
-        let _ = bounded(to_forget, self.concurrency, |entry| async move {
+        let _ = bounded(to_forget, self.concurrency, |entry: Entry| async move {
             cloud
                 .set_marker(&entry.id, entry.profile.as_deref(), None)
                 .await
@@ -239,7 +253,7 @@ impl<C: CloudControl> Manager<C> {
                 error,
             });
         }
-        self.state.save(&records)?;
+        self.save(&records)?;
         sort(&mut outcomes);
         Ok(outcomes)
     }
@@ -260,13 +274,17 @@ impl<C: CloudControl> Manager<C> {
                 .or_insert(r.profile.clone());
         }
         let observed = self
-            .inspect_all(targets.iter().map(|(id, p)| (id, p.as_deref())).collect())
+            .inspect_all(
+                targets
+                    .iter()
+                    .map(|(id, p)| (id.clone(), p.clone()))
+                    .collect(),
+            )
             .await;
 
         let mut outcomes = Vec::new();
         let mut to_wake = Vec::new();
         for ((id, profile), obs) in targets.iter().zip(observed) {
-            let profile = profile.as_deref();
             let recorded = records.get(id).map(|r| r.saved);
             let obs = match obs {
                 Ok(o) => o,
@@ -285,13 +303,15 @@ impl<C: CloudControl> Manager<C> {
                 WakeDecision::Restore { saved } if self.dry_run => {
                     outcomes.push(row(id, Action::WouldRestore, &obs, saved));
                 }
-                WakeDecision::Restore { saved } => to_wake.push((id, profile, obs, saved)),
+                WakeDecision::Restore { saved } => {
+                    to_wake.push((id.clone(), profile.clone(), obs, saved))
+                }
                 WakeDecision::AlreadyUp => {
                     outcomes.push(row(id, Action::AlreadyUp, &obs, saved));
                     if !self.dry_run {
                         records.remove(id);
                         if obs.marker.is_some() {
-                            to_wake.push((id, profile, obs, saved));
+                            to_wake.push((id.clone(), profile.clone(), obs, saved));
                         }
                     }
                 }
@@ -305,14 +325,15 @@ impl<C: CloudControl> Manager<C> {
         let woken = bounded(
             to_wake,
             self.concurrency,
-            |(id, profile, obs, saved)| async move {
+            |(id, profile, obs, saved): (ResourceId, Option<String>, Observed, Capacity)| async move {
+                let profile = profile.as_deref();
                 let restore = if obs.capacity.is_up() {
                     Ok(())
                 } else {
-                    cloud.set_capacity(id, profile, saved).await
+                    cloud.set_capacity(&id, profile, saved).await
                 };
                 let untag = match restore {
-                    Ok(()) => cloud.set_marker(id, profile, None).await,
+                    Ok(()) => cloud.set_marker(&id, profile, None).await,
                     Err(_) => Ok(()),
                 };
                 (id, obs, saved, restore, untag)
@@ -323,14 +344,14 @@ impl<C: CloudControl> Manager<C> {
             if obs.capacity.is_up() {
                 continue; // reported above as AlreadyUp
             }
-            let mut out = row(id, Action::Restored, &obs, saved);
+            let mut out = row(&id, Action::Restored, &obs, saved);
             match (restore, untag) {
                 (Err(e), _) => {
                     out.action = Action::Failed;
                     out.error = Some(e.to_string());
                 }
                 (Ok(()), untag) => {
-                    records.remove(id);
+                    records.remove(&id);
                     out.error = untag
                         .err()
                         .map(|e| format!("restored, but the sleep tag was not removed: {e}"));
@@ -338,22 +359,47 @@ impl<C: CloudControl> Manager<C> {
             }
             outcomes.push(out);
         }
-        self.state.save(&records)?;
+        self.save(&records)?;
         sort(&mut outcomes);
         Ok(outcomes)
+    }
+
+    /// Sets one resource by hand (UDP `START_*`, `STOP_*`, `SCALE_EKS`):
+    /// `target` maps what it is now and what cloudnap saved for it to the
+    /// capacity to set. A resource set up again is no longer cloudnap's to
+    /// wake: its record and tag are dropped. Returns the capacity set.
+    pub async fn set_by_hand(
+        &self,
+        id: &ResourceId,
+        profile: Option<&str>,
+        target: impl FnOnce(Capacity, Option<Capacity>) -> Capacity,
+    ) -> Result<Capacity, CloudError> {
+        let _busy = self.busy.lock().await;
+        let obs = self.cloud.inspect(id, profile).await?;
+        let mut records = self.records().unwrap_or_default();
+        let saved = records.get(id).map(|r| r.saved).or(obs.marker);
+        let capacity = target(obs.capacity, saved);
+        if self.dry_run {
+            return Ok(capacity);
+        }
+        self.cloud.set_capacity(id, profile, capacity).await?;
+        if capacity.is_up() && saved.is_some() {
+            if records.remove(id).is_some() {
+                if let Err(e) = self.save(&records) {
+                    tracing::warn!("{e}");
+                }
+            }
+            if obs.marker.is_some() {
+                self.cloud.set_marker(id, profile, None).await?;
+            }
+        }
+        Ok(capacity)
     }
 
     /// The current state of every registered resource and what is asleep.
     pub async fn status(&self, entries: &[Entry]) -> Result<Vec<StatusRow>, StateError> {
         let records = self.records()?;
-        let observed = self
-            .inspect_all(
-                entries
-                    .iter()
-                    .map(|e| (&e.id, e.profile.as_deref()))
-                    .collect(),
-            )
-            .await;
+        let observed = self.inspect_all(targets_of(entries)).await;
         Ok(entries
             .iter()
             .zip(observed)
@@ -382,6 +428,13 @@ impl<C: CloudControl> Manager<C> {
             })
             .collect())
     }
+}
+
+fn targets_of(entries: &[Entry]) -> Vec<(ResourceId, Option<String>)> {
+    entries
+        .iter()
+        .map(|e| (e.id.clone(), e.profile.clone()))
+        .collect()
 }
 
 fn record(entry: &Entry, saved: Capacity, phase: Phase) -> SleepRecord {

@@ -5,5 +5,6 @@ pub mod idle;
 pub mod policy;
 pub mod protocol;
 pub mod registry;
+pub mod registry_edit;
 pub mod resource;
 pub mod settings;

@@ -80,6 +80,39 @@ pub fn decide_wake(observed: &Observed, saved: Capacity) -> WakeDecision {
     }
 }
 
+/// The capacity a manual START sets: an explicit `count` first, else the
+/// capacity cloudnap saved at sleep, else 1 task (ECS) or the entry's
+/// `desired_size` (EKS, default 1). An EC2 instance simply runs.
+pub fn start_target(
+    current: Capacity,
+    saved: Option<Capacity>,
+    count: Option<i32>,
+    entry_desired: Option<i32>,
+) -> Capacity {
+    match (current, count, saved) {
+        (Capacity::Ec2 { .. }, _, _) => Capacity::Ec2 { running: true },
+        (Capacity::Ecs { .. }, Some(n), _) => Capacity::Ecs { desired: n },
+        (Capacity::Ecs { .. }, None, Some(s @ Capacity::Ecs { .. })) => s,
+        (Capacity::Ecs { .. }, None, _) => Capacity::Ecs { desired: 1 },
+        (Capacity::Eks { .. }, Some(n), _) => scale_target(current, n),
+        (Capacity::Eks { .. }, None, Some(s @ Capacity::Eks { .. })) => s,
+        (Capacity::Eks { .. }, None, _) => scale_target(current, entry_desired.unwrap_or(1)),
+    }
+}
+
+/// A nodegroup scaled to `desired`: min lowered and max raised as needed
+/// (max stays at least 1: AWS rejects 0). Other kinds are unchanged.
+pub fn scale_target(current: Capacity, desired: i32) -> Capacity {
+    match current {
+        Capacity::Eks { min, max, .. } => Capacity::Eks {
+            min: min.min(desired),
+            desired,
+            max: max.max(desired).max(1),
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +211,90 @@ mod tests {
         assert_eq!(
             decide_sleep(&obs(ECS3), Some(&r)),
             SleepDecision::StartedByHand
+        );
+    }
+
+    #[test]
+    fn manual_start_prefers_count_then_saved_then_defaults() {
+        let saved = Some(ECS3);
+        assert_eq!(
+            start_target(ECS0, saved, Some(5), None),
+            Capacity::Ecs { desired: 5 }
+        );
+        assert_eq!(start_target(ECS0, saved, None, None), ECS3);
+        assert_eq!(
+            start_target(ECS0, None, None, None),
+            Capacity::Ecs { desired: 1 }
+        );
+        let down = Capacity::Eks {
+            min: 0,
+            desired: 0,
+            max: 4,
+        };
+        let ng = Capacity::Eks {
+            min: 1,
+            desired: 2,
+            max: 4,
+        };
+        assert_eq!(start_target(down, Some(ng), None, Some(3)), ng);
+        assert_eq!(
+            start_target(down, None, None, Some(3)),
+            Capacity::Eks {
+                min: 0,
+                desired: 3,
+                max: 4
+            }
+        );
+        assert_eq!(
+            start_target(down, None, Some(6), None),
+            Capacity::Eks {
+                min: 0,
+                desired: 6,
+                max: 6
+            }
+        );
+        let ec2 = Capacity::Ec2 { running: false };
+        assert_eq!(
+            start_target(ec2, None, None, None),
+            Capacity::Ec2 { running: true }
+        );
+    }
+
+    #[test]
+    fn scaling_keeps_min_le_desired_le_max() {
+        let ng = Capacity::Eks {
+            min: 2,
+            desired: 2,
+            max: 4,
+        };
+        assert_eq!(
+            scale_target(ng, 1),
+            Capacity::Eks {
+                min: 1,
+                desired: 1,
+                max: 4
+            }
+        );
+        assert_eq!(
+            scale_target(ng, 0),
+            Capacity::Eks {
+                min: 0,
+                desired: 0,
+                max: 4
+            }
+        );
+        let zero = Capacity::Eks {
+            min: 0,
+            desired: 0,
+            max: 0,
+        };
+        assert_eq!(
+            scale_target(zero, 0),
+            Capacity::Eks {
+                min: 0,
+                desired: 0,
+                max: 1
+            }
         );
     }
 

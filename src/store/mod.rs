@@ -2,4 +2,5 @@
 
 pub mod atomic;
 pub mod config;
+pub mod services;
 pub mod state;

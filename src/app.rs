@@ -1,0 +1,456 @@
+//! The orchestrator: owns the idle tracker, the service manager and the
+//! registry; turns activity, timer deadlines and commands (UDP, later tray)
+//! into sleep and wake.
+
+use crate::cloud::CloudControl;
+use crate::core::idle::{IdleConfig, IdleEvent, IdleState, IdleTracker};
+use crate::core::policy::{scale_target, start_target};
+use crate::core::protocol::Command;
+use crate::core::registry::Entry;
+use crate::core::resource::{Capacity, Kind, ResourceId};
+use crate::core::settings::Settings;
+use crate::manager::{format_outcomes, Action, Manager, Outcome};
+use crate::store::services::{entry, ServicesFile};
+use futures::future::try_join_all;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+/// The longest the timer waits between ticks; a much longer gap means the
+/// machine was suspended.
+const MAX_TICK: Duration = Duration::from_secs(30);
+
+/// The monotonic clock, through tokio so tests can pause it.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Something the app reports: state changes and errors.
+pub type Event = Value;
+
+/// The application state and its reactions.
+pub struct App<C> {
+    settings: Settings,
+    manager: Manager<C>,
+    services: ServicesFile,
+    tracker: Mutex<IdleTracker>,
+    /// Wakes the timer when the tracker changed outside it.
+    changed: Notify,
+    /// "sleeping" / "waking" while one runs.
+    operation: Mutex<Option<&'static str>>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl<C: CloudControl> App<C> {
+    /// A new app; state changes are sent to the returned receiver.
+    pub fn new(
+        settings: Settings,
+        manager: Manager<C>,
+        services: ServicesFile,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let cfg = IdleConfig {
+            timeout: settings.activity.inactivity_timeout,
+            warning: settings.activity.warning,
+            max_tick: MAX_TICK,
+        };
+        if let Err(e) = manager.records() {
+            tracing::warn!("{e}");
+        }
+        services.current();
+        let app = App {
+            settings,
+            manager,
+            services,
+            tracker: Mutex::new(IdleTracker::new(cfg, now())),
+            changed: Notify::new(),
+            operation: Mutex::new(None),
+            events,
+        };
+        (Arc::new(app), rx)
+    }
+
+    fn emit(&self, event: &str, detail: Value) {
+        let _ = self.events.send(json!({"event": event, "detail": detail}));
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        let (registry, error) = self.services.current();
+        if let Some(e) = error {
+            tracing::warn!("{e}; using the last valid services.yaml");
+        }
+        registry.entries
+    }
+
+    /// The user did something (`source` names the detector or command).
+    pub fn activity(self: &Arc<Self>, source: &str) {
+        let event = self.tracker.lock().expect("tracker").activity(now());
+        if let Some(event) = event {
+            tracing::info!("activity from {source}");
+            self.react(event);
+        }
+        self.changed.notify_one();
+    }
+
+    fn react(self: &Arc<Self>, event: IdleEvent) {
+        match event {
+            IdleEvent::Warn { sleep_in } => {
+                let n = self.services.cached_len();
+                tracing::info!("{n} resource(s) will sleep in {}s", sleep_in.as_secs());
+                self.emit(
+                    "warning",
+                    json!({"sleep_in_seconds": sleep_in.as_secs_f64(), "resources": n}),
+                );
+            }
+            IdleEvent::WarningCancelled => self.emit("warning_cancelled", Value::Null),
+            IdleEvent::Sleep => {
+                let app = self.clone();
+                tokio::spawn(async move { app.run_sleep().await });
+            }
+            IdleEvent::Wake => {
+                let app = self.clone();
+                tokio::spawn(async move { app.run_wake().await });
+            }
+        }
+    }
+
+    async fn run_sleep(&self) -> Result<Vec<Outcome>, String> {
+        self.run_op("sleeping", "asleep", true).await
+    }
+
+    async fn run_wake(&self) -> Result<Vec<Outcome>, String> {
+        self.run_op("waking", "awake", false).await
+    }
+
+    async fn run_op(
+        &self,
+        doing: &'static str,
+        done: &str,
+        sleep: bool,
+    ) -> Result<Vec<Outcome>, String> {
+        *self.operation.lock().expect("op") = Some(doing);
+        let entries = self.entries();
+        let result = if sleep {
+            self.manager.sleep(&entries).await
+        } else {
+            self.manager.wake(&entries).await
+        };
+        *self.operation.lock().expect("op") = None;
+        match result {
+            Ok(outcomes) => {
+                tracing::info!("{done}:\n{}", format_outcomes(&outcomes));
+                let failed: Vec<_> = outcomes
+                    .iter()
+                    .filter(|o| o.action == Action::Failed)
+                    .collect();
+                if !failed.is_empty() {
+                    self.emit("error", json!({"operation": doing, "failed": failed}));
+                }
+                self.emit(done, json!(outcomes));
+                Ok(outcomes)
+            }
+            Err(e) => {
+                tracing::error!("{doing}: {e}");
+                self.emit("error", json!({"operation": doing, "error": e.to_string()}));
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Ticks the idle tracker at its deadlines until `shutdown` resolves.
+    pub async fn run_timer(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = self.tracker.lock().expect("tracker").next_deadline(now());
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.changed.notified() => continue,
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            let event = self.tracker.lock().expect("tracker").tick(now());
+            if let Some(event) = event {
+                self.react(event);
+            }
+        }
+    }
+
+    /// The idle state now.
+    pub fn state(&self) -> IdleState {
+        self.tracker.lock().expect("tracker").state(now())
+    }
+
+    fn status(&self) -> Value {
+        let (state, sleep_in, paused_for) = match self.state() {
+            IdleState::Active { sleep_in } => ("active", Some(sleep_in), None),
+            IdleState::Warning { sleep_in } => ("warning", Some(sleep_in), None),
+            IdleState::Asleep => ("asleep", None, None),
+            IdleState::Paused { remaining } => ("paused", None, Some(remaining)),
+        };
+        let asleep: Vec<Value> = self
+            .manager
+            .asleep()
+            .values()
+            .map(|r| json!({"resource": r.resource, "saved": r.saved, "phase": r.phase, "since": r.since}))
+            .collect();
+        json!({
+            "state": state,
+            "sleep_in_seconds": sleep_in.map(|d| d.as_secs_f64()),
+            "paused_for_seconds": paused_for.map(|d| d.as_secs_f64()),
+            "asleep": asleep,
+            "registered": self.services.cached_len(),
+            "operation": *self.operation.lock().expect("op"),
+            "dry_run": self.manager.dry_run(),
+        })
+    }
+
+    fn profile_of(&self, id: &ResourceId) -> (Option<String>, Option<i32>) {
+        self.entries()
+            .into_iter()
+            .find(|e| &e.id == id)
+            .map_or((None, None), |e| (e.profile, e.desired_size))
+    }
+
+    async fn list(&self, kind: Option<Kind>, region: Option<String>) -> Result<Value, String> {
+        let regions = region.map_or_else(|| self.settings.aws.regions.clone(), |r| vec![r]);
+        let cloud = self.manager.cloud();
+        let per_region = |k: Kind| {
+            try_join_all(regions.iter().map(move |r| async move {
+                let v = match k {
+                    Kind::Ec2 => cloud.list_ec2(r, None).await.map(|l| json!(l)),
+                    Kind::Ecs => cloud.list_ecs(r, None).await.map(|l| json!(l)),
+                    Kind::Eks => cloud.list_eks(r, None).await.map(|l| json!(l)),
+                };
+                v.map_err(|e| format!("{r}: {e}"))
+            }))
+        };
+        let flat = |lists: Vec<Value>| -> Value {
+            Value::Array(
+                lists
+                    .into_iter()
+                    .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+                    .collect(),
+            )
+        };
+        match kind {
+            Some(k) => Ok(flat(per_region(k).await?)),
+            None => {
+                let (ec2, ecs, eks) = tokio::try_join!(
+                    per_region(Kind::Ec2),
+                    per_region(Kind::Ecs),
+                    per_region(Kind::Eks)
+                )?;
+                Ok(json!({"ec2": flat(ec2), "ecs": flat(ecs), "eks": flat(eks)}))
+            }
+        }
+    }
+
+    async fn by_hand(
+        &self,
+        id: &ResourceId,
+        target: impl FnOnce(Capacity, Option<Capacity>, Option<i32>) -> Capacity,
+    ) -> Result<Value, String> {
+        let (profile, entry_desired) = self.profile_of(id);
+        let capacity = self
+            .manager
+            .set_by_hand(id, profile.as_deref(), |now, saved| {
+                target(now, saved, entry_desired)
+            })
+            .await
+            .map_err(|e| format!("{id}: {e}"))?;
+        Ok(json!({"resource": id, "capacity": capacity, "dry_run": self.manager.dry_run()}))
+    }
+
+    /// Carries out one command and returns its result or an error message.
+    pub async fn handle(self: &Arc<Self>, command: Command) -> Result<Value, String> {
+        let report = |r: Result<Vec<Outcome>, String>| r.map(|o| json!(o));
+        match command {
+            Command::Status => Ok(self.status()),
+            Command::UserActivity => {
+                self.activity("udp");
+                Ok(self.status())
+            }
+            Command::Pause { minutes } => {
+                let t = now();
+                let until = t + Duration::from_secs_f64(minutes * 60.0);
+                let event = self.tracker.lock().expect("tracker").pause_until(t, until);
+                if let Some(e) = event {
+                    self.react(e);
+                }
+                self.changed.notify_one();
+                self.emit("paused", json!({"minutes": minutes}));
+                Ok(self.status())
+            }
+            Command::Resume => {
+                self.tracker.lock().expect("tracker").resume(now());
+                self.changed.notify_one();
+                Ok(self.status())
+            }
+            Command::SleepNow => {
+                self.tracker.lock().expect("tracker").force_sleep(now());
+                self.changed.notify_one();
+                report(self.run_sleep().await)
+            }
+            Command::WakeNow => {
+                self.tracker.lock().expect("tracker").activity(now());
+                self.changed.notify_one();
+                report(self.run_wake().await)
+            }
+            Command::List { kind, region } => self.list(kind, region).await,
+            Command::Start { id, count } => {
+                self.by_hand(&id, |now, saved, entry_desired| {
+                    start_target(now, saved, count, entry_desired)
+                })
+                .await
+            }
+            Command::Stop { id } => self.by_hand(&id, |now, _, _| now.asleep()).await,
+            Command::ScaleEks { id, desired } => {
+                self.by_hand(&id, |now, _, _| scale_target(now, desired))
+                    .await
+            }
+            Command::Register { id, description } => {
+                let registry = self
+                    .services
+                    .register(entry(id.clone(), description))
+                    .map_err(|e| e.to_string())?;
+                Ok(json!({"registered": id, "count": registry.entries.len()}))
+            }
+            Command::Unregister { id } => {
+                let registry = self.services.unregister(&id).map_err(|e| e.to_string())?;
+                Ok(json!({"unregistered": id, "count": registry.entries.len()}))
+            }
+            Command::ListRegistered => {
+                let (registry, error) = self.services.current();
+                let entries: Vec<Value> = registry
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "resource": e.id,
+                            "description": e.description,
+                            "profile": e.profile,
+                            "desired_size": e.desired_size,
+                        })
+                    })
+                    .collect();
+                Ok(json!({
+                    "services": entries,
+                    "config_error": error.map(|e| e.to_string()),
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::fake::FakeCloud;
+    use crate::store::state::StateFile;
+
+    fn app(
+        dir: &std::path::Path,
+        cloud: Arc<FakeCloud>,
+    ) -> (Arc<App<FakeCloud>>, mpsc::UnboundedReceiver<Event>) {
+        let (settings, _) = Settings::parse(
+            r#"{"activity_monitor":{"inactivity_timeout_minutes":10,"warning_minutes":1}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("services.yaml"),
+            "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n",
+        )
+        .unwrap();
+        let manager = Manager::new(cloud, StateFile::new(dir.join("state.json")), 4, false);
+        App::new(
+            settings,
+            manager,
+            ServicesFile::new(dir.join("services.yaml")),
+        )
+    }
+
+    fn svc() -> ResourceId {
+        ResourceId::Ecs {
+            cluster_name: "c".into(),
+            service_name: "s".into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    async fn next_event(rx: &mut mpsc::UnboundedReceiver<Event>) -> String {
+        rx.recv().await.unwrap()["event"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_warns_sleeps_and_first_activity_wakes_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 3 });
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        tokio::spawn(app.clone().run_timer(std::future::pending()));
+
+        let start = tokio::time::Instant::now();
+        assert_eq!(next_event(&mut rx).await, "warning");
+        assert_eq!(start.elapsed().as_secs(), 9 * 60);
+        assert_eq!(
+            app.state(),
+            IdleState::Warning {
+                sleep_in: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        assert_eq!(start.elapsed().as_secs(), 10 * 60);
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 0 });
+
+        // An hour later, one key press wakes it at once.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let pressed = tokio::time::Instant::now();
+        app.activity("keyboard");
+        assert_eq!(next_event(&mut rx).await, "awake");
+        assert_eq!(pressed.elapsed(), Duration::ZERO);
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 3 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn activity_during_the_warning_cancels_the_sleep() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        tokio::spawn(app.clone().run_timer(std::future::pending()));
+        assert_eq!(next_event(&mut rx).await, "warning");
+        app.activity("mouse");
+        assert_eq!(next_event(&mut rx).await, "warning_cancelled");
+        tokio::time::sleep(Duration::from_secs(5 * 60)).await;
+        assert!(matches!(app.state(), IdleState::Active { .. }));
+        assert!(cloud.calls.lock().unwrap().is_empty(), "nothing stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_keeps_awake_and_commands_report_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        let (app, _rx) = app(dir.path(), cloud.clone());
+        tokio::spawn(app.clone().run_timer(std::future::pending()));
+        let status = app.handle(Command::Pause { minutes: 60.0 }).await.unwrap();
+        assert_eq!(status["state"], "paused");
+        tokio::time::sleep(Duration::from_secs(59 * 60)).await;
+        assert!(cloud.calls.lock().unwrap().is_empty());
+        let status = app.handle(Command::Resume).await.unwrap();
+        assert_eq!(status["state"], "active");
+        assert_eq!(status["sleep_in_seconds"], 600.0);
+
+        let report = app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(report[0]["action"], "stopped");
+        let status = app.handle(Command::Status).await.unwrap();
+        assert_eq!(status["state"], "asleep");
+        assert_eq!(status["asleep"][0]["saved"]["desired"], 2);
+        app.handle(Command::WakeNow).await.unwrap();
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+    }
+}
