@@ -10,6 +10,7 @@ use crate::core::registry::Entry;
 use crate::core::resource::{Capacity, Kind, ResourceId};
 use crate::core::settings::Settings;
 use crate::manager::{format_outcomes, Action, Manager, Outcome};
+use crate::server::Handler;
 use crate::store::services::{entry, ServicesFile};
 use futures::future::try_join_all;
 use serde_json::{json, Value};
@@ -34,13 +35,15 @@ pub type Event = Value;
 pub struct App<C> {
     settings: Settings,
     manager: Manager<C>,
-    services: ServicesFile,
+    services: Arc<ServicesFile>,
     tracker: Mutex<IdleTracker>,
     /// Wakes the timer when the tracker changed outside it.
     changed: Notify,
     /// "sleeping" / "waking" while one runs.
     operation: Mutex<Option<&'static str>>,
     events: mpsc::UnboundedSender<Event>,
+    /// This app, for spawning sleep and wake tasks from `&self`.
+    me: std::sync::Weak<App<C>>,
 }
 
 impl<C: CloudControl> App<C> {
@@ -60,16 +63,17 @@ impl<C: CloudControl> App<C> {
             tracing::warn!("{e}");
         }
         services.current();
-        let app = App {
+        let app = Arc::new_cyclic(|me| App {
+            me: me.clone(),
             settings,
             manager,
-            services,
+            services: Arc::new(services),
             tracker: Mutex::new(IdleTracker::new(cfg, now())),
             changed: Notify::new(),
             operation: Mutex::new(None),
             events,
-        };
-        (Arc::new(app), rx)
+        });
+        (app, rx)
     }
 
     fn emit(&self, event: &str, detail: Value) {
@@ -85,7 +89,7 @@ impl<C: CloudControl> App<C> {
     }
 
     /// The user did something (`source` names the detector or command).
-    pub fn activity(self: &Arc<Self>, source: &str) {
+    pub fn activity(&self, source: &str) {
         let event = self.tracker.lock().expect("tracker").activity(now());
         if let Some(event) = event {
             tracing::info!("activity from {source}");
@@ -94,7 +98,10 @@ impl<C: CloudControl> App<C> {
         self.changed.notify_one();
     }
 
-    fn react(self: &Arc<Self>, event: IdleEvent) {
+    fn react(&self, event: IdleEvent) {
+        let Some(app) = self.me.upgrade() else {
+            return;
+        };
         match event {
             IdleEvent::Warn { sleep_in } => {
                 let n = self.services.cached_len();
@@ -106,11 +113,9 @@ impl<C: CloudControl> App<C> {
             }
             IdleEvent::WarningCancelled => self.emit("warning_cancelled", Value::Null),
             IdleEvent::Sleep => {
-                let app = self.clone();
                 tokio::spawn(async move { app.run_sleep().await });
             }
             IdleEvent::Wake => {
-                let app = self.clone();
                 tokio::spawn(async move { app.run_wake().await });
             }
         }
@@ -174,6 +179,11 @@ impl<C: CloudControl> App<C> {
                 self.react(event);
             }
         }
+    }
+
+    /// Waits until no sleep or wake is in progress.
+    pub async fn quiesce(&self) {
+        self.manager.quiesce().await;
     }
 
     /// The idle state now.
@@ -261,9 +271,11 @@ impl<C: CloudControl> App<C> {
             .map_err(|e| format!("{id}: {e}"))?;
         Ok(json!({"resource": id, "capacity": capacity, "dry_run": self.manager.dry_run()}))
     }
+}
 
+impl<C: CloudControl> Handler for App<C> {
     /// Carries out one command and returns its result or an error message.
-    pub async fn handle(self: &Arc<Self>, command: Command) -> Result<Value, String> {
+    async fn handle(&self, command: Command) -> Result<Value, String> {
         let report = |r: Result<Vec<Outcome>, String>| r.map(|o| json!(o));
         match command {
             Command::Status => Ok(self.status()),
@@ -309,15 +321,23 @@ impl<C: CloudControl> App<C> {
                 self.by_hand(&id, |now, _, _| scale_target(now, desired))
                     .await
             }
+            // File edits block (fsync): keep them off the async workers.
             Command::Register { id, description } => {
-                let registry = self
-                    .services
-                    .register(entry(id.clone(), description))
+                let services = self.services.clone();
+                let new = entry(id.clone(), description);
+                let registry = tokio::task::spawn_blocking(move || services.register(new))
+                    .await
+                    .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
                 Ok(json!({"registered": id, "count": registry.entries.len()}))
             }
             Command::Unregister { id } => {
-                let registry = self.services.unregister(&id).map_err(|e| e.to_string())?;
+                let services = self.services.clone();
+                let target = id.clone();
+                let registry = tokio::task::spawn_blocking(move || services.unregister(&target))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
                 Ok(json!({"unregistered": id, "count": registry.entries.len()}))
             }
             Command::ListRegistered => {

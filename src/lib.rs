@@ -9,4 +9,5 @@ pub mod app;
 pub mod cloud;
 pub mod core;
 pub mod manager;
+pub mod server;
 pub mod store;

@@ -2,22 +2,29 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use cloudnap::app::App;
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
 use cloudnap::core::registry::Registry;
 use cloudnap::core::resource::Kind;
 use cloudnap::core::settings::Settings;
 use cloudnap::manager::{format_outcomes, format_status, Action, Manager, Outcome};
+use cloudnap::server::{self, client};
 use cloudnap::store::config::Paths;
+use cloudnap::store::services::ServicesFile;
 use cloudnap::store::state::StateFile;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Exit code when some resource failed or credentials do not work.
 const EXIT_FAILED: u8 = 1;
 /// Exit code when settings.json or services.yaml is invalid.
 const EXIT_CONFIG: u8 = 2;
+/// Exit code of `send` when no reply came.
+const EXIT_NO_REPLY: u8 = 3;
 
 #[derive(Parser)]
 #[command(name = "cloudnap", version, about)]
@@ -29,7 +36,7 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +49,20 @@ enum Command {
     Wake,
     /// Print the state of every registered resource.
     Status,
+    /// Run in the background: idle timer, UDP command server (the default).
+    Run,
+    /// Send a command to the running cloudnap and print its reply.
+    Send {
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        /// Address of the running cloudnap (default: from settings.json).
+        #[arg(long)]
+        to: Option<SocketAddr>,
+        /// A text command such as STATUS or START_EC2:i-123:us-east-1, or a JSON envelope.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +72,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn,cloudnap=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match run(cli) {
@@ -89,6 +111,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(dir) => Paths::in_dir(dir),
         None => Paths::platform()?,
     };
+    if let Some(Command::Send {
+        timeout,
+        to,
+        command,
+    }) = &cli.command
+    {
+        return send(&paths, *timeout, *to, &command.join(" "));
+    }
     let (settings, registry) = match load(&paths) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
@@ -105,7 +135,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         settings.aws.dry_run,
     );
     rt.block_on(async {
-        match cli.command {
+        match cli.command.unwrap_or(Command::Run) {
+            Command::Run => serve(&paths, settings, manager).await,
+            Command::Send { .. } => unreachable!("handled above"),
             Command::Check => check(&paths, &settings, &registry, &*cloud).await,
             Command::Sleep => report(cli.json, manager.sleep(&registry.entries).await?),
             Command::Wake => report(cli.json, manager.wake(&registry.entries).await?),
@@ -121,6 +153,106 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn quit_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `cloudnap run`: the idle timer and the UDP server until Ctrl-C/SIGTERM.
+async fn serve(paths: &Paths, settings: Settings, manager: Manager<AwsCloud>) -> Result<ExitCode> {
+    let udp = settings.udp.clone();
+    let (app, events) = App::new(settings, manager, ServicesFile::new(&paths.services));
+    let echo = udp
+        .events_port
+        .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    tokio::spawn(server::echo_events(events, echo));
+    let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
+    let quit = move || {
+        let mut rx = quit_rx.clone();
+        async move {
+            let _ = rx.wait_for(|q| *q).await;
+        }
+    };
+    if udp.enabled {
+        let socket = server::bind(SocketAddr::new(udp.ip, udp.port)).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on UDP {}:{}: {e} (is another cloudnap running?)",
+                udp.ip,
+                udp.port
+            )
+        })?;
+        tracing::info!("listening on {}", socket.local_addr()?);
+        let opts = server::Options {
+            token: udp.token.clone(),
+            max_datagram: udp.buffer_size,
+            aws_rate: udp.rate_limit_per_second,
+            echo,
+        };
+        tokio::spawn(server::serve(socket, opts, app.clone(), quit()));
+    }
+    tokio::spawn(app.clone().run_timer(quit()));
+    tracing::info!("cloudnap is running; state: {:?}", app.state());
+    quit_signal().await;
+    tracing::info!("quitting");
+    let _ = quit_tx.send(true);
+    // Let a sleep or wake in progress finish and record its result.
+    app.quiesce().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cloudnap send`: one command to the running instance.
+fn send(paths: &Paths, timeout: f64, to: Option<SocketAddr>, command: &str) -> Result<ExitCode> {
+    let settings = paths.load_settings().map(|(s, _)| s).unwrap_or_default();
+    let to = to.unwrap_or_else(|| {
+        let ip = if settings.udp.ip.is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            settings.udp.ip
+        };
+        SocketAddr::new(ip, settings.udp.port)
+    });
+    let datagram = match &settings.udp.token {
+        Some(token) => client::with_token(command, token),
+        None => command.to_string(),
+    };
+    let timeout = Duration::from_secs_f64(timeout.clamp(0.1, 3600.0));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(client::request(to, datagram.as_bytes(), timeout)) {
+        Ok(reply) => {
+            println!("{}", serde_json::to_string_pretty(&reply)?);
+            Ok(ExitCode::from(if client::is_error(&reply) {
+                EXIT_FAILED
+            } else {
+                0
+            }))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_NO_REPLY))
+        }
+    }
 }
 
 fn report(json: bool, outcomes: Vec<Outcome>) -> Result<ExitCode> {

@@ -106,6 +106,11 @@ impl<C: CloudControl> Manager<C> {
         }
     }
 
+    /// Waits until no sleep, wake or manual change is in progress.
+    pub async fn quiesce(&self) {
+        drop(self.busy.lock().await);
+    }
+
     /// What is asleep, as last read or written (no I/O).
     pub fn asleep(&self) -> Records {
         self.cached.lock().expect("records cache").clone()

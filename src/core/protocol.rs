@@ -190,15 +190,20 @@ fn parse_text(text: &str) -> Result<Request, ParseError> {
         message,
     };
     let Some((_, form)) = TEXT_FORMS.iter().find(|(n, _)| *n == name) else {
-        return Err(err(format!(
-            "unknown command `{}`; known commands: {}",
-            truncate(fields[0], 64),
-            TEXT_FORMS
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        return Err(ParseError {
+            format: Format::Text {
+                name: String::new(),
+            },
+            message: format!(
+                "unknown command `{}`; known commands: {}",
+                truncate(fields[0], 64),
+                TEXT_FORMS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
     };
     let arity = |min: usize, max: usize| {
         if args.len() < min || args.len() > max {
@@ -606,18 +611,27 @@ pub fn split(reply: &str, reply_to: Option<&str>, max: usize) -> Vec<String> {
     if reply.len() <= max {
         return vec![reply.to_string()];
     }
-    // JSON escaping can grow a slice by up to 6x (\u00XX); leave room for the frame.
-    let chunk = ((max.saturating_sub(128)) / 6).max(1);
+    // Frame placeholders wide enough for any part numbers.
+    let frame = |data: &str, i: usize, n: usize| {
+        json!({"reply_to": reply_to, "part": i, "parts": n, "data": data}).to_string()
+    };
+    let overhead = frame("", usize::MAX, usize::MAX).len();
+    let budget = max.saturating_sub(overhead).max(8);
     let mut slices = Vec::new();
     let mut rest = reply;
     while !rest.is_empty() {
-        let mut end = chunk.min(rest.len());
-        while !rest.is_char_boundary(end) {
-            end -= 1;
+        let mut end = budget.min(rest.len());
+        loop {
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            let escaped = serde_json::to_string(&rest[..end]).map_or(usize::MAX, |s| s.len());
+            if escaped <= budget + 2 || end <= 1 {
+                break;
+            }
+            end = (end * budget / escaped).max(1);
         }
-        if end == 0 {
-            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
-        }
+        let end = end.max(rest.chars().next().map_or(0, char::len_utf8));
         slices.push(&rest[..end]);
         rest = &rest[end..];
     }
@@ -625,9 +639,7 @@ pub fn split(reply: &str, reply_to: Option<&str>, max: usize) -> Vec<String> {
     slices
         .into_iter()
         .enumerate()
-        .map(|(i, data)| {
-            json!({"reply_to": reply_to, "part": i + 1, "parts": n, "data": data}).to_string()
-        })
+        .map(|(i, data)| frame(data, i + 1, n))
         .collect()
 }
 

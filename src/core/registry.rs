@@ -160,21 +160,22 @@ impl Registry {
 
         let mut entries = Vec::new();
         let mut errors = Vec::new();
-        let mut seen: HashMap<ResourceId, usize> = HashMap::new();
-        // (key field, needle) lets an error point at its line.
-        let mut occurrences: HashMap<(String, String), usize> = HashMap::new();
+        // Where each entry was first seen, as (key, needle, nth occurrence):
+        // lines are only looked up for error messages.
+        let mut seen: HashMap<ResourceId, (&'static str, String, usize)> = HashMap::new();
+        let mut occurrences: HashMap<(&'static str, String), usize> = HashMap::new();
         let mut push = |id: ResourceId,
-                        key: &str,
+                        key: &'static str,
                         needle: &str,
                         profile: Option<String>,
                         description: Option<String>,
                         desired_size: Option<i32>,
                         errors: &mut Vec<String>| {
-            let n = occurrences
-                .entry((key.to_string(), needle.to_string()))
-                .or_insert(0);
-            let line = line_of(text, key, needle, *n);
+            let n = occurrences.entry((key, needle.to_string())).or_insert(0);
+            let here = (key, needle.to_string(), *n);
             *n += 1;
+            let line =
+                |(key, needle, nth): &(&str, String, usize)| line_of(text, key, needle, *nth);
             let check = check_id(&id)
                 .and(match &profile {
                     Some(p) if p.is_empty() || p.contains(char::is_whitespace) => Err(format!(
@@ -187,16 +188,18 @@ impl Registry {
                     _ => Ok(()),
                 });
             if let Err(e) = check {
-                errors.push(format!("line {line}: {e}"));
+                errors.push(format!("line {}: {e}", line(&here)));
                 return;
             }
             if let Some(first) = seen.get(&id) {
                 errors.push(format!(
-                    "line {line}: {id} is already registered at line {first}"
+                    "line {}: {id} is already registered at line {}",
+                    line(&here),
+                    line(first)
                 ));
                 return;
             }
-            seen.insert(id.clone(), line);
+            seen.insert(id.clone(), here);
             entries.push(Entry {
                 id,
                 profile,

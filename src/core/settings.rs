@@ -113,6 +113,8 @@ pub struct UdpSettings {
     pub token: Option<String>,
     /// Where state changes and replies are echoed, if set.
     pub events_port: Option<u16>,
+    /// AWS-calling commands per second accepted from one address.
+    pub rate_limit_per_second: f64,
 }
 
 /// Everything in `settings.json`, resolved.
@@ -282,6 +284,7 @@ impl Settings {
                 "buffer_size",
                 "token",
                 "events_port",
+                "rate_limit_per_second",
             ],
         );
         let ip = c
@@ -303,6 +306,7 @@ impl Settings {
                     .ok_or("at least 8 characters and no ':'")
             }),
             events_port: c.opt_int(&s, "events_port", 1, 65535).map(|p| p as u16),
+            rate_limit_per_second: c.num(&s, "rate_limit_per_second", 20.0, 0.1, 100_000.0),
         };
         if !udp.ip.is_loopback() && udp.token.is_none() && udp.enabled {
             c.errors.push(format!(

@@ -257,3 +257,98 @@ pub async fn eks_scaling(
             .unwrap_or_default(),
     )
 }
+
+/// A running `cloudnap run`, killed on drop.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    /// Everything it wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts `cloudnap run` in `cfg` and waits for "listening on ADDR".
+    pub fn start(cfg: &ConfigDir) -> Daemon {
+        use std::io::BufRead;
+        let mut child = cfg
+            .command(&["run"])
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().parse::<std::net::SocketAddr>().unwrap());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("cloudnap run did not start: {}", log.lock().unwrap()));
+        Daemon { child, addr, log }
+    }
+
+    /// Sends one command over a real UDP socket and returns the whole reply.
+    pub async fn send(&self, command: &str) -> serde_json::Value {
+        cloudnap::server::client::request(
+            self.addr,
+            command.as_bytes(),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{command}: {e}"))
+    }
+
+    /// Sends a text command and returns its `result`, failing on an error reply.
+    pub async fn ok(&self, command: &str) -> serde_json::Value {
+        let reply = self.send(command).await;
+        assert_eq!(reply["ok"], true, "{command}: {reply}");
+        reply["result"].clone()
+    }
+
+    /// Sends a text command that must fail; returns the error message.
+    pub async fn err(&self, command: &str) -> String {
+        let reply = self.send(command).await;
+        assert_eq!(reply["ok"], false, "{command}: {reply}");
+        reply["error"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Settings for a daemon on 127.0.0.1:0 against moto, merged with `extra`.
+pub fn daemon_settings(regions: &[&str], extra: serde_json::Value) -> String {
+    let mut s = serde_json::json!({
+        "aws": { "regions": regions, "endpoint_url": moto_url() },
+        "udp_server": { "port": 0, "rate_limit_per_second": 10000 }
+    });
+    merge(&mut s, extra);
+    s.to_string()
+}
+
+fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
