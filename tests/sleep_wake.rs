@@ -311,3 +311,26 @@ fn invalid_config_names_the_key_or_line_exits_2_and_changes_no_file() {
         assert!(!cfg.file("state.json").exists());
     }
 }
+
+#[test]
+fn first_run_without_config_dir_writes_commented_defaults_in_xdg_locations() {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cloudnap"));
+    c.arg("status")
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("CLOUDNAP_CONFIG_DIR");
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = home.path().join(".config/cloudnap");
+    let settings = std::fs::read_to_string(dir.join("settings.json")).unwrap();
+    assert!(settings.contains("\"_comment\""));
+    let services = std::fs::read_to_string(dir.join("services.yaml")).unwrap();
+    assert!(services.starts_with("# cloudnap services registry"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("created"));
+}

@@ -486,3 +486,30 @@ async fn send_exits_by_reply() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no reply"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_and_state_changes_are_echoed_to_the_events_port() {
+    let events = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    events
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let port = events.local_addr().unwrap().port();
+    let (_cfg, d) = daemon(json!({"udp_server": {"events_port": port}}), "");
+    d.ok("PAUSE:5").await;
+    let mut buf = vec![0u8; 65_536];
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (n, _) = events.recv_from(&mut buf).expect("echoed");
+        seen.push(serde_json::from_slice::<Value>(&buf[..n]).unwrap());
+    }
+    assert!(
+        seen.iter()
+            .any(|v| v["command"] == "PAUSE" && v["ok"] == true),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|v| v["type"] == "EVENT" && v["content"]["event"] == "paused"),
+        "{seen:?}"
+    );
+}
