@@ -62,6 +62,19 @@ where
     }
 }
 
+/// Every item of a paginated request, or the first error.
+macro_rules! all_items {
+    ($request:expr) => {
+        $request
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(aws_err)
+    };
+}
+
 fn not_found(what: String) -> CloudError {
     CloudError::new(ErrorKind::NotFound, format!("{what} not found"))
 }
@@ -528,15 +541,7 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Result<Vec<Ec2Instance>, CloudError> {
         let c = self.clients(region, profile).await;
-        let reservations = c
-            .ec2
-            .describe_instances()
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(aws_err)?;
+        let reservations = all_items!(c.ec2.describe_instances())?;
         Ok(reservations
             .iter()
             .flat_map(|r| r.instances())
@@ -566,15 +571,7 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Result<Vec<EcsService>, CloudError> {
         let c = self.clients(region, profile).await;
-        let clusters = c
-            .ecs
-            .list_clusters()
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(aws_err)?;
+        let clusters = all_items!(c.ecs.list_clusters())?;
         let mut out = Vec::new();
         for cluster_arn in clusters {
             let cluster_name = cluster_arn
@@ -582,16 +579,7 @@ impl CloudControl for AwsCloud {
                 .next()
                 .unwrap_or(&cluster_arn)
                 .to_string();
-            let arns = c
-                .ecs
-                .list_services()
-                .cluster(&cluster_arn)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(aws_err)?;
+            let arns = all_items!(c.ecs.list_services().cluster(&cluster_arn))?;
             for chunk in arns.chunks(10) {
                 let described = c
                     .ecs
@@ -621,27 +609,10 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Result<Vec<EksNodegroup>, CloudError> {
         let c = self.clients(region, profile).await;
-        let clusters = c
-            .eks
-            .list_clusters()
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(aws_err)?;
+        let clusters = all_items!(c.eks.list_clusters())?;
         let mut out = Vec::new();
         for cluster in clusters {
-            let groups = c
-                .eks
-                .list_nodegroups()
-                .cluster_name(&cluster)
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(aws_err)?;
+            let groups = all_items!(c.eks.list_nodegroups().cluster_name(&cluster))?;
             for name in groups {
                 let ng = eks_nodegroup(&c.eks, &cluster, &name).await?;
                 let (min, desired, max) = eks_scaling(&ng);

@@ -207,52 +207,42 @@ impl Registry {
                 desired_size,
             });
         };
-        for e in raw.ec2_instances.unwrap_or_default() {
+        let ec2 = raw.ec2_instances.unwrap_or_default().into_iter().map(|e| {
             let needle = e.instance_id.clone();
-            push(
-                ResourceId::Ec2 {
-                    instance_id: e.instance_id,
-                    region: e.region,
-                },
-                "instance_id",
-                &needle,
-                e.profile,
-                e.description,
-                None,
-                &mut errors,
-            );
-        }
-        for e in raw.ecs_services.unwrap_or_default() {
+            let id = ResourceId::Ec2 {
+                instance_id: e.instance_id,
+                region: e.region,
+            };
+            (id, "instance_id", needle, e.profile, e.description, None)
+        });
+        let ecs = raw.ecs_services.unwrap_or_default().into_iter().map(|e| {
             let needle = e.cluster_name.clone();
-            push(
-                ResourceId::Ecs {
-                    cluster_name: e.cluster_name,
-                    service_name: e.service_name,
-                    region: e.region,
-                },
-                "cluster_name",
-                &needle,
-                e.profile,
-                e.description,
-                None,
-                &mut errors,
-            );
-        }
-        for e in raw.eks_nodegroups.unwrap_or_default() {
+            let id = ResourceId::Ecs {
+                cluster_name: e.cluster_name,
+                service_name: e.service_name,
+                region: e.region,
+            };
+            (id, "cluster_name", needle, e.profile, e.description, None)
+        });
+        let eks = raw.eks_nodegroups.unwrap_or_default().into_iter().map(|e| {
             let needle = e.cluster_name.clone();
-            push(
-                ResourceId::Eks {
-                    cluster_name: e.cluster_name,
-                    nodegroup_name: e.nodegroup_name,
-                    region: e.region,
-                },
+            let id = ResourceId::Eks {
+                cluster_name: e.cluster_name,
+                nodegroup_name: e.nodegroup_name,
+                region: e.region,
+            };
+            let desired = e.desired_size;
+            (
+                id,
                 "cluster_name",
-                &needle,
+                needle,
                 e.profile,
                 e.description,
-                e.desired_size,
-                &mut errors,
-            );
+                desired,
+            )
+        });
+        for (id, key, needle, profile, description, desired) in ec2.chain(ecs).chain(eks) {
+            push(id, key, &needle, profile, description, desired, &mut errors);
         }
         if errors.is_empty() {
             Ok(Registry { entries })
