@@ -8,8 +8,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CLOUDNAP_CACHE/target}
 VENV=$CLOUDNAP_CACHE/venv
 STARTED_PIDS=()
 
-# Debian packages the build and tests need.
-APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv)
+# Debian packages the build and tests need: toolchain helpers, Python for
+# moto, X11 libraries for the detectors, and Xvfb/openbox/xdotool to test them.
+APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
+  libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
+  xvfb openbox xdotool x11-utils)
 
 ensure_packages() {
   local missing=()
@@ -51,6 +54,23 @@ start_moto() {
   done
   echo "moto_server did not start; see $CLOUDNAP_CACHE/moto.log" >&2
   return 1
+}
+
+# Starts Xvfb on a free display, with RECORD (on by default) and openbox as
+# the window manager; exports DISPLAY.
+start_x() {
+  local n=90
+  while [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ]; do n=$((n + 1)); done
+  Xvfb ":$n" -screen 0 1280x800x24 -nolisten tcp >"$CLOUDNAP_CACHE/xvfb.log" 2>&1 &
+  STARTED_PIDS+=($!)
+  export DISPLAY=":$n"
+  for _ in $(seq 100); do
+    xdpyinfo >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  openbox >"$CLOUDNAP_CACHE/openbox.log" 2>&1 &
+  STARTED_PIDS+=($!)
+  sleep 0.5
 }
 
 stop_started() {

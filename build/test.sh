@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 ensure_packages
 ensure_moto
-start_moto
 trap stop_started EXIT
+start_moto
+start_x
 
 cargo fmt --all -- --check
 cargo test --locked 2>&1 | tee "$CLOUDNAP_CACHE/test.log"

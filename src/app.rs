@@ -3,6 +3,7 @@
 //! into sleep and wake.
 
 use crate::cloud::CloudControl;
+use crate::core::activity::{Activity, ActivityKind};
 use crate::core::idle::{IdleConfig, IdleEvent, IdleState, IdleTracker};
 use crate::core::policy::{scale_target, start_target};
 use crate::core::protocol::Command;
@@ -41,6 +42,8 @@ pub struct App<C> {
     changed: Notify,
     /// "sleeping" / "waking" while one runs.
     operation: Mutex<Option<&'static str>>,
+    /// The latest activity seen, for STATUS ("what keeps me awake?").
+    last_activity: Mutex<Option<(ActivityKind, std::time::Instant)>>,
     events: mpsc::UnboundedSender<Event>,
     /// This app, for spawning sleep and wake tasks from `&self`.
     me: std::sync::Weak<App<C>>,
@@ -71,6 +74,7 @@ impl<C: CloudControl> App<C> {
             tracker: Mutex::new(IdleTracker::new(cfg, now())),
             changed: Notify::new(),
             operation: Mutex::new(None),
+            last_activity: Mutex::new(None),
             events,
         });
         (app, rx)
@@ -88,14 +92,23 @@ impl<C: CloudControl> App<C> {
         registry.entries
     }
 
-    /// The user did something (`source` names the detector or command).
-    pub fn activity(&self, source: &str) {
-        let event = self.tracker.lock().expect("tracker").activity(now());
+    /// The user did something.
+    pub fn activity(&self, kind: ActivityKind) {
+        let t = now();
+        *self.last_activity.lock().expect("last activity") = Some((kind, t));
+        let event = self.tracker.lock().expect("tracker").activity(t);
         if let Some(event) = event {
-            tracing::info!("activity from {source}");
+            tracing::info!("activity ({})", kind.name());
             self.react(event);
         }
         self.changed.notify_one();
+    }
+
+    /// Feeds activity from the detectors until the channel closes.
+    pub async fn run_activity(&self, mut activity: mpsc::UnboundedReceiver<Activity>) {
+        while let Some(a) = activity.recv().await {
+            self.activity(a.kind);
+        }
     }
 
     fn react(&self, event: IdleEvent) {
@@ -181,6 +194,11 @@ impl<C: CloudControl> App<C> {
         }
     }
 
+    /// The settings the app runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// Waits until no sleep or wake is in progress.
     pub async fn quiesce(&self) {
         self.manager.quiesce().await;
@@ -204,8 +222,13 @@ impl<C: CloudControl> App<C> {
             .values()
             .map(|r| json!({"resource": r.resource, "saved": r.saved, "phase": r.phase, "since": r.since}))
             .collect();
+        let last = *self.last_activity.lock().expect("last activity");
         json!({
             "state": state,
+            "last_activity": last.map(|(kind, at)| json!({
+                "kind": kind,
+                "seconds_ago": now().saturating_duration_since(at).as_secs_f64(),
+            })),
             "sleep_in_seconds": sleep_in.map(|d| d.as_secs_f64()),
             "paused_for_seconds": paused_for.map(|d| d.as_secs_f64()),
             "asleep": asleep,
@@ -280,7 +303,7 @@ impl<C: CloudControl> Handler for App<C> {
         match command {
             Command::Status => Ok(self.status()),
             Command::UserActivity => {
-                self.activity("udp");
+                self.activity(ActivityKind::Command);
                 Ok(self.status())
             }
             Command::Pause { minutes } => {
@@ -429,7 +452,7 @@ mod tests {
         // An hour later, one key press wakes it at once.
         tokio::time::sleep(Duration::from_secs(3600)).await;
         let pressed = tokio::time::Instant::now();
-        app.activity("keyboard");
+        app.activity(ActivityKind::Keyboard);
         assert_eq!(next_event(&mut rx).await, "awake");
         assert_eq!(pressed.elapsed(), Duration::ZERO);
         assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 3 });
@@ -443,7 +466,7 @@ mod tests {
         let (app, mut rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         assert_eq!(next_event(&mut rx).await, "warning");
-        app.activity("mouse");
+        app.activity(ActivityKind::Mouse);
         assert_eq!(next_event(&mut rx).await, "warning_cancelled");
         tokio::time::sleep(Duration::from_secs(5 * 60)).await;
         assert!(matches!(app.state(), IdleState::Active { .. }));

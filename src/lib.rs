@@ -8,6 +8,7 @@
 pub mod app;
 pub mod cloud;
 pub mod core;
+pub mod detect;
 pub mod manager;
 pub mod server;
 pub mod store;

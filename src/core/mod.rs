@@ -1,6 +1,7 @@
 //! Pure logic: domain types, configuration validation and the sleep/wake
 //! policy. Nothing here touches the OS, the network or AWS.
 
+pub mod activity;
 pub mod idle;
 pub mod policy;
 pub mod protocol;

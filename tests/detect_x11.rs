@@ -1,0 +1,188 @@
+//! The activity detectors against a real X server (Xvfb with openbox, started
+//! by build/test.sh) and real input injected with xdotool.
+
+mod common;
+use cloudnap::core::activity::{Activity, ActivityKind};
+use cloudnap::core::settings::Settings;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One test at a time: they share the X server's input.
+static X: Mutex<()> = Mutex::new(());
+
+fn require_display() {
+    assert!(
+        std::env::var("DISPLAY").is_ok_and(|d| !d.is_empty()),
+        "DISPLAY is not set: run the tests with ./build/test.sh, which starts Xvfb"
+    );
+}
+
+fn xdotool(args: &[&str]) {
+    let ok = Command::new("xdotool")
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "xdotool {args:?}");
+}
+
+/// Starts the sources enabled by `settings_json` (all others disabled).
+fn start(settings_json: &str) -> mpsc::UnboundedReceiver<Activity> {
+    require_display();
+    let base = r#"{"keyboard":{"enabled":false},"mouse":{"enabled":false},"window":{"enabled":false},
+        "system_idle":{"enabled":false},"screen":{"enabled":false},"audio":{"enabled":false}}"#;
+    let mut merged: serde_json::Value = serde_json::from_str(base).unwrap();
+    let extra: serde_json::Value = serde_json::from_str(settings_json).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        merged[k] = v.clone();
+    }
+    let (settings, _) = Settings::parse(&merged.to_string()).unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    cloudnap::detect::start(cloudnap::detect::sources(&settings), &tx);
+    rx
+}
+
+/// The kinds seen within `wait`.
+fn seen(rx: &mut mpsc::UnboundedReceiver<Activity>, wait: Duration) -> Vec<ActivityKind> {
+    std::thread::sleep(wait);
+    let mut out = Vec::new();
+    while let Ok(a) = rx.try_recv() {
+        out.push(a.kind);
+    }
+    out
+}
+
+/// Waits up to 1 s for `kind`.
+fn within_1s(rx: &mut mpsc::UnboundedReceiver<Activity>, kind: ActivityKind) {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) {
+        if let Ok(a) = rx.try_recv() {
+            if a.kind == kind {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no {kind:?} activity within 1 s");
+}
+
+#[test]
+fn keyboard_and_mouse_are_seen_and_a_jiggle_is_not() {
+    let _x = X.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rx = start(
+        r#"{"keyboard":{"enabled":true,"debounce_ms":50},
+        "mouse":{"enabled":true,"debounce_ms":50,"movement_threshold":10}}"#,
+    );
+    std::thread::sleep(Duration::from_millis(500)); // the RECORD context starts
+    xdotool(&["mousemove", "100", "100"]);
+    seen(&mut rx, Duration::from_millis(200));
+
+    xdotool(&["key", "a"]);
+    within_1s(&mut rx, ActivityKind::Keyboard);
+
+    seen(&mut rx, Duration::from_millis(100));
+    xdotool(&["mousemove_relative", "3", "2"]);
+    xdotool(&["mousemove_relative", "--", "-2", "3"]);
+    assert_eq!(
+        seen(&mut rx, Duration::from_secs(1)),
+        vec![],
+        "a sub-threshold jiggle"
+    );
+
+    xdotool(&["mousemove", "400", "300"]);
+    within_1s(&mut rx, ActivityKind::Mouse);
+    std::thread::sleep(Duration::from_millis(100));
+    xdotool(&["click", "1"]);
+    within_1s(&mut rx, ActivityKind::Mouse);
+}
+
+#[test]
+fn the_x_server_idle_time_reports_input() {
+    let _x = X.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rx = start(r#"{"system_idle":{"enabled":true,"check_interval_sec":0.2}}"#);
+    std::thread::sleep(Duration::from_millis(800));
+    seen(&mut rx, Duration::ZERO);
+    assert_eq!(
+        seen(&mut rx, Duration::from_secs(1)),
+        vec![],
+        "no input, no activity"
+    );
+    xdotool(&["key", "b"]);
+    within_1s(&mut rx, ActivityKind::SystemIdle);
+}
+
+#[test]
+fn switching_focus_is_activity_and_keeping_it_is_not() {
+    let _x = X.lock().unwrap_or_else(|e| e.into_inner());
+    require_display();
+    let spawn = |title: &str| {
+        Command::new("xmessage")
+            .args(["-title", title, title])
+            .spawn()
+            .unwrap()
+    };
+    let mut one = spawn("cloudnap-one");
+    let mut two = spawn("cloudnap-two");
+    let activate = |title: &str| {
+        for _ in 0..50 {
+            let ok = Command::new("xdotool")
+                .args([
+                    "search",
+                    "--sync",
+                    "--name",
+                    title,
+                    "windowactivate",
+                    "--sync",
+                ])
+                .status()
+                .unwrap()
+                .success();
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("cannot activate {title}");
+    };
+    activate("cloudnap-one");
+    let mut rx = start(r#"{"window":{"enabled":true,"check_interval_sec":0.2}}"#);
+    assert_eq!(seen(&mut rx, Duration::from_secs(1)), vec![], "focus kept");
+    activate("cloudnap-two");
+    within_1s(&mut rx, ActivityKind::Window);
+    activate("cloudnap-one");
+    within_1s(&mut rx, ActivityKind::Window);
+    for w in [&mut one, &mut two] {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+}
+
+#[test]
+fn a_key_press_reaches_the_running_app() {
+    let _x = X.lock().unwrap_or_else(|e| e.into_inner());
+    require_display();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(key_press_reaches_the_app());
+}
+
+async fn key_press_reaches_the_app() {
+    let cfg = common::ConfigDir::with_settings(
+        &common::daemon_settings(&["us-east-1"], serde_json::json!({})),
+        "",
+    );
+    let d = common::Daemon::start(&cfg);
+    tokio::time::sleep(Duration::from_millis(800)).await; // detectors start
+    let pressed = std::time::Instant::now();
+    xdotool(&["key", "c"]);
+    loop {
+        let status = d.ok("STATUS").await;
+        if status["last_activity"]["kind"] == "keyboard" {
+            break;
+        }
+        assert!(pressed.elapsed() < Duration::from_secs(1), "{status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
