@@ -12,7 +12,9 @@ STARTED_PIDS=()
 # moto, X11 libraries for the detectors, and Xvfb/openbox/xdotool to test them.
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
-  xvfb openbox xdotool x11-utils)
+  libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
+  libasound2-dev
+  xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox)
 
 ensure_packages() {
   local missing=()
@@ -61,7 +63,7 @@ start_moto() {
 start_x() {
   local n=90
   while [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ]; do n=$((n + 1)); done
-  Xvfb ":$n" -screen 0 1280x800x24 -nolisten tcp >"$CLOUDNAP_CACHE/xvfb.log" 2>&1 &
+  Xvfb ":$n" -screen 0 "${X_SCREEN:-1280x800x24}" -nolisten tcp >"$CLOUDNAP_CACHE/xvfb.log" 2>&1 &
   STARTED_PIDS+=($!)
   export DISPLAY=":$n"
   for _ in $(seq 100); do
@@ -73,7 +75,31 @@ start_x() {
   sleep 0.5
 }
 
+# Starts a private PulseAudio with a null sink `vsink` as the default
+# output (its monitor is what the audio detector hears) and a second null
+# sink `micsink` standing in for a microphone.
+start_pulse() {
+  # The socket is $XDG_RUNTIME_DIR/pulse/native. (Do not set
+  # PULSE_RUNTIME_PATH: the pulseaudio crate behind cpal misreads it.)
+  export XDG_RUNTIME_DIR="$CLOUDNAP_CACHE/xdg-$$"
+  mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+  pulseaudio --daemonize=yes --exit-idle-time=-1 --log-target=stderr 2>"$CLOUDNAP_CACHE/pulse.log"
+  for _ in $(seq 50); do
+    pactl info >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  pactl load-module module-null-sink sink_name=vsink >/dev/null
+  pactl load-module module-null-sink sink_name=micsink >/dev/null
+  pactl set-default-sink vsink
+  pactl set-default-source micsink.monitor
+  PULSE_STARTED=1
+}
+
 stop_started() {
+  if [ -n "${PULSE_STARTED:-}" ]; then
+    pulseaudio --kill 2>/dev/null || true
+    rm -rf "$XDG_RUNTIME_DIR"
+  fi
   for pid in "${STARTED_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done

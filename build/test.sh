@@ -10,6 +10,7 @@ ensure_moto
 trap stop_started EXIT
 start_moto
 start_x
+start_pulse
 
 cargo fmt --all -- --check
 cargo test --locked 2>&1 | tee "$CLOUDNAP_CACHE/test.log"

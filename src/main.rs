@@ -212,7 +212,8 @@ async fn serve(paths: &Paths, settings: Settings, manager: Manager<AwsCloud>) ->
     }
     tokio::spawn(app.clone().run_timer(quit()));
     let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
-    cloudnap::detect::start(cloudnap::detect::sources(app.settings()), &activity_tx);
+    let sink = cloudnap::detect::Sink::new(activity_tx);
+    cloudnap::detect::start(cloudnap::detect::sources(app.settings()), &sink);
     let feeder = app.clone();
     tokio::spawn(async move { feeder.run_activity(activity_rx).await });
     tracing::info!("cloudnap is running; state: {:?}", app.state());

@@ -40,7 +40,10 @@ fn start(settings_json: &str) -> mpsc::UnboundedReceiver<Activity> {
     }
     let (settings, _) = Settings::parse(&merged.to_string()).unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    cloudnap::detect::start(cloudnap::detect::sources(&settings), &tx);
+    cloudnap::detect::start(
+        cloudnap::detect::sources(&settings),
+        &cloudnap::detect::Sink::new(tx),
+    );
     rx
 }
 
@@ -185,4 +188,90 @@ async fn key_press_reaches_the_app() {
         assert!(pressed.elapsed() < Duration::from_secs(1), "{status}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[test]
+fn drawing_a_window_changes_the_screen_and_a_static_screen_does_not() {
+    let _x = X.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rx =
+        start(r#"{"screen":{"enabled":true,"capture_interval_sec":0.3,"change_threshold":0.01}}"#);
+    assert_eq!(
+        seen(&mut rx, Duration::from_secs(2)),
+        vec![],
+        "a static screen over several intervals"
+    );
+    let mut big = Command::new("xmessage")
+        .args([
+            "-geometry",
+            "900x600+100+100",
+            "-title",
+            "cloudnap-big",
+            "a big window",
+        ])
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut fired = false;
+    while t0.elapsed() < Duration::from_secs(3) && !fired {
+        fired = seen(&mut rx, Duration::from_millis(100)).contains(&ActivityKind::Screen);
+    }
+    let _ = big.kill();
+    let _ = big.wait();
+    assert!(fired, "opening a window fires the screen source");
+}
+
+/// A 440 Hz tone, generated with sox.
+fn tone() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("cloudnap-tone-{}.wav", std::process::id()));
+    let ok = Command::new("sox")
+        .args(["-n", "-r", "44100", "-c", "2"])
+        .arg(&path)
+        .args(["synth", "4", "sine", "440"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "sox");
+    path
+}
+
+#[test]
+fn sound_playing_on_the_output_is_activity_but_silence_and_a_microphone_are_not() {
+    let socket = std::path::PathBuf::from(std::env::var("XDG_RUNTIME_DIR").unwrap_or_default())
+        .join("pulse/native");
+    assert!(
+        socket.exists(),
+        "run the tests with ./build/test.sh, which starts PulseAudio with a null sink"
+    );
+    let wav = tone();
+    let mut rx =
+        start(r#"{"audio":{"enabled":true,"check_interval_sec":0.5,"volume_threshold":0.01}}"#);
+    // The capture stream takes a moment to deliver; then silence must not count.
+    std::thread::sleep(Duration::from_secs(3));
+    seen(&mut rx, Duration::ZERO);
+    assert_eq!(seen(&mut rx, Duration::from_secs(2)), vec![], "silence");
+
+    // The tone into the stand-in microphone (another sink) is not output.
+    let played = Command::new("paplay")
+        .args(["--device", "micsink"])
+        .arg(&wav)
+        .status()
+        .unwrap();
+    assert!(played.success());
+    assert_eq!(
+        seen(&mut rx, Duration::from_millis(500)),
+        vec![],
+        "microphone"
+    );
+
+    // The tone on the default output is.
+    let mut player = Command::new("paplay").arg(&wav).spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    let mut fired = false;
+    while t0.elapsed() < Duration::from_secs(4) && !fired {
+        fired = seen(&mut rx, Duration::from_millis(100)).contains(&ActivityKind::Audio);
+    }
+    let _ = player.kill();
+    let _ = player.wait();
+    let _ = std::fs::remove_file(&wav);
+    assert!(fired, "a tone on the output fires the audio source");
 }

@@ -1,7 +1,7 @@
 //! Keyboard and mouse through `rdev`'s global listener (X RECORD on Linux).
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::{Activity, ActivityKind, InputFilter};
+use crate::core::activity::{ActivityKind, InputFilter};
 use crate::core::settings::{KeyboardSettings, MouseSettings};
 use rdev::EventType;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ impl ActivitySource for InputSource {
                 }
                 _ => return,
             };
-            let _ = sink.send(Activity { kind, at: now });
+            sink.emit(kind);
         })
         .map_err(|e| DetectError {
             source_name: "keyboard/mouse",

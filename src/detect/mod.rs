@@ -2,17 +2,66 @@
 //! into [`Activity`] through the pure filters in [`crate::core::activity`],
 //! and sends it into one channel. A disabled source is never started.
 
+mod audio;
 mod input;
+mod screen;
 #[cfg(target_os = "linux")]
 mod system_idle;
 mod window;
 
-use crate::core::activity::Activity;
+use crate::core::activity::{Activity, ActivityKind};
 use crate::core::settings::Settings;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Where sources send what they see.
-pub type Sink = UnboundedSender<Activity>;
+/// Where sources send what they see, and when any of them last saw
+/// something: a costly check (screen capture, audio capture) is skipped
+/// while cheaper signals already show activity.
+#[derive(Clone)]
+pub struct Sink {
+    tx: UnboundedSender<Activity>,
+    base: Instant,
+    /// Milliseconds after `base` of the latest activity, plus one (0: none).
+    last: Arc<AtomicU64>,
+}
+
+impl Sink {
+    /// A sink sending into `tx`.
+    pub fn new(tx: UnboundedSender<Activity>) -> Self {
+        Sink {
+            tx,
+            base: Instant::now(),
+            last: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Reports activity of `kind` now.
+    pub fn emit(&self, kind: ActivityKind) {
+        let at = Instant::now();
+        let ms = at.saturating_duration_since(self.base).as_millis() as u64 + 1;
+        self.last.fetch_max(ms, Ordering::Relaxed);
+        let _ = self.tx.send(Activity { kind, at });
+    }
+
+    /// Whether any source saw activity within `window`.
+    pub fn active_within(&self, window: Duration) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        last > 0 && {
+            let now = Instant::now()
+                .saturating_duration_since(self.base)
+                .as_millis() as u64
+                + 1;
+            now.saturating_sub(last) <= window.as_millis() as u64
+        }
+    }
+
+    /// Whether nobody listens any more.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
 
 /// Why a source could not run.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +87,12 @@ pub fn sources(settings: &Settings) -> Vec<Box<dyn ActivitySource>> {
             settings.keyboard.clone(),
             settings.mouse.clone(),
         )));
+    }
+    if settings.screen.enabled {
+        out.push(Box::new(screen::ScreenSource::new(&settings.screen)));
+    }
+    if settings.audio.enabled {
+        out.push(Box::new(audio::AudioSource::new(&settings.audio)));
     }
     if settings.window.enabled {
         out.push(Box::new(window::WindowSource::new(&settings.window)));

@@ -2,9 +2,9 @@
 //! it sees every input the server sees.
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::{idle_shows_input, Activity, ActivityKind};
+use crate::core::activity::{idle_shows_input, ActivityKind};
 use crate::core::settings::SystemIdleSettings;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use x11rb::connection::Connection;
 use x11rb::protocol::screensaver::ConnectionExt as _;
 
@@ -49,10 +49,7 @@ impl ActivitySource for SystemIdleSource {
             std::thread::sleep(self.interval);
             let now = idle_ms()?;
             if idle_shows_input(previous, now, self.interval) {
-                let _ = sink.send(Activity {
-                    kind: ActivityKind::SystemIdle,
-                    at: Instant::now(),
-                });
+                sink.emit(ActivityKind::SystemIdle);
             }
             previous = Some(now);
         }

@@ -2,9 +2,9 @@
 //! or title) is activity; the same window staying focused is not.
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::{Activity, ActivityKind};
+use crate::core::activity::ActivityKind;
 use crate::core::settings::WindowSettings;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Polls the active window.
 pub struct WindowSource {
@@ -37,10 +37,7 @@ impl ActivitySource for WindowSource {
             std::thread::sleep(self.interval);
             let now = focused();
             if now.is_some() && now != last {
-                let _ = sink.send(Activity {
-                    kind: ActivityKind::Window,
-                    at: Instant::now(),
-                });
+                sink.emit(ActivityKind::Window);
             }
             last = now;
         }

@@ -2,7 +2,8 @@
 //! STATUS throughput with several pipelined clients, round-trip latency
 //! percentiles, idle CPU and memory of the daemon.
 //!
-//! Usage: cloudnap-bench PATH/TO/cloudnap [SECONDS]
+//! Usage: cloudnap-bench PATH/TO/cloudnap [LOAD_SECONDS] [IDLE_SECONDS]
+//! (run it under an X display and PulseAudio so every detector is on).
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -30,6 +31,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bin = args.get(1).expect("usage: cloudnap-bench PATH/TO/cloudnap [SECONDS]");
     let secs: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let idle_secs: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60);
     let dir = std::env::temp_dir().join(format!("cloudnap-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -45,7 +47,7 @@ fn main() {
         .arg("--config-dir")
         .arg(&dir)
         .arg("run")
-        .env("RUST_LOG", "warn,cloudnap=info")
+        .env("RUST_LOG", "warn,cloudnap=info,cloudnap::detect=debug")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -59,13 +61,29 @@ fn main() {
         }
     };
     let ready = started.elapsed();
-    std::thread::spawn(move || for _ in lines {});
+    let log = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
 
-    // Idle footprint: no commands for a while.
+    // Idle footprint: every detector on, no input, no commands.
+    std::thread::sleep(Duration::from_secs(3)); // detectors start
     let t0 = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_secs(5));
-    let idle_cpu = (cpu_ticks(pid) - t0) as f64 / 100.0 / 5.0 * 100.0;
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let idle_cpu = (cpu_ticks(pid) - t0) as f64 / 100.0 / idle_secs as f64 * 100.0;
     let idle_rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
+    let idle_peak = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    let lines = log.lock().unwrap().clone();
+    let checks: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.split("screen check took ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
+    let started_detectors = lines.iter().filter(|l| l.contains("detector started")).count();
+    let failed_detectors: Vec<&String> = lines.iter().filter(|l| l.contains(" detector: ")).collect();
 
     // Latency: one client, one command at a time.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -132,8 +150,15 @@ fn main() {
     println!("| measure | value |");
     println!("| --- | --- |");
     println!("| startup to ready (listening) | {:.0} ms |", ready.as_secs_f64() * 1e3);
-    println!("| idle CPU, 5 s, no detectors yet | {idle_cpu:.2} % of one core |");
-    println!("| idle RSS | {:.1} MB |", idle_rss as f64 / 1024.0);
+    println!("| detector threads started | {started_detectors} (failed: {failed_detectors:?}) |");
+    println!("| idle CPU, all detectors on, {idle_secs} s | {idle_cpu:.2} % of one core |");
+    println!(
+        "| idle RSS / peak RSS | {:.1} MB / {:.1} MB |",
+        idle_rss as f64 / 1024.0,
+        idle_peak as f64 / 1024.0
+    );
+    let avg = checks.iter().sum::<f64>() / checks.len().max(1) as f64;
+    println!("| screen check (capture + downscale + compare) | {:.1} ms average over {} checks |", avg / 1000.0, checks.len());
     println!("| STATUS round trip p50 / p99 / max (19k sequential) | {:.0} / {:.0} / {:.0} µs |", us(pct(0.5)), us(pct(0.99)), us(rtts[rtts.len() - 1]));
     println!(
         "| STATUS throughput, 4 clients x 64 in flight, {secs:.0} s | {:.0} replies/s ({} timed out) |",
@@ -141,5 +166,5 @@ fn main() {
         lost.load(Ordering::Relaxed)
     );
     println!("| daemon CPU under that load | {load_cpu:.0} % of one core |");
-    println!("| peak RSS | {:.1} MB |", peak_rss as f64 / 1024.0);
+    println!("| peak RSS after the load | {:.1} MB |", peak_rss as f64 / 1024.0);
 }

@@ -1,0 +1,98 @@
+//! Sound playing on the default output: captures the output's monitor source
+//! (never a microphone) and counts an RMS level above `volume_threshold`.
+//! The capture is paused while other sources already show activity.
+
+use super::{ActivitySource, DetectError, Sink};
+use crate::core::activity::{rms, ActivityKind};
+use crate::core::settings::AudioSettings;
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Listens to what the default output plays.
+pub struct AudioSource {
+    interval: Duration,
+    threshold: f32,
+}
+
+impl AudioSource {
+    pub fn new(settings: &AudioSettings) -> Self {
+        AudioSource {
+            interval: Duration::from_secs_f64(settings.check_interval_sec),
+            threshold: settings.volume_threshold as f32,
+        }
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> DetectError {
+    DetectError {
+        source_name: "audio",
+        message: message.to_string(),
+    }
+}
+
+/// The monitor source of the default output device (PulseAudio names it
+/// `<sink>.monitor`).
+fn output_monitor() -> Result<cpal::Device, DetectError> {
+    let host = cpal::default_host();
+    let output = host
+        .default_output_device()
+        .ok_or_else(|| fail("no default output device"))?;
+    let sink = output.id().map_err(fail)?;
+    let monitor = format!("{}.monitor", sink.id());
+    host.input_devices()
+        .map_err(fail)?
+        .find(|d| d.id().is_ok_and(|id| id.id() == monitor))
+        .ok_or_else(|| {
+            fail(format!(
+                "no monitor source `{monitor}` for the default output (is PulseAudio or PipeWire's pulse server running?)"
+            ))
+        })
+}
+
+impl ActivitySource for AudioSource {
+    fn name(&self) -> &'static str {
+        "audio"
+    }
+
+    fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
+        let device = output_monitor()?;
+        // The loudest buffer since the last check, as f32 bits.
+        let peak = Arc::new(AtomicU32::new(0));
+        let level = peak.clone();
+        let config = cpal::StreamConfig {
+            channels: 1,
+            sample_rate: 8_000,
+            buffer_size: cpal::BufferSize::Default,
+        };
+        let stream = device
+            .build_input_stream(
+                config,
+                move |data: &[f32], _: &cpal::InputCallbackInfo| {
+                    level.fetch_max(rms(data).to_bits(), Ordering::Relaxed);
+                },
+                |e| tracing::warn!("audio detector: {e}"),
+                None,
+            )
+            .map_err(fail)?;
+        let mut playing = false;
+        while !sink.is_closed() {
+            let busy = sink.active_within(self.interval);
+            if busy && playing {
+                stream.pause().map_err(fail)?;
+                playing = false;
+            } else if !busy && !playing {
+                stream.play().map_err(fail)?;
+                playing = true;
+            }
+            std::thread::sleep(self.interval);
+            // Non-negative f32 bits order like the floats themselves.
+            let loudest = f32::from_bits(peak.swap(0, Ordering::Relaxed));
+            if playing && loudest > self.threshold {
+                sink.emit(ActivityKind::Audio);
+            }
+        }
+        Ok(())
+    }
+}
