@@ -13,4 +13,4 @@ start_x
 start_pulse
 
 cargo fmt --all -- --check
-cargo test --locked 2>&1 | tee "$CLOUDNAP_CACHE/test.log"
+cargo test --locked --no-fail-fast 2>&1 | tee "$CLOUDNAP_CACHE/test.log"

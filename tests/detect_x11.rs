@@ -149,7 +149,10 @@ fn switching_focus_is_activity_and_keeping_it_is_not() {
         }
         panic!("cannot activate {title}");
     };
+    // Both windows mapped (a late one would take the focus), then one focused.
+    activate("cloudnap-two");
     activate("cloudnap-one");
+    std::thread::sleep(Duration::from_millis(300));
     let mut rx = start(r#"{"window":{"enabled":true,"check_interval_sec":0.2}}"#);
     assert_eq!(seen(&mut rx, Duration::from_secs(1)), vec![], "focus kept");
     activate("cloudnap-two");
