@@ -229,7 +229,7 @@ fn tone() -> std::path::PathBuf {
     let ok = Command::new("sox")
         .args(["-n", "-r", "44100", "-c", "2"])
         .arg(&path)
-        .args(["synth", "4", "sine", "440"])
+        .args(["synth", "6", "sine", "440"])
         .status()
         .unwrap()
         .success();
@@ -270,7 +270,7 @@ fn sound_playing_on_the_output_is_activity_but_silence_and_a_microphone_are_not(
     let mut player = Command::new("paplay").arg(&wav).spawn().unwrap();
     let t0 = std::time::Instant::now();
     let mut fired = false;
-    while t0.elapsed() < Duration::from_secs(4) && !fired {
+    while t0.elapsed() < Duration::from_secs(6) && !fired {
         fired = seen(&mut rx, Duration::from_millis(100)).contains(&ActivityKind::Audio);
     }
     let _ = player.kill();

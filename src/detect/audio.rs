@@ -1,6 +1,8 @@
 //! Sound playing on the default output: captures the output's monitor source
 //! (never a microphone) and counts an RMS level above `volume_threshold`.
-//! The capture is paused while other sources already show activity.
+//! The capture runs only while the sound server says the default output is
+//! playing (PulseAudio sink state `RUNNING`, a near-free query) and no other
+//! source already shows activity.
 
 use super::{ActivitySource, DetectError, Sink};
 use crate::core::activity::{rms, ActivityKind};
@@ -76,13 +78,15 @@ impl ActivitySource for AudioSource {
                 None,
             )
             .map_err(fail)?;
+        let server = SoundServer::connect();
         let mut playing = false;
         while !sink.is_closed() {
-            let busy = sink.active_within(self.interval);
-            if busy && playing {
+            let wanted = !sink.active_within(self.interval)
+                && server.as_ref().is_none_or(SoundServer::output_playing);
+            if playing && !wanted {
                 stream.pause().map_err(fail)?;
                 playing = false;
-            } else if !busy && !playing {
+            } else if wanted && !playing {
                 stream.play().map_err(fail)?;
                 playing = true;
             }
@@ -94,5 +98,43 @@ impl ActivitySource for AudioSource {
             }
         }
         Ok(())
+    }
+}
+
+/// The sound server's view of the default output, where it can be asked.
+#[cfg(target_os = "linux")]
+struct SoundServer(pulseaudio::Client);
+
+#[cfg(target_os = "linux")]
+impl SoundServer {
+    fn connect() -> Option<Self> {
+        pulseaudio::Client::from_env(c"cloudnap")
+            .ok()
+            .map(SoundServer)
+    }
+
+    /// Whether something is playing into the default output now.
+    fn output_playing(&self) -> bool {
+        futures::executor::block_on(async {
+            let name = self.0.server_info().await.ok()?.default_sink_name?;
+            let sink = self.0.sink_info_by_name(name).await.ok()?;
+            Some(sink.state == pulseaudio::protocol::SinkState::Running)
+        })
+        .unwrap_or(true) // cannot tell: listen
+    }
+}
+
+/// Elsewhere the capture itself is the only signal.
+#[cfg(not(target_os = "linux"))]
+struct SoundServer;
+
+#[cfg(not(target_os = "linux"))]
+impl SoundServer {
+    fn connect() -> Option<Self> {
+        None
+    }
+
+    fn output_playing(&self) -> bool {
+        true
     }
 }
