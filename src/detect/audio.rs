@@ -62,38 +62,38 @@ impl ActivitySource for AudioSource {
         let device = output_monitor()?;
         // The loudest buffer since the last check, as f32 bits.
         let peak = Arc::new(AtomicU32::new(0));
-        let level = peak.clone();
-        let config = cpal::StreamConfig {
-            channels: 1,
-            sample_rate: 8_000,
-            buffer_size: cpal::BufferSize::Default,
-        };
-        let stream = device
-            .build_input_stream(
-                config,
-                move |data: &[f32], _: &cpal::InputCallbackInfo| {
-                    level.fetch_max(rms(data).to_bits(), Ordering::Relaxed);
-                },
-                |e| tracing::warn!("audio detector: {e}"),
-                None,
-            )
-            .map_err(fail)?;
         let server = SoundServer::connect();
-        let mut playing = false;
+        // The capture stream exists only while wanted: an idle one still costs.
+        let mut stream: Option<cpal::Stream> = None;
         while !sink.is_closed() {
             let wanted = !sink.active_within(self.interval)
                 && server.as_ref().is_none_or(SoundServer::output_playing);
-            if playing && !wanted {
-                stream.pause().map_err(fail)?;
-                playing = false;
-            } else if wanted && !playing {
-                stream.play().map_err(fail)?;
-                playing = true;
+            if !wanted {
+                stream = None;
+            } else if stream.is_none() {
+                let level = peak.clone();
+                let config = cpal::StreamConfig {
+                    channels: 1,
+                    sample_rate: 8_000,
+                    buffer_size: cpal::BufferSize::Default,
+                };
+                let s = device
+                    .build_input_stream(
+                        config,
+                        move |data: &[f32], _: &cpal::InputCallbackInfo| {
+                            level.fetch_max(rms(data).to_bits(), Ordering::Relaxed);
+                        },
+                        |e| tracing::warn!("audio detector: {e}"),
+                        None,
+                    )
+                    .map_err(fail)?;
+                s.play().map_err(fail)?;
+                stream = Some(s);
             }
             std::thread::sleep(self.interval);
             // Non-negative f32 bits order like the floats themselves.
             let loudest = f32::from_bits(peak.swap(0, Ordering::Relaxed));
-            if playing && loudest > self.threshold {
+            if stream.is_some() && loudest > self.threshold {
                 sink.emit(ActivityKind::Audio);
             }
         }

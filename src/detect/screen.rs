@@ -1,7 +1,9 @@
-//! Screen changes through `xcap`: capture every `capture_interval_sec`,
-//! downscale to 160×100 grey, compare with the previous frame. The capture
-//! is skipped while other sources already show activity, and on X11 while
-//! the X DAMAGE extension reports that nothing on screen was redrawn.
+//! Screen changes: every `capture_interval_sec`, a 160×100 grey frame of
+//! the screen is compared with the previous one. On X11 the frame is sampled
+//! straight from the server (100 one-row reads, never a full-resolution
+//! copy) and only when the DAMAGE extension says something was drawn;
+//! elsewhere (Wayland, Windows, macOS) it is an `xcap` capture, downscaled.
+//! Skipped while other sources already show activity.
 
 use super::{ActivitySource, DetectError, Sink};
 use crate::core::activity::{changed_fraction, downscale_grey, ActivityKind};
@@ -39,15 +41,7 @@ impl ActivitySource for ScreenSource {
     }
 
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
-        let monitors = xcap::Monitor::all().map_err(fail)?;
-        // Xvfb reports no primary monitor: fall back to the first.
-        let monitor = monitors
-            .iter()
-            .find(|m| m.is_primary().unwrap_or(false))
-            .or(monitors.first())
-            .ok_or_else(|| fail("no monitor"))?;
-        #[cfg(target_os = "linux")]
-        let damage = damage::Damage::watch();
+        let grabber = Grabber::open()?;
         let mut previous: Option<Vec<u8>> = None;
         while !sink.is_closed() {
             std::thread::sleep(self.interval);
@@ -55,13 +49,11 @@ impl ActivitySource for ScreenSource {
                 previous = None; // the screen is expected to change; start afresh
                 continue;
             }
-            #[cfg(target_os = "linux")]
-            if previous.is_some() && damage.as_ref().is_some_and(|d| !d.redrawn()) {
+            if previous.is_some() && !grabber.redrawn() {
                 continue; // nothing was drawn: the frame is the same
             }
             let started = Instant::now();
-            let image = monitor.capture_image().map_err(fail)?;
-            let frame = downscale_grey(image.as_raw(), image.width(), image.height(), 160, 100);
+            let frame = grabber.grab()?;
             tracing::debug!("screen check took {} µs", started.elapsed().as_micros());
             if let Some(prev) = &previous {
                 if changed_fraction(prev, &frame, TOLERANCE) > self.threshold {
@@ -74,43 +66,153 @@ impl ActivitySource for ScreenSource {
     }
 }
 
-/// X DAMAGE on the root window: tells whether anything was drawn since the
-/// last call, so a static screen costs no capture.
+/// Where frames come from: on X11 the server itself, sampled row by row
+/// (no full-resolution copy) and gated by DAMAGE; elsewhere an `xcap`
+/// capture of the primary monitor.
+enum Grabber {
+    #[cfg(target_os = "linux")]
+    X11(Box<x11::X11Screen>),
+    Xcap(xcap::Monitor),
+}
+
+impl Grabber {
+    fn open() -> Result<Self, DetectError> {
+        #[cfg(target_os = "linux")]
+        if let Some(x) = x11::X11Screen::connect() {
+            return Ok(Grabber::X11(Box::new(x)));
+        }
+        let monitors = xcap::Monitor::all().map_err(fail)?;
+        // Xvfb reports no primary monitor: fall back to the first.
+        let monitor = monitors
+            .iter()
+            .find(|m| m.is_primary().unwrap_or(false))
+            .or(monitors.first())
+            .ok_or_else(|| fail("no monitor"))?;
+        Ok(Grabber::Xcap(monitor.clone()))
+    }
+
+    /// Whether anything may have been drawn since the previous call.
+    fn redrawn(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Grabber::X11(x) => x.redrawn(),
+            Grabber::Xcap(_) => true,
+        }
+    }
+
+    /// The screen as 160×100 grey levels.
+    fn grab(&self) -> Result<Vec<u8>, DetectError> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Grabber::X11(x) => x.grab().map_err(fail),
+            Grabber::Xcap(monitor) => {
+                let image = monitor.capture_image().map_err(fail)?;
+                Ok(downscale_grey(
+                    image.as_raw(),
+                    image.width(),
+                    image.height(),
+                    WIDTH,
+                    HEIGHT,
+                ))
+            }
+        }
+    }
+}
+
+/// The size frames are compared at.
+const WIDTH: u32 = 160;
+const HEIGHT: u32 = 100;
+
 #[cfg(target_os = "linux")]
-mod damage {
+mod x11 {
+    use super::{HEIGHT, WIDTH};
     use x11rb::connection::Connection;
     use x11rb::protocol::damage::{ConnectionExt as _, ReportLevel};
+    use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, ImageOrder, Window};
     use x11rb::protocol::Event;
     use x11rb::rust_connection::RustConnection;
 
-    pub struct Damage {
+    /// The root window of an X server, watched with DAMAGE.
+    pub struct X11Screen {
         conn: RustConnection,
-        id: u32,
+        root: Window,
+        width: u16,
+        height: u16,
+        damage: Option<u32>,
     }
 
-    impl Damage {
-        /// Starts watching; `None` where there is no X server or no DAMAGE.
-        pub fn watch() -> Option<Damage> {
-            let (conn, screen) = x11rb::connect(None).ok()?;
-            conn.damage_query_version(1, 1).ok()?.reply().ok()?;
-            let root = conn.setup().roots[screen].root;
-            let id = conn.generate_id().ok()?;
-            conn.damage_create(id, root, ReportLevel::NON_EMPTY).ok()?;
-            conn.flush().ok()?;
-            Some(Damage { conn, id })
+    impl X11Screen {
+        /// `None` where there is no X server, or its pixels are not 32-bit little-endian.
+        pub fn connect() -> Option<Self> {
+            let (conn, n) = x11rb::connect(None).ok()?;
+            let screen = &conn.setup().roots[n];
+            let (root, width, height) =
+                (screen.root, screen.width_in_pixels, screen.height_in_pixels);
+            let bpp = conn
+                .setup()
+                .pixmap_formats
+                .iter()
+                .find(|f| f.depth == screen.root_depth)?
+                .bits_per_pixel;
+            if bpp != 32 || conn.setup().image_byte_order != ImageOrder::LSB_FIRST {
+                return None;
+            }
+            let damage = (|| {
+                conn.damage_query_version(1, 1).ok()?.reply().ok()?;
+                let id = conn.generate_id().ok()?;
+                conn.damage_create(id, root, ReportLevel::NON_EMPTY).ok()?;
+                conn.flush().ok()?;
+                Some(id)
+            })();
+            Some(X11Screen {
+                conn,
+                root,
+                width,
+                height,
+                damage,
+            })
         }
 
         /// Whether anything was redrawn since the previous call (re-arms).
         pub fn redrawn(&self) -> bool {
+            let Some(id) = self.damage else { return true };
             let mut redrawn = false;
             while let Ok(Some(event)) = self.conn.poll_for_event() {
                 redrawn |= matches!(event, Event::DamageNotify(_));
             }
             if redrawn {
-                let _ = self.conn.damage_subtract(self.id, x11rb::NONE, x11rb::NONE);
+                let _ = self.conn.damage_subtract(id, x11rb::NONE, x11rb::NONE);
                 let _ = self.conn.flush();
             }
             redrawn
+        }
+
+        /// Samples WIDTH×HEIGHT grey pixels: one 1-pixel-high GetImage per
+        /// sampled row, all requests sent before the replies are read.
+        pub fn grab(&self) -> Result<Vec<u8>, String> {
+            let (w, h) = (u32::from(self.width), u32::from(self.height));
+            let cookies = (0..HEIGHT)
+                .map(|ty| {
+                    let y = (ty * h / HEIGHT) as i16;
+                    self.conn
+                        .get_image(ImageFormat::Z_PIXMAP, self.root, 0, y, self.width, 1, !0)
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = Vec::with_capacity((WIDTH * HEIGHT) as usize);
+            for cookie in cookies {
+                let row = cookie.reply().map_err(|e| e.to_string())?.data;
+                for tx in 0..WIDTH {
+                    let p = (tx * w / WIDTH) as usize * 4;
+                    // 32-bit pixels are B, G, R, x in memory.
+                    let (b, g, r) = match row.get(p..p + 3) {
+                        Some(px) => (u32::from(px[0]), u32::from(px[1]), u32::from(px[2])),
+                        None => (0, 0, 0),
+                    };
+                    out.push(((r * 77 + g * 150 + b * 29) >> 8) as u8);
+                }
+            }
+            Ok(out)
         }
     }
 }
