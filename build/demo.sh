@@ -15,6 +15,7 @@ trap stop_started EXIT
 cargo build --locked --quiet
 BIN=$CARGO_TARGET_DIR/debug/cloudnap
 DEMO=$(mktemp -d)
+trap 'stop_started; rm -rf "$DEMO"' EXIT
 "$VENV/bin/python" build/seed_demo.py "$CLOUDNAP_MOTO_URL" "$DEMO"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 step() { echo; echo "\$ cloudnap $*"; "$BIN" --config-dir "$DEMO" "$@"; }
