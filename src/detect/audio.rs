@@ -28,10 +28,7 @@ impl AudioSource {
 }
 
 fn fail(message: impl std::fmt::Display) -> DetectError {
-    DetectError {
-        source_name: "audio",
-        message: message.to_string(),
-    }
+    DetectError::new("audio", message)
 }
 
 /// The monitor source of the default output device (PulseAudio names it

@@ -46,9 +46,6 @@ impl ActivitySource for InputSource {
             };
             sink.emit(kind);
         })
-        .map_err(|e| DetectError {
-            source_name: "keyboard/mouse",
-            message: format!("cannot listen to input: {e:?}"),
-        })
+        .map_err(|e| DetectError::new("keyboard/mouse", format!("cannot listen to input: {e:?}")))
     }
 }

@@ -71,6 +71,16 @@ pub struct DetectError {
     pub message: String,
 }
 
+impl DetectError {
+    /// An error of the source `source_name`.
+    pub fn new(source_name: &'static str, message: impl std::fmt::Display) -> Self {
+        DetectError {
+            source_name,
+            message: message.to_string(),
+        }
+    }
+}
+
 /// One kind of activity detection.
 pub trait ActivitySource: Send + 'static {
     /// The source's name, as in settings.json.

@@ -29,10 +29,7 @@ impl ScreenSource {
 }
 
 fn fail(message: impl std::fmt::Display) -> DetectError {
-    DetectError {
-        source_name: "screen",
-        message: message.to_string(),
-    }
+    DetectError::new("screen", message)
 }
 
 impl ActivitySource for ScreenSource {

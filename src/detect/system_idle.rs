@@ -22,10 +22,7 @@ impl SystemIdleSource {
 }
 
 fn fail(message: impl std::fmt::Display) -> DetectError {
-    DetectError {
-        source_name: "system_idle",
-        message: message.to_string(),
-    }
+    DetectError::new("system_idle", message)
 }
 
 impl ActivitySource for SystemIdleSource {
