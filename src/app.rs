@@ -12,7 +12,7 @@ use crate::core::resource::{Capacity, Kind, ResourceId};
 use crate::core::settings::Settings;
 use crate::manager::{format_outcomes, Action, Manager, Outcome};
 use crate::server::Handler;
-use crate::store::services::{entry, ServicesFile};
+use crate::store::services::{entry, EditError, ServicesFile};
 use futures::future::try_join_all;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -194,6 +194,22 @@ impl<C: CloudControl> App<C> {
         }
     }
 
+    /// Runs a services.yaml edit off the async workers (it fsyncs); returns
+    /// the number of entries afterwards.
+    async fn edit_services(
+        &self,
+        edit: impl FnOnce(&ServicesFile) -> Result<crate::core::registry::Registry, EditError>
+            + Send
+            + 'static,
+    ) -> Result<usize, String> {
+        let services = self.services.clone();
+        let registry = tokio::task::spawn_blocking(move || edit(&services))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(registry.entries.len())
+    }
+
     /// The settings the app runs with.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -344,24 +360,15 @@ impl<C: CloudControl> Handler for App<C> {
                 self.by_hand(&id, |now, _, _| scale_target(now, desired))
                     .await
             }
-            // File edits block (fsync): keep them off the async workers.
             Command::Register { id, description } => {
-                let services = self.services.clone();
                 let new = entry(id.clone(), description);
-                let registry = tokio::task::spawn_blocking(move || services.register(new))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                Ok(json!({"registered": id, "count": registry.entries.len()}))
+                let count = self.edit_services(move |s| s.register(new)).await?;
+                Ok(json!({"registered": id, "count": count}))
             }
             Command::Unregister { id } => {
-                let services = self.services.clone();
                 let target = id.clone();
-                let registry = tokio::task::spawn_blocking(move || services.unregister(&target))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                Ok(json!({"unregistered": id, "count": registry.entries.len()}))
+                let count = self.edit_services(move |s| s.unregister(&target)).await?;
+                Ok(json!({"unregistered": id, "count": count}))
             }
             Command::ListRegistered => {
                 let (registry, error) = self.services.current();
