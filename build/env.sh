@@ -13,8 +13,9 @@ STARTED_PIDS=()
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
   libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
-  libasound2-dev
-  xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox)
+  libasound2-dev libgtk-3-dev libayatana-appindicator3-1 libegl-mesa0 libgl1-mesa-dri
+  xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox
+  trayer imagemagick dbus-x11)
 
 ensure_packages() {
   local missing=()
@@ -27,7 +28,7 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
   if ! command -v cargo >/dev/null; then
-    echo "cargo not found: install a Rust toolchain (1.88 or newer, e.g. with rustup)" >&2
+    echo "cargo not found: install a Rust toolchain (1.90 or newer, e.g. with rustup)" >&2
     exit 1
   fi
 }
@@ -44,17 +45,20 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Starts moto on a free loopback port; exports CLOUDNAP_MOTO_URL.
+# start_moto [VAR [NAME=VALUE...]]: starts moto on a free loopback port with
+# the given environment and exports its URL as VAR (default CLOUDNAP_MOTO_URL).
 start_moto() {
+  local var=${1:-CLOUDNAP_MOTO_URL}
+  shift || true
   local port; port=$(free_port)
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CLOUDNAP_CACHE/moto.log" 2>&1 &
+  env "$@" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CLOUDNAP_CACHE/moto-$var.log" 2>&1 &
   STARTED_PIDS+=($!)
-  export CLOUDNAP_MOTO_URL="http://127.0.0.1:$port"
+  export "$var=http://127.0.0.1:$port"
   for _ in $(seq 100); do
-    curl -fs "$CLOUDNAP_MOTO_URL/moto-api/" >/dev/null 2>&1 && return 0
+    curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
-  echo "moto_server did not start; see $CLOUDNAP_CACHE/moto.log" >&2
+  echo "moto_server did not start; see $CLOUDNAP_CACHE/moto-$var.log" >&2
   return 1
 }
 
@@ -70,9 +74,22 @@ start_x() {
     xdpyinfo >/dev/null 2>&1 && break
     sleep 0.1
   done
+  # A private session bus (the tray and notifications use D-Bus); no
+  # accessibility bus, which GTK would otherwise start and leave behind.
+  eval "$(dbus-launch --sh-syntax)"
+  export NO_AT_BRIDGE=1
+  STARTED_PIDS+=("$DBUS_SESSION_BUS_PID")
   openbox >"$CLOUDNAP_CACHE/openbox.log" 2>&1 &
   STARTED_PIDS+=($!)
   sleep 0.5
+}
+
+# Starts trayer, an XEmbed system tray host, at the top right of the screen.
+start_tray_host() {
+  trayer --edge top --align right --widthtype pixel --width 200 --height 32 \
+    >"$CLOUDNAP_CACHE/trayer.log" 2>&1 &
+  STARTED_PIDS+=($!)
+  sleep 0.3
 }
 
 # Starts a private PulseAudio with a null sink `vsink` as the default

@@ -9,8 +9,13 @@ ensure_packages
 ensure_moto
 trap stop_started EXIT
 start_moto
+# A second moto that checks credentials, for "wrong key" tests.
+start_moto CLOUDNAP_MOTO_AUTH_URL INITIAL_NO_AUTH_ACTION_COUNT=0
 start_x
+start_tray_host
 start_pulse
+mkdir -p "$CARGO_TARGET_DIR/test-artifacts"
+export CLOUDNAP_ARTIFACTS="$CARGO_TARGET_DIR/test-artifacts"
 
 cargo fmt --all -- --check
 cargo test --locked --no-fail-fast 2>&1 | tee "$CLOUDNAP_CACHE/test.log"

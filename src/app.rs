@@ -1,6 +1,6 @@
-//! The orchestrator: owns the idle tracker, the service manager and the
-//! registry; turns activity, timer deadlines and commands (UDP, later tray)
-//! into sleep and wake.
+//! The orchestrator: owns the idle tracker, the service manager, the registry
+//! and the live settings; turns activity, timer deadlines, commands (UDP and
+//! tray), config edits and periodic refreshes into sleep and wake.
 
 use crate::cloud::CloudControl;
 use crate::core::activity::{Activity, ActivityKind};
@@ -15,7 +15,9 @@ use crate::server::Handler;
 use crate::store::services::{entry, EditError, ServicesFile};
 use futures::future::try_join_all;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -29,12 +31,24 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
+fn idle_config(settings: &Settings) -> IdleConfig {
+    IdleConfig {
+        timeout: settings.activity.inactivity_timeout,
+        warning: settings.activity.warning,
+        max_tick: MAX_TICK,
+    }
+}
+
 /// Something the app reports: state changes and errors.
 pub type Event = Value;
 
 /// The application state and its reactions.
 pub struct App<C> {
-    settings: Settings,
+    /// The settings in use: the last valid settings.json.
+    settings: Mutex<Arc<Settings>>,
+    settings_file: PathBuf,
+    /// Config files that are invalid now, with their error.
+    config_errors: Mutex<BTreeMap<&'static str, String>>,
     manager: Manager<C>,
     services: Arc<ServicesFile>,
     tracker: Mutex<IdleTracker>,
@@ -53,22 +67,21 @@ impl<C: CloudControl> App<C> {
     /// A new app; state changes are sent to the returned receiver.
     pub fn new(
         settings: Settings,
+        settings_file: PathBuf,
         manager: Manager<C>,
         services: ServicesFile,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
-        let cfg = IdleConfig {
-            timeout: settings.activity.inactivity_timeout,
-            warning: settings.activity.warning,
-            max_tick: MAX_TICK,
-        };
+        let cfg = idle_config(&settings);
         if let Err(e) = manager.records() {
             tracing::warn!("{e}");
         }
         services.current();
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
-            settings,
+            settings: Mutex::new(Arc::new(settings)),
+            settings_file,
+            config_errors: Mutex::new(BTreeMap::new()),
             manager,
             services: Arc::new(services),
             tracker: Mutex::new(IdleTracker::new(cfg, now())),
@@ -78,6 +91,95 @@ impl<C: CloudControl> App<C> {
             events,
         });
         (app, rx)
+    }
+
+    /// A config file changed on disk: use it if valid; otherwise keep the
+    /// last valid version and report the error (the file is not touched).
+    pub fn config_changed(&self, path: &Path) {
+        if path == self.services.path() {
+            let (_, error) = self.services.current();
+            self.config_error("services.yaml", error.map(|e| e.to_string()));
+        } else if path == self.settings_file {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|t| Settings::parse(&t).map_err(|e| e.to_string()));
+            match parsed {
+                Ok((new, warnings)) => {
+                    for w in warnings {
+                        tracing::warn!("{w}");
+                    }
+                    self.apply(new);
+                    self.config_error("settings.json", None);
+                }
+                Err(e) => self.config_error("settings.json", Some(e)),
+            }
+        }
+    }
+
+    fn config_error(&self, file: &'static str, error: Option<String>) {
+        let mut errors = self.config_errors.lock().expect("config errors");
+        let changed = errors.get(file) != error.as_ref();
+        match error {
+            Some(e) if changed => {
+                tracing::error!("{e}\n{file} is invalid: the last valid version stays in use");
+                self.emit("config_error", json!({"file": file, "error": e}));
+                errors.insert(file, e);
+            }
+            None if errors.remove(file).is_some() => {
+                tracing::info!("{file} is valid again");
+                self.emit("config_ok", json!({"file": file}));
+            }
+            _ => {}
+        }
+    }
+
+    /// Switches to new, valid settings. Idle timing, notifications, regions,
+    /// profile and endpoint apply at once; the rest needs a restart.
+    fn apply(&self, new: Settings) {
+        let mut current = self.settings.lock().expect("settings");
+        if **current == new {
+            return;
+        }
+        if current.activity != new.activity {
+            self.tracker
+                .lock()
+                .expect("tracker")
+                .set_config(idle_config(&new));
+            self.changed.notify_one();
+        }
+        if current.aws != new.aws {
+            self.manager.cloud().reconfigure(&new.aws);
+        }
+        let restart: Vec<&str> = [
+            ("udp_server", current.udp != new.udp),
+            ("aws.dry_run", current.aws.dry_run != new.aws.dry_run),
+            (
+                "aws.max_concurrent_calls",
+                current.aws.max_concurrent_calls != new.aws.max_concurrent_calls,
+            ),
+            (
+                "detectors",
+                (
+                    &current.keyboard,
+                    &current.mouse,
+                    &current.screen,
+                    &current.audio,
+                ) != (&new.keyboard, &new.mouse, &new.screen, &new.audio)
+                    || (&current.window, &current.system_idle) != (&new.window, &new.system_idle),
+            ),
+            ("desktop.tray", current.desktop.tray != new.desktop.tray),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
+        if !restart.is_empty() {
+            tracing::warn!(
+                "settings.json: changes to {} take effect when cloudnap restarts",
+                restart.join(", ")
+            );
+        }
+        tracing::info!("settings.json reloaded");
+        *current = Arc::new(new);
     }
 
     fn emit(&self, event: &str, detail: Value) {
@@ -210,9 +312,32 @@ impl<C: CloudControl> App<C> {
         Ok(registry.entries.len())
     }
 
-    /// The settings the app runs with.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
+    /// The settings in use now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.lock().expect("settings").clone()
+    }
+
+    /// Every `service_state_check_interval`, checks what is held asleep
+    /// against AWS (see [`Manager::refresh`]) until `shutdown` resolves.
+    pub async fn run_refresh(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let every = self.settings().aws.service_state_check_interval;
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match self.manager.refresh().await {
+                Ok(dropped) if !dropped.is_empty() => self.emit("refreshed", json!(dropped)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("refreshing the state: {e}"),
+            }
+        }
+    }
+
+    /// The cloud the app drives.
+    pub fn cloud(&self) -> &Arc<C> {
+        self.manager.cloud()
     }
 
     /// Waits until no sleep or wake is in progress.
@@ -225,7 +350,8 @@ impl<C: CloudControl> App<C> {
         self.tracker.lock().expect("tracker").state(now())
     }
 
-    fn status(&self) -> Value {
+    /// The app's state as STATUS reports it.
+    pub fn status(&self) -> Value {
         let (state, sleep_in, paused_for) = match self.state() {
             IdleState::Active { sleep_in } => ("active", Some(sleep_in), None),
             IdleState::Warning { sleep_in } => ("warning", Some(sleep_in), None),
@@ -251,7 +377,14 @@ impl<C: CloudControl> App<C> {
             "registered": self.services.cached_len(),
             "operation": *self.operation.lock().expect("op"),
             "dry_run": self.manager.dry_run(),
+            "config_error": self.config_errors_text(),
         })
+    }
+
+    /// Every current config error, one per line; `None` when all are valid.
+    fn config_errors_text(&self) -> Option<String> {
+        let errors = self.config_errors.lock().expect("config errors");
+        (!errors.is_empty()).then(|| errors.values().cloned().collect::<Vec<_>>().join("\n"))
     }
 
     fn profile_of(&self, id: &ResourceId) -> (Option<String>, Option<i32>) {
@@ -262,7 +395,7 @@ impl<C: CloudControl> App<C> {
     }
 
     async fn list(&self, kind: Option<Kind>, region: Option<String>) -> Result<Value, String> {
-        let regions = region.map_or_else(|| self.settings.aws.regions.clone(), |r| vec![r]);
+        let regions = region.map_or_else(|| self.settings().aws.regions.clone(), |r| vec![r]);
         let cloud = self.manager.cloud();
         let per_region = |k: Kind| {
             try_join_all(regions.iter().map(move |r| async move {
@@ -415,6 +548,7 @@ mod tests {
         let manager = Manager::new(cloud, StateFile::new(dir.join("state.json")), 4, false);
         App::new(
             settings,
+            dir.join("settings.json"),
             manager,
             ServicesFile::new(dir.join("services.yaml")),
         )

@@ -3,7 +3,9 @@
 //!
 //! Layout: [`core`] is pure logic (domain types, config validation, policy);
 //! [`store`] owns files; [`cloud`] talks to AWS; [`manager`] carries out sleep
-//! and wake; `main.rs` is the command line.
+//! and wake; [`detect`] watches for activity; [`server`] answers UDP
+//! commands; [`ui`] is the tray, dialog and notifications; [`app`] is the one
+//! orchestrator that owns the state; `main.rs` is the command line and wiring.
 
 pub mod app;
 pub mod cloud;
@@ -12,3 +14,4 @@ pub mod detect;
 pub mod manager;
 pub mod server;
 pub mod store;
+pub mod ui;

@@ -4,15 +4,22 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use cloudnap::app::App;
 use cloudnap::cloud::aws::AwsCloud;
-use cloudnap::cloud::CloudControl;
+use cloudnap::cloud::{CloudControl, ErrorKind};
+use cloudnap::core::protocol::Command as ProtoCommand;
 use cloudnap::core::registry::Registry;
 use cloudnap::core::resource::Kind;
 use cloudnap::core::settings::Settings;
 use cloudnap::manager::{format_outcomes, format_status, Action, Manager, Outcome};
-use cloudnap::server::{self, client};
+use cloudnap::server::{self, client, Handler};
 use cloudnap::store::config::Paths;
 use cloudnap::store::services::ServicesFile;
 use cloudnap::store::state::StateFile;
+use cloudnap::store::watch::watch;
+use cloudnap::ui::credentials::Dialog;
+use cloudnap::ui::notify::notify;
+use cloudnap::ui::shell::{open_path, run_dialog, spawn_dialog};
+use cloudnap::ui::tray::{self, MenuAction};
+use cloudnap::ui::view::minutes_until_morning;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +32,8 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 /// Exit code of `send` when no reply came.
 const EXIT_NO_REPLY: u8 = 3;
+/// Exit code of `run` when cloudnap already runs for this config dir.
+const EXIT_ALREADY_RUNNING: u8 = 4;
 
 #[derive(Parser)]
 #[command(name = "cloudnap", version, about)]
@@ -49,8 +58,11 @@ enum Command {
     Wake,
     /// Print the state of every registered resource.
     Status,
-    /// Run in the background: idle timer, UDP command server (the default).
+    /// Run in the background: idle timer, detectors, UDP command server,
+    /// tray icon (the default).
     Run,
+    /// Open the AWS credentials dialog.
+    Credentials,
     /// Send a command to the running cloudnap and print its reply.
     Send {
         /// Seconds to wait for the reply.
@@ -65,15 +77,39 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,cloudnap=info".into()),
-        )
+/// Logs to stderr and, for `run`, to a daily file in `log_dir` (the newest
+/// `keep_days` files are kept). `RUST_LOG` overrides the levels.
+fn init_logging(log_dir: Option<(&std::path::Path, usize)>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "warn,cloudnap=info".into());
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let file = log_dir.and_then(|(dir, keep)| {
+        tracing_appender::rolling::Builder::new()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix("cloudnap")
+            .filename_suffix("log")
+            .max_log_files(keep)
+            .build(dir)
+            .map_err(|e| eprintln!("warning: no log file in {}: {e}", dir.display()))
+            .ok()
+    });
+    let file = file.map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(f)
+            .with_ansi(false)
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file)
         .init();
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -117,12 +153,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
         command,
     }) = &cli.command
     {
+        init_logging(None);
         return send(&paths, *timeout, *to, &command.join(" "));
+    }
+    let daemon = matches!(cli.command, None | Some(Command::Run));
+    // Held for as long as this process runs.
+    let _instance = if daemon {
+        match single_instance(&paths)? {
+            Some(guard) => Some(guard),
+            None => {
+                eprintln!("cloudnap is already running (use `cloudnap send STATUS`)");
+                return Ok(ExitCode::from(EXIT_ALREADY_RUNNING));
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(Command::Credentials) = cli.command {
+        init_logging(None);
+        return credentials(&paths);
     }
     let (settings, registry) = match load(&paths) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
+    init_logging(daemon.then_some((paths.log_dir.as_path(), settings.desktop.log_keep_days)));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -137,7 +192,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     rt.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => serve(&paths, settings, manager).await,
-            Command::Send { .. } => unreachable!("handled above"),
+            Command::Send { .. } | Command::Credentials => unreachable!("handled above"),
             Command::Check => check(&paths, &settings, &registry, &*cloud).await,
             Command::Sleep => report(cli.json, manager.sleep(&registry.entries).await?),
             Command::Wake => report(cli.json, manager.wake(&registry.entries).await?),
@@ -178,14 +233,25 @@ async fn quit_signal() {
     }
 }
 
-/// `cloudnap run`: the idle timer and the UDP server until Ctrl-C/SIGTERM.
+/// `cloudnap run`: the idle timer, detectors, UDP server, config watcher and
+/// tray until Ctrl-C, SIGTERM or the tray's Quit.
 async fn serve(paths: &Paths, settings: Settings, manager: Manager<AwsCloud>) -> Result<ExitCode> {
     let udp = settings.udp.clone();
-    let (app, events) = App::new(settings, manager, ServicesFile::new(&paths.services));
+    let (app, events) = App::new(
+        settings,
+        paths.settings.clone(),
+        manager,
+        ServicesFile::new(&paths.services),
+    );
     let echo = udp
         .events_port
         .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-    tokio::spawn(server::echo_events(events, echo));
+    let notifier = app.clone();
+    tokio::spawn(server::echo_events(events, echo, move |event| {
+        let prefs = notifier.settings().desktop.notifications.clone();
+        let event = event.clone();
+        tokio::task::spawn_blocking(move || notify(&event, &prefs));
+    }));
     let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
     let quit = move || {
         let mut rx = quit_rx.clone();
@@ -194,13 +260,8 @@ async fn serve(paths: &Paths, settings: Settings, manager: Manager<AwsCloud>) ->
         }
     };
     if udp.enabled {
-        let socket = server::bind(SocketAddr::new(udp.ip, udp.port)).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on UDP {}:{}: {e} (is another cloudnap running?)",
-                udp.ip,
-                udp.port
-            )
-        })?;
+        let socket = server::bind(SocketAddr::new(udp.ip, udp.port))
+            .map_err(|e| anyhow::anyhow!("cannot listen on UDP {}:{}: {e}", udp.ip, udp.port))?;
         tracing::info!("listening on {}", socket.local_addr()?);
         let opts = server::Options {
             token: udp.token.clone(),
@@ -211,17 +272,157 @@ async fn serve(paths: &Paths, settings: Settings, manager: Manager<AwsCloud>) ->
         tokio::spawn(server::serve(socket, opts, app.clone(), quit()));
     }
     tokio::spawn(app.clone().run_timer(quit()));
+    tokio::spawn(app.clone().run_refresh(quit()));
     let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
     let sink = cloudnap::detect::Sink::new(activity_tx);
-    cloudnap::detect::start(cloudnap::detect::sources(app.settings()), &sink);
+    cloudnap::detect::start(cloudnap::detect::sources(&app.settings()), &sink);
     let feeder = app.clone();
     tokio::spawn(async move { feeder.run_activity(activity_rx).await });
+
+    let watched = app.clone();
+    let _watch = watch(
+        vec![paths.settings.clone(), paths.services.clone()],
+        move |file| watched.config_changed(file),
+    )
+    .map_err(|e| tracing::warn!("config files are not watched for edits: {e}"))
+    .ok();
+
+    let desktop = app.settings().desktop.clone();
+    if desktop.tray {
+        start_tray(&app, paths, quit_tx.clone());
+    }
+    if desktop.credentials_dialog {
+        let app = app.clone();
+        let settings_file = paths.settings.clone();
+        tokio::spawn(async move { offer_credentials_dialog(&app, &settings_file).await });
+    }
+
     tracing::info!("cloudnap is running; state: {:?}", app.state());
-    quit_signal().await;
+    tokio::select! {
+        _ = quit_signal() => {}
+        _ = quit() => {}
+    }
     tracing::info!("quitting");
     let _ = quit_tx.send(true);
     // Let a sleep or wake in progress finish and record its result.
     app.quiesce().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shows the tray icon; its menu goes through the same command path as UDP.
+fn start_tray(app: &Arc<App<AwsCloud>>, paths: &Paths, quit: tokio::sync::watch::Sender<bool>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let status_of = app.clone();
+    let started = tray::spawn(Arc::new(move || status_of.status()), move |action| {
+        let _ = tx.send(action);
+    });
+    if let Err(e) = started {
+        tracing::warn!("no tray icon ({e}); cloudnap keeps running: use `cloudnap send STATUS`");
+        return;
+    }
+    let app = app.clone();
+    let paths = paths.clone();
+    tokio::spawn(async move {
+        while let Some(action) = rx.recv().await {
+            let command = match action {
+                MenuAction::SleepNow => ProtoCommand::SleepNow,
+                MenuAction::WakeNow => ProtoCommand::WakeNow,
+                MenuAction::PauseHour => ProtoCommand::Pause { minutes: 60.0 },
+                MenuAction::PauseUntilTomorrow => ProtoCommand::Pause {
+                    minutes: minutes_until_morning(chrono::Local::now().naive_local()),
+                },
+                MenuAction::Resume => ProtoCommand::Resume,
+                MenuAction::OpenServices => {
+                    opened(open_path(&paths.services), &paths.services);
+                    continue;
+                }
+                MenuAction::OpenLog => {
+                    let log = latest_log(&paths.log_dir).unwrap_or(paths.log_dir.clone());
+                    opened(open_path(&log), &log);
+                    continue;
+                }
+                MenuAction::Credentials => {
+                    opened(spawn_dialog(&paths.settings), &paths.settings);
+                    continue;
+                }
+                MenuAction::Quit => {
+                    let _ = quit.send(true);
+                    continue;
+                }
+            };
+            tracing::info!("tray: {command:?}");
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = app.handle(command).await {
+                    tracing::error!("tray: {e}");
+                }
+            });
+        }
+    });
+}
+
+fn opened(result: std::io::Result<()>, path: &std::path::Path) {
+    if let Err(e) = result {
+        tracing::warn!("cannot open {}: {e}", path.display());
+    }
+}
+
+/// The newest daily log file in `dir`.
+fn latest_log(dir: &std::path::Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            name.is_some_and(|n| n.starts_with("cloudnap.") && n.ends_with(".log"))
+        })
+        .max()
+}
+
+/// Opens the credentials dialog when no credentials work (first run).
+async fn offer_credentials_dialog(app: &App<AwsCloud>, settings_file: &std::path::Path) {
+    let region = app.settings().aws.regions[0].clone();
+    match app.cloud().whoami(&region, None).await {
+        Ok(id) => tracing::info!("AWS account {} ({})", id.account, id.arn),
+        Err(e) if e.kind == ErrorKind::Credentials => {
+            tracing::warn!("AWS credentials do not work ({e}); opening the credentials dialog");
+            if let Err(e) = spawn_dialog(settings_file) {
+                tracing::warn!("cannot open the credentials dialog: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("checking AWS credentials: {e}"),
+    }
+}
+
+/// Claims "the cloudnap of this config dir"; `None` if another one holds it.
+fn single_instance(paths: &Paths) -> Result<Option<single_instance::SingleInstance>> {
+    let dir = paths
+        .settings
+        .parent()
+        .and_then(|d| d.canonicalize().ok())
+        .unwrap_or_else(|| paths.settings.clone());
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let guard = single_instance::SingleInstance::new(&format!("cloudnap-{hash:016x}"))?;
+    Ok(guard.is_single().then_some(guard))
+}
+
+/// `cloudnap credentials`: the dialog, saving into this config dir's settings.
+fn credentials(paths: &Paths) -> Result<ExitCode> {
+    let settings = paths.load_settings().map(|(s, _)| s).unwrap_or_default();
+    let dialog = Dialog::new(
+        paths.settings.clone(),
+        cloudnap::store::aws_files::files()?,
+        settings.aws.endpoint_url.clone(),
+        &settings.aws.regions[0],
+        settings.aws.profile.as_deref().unwrap_or("cloudnap"),
+    );
+    run_dialog(dialog).map_err(|e| anyhow::anyhow!("cannot open the dialog: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

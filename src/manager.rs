@@ -401,6 +401,48 @@ impl<C: CloudControl> Manager<C> {
         Ok(capacity)
     }
 
+    /// Checks what cloudnap holds asleep against AWS: a resource someone
+    /// started by hand is no longer cloudnap's to wake or to stop again, so
+    /// its record and tag are dropped. Skipped (empty) while a sleep or wake
+    /// runs. Returns what was dropped.
+    pub async fn refresh(&self) -> Result<Vec<Outcome>, StateError> {
+        let Ok(_busy) = self.busy.try_lock() else {
+            return Ok(Vec::new());
+        };
+        let mut records = self.records()?;
+        let asleep: Vec<(ResourceId, Option<String>)> = records
+            .values()
+            .filter(|r| r.phase == Phase::Asleep)
+            .map(|r| (r.resource.clone(), r.profile.clone()))
+            .collect();
+        let observed = self.inspect_all(asleep.clone()).await;
+        let mut outcomes = Vec::new();
+        for ((id, profile), obs) in asleep.into_iter().zip(observed) {
+            let Ok(obs) = obs else { continue };
+            if decide_sleep(&obs, records.get(&id)) != SleepDecision::StartedByHand {
+                continue;
+            }
+            tracing::info!("{id} was started by hand; cloudnap no longer holds it asleep");
+            records.remove(&id);
+            if obs.marker.is_some() && !self.dry_run {
+                if let Err(e) = self.cloud.set_marker(&id, profile.as_deref(), None).await {
+                    tracing::warn!("{id}: removing the sleep tag: {e}");
+                }
+            }
+            outcomes.push(Outcome {
+                resource: id,
+                action: Action::StartedByHand,
+                before: Some(obs.capacity),
+                saved: None,
+                error: None,
+            });
+        }
+        if !outcomes.is_empty() {
+            self.save(&records)?;
+        }
+        Ok(outcomes)
+    }
+
     /// The current state of every registered resource and what is asleep.
     pub async fn status(&self, entries: &[Entry]) -> Result<Vec<StatusRow>, StateError> {
         let records = self.records()?;

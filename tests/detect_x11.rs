@@ -4,6 +4,7 @@
 mod common;
 use cloudnap::core::activity::{Activity, ActivityKind};
 use cloudnap::core::settings::Settings;
+use common::{require_display, xdotool};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,22 +12,6 @@ use tokio::sync::mpsc;
 
 /// One test at a time: they share the X server's input.
 static X: Mutex<()> = Mutex::new(());
-
-fn require_display() {
-    assert!(
-        std::env::var("DISPLAY").is_ok_and(|d| !d.is_empty()),
-        "DISPLAY is not set: run the tests with ./build/test.sh, which starts Xvfb"
-    );
-}
-
-fn xdotool(args: &[&str]) {
-    let ok = Command::new("xdotool")
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "xdotool {args:?}");
-}
 
 /// Starts the sources enabled by `settings_json` (all others disabled).
 fn start(settings_json: &str) -> mpsc::UnboundedReceiver<Activity> {

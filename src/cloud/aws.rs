@@ -79,6 +79,52 @@ fn not_found(what: String) -> CloudError {
     CloudError::new(ErrorKind::NotFound, format!("{what} not found"))
 }
 
+/// Keys typed into the credential dialog, checked before they are saved.
+pub struct Keys<'a> {
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+    pub session_token: Option<&'a str>,
+    pub region: &'a str,
+}
+
+/// Who `keys` belong to, by STS `GetCallerIdentity` (through `endpoint_url`
+/// when set). Nothing is read from or written to the AWS files.
+pub async fn whoami_with_keys(
+    keys: &Keys<'_>,
+    endpoint_url: Option<&str>,
+) -> Result<Identity, CloudError> {
+    let credentials = aws_sdk_sts::config::Credentials::new(
+        keys.access_key_id,
+        keys.secret_access_key,
+        keys.session_token.map(String::from),
+        None,
+        "cloudnap-dialog",
+    );
+    let mut conf = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(keys.region.to_string()))
+        .credentials_provider(credentials)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        );
+    if let Some(url) = endpoint_url {
+        conf = conf.endpoint_url(url);
+    }
+    let sts = aws_sdk_sts::Client::from_conf(conf.build());
+    identity(&sts).await
+}
+
+async fn identity(sts: &aws_sdk_sts::Client) -> Result<Identity, CloudError> {
+    let out = sts.get_caller_identity().send().await.map_err(aws_err)?;
+    Ok(Identity {
+        account: out.account().unwrap_or_default().to_string(),
+        arn: out.arn().unwrap_or_default().to_string(),
+    })
+}
+
 /// The SDK clients for one region and profile.
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -102,9 +148,11 @@ impl Clients {
 
 /// AWS implementation of [`CloudControl`].
 pub struct AwsCloud {
-    endpoint_url: Option<String>,
-    default_profile: Option<String>,
-    clients: Mutex<HashMap<(String, Option<String>), Clients>>,
+    /// The endpoint override and default profile, replaced by `reconfigure`.
+    config: std::sync::Mutex<(Option<String>, Option<String>)>,
+    /// Bumped by `reconfigure`: clients of an older epoch are not reused.
+    epoch: std::sync::atomic::AtomicU64,
+    clients: Mutex<HashMap<(String, Option<String>, u64), Clients>>,
     /// ARNs learnt by `inspect`, needed to tag ECS services and EKS clusters.
     arns: std::sync::Mutex<HashMap<ResourceId, String>>,
 }
@@ -113,22 +161,23 @@ impl AwsCloud {
     /// An adapter using the settings' default profile and endpoint override.
     pub fn new(aws: &AwsSettings) -> Self {
         AwsCloud {
-            endpoint_url: aws.endpoint_url.clone(),
-            default_profile: aws.profile.clone(),
+            config: std::sync::Mutex::new((aws.endpoint_url.clone(), aws.profile.clone())),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             clients: Mutex::new(HashMap::new()),
             arns: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     async fn clients(&self, region: &str, profile: Option<&str>) -> Clients {
-        let profile = profile
-            .map(String::from)
-            .or_else(|| self.default_profile.clone());
-        let key = (region.to_string(), profile.clone());
+        let (endpoint_url, default_profile) = self.config.lock().expect("aws config").clone();
+        let profile = profile.map(String::from).or(default_profile);
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let key = (region.to_string(), profile.clone(), epoch);
         let mut map = self.clients.lock().await;
         if let Some(c) = map.get(&key) {
             return c.clone();
         }
+        map.retain(|k, _| k.2 == epoch);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .retry_config(retry_config())
@@ -141,7 +190,7 @@ impl AwsCloud {
         if let Some(p) = &profile {
             loader = loader.profile_name(p);
         }
-        if let Some(url) = &self.endpoint_url {
+        if let Some(url) = &endpoint_url {
             loader = loader.endpoint_url(url);
         }
         let clients = Clients::new(&loader.load().await);
@@ -633,13 +682,13 @@ impl CloudControl for AwsCloud {
         Ok(out)
     }
 
+    fn reconfigure(&self, aws: &AwsSettings) {
+        *self.config.lock().expect("aws config") = (aws.endpoint_url.clone(), aws.profile.clone());
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     async fn whoami(&self, region: &str, profile: Option<&str>) -> Result<Identity, CloudError> {
-        let c = self.clients(region, profile).await;
-        let out = c.sts.get_caller_identity().send().await.map_err(aws_err)?;
-        Ok(Identity {
-            account: out.account().unwrap_or_default().to_string(),
-            arn: out.arn().unwrap_or_default().to_string(),
-        })
+        identity(&self.clients(region, profile).await.sts).await
     }
 }
 

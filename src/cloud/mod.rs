@@ -136,6 +136,10 @@ pub trait CloudControl: Send + Sync + 'static {
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<EksNodegroup>, CloudError>> + Send;
 
+    /// Uses changed AWS settings (default profile, endpoint) for later
+    /// calls, with freshly loaded credentials.
+    fn reconfigure(&self, _aws: &crate::core::settings::AwsSettings) {}
+
     /// Checks the credentials.
     fn whoami(
         &self,

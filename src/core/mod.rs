@@ -3,9 +3,11 @@
 
 pub mod activity;
 pub mod idle;
+pub mod ini;
 pub mod policy;
 pub mod protocol;
 pub mod registry;
 pub mod registry_edit;
 pub mod resource;
 pub mod settings;
+pub mod settings_edit;

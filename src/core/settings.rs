@@ -117,6 +117,31 @@ pub struct UdpSettings {
     pub rate_limit_per_second: f64,
 }
 
+/// Which desktop notifications are shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationSettings {
+    /// "Your N resources will sleep in 2 minutes".
+    pub warning: bool,
+    /// "Asleep: ..." after a sleep.
+    pub asleep: bool,
+    /// "Awake again: ..." after a wake.
+    pub awake: bool,
+    /// Failed resources, invalid config edits, bad credentials.
+    pub errors: bool,
+}
+
+/// The desktop shell: tray icon, notifications, credential dialog, logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesktopSettings {
+    /// Show the tray icon (needs a display and a tray host).
+    pub tray: bool,
+    pub notifications: NotificationSettings,
+    /// Open the credential dialog at start when no credentials work.
+    pub credentials_dialog: bool,
+    /// Daily log files kept.
+    pub log_keep_days: usize,
+}
+
 /// Everything in `settings.json`, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -129,6 +154,7 @@ pub struct Settings {
     pub system_idle: SystemIdleSettings,
     pub aws: AwsSettings,
     pub udp: UdpSettings,
+    pub desktop: DesktopSettings,
 }
 
 impl Default for Settings {
@@ -175,6 +201,7 @@ impl Settings {
                 "system_idle",
                 "aws",
                 "udp_server",
+                "desktop",
             ],
         );
 
@@ -315,6 +342,33 @@ impl Settings {
             ));
         }
 
+        let s = c.sec(
+            &root,
+            "desktop",
+            &[
+                "tray",
+                "notifications",
+                "credentials_dialog",
+                "log_keep_days",
+            ],
+        );
+        let n = c.sec(
+            &s,
+            "notifications",
+            &["warning", "asleep", "awake", "errors"],
+        );
+        let desktop = DesktopSettings {
+            tray: c.boolean(&s, "tray", true),
+            notifications: NotificationSettings {
+                warning: c.boolean(&n, "warning", true),
+                asleep: c.boolean(&n, "asleep", true),
+                awake: c.boolean(&n, "awake", true),
+                errors: c.boolean(&n, "errors", true),
+            },
+            credentials_dialog: c.boolean(&s, "credentials_dialog", true),
+            log_keep_days: c.int(&s, "log_keep_days", 7, 1, 3650) as usize,
+        };
+
         if !c.errors.is_empty() {
             return Err(SettingsError::Invalid(c.errors));
         }
@@ -329,6 +383,7 @@ impl Settings {
                 system_idle,
                 aws,
                 udp,
+                desktop,
             },
             c.warnings,
         ))

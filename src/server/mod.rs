@@ -204,11 +204,12 @@ pub async fn serve<H: Handler>(
     }
 }
 
-/// Sends app events (state changes) to the echo address, if any, until the
-/// channel closes.
+/// Logs app events (state changes), passes each to `also` and sends it to the
+/// echo address, if any, until the channel closes.
 pub async fn echo_events(
     mut events: tokio::sync::mpsc::UnboundedReceiver<Value>,
     echo: Option<SocketAddr>,
+    mut also: impl FnMut(&Value),
 ) {
     let socket = match echo {
         Some(addr) => {
@@ -223,6 +224,7 @@ pub async fn echo_events(
     };
     while let Some(event) = events.recv().await {
         tracing::info!(target: "cloudnap::events", "{event}");
+        also(&event);
         if let Some((s, addr)) = &socket {
             let body = serde_json::json!({"type": "EVENT", "source": "cloudnap", "content": event});
             for part in protocol::split(&body.to_string(), None, MAX_REPLY) {

@@ -269,9 +269,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `cloudnap run` in `cfg` and waits for "listening on ADDR".
     pub fn start(cfg: &ConfigDir) -> Daemon {
+        Self::spawn(cfg.command(&["run"]))
+    }
+
+    /// Starts `command` (a `cloudnap run`) and waits for "listening on ADDR".
+    pub fn spawn(mut command: Command) -> Daemon {
         use std::io::BufRead;
-        let mut child = cfg
-            .command(&["run"])
+        let mut child = command
             .stderr(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -317,6 +321,24 @@ impl Daemon {
         reply["result"].clone()
     }
 
+    /// Polls STATUS every 50 ms until `done(status)` holds; panics after `limit`.
+    pub async fn wait_status(
+        &self,
+        limit: std::time::Duration,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let t0 = std::time::Instant::now();
+        loop {
+            let status = self.ok("STATUS").await;
+            if done(&status) {
+                return status;
+            }
+            assert!(t0.elapsed() < limit, "not {what} after {limit:?}: {status}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends a text command that must fail; returns the error message.
     pub async fn err(&self, command: &str) -> String {
         let reply = self.send(command).await;
@@ -333,13 +355,39 @@ impl Drop for Daemon {
 }
 
 /// Settings for a daemon on 127.0.0.1:0 against moto, merged with `extra`.
+/// No tray and no credentials dialog unless `extra` asks for them.
 pub fn daemon_settings(regions: &[&str], extra: serde_json::Value) -> String {
     let mut s = serde_json::json!({
         "aws": { "regions": regions, "endpoint_url": moto_url() },
-        "udp_server": { "port": 0, "rate_limit_per_second": 10000 }
+        "udp_server": { "port": 0, "rate_limit_per_second": 10000 },
+        "desktop": { "tray": false, "credentials_dialog": false }
     });
     merge(&mut s, extra);
     s.to_string()
+}
+
+/// Fails clearly when there is no X server (build/test.sh starts Xvfb).
+pub fn require_display() {
+    assert!(
+        std::env::var("DISPLAY").is_ok_and(|d| !d.is_empty()),
+        "DISPLAY is not set: run the tests with ./build/test.sh, which starts Xvfb"
+    );
+}
+
+/// Runs xdotool with `args`; panics if it fails.
+pub fn xdotool(args: &[&str]) {
+    let ok = Command::new("xdotool")
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "xdotool {args:?}");
+}
+
+/// xdotool's output, trimmed.
+pub fn xdotool_out(args: &[&str]) -> String {
+    let out = Command::new("xdotool").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn merge(a: &mut serde_json::Value, b: serde_json::Value) {

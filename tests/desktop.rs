@@ -1,0 +1,251 @@
+//! The desktop shell with the real binary: single instance, live reload of
+//! services.yaml and settings.json, log files that never hold the secret, and
+//! the tray menu under Xvfb with the trayer XEmbed host (build/test.sh).
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const R: &str = "eu-central-1";
+
+fn daemon(extra: serde_json::Value, services: &str) -> (ConfigDir, Daemon) {
+    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], extra), services);
+    let d = Daemon::start(&cfg);
+    (cfg, d)
+}
+
+#[tokio::test]
+async fn a_second_instance_exits_with_code_4_and_the_first_keeps_running() {
+    let (cfg, d) = daemon(json!({}), "");
+    let out = cfg.run(&["run"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cloudnap is already running (use `cloudnap send STATUS`)"));
+    assert_eq!(d.ok("STATUS").await["state"], "active");
+    // Other subcommands are not blocked.
+    let check = cfg.run(&["send", "--to", &d.addr.to_string(), "STATUS"]);
+    assert_eq!(check.status.code(), Some(0));
+    // Another config dir is another instance.
+    let (_cfg2, d2) = daemon(json!({}), "");
+    assert_eq!(d2.ok("STATUS").await["state"], "active");
+}
+
+async fn registered(d: &Daemon) -> (Vec<String>, Option<String>) {
+    let r = d.ok("LIST_REGISTERED_SERVICES").await;
+    let names = r["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["resource"]["instance_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    (names, r["config_error"].as_str().map(String::from))
+}
+
+/// Polls until `done` holds; returns how long it took.
+async fn within(limit: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !done().await {
+        assert!(t0.elapsed() < limit, "not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    t0.elapsed()
+}
+
+#[tokio::test]
+async fn services_yaml_edits_are_live_and_an_invalid_edit_keeps_the_last_good_one() {
+    let yaml = format!("ec2_instances:\n  - instance_id: i-0000000000000000a\n    region: {R}\n");
+    let (cfg, d) = daemon(json!({}), &yaml);
+    assert_eq!(registered(&d).await.0, ["i-0000000000000000a"]);
+
+    // Append an entry by hand: listed within 2 s.
+    let appended = format!("{yaml}  - instance_id: i-0000000000000000b\n    region: {R}\n");
+    std::fs::write(cfg.file("services.yaml"), &appended).unwrap();
+    let took = within(Duration::from_secs(2), async || {
+        registered(&d).await.0.len() == 2
+    })
+    .await;
+    eprintln!("appended entry listed after {took:?}");
+
+    // Invalid YAML: old entries stay, the error names the line, the file is untouched.
+    let broken = format!("{appended}  - instance_id: [oops\n");
+    std::fs::write(cfg.file("services.yaml"), &broken).unwrap();
+    let status = d
+        .wait_status(Duration::from_secs(2), "showing the config error", |s| {
+            s["config_error"].is_string()
+        })
+        .await;
+    let error = status["config_error"].as_str().unwrap();
+    assert!(error.contains("line"), "{error}");
+    let (names, listed_error) = registered(&d).await;
+    assert_eq!(names, ["i-0000000000000000a", "i-0000000000000000b"]);
+    assert!(listed_error.is_some());
+    assert_eq!(
+        std::fs::read_to_string(cfg.file("services.yaml")).unwrap(),
+        broken
+    );
+    assert!(d.log.lock().unwrap().contains("services.yaml is invalid"));
+
+    // Fixing it clears the error.
+    std::fs::write(cfg.file("services.yaml"), &yaml).unwrap();
+    d.wait_status(Duration::from_secs(2), "valid again", |s| {
+        s["config_error"].is_null()
+    })
+    .await;
+    assert_eq!(registered(&d).await.0, ["i-0000000000000000a"]);
+}
+
+#[tokio::test]
+async fn settings_json_edits_apply_live_and_an_invalid_edit_is_refused() {
+    let (cfg, d) = daemon(json!({}), "");
+    let before = d.ok("STATUS").await["sleep_in_seconds"].as_f64().unwrap();
+    assert!(before > 29.0 * 60.0, "{before}");
+
+    let settings = daemon_settings(
+        &[R],
+        json!({"activity_monitor": {"inactivity_timeout_minutes": 90}}),
+    );
+    std::fs::write(cfg.file("settings.json"), &settings).unwrap();
+    d.wait_status(Duration::from_secs(2), "on the 90 min timeout", |s| {
+        s["sleep_in_seconds"].as_f64().unwrap() > 89.0 * 60.0
+    })
+    .await;
+
+    let broken = settings.replace("90", "\"ninety\"");
+    std::fs::write(cfg.file("settings.json"), &broken).unwrap();
+    let status = d
+        .wait_status(Duration::from_secs(2), "showing the config error", |s| {
+            s["config_error"].is_string()
+        })
+        .await;
+    let error = status["config_error"].as_str().unwrap();
+    assert!(
+        error.contains("activity_monitor.inactivity_timeout_minutes"),
+        "{error}"
+    );
+    assert!(
+        status["sleep_in_seconds"].as_f64().unwrap() > 89.0 * 60.0,
+        "old settings kept"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cfg.file("settings.json")).unwrap(),
+        broken
+    );
+}
+
+#[tokio::test]
+async fn logs_go_to_a_daily_file_and_never_hold_the_secret_key() {
+    const SECRET: &str = "cloudnapTestSecret/9f8e7d6c5b4a39281706";
+    let id = ec2_instance(R, false, &[]).await;
+    let cfg = ConfigDir::with_settings(
+        &daemon_settings(&[R], json!({})),
+        &format!("ec2_instances:\n  - instance_id: {id}\n    region: {R}\n"),
+    );
+    let mut cmd = cfg.command(&["run"]);
+    cmd.env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("RUST_LOG", "debug");
+    let d = Daemon::spawn(cmd);
+    d.ok("SLEEP_NOW").await;
+    d.ok("WAKE_NOW").await;
+    d.ok("LIST_EC2").await;
+    drop(d);
+
+    let logs: Vec<_> = std::fs::read_dir(cfg.file("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let today = chrono::Local::now()
+        .format("cloudnap.%Y-%m-%d.log")
+        .to_string();
+    assert!(
+        logs.iter()
+            .any(|p| p.file_name().unwrap() == today.as_str()),
+        "{logs:?}"
+    );
+    let mut all = String::new();
+    for p in &logs {
+        all.push_str(&std::fs::read_to_string(p).unwrap());
+    }
+    assert!(all.contains("listening on"), "the log file has the run");
+    assert!(all.contains("asleep"), "and the sleep");
+    assert!(all.lines().count() > 20, "debug lines were written");
+    assert!(!all.contains(SECRET), "the secret key is in the log");
+}
+
+/// The tray icon's window inside trayer: the first child window of trayer's
+/// own window that is mapped.
+fn tray_icon_window() -> Option<(i32, i32)> {
+    let trayer = xdotool_out(&["search", "--onlyvisible", "--class", "trayer"]);
+    let trayer = trayer.lines().next()?;
+    let tree = std::process::Command::new("xwininfo")
+        .args(["-children", "-id", trayer])
+        .output()
+        .ok()?;
+    let tree = String::from_utf8_lossy(&tree.stdout).to_string();
+    let child = tree
+        .lines()
+        .find(|l| l.trim_start().starts_with("0x") && l.contains('+'))?;
+    let id = child.split_whitespace().next()?;
+    let geo = std::process::Command::new("xwininfo")
+        .args(["-id", id])
+        .output()
+        .ok()?;
+    let geo = String::from_utf8_lossy(&geo.stdout).to_string();
+    let val = |key: &str| -> Option<i32> {
+        geo.lines()
+            .find(|l| l.trim_start().starts_with(key))?
+            .split(':')
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let (x, y) = (val("Absolute upper-left X")?, val("Absolute upper-left Y")?);
+    let (w, h) = (val("Width")?, val("Height")?);
+    (w > 1 && h > 1).then_some((x + w / 2, y + h / 2))
+}
+
+#[tokio::test]
+async fn the_tray_menu_pauses_the_app() {
+    require_display();
+    let (_cfg, d) = daemon(json!({"desktop": {"tray": true}}), "");
+    let t0 = Instant::now();
+    let (x, y) = loop {
+        if let Some(p) = tray_icon_window() {
+            break p;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no tray icon in trayer"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let artifacts = std::env::var("CLOUDNAP_ARTIFACTS").unwrap_or_else(|_| ".".into());
+    let shot = std::path::Path::new(&artifacts).join("tray-menu.png");
+    let ok = std::process::Command::new("import")
+        .args(["-window", "root"])
+        .arg(&shot)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok && shot.exists(), "screenshot saved");
+    eprintln!("screenshot of the open menu: {}", shot.display());
+    // Keyboard through the open menu: Sleep now, Wake now, Pause for 1 hour.
+    for key in ["Down", "Down", "Down", "Return"] {
+        xdotool(&["key", key]);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let status = d
+        .wait_status(Duration::from_secs(3), "paused", |s| s["state"] == "paused")
+        .await;
+    let left = status["paused_for_seconds"].as_f64().unwrap();
+    assert!((3590.0..=3600.0).contains(&left), "{left}");
+    assert!(d.log.lock().unwrap().contains("tray: Pause"));
+}
