@@ -28,11 +28,22 @@ pub fn retry_config() -> RetryConfig {
         .with_initial_backoff(Duration::from_millis(200))
 }
 
+/// `(code, message)` from an XML error body the SDK could not parse (moto
+/// answers auth failures in EC2's `<Errors><Error>` shape for every service).
+fn xml_error(body: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let tag = |name: &str| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].to_string())
+    };
+    Some((tag("Code")?, tag("Message").unwrap_or_default()))
+}
+
 /// Maps an SDK error to a [`CloudError`], keeping the AWS error code.
-fn aws_err<E, R>(e: SdkError<E, R>) -> CloudError
+fn aws_err<E>(e: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
@@ -43,6 +54,12 @@ where
                 ErrorKind::Network
             };
             CloudError::new(kind, text)
+        }
+        SdkError::ServiceError(se) if e.code().is_none() => {
+            match se.raw().body().bytes().and_then(xml_error) {
+                Some((code, message)) => CloudError::from_code(Some(&code), message),
+                None => CloudError::new(ErrorKind::Other, DisplayErrorContext(&e).to_string()),
+            }
         }
         SdkError::ServiceError(_) => CloudError::from_code(
             e.code(),
@@ -695,6 +712,19 @@ impl CloudControl for AwsCloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unparsed_xml_error_body_still_gives_the_code() {
+        let body = br#"<?xml version="1.0"?><ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></Errors></ErrorResponse>"#;
+        assert_eq!(
+            xml_error(body),
+            Some((
+                "InvalidClientTokenId".into(),
+                "The security token included in the request is invalid.".into()
+            ))
+        );
+        assert_eq!(xml_error(b"<html>nope</html>"), None);
+    }
     use aws_sdk_ecs::operation::update_service::{UpdateServiceError, UpdateServiceOutput};
     use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
 
