@@ -73,8 +73,16 @@ impl<C: CloudControl> App<C> {
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
         let cfg = idle_config(&settings);
-        if let Err(e) = manager.records() {
-            tracing::warn!("{e}");
+        let mut tracker = IdleTracker::new(cfg, now());
+        match manager.records() {
+            // Resources are still asleep from an earlier run (or a crash):
+            // the first activity wakes them.
+            Ok(records) if !records.is_empty() => {
+                tracing::info!("{} resource(s) asleep since an earlier run", records.len());
+                tracker.force_sleep(now());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}"),
         }
         services.current();
         let app = Arc::new_cyclic(|me| App {
@@ -84,7 +92,7 @@ impl<C: CloudControl> App<C> {
             config_errors: Mutex::new(BTreeMap::new()),
             manager,
             services: Arc::new(services),
-            tracker: Mutex::new(IdleTracker::new(cfg, now())),
+            tracker: Mutex::new(tracker),
             changed: Notify::new(),
             operation: Mutex::new(None),
             last_activity: Mutex::new(None),
@@ -612,6 +620,77 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5 * 60)).await;
         assert!(matches!(app.state(), IdleState::Active { .. }));
         assert!(cloud.calls.lock().unwrap().is_empty(), "nothing stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_while_asleep_wakes_on_the_first_activity() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 4 });
+        let (first, _rx) = app(dir.path(), cloud.clone());
+        first.handle(Command::SleepNow).await.unwrap();
+        drop(first);
+
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        assert_eq!(app.state(), IdleState::Asleep);
+        app.activity(ActivityKind::Keyboard);
+        assert_eq!(next_event(&mut rx).await, "awake");
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 4 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_refresh_lets_go_of_a_resource_started_by_hand() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(app.status()["asleep"].as_array().unwrap().len(), 1);
+        cloud.add(&svc(), Capacity::Ecs { desired: 5 }); // started by hand
+        tokio::spawn(app.clone().run_refresh(std::future::pending()));
+        loop {
+            if next_event(&mut rx).await == "refreshed" {
+                break;
+            }
+        }
+        assert!(app.status()["asleep"].as_array().unwrap().is_empty());
+        app.handle(Command::WakeNow).await.unwrap();
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::Ecs { desired: 5 },
+            "left as the user set it"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_settings_edit_changes_the_timeout_and_a_broken_one_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, mut rx) = app(dir.path(), Arc::new(FakeCloud::default()));
+        let file = dir.path().join("settings.json");
+        std::fs::write(
+            &file,
+            r#"{"activity_monitor":{"inactivity_timeout_minutes":45}}"#,
+        )
+        .unwrap();
+        app.config_changed(&file);
+        assert_eq!(app.status()["sleep_in_seconds"], 45.0 * 60.0);
+        std::fs::write(
+            &file,
+            r#"{"activity_monitor":{"inactivity_timeout_minutes":-1}}"#,
+        )
+        .unwrap();
+        app.config_changed(&file);
+        assert_eq!(next_event(&mut rx).await, "config_error");
+        let status = app.status();
+        assert!(status["config_error"]
+            .as_str()
+            .unwrap()
+            .contains("inactivity_timeout_minutes"));
+        assert_eq!(
+            status["sleep_in_seconds"],
+            45.0 * 60.0,
+            "last good settings kept"
+        );
     }
 
     #[tokio::test(start_paused = true)]
