@@ -1,6 +1,6 @@
 """Creates sample resources on a moto server and writes a demo config dir.
 
-Usage: seed_demo.py ENDPOINT_URL CONFIG_DIR
+Usage: seed_demo.py ENDPOINT_URL CONFIG_DIR TIMEOUT_MINUTES WARNING_MINUTES UDP_PORT
 """
 import json
 import pathlib
@@ -9,6 +9,7 @@ import sys
 import boto3
 
 endpoint, config_dir = sys.argv[1], pathlib.Path(sys.argv[2])
+timeout, warning, port = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 kw = dict(endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
 regions = ["us-east-1", "eu-west-1"]
 
@@ -33,8 +34,9 @@ eks.create_nodegroup(clusterName="demo", nodegroupName="workers", nodeRole="arn:
 
 config_dir.mkdir(parents=True, exist_ok=True)
 (config_dir / "settings.json").write_text(json.dumps({
-    "activity_monitor": {"inactivity_timeout_minutes": 1, "warning_minutes": 0.25},
+    "activity_monitor": {"inactivity_timeout_minutes": timeout, "warning_minutes": warning},
     "aws": {"regions": regions, "endpoint_url": endpoint},
+    "udp_server": {"port": port},
 }, indent=2) + "\n")
 lines = ["# demo resources on the local moto server", "ec2_instances:"]
 for instance_id, region in ec2:

@@ -19,3 +19,5 @@ export CLOUDNAP_ARTIFACTS="$CARGO_TARGET_DIR/test-artifacts"
 
 cargo fmt --all -- --check
 cargo test --locked --no-fail-fast 2>&1 | tee "$CLOUDNAP_CACHE/test.log"
+# The README's demo, unattended: sleep from idleness, wake by command.
+./build/demo.sh --once

@@ -234,7 +234,10 @@ impl<C: CloudControl> App<C> {
                     json!({"sleep_in_seconds": sleep_in.as_secs_f64(), "resources": n}),
                 );
             }
-            IdleEvent::WarningCancelled => self.emit("warning_cancelled", Value::Null),
+            IdleEvent::WarningCancelled => {
+                tracing::info!("activity during the warning: sleep cancelled");
+                self.emit("warning_cancelled", Value::Null);
+            }
             IdleEvent::Sleep => {
                 tokio::spawn(async move { app.run_sleep().await });
             }

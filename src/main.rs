@@ -88,6 +88,7 @@ fn init_logging(log_dir: Option<(&std::path::Path, usize)>) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let file = log_dir.and_then(|(dir, keep)| {
+        let _ = std::fs::create_dir_all(dir);
         tracing_appender::rolling::Builder::new()
             .rotation(tracing_appender::rolling::Rotation::DAILY)
             .filename_prefix("cloudnap")

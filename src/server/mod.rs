@@ -223,7 +223,7 @@ pub async fn echo_events(
         None => None,
     };
     while let Some(event) = events.recv().await {
-        tracing::info!(target: "cloudnap::events", "{event}");
+        tracing::debug!(target: "cloudnap::events", "{event}");
         also(&event);
         if let Some((s, addr)) = &socket {
             let body = serde_json::json!({"type": "EVENT", "source": "cloudnap", "content": event});
