@@ -146,14 +146,101 @@ impl<C: CloudControl> Manager<C> {
         Ok(records)
     }
 
+    /// `many` for each group of EC2 instances sharing a region and profile
+    /// (one AWS call per group where the API allows), `one` for everything
+    /// else, at most `concurrency` at a time. Results keep the input order.
+    async fn grouped<T, R, M, MF, O, OF>(
+        &self,
+        items: Vec<(ResourceId, Option<String>, T)>,
+        many: M,
+        one: O,
+    ) -> Vec<R>
+    where
+        T: Clone,
+        M: Fn(Vec<(ResourceId, T)>, Option<String>) -> MF,
+        MF: Future<Output = Vec<R>>,
+        O: FnMut((ResourceId, Option<String>, T)) -> OF,
+        OF: Future<Output = R>,
+    {
+        let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
+        let mut singles = Vec::new();
+        for (i, (id, profile, _)) in items.iter().enumerate() {
+            match id {
+                ResourceId::Ec2 { region, .. } => groups
+                    .entry((region.clone(), profile.clone()))
+                    .or_default()
+                    .push(i),
+                _ => singles.push(i),
+            }
+        }
+        let groups: Vec<Vec<usize>> = groups.into_values().collect();
+        let batches = futures::future::join_all(groups.iter().map(|g| {
+            let members = g
+                .iter()
+                .map(|&i| (items[i].0.clone(), items[i].2.clone()))
+                .collect();
+            many(members, items[g[0]].1.clone())
+        }));
+        let rest = bounded(
+            singles.iter().map(|&i| items[i].clone()).collect(),
+            self.concurrency,
+            one,
+        );
+        let (batches, rest) = tokio::join!(batches, rest);
+        let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+        for (g, results) in groups.iter().zip(batches) {
+            for (&i, r) in g.iter().zip(results) {
+                out[i] = Some(r);
+            }
+        }
+        for (&i, r) in singles.iter().zip(rest) {
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every item has a result"))
+            .collect()
+    }
+
     async fn inspect_all(
         &self,
         targets: Vec<(ResourceId, Option<String>)>,
     ) -> Vec<Result<Observed, CloudError>> {
         let cloud = &self.cloud;
-        bounded(targets, self.concurrency, |(id, profile)| async move {
-            cloud.inspect(&id, profile.as_deref()).await
-        })
+        let items = targets.into_iter().map(|(id, p)| (id, p, ())).collect();
+        self.grouped(
+            items,
+            |group, p| async move {
+                let ids: Vec<ResourceId> = group.into_iter().map(|(id, ())| id).collect();
+                cloud.inspect_many(&ids, p.as_deref()).await
+            },
+            |(id, p, ())| async move { cloud.inspect(&id, p.as_deref()).await },
+        )
+        .await
+    }
+
+    async fn set_capacities(
+        &self,
+        items: Vec<(ResourceId, Option<String>, Capacity)>,
+    ) -> Vec<Result<(), CloudError>> {
+        let cloud = &self.cloud;
+        self.grouped(
+            items,
+            |group, p| async move { cloud.set_capacity_many(&group, p.as_deref()).await },
+            |(id, p, c)| async move { cloud.set_capacity(&id, p.as_deref(), c).await },
+        )
+        .await
+    }
+
+    async fn set_markers(
+        &self,
+        items: Vec<(ResourceId, Option<String>, Option<Capacity>)>,
+    ) -> Vec<Result<(), CloudError>> {
+        let cloud = &self.cloud;
+        self.grouped(
+            items,
+            |group, p| async move { cloud.set_marker_many(&group, p.as_deref()).await },
+            |(id, p, m)| async move { cloud.set_marker(&id, p.as_deref(), m).await },
+        )
         .await
     }
 
@@ -213,17 +300,34 @@ impl<C: CloudControl> Manager<C> {
         // The record is on disk before any mutating call.
         self.save(&records)?;
 
-        let cloud = &self.cloud;
-        let stopped = bounded(
-            to_stop,
-            self.concurrency,
-            |(entry, saved, before): (Entry, Capacity, Capacity)| async move {
-                let profile = entry.profile.as_deref();
-                let tagged = cloud.set_marker(&entry.id, profile, Some(saved)).await;
-                let stop = cloud.set_capacity(&entry.id, profile, saved.asleep()).await;
-                if stop.is_err() && tagged.is_ok() {
-                    let _ = cloud.set_marker(&entry.id, profile, None).await;
-                }
+        // Tag, then stop; a resource whose stop failed loses its tag again.
+        let tagged = self
+            .set_markers(
+                to_stop
+                    .iter()
+                    .map(|(e, saved, _)| (e.id.clone(), e.profile.clone(), Some(*saved)))
+                    .collect(),
+            )
+            .await;
+        let stops = self
+            .set_capacities(
+                to_stop
+                    .iter()
+                    .map(|(e, saved, _)| (e.id.clone(), e.profile.clone(), saved.asleep()))
+                    .collect(),
+            )
+            .await;
+        let undo = to_stop
+            .iter()
+            .zip(tagged.iter().zip(&stops))
+            .filter(|(_, (tag, stop))| tag.is_ok() && stop.is_err())
+            .map(|((e, _, _), _)| (e.id.clone(), e.profile.clone(), None));
+        let forget = to_forget
+            .iter()
+            .map(|e| (e.id.clone(), e.profile.clone(), None));
+        let _ = self.set_markers(undo.chain(forget).collect()).await;
+        let stopped = to_stop.into_iter().zip(tagged.into_iter().zip(stops)).map(
+            |((entry, saved, before), (tagged, stop))| {
                 let error = match (&stop, tagged) {
                     (Err(e), _) => Some(e.to_string()),
                     (Ok(()), Err(e)) => {
@@ -233,14 +337,7 @@ impl<C: CloudControl> Manager<C> {
                 };
                 (entry, before, saved, stop.is_ok(), error)
             },
-        )
-        .await;
-        let _ = bounded(to_forget, self.concurrency, |entry: Entry| async move {
-            cloud
-                .set_marker(&entry.id, entry.profile.as_deref(), None)
-                .await
-        })
-        .await;
+        );
 
         for (entry, before, saved, ok, error) in stopped {
             if ok {
@@ -326,25 +423,48 @@ impl<C: CloudControl> Manager<C> {
             return Ok(outcomes);
         }
 
-        let cloud = &self.cloud;
-        let woken = bounded(
-            to_wake,
-            self.concurrency,
-            |(id, profile, obs, saved): (ResourceId, Option<String>, Observed, Capacity)| async move {
-                let profile = profile.as_deref();
-                let restore = if obs.capacity.is_up() {
+        // Restore what is down, then remove the tags of what is up again.
+        let mut restored = self
+            .set_capacities(
+                to_wake
+                    .iter()
+                    .filter(|(_, _, obs, _)| !obs.capacity.is_up())
+                    .map(|(id, p, _, saved)| (id.clone(), p.clone(), *saved))
+                    .collect(),
+            )
+            .await
+            .into_iter();
+        let restores: Vec<Result<(), CloudError>> = to_wake
+            .iter()
+            .map(|(_, _, obs, _)| {
+                if obs.capacity.is_up() {
                     Ok(())
                 } else {
-                    cloud.set_capacity(&id, profile, saved).await
-                };
+                    restored.next().expect("one result per restore")
+                }
+            })
+            .collect();
+        let mut untagged = self
+            .set_markers(
+                to_wake
+                    .iter()
+                    .zip(&restores)
+                    .filter(|(_, r)| r.is_ok())
+                    .map(|((id, p, _, _), _)| (id.clone(), p.clone(), None))
+                    .collect(),
+            )
+            .await
+            .into_iter();
+        let woken = to_wake
+            .into_iter()
+            .zip(restores)
+            .map(|((id, _, obs, saved), restore)| {
                 let untag = match restore {
-                    Ok(()) => cloud.set_marker(&id, profile, None).await,
+                    Ok(()) => untagged.next().expect("one result per untag"),
                     Err(_) => Ok(()),
                 };
                 (id, obs, saved, restore, untag)
-            },
-        )
-        .await;
+            });
         for (id, obs, saved, restore, untag) in woken {
             if obs.capacity.is_up() {
                 continue; // reported above as AlreadyUp

@@ -79,6 +79,17 @@ where
     }
 }
 
+/// `$call` for each item of `$items`, 16 at a time, results in order.
+macro_rules! one_by_one {
+    ($items:expr, |$x:pat_param| $call:expr) => {{
+        let mut out = Vec::with_capacity($items.len());
+        for chunk in $items.chunks(16) {
+            out.extend(futures::future::join_all(chunk.iter().map(|$x| $call)).await);
+        }
+        out
+    }};
+}
+
 /// Every item of a paginated request, or the first error.
 macro_rules! all_items {
     ($request:expr) => {
@@ -283,6 +294,70 @@ async fn ec2_describe(
         .ok_or_else(|| not_found(format!("instance {instance_id}")))
 }
 
+/// Every instance of `ids` that exists, by id; one call per 500 ids.
+async fn ec2_describe_many(
+    ec2: &aws_sdk_ec2::Client,
+    ids: &[String],
+) -> Result<HashMap<String, aws_sdk_ec2::types::Instance>, CloudError> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let reservations = all_items!(ec2
+            .describe_instances()
+            .set_instance_ids(Some(chunk.to_vec())))?;
+        for i in reservations.iter().flat_map(|r| r.instances()) {
+            if let Some(id) = i.instance_id() {
+                found.insert(id.to_string(), i.clone());
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn observe_ec2(i: &aws_sdk_ec2::types::Instance) -> Observed {
+    let state = ec2_state(i);
+    let tags = i
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+    Observed {
+        capacity: Capacity::Ec2 {
+            running: matches!(state.as_str(), "pending" | "running"),
+        },
+        protected: has_protect(tags.clone()),
+        marker: marker(
+            Kind::Ec2,
+            tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
+        ),
+        status: state,
+    }
+}
+
+/// The region of `ids` when they are all EC2 instances of one region.
+fn ec2_region<'a>(ids: impl IntoIterator<Item = &'a ResourceId>) -> Option<&'a str> {
+    let mut region = None;
+    for id in ids {
+        match id {
+            ResourceId::Ec2 { region: r, .. } if region.is_none_or(|x| x == r) => {
+                region = Some(r.as_str())
+            }
+            _ => return None,
+        }
+    }
+    region
+}
+
+fn instance_id(id: &ResourceId) -> String {
+    match id {
+        ResourceId::Ec2 { instance_id, .. } => instance_id.clone(),
+        _ => unreachable!("checked by ec2_region"),
+    }
+}
+
+/// One result per item: all `Ok` when the batch call worked.
+fn all_ok(n: usize) -> Vec<Result<(), CloudError>> {
+    (0..n).map(|_| Ok(())).collect()
+}
+
 fn ec2_state(i: &aws_sdk_ec2::types::Instance) -> String {
     i.state()
         .and_then(|s| s.name())
@@ -393,23 +468,7 @@ impl CloudControl for AwsCloud {
         let c = self.clients(id.region(), profile).await;
         match id {
             ResourceId::Ec2 { instance_id, .. } => {
-                let i = ec2_describe(&c.ec2, instance_id).await?;
-                let state = ec2_state(&i);
-                let tags = i
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
-                Ok(Observed {
-                    capacity: Capacity::Ec2 {
-                        running: matches!(state.as_str(), "pending" | "running"),
-                    },
-                    protected: has_protect(tags.clone()),
-                    marker: marker(
-                        Kind::Ec2,
-                        tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
-                    ),
-                    status: state,
-                })
+                Ok(observe_ec2(&ec2_describe(&c.ec2, instance_id).await?))
             }
             ResourceId::Ecs {
                 cluster_name,
@@ -697,6 +756,103 @@ impl CloudControl for AwsCloud {
             }
         }
         Ok(out)
+    }
+
+    /// EC2 instances of one region are described in one call; if that call
+    /// fails (one id vanished), they are asked one by one for exact errors.
+    async fn inspect_many(
+        &self,
+        ids: &[ResourceId],
+        profile: Option<&str>,
+    ) -> Vec<Result<Observed, CloudError>> {
+        if let Some(region) = ec2_region(ids) {
+            let c = self.clients(region, profile).await;
+            let wanted: Vec<String> = ids.iter().map(instance_id).collect();
+            if let Ok(found) = ec2_describe_many(&c.ec2, &wanted).await {
+                return wanted
+                    .iter()
+                    .map(|i| {
+                        found
+                            .get(i)
+                            .map(observe_ec2)
+                            .ok_or_else(|| not_found(format!("instance {i}")))
+                    })
+                    .collect();
+            }
+        }
+        one_by_one!(ids, |id| self.inspect(id, profile))
+    }
+
+    /// EC2 instances of one region are started, and stopped, with one call
+    /// each; if it fails, one by one.
+    async fn set_capacity_many(
+        &self,
+        items: &[(ResourceId, Capacity)],
+        profile: Option<&str>,
+    ) -> Vec<Result<(), CloudError>> {
+        if let Some(region) = ec2_region(items.iter().map(|(id, _)| id)) {
+            if items.iter().all(|(_, c)| *c == items[0].1) {
+                let c = self.clients(region, profile).await;
+                let ids: Vec<String> = items.iter().map(|(id, _)| instance_id(id)).collect();
+                let ok = if items[0].1 == (Capacity::Ec2 { running: true }) {
+                    c.ec2
+                        .start_instances()
+                        .set_instance_ids(Some(ids))
+                        .send()
+                        .await
+                        .is_ok()
+                } else {
+                    c.ec2
+                        .stop_instances()
+                        .set_instance_ids(Some(ids))
+                        .send()
+                        .await
+                        .is_ok()
+                };
+                if ok {
+                    return all_ok(items.len());
+                }
+            }
+        }
+        one_by_one!(items, |(id, capacity)| self
+            .set_capacity(id, profile, *capacity))
+    }
+
+    /// EC2 instances of one region are tagged (or untagged) with one call.
+    async fn set_marker_many(
+        &self,
+        items: &[(ResourceId, Option<Capacity>)],
+        profile: Option<&str>,
+    ) -> Vec<Result<(), CloudError>> {
+        if let Some(region) = ec2_region(items.iter().map(|(id, _)| id)) {
+            if items.iter().all(|(_, m)| *m == items[0].1) {
+                let c = self.clients(region, profile).await;
+                let ids: Vec<String> = items.iter().map(|(id, _)| instance_id(id)).collect();
+                let tag = aws_sdk_ec2::types::Tag::builder().key(SLEEP_TAG);
+                let ok = match items[0].1 {
+                    Some(saved) => c
+                        .ec2
+                        .create_tags()
+                        .set_resources(Some(ids))
+                        .tags(tag.value(saved.to_tag()).build())
+                        .send()
+                        .await
+                        .is_ok(),
+                    None => c
+                        .ec2
+                        .delete_tags()
+                        .set_resources(Some(ids))
+                        .tags(tag.build())
+                        .send()
+                        .await
+                        .is_ok(),
+                };
+                if ok {
+                    return all_ok(items.len());
+                }
+            }
+        }
+        one_by_one!(items, |(id, saved)| self.set_marker(id, profile, *saved))
     }
 
     fn reconfigure(&self, aws: &AwsSettings) {

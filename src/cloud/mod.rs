@@ -115,6 +115,55 @@ pub trait CloudControl: Send + Sync + 'static {
         saved: Option<Capacity>,
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
+    /// [`inspect`](Self::inspect) for many resources of one region and
+    /// profile; an adapter may answer them with fewer calls. Results keep
+    /// the order of `ids`.
+    fn inspect_many(
+        &self,
+        ids: &[ResourceId],
+        profile: Option<&str>,
+    ) -> impl Future<Output = Vec<Result<Observed, CloudError>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(self.inspect(id, profile).await);
+            }
+            out
+        }
+    }
+
+    /// [`set_capacity`](Self::set_capacity) for many resources of one region
+    /// and profile, in order.
+    fn set_capacity_many(
+        &self,
+        items: &[(ResourceId, Capacity)],
+        profile: Option<&str>,
+    ) -> impl Future<Output = Vec<Result<(), CloudError>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(items.len());
+            for (id, capacity) in items {
+                out.push(self.set_capacity(id, profile, *capacity).await);
+            }
+            out
+        }
+    }
+
+    /// [`set_marker`](Self::set_marker) for many resources of one region and
+    /// profile, in order.
+    fn set_marker_many(
+        &self,
+        items: &[(ResourceId, Option<Capacity>)],
+        profile: Option<&str>,
+    ) -> impl Future<Output = Vec<Result<(), CloudError>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(items.len());
+            for (id, saved) in items {
+                out.push(self.set_marker(id, profile, *saved).await);
+            }
+            out
+        }
+    }
+
     /// All EC2 instances in a region.
     fn list_ec2(
         &self,
