@@ -1,0 +1,393 @@
+//! Benchmarks (not tests), printed as a table. Drives the real release
+//! `cloudnap` binary: idle footprint with every detector on, UDP latency and
+//! throughput, wake latency after a real key press (xdotool), and the time to
+//! put 200 resources in 3 regions to sleep on moto against a sequential loop
+//! of the same per-resource SDK calls, measured in the same run.
+//!
+//! Usage (see build/bench.sh, which sets up X, PulseAudio, moto and the
+//! config dirs): cloudnap-bench BIN LOAD_SECS IDLE_SECS FLEET_DIR WAKE_DIR
+
+use cloudnap::cloud::aws::AwsCloud;
+use cloudnap::cloud::CloudControl;
+use cloudnap::store::config::Paths;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `cloudnap run` and its log lines.
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(bin: &str, dir: &Path, rust_log: &str) -> Daemon {
+        let mut child = Command::new(bin)
+            .arg("--config-dir")
+            .arg(dir)
+            .arg("run")
+            .env("RUST_LOG", rust_log)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start cloudnap");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr: SocketAddr = loop {
+            let line = lines.next().expect("cloudnap exited").unwrap();
+            if let Some(a) = line.split("listening on ").nth(1) {
+                break a.trim().parse().unwrap();
+            }
+        };
+        let log = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Daemon { child, addr, log }
+    }
+}
+
+fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// Idle footprint with every detector on, then UDP latency and throughput.
+fn footprint_and_load(bin: &str, secs: f64, idle_secs: u64, table: &mut Vec<(String, String)>) {
+    let dir = std::env::temp_dir().join(format!("cloudnap-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("settings.json"),
+        r#"{"aws":{"endpoint_url":"http://127.0.0.1:9"},"udp_server":{"port":0},
+            "activity_monitor":{"inactivity_timeout_minutes":600}}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("services.yaml"), "ec2_instances: []\n").unwrap();
+
+    let started = Instant::now();
+    let d = Daemon::start(bin, &dir, "warn,cloudnap=info,cloudnap::detect=debug");
+    let ready = started.elapsed();
+    let (addr, log, pid) = (d.addr, d.log.clone(), d.child.id());
+
+    // Idle footprint: every detector on, no input, no commands.
+    std::thread::sleep(Duration::from_secs(3)); // detectors start
+    let t0 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let idle_cpu = (cpu_ticks(pid) - t0) as f64 / 100.0 / idle_secs as f64 * 100.0;
+    let idle_rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
+    let idle_peak = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    let lines = log.lock().unwrap().clone();
+    let checks: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.split("screen check took ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
+    let started_detectors = lines
+        .iter()
+        .filter(|l| l.contains("detector started"))
+        .count();
+    let failed_detectors: Vec<&String> =
+        lines.iter().filter(|l| l.contains(" detector: ")).collect();
+
+    // Latency: one client, one command at a time.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 65536];
+    let mut rtts = Vec::new();
+    for i in 0..20_000 {
+        let t = Instant::now();
+        sock.send_to(b"STATUS", addr).unwrap();
+        sock.recv_from(&mut buf).expect("reply");
+        if i >= 1000 {
+            rtts.push(t.elapsed());
+        }
+    }
+    rtts.sort();
+    let pct = |p: f64| rtts[((rtts.len() as f64 * p) as usize).min(rtts.len() - 1)];
+
+    // Throughput: 4 clients, each with up to 64 commands in flight.
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let lost = Arc::new(AtomicU64::new(0));
+    let c0 = cpu_ticks(pid);
+    let t = Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, done, lost) = (stop.clone(), done.clone(), lost.clone());
+            std::thread::spawn(move || {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let mut buf = [0u8; 65536];
+                let mut in_flight = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    while in_flight < 64 {
+                        s.send_to(b"STATUS", addr).unwrap();
+                        in_flight += 1;
+                    }
+                    match s.recv_from(&mut buf) {
+                        Ok(_) => {
+                            in_flight -= 1;
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            lost.fetch_add(in_flight, Ordering::Relaxed);
+                            in_flight = 0;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = t.elapsed().as_secs_f64();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let load_cpu = (cpu_ticks(pid) - c0) as f64 / 100.0 / elapsed * 100.0;
+    let peak_rss = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let mut row = |k: String, v: String| table.push((k, v));
+    row(
+        "startup to ready (listening)".into(),
+        format!("{:.0} ms", ready.as_secs_f64() * 1e3),
+    );
+    row(
+        "detector threads started".into(),
+        format!("{started_detectors} (failed: {failed_detectors:?})"),
+    );
+    row(
+        format!("idle CPU, all detectors on, {idle_secs} s"),
+        format!("{idle_cpu:.2} % of one core (target ≤ 0.3 %)"),
+    );
+    row(
+        "idle RSS / peak RSS".into(),
+        format!(
+            "{:.1} MB / {:.1} MB (target ≤ 30 MB)",
+            idle_rss as f64 / 1024.0,
+            idle_peak as f64 / 1024.0
+        ),
+    );
+    let avg = checks.iter().sum::<f64>() / checks.len().max(1) as f64;
+    row(
+        "screen check (row-sampled frame + compare)".into(),
+        format!(
+            "{:.1} ms average over {} checks",
+            avg / 1000.0,
+            checks.len()
+        ),
+    );
+    row(
+        "STATUS round trip p50 / p99 / max (19k sequential)".into(),
+        format!(
+            "{:.0} / {:.0} / {:.0} µs",
+            us(pct(0.5)),
+            us(pct(0.99)),
+            us(rtts[rtts.len() - 1])
+        ),
+    );
+    row(
+        format!("STATUS throughput, 4 clients x 64 in flight, {secs:.0} s"),
+        format!(
+            "{:.0} replies/s ({} timed out)",
+            done.load(Ordering::Relaxed) as f64 / elapsed,
+            lost.load(Ordering::Relaxed)
+        ),
+    );
+    row(
+        "daemon CPU under that load".into(),
+        format!("{load_cpu:.0} % of one core"),
+    );
+    row(
+        "peak RSS after the load".into(),
+        format!("{:.1} MB", peak_rss as f64 / 1024.0),
+    );
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for the app event `name` on the events socket.
+fn wait_event(events: &UdpSocket, name: &str, limit: Duration) -> Instant {
+    let t0 = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    while t0.elapsed() < limit {
+        if let Ok((n, _)) = events.recv_from(&mut buf) {
+            let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap_or_default();
+            if v["content"]["event"] == name {
+                return Instant::now();
+            }
+        }
+    }
+    panic!("no `{name}` event within {limit:?}");
+}
+
+/// Key press (xdotool) to the app's `awake` event, which it sends once every
+/// wake call has returned; `rounds` times, each after real idleness.
+fn wake_latency(bin: &str, dir: &Path, rounds: usize, table: &mut Vec<(String, String)>) {
+    let events = UdpSocket::bind("127.0.0.1:0").unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let settings = dir.join("settings.json");
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    s["udp_server"]["events_port"] = events.local_addr().unwrap().port().into();
+    s["desktop"] = serde_json::json!({"tray": false, "credentials_dialog": false});
+    std::fs::write(&settings, s.to_string()).unwrap();
+    let d = Daemon::start(bin, dir, "warn,cloudnap=info");
+    let mut took = Vec::new();
+    for _ in 0..rounds {
+        wait_event(&events, "asleep", Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(500));
+        let pressed = Instant::now();
+        assert!(Command::new("xdotool")
+            .args(["key", "shift"])
+            .status()
+            .unwrap()
+            .success());
+        took.push(wait_event(&events, "awake", Duration::from_secs(10)) - pressed);
+    }
+    drop(d);
+    took.sort();
+    let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+    table.push((
+        format!("key press to all wake calls done (4 resources, {rounds} rounds)"),
+        format!(
+            "median {:.0} ms, max {:.0} ms (target ≤ 1000 ms)",
+            ms(&took[took.len() / 2]),
+            ms(took.last().unwrap())
+        ),
+    ));
+}
+
+/// Runs `cloudnap --json CMD` in `dir`; returns its time and how many
+/// resources got `action`.
+fn timed(bin: &str, dir: &Path, cmd: &str, action: &str) -> (Duration, usize) {
+    let t0 = Instant::now();
+    let out = Command::new(bin)
+        .arg("--config-dir")
+        .arg(dir)
+        .args(["--json", cmd])
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let n = rows
+        .as_array()
+        .map_or(0, |r| r.iter().filter(|o| o["action"] == action).count());
+    (took, n)
+}
+
+/// 200 resources in 3 regions: `cloudnap sleep` against a sequential loop
+/// of the same per-resource calls (describe, tag, stop) through the same
+/// AWS adapter.
+fn fleet_sleep(bin: &str, dir: &Path, table: &mut Vec<(String, String)>) {
+    let paths = Paths::in_dir(dir);
+    let (settings, _) = paths.load_settings().unwrap();
+    let entries = paths.load_registry().unwrap().entries;
+    let n = entries.len();
+
+    let (sleep, stopped) = timed(bin, dir, "sleep", "stopped");
+    let (wake, restored) = timed(bin, dir, "wake", "restored");
+    assert_eq!(
+        (stopped, restored),
+        (n, n),
+        "cloudnap slept and woke every resource"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cloud = AwsCloud::new(&settings.aws);
+    let baseline = rt.block_on(async {
+        // Clients are built before the clock starts, as the app has them warm.
+        for region in &settings.aws.regions {
+            cloud.whoami(region, None).await.unwrap();
+        }
+        let t0 = Instant::now();
+        for e in &entries {
+            let obs = cloud.inspect(&e.id, None).await.unwrap();
+            cloud
+                .set_marker(&e.id, None, Some(obs.capacity))
+                .await
+                .unwrap();
+            cloud
+                .set_capacity(&e.id, None, obs.capacity.asleep())
+                .await
+                .unwrap();
+        }
+        t0.elapsed()
+    });
+    let (_, restored) = timed(bin, dir, "wake", "restored");
+    assert_eq!(restored, n, "the baseline's sleep tags woke everything");
+    let s = |d: Duration| d.as_secs_f64();
+    table.push((
+        format!("sleep {n} resources in 3 regions (moto), `cloudnap sleep`"),
+        format!(
+            "{:.2} s (target ≤ 3 s), {:.1}x faster than the baseline",
+            s(sleep),
+            s(baseline) / s(sleep)
+        ),
+    ));
+    table.push((
+        format!("baseline: sequential describe+tag+stop per resource, {n}"),
+        format!("{:.2} s", s(baseline)),
+    ));
+    table.push((
+        format!("wake the same {n}, `cloudnap wake`"),
+        format!("{:.2} s", s(wake)),
+    ));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 6 {
+        eprintln!("usage: cloudnap-bench BIN LOAD_SECS IDLE_SECS FLEET_DIR WAKE_DIR");
+        std::process::exit(2);
+    }
+    let bin = &args[1];
+    let secs: f64 = args[2].parse().expect("LOAD_SECS");
+    let idle_secs: u64 = args[3].parse().expect("IDLE_SECS");
+    let mut table = vec![(
+        "release binary size".to_string(),
+        format!(
+            "{:.1} MB",
+            std::fs::metadata(bin).unwrap().len() as f64 / 1e6
+        ),
+    )];
+    footprint_and_load(bin, secs, idle_secs, &mut table);
+    wake_latency(bin, Path::new(&args[5]), 5, &mut table);
+    fleet_sleep(bin, Path::new(&args[4]), &mut table);
+    println!("| measure | value |");
+    println!("| --- | --- |");
+    for (k, v) in table {
+        println!("| {k} | {v} |");
+    }
+}
