@@ -15,7 +15,7 @@ APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
   libasound2-dev libgtk-3-dev libayatana-appindicator3-1 libegl-mesa0 libgl1-mesa-dri
   xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox
-  trayer imagemagick dbus-x11)
+  trayer imagemagick dbus-x11 dbus-bin)
 
 ensure_packages() {
   local missing=()

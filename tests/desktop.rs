@@ -249,3 +249,58 @@ async fn the_tray_menu_pauses_the_app() {
     assert!((3590.0..=3600.0).contains(&left), "{left}");
     assert!(d.log.lock().unwrap().contains("tray: Pause"));
 }
+
+#[tokio::test]
+async fn notifications_go_out_on_the_session_bus_and_can_be_turned_off() {
+    // dbus-monitor sees the Notify calls even with no notification daemon.
+    assert!(
+        std::env::var("DBUS_SESSION_BUS_ADDRESS").is_ok(),
+        "no session bus: run the tests with ./build/test.sh (dbus-launch)"
+    );
+    let mut monitor = std::process::Command::new("dbus-monitor")
+        .args([
+            "--session",
+            "interface='org.freedesktop.Notifications',member='Notify'",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = monitor.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id = ec2_instance(R, false, &[]).await;
+    let services = format!("ec2_instances:\n  - instance_id: {id}\n    region: {R}\n");
+    let (_cfg, d) = daemon(
+        json!({"desktop": {"notifications": {"awake": false}}}),
+        &services,
+    );
+    d.ok("SLEEP_NOW").await;
+    d.ok("WAKE_NOW").await;
+    let t0 = Instant::now();
+    while !seen.lock().unwrap().contains("Asleep: 1 resources stopped") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no notification: {}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.contains(&id), "the body names the instance: {seen}");
+    assert!(
+        !seen.contains("Awake again"),
+        "awake notifications are off: {seen}"
+    );
+}

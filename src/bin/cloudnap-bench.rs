@@ -93,6 +93,10 @@ fn footprint_and_load(bin: &str, secs: f64, idle_secs: u64, table: &mut Vec<(Str
     let idle_cpu = (cpu_ticks(pid) - t0) as f64 / 100.0 / idle_secs as f64 * 100.0;
     let idle_rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
     let idle_peak = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
+    // PSS shares shared libraries (GTK) among the processes using them.
+    let idle_pss = proc_field(pid, "smaps_rollup", "Pss:").unwrap_or(0);
+    let private = proc_field(pid, "smaps_rollup", "Private_Clean:").unwrap_or(0)
+        + proc_field(pid, "smaps_rollup", "Private_Dirty:").unwrap_or(0);
     let lines = log.lock().unwrap().clone();
     let checks: Vec<f64> = lines
         .iter()
@@ -181,13 +185,14 @@ fn footprint_and_load(bin: &str, secs: f64, idle_secs: u64, table: &mut Vec<(Str
         format!("idle CPU, all detectors on, {idle_secs} s"),
         format!("{idle_cpu:.2} % of one core (target ≤ 0.3 %)"),
     );
+    let mb = |kb: u64| kb as f64 / 1024.0;
     row(
-        "idle RSS / peak RSS".into(),
-        format!(
-            "{:.1} MB / {:.1} MB (target ≤ 30 MB)",
-            idle_rss as f64 / 1024.0,
-            idle_peak as f64 / 1024.0
-        ),
+        "idle RSS / peak RSS, tray on (target ≤ 30 MB)".into(),
+        format!("{:.1} MB / {:.1} MB", mb(idle_rss), mb(idle_peak)),
+    );
+    row(
+        "idle PSS / private memory, tray on".into(),
+        format!("{:.1} MB / {:.1} MB", mb(idle_pss), mb(private)),
     );
     let avg = checks.iter().sum::<f64>() / checks.len().max(1) as f64;
     row(
@@ -230,6 +235,34 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// RSS of a daemon with `desktop.tray` off, 10 s after start.
+fn rss_without_tray(bin: &str, table: &mut Vec<(String, String)>) {
+    let dir = std::env::temp_dir().join(format!("cloudnap-bench-notray-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("settings.json"),
+        r#"{"aws":{"endpoint_url":"http://127.0.0.1:9"},"udp_server":{"port":0},
+            "activity_monitor":{"inactivity_timeout_minutes":600},"desktop":{"tray":false}}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("services.yaml"), "ec2_instances: []\n").unwrap();
+    let d = Daemon::start(bin, &dir, "warn,cloudnap=info");
+    std::thread::sleep(Duration::from_secs(10));
+    let pid = d.child.id();
+    let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
+    let pss = proc_field(pid, "smaps_rollup", "Pss:").unwrap_or(0);
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+    table.push((
+        "idle RSS / PSS, tray off, all detectors on".into(),
+        format!(
+            "{:.1} MB / {:.1} MB",
+            rss as f64 / 1024.0,
+            pss as f64 / 1024.0
+        ),
+    ));
 }
 
 /// Waits for the app event `name` on the events socket.
@@ -383,6 +416,7 @@ fn main() {
         ),
     )];
     footprint_and_load(bin, secs, idle_secs, &mut table);
+    rss_without_tray(bin, &mut table);
     wake_latency(bin, Path::new(&args[5]), 5, &mut table);
     fleet_sleep(bin, Path::new(&args[4]), &mut table);
     println!("| measure | value |");

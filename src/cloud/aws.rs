@@ -226,6 +226,21 @@ impl AwsCloud {
         clients
     }
 
+    /// Clients and instance ids when `items` are EC2 instances of one region
+    /// that all get the same value: a group one batch call can serve.
+    async fn ec2_group<T: PartialEq>(
+        &self,
+        items: &[(ResourceId, T)],
+        profile: Option<&str>,
+    ) -> Option<(Clients, Vec<String>)> {
+        let region = ec2_region(items.iter().map(|(id, _)| id))?;
+        if !items.iter().all(|(_, v)| *v == items[0].1) {
+            return None;
+        }
+        let ids = items.iter().map(|(id, _)| instance_id(id)).collect();
+        Some((self.clients(region, profile).await, ids))
+    }
+
     fn remember_arn(&self, id: &ResourceId, arn: Option<&str>) {
         if let Some(arn) = arn {
             self.arns
@@ -790,28 +805,24 @@ impl CloudControl for AwsCloud {
         items: &[(ResourceId, Capacity)],
         profile: Option<&str>,
     ) -> Vec<Result<(), CloudError>> {
-        if let Some(region) = ec2_region(items.iter().map(|(id, _)| id)) {
-            if items.iter().all(|(_, c)| *c == items[0].1) {
-                let c = self.clients(region, profile).await;
-                let ids: Vec<String> = items.iter().map(|(id, _)| instance_id(id)).collect();
-                let ok = if items[0].1 == (Capacity::Ec2 { running: true }) {
-                    c.ec2
-                        .start_instances()
-                        .set_instance_ids(Some(ids))
-                        .send()
-                        .await
-                        .is_ok()
-                } else {
-                    c.ec2
-                        .stop_instances()
-                        .set_instance_ids(Some(ids))
-                        .send()
-                        .await
-                        .is_ok()
-                };
-                if ok {
-                    return all_ok(items.len());
-                }
+        if let Some((c, ids)) = self.ec2_group(items, profile).await {
+            let ok = if items[0].1 == (Capacity::Ec2 { running: true }) {
+                c.ec2
+                    .start_instances()
+                    .set_instance_ids(Some(ids))
+                    .send()
+                    .await
+                    .is_ok()
+            } else {
+                c.ec2
+                    .stop_instances()
+                    .set_instance_ids(Some(ids))
+                    .send()
+                    .await
+                    .is_ok()
+            };
+            if ok {
+                return all_ok(items.len());
             }
         }
         one_by_one!(items, |(id, capacity)| self
@@ -824,32 +835,28 @@ impl CloudControl for AwsCloud {
         items: &[(ResourceId, Option<Capacity>)],
         profile: Option<&str>,
     ) -> Vec<Result<(), CloudError>> {
-        if let Some(region) = ec2_region(items.iter().map(|(id, _)| id)) {
-            if items.iter().all(|(_, m)| *m == items[0].1) {
-                let c = self.clients(region, profile).await;
-                let ids: Vec<String> = items.iter().map(|(id, _)| instance_id(id)).collect();
-                let tag = aws_sdk_ec2::types::Tag::builder().key(SLEEP_TAG);
-                let ok = match items[0].1 {
-                    Some(saved) => c
-                        .ec2
-                        .create_tags()
-                        .set_resources(Some(ids))
-                        .tags(tag.value(saved.to_tag()).build())
-                        .send()
-                        .await
-                        .is_ok(),
-                    None => c
-                        .ec2
-                        .delete_tags()
-                        .set_resources(Some(ids))
-                        .tags(tag.build())
-                        .send()
-                        .await
-                        .is_ok(),
-                };
-                if ok {
-                    return all_ok(items.len());
-                }
+        if let Some((c, ids)) = self.ec2_group(items, profile).await {
+            let tag = aws_sdk_ec2::types::Tag::builder().key(SLEEP_TAG);
+            let ok = match items[0].1 {
+                Some(saved) => c
+                    .ec2
+                    .create_tags()
+                    .set_resources(Some(ids))
+                    .tags(tag.value(saved.to_tag()).build())
+                    .send()
+                    .await
+                    .is_ok(),
+                None => c
+                    .ec2
+                    .delete_tags()
+                    .set_resources(Some(ids))
+                    .tags(tag.build())
+                    .send()
+                    .await
+                    .is_ok(),
+            };
+            if ok {
+                return all_ok(items.len());
             }
         }
         one_by_one!(items, |(id, saved)| self.set_marker(id, profile, *saved))
