@@ -258,6 +258,15 @@ async fn serve(paths: &Paths, settings: Settings, manager: Manager<AwsCloud>) ->
         let event = event.clone();
         tokio::task::spawn_blocking(move || notify(&event, &prefs));
     }));
+    // Watching starts before "listening on": an edit made as soon as the
+    // server answers is seen.
+    let watched = app.clone();
+    let _watch = watch(
+        vec![paths.settings.clone(), paths.services.clone()],
+        move |file| watched.config_changed(file),
+    )
+    .map_err(|e| tracing::warn!("config files are not watched for edits: {e}"))
+    .ok();
     let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
     let quit = move || {
         let mut rx = quit_rx.clone();
@@ -284,14 +293,6 @@ async fn serve(paths: &Paths, settings: Settings, manager: Manager<AwsCloud>) ->
     cloudnap::detect::start(cloudnap::detect::sources(&app.settings()), &sink);
     let feeder = app.clone();
     tokio::spawn(async move { feeder.run_activity(activity_rx).await });
-
-    let watched = app.clone();
-    let _watch = watch(
-        vec![paths.settings.clone(), paths.services.clone()],
-        move |file| watched.config_changed(file),
-    )
-    .map_err(|e| tracing::warn!("config files are not watched for edits: {e}"))
-    .ok();
 
     let desktop = app.settings().desktop.clone();
     if desktop.tray {

@@ -298,9 +298,10 @@ async fn notifications_go_out_on_the_session_bus_and_can_be_turned_off() {
     let _ = monitor.kill();
     let _ = monitor.wait();
     let seen = seen.lock().unwrap().clone();
-    assert!(seen.contains(&id), "the body names the instance: {seen}");
-    assert!(
-        !seen.contains("Awake again"),
-        "awake notifications are off: {seen}"
+    // Other tests' daemons notify on the same bus: count this instance only.
+    assert_eq!(
+        seen.matches(id.as_str()).count(),
+        1,
+        "one notification (asleep) names the instance; awake ones are off: {seen}"
     );
 }
