@@ -5,14 +5,14 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::sync::Mutex;
+
 use std::time::{Duration, Instant};
 
 const A: &str = "ap-southeast-1";
 const B: &str = "ap-southeast-2";
 
 /// One test at a time: they share the X server's keyboard.
-static X: Mutex<()> = Mutex::new(());
+static X: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// EC2 in two regions, an ECS service at 2, an EKS nodegroup at 1/2/3.
 struct Fleet {
@@ -131,7 +131,7 @@ async fn press_and_expect_wake(fleet: &Fleet) -> Duration {
 #[tokio::test]
 async fn real_idleness_sleeps_everything_and_one_key_press_wakes_it_exactly() {
     require_display();
-    let _x = X.lock().unwrap_or_else(|e| e.into_inner());
+    let _x = X.lock().await;
     let fleet = Fleet::create().await;
     let cfg = config(&fleet, 3.0, 1.0);
     let d = Daemon::start(&cfg);
@@ -157,7 +157,7 @@ async fn real_idleness_sleeps_everything_and_one_key_press_wakes_it_exactly() {
 #[tokio::test]
 async fn after_a_sigkill_while_asleep_the_first_key_press_wakes_everything() {
     require_display();
-    let _x = X.lock().unwrap_or_else(|e| e.into_inner());
+    let _x = X.lock().await;
     let fleet = Fleet::create().await;
     let cfg = config(&fleet, 3.0, 1.0);
     let mut d = Daemon::start(&cfg);
@@ -179,7 +179,7 @@ async fn after_a_sigkill_while_asleep_the_first_key_press_wakes_everything() {
 #[tokio::test]
 async fn activity_during_the_warning_cancels_the_sleep() {
     require_display();
-    let _x = X.lock().unwrap_or_else(|e| e.into_inner());
+    let _x = X.lock().await;
     let fleet = Fleet::create().await;
     // Warned 3 s after the last activity, asleep after 12 s.
     let cfg = config(&fleet, 12.0, 9.0);

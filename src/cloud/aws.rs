@@ -174,13 +174,16 @@ impl Clients {
     }
 }
 
+/// Region, profile and configuration epoch of a set of clients.
+type ClientKey = (String, Option<String>, u64);
+
 /// AWS implementation of [`CloudControl`].
 pub struct AwsCloud {
     /// The endpoint override and default profile, replaced by `reconfigure`.
     config: std::sync::Mutex<(Option<String>, Option<String>)>,
     /// Bumped by `reconfigure`: clients of an older epoch are not reused.
     epoch: std::sync::atomic::AtomicU64,
-    clients: Mutex<HashMap<(String, Option<String>, u64), Clients>>,
+    clients: Mutex<HashMap<ClientKey, Clients>>,
     /// ARNs learnt by `inspect`, needed to tag ECS services and EKS clusters.
     arns: std::sync::Mutex<HashMap<ResourceId, String>>,
 }
