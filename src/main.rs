@@ -15,9 +15,8 @@ use cloudnap::store::config::Paths;
 use cloudnap::store::services::ServicesFile;
 use cloudnap::store::state::StateFile;
 use cloudnap::store::watch::watch;
-use cloudnap::ui::credentials::Dialog;
 use cloudnap::ui::notify::notify;
-use cloudnap::ui::shell::{open_path, run_dialog, spawn_dialog};
+use cloudnap::ui::shell::{dialog_command, open_path, spawn_dialog, DIALOG_BIN};
 use cloudnap::ui::tray::{self, MenuAction};
 use cloudnap::ui::view::minutes_until_morning;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -419,18 +418,14 @@ fn single_instance(paths: &Paths) -> Result<Option<single_instance::SingleInstan
     Ok(guard.is_single().then_some(guard))
 }
 
-/// `cloudnap credentials`: the dialog, saving into this config dir's settings.
+/// `cloudnap credentials`: runs the dialog binary for this config dir.
 fn credentials(paths: &Paths) -> Result<ExitCode> {
-    let settings = paths.load_settings().map(|(s, _)| s).unwrap_or_default();
-    let dialog = Dialog::new(
-        paths.settings.clone(),
-        cloudnap::store::aws_files::files()?,
-        settings.aws.endpoint_url.clone(),
-        &settings.aws.regions[0],
-        settings.aws.profile.as_deref().unwrap_or("cloudnap"),
-    );
-    run_dialog(dialog).map_err(|e| anyhow::anyhow!("cannot open the dialog: {e}"))?;
-    Ok(ExitCode::SUCCESS)
+    let status = dialog_command(&paths.settings)?
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot start {DIALOG_BIN}: {e}"))?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
 }
 
 /// `cloudnap send`: one command to the running instance.

@@ -305,3 +305,29 @@ async fn notifications_go_out_on_the_session_bus_and_can_be_turned_off() {
         "one notification (asleep) names the instance; awake ones are off: {seen}"
     );
 }
+
+#[tokio::test]
+async fn cloudnap_credentials_opens_the_dialog_window() {
+    require_display();
+    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], json!({})), "");
+    let mut child = cfg.command(&["credentials"]).spawn().unwrap();
+    let t0 = Instant::now();
+    let window = loop {
+        let found = xdotool_out(&["search", "--name", "cloudnap: AWS credentials"]);
+        if let Some(w) = found.lines().next() {
+            break w.to_string();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the dialog exited: {status}");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no dialog window");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Closing the window (its X connection) ends `cloudnap credentials`.
+    xdotool(&["windowkill", &window]);
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,10 +1,12 @@
-//! Small desktop actions: opening a file in the user's editor, starting the
-//! credentials dialog (as its own process, so the daemon stays small), and
-//! running that dialog's window.
+//! Small desktop actions: opening a file in the user's editor and starting
+//! the credentials dialog, which is its own binary so the daemon carries no
+//! renderer (egui/wgpu) code.
 
-use crate::ui::credentials::Dialog;
 use std::path::Path;
 use std::process::Command;
+
+/// The credentials dialog's binary, installed next to `cloudnap`.
+pub const DIALOG_BIN: &str = "cloudnap-credentials";
 
 /// Opens `path` with the desktop's default application, without waiting.
 pub fn open_path(path: &Path) -> std::io::Result<()> {
@@ -22,13 +24,21 @@ pub fn open_path(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Starts `cloudnap credentials` for the config dir of `settings_file`.
-pub fn spawn_dialog(settings_file: &Path) -> std::io::Result<()> {
-    let mut cmd = Command::new(std::env::current_exe()?);
+/// The dialog binary (beside this executable) for the config dir of
+/// `settings_file`.
+pub fn dialog_command(settings_file: &Path) -> std::io::Result<Command> {
+    let exe = std::env::current_exe()?
+        .with_file_name(format!("{DIALOG_BIN}{}", std::env::consts::EXE_SUFFIX));
+    let mut cmd = Command::new(exe);
     if let Some(dir) = settings_file.parent() {
         cmd.env("CLOUDNAP_CONFIG_DIR", dir);
     }
-    reap(cmd.arg("credentials").spawn()?);
+    Ok(cmd)
+}
+
+/// Starts the dialog without waiting for it.
+pub fn spawn_dialog(settings_file: &Path) -> std::io::Result<()> {
+    reap(dialog_command(settings_file)?.spawn()?);
     Ok(())
 }
 
@@ -38,18 +48,4 @@ fn reap(mut child: std::process::Child) {
         .name("reap".into())
         .stack_size(64 * 1024)
         .spawn(move || child.wait());
-}
-
-/// Shows the credentials dialog window until the user closes it.
-pub fn run_dialog(mut dialog: Dialog) -> Result<(), eframe::Error> {
-    let options = eframe::NativeOptions {
-        viewport: eframe::egui::ViewportBuilder::default()
-            .with_title("cloudnap: AWS credentials")
-            .with_app_id("cloudnap")
-            .with_inner_size([520.0, 380.0]),
-        ..Default::default()
-    };
-    eframe::run_ui_native("cloudnap credentials", options, move |ui, _frame| {
-        eframe::egui::Frame::central_panel(ui.style()).show(ui, |ui| dialog.ui(ui));
-    })
 }
