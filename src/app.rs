@@ -12,6 +12,7 @@ use crate::core::resource::{Capacity, Kind, ResourceId};
 use crate::core::settings::Settings;
 use crate::manager::{format_outcomes, Action, Manager, Outcome};
 use crate::server::Handler;
+use crate::store::config::load_settings_file;
 use crate::store::services::{entry, EditError, ServicesFile};
 use futures::future::try_join_all;
 use serde_json::{json, Value};
@@ -108,10 +109,7 @@ impl<C: CloudControl> App<C> {
             let (_, error) = self.services.current();
             self.config_error("services.yaml", error.map(|e| e.to_string()));
         } else if path == self.settings_file {
-            let parsed = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: {e}", path.display()))
-                .and_then(|t| Settings::parse(&t).map_err(|e| e.to_string()));
-            match parsed {
+            match load_settings_file(path) {
                 Ok((new, warnings)) => {
                     for w in warnings {
                         tracing::warn!("{w}");
@@ -119,7 +117,7 @@ impl<C: CloudControl> App<C> {
                     self.apply(new);
                     self.config_error("settings.json", None);
                 }
-                Err(e) => self.config_error("settings.json", Some(e)),
+                Err(e) => self.config_error("settings.json", Some(e.to_string())),
             }
         }
     }

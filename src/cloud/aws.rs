@@ -107,6 +107,14 @@ fn not_found(what: String) -> CloudError {
     CloudError::new(ErrorKind::NotFound, format!("{what} not found"))
 }
 
+/// A 5 s connect timeout and the given limit for a whole operation.
+fn timeouts(operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_timeout(operation)
+        .build()
+}
+
 /// Keys typed into the credential dialog, checked before they are saved.
 pub struct Keys<'a> {
     pub access_key_id: &'a str,
@@ -132,12 +140,7 @@ pub async fn whoami_with_keys(
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(keys.region.to_string()))
         .credentials_provider(credentials)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(20))
-                .build(),
-        );
+        .timeout_config(timeouts(Duration::from_secs(20)));
     if let Some(url) = endpoint_url {
         conf = conf.endpoint_url(url);
     }
@@ -212,12 +215,7 @@ impl AwsCloud {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .retry_config(retry_config())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_timeout(Duration::from_secs(60))
-                    .build(),
-            );
+            .timeout_config(timeouts(Duration::from_secs(60)));
         if let Some(p) = &profile {
             loader = loader.profile_name(p);
         }

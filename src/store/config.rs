@@ -81,13 +81,18 @@ impl Paths {
 
     /// Reads and validates `settings.json`; returns warnings alongside.
     pub fn load_settings(&self) -> Result<(Settings, Vec<String>), ConfigError> {
-        Ok(Settings::parse(&read(&self.settings)?)?)
+        load_settings_file(&self.settings)
     }
 
     /// Reads and validates `services.yaml`.
     pub fn load_registry(&self) -> Result<Registry, ConfigError> {
         Ok(Registry::parse(&read(&self.services)?)?)
     }
+}
+
+/// Reads and validates the settings file at `path`; also returns warnings.
+pub fn load_settings_file(path: &Path) -> Result<(Settings, Vec<String>), ConfigError> {
+    Ok(Settings::parse(&read(path)?)?)
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
