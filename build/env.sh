@@ -13,9 +13,9 @@ STARTED_PIDS=()
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
   libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
-  libasound2-dev libgtk-3-dev libayatana-appindicator3-1 libegl-mesa0 libgl1-mesa-dri
+  libasound2-dev libegl-mesa0 libgl1-mesa-dri
   xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox
-  trayer imagemagick dbus-x11 dbus-bin)
+  haskell-gtk-sni-tray-utils imagemagick dbus-x11 dbus-bin)
 
 ensure_packages() {
   local missing=()
@@ -84,12 +84,20 @@ start_x() {
   sleep 0.5
 }
 
-# Starts trayer, an XEmbed system tray host, at the top right of the screen.
+# Starts a StatusNotifierItem tray host (with its own watcher) as a bar at
+# the top right of the screen, like a desktop panel's tray area.
 start_tray_host() {
-  trayer --edge top --align right --widthtype pixel --width 200 --height 32 \
-    >"$CLOUDNAP_CACHE/trayer.log" 2>&1 &
+  gtk-sni-tray-standalone --watcher --top --end --size 32 \
+    >"$CLOUDNAP_CACHE/sni-tray.log" 2>&1 &
   STARTED_PIDS+=($!)
-  sleep 0.3
+  for _ in $(seq 50); do
+    dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
+      org.freedesktop.DBus.NameHasOwner string:org.kde.StatusNotifierWatcher 2>/dev/null |
+      grep -q true && return 0
+    sleep 0.1
+  done
+  echo "the tray host did not start; see $CLOUDNAP_CACHE/sni-tray.log" >&2
+  return 1
 }
 
 # Starts a private PulseAudio with a null sink `vsink` as the default

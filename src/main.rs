@@ -110,11 +110,6 @@ fn init_logging(log_dir: Option<(&std::path::Path, usize)>) {
 }
 
 fn main() -> ExitCode {
-    // The tray icon needs no OpenGL; without this GDK loads Mesa (with LLVM,
-    // about 50 MB of RSS). Set before any thread exists.
-    if std::env::var_os("GDK_GL").is_none() {
-        std::env::set_var("GDK_GL", "disable");
-    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

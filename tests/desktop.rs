@@ -1,6 +1,7 @@
 //! The desktop shell with the real binary: single instance, live reload of
 //! services.yaml and settings.json, log files that never hold the secret, and
-//! the tray menu under Xvfb with the trayer XEmbed host (build/test.sh).
+//! the tray icon and menu under Xvfb with a StatusNotifierItem host
+//! (gtk-sni-tray-standalone, started by build/test.sh).
 
 mod common;
 use common::*;
@@ -177,58 +178,52 @@ async fn logs_go_to_a_daily_file_and_never_hold_the_secret_key() {
     assert!(!all.contains(SECRET), "the secret key is in the log");
 }
 
-/// The tray icon's window inside trayer: the first child window of trayer's
-/// own window that is mapped.
-fn tray_icon_window() -> Option<(i32, i32)> {
-    let trayer = xdotool_out(&["search", "--onlyvisible", "--class", "trayer"]);
-    let trayer = trayer.lines().next()?;
-    let tree = std::process::Command::new("xwininfo")
-        .args(["-children", "-id", trayer])
-        .output()
-        .ok()?;
-    let tree = String::from_utf8_lossy(&tree.stdout).to_string();
-    let child = tree
-        .lines()
-        .find(|l| l.trim_start().starts_with("0x") && l.contains('+'))?;
-    let id = child.split_whitespace().next()?;
-    let geo = std::process::Command::new("xwininfo")
-        .args(["-id", id])
-        .output()
-        .ok()?;
-    let geo = String::from_utf8_lossy(&geo.stdout).to_string();
+/// Where the tray host draws our icon, and its mean colour: the host's bar
+/// is captured and the non-black pixels of its right end (the host packs
+/// icons from the end, and ours is the only one) are averaged.
+fn tray_icon() -> Option<((i32, i32), [f64; 3])> {
+    let bar = xdotool_out(&[
+        "search",
+        "--onlyvisible",
+        "--class",
+        "gtk-sni-tray-standalone",
+    ]);
+    let bar = bar.lines().next()?;
+    let geo = xdotool_out(&["getwindowgeometry", "--shell", bar]);
     let val = |key: &str| -> Option<i32> {
         geo.lines()
-            .find(|l| l.trim_start().starts_with(key))?
-            .split(':')
-            .nth(1)?
-            .trim()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))?
             .parse()
             .ok()
     };
-    let (x, y) = (val("Absolute upper-left X")?, val("Absolute upper-left Y")?);
-    let (w, h) = (val("Width")?, val("Height")?);
-    (w > 1 && h > 1).then_some((x + w / 2, y + h / 2))
+    let (bx, by) = (val("X")?, val("Y")?);
+    let png = std::process::Command::new("import")
+        .args(["-window", bar, "png:-"])
+        .output()
+        .ok()?
+        .stdout;
+    let img = image::load_from_memory(&png).ok()?.into_rgb8();
+    let (mut n, mut sx, mut sy, mut sum) = (0.0, 0.0, 0.0, [0.0; 3]);
+    for (x, y, p) in img.enumerate_pixels() {
+        if x + 64 >= img.width() && p.0.iter().any(|c| *c > 40) {
+            n += 1.0;
+            sx += f64::from(x);
+            sy += f64::from(y);
+            for (s, c) in sum.iter_mut().zip(p.0) {
+                *s += f64::from(c);
+            }
+        }
+    }
+    (n > 50.0).then(|| {
+        let at = (bx + (sx / n) as i32, by + (sy / n) as i32);
+        (at, sum.map(|s| s / n))
+    })
 }
 
-#[tokio::test]
-async fn the_tray_menu_pauses_the_app() {
-    require_display();
-    let (_cfg, d) = daemon(json!({"desktop": {"tray": true}}), "");
-    let t0 = Instant::now();
-    let (x, y) = loop {
-        if let Some(p) = tray_icon_window() {
-            break p;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "no tray icon in trayer"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+/// Saves a screenshot of the whole screen under `$CLOUDNAP_ARTIFACTS`.
+fn screenshot(name: &str) {
     let artifacts = std::env::var("CLOUDNAP_ARTIFACTS").unwrap_or_else(|_| ".".into());
-    let shot = std::path::Path::new(&artifacts).join("tray-menu.png");
+    let shot = std::path::Path::new(&artifacts).join(name);
     let ok = std::process::Command::new("import")
         .args(["-window", "root"])
         .arg(&shot)
@@ -236,7 +231,33 @@ async fn the_tray_menu_pauses_the_app() {
         .unwrap()
         .success();
     assert!(ok && shot.exists(), "screenshot saved");
-    eprintln!("screenshot of the open menu: {}", shot.display());
+    eprintln!("screenshot: {}", shot.display());
+}
+
+#[tokio::test]
+async fn the_tray_menu_pauses_the_app_and_the_icon_follows() {
+    require_display();
+    let (_cfg, d) = daemon(json!({"desktop": {"tray": true}}), "");
+    let t0 = Instant::now();
+    let ((x, y), active) = loop {
+        if let Some(icon) = tray_icon() {
+            break icon;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no tray icon in the StatusNotifier host"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let [r, g, b] = active;
+    assert!(
+        g > r + 20.0 && g > b + 20.0,
+        "the active icon is green: {active:?}"
+    );
+    // A right click opens the menu, which the host builds from our D-Bus menu.
+    xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "3"]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    screenshot("tray-menu.png");
     // Keyboard through the open menu: Sleep now, Wake now, Pause for 1 hour.
     for key in ["Down", "Down", "Down", "Return"] {
         xdotool(&["key", key]);
@@ -248,6 +269,21 @@ async fn the_tray_menu_pauses_the_app() {
     let left = status["paused_for_seconds"].as_f64().unwrap();
     assert!((3590.0..=3600.0).contains(&left), "{left}");
     assert!(d.log.lock().unwrap().contains("tray: Pause"));
+    // Within a couple of seconds the icon turns to the grey "paused" one.
+    let t0 = Instant::now();
+    loop {
+        let [r, g, b] = tray_icon().expect("the icon is still there").1;
+        if (r - g).abs() < 12.0 && (g - b).abs() < 12.0 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "the icon did not turn grey: {:?}",
+            [r, g, b]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    screenshot("tray-paused.png");
 }
 
 #[tokio::test]
@@ -313,7 +349,12 @@ async fn cloudnap_credentials_opens_the_dialog_window() {
     let mut child = cfg.command(&["credentials"]).spawn().unwrap();
     let t0 = Instant::now();
     let window = loop {
-        let found = xdotool_out(&["search", "--name", "cloudnap: AWS credentials"]);
+        let found = xdotool_out(&[
+            "search",
+            "--onlyvisible",
+            "--name",
+            "cloudnap: AWS credentials",
+        ]);
         if let Some(w) = found.lines().next() {
             break w.to_string();
         }
@@ -323,11 +364,16 @@ async fn cloudnap_credentials_opens_the_dialog_window() {
         assert!(t0.elapsed() < Duration::from_secs(20), "no dialog window");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    // Closing the window (its X connection) ends `cloudnap credentials`.
-    xdotool(&["windowkill", &window]);
+    // Closing the window the way a user does (Alt+F4 in openbox) ends
+    // `cloudnap credentials` cleanly.
+    xdotool(&["windowactivate", "--sync", &window, "key", "alt+F4"]);
     let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         assert!(t0.elapsed() < Duration::from_secs(10), "still running");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    assert!(status.success(), "{status}");
 }

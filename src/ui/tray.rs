@@ -1,5 +1,6 @@
-//! The tray icon and its menu. On Linux tray-icon's backend is GTK, which
-//! needs `gtk::init`, the icon and `gtk::main` on one dedicated thread.
+//! The tray icon and its menu. On Linux tray-icon publishes a
+//! StatusNotifierItem over D-Bus (its `ksni` backend, no GTK); the desktop's
+//! tray host draws the icon and the menu.
 
 use crate::ui::view::{tray_view, IconState, TrayView};
 use serde_json::Value;
@@ -73,30 +74,32 @@ fn icon(state: IconState) -> Result<tray_icon::Icon, String> {
 }
 
 /// Starts the tray on its own thread. Menu choices are passed to `act`
-/// (from the GTK thread); the status line and icon follow `status`, checked
-/// once a second and redrawn only when they change. Returns once the icon is
-/// up, or why it cannot be.
+/// (from tray-icon's D-Bus thread); the status line and icon follow
+/// `status`, checked once a second and redrawn only when they change.
+/// Returns once the icon is published, or why it cannot be.
 #[cfg(target_os = "linux")]
 pub fn spawn(
     status: StatusFn,
     act: impl Fn(MenuAction) + Send + Sync + 'static,
 ) -> Result<(), String> {
+    tray_icon::menu::MenuEvent::set_event_handler(Some(move |e: tray_icon::menu::MenuEvent| {
+        if let Some(a) = action_for(&e.id.0) {
+            act(a);
+        }
+    }));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("tray".into())
-        .spawn(move || {
-            let result = build(status);
-            let ok = result.is_ok();
-            let _ = ready_tx.send(result.map(|_| ()));
-            if ok {
-                tray_icon::menu::MenuEvent::set_event_handler(Some(
-                    move |e: tray_icon::menu::MenuEvent| {
-                        if let Some(a) = action_for(&e.id.0) {
-                            act(a);
-                        }
-                    },
-                ));
-                gtk::main();
+        .spawn(move || match build(&status) {
+            Ok(mut shown) => {
+                let _ = ready_tx.send(Ok(()));
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    shown.follow(&status);
+                }
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
             }
         })
         .map_err(|e| e.to_string())?;
@@ -105,12 +108,45 @@ pub fn spawn(
         .map_err(|_| "the tray thread stopped".to_string())?
 }
 
+/// The published icon and what it shows.
 #[cfg(target_os = "linux")]
-fn build(status: StatusFn) -> Result<(), String> {
+struct Shown {
+    tray: tray_icon::TrayIcon,
+    line: tray_icon::menu::MenuItem,
+    icons: Vec<(IconState, tray_icon::Icon)>,
+    view: TrayView,
+}
+
+#[cfg(target_os = "linux")]
+impl Shown {
+    fn icon(&self, state: IconState) -> Option<tray_icon::Icon> {
+        self.icons
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map(|(_, i)| i.clone())
+    }
+
+    /// Redraws what changed since the last look at `status`.
+    fn follow(&mut self, status: &StatusFn) {
+        let view = tray_view(&status());
+        if view == self.view {
+            return;
+        }
+        if view.icon != self.view.icon {
+            let _ = self.tray.set_icon(self.icon(view.icon));
+        }
+        self.line.set_text(&view.line);
+        let _ = self.tray.set_tooltip(Some(&view.line));
+        self.view = view;
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn build(status: &StatusFn) -> Result<Shown, String> {
     use tray_icon::menu::{Menu, MenuItem, PredefinedMenuItem};
-    gtk::init().map_err(|e| format!("GTK: {e}"))?;
     let menu = Menu::new();
-    let line = MenuItem::with_id("status", "cloudnap", false, None);
+    let first = tray_view(&status());
+    let line = MenuItem::with_id("status", &first.line, false, None);
     menu.append(&line).map_err(|e| e.to_string())?;
     menu.append(&PredefinedMenuItem::separator())
         .map_err(|e| e.to_string())?;
@@ -125,41 +161,25 @@ fn build(status: StatusFn) -> Result<(), String> {
         .iter()
         .map(|s| icon(*s).map(|i| (*s, i)))
         .collect::<Result<_, _>>()?;
-    let first = tray_view(&status());
+    let first_icon = icons
+        .iter()
+        .find(|(s, _)| *s == first.icon)
+        .map(|(_, i)| i.clone())
+        .ok_or("no icon for the first state")?;
     let tray = tray_icon::TrayIconBuilder::new()
+        .with_id("cloudnap")
         .with_menu(Box::new(menu))
-        .with_menu_on_left_click(true)
-        .with_icon(
-            icons
-                .iter()
-                .find(|(s, _)| *s == first.icon)
-                .expect("every state")
-                .1
-                .clone(),
-        )
-        .with_tooltip(format!("cloudnap: {}", first.line))
+        .with_icon(first_icon)
+        .with_tooltip(&first.line)
         .with_title("cloudnap")
         .build()
         .map_err(|e| e.to_string())?;
-    line.set_text(&first.line);
-    let mut shown: TrayView = first;
-    gtk::glib::timeout_add_local(std::time::Duration::from_secs(1), move || {
-        let view = tray_view(&status());
-        if view != shown {
-            if view.icon != shown.icon {
-                let icon = icons
-                    .iter()
-                    .find(|(s, _)| *s == view.icon)
-                    .map(|(_, i)| i.clone());
-                let _ = tray.set_icon(icon);
-            }
-            line.set_text(&view.line);
-            let _ = tray.set_tooltip(Some(format!("cloudnap: {}", view.line)));
-            shown = view;
-        }
-        gtk::glib::ControlFlow::Continue
-    });
-    Ok(())
+    Ok(Shown {
+        tray,
+        line,
+        icons,
+        view: first,
+    })
 }
 
 /// Not built for this platform yet (see README).
