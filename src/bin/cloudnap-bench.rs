@@ -12,7 +12,7 @@ use cloudnap::cloud::CloudControl;
 use cloudnap::store::config::Paths;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,21 +69,54 @@ fn cpu_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
-/// Idle footprint with every detector on, then UDP latency and throughput.
-fn footprint_and_load(bin: &str, secs: f64, idle_secs: u64, table: &mut Vec<(String, String)>) {
-    let dir = std::env::temp_dir().join(format!("cloudnap-bench-{}", std::process::id()));
+/// A config dir for a footprint run: the wake fleet's resources and moto
+/// endpoint (so the SDK is in use, as on a real laptop), a long timeout, and
+/// the tray on or off.
+fn footprint_dir(name: &str, wake_dir: &Path, tray: bool) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cloudnap-bench-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("settings.json"),
-        r#"{"aws":{"endpoint_url":"http://127.0.0.1:9"},"udp_server":{"port":0},
-            "activity_monitor":{"inactivity_timeout_minutes":600}}"#,
-    )
-    .unwrap();
-    std::fs::write(dir.join("services.yaml"), "ec2_instances: []\n").unwrap();
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(wake_dir.join("settings.json")).unwrap())
+            .unwrap();
+    s["udp_server"] = serde_json::json!({"port": 0});
+    s["activity_monitor"]["inactivity_timeout_minutes"] = 600.into();
+    s["desktop"] = serde_json::json!({ "tray": tray });
+    std::fs::write(dir.join("settings.json"), s.to_string()).unwrap();
+    std::fs::copy(wake_dir.join("services.yaml"), dir.join("services.yaml")).unwrap();
+    dir
+}
 
+/// Sends `command` and waits for its reply.
+fn ask(addr: SocketAddr, command: &str) -> serde_json::Value {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.send_to(command.as_bytes(), addr).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = sock.recv_from(&mut buf).expect("reply");
+    serde_json::from_slice(&buf[..n]).unwrap()
+}
+
+/// Lists every AWS resource through the daemon, so its SDK clients for EC2,
+/// ECS and EKS are built and used.
+fn use_sdk(d: &Daemon) {
+    let listed = ask(d.addr, "LIST_ALL_SERVICES");
+    assert_eq!(listed["ok"], true, "{listed}");
+}
+
+/// Idle footprint with every detector on and the SDK in use, then UDP
+/// latency and throughput.
+fn footprint_and_load(
+    bin: &str,
+    wake_dir: &Path,
+    secs: f64,
+    idle_secs: u64,
+    table: &mut Vec<(String, String)>,
+) {
+    let dir = footprint_dir("tray", wake_dir, true);
     let started = Instant::now();
     let d = Daemon::start(bin, &dir, "warn,cloudnap=info,cloudnap::detect=debug");
     let ready = started.elapsed();
+    use_sdk(&d);
     let (addr, log, pid) = (d.addr, d.log.clone(), d.child.id());
 
     // Idle footprint: every detector on, no input, no commands.
@@ -237,18 +270,12 @@ impl Drop for Daemon {
     }
 }
 
-/// RSS of a daemon with `desktop.tray` off, 10 s after start.
-fn rss_without_tray(bin: &str, table: &mut Vec<(String, String)>) {
-    let dir = std::env::temp_dir().join(format!("cloudnap-bench-notray-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("settings.json"),
-        r#"{"aws":{"endpoint_url":"http://127.0.0.1:9"},"udp_server":{"port":0},
-            "activity_monitor":{"inactivity_timeout_minutes":600},"desktop":{"tray":false}}"#,
-    )
-    .unwrap();
-    std::fs::write(dir.join("services.yaml"), "ec2_instances: []\n").unwrap();
+/// RSS of a daemon with `desktop.tray` off and the SDK in use, 10 s after
+/// start.
+fn rss_without_tray(bin: &str, wake_dir: &Path, table: &mut Vec<(String, String)>) {
+    let dir = footprint_dir("notray", wake_dir, false);
     let d = Daemon::start(bin, &dir, "warn,cloudnap=info");
+    use_sdk(&d);
     std::thread::sleep(Duration::from_secs(10));
     let pid = d.child.id();
     let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
@@ -415,9 +442,10 @@ fn main() {
             std::fs::metadata(bin).unwrap().len() as f64 / 1e6
         ),
     )];
-    footprint_and_load(bin, secs, idle_secs, &mut table);
-    rss_without_tray(bin, &mut table);
-    wake_latency(bin, Path::new(&args[5]), 5, &mut table);
+    let wake_dir = Path::new(&args[5]);
+    footprint_and_load(bin, wake_dir, secs, idle_secs, &mut table);
+    rss_without_tray(bin, wake_dir, &mut table);
+    wake_latency(bin, wake_dir, 5, &mut table);
     fleet_sleep(bin, Path::new(&args[4]), &mut table);
     println!("| measure | value |");
     println!("| --- | --- |");
