@@ -89,7 +89,8 @@ fn footprint_dir(name: &str, wake_dir: &Path, tray: bool) -> PathBuf {
 /// Sends `command` and waits for its reply.
 fn ask(addr: SocketAddr, command: &str) -> serde_json::Value {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     sock.send_to(command.as_bytes(), addr).unwrap();
     let mut buf = vec![0u8; 65536];
     let (n, _) = sock.recv_from(&mut buf).expect("reply");
