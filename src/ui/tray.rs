@@ -87,6 +87,11 @@ pub fn spawn(
             act(a);
         }
     }));
+    // Clicks on the icon itself: the host opens the menu on right click;
+    // handled here so they are not queued forever.
+    tray_icon::TrayIconEvent::set_event_handler(Some(|e: tray_icon::TrayIconEvent| {
+        tracing::debug!("tray icon: {e:?}");
+    }));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("tray".into())
