@@ -122,15 +122,17 @@ struct Shown {
     view: TrayView,
 }
 
+/// The icon for `state` among the decoded ones.
+#[cfg(target_os = "linux")]
+fn pick(icons: &[(IconState, tray_icon::Icon)], state: IconState) -> Option<tray_icon::Icon> {
+    icons
+        .iter()
+        .find(|(s, _)| *s == state)
+        .map(|(_, i)| i.clone())
+}
+
 #[cfg(target_os = "linux")]
 impl Shown {
-    fn icon(&self, state: IconState) -> Option<tray_icon::Icon> {
-        self.icons
-            .iter()
-            .find(|(s, _)| *s == state)
-            .map(|(_, i)| i.clone())
-    }
-
     /// Redraws what changed since the last look at `status`.
     fn follow(&mut self, status: &StatusFn) {
         let view = tray_view(&status());
@@ -138,7 +140,7 @@ impl Shown {
             return;
         }
         if view.icon != self.view.icon {
-            let _ = self.tray.set_icon(self.icon(view.icon));
+            let _ = self.tray.set_icon(pick(&self.icons, view.icon));
         }
         self.line.set_text(&view.line);
         let _ = self.tray.set_tooltip(Some(&view.line));
@@ -166,11 +168,7 @@ fn build(status: &StatusFn) -> Result<Shown, String> {
         .iter()
         .map(|s| icon(*s).map(|i| (*s, i)))
         .collect::<Result<_, _>>()?;
-    let first_icon = icons
-        .iter()
-        .find(|(s, _)| *s == first.icon)
-        .map(|(_, i)| i.clone())
-        .ok_or("no icon for the first state")?;
+    let first_icon = pick(&icons, first.icon).ok_or("no icon for the first state")?;
     let tray = tray_icon::TrayIconBuilder::new()
         .with_id("cloudnap")
         .with_menu(Box::new(menu))
