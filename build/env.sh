@@ -75,7 +75,7 @@ start_x() {
     sleep 0.1
   done
   # A private session bus (the tray and notifications use D-Bus); no
-  # accessibility bus, which GTK would otherwise start and leave behind.
+  # accessibility bus, which GTK (the tray host) would otherwise start and leave behind.
   eval "$(dbus-launch --sh-syntax)"
   export NO_AT_BRIDGE=1
   STARTED_PIDS+=("$DBUS_SESSION_BUS_PID")

@@ -127,7 +127,7 @@ fn footprint_and_load(
     let idle_cpu = (cpu_ticks(pid) - t0) as f64 / 100.0 / idle_secs as f64 * 100.0;
     let idle_rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
     let idle_peak = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
-    // PSS shares shared libraries (GTK) among the processes using them.
+    // PSS divides shared pages (libc, libX11, ...) among the processes using them.
     let idle_pss = proc_field(pid, "smaps_rollup", "Pss:").unwrap_or(0);
     let private = proc_field(pid, "smaps_rollup", "Private_Clean:").unwrap_or(0)
         + proc_field(pid, "smaps_rollup", "Private_Dirty:").unwrap_or(0);

@@ -1,5 +1,5 @@
 //! What the tray shows and what notifications say, computed from the app's
-//! STATUS and events. Pure: no GTK, no D-Bus.
+//! STATUS and events. Pure: no tray library, no D-Bus.
 
 use serde_json::Value;
 
