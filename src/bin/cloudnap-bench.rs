@@ -9,6 +9,7 @@
 
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
+use cloudnap::server::client::request;
 use cloudnap::store::config::Paths;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -86,21 +87,25 @@ fn footprint_dir(name: &str, wake_dir: &Path, tray: bool) -> PathBuf {
     dir
 }
 
-/// Sends `command` and waits for its reply.
-fn ask(addr: SocketAddr, command: &str) -> serde_json::Value {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    sock.send_to(command.as_bytes(), addr).unwrap();
-    let mut buf = vec![0u8; 65536];
-    let (n, _) = sock.recv_from(&mut buf).expect("reply");
-    serde_json::from_slice(&buf[..n]).unwrap()
+/// A single-threaded tokio runtime for the driver's async calls.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
-/// Lists every AWS resource through the daemon, so its SDK clients for EC2,
-/// ECS and EKS are built and used.
+/// Lists every AWS resource through the daemon (with `cloudnap send`'s
+/// client), so its SDK clients for EC2, ECS and EKS are built and used.
 fn use_sdk(d: &Daemon) {
-    let listed = ask(d.addr, "LIST_ALL_SERVICES");
+    let rt = runtime();
+    let listed = rt
+        .block_on(request(
+            d.addr,
+            b"LIST_ALL_SERVICES",
+            Duration::from_secs(30),
+        ))
+        .expect("reply");
     assert_eq!(listed["ok"], true, "{listed}");
 }
 
@@ -382,10 +387,7 @@ fn fleet_sleep(bin: &str, dir: &Path, table: &mut Vec<(String, String)>) {
         "cloudnap slept and woke every resource"
     );
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let cloud = AwsCloud::new(&settings.aws);
     let baseline = rt.block_on(async {
         // Clients are built before the clock starts, as the app has them warm.
