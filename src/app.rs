@@ -2,33 +2,40 @@
 //! and the live settings; turns activity, timer deadlines, commands (UDP and
 //! tray), config edits and periodic refreshes into sleep and wake.
 
-use crate::cloud::CloudControl;
+use crate::cloud::{CloudControl, CloudError};
 use crate::core::activity::{Activity, ActivityKind};
 use crate::core::idle::{IdleConfig, IdleEvent, IdleState, IdleTracker};
 use crate::core::policy::{scale_target, start_target};
-use crate::core::protocol::Command;
-use crate::core::registry::Entry;
+use crate::core::protocol::{self, Command};
+use crate::core::registry::{Entry, Registry};
+use crate::core::reply::{ecs_clusters, eks_clusters, CommandError, Listing, RegisteredRow, Reply};
+use crate::core::report::{format_outcomes, Action, Outcome};
 use crate::core::resource::{Capacity, Kind, ResourceId};
 use crate::core::settings::Settings;
-use crate::manager::{format_outcomes, Action, Manager, Outcome};
+use crate::core::status::{
+    AsleepRow, ConfigFile, Event, LastActivity, Operation, StateName, Status,
+};
+use crate::manager::Manager;
 use crate::server::Handler;
 use crate::store::config::load_settings_file;
 use crate::store::services::{entry, EditError, ServicesFile};
 use futures::future::try_join_all;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
 /// The longest the timer waits between ticks; a much longer gap means the
 /// machine was suspended.
 const MAX_TICK: Duration = Duration::from_secs(30);
 
+/// Sleep this long after the session locks.
+const LOCK_GRACE: Duration = Duration::from_secs(120);
+
 /// The monotonic clock, through tokio so tests can pause it.
-fn now() -> std::time::Instant {
+fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -37,28 +44,58 @@ fn idle_config(settings: &Settings) -> IdleConfig {
         timeout: settings.activity.inactivity_timeout,
         warning: settings.activity.warning,
         max_tick: MAX_TICK,
+        lock_grace: LOCK_GRACE,
     }
 }
 
-/// Something the app reports: state changes and errors.
-pub type Event = Value;
+/// A failed AWS call about `subject` (a resource or a region).
+fn cloud_error(subject: impl std::fmt::Display, e: CloudError) -> CommandError {
+    CommandError::Cloud {
+        subject: subject.to_string(),
+        code: e.code,
+        message: e.message,
+    }
+}
+
+/// `list` in every region at once, concatenated in the order of `regions`.
+async fn per_region<'a, T, Fut>(
+    regions: &'a [String],
+    list: impl Fn(&'a str) -> Fut,
+) -> Result<Vec<T>, CommandError>
+where
+    Fut: Future<Output = Result<Vec<T>, CloudError>>,
+{
+    let list = &list;
+    let lists = try_join_all(
+        regions
+            .iter()
+            .map(|r| async move { list(r).await.map_err(|e| cloud_error(r, e)) }),
+    )
+    .await?;
+    Ok(lists.into_iter().flatten().collect())
+}
+
+/// Everything the app changes, under one lock (never held across an await).
+struct State {
+    /// The settings in use: the last valid settings.json.
+    settings: Arc<Settings>,
+    /// Config files that are invalid now, with their error.
+    config_errors: BTreeMap<ConfigFile, String>,
+    tracker: IdleTracker,
+    /// The sleep or wake in progress.
+    operation: Option<Operation>,
+    /// The latest activity seen, for STATUS ("what keeps me awake?").
+    last_activity: Option<(ActivityKind, Instant)>,
+}
 
 /// The application state and its reactions.
 pub struct App<C> {
-    /// The settings in use: the last valid settings.json.
-    settings: Mutex<Arc<Settings>>,
+    state: Mutex<State>,
     settings_file: PathBuf,
-    /// Config files that are invalid now, with their error.
-    config_errors: Mutex<BTreeMap<&'static str, String>>,
     manager: Manager<C>,
     services: Arc<ServicesFile>,
-    tracker: Mutex<IdleTracker>,
     /// Wakes the timer when the tracker changed outside it.
     changed: Notify,
-    /// "sleeping" / "waking" while one runs.
-    operation: Mutex<Option<&'static str>>,
-    /// The latest activity seen, for STATUS ("what keeps me awake?").
-    last_activity: Mutex<Option<(ActivityKind, std::time::Instant)>>,
     events: mpsc::UnboundedSender<Event>,
     /// This app, for spawning sleep and wake tasks from `&self`.
     me: std::sync::Weak<App<C>>,
@@ -73,8 +110,7 @@ impl<C: CloudControl> App<C> {
         services: ServicesFile,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
-        let cfg = idle_config(&settings);
-        let mut tracker = IdleTracker::new(cfg, now());
+        let mut tracker = IdleTracker::new(idle_config(&settings), now());
         match manager.records() {
             // Resources are still asleep from an earlier run (or a crash):
             // the first activity wakes them.
@@ -88,18 +124,26 @@ impl<C: CloudControl> App<C> {
         services.current();
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
-            settings: Mutex::new(Arc::new(settings)),
+            state: Mutex::new(State {
+                settings: Arc::new(settings),
+                config_errors: BTreeMap::new(),
+                tracker,
+                operation: None,
+                last_activity: None,
+            }),
             settings_file,
-            config_errors: Mutex::new(BTreeMap::new()),
             manager,
             services: Arc::new(services),
-            tracker: Mutex::new(tracker),
             changed: Notify::new(),
-            operation: Mutex::new(None),
-            last_activity: Mutex::new(None),
             events,
         });
         (app, rx)
+    }
+
+    /// The state, also after a panic elsewhere poisoned the lock (every
+    /// change to it is a single assignment, so it is never half-done).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A config file changed on disk: use it if valid; otherwise keep the
@@ -107,7 +151,7 @@ impl<C: CloudControl> App<C> {
     pub fn config_changed(&self, path: &Path) {
         if path == self.services.path() {
             let (_, error) = self.services.current();
-            self.config_error("services.yaml", error.map(|e| e.to_string()));
+            self.config_error(ConfigFile::Services, error.map(|e| e.to_string()));
         } else if path == self.settings_file {
             match load_settings_file(path) {
                 Ok((new, warnings)) => {
@@ -115,25 +159,28 @@ impl<C: CloudControl> App<C> {
                         tracing::warn!("{w}");
                     }
                     self.apply(new);
-                    self.config_error("settings.json", None);
+                    self.config_error(ConfigFile::Settings, None);
                 }
-                Err(e) => self.config_error("settings.json", Some(e.to_string())),
+                Err(e) => self.config_error(ConfigFile::Settings, Some(e.to_string())),
             }
         }
     }
 
-    fn config_error(&self, file: &'static str, error: Option<String>) {
-        let mut errors = self.config_errors.lock().expect("config errors");
-        let changed = errors.get(file) != error.as_ref();
+    fn config_error(&self, file: ConfigFile, error: Option<String>) {
+        let mut state = self.lock();
+        let changed = state.config_errors.get(&file) != error.as_ref();
         match error {
-            Some(e) if changed => {
-                tracing::error!("{e}\n{file} is invalid: the last valid version stays in use");
-                self.emit("config_error", json!({"file": file, "error": e}));
-                errors.insert(file, e);
+            Some(error) if changed => {
+                tracing::error!(
+                    "{error}\n{} is invalid: the last valid version stays in use",
+                    file.name()
+                );
+                state.config_errors.insert(file, error.clone());
+                self.emit(Event::ConfigError { file, error });
             }
-            None if errors.remove(file).is_some() => {
-                tracing::info!("{file} is valid again");
-                self.emit("config_ok", json!({"file": file}));
+            None if state.config_errors.remove(&file).is_some() => {
+                tracing::info!("{} is valid again", file.name());
+                self.emit(Event::ConfigOk { file });
             }
             _ => {}
         }
@@ -142,15 +189,13 @@ impl<C: CloudControl> App<C> {
     /// Switches to new, valid settings. Idle timing, notifications, regions,
     /// profile and endpoint apply at once; the rest needs a restart.
     fn apply(&self, new: Settings) {
-        let mut current = self.settings.lock().expect("settings");
-        if **current == new {
+        let mut state = self.lock();
+        let current = state.settings.clone();
+        if *current == new {
             return;
         }
         if current.activity != new.activity {
-            self.tracker
-                .lock()
-                .expect("tracker")
-                .set_config(idle_config(&new));
+            state.tracker.set_config(idle_config(&new));
             self.changed.notify_one();
         }
         if current.aws != new.aws {
@@ -185,26 +230,30 @@ impl<C: CloudControl> App<C> {
             );
         }
         tracing::info!("settings.json reloaded");
-        *current = Arc::new(new);
+        state.settings = Arc::new(new);
     }
 
-    fn emit(&self, event: &str, detail: Value) {
-        let _ = self.events.send(json!({"event": event, "detail": detail}));
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
     }
 
-    fn entries(&self) -> Vec<Entry> {
+    /// The registry in use: the last valid services.yaml.
+    fn registry(&self) -> Registry {
         let (registry, error) = self.services.current();
         if let Some(e) = error {
             tracing::warn!("{e}; using the last valid services.yaml");
         }
-        registry.entries
+        registry
     }
 
-    /// The user did something.
-    pub fn activity(&self, kind: ActivityKind) {
-        let t = now();
-        *self.last_activity.lock().expect("last activity") = Some((kind, t));
-        let event = self.tracker.lock().expect("tracker").activity(t);
+    /// The user did something, at `activity.at`.
+    pub fn activity(&self, activity: Activity) {
+        let Activity { kind, at } = activity;
+        let event = {
+            let mut state = self.lock();
+            state.last_activity = Some((kind, at));
+            state.tracker.activity(at)
+        };
         if let Some(event) = event {
             tracing::info!("activity ({})", kind.name());
             self.react(event);
@@ -215,7 +264,7 @@ impl<C: CloudControl> App<C> {
     /// Feeds activity from the detectors until the channel closes.
     pub async fn run_activity(&self, mut activity: mpsc::UnboundedReceiver<Activity>) {
         while let Some(a) = activity.recv().await {
-            self.activity(a.kind);
+            self.activity(a);
         }
     }
 
@@ -227,63 +276,62 @@ impl<C: CloudControl> App<C> {
             IdleEvent::Warn { sleep_in } => {
                 let n = self.services.cached_len();
                 tracing::info!("{n} resource(s) will sleep in {}s", sleep_in.as_secs());
-                self.emit(
-                    "warning",
-                    json!({"sleep_in_seconds": sleep_in.as_secs_f64(), "resources": n}),
-                );
+                self.emit(Event::Warning {
+                    sleep_in_seconds: sleep_in.as_secs_f64(),
+                    resources: n,
+                });
             }
             IdleEvent::WarningCancelled => {
                 tracing::info!("activity during the warning: sleep cancelled");
-                self.emit("warning_cancelled", Value::Null);
+                self.emit(Event::WarningCancelled);
             }
             IdleEvent::Sleep => {
-                tokio::spawn(async move { app.run_sleep().await });
+                tokio::spawn(async move { app.run(Operation::Sleeping).await });
             }
             IdleEvent::Wake => {
-                tokio::spawn(async move { app.run_wake().await });
+                tokio::spawn(async move { app.run(Operation::Waking).await });
             }
         }
     }
 
-    async fn run_sleep(&self) -> Result<Vec<Outcome>, String> {
-        self.run_op("sleeping", "asleep", true).await
-    }
-
-    async fn run_wake(&self) -> Result<Vec<Outcome>, String> {
-        self.run_op("waking", "awake", false).await
-    }
-
-    async fn run_op(
-        &self,
-        doing: &'static str,
-        done: &str,
-        sleep: bool,
-    ) -> Result<Vec<Outcome>, String> {
-        *self.operation.lock().expect("op") = Some(doing);
-        let entries = self.entries();
-        let result = if sleep {
-            self.manager.sleep(&entries).await
-        } else {
-            self.manager.wake(&entries).await
+    /// Runs a sleep or a wake of the registered resources and reports it.
+    async fn run(&self, op: Operation) -> Result<Vec<Outcome>, CommandError> {
+        self.lock().operation = Some(op);
+        let entries = self.registry().entries;
+        let result = match op {
+            Operation::Sleeping => self.manager.sleep(&entries).await,
+            Operation::Waking => self.manager.wake(&entries).await,
         };
-        *self.operation.lock().expect("op") = None;
+        self.lock().operation = None;
         match result {
             Ok(outcomes) => {
-                tracing::info!("{done}:\n{}", format_outcomes(&outcomes));
-                let failed: Vec<_> = outcomes
+                tracing::info!("{}:\n{}", op.done(), format_outcomes(&outcomes));
+                let failed: Vec<Outcome> = outcomes
                     .iter()
                     .filter(|o| o.action == Action::Failed)
+                    .cloned()
                     .collect();
                 if !failed.is_empty() {
-                    self.emit("error", json!({"operation": doing, "failed": failed}));
+                    self.emit(Event::Error {
+                        operation: op,
+                        failed,
+                        error: None,
+                    });
                 }
-                self.emit(done, json!(outcomes));
+                self.emit(match op {
+                    Operation::Sleeping => Event::Asleep(outcomes.clone()),
+                    Operation::Waking => Event::Awake(outcomes.clone()),
+                });
                 Ok(outcomes)
             }
             Err(e) => {
-                tracing::error!("{doing}: {e}");
-                self.emit("error", json!({"operation": doing, "error": e.to_string()}));
-                Err(e.to_string())
+                tracing::error!("{}: {e}", op.name());
+                self.emit(Event::Error {
+                    operation: op,
+                    failed: Vec::new(),
+                    error: Some(e.to_string()),
+                });
+                Err(CommandError::State(e.to_string()))
             }
         }
     }
@@ -292,13 +340,13 @@ impl<C: CloudControl> App<C> {
     pub async fn run_timer(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let deadline = self.tracker.lock().expect("tracker").next_deadline(now());
+            let deadline = self.lock().tracker.next_deadline(now());
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = self.changed.notified() => continue,
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
-            let event = self.tracker.lock().expect("tracker").tick(now());
+            let event = self.lock().tracker.tick(now());
             if let Some(event) = event {
                 self.react(event);
             }
@@ -309,21 +357,19 @@ impl<C: CloudControl> App<C> {
     /// the number of entries afterwards.
     async fn edit_services(
         &self,
-        edit: impl FnOnce(&ServicesFile) -> Result<crate::core::registry::Registry, EditError>
-            + Send
-            + 'static,
-    ) -> Result<usize, String> {
+        edit: impl FnOnce(&ServicesFile) -> Result<Registry, EditError> + Send + 'static,
+    ) -> Result<usize, CommandError> {
         let services = self.services.clone();
         let registry = tokio::task::spawn_blocking(move || edit(&services))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| CommandError::Registry(e.to_string()))?
+            .map_err(|e| CommandError::Registry(e.to_string()))?;
         Ok(registry.entries.len())
     }
 
     /// The settings in use now.
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings.lock().expect("settings").clone()
+        self.lock().settings.clone()
     }
 
     /// Every `service_state_check_interval`, checks what is held asleep
@@ -337,7 +383,7 @@ impl<C: CloudControl> App<C> {
                 _ = tokio::time::sleep(every) => {}
             }
             match self.manager.refresh().await {
-                Ok(dropped) if !dropped.is_empty() => self.emit("refreshed", json!(dropped)),
+                Ok(dropped) if !dropped.is_empty() => self.emit(Event::Refreshed(dropped)),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("refreshing the state: {e}"),
             }
@@ -356,141 +402,159 @@ impl<C: CloudControl> App<C> {
 
     /// The idle state now.
     pub fn state(&self) -> IdleState {
-        self.tracker.lock().expect("tracker").state(now())
+        self.lock().tracker.state(now())
     }
 
     /// The app's state as STATUS reports it.
-    pub fn status(&self) -> Value {
-        let (state, sleep_in, paused_for) = match self.state() {
-            IdleState::Active { sleep_in } => ("active", Some(sleep_in), None),
-            IdleState::Warning { sleep_in } => ("warning", Some(sleep_in), None),
-            IdleState::Asleep => ("asleep", None, None),
-            IdleState::Paused { remaining } => ("paused", None, Some(remaining)),
+    pub fn status(&self) -> Status {
+        let t = now();
+        let state = self.lock();
+        let (name, sleep_in, paused_for) = match state.tracker.state(t) {
+            IdleState::Active { sleep_in } => (StateName::Active, Some(sleep_in), None),
+            IdleState::Warning { sleep_in } => (StateName::Warning, Some(sleep_in), None),
+            IdleState::Asleep => (StateName::Asleep, None, None),
+            IdleState::Paused { remaining } => (StateName::Paused, None, Some(remaining)),
+            IdleState::Blind => (StateName::Blind, None, None),
         };
-        let asleep: Vec<Value> = self
-            .manager
-            .asleep()
-            .values()
-            .map(|r| json!({"resource": r.resource, "saved": r.saved, "phase": r.phase, "since": r.since}))
-            .collect();
-        let last = *self.last_activity.lock().expect("last activity");
-        json!({
-            "state": state,
-            "last_activity": last.map(|(kind, at)| json!({
-                "kind": kind,
-                "seconds_ago": now().saturating_duration_since(at).as_secs_f64(),
-            })),
-            "sleep_in_seconds": sleep_in.map(|d| d.as_secs_f64()),
-            "paused_for_seconds": paused_for.map(|d| d.as_secs_f64()),
-            "asleep": asleep,
-            "registered": self.services.cached_len(),
-            "operation": *self.operation.lock().expect("op"),
-            "dry_run": self.manager.dry_run(),
-            "config_error": self.config_errors_text(),
-        })
-    }
-
-    /// Every current config error, one per line; `None` when all are valid.
-    fn config_errors_text(&self) -> Option<String> {
-        let errors = self.config_errors.lock().expect("config errors");
-        (!errors.is_empty()).then(|| errors.values().cloned().collect::<Vec<_>>().join("\n"))
-    }
-
-    fn profile_of(&self, id: &ResourceId) -> (Option<String>, Option<i32>) {
-        self.entries()
-            .into_iter()
-            .find(|e| &e.id == id)
-            .map_or((None, None), |e| (e.profile, e.desired_size))
-    }
-
-    async fn list(&self, kind: Option<Kind>, region: Option<String>) -> Result<Value, String> {
-        let regions = region.map_or_else(|| self.settings().aws.regions.clone(), |r| vec![r]);
-        let cloud = self.manager.cloud();
-        let per_region = |k: Kind| {
-            try_join_all(regions.iter().map(move |r| async move {
-                let v = match k {
-                    Kind::Ec2 => cloud.list_ec2(r, None).await.map(|l| json!(l)),
-                    Kind::Ecs => cloud.list_ecs(r, None).await.map(|l| json!(l)),
-                    Kind::Eks => cloud.list_eks(r, None).await.map(|l| json!(l)),
-                };
-                v.map_err(|e| format!("{r}: {e}"))
-            }))
-        };
-        let flat = |lists: Vec<Value>| -> Value {
-            Value::Array(
-                lists
-                    .into_iter()
-                    .flat_map(|l| l.as_array().cloned().unwrap_or_default())
-                    .collect(),
-            )
-        };
-        match kind {
-            Some(k) => Ok(flat(per_region(k).await?)),
-            None => {
-                let (ec2, ecs, eks) = tokio::try_join!(
-                    per_region(Kind::Ec2),
-                    per_region(Kind::Ecs),
-                    per_region(Kind::Eks)
-                )?;
-                Ok(json!({"ec2": flat(ec2), "ecs": flat(ecs), "eks": flat(eks)}))
-            }
+        Status {
+            state: name,
+            last_activity: state.last_activity.map(|(kind, at)| LastActivity {
+                kind,
+                seconds_ago: t.saturating_duration_since(at).as_secs_f64(),
+            }),
+            sleep_in_seconds: sleep_in.map(|d| d.as_secs_f64()),
+            paused_for_seconds: paused_for.map(|d| d.as_secs_f64()),
+            asleep: self
+                .manager
+                .asleep()
+                .into_values()
+                .map(|r| AsleepRow {
+                    resource: r.resource,
+                    saved: r.saved,
+                    phase: r.phase,
+                    since: r.since,
+                })
+                .collect(),
+            registered: self.services.cached_len(),
+            operation: state.operation,
+            dry_run: self.manager.dry_run(),
+            config_error: (!state.config_errors.is_empty()).then(|| {
+                state
+                    .config_errors
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
         }
+    }
+
+    fn status_reply(&self) -> Result<Reply, CommandError> {
+        Ok(Reply::Status(Box::new(self.status())))
+    }
+
+    fn entry_of(&self, id: &ResourceId) -> Option<Entry> {
+        self.registry().entries.into_iter().find(|e| &e.id == id)
+    }
+
+    async fn list(
+        &self,
+        kind: Option<Kind>,
+        region: Option<String>,
+    ) -> Result<Listing, CommandError> {
+        let regions = region.map_or_else(|| self.settings().aws.regions.clone(), |r| vec![r]);
+        let (cloud, regions) = (self.manager.cloud(), regions.as_slice());
+        let ec2 = || per_region(regions, |r| cloud.list_ec2(r, None));
+        let ecs = || async {
+            per_region(regions, |r| cloud.list_ecs(r, None))
+                .await
+                .map(ecs_clusters)
+        };
+        let eks = || async {
+            per_region(regions, |r| cloud.list_eks(r, None))
+                .await
+                .map(eks_clusters)
+        };
+        Ok(match kind {
+            Some(Kind::Ec2) => Listing::Ec2 {
+                instances: ec2().await?,
+            },
+            Some(Kind::Ecs) => Listing::Ecs {
+                clusters: ecs().await?,
+            },
+            Some(Kind::Eks) => Listing::Eks {
+                clusters: eks().await?,
+            },
+            None => {
+                let (ec2, ecs, eks) = tokio::try_join!(ec2(), ecs(), eks())?;
+                Listing::All { ec2, ecs, eks }
+            }
+        })
     }
 
     async fn by_hand(
         &self,
         id: &ResourceId,
         target: impl FnOnce(Capacity, Option<Capacity>, Option<i32>) -> Capacity,
-    ) -> Result<Value, String> {
-        let (profile, entry_desired) = self.profile_of(id);
+    ) -> Result<Reply, CommandError> {
+        let entry = self.entry_of(id);
+        let profile = entry.as_ref().and_then(|e| e.profile.clone());
+        let entry_desired = entry.and_then(|e| e.desired_size);
         let capacity = self
             .manager
             .set_by_hand(id, profile.as_deref(), |now, saved| {
                 target(now, saved, entry_desired)
             })
             .await
-            .map_err(|e| format!("{id}: {e}"))?;
-        Ok(json!({"resource": id, "capacity": capacity, "dry_run": self.manager.dry_run()}))
+            .map_err(|e| cloud_error(id, e))?;
+        Ok(Reply::Changed {
+            resource: id.clone(),
+            capacity,
+            dry_run: self.manager.dry_run(),
+        })
     }
 }
 
 impl<C: CloudControl> Handler for App<C> {
-    /// Carries out one command and returns its result or an error message.
-    async fn handle(&self, command: Command) -> Result<Value, String> {
-        let report = |r: Result<Vec<Outcome>, String>| r.map(|o| json!(o));
+    /// Carries out one command.
+    async fn handle(&self, command: Command) -> Result<Reply, CommandError> {
         match command {
-            Command::Status => Ok(self.status()),
+            Command::Status => self.status_reply(),
+            Command::Help => Ok(protocol::help()),
             Command::UserActivity => {
-                self.activity(ActivityKind::Command);
-                Ok(self.status())
+                self.activity(Activity {
+                    kind: ActivityKind::Command,
+                    at: now(),
+                });
+                self.status_reply()
             }
             Command::Pause { minutes } => {
                 let t = now();
                 let until = t + Duration::from_secs_f64(minutes * 60.0);
-                let event = self.tracker.lock().expect("tracker").pause_until(t, until);
+                let event = self.lock().tracker.pause_until(t, until);
                 if let Some(e) = event {
                     self.react(e);
                 }
                 self.changed.notify_one();
-                self.emit("paused", json!({"minutes": minutes}));
-                Ok(self.status())
+                self.emit(Event::Paused { minutes });
+                self.status_reply()
             }
             Command::Resume => {
-                self.tracker.lock().expect("tracker").resume(now());
+                self.lock().tracker.resume(now());
                 self.changed.notify_one();
-                Ok(self.status())
+                self.status_reply()
             }
             Command::SleepNow => {
-                self.tracker.lock().expect("tracker").force_sleep(now());
+                self.lock().tracker.force_sleep(now());
                 self.changed.notify_one();
-                report(self.run_sleep().await)
+                self.run(Operation::Sleeping).await.map(Reply::Report)
             }
             Command::WakeNow => {
-                self.tracker.lock().expect("tracker").activity(now());
+                self.lock().tracker.activity(now());
                 self.changed.notify_one();
-                report(self.run_wake().await)
+                self.run(Operation::Waking).await.map(Reply::Report)
             }
-            Command::List { kind, region } => self.list(kind, region).await,
+            Command::List { kind, region } => self.list(kind, region).await.map(Reply::Listing),
             Command::Start { id, count } => {
                 self.by_hand(&id, |now, saved, entry_desired| {
                     start_target(now, saved, count, entry_desired)
@@ -505,31 +569,34 @@ impl<C: CloudControl> Handler for App<C> {
             Command::Register { id, description } => {
                 let new = entry(id.clone(), description);
                 let count = self.edit_services(move |s| s.register(new)).await?;
-                Ok(json!({"registered": id, "count": count}))
+                Ok(Reply::Registered {
+                    registered: id,
+                    count,
+                })
             }
             Command::Unregister { id } => {
                 let target = id.clone();
                 let count = self.edit_services(move |s| s.unregister(&target)).await?;
-                Ok(json!({"unregistered": id, "count": count}))
+                Ok(Reply::Unregistered {
+                    unregistered: id,
+                    count,
+                })
             }
             Command::ListRegistered => {
                 let (registry, error) = self.services.current();
-                let entries: Vec<Value> = registry
-                    .entries
-                    .iter()
-                    .map(|e| {
-                        json!({
-                            "resource": e.id,
-                            "description": e.description,
-                            "profile": e.profile,
-                            "desired_size": e.desired_size,
+                Ok(Reply::Registry {
+                    services: registry
+                        .entries
+                        .into_iter()
+                        .map(|e| RegisteredRow {
+                            resource: e.id,
+                            description: e.description,
+                            profile: e.profile,
+                            desired_size: e.desired_size,
                         })
-                    })
-                    .collect();
-                Ok(json!({
-                    "services": entries,
-                    "config_error": error.map(|e| e.to_string()),
-                }))
+                        .collect(),
+                    config_error: error.map(|e| e.to_string()),
+                })
             }
         }
     }
@@ -540,6 +607,16 @@ mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
     use crate::store::state::StateFile;
+    use serde_json::Value;
+
+    /// A command's reply as the server would send it.
+    async fn ask(app: &App<FakeCloud>, command: Command) -> Value {
+        serde_json::to_value(app.handle(command).await.unwrap()).unwrap()
+    }
+
+    fn press(app: &App<FakeCloud>, kind: ActivityKind) {
+        app.activity(Activity { kind, at: now() });
+    }
 
     fn app(
         dir: &std::path::Path,
@@ -572,10 +649,8 @@ mod tests {
     }
 
     async fn next_event(rx: &mut mpsc::UnboundedReceiver<Event>) -> String {
-        rx.recv().await.unwrap()["event"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        let event = serde_json::to_value(rx.recv().await.unwrap()).unwrap();
+        event["event"].as_str().unwrap().to_string()
     }
 
     #[tokio::test(start_paused = true)]
@@ -602,7 +677,7 @@ mod tests {
         // An hour later, one key press wakes it at once.
         tokio::time::sleep(Duration::from_secs(3600)).await;
         let pressed = tokio::time::Instant::now();
-        app.activity(ActivityKind::Keyboard);
+        press(&app, ActivityKind::Keyboard);
         assert_eq!(next_event(&mut rx).await, "awake");
         assert_eq!(pressed.elapsed(), Duration::ZERO);
         assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 3 });
@@ -616,7 +691,7 @@ mod tests {
         let (app, mut rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         assert_eq!(next_event(&mut rx).await, "warning");
-        app.activity(ActivityKind::Mouse);
+        press(&app, ActivityKind::Mouse);
         assert_eq!(next_event(&mut rx).await, "warning_cancelled");
         tokio::time::sleep(Duration::from_secs(5 * 60)).await;
         assert!(matches!(app.state(), IdleState::Active { .. }));
@@ -634,7 +709,7 @@ mod tests {
 
         let (app, mut rx) = app(dir.path(), cloud.clone());
         assert_eq!(app.state(), IdleState::Asleep);
-        app.activity(ActivityKind::Keyboard);
+        press(&app, ActivityKind::Keyboard);
         assert_eq!(next_event(&mut rx).await, "awake");
         assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 4 });
     }
@@ -646,7 +721,7 @@ mod tests {
         cloud.add(&svc(), Capacity::Ecs { desired: 2 });
         let (app, mut rx) = app(dir.path(), cloud.clone());
         app.handle(Command::SleepNow).await.unwrap();
-        assert_eq!(app.status()["asleep"].as_array().unwrap().len(), 1);
+        assert_eq!(app.status().asleep.len(), 1);
         cloud.add(&svc(), Capacity::Ecs { desired: 5 }); // started by hand
         tokio::spawn(app.clone().run_refresh(std::future::pending()));
         loop {
@@ -654,7 +729,7 @@ mod tests {
                 break;
             }
         }
-        assert!(app.status()["asleep"].as_array().unwrap().is_empty());
+        assert!(app.status().asleep.is_empty());
         app.handle(Command::WakeNow).await.unwrap();
         assert_eq!(
             cloud.get(&svc()).capacity,
@@ -674,7 +749,7 @@ mod tests {
         )
         .unwrap();
         app.config_changed(&file);
-        assert_eq!(app.status()["sleep_in_seconds"], 45.0 * 60.0);
+        assert_eq!(app.status().sleep_in_seconds, Some(45.0 * 60.0));
         std::fs::write(
             &file,
             r#"{"activity_monitor":{"inactivity_timeout_minutes":-1}}"#,
@@ -683,13 +758,13 @@ mod tests {
         app.config_changed(&file);
         assert_eq!(next_event(&mut rx).await, "config_error");
         let status = app.status();
-        assert!(status["config_error"]
-            .as_str()
+        assert!(status
+            .config_error
             .unwrap()
             .contains("inactivity_timeout_minutes"));
         assert_eq!(
-            status["sleep_in_seconds"],
-            45.0 * 60.0,
+            status.sleep_in_seconds,
+            Some(45.0 * 60.0),
             "last good settings kept"
         );
     }
@@ -701,17 +776,17 @@ mod tests {
         cloud.add(&svc(), Capacity::Ecs { desired: 2 });
         let (app, _rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
-        let status = app.handle(Command::Pause { minutes: 60.0 }).await.unwrap();
+        let status = ask(&app, Command::Pause { minutes: 60.0 }).await;
         assert_eq!(status["state"], "paused");
         tokio::time::sleep(Duration::from_secs(59 * 60)).await;
         assert!(cloud.calls.lock().unwrap().is_empty());
-        let status = app.handle(Command::Resume).await.unwrap();
+        let status = ask(&app, Command::Resume).await;
         assert_eq!(status["state"], "active");
         assert_eq!(status["sleep_in_seconds"], 600.0);
 
-        let report = app.handle(Command::SleepNow).await.unwrap();
+        let report = ask(&app, Command::SleepNow).await;
         assert_eq!(report[0]["action"], "stopped");
-        let status = app.handle(Command::Status).await.unwrap();
+        let status = ask(&app, Command::Status).await;
         assert_eq!(status["state"], "asleep");
         assert_eq!(status["asleep"][0]["saved"]["desired"], 2);
         app.handle(Command::WakeNow).await.unwrap();

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod cloud;
 pub mod core;
+pub mod daemon;
 pub mod detect;
 pub mod manager;
 pub mod server;

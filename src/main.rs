@@ -2,23 +2,18 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use cloudnap::app::App;
 use cloudnap::cloud::aws::AwsCloud;
-use cloudnap::cloud::{CloudControl, ErrorKind};
-use cloudnap::core::protocol::Command as ProtoCommand;
+use cloudnap::cloud::CloudControl;
 use cloudnap::core::registry::Registry;
+use cloudnap::core::report::{format_outcomes, format_status, Action, Outcome};
 use cloudnap::core::resource::Kind;
 use cloudnap::core::settings::Settings;
-use cloudnap::manager::{format_outcomes, format_status, Action, Manager, Outcome};
-use cloudnap::server::{self, client, Handler};
+use cloudnap::daemon;
+use cloudnap::manager::Manager;
+use cloudnap::server::client;
 use cloudnap::store::config::Paths;
-use cloudnap::store::services::ServicesFile;
 use cloudnap::store::state::StateFile;
-use cloudnap::store::watch::watch;
-use cloudnap::ui::notify::notify;
-use cloudnap::ui::shell::{dialog_command, open_path, spawn_dialog, DIALOG_BIN};
-use cloudnap::ui::tray::{self, MenuAction};
-use cloudnap::ui::view::minutes_until_morning;
+use cloudnap::ui::shell::{dialog_command, DIALOG_BIN};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -191,7 +186,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     );
     rt.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
-            Command::Run => serve(&paths, settings, manager).await,
+            Command::Run => {
+                let config = daemon::Config {
+                    paths: paths.clone(),
+                    settings,
+                    cloud: cloud.clone(),
+                    socket: None,
+                    desktop: true,
+                };
+                daemon::run(config, quit_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Send { .. } | Command::Credentials => unreachable!("handled above"),
             Command::Check => check(&paths, &settings, &registry, &*cloud).await,
             Command::Sleep => report(cli.json, manager.sleep(&registry.entries).await?),
@@ -230,168 +235,6 @@ async fn quit_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// `cloudnap run`: the idle timer, detectors, UDP server, config watcher and
-/// tray until Ctrl-C, SIGTERM or the tray's Quit.
-async fn serve(paths: &Paths, settings: Settings, manager: Manager<AwsCloud>) -> Result<ExitCode> {
-    let udp = settings.udp.clone();
-    let (app, events) = App::new(
-        settings,
-        paths.settings.clone(),
-        manager,
-        ServicesFile::new(&paths.services),
-    );
-    let echo = udp
-        .events_port
-        .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-    let notifier = app.clone();
-    tokio::spawn(server::echo_events(events, echo, move |event| {
-        let prefs = notifier.settings().desktop.notifications.clone();
-        let event = event.clone();
-        tokio::task::spawn_blocking(move || notify(&event, &prefs));
-    }));
-    // Watching starts before "listening on": an edit made as soon as the
-    // server answers is seen.
-    let watched = app.clone();
-    let _watch = watch(
-        vec![paths.settings.clone(), paths.services.clone()],
-        move |file| watched.config_changed(file),
-    )
-    .map_err(|e| tracing::warn!("config files are not watched for edits: {e}"))
-    .ok();
-    let (quit_tx, quit_rx) = tokio::sync::watch::channel(false);
-    let quit = move || {
-        let mut rx = quit_rx.clone();
-        async move {
-            let _ = rx.wait_for(|q| *q).await;
-        }
-    };
-    if udp.enabled {
-        let socket = server::bind(SocketAddr::new(udp.ip, udp.port))
-            .map_err(|e| anyhow::anyhow!("cannot listen on UDP {}:{}: {e}", udp.ip, udp.port))?;
-        tracing::info!("listening on {}", socket.local_addr()?);
-        let opts = server::Options {
-            token: udp.token.clone(),
-            max_datagram: udp.buffer_size,
-            aws_rate: udp.rate_limit_per_second,
-            echo,
-        };
-        tokio::spawn(server::serve(socket, opts, app.clone(), quit()));
-    }
-    tokio::spawn(app.clone().run_timer(quit()));
-    tokio::spawn(app.clone().run_refresh(quit()));
-    let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
-    let sink = cloudnap::detect::Sink::new(activity_tx);
-    cloudnap::detect::start(cloudnap::detect::sources(&app.settings()), &sink);
-    let feeder = app.clone();
-    tokio::spawn(async move { feeder.run_activity(activity_rx).await });
-
-    let desktop = app.settings().desktop.clone();
-    if desktop.tray {
-        start_tray(&app, paths, quit_tx.clone());
-    }
-    if desktop.credentials_dialog {
-        let app = app.clone();
-        let settings_file = paths.settings.clone();
-        tokio::spawn(async move { offer_credentials_dialog(&app, &settings_file).await });
-    }
-
-    tracing::info!("cloudnap is running; state: {:?}", app.state());
-    tokio::select! {
-        _ = quit_signal() => {}
-        _ = quit() => {}
-    }
-    tracing::info!("quitting");
-    let _ = quit_tx.send(true);
-    // Let a sleep or wake in progress finish and record its result.
-    app.quiesce().await;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Shows the tray icon; its menu goes through the same command path as UDP.
-fn start_tray(app: &Arc<App<AwsCloud>>, paths: &Paths, quit: tokio::sync::watch::Sender<bool>) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let status_of = app.clone();
-    let started = tray::spawn(Arc::new(move || status_of.status()), move |action| {
-        let _ = tx.send(action);
-    });
-    if let Err(e) = started {
-        tracing::warn!("no tray icon ({e}); cloudnap keeps running: use `cloudnap send STATUS`");
-        return;
-    }
-    let app = app.clone();
-    let paths = paths.clone();
-    tokio::spawn(async move {
-        while let Some(action) = rx.recv().await {
-            let command = match action {
-                MenuAction::SleepNow => ProtoCommand::SleepNow,
-                MenuAction::WakeNow => ProtoCommand::WakeNow,
-                MenuAction::PauseHour => ProtoCommand::Pause { minutes: 60.0 },
-                MenuAction::PauseUntilTomorrow => ProtoCommand::Pause {
-                    minutes: minutes_until_morning(chrono::Local::now().naive_local()),
-                },
-                MenuAction::Resume => ProtoCommand::Resume,
-                MenuAction::OpenServices => {
-                    opened(open_path(&paths.services), &paths.services);
-                    continue;
-                }
-                MenuAction::OpenLog => {
-                    let log = latest_log(&paths.log_dir).unwrap_or(paths.log_dir.clone());
-                    opened(open_path(&log), &log);
-                    continue;
-                }
-                MenuAction::Credentials => {
-                    opened(spawn_dialog(&paths.settings), &paths.settings);
-                    continue;
-                }
-                MenuAction::Quit => {
-                    let _ = quit.send(true);
-                    continue;
-                }
-            };
-            tracing::info!("tray: {command:?}");
-            let app = app.clone();
-            tokio::spawn(async move {
-                if let Err(e) = app.handle(command).await {
-                    tracing::error!("tray: {e}");
-                }
-            });
-        }
-    });
-}
-
-fn opened(result: std::io::Result<()>, path: &std::path::Path) {
-    if let Err(e) = result {
-        tracing::warn!("cannot open {}: {e}", path.display());
-    }
-}
-
-/// The newest daily log file in `dir`.
-fn latest_log(dir: &std::path::Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            name.is_some_and(|n| n.starts_with("cloudnap.") && n.ends_with(".log"))
-        })
-        .max()
-}
-
-/// Opens the credentials dialog when no credentials work (first run).
-async fn offer_credentials_dialog(app: &App<AwsCloud>, settings_file: &std::path::Path) {
-    let region = app.settings().aws.regions[0].clone();
-    match app.cloud().whoami(&region, None).await {
-        Ok(id) => tracing::info!("AWS account {} ({})", id.account, id.arn),
-        Err(e) if e.kind == ErrorKind::Credentials => {
-            tracing::warn!("AWS credentials do not work ({e}); opening the credentials dialog");
-            if let Err(e) = spawn_dialog(settings_file) {
-                tracing::warn!("cannot open the credentials dialog: {e}");
-            }
-        }
-        Err(e) => tracing::warn!("checking AWS credentials: {e}"),
     }
 }
 

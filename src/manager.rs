@@ -7,59 +7,14 @@ use crate::core::policy::{
     decide_sleep, decide_wake, Phase, SleepDecision, SleepRecord, WakeDecision,
 };
 use crate::core::registry::Entry;
+use crate::core::report::{Action, Outcome, StatusRow};
 use crate::core::resource::{Capacity, Observed, ResourceId};
 use crate::store::state::{Records, StateError, StateFile};
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// What happened to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Stopped,
-    WouldStop,
-    AlreadyAsleep,
-    LeftDown,
-    Protected,
-    StartedByHand,
-    Restored,
-    WouldRestore,
-    AlreadyUp,
-    Failed,
-}
-
-/// One row of a sleep or wake report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Outcome {
-    pub resource: ResourceId,
-    pub action: Action,
-    /// Capacity before the operation, if known.
-    pub before: Option<Capacity>,
-    /// Capacity saved or restored.
-    pub saved: Option<Capacity>,
-    /// Why it failed, or a warning.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// One row of a status report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StatusRow {
-    pub resource: ResourceId,
-    pub description: String,
-    pub status: String,
-    pub capacity: Option<Capacity>,
-    /// The capacity cloudnap will restore, if it put the resource to sleep.
-    pub asleep: Option<Capacity>,
-    pub protected: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 /// Runs sleep, wake and status against a [`CloudControl`].
 pub struct Manager<C> {
@@ -636,63 +591,6 @@ fn row(id: &ResourceId, action: Action, obs: &Observed, saved: Capacity) -> Outc
 
 fn sort(outcomes: &mut [Outcome]) {
     outcomes.sort_by(|a, b| a.resource.cmp(&b.resource));
-}
-
-fn cap(c: &Option<Capacity>) -> String {
-    c.map_or_else(|| "-".into(), |c| c.to_string())
-}
-
-/// A plain-text table of a sleep or wake report.
-pub fn format_outcomes(outcomes: &[Outcome]) -> String {
-    let mut s = format!(
-        "{:<4} {:<14} {:<40} {:<15} {:<12} {:<12}\n",
-        "KIND", "REGION", "RESOURCE", "RESULT", "BEFORE", "SAVED"
-    );
-    for o in outcomes {
-        let action = serde_json::to_value(o.action).expect("action serializes");
-        let _ = writeln!(
-            s,
-            "{:<4} {:<14} {:<40} {:<15} {:<12} {:<12}{}",
-            o.resource.kind(),
-            o.resource.region(),
-            o.resource.name(),
-            action.as_str().unwrap_or_default(),
-            cap(&o.before),
-            cap(&o.saved),
-            o.error
-                .as_deref()
-                .map(|e| format!(" {e}"))
-                .unwrap_or_default()
-        );
-    }
-    s
-}
-
-/// A plain-text table of a status report.
-pub fn format_status(rows: &[StatusRow]) -> String {
-    let mut s = format!(
-        "{:<4} {:<14} {:<40} {:<12} {:<12} {:<12} {}\n",
-        "KIND", "REGION", "RESOURCE", "STATUS", "CAPACITY", "ASLEEP(SAVED)", "NOTE"
-    );
-    for r in rows {
-        let note = match (&r.error, r.protected) {
-            (Some(e), _) => e.clone(),
-            (None, true) => "protected".into(),
-            _ => r.description.clone(),
-        };
-        let _ = writeln!(
-            s,
-            "{:<4} {:<14} {:<40} {:<12} {:<12} {:<12} {}",
-            r.resource.kind(),
-            r.resource.region(),
-            r.resource.name(),
-            r.status,
-            cap(&r.capacity),
-            cap(&r.asleep),
-            note
-        );
-    }
-    s
 }
 
 #[cfg(test)]

@@ -20,9 +20,10 @@ async fn every_text_command_works_against_moto() {
     eks_nodegroup(R, &cluster, "ng", (1, 2, 4)).await;
     let (_cfg, d) = daemon(json!({}), "ec2_instances: []\n");
 
-    // Listing.
+    // Listing: the original protocol's keys, clusters with their services
+    // and nodegroups nested.
     let list = d.ok("LIST_EC2").await;
-    let box_ = list
+    let box_ = list["instances"]
         .as_array()
         .unwrap()
         .iter()
@@ -30,25 +31,31 @@ async fn every_text_command_works_against_moto() {
         .unwrap();
     assert_eq!(box_["name"], "udp-box");
     assert_eq!(box_["state"], "running");
-    assert!(!d
-        .ok(&format!("LIST_EC2:{R}"))
-        .await
+    assert!(!d.ok(&format!("LIST_EC2:{R}")).await["instances"]
         .as_array()
         .unwrap()
         .is_empty());
     let ecs = d.ok("LIST_ECS").await;
-    assert!(ecs
+    let c = ecs["clusters"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|s| s["cluster_name"] == cluster.as_str() && s["desired_count"] == 3));
-    let eks = d.ok("LIST_EKS").await;
-    let ng = eks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["cluster_name"] == cluster.as_str())
+        .find(|c| c["cluster_name"] == cluster.as_str())
         .unwrap();
+    assert!(c["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["service_name"] == "api" && s["desired_count"] == 3));
+    let eks = d.ok("LIST_EKS").await;
+    let c = eks["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cluster_name"] == cluster.as_str())
+        .unwrap();
+    let ng = &c["nodegroups"][0];
+    assert_eq!(ng["nodegroup_name"], "ng");
     assert_eq!(
         (
             ng["min_size"].clone(),
@@ -181,7 +188,12 @@ async fn json_envelopes_get_envelope_replies() {
         assert_eq!(r["source"], "cloudnap");
         assert!(r["id"].is_string() && r["id"] != r["reply_to"]);
         assert!(r["timestamp"].as_str().unwrap().starts_with("20"));
-        assert!(r["content"].is_array(), "{r}");
+        let key = if t == "AWS_EC2_LIST" {
+            "instances"
+        } else {
+            "clusters"
+        };
+        assert!(r["content"][key].is_array(), "{r}");
     }
     let svc =
         json!({"service_type": "ECS", "cluster_name": cluster, "service_name": "web", "region": R});

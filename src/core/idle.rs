@@ -1,5 +1,11 @@
 //! The idle tracker: Active → Warning → Asleep → (first activity) → Active.
 //!
+//! Two more inputs change the countdown: while the tracker is *blind* (no
+//! source that can see user input is running) it never sleeps by itself,
+//! since it cannot tell an absent user from one it cannot see; and while the
+//! session is *locked* the user is away, so sleep comes after the shorter
+//! `lock_grace` (an unlock is activity).
+//!
 //! Pure: every method takes `now`; nothing here reads a clock. The caller
 //! ticks it at [`IdleTracker::next_deadline`], which is never more than
 //! `max_tick` away, so a gap much longer than that between two calls means
@@ -16,6 +22,8 @@ pub struct IdleConfig {
     pub warning: Duration,
     /// The longest the caller waits between ticks.
     pub max_tick: Duration,
+    /// Sleep this long after the session locks (if sooner than the timeout).
+    pub lock_grace: Duration,
 }
 
 /// What the tracker reports at a moment.
@@ -29,6 +37,8 @@ pub enum IdleState {
     Asleep,
     /// Kept awake for `remaining`.
     Paused { remaining: Duration },
+    /// No input source runs: nothing sleeps by itself.
+    Blind,
 }
 
 /// A change the caller must act on.
@@ -53,6 +63,9 @@ pub struct IdleTracker {
     paused_until: Option<Instant>,
     warned: bool,
     asleep: bool,
+    blind: bool,
+    /// When the session locked, while it is locked.
+    locked_at: Option<Instant>,
 }
 
 impl IdleTracker {
@@ -65,6 +78,8 @@ impl IdleTracker {
             paused_until: None,
             warned: false,
             asleep: false,
+            blind: false,
+            locked_at: None,
         }
     }
 
@@ -95,15 +110,54 @@ impl IdleTracker {
         std::mem::take(&mut self.warned).then_some(IdleEvent::WarningCancelled)
     }
 
-    /// The user did something.
+    /// Whether any source can see user input. Going blind cancels a
+    /// warning; seeing again restarts the countdown from `now` (while blind,
+    /// the user may have been there all along).
+    pub fn set_blind(&mut self, now: Instant, blind: bool) -> Option<IdleEvent> {
+        self.observe(now);
+        if self.blind == blind {
+            return None;
+        }
+        self.blind = blind;
+        if blind {
+            self.cancel_warning()
+        } else {
+            self.last_activity = self.last_activity.max(now);
+            None
+        }
+    }
+
+    /// The session locked: the user is away; sleep comes after the lock
+    /// grace unless the timeout comes first.
+    pub fn lock(&mut self, now: Instant) {
+        self.observe(now);
+        self.locked_at.get_or_insert(now);
+    }
+
+    /// The user did something (an unlock counts too).
     pub fn activity(&mut self, now: Instant) -> Option<IdleEvent> {
         self.observe(now);
+        self.locked_at = None;
         self.last_activity = self.last_activity.max(now);
         if std::mem::take(&mut self.asleep) {
             self.warned = false;
             return Some(IdleEvent::Wake);
         }
         self.cancel_warning()
+    }
+
+    /// When sleep is due without activity: the timeout after the last
+    /// activity (or the pause's end), or the lock grace after a lock.
+    fn sleep_at(&self) -> Instant {
+        let start = match self.paused_until {
+            Some(until) => self.last_activity.max(until),
+            None => self.last_activity,
+        };
+        let by_timeout = start + self.cfg.timeout;
+        match self.locked_at {
+            Some(locked) => by_timeout.min(locked.max(start) + self.cfg.lock_grace),
+            None => by_timeout,
+        }
     }
 
     /// Advances time; returns a warning or a sleep when one is due.
@@ -116,22 +170,18 @@ impl IdleTracker {
             self.paused_until = None;
             self.last_activity = self.last_activity.max(until);
         }
-        if self.asleep {
+        let locked = self.locked_at.is_some();
+        if self.asleep || (self.blind && !locked) {
             return None;
         }
-        let idle = now.saturating_duration_since(self.last_activity);
-        if idle >= self.cfg.timeout {
+        let left = self.sleep_at().saturating_duration_since(now);
+        if left.is_zero() {
             self.asleep = true;
             self.warned = false;
             Some(IdleEvent::Sleep)
-        } else if !self.warned
-            && !self.warning().is_zero()
-            && idle >= self.cfg.timeout - self.warning()
-        {
+        } else if !self.warned && !self.warning().is_zero() && left <= self.warning() {
             self.warned = true;
-            Some(IdleEvent::Warn {
-                sleep_in: self.cfg.timeout - idle,
-            })
+            Some(IdleEvent::Warn { sleep_in: left })
         } else {
             None
         }
@@ -174,11 +224,10 @@ impl IdleTracker {
                 remaining: until - now,
             };
         }
-        let start = match self.paused_until {
-            Some(until) => self.last_activity.max(until),
-            None => self.last_activity,
-        };
-        let sleep_in = (start + self.cfg.timeout).saturating_duration_since(now);
+        if self.blind && self.locked_at.is_none() {
+            return IdleState::Blind;
+        }
+        let sleep_in = self.sleep_at().saturating_duration_since(now);
         if self.warned {
             IdleState::Warning { sleep_in }
         } else {
@@ -189,14 +238,14 @@ impl IdleTracker {
     /// When `tick` must be called next (never more than `max_tick` away).
     pub fn next_deadline(&self, now: Instant) -> Instant {
         let cap = now + self.cfg.max_tick;
-        let due = if self.asleep {
+        let due = if self.asleep || (self.blind && self.locked_at.is_none()) {
             cap
-        } else if let Some(until) = self.paused_until {
+        } else if let Some(until) = self.paused_until.filter(|u| now < *u) {
             until
         } else if self.warned || self.warning().is_zero() {
-            self.last_activity + self.cfg.timeout
+            self.sleep_at()
         } else {
-            self.last_activity + self.cfg.timeout - self.warning()
+            self.sleep_at().checked_sub(self.warning()).unwrap_or(now)
         };
         due.max(now).min(cap)
     }
@@ -215,6 +264,7 @@ mod tests {
                 timeout: 30 * MIN,
                 warning: 2 * MIN,
                 max_tick: Duration::from_secs(30),
+                lock_grace: 2 * MIN,
             },
             t0,
         )
@@ -356,9 +406,88 @@ mod tests {
             timeout: s(6),
             warning: Duration::ZERO,
             max_tick: s(30),
+            lock_grace: s(120),
         };
         t = IdleTracker::new(short, t0);
         assert_eq!(t.next_deadline(t0), t0 + s(6));
         assert_eq!(t.tick(t0 + s(6)), Some(IdleEvent::Sleep));
+    }
+
+    #[test]
+    fn a_blind_tracker_never_sleeps_by_itself_and_seeing_again_restarts_the_countdown() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        // Warned at 28 min, then every input source dies.
+        assert_eq!(run(&mut t, t0, Duration::ZERO, 28 * MIN).len(), 1);
+        assert_eq!(
+            t.set_blind(t0 + 28 * MIN, true),
+            Some(IdleEvent::WarningCancelled)
+        );
+        assert_eq!(t.state(t0 + 29 * MIN), IdleState::Blind);
+        assert!(
+            run(&mut t, t0, 28 * MIN, 180 * MIN).is_empty(),
+            "3x the timeout: nothing"
+        );
+        assert_eq!(
+            t.next_deadline(t0 + 180 * MIN),
+            t0 + 180 * MIN + t.config().max_tick
+        );
+        // SLEEP_NOW still works, and the first activity wakes.
+        t.force_sleep(t0 + 181 * MIN);
+        assert_eq!(t.state(t0 + 181 * MIN), IdleState::Asleep);
+        assert_eq!(t.activity(t0 + 182 * MIN), Some(IdleEvent::Wake));
+        assert_eq!(t.state(t0 + 182 * MIN), IdleState::Blind);
+        // A source comes back: a full timeout from then.
+        assert_eq!(t.set_blind(t0 + 190 * MIN, false), None);
+        let events = run(&mut t, t0, 190 * MIN, 221 * MIN);
+        assert_eq!(
+            events,
+            vec![
+                (218 * MIN, IdleEvent::Warn { sleep_in: 2 * MIN }),
+                (220 * MIN, IdleEvent::Sleep)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lock_sleeps_after_the_grace_and_an_unlock_wakes() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        t.lock(t0 + 5 * MIN);
+        assert_eq!(
+            t.state(t0 + 5 * MIN),
+            IdleState::Active { sleep_in: 2 * MIN },
+            "the grace, not the 25 min left"
+        );
+        let events = run(&mut t, t0, 5 * MIN, 8 * MIN);
+        assert_eq!(
+            events,
+            vec![
+                (
+                    5 * MIN + STEP,
+                    IdleEvent::Warn {
+                        sleep_in: 2 * MIN - STEP
+                    }
+                ),
+                (7 * MIN, IdleEvent::Sleep)
+            ]
+        );
+        assert_eq!(t.activity(t0 + 60 * MIN), Some(IdleEvent::Wake), "unlock");
+        assert_eq!(
+            t.state(t0 + 60 * MIN),
+            IdleState::Active { sleep_in: 30 * MIN }
+        );
+        // A lock close to the timeout does not push it later.
+        run(&mut t, t0, 60 * MIN, 89 * MIN);
+        t.lock(t0 + 89 * MIN);
+        assert_eq!(t.state(t0 + 89 * MIN), IdleState::Warning { sleep_in: MIN });
+        // Locked while blind: the lock is a sign of absence the tracker can see.
+        let mut b = tracker(t0);
+        b.set_blind(t0, true);
+        b.lock(t0 + MIN);
+        assert_eq!(
+            run(&mut b, t0, MIN, 3 * MIN).last(),
+            Some(&(3 * MIN, IdleEvent::Sleep))
+        );
     }
 }

@@ -1,11 +1,14 @@
-//! The UDP command protocol: parsing text commands and JSON envelopes into
-//! [`Command`]s, and shaping replies. Pure: no sockets, no clock (the caller
-//! passes ids and timestamps in).
+//! The UDP command protocol: one table of text commands and one of JSON
+//! envelope types, from which the parsers, `HELP`, the "unknown command"
+//! message and docs/protocol.md's command lists all come; and the shape of
+//! replies. Pure: no sockets, no clock (the caller passes ids and `now`).
 
 use crate::core::registry::check_id;
+use crate::core::reply::{CommandError, HelpRow, Reply};
 use crate::core::resource::{Kind, ResourceId};
 use crate::core::settings::is_valid_region;
 use serde_json::{json, Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +44,8 @@ pub enum Command {
     Resume,
     /// Counts as user activity.
     UserActivity,
+    /// The command tables.
+    Help,
 }
 
 impl Command {
@@ -58,13 +63,30 @@ impl Command {
     }
 }
 
+/// How a JSON request wrote its `timestamp`; the reply writes its own the
+/// same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampForm {
+    /// An RFC 3339 string (also when the request had none).
+    #[default]
+    Rfc3339,
+    /// Whole Unix seconds, as the original cloudnap sent (`1621234567`).
+    UnixSeconds,
+    /// Unix seconds with a fraction.
+    UnixFractional,
+}
+
 /// How a request arrived, which decides the reply's shape.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Format {
     /// A `NAME:field:...` text command.
     Text { name: String },
     /// A JSON envelope with this `id` (if any) and `type`.
-    Json { id: Option<String>, kind: String },
+    Json {
+        id: Option<String>,
+        kind: String,
+        timestamp: TimestampForm,
+    },
 }
 
 /// A parsed datagram.
@@ -82,64 +104,415 @@ pub struct ParseError {
     pub message: String,
 }
 
-/// The text commands: name, fields after the name, and the expected form.
-const TEXT_FORMS: &[(&str, &str)] = &[
-    ("LIST_EC2", "LIST_EC2[:region]"),
-    ("LIST_ECS", "LIST_ECS[:region]"),
-    ("LIST_EKS", "LIST_EKS[:region]"),
-    ("LIST_ALL_SERVICES", "LIST_ALL_SERVICES[:region]"),
-    ("START_EC2", "START_EC2:instance_id:region"),
-    ("STOP_EC2", "STOP_EC2:instance_id:region"),
-    ("START_ECS", "START_ECS:cluster:service:region[:count]"),
-    ("STOP_ECS", "STOP_ECS:cluster:service:region"),
-    ("START_EKS", "START_EKS:cluster:nodegroup:region[:desired]"),
-    ("STOP_EKS", "STOP_EKS:cluster:nodegroup:region"),
-    ("SCALE_EKS", "SCALE_EKS:cluster:nodegroup:region:count"),
-    (
-        "REGISTER_EC2",
-        "REGISTER_EC2:instance_id:region[:description]",
-    ),
-    (
-        "REGISTER_ECS",
-        "REGISTER_ECS:cluster:service:region[:description]",
-    ),
-    (
-        "REGISTER_EKS",
-        "REGISTER_EKS:cluster:nodegroup:region[:description]",
-    ),
-    ("UNREGISTER_EC2", "UNREGISTER_EC2:instance_id:region"),
-    ("UNREGISTER_ECS", "UNREGISTER_ECS:cluster:service:region"),
-    ("UNREGISTER_EKS", "UNREGISTER_EKS:cluster:nodegroup:region"),
-    ("LIST_REGISTERED_SERVICES", "LIST_REGISTERED_SERVICES"),
-    ("STATUS", "STATUS"),
-    ("SLEEP_NOW", "SLEEP_NOW"),
-    ("WAKE_NOW", "WAKE_NOW"),
-    ("PAUSE", "PAUSE:minutes"),
-    ("RESUME", "RESUME"),
-    ("USER_ACTIVITY", "USER_ACTIVITY"),
-];
-
-/// The JSON envelope types.
-pub const JSON_TYPES: &[&str] = &[
-    "AWS_EC2_LIST",
-    "AWS_ECS_LIST",
-    "AWS_EKS_LIST",
-    "AWS_SERVICE_STATUS",
-    "REGISTER_SERVICE",
-    "UNREGISTER_SERVICE",
-    "LIST_REGISTERED_SERVICES",
-    "STATUS",
-    "USER_ACTIVITY",
-    "PAUSE",
-    "RESUME",
-    "SLEEP_NOW",
-    "WAKE_NOW",
-];
-
 /// Largest pause accepted: one week.
 const MAX_PAUSE_MINUTES: f64 = 7.0 * 24.0 * 60.0;
 /// Largest count accepted for ECS tasks or EKS nodes.
 const MAX_COUNT: i64 = 10_000;
+
+/// A field of a text command, after its name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Field {
+    InstanceId,
+    Cluster,
+    Service,
+    Nodegroup,
+    Region,
+    OptRegion,
+    /// A required count with this label.
+    Count(&'static str),
+    /// An optional count with this label.
+    OptCount(&'static str),
+    Minutes,
+    /// The rest of the datagram, `:` included; optional.
+    Description,
+}
+
+impl Field {
+    fn label(self) -> &'static str {
+        match self {
+            Field::InstanceId => "instance_id",
+            Field::Cluster => "cluster",
+            Field::Service => "service",
+            Field::Nodegroup => "nodegroup",
+            Field::Region | Field::OptRegion => "region",
+            Field::Count(l) | Field::OptCount(l) => l,
+            Field::Minutes => "minutes",
+            Field::Description => "description",
+        }
+    }
+
+    fn optional(self) -> bool {
+        matches!(
+            self,
+            Field::OptRegion | Field::OptCount(_) | Field::Description
+        )
+    }
+}
+
+/// A text command's fields, read and checked.
+#[derive(Debug, Default)]
+struct Args {
+    id: Option<ResourceId>,
+    region: Option<String>,
+    count: Option<i32>,
+    minutes: f64,
+    description: String,
+}
+
+impl Args {
+    fn id(&self) -> Result<ResourceId, String> {
+        self.id
+            .clone()
+            .ok_or_else(|| "no resource given".to_string())
+    }
+}
+
+/// One text command: its name, its fields and what it does.
+pub struct TextCommand {
+    pub name: &'static str,
+    fields: &'static [Field],
+    /// What the command does, for `HELP` and docs/protocol.md.
+    pub does: &'static str,
+    build: fn(Args) -> Result<Command, String>,
+}
+
+impl TextCommand {
+    /// The command's form, e.g. `START_ECS:cluster:service:region[:count]`.
+    pub fn form(&self) -> String {
+        let mut form = self.name.to_string();
+        for f in self.fields {
+            if f.optional() {
+                form += &format!("[:{}]", f.label());
+            } else {
+                form += &format!(":{}", f.label());
+            }
+        }
+        form
+    }
+}
+
+use Field::*;
+
+const EC2_ID: &[Field] = &[InstanceId, Region];
+const ECS_ID: &[Field] = &[Cluster, Service, Region];
+const EKS_ID: &[Field] = &[Cluster, Nodegroup, Region];
+
+/// Every text command. Names are matched case-insensitively.
+pub const TEXT_COMMANDS: &[TextCommand] = &[
+    TextCommand {
+        name: "LIST_EC2",
+        fields: &[OptRegion],
+        does: "EC2 instances: `{\"instances\": [{instance_id, region, instance_type, state, name, public_ip, private_ip}]}`",
+        build: |a| Ok(Command::List { kind: Some(Kind::Ec2), region: a.region }),
+    },
+    TextCommand {
+        name: "LIST_ECS",
+        fields: &[OptRegion],
+        does: "ECS clusters with their services: `{\"clusters\": [{cluster_name, region, services: [{service_name, status, desired_count, running_count, pending_count, ...}]}]}`",
+        build: |a| Ok(Command::List { kind: Some(Kind::Ecs), region: a.region }),
+    },
+    TextCommand {
+        name: "LIST_EKS",
+        fields: &[OptRegion],
+        does: "EKS clusters with their nodegroups: `{\"clusters\": [{cluster_name, region, nodegroups: [{nodegroup_name, status, min_size, desired_size, max_size, ...}]}]}`",
+        build: |a| Ok(Command::List { kind: Some(Kind::Eks), region: a.region }),
+    },
+    TextCommand {
+        name: "LIST_ALL_SERVICES",
+        fields: &[OptRegion],
+        does: "`{\"ec2\": [instances], \"ecs\": [clusters], \"eks\": [clusters]}`",
+        build: |a| Ok(Command::List { kind: None, region: a.region }),
+    },
+    TextCommand {
+        name: "START_EC2",
+        fields: EC2_ID,
+        does: "starts the instance (waits while it is still stopping)",
+        build: |a| Ok(Command::Start { id: a.id()?, count: None }),
+    },
+    TextCommand {
+        name: "STOP_EC2",
+        fields: EC2_ID,
+        does: "stops the instance",
+        build: |a| Ok(Command::Stop { id: a.id()? }),
+    },
+    TextCommand {
+        name: "START_ECS",
+        fields: &[Cluster, Service, Region, OptCount("count")],
+        does: "sets the desired count to `count`, else the count cloudnap saved when it put the service to sleep, else 1",
+        build: |a| Ok(Command::Start { id: a.id()?, count: a.count }),
+    },
+    TextCommand {
+        name: "STOP_ECS",
+        fields: ECS_ID,
+        does: "desired count 0",
+        build: |a| Ok(Command::Stop { id: a.id()? }),
+    },
+    TextCommand {
+        name: "START_EKS",
+        fields: &[Cluster, Nodegroup, Region, OptCount("desired")],
+        does: "`desired`, else the saved min/desired/max, else the entry's `desired_size` (default 1)",
+        build: |a| Ok(Command::Start { id: a.id()?, count: a.count }),
+    },
+    TextCommand {
+        name: "STOP_EKS",
+        fields: EKS_ID,
+        does: "min and desired 0, max unchanged",
+        build: |a| Ok(Command::Stop { id: a.id()? }),
+    },
+    TextCommand {
+        name: "SCALE_EKS",
+        fields: &[Cluster, Nodegroup, Region, Count("count")],
+        does: "desired `count`; min lowered / max raised if needed",
+        build: |a| Ok(Command::ScaleEks { id: a.id()?, desired: a.count.unwrap_or_default() }),
+    },
+    TextCommand {
+        name: "REGISTER_EC2",
+        fields: &[InstanceId, Region, Description],
+        does: "adds the instance to services.yaml",
+        build: |a| Ok(Command::Register { id: a.id()?, description: a.description }),
+    },
+    TextCommand {
+        name: "REGISTER_ECS",
+        fields: &[Cluster, Service, Region, Description],
+        does: "adds the service to services.yaml",
+        build: |a| Ok(Command::Register { id: a.id()?, description: a.description }),
+    },
+    TextCommand {
+        name: "REGISTER_EKS",
+        fields: &[Cluster, Nodegroup, Region, Description],
+        does: "adds the nodegroup to services.yaml",
+        build: |a| Ok(Command::Register { id: a.id()?, description: a.description }),
+    },
+    TextCommand {
+        name: "UNREGISTER_EC2",
+        fields: EC2_ID,
+        does: "removes the instance from services.yaml",
+        build: |a| Ok(Command::Unregister { id: a.id()? }),
+    },
+    TextCommand {
+        name: "UNREGISTER_ECS",
+        fields: ECS_ID,
+        does: "removes the service from services.yaml",
+        build: |a| Ok(Command::Unregister { id: a.id()? }),
+    },
+    TextCommand {
+        name: "UNREGISTER_EKS",
+        fields: EKS_ID,
+        does: "removes the nodegroup from services.yaml",
+        build: |a| Ok(Command::Unregister { id: a.id()? }),
+    },
+    TextCommand {
+        name: "LIST_REGISTERED_SERVICES",
+        fields: &[],
+        does: "`{\"services\": [{resource, description, profile, desired_size}], \"config_error\": null}`",
+        build: |_| Ok(Command::ListRegistered),
+    },
+    TextCommand {
+        name: "STATUS",
+        fields: &[],
+        does: "idle state, time to sleep, what is asleep (below)",
+        build: |_| Ok(Command::Status),
+    },
+    TextCommand {
+        name: "SLEEP_NOW",
+        fields: &[],
+        does: "puts registered resources to sleep now; the reply is the per-resource report",
+        build: |_| Ok(Command::SleepNow),
+    },
+    TextCommand {
+        name: "WAKE_NOW",
+        fields: &[],
+        does: "wakes what cloudnap put to sleep; the reply is the per-resource report",
+        build: |_| Ok(Command::WakeNow),
+    },
+    TextCommand {
+        name: "PAUSE",
+        fields: &[Minutes],
+        does: "keeps resources awake for that long (wakes them if asleep)",
+        build: |a| Ok(Command::Pause { minutes: a.minutes }),
+    },
+    TextCommand {
+        name: "RESUME",
+        fields: &[],
+        does: "ends a pause; the idle countdown restarts",
+        build: |_| Ok(Command::Resume),
+    },
+    TextCommand {
+        name: "USER_ACTIVITY",
+        fields: &[],
+        does: "counts as user activity (wakes resources if asleep)",
+        build: |_| Ok(Command::UserActivity),
+    },
+    TextCommand {
+        name: "HELP",
+        fields: &[],
+        does: "every text command and JSON type with what it does",
+        build: |_| Ok(Command::Help),
+    },
+];
+
+/// One JSON envelope type: its name, its `content` and what it does.
+pub struct JsonType {
+    pub name: &'static str,
+    /// The `content` object's keys, for `HELP` and docs/protocol.md.
+    pub content: &'static str,
+    build: fn(&Content) -> Result<Command, String>,
+}
+
+/// Every JSON envelope type.
+pub const JSON_TYPES: &[JsonType] = &[
+    JsonType {
+        name: "AWS_EC2_LIST",
+        content: "`{\"region\"?}`; reply `{\"instances\": [...]}` as `LIST_EC2`",
+        build: |c| Ok(Command::List { kind: Some(Kind::Ec2), region: c.region(false)? }),
+    },
+    JsonType {
+        name: "AWS_ECS_LIST",
+        content: "`{\"region\"?}`; reply `{\"clusters\": [...]}` as `LIST_ECS`",
+        build: |c| Ok(Command::List { kind: Some(Kind::Ecs), region: c.region(false)? }),
+    },
+    JsonType {
+        name: "AWS_EKS_LIST",
+        content: "`{\"region\"?}`; reply `{\"clusters\": [...]}` as `LIST_EKS`",
+        build: |c| Ok(Command::List { kind: Some(Kind::Eks), region: c.region(false)? }),
+    },
+    JsonType {
+        name: "AWS_SERVICE_STATUS",
+        content: "`{\"action\": \"START\"|\"STOP\"|\"SCALE\", \"service_type\": \"EC2\"|\"ECS\"|\"EKS\", \"instance_id\"` or `\"cluster_name\"+\"service_name\"` or `\"cluster_name\"+\"nodegroup_name\", \"desired_size\"?, \"region\"}`; `SCALE` is for EKS and needs `desired_size`",
+        build: service_status,
+    },
+    JsonType {
+        name: "REGISTER_SERVICE",
+        content: "`{\"service_type\", ids as above, \"region\", \"description\"?}`",
+        build: |c| {
+            Ok(Command::Register {
+                id: c.resource_id()?,
+                description: c.string("description", false)?.unwrap_or_default(),
+            })
+        },
+    },
+    JsonType {
+        name: "UNREGISTER_SERVICE",
+        content: "`{\"service_type\", ids as above, \"region\"}`",
+        build: |c| Ok(Command::Unregister { id: c.resource_id()? }),
+    },
+    JsonType {
+        name: "LIST_REGISTERED_SERVICES",
+        content: "none",
+        build: |_| Ok(Command::ListRegistered),
+    },
+    JsonType {
+        name: "STATUS",
+        content: "none",
+        build: |_| Ok(Command::Status),
+    },
+    JsonType {
+        name: "USER_ACTIVITY",
+        content: "none",
+        build: |_| Ok(Command::UserActivity),
+    },
+    JsonType {
+        name: "PAUSE",
+        content: "`{\"minutes\": 60}`",
+        build: |c| {
+            let minutes = match c.0.get("minutes") {
+                Some(Value::Number(n)) => minutes(&n.to_string()),
+                Some(Value::String(s)) => minutes(s),
+                _ => Err("content.minutes must be a number above 0".into()),
+            };
+            Ok(Command::Pause { minutes: minutes? })
+        },
+    },
+    JsonType {
+        name: "RESUME",
+        content: "none",
+        build: |_| Ok(Command::Resume),
+    },
+    JsonType {
+        name: "SLEEP_NOW",
+        content: "none",
+        build: |_| Ok(Command::SleepNow),
+    },
+    JsonType {
+        name: "WAKE_NOW",
+        content: "none",
+        build: |_| Ok(Command::WakeNow),
+    },
+    JsonType {
+        name: "HELP",
+        content: "none",
+        build: |_| Ok(Command::Help),
+    },
+];
+
+/// `AWS_SERVICE_STATUS`: start, stop or (EKS) scale one resource.
+fn service_status(c: &Content) -> Result<Command, String> {
+    let id = c.resource_id()?;
+    let action = c.string("action", true)?.unwrap_or_default();
+    match action.to_ascii_uppercase().as_str() {
+        "START" => Ok(Command::Start {
+            count: c.count("desired_size")?,
+            id,
+        }),
+        "STOP" => Ok(Command::Stop { id }),
+        "SCALE" if id.kind() == Kind::Eks => Ok(Command::ScaleEks {
+            desired: c
+                .count("desired_size")?
+                .ok_or("content.desired_size is required for SCALE")?,
+            id,
+        }),
+        "SCALE" => Err(format!(
+            "content.action SCALE is for EKS nodegroups; for {} use START or STOP",
+            id.kind()
+        )),
+        other => Err(format!(
+            "content.action `{}` must be START, STOP or SCALE",
+            truncate(other, 32)
+        )),
+    }
+}
+
+/// The command tables as `HELP` returns them.
+pub fn help() -> Reply {
+    Reply::Help {
+        commands: TEXT_COMMANDS
+            .iter()
+            .map(|c| HelpRow {
+                form: c.form(),
+                does: c.does,
+            })
+            .collect(),
+        json_types: JSON_TYPES
+            .iter()
+            .map(|t| HelpRow {
+                form: t.name.to_string(),
+                does: t.content,
+            })
+            .collect(),
+    }
+}
+
+/// The text command table of docs/protocol.md, in Markdown.
+pub fn text_commands_markdown() -> String {
+    let mut s = "| command | does |\n| --- | --- |\n".to_string();
+    for c in TEXT_COMMANDS {
+        s += &format!("| `{}` | {} |\n", c.form(), c.does);
+    }
+    s
+}
+
+/// The JSON type table of docs/protocol.md, in Markdown.
+pub fn json_types_markdown() -> String {
+    let mut s = "| type | content |\n| --- | --- |\n".to_string();
+    for t in JSON_TYPES {
+        s += &format!("| `{}` | {} |\n", t.name, t.content);
+    }
+    s
+}
+
+fn names<T>(table: &[T], name: impl Fn(&T) -> &'static str) -> String {
+    table.iter().map(name).collect::<Vec<_>>().join(", ")
+}
 
 /// Parses one datagram.
 pub fn parse(datagram: &[u8]) -> Result<Request, ParseError> {
@@ -184,12 +557,7 @@ fn parse_text(text: &str) -> Result<Request, ParseError> {
         fields.drain(..2);
     }
     let name = fields[0].to_ascii_uppercase();
-    let args = &fields[1..];
-    let err = |message: String| ParseError {
-        format: Format::Text { name: name.clone() },
-        message,
-    };
-    let Some((_, form)) = TEXT_FORMS.iter().find(|(n, _)| *n == name) else {
+    let Some(spec) = TEXT_COMMANDS.iter().find(|c| c.name == name) else {
         return Err(ParseError {
             format: Format::Text {
                 name: String::new(),
@@ -197,149 +565,88 @@ fn parse_text(text: &str) -> Result<Request, ParseError> {
             message: format!(
                 "unknown command `{}`; known commands: {}",
                 truncate(fields[0], 64),
-                TEXT_FORMS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names(TEXT_COMMANDS, |c| c.name)
             ),
         });
     };
-    let arity = |min: usize, max: usize| {
-        if args.len() < min || args.len() > max {
-            Err(err(format!(
-                "wrong number of fields for {name}: expected {form}"
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    let region = |i: usize| -> Result<Option<String>, ParseError> {
-        match args.get(i) {
-            None => Ok(None),
-            Some(r) if is_valid_region(r) => Ok(Some(r.to_string())),
-            Some(r) => Err(err(format!(
-                "bad region `{}`: expected an AWS region such as us-east-1",
-                truncate(r, 64)
-            ))),
-        }
-    };
-    let id = |kind: Kind| -> Result<ResourceId, ParseError> {
-        let n = if kind == Kind::Ec2 { 2 } else { 3 };
-        let region = region(n - 1)?.unwrap_or_default();
-        let id = match kind {
-            Kind::Ec2 => ResourceId::Ec2 {
-                instance_id: args[0].to_string(),
-                region,
-            },
-            Kind::Ecs => ResourceId::Ecs {
-                cluster_name: args[0].to_string(),
-                service_name: args[1].to_string(),
-                region,
-            },
-            Kind::Eks => ResourceId::Eks {
-                cluster_name: args[0].to_string(),
-                nodegroup_name: args[1].to_string(),
-                region,
-            },
-        };
-        check_id(&id).map_err(|e| err(format!("{name}: {e}")))?;
-        Ok(id)
-    };
-    let count = |i: usize, what: &str| -> Result<Option<i32>, ParseError> {
-        args.get(i)
-            .map(|c| {
-                c.parse::<i64>()
-                    .ok()
-                    .filter(|c| (0..=MAX_COUNT).contains(c))
-                    .map(|c| c as i32)
-                    .ok_or_else(|| {
-                        err(format!(
-                            "{what} `{}` must be a whole number from 0 to {MAX_COUNT}",
-                            truncate(c, 32)
-                        ))
-                    })
-            })
-            .transpose()
-    };
-    let kind_of = |suffix: &str| match suffix {
-        "EC2" => Kind::Ec2,
-        "ECS" => Kind::Ecs,
-        _ => Kind::Eks,
-    };
-    let id_fields = |kind: Kind| if kind == Kind::Ec2 { 2 } else { 3 };
-    let command = match name.as_str() {
-        "LIST_EC2" | "LIST_ECS" | "LIST_EKS" | "LIST_ALL_SERVICES" => {
-            arity(0, 1)?;
-            Command::List {
-                kind: name
-                    .strip_prefix("LIST_")
-                    .filter(|k| *k != "ALL_SERVICES")
-                    .map(kind_of),
-                region: region(0)?,
-            }
-        }
-        "START_EC2" | "START_ECS" | "START_EKS" => {
-            let kind = kind_of(&name[6..]);
-            let n = id_fields(kind);
-            arity(n, if kind == Kind::Ec2 { n } else { n + 1 })?;
-            Command::Start {
-                id: id(kind)?,
-                count: count(n, "count")?,
-            }
-        }
-        "STOP_EC2" | "STOP_ECS" | "STOP_EKS" => {
-            let kind = kind_of(&name[5..]);
-            arity(id_fields(kind), id_fields(kind))?;
-            Command::Stop { id: id(kind)? }
-        }
-        "SCALE_EKS" => {
-            arity(4, 4)?;
-            Command::ScaleEks {
-                id: id(Kind::Eks)?,
-                desired: count(3, "count")?.unwrap_or_default(),
-            }
-        }
-        "REGISTER_EC2" | "REGISTER_ECS" | "REGISTER_EKS" => {
-            let kind = kind_of(&name[9..]);
-            let n = id_fields(kind);
-            if args.len() < n {
-                arity(n, n)?;
-            }
-            Command::Register {
-                id: id(kind)?,
-                // The description is the rest, ':' included.
-                description: args[n..].join(":").trim().to_string(),
-            }
-        }
-        "UNREGISTER_EC2" | "UNREGISTER_ECS" | "UNREGISTER_EKS" => {
-            let kind = kind_of(&name[11..]);
-            arity(id_fields(kind), id_fields(kind))?;
-            Command::Unregister { id: id(kind)? }
-        }
-        "PAUSE" => {
-            arity(1, 1)?;
-            Command::Pause {
-                minutes: minutes(args[0]).map_err(err)?,
-            }
-        }
-        _ => {
-            arity(0, 0)?;
-            match name.as_str() {
-                "LIST_REGISTERED_SERVICES" => Command::ListRegistered,
-                "STATUS" => Command::Status,
-                "SLEEP_NOW" => Command::SleepNow,
-                "WAKE_NOW" => Command::WakeNow,
-                "RESUME" => Command::Resume,
-                _ => Command::UserActivity,
-            }
-        }
-    };
+    let command = read_text(spec, &fields[1..]).map_err(|message| ParseError {
+        format: Format::Text { name: name.clone() },
+        message,
+    })?;
     Ok(Request {
         format: Format::Text { name },
         token,
         command,
     })
+}
+
+/// Reads `args` by `spec`'s fields: arity, region, resource id, count,
+/// minutes, description, in that order of checks.
+fn read_text(spec: &TextCommand, args: &[&str]) -> Result<Command, String> {
+    let required = spec.fields.iter().filter(|f| !f.optional()).count();
+    let rest = spec.fields.last() == Some(&Description);
+    if args.len() < required || (!rest && args.len() > spec.fields.len()) {
+        return Err(format!(
+            "wrong number of fields for {}: expected {}",
+            spec.name,
+            spec.form()
+        ));
+    }
+    let mut a = Args::default();
+    let (mut names, mut count) = (Vec::new(), None);
+    for (i, field) in spec.fields.iter().enumerate() {
+        let Some(value) = args.get(i) else { break };
+        match field {
+            InstanceId | Cluster | Service | Nodegroup => names.push(value.to_string()),
+            Region | OptRegion if is_valid_region(value) => a.region = Some(value.to_string()),
+            Region | OptRegion => {
+                return Err(format!(
+                    "bad region `{}`: expected an AWS region such as us-east-1",
+                    truncate(value, 64)
+                ))
+            }
+            Count(label) | OptCount(label) => count = Some((*label, *value)),
+            Minutes => a.minutes = minutes(value)?,
+            Description => a.description = args[i..].join(":").trim().to_string(),
+        }
+    }
+    if !names.is_empty() {
+        let region = a.region.clone().unwrap_or_default();
+        let id = match (spec.fields[0], spec.fields[1], names.as_slice()) {
+            (InstanceId, _, [instance_id]) => ResourceId::Ec2 {
+                instance_id: instance_id.clone(),
+                region,
+            },
+            (Cluster, Service, [cluster_name, service_name]) => ResourceId::Ecs {
+                cluster_name: cluster_name.clone(),
+                service_name: service_name.clone(),
+                region,
+            },
+            (_, _, [cluster_name, nodegroup_name]) => ResourceId::Eks {
+                cluster_name: cluster_name.clone(),
+                nodegroup_name: nodegroup_name.clone(),
+                region,
+            },
+            _ => return Err(format!("expected {}", spec.form())),
+        };
+        check_id(&id).map_err(|e| format!("{}: {e}", spec.name))?;
+        a.id = Some(id);
+    }
+    if let Some((label, c)) = count {
+        a.count = Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|c| (0..=MAX_COUNT).contains(c))
+                .map(|c| c as i32)
+                .ok_or_else(|| {
+                    format!(
+                        "{label} `{}` must be a whole number from 0 to {MAX_COUNT}",
+                        truncate(c, 32)
+                    )
+                })?,
+        );
+    }
+    (spec.build)(a)
 }
 
 fn minutes(s: &str) -> Result<f64, String> {
@@ -371,25 +678,23 @@ fn position(text: &str, line: usize, column: usize) -> usize {
 }
 
 fn parse_json(text: &str) -> Result<Request, ParseError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ParseError {
+    let early = |message: String| ParseError {
         format: Format::Json {
             id: None,
             kind: "ERROR".into(),
+            timestamp: TimestampForm::default(),
         },
-        message: format!(
+        message,
+    };
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        early(format!(
             "invalid JSON at position {}: {}",
             position(text, e.line(), e.column()),
             e
-        ),
+        ))
     })?;
     let Value::Object(env) = value else {
-        return Err(ParseError {
-            format: Format::Json {
-                id: None,
-                kind: "ERROR".into(),
-            },
-            message: "a JSON envelope must be an object".into(),
-        });
+        return Err(early("a JSON envelope must be an object".into()));
     };
     let id = match env.get("id") {
         None | Some(Value::Null) => None,
@@ -402,11 +707,18 @@ fn parse_json(text: &str) -> Result<Request, ParseError> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
+    let timestamp = match env.get("timestamp") {
+        Some(Value::Number(n)) if n.is_f64() => TimestampForm::UnixFractional,
+        Some(Value::Number(_)) => TimestampForm::UnixSeconds,
+        _ => TimestampForm::Rfc3339,
+    };
+    let format = Format::Json {
+        id,
+        kind: kind.clone(),
+        timestamp,
+    };
     let err = |message: String| ParseError {
-        format: Format::Json {
-            id: id.clone(),
-            kind: kind.clone(),
-        },
+        format: format.clone(),
         message,
     };
     if matches!(env.get("id"), Some(v) if !(v.is_string() || v.is_number() || v.is_null())) {
@@ -415,7 +727,7 @@ fn parse_json(text: &str) -> Result<Request, ParseError> {
     if !env.get("type").is_some_and(Value::is_string) {
         return Err(err(format!(
             "`type` must be a string, one of: {}",
-            JSON_TYPES.join(", ")
+            names(JSON_TYPES, |t| t.name)
         )));
     }
     let token = match env.get("token") {
@@ -429,76 +741,23 @@ fn parse_json(text: &str) -> Result<Request, ParseError> {
         Some(Value::Object(m)) => m,
         Some(_) => return Err(err("`content` must be an object".into())),
     };
-    let c = Content(content);
-    let command = match kind.as_str() {
-        "AWS_EC2_LIST" | "AWS_ECS_LIST" | "AWS_EKS_LIST" => Command::List {
-            kind: Some(match &kind[4..7] {
-                "EC2" => Kind::Ec2,
-                "ECS" => Kind::Ecs,
-                _ => Kind::Eks,
-            }),
-            region: c.region(false).map_err(err)?,
-        },
-        "AWS_SERVICE_STATUS" => {
-            let id = c.resource_id().map_err(err)?;
-            let action = c.string("action", true).map_err(err)?.unwrap_or_default();
-            match action.to_ascii_uppercase().as_str() {
-                "START" => Command::Start {
-                    id,
-                    count: c.count("desired_size").map_err(err)?,
-                },
-                "STOP" => Command::Stop { id },
-                other => {
-                    return Err(err(format!(
-                        "content.action `{}` must be START or STOP",
-                        truncate(other, 32)
-                    )))
-                }
-            }
-        }
-        "REGISTER_SERVICE" => Command::Register {
-            id: c.resource_id().map_err(err)?,
-            description: c
-                .string("description", false)
-                .map_err(err)?
-                .unwrap_or_default(),
-        },
-        "UNREGISTER_SERVICE" => Command::Unregister {
-            id: c.resource_id().map_err(err)?,
-        },
-        "LIST_REGISTERED_SERVICES" => Command::ListRegistered,
-        "STATUS" => Command::Status,
-        "USER_ACTIVITY" => Command::UserActivity,
-        "RESUME" => Command::Resume,
-        "SLEEP_NOW" => Command::SleepNow,
-        "WAKE_NOW" => Command::WakeNow,
-        "PAUSE" => {
-            let m = match content.get("minutes") {
-                Some(Value::Number(n)) => minutes(&n.to_string()),
-                Some(Value::String(s)) => minutes(s),
-                _ => Err("content.minutes must be a number above 0".into()),
-            };
-            Command::Pause {
-                minutes: m.map_err(err)?,
-            }
-        }
-        other => {
-            return Err(err(format!(
-                "unknown type `{}`; known types: {}",
-                truncate(other, 64),
-                JSON_TYPES.join(", ")
-            )))
-        }
+    let Some(spec) = JSON_TYPES.iter().find(|t| t.name == kind) else {
+        return Err(err(format!(
+            "unknown type `{}`; known types: {}",
+            truncate(&kind, 64),
+            names(JSON_TYPES, |t| t.name)
+        )));
     };
+    let command = (spec.build)(&Content(content)).map_err(err)?;
     Ok(Request {
-        format: Format::Json { id, kind },
+        format,
         token,
         command,
     })
 }
 
 /// Typed access to an envelope's `content`.
-struct Content<'a>(&'a Map<String, Value>);
+pub struct Content<'a>(&'a Map<String, Value>);
 
 impl Content<'_> {
     fn string(&self, key: &str, required: bool) -> Result<Option<String>, String> {
@@ -565,15 +824,32 @@ impl Content<'_> {
     }
 }
 
+/// The reply's `timestamp` for `now`, in the request's form.
+fn timestamp(form: TimestampForm, now: SystemTime) -> Value {
+    let unix = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    match form {
+        TimestampForm::Rfc3339 => humantime::format_rfc3339_millis(now).to_string().into(),
+        TimestampForm::UnixSeconds => unix.as_secs().into(),
+        TimestampForm::UnixFractional => ((unix.as_millis() as f64) / 1000.0).into(),
+    }
+}
+
 /// Builds the reply to a request: JSON for text commands
 /// (`{"ok","command","result"|"error"}`), an envelope for JSON requests.
-/// `reply_id` and `timestamp` come from the caller.
+/// Errors carry AWS's `code` when there is one. `reply_id` and `now` come
+/// from the caller.
 pub fn reply(
     format: &Format,
-    result: Result<Value, String>,
+    result: Result<impl serde::Serialize, CommandError>,
     reply_id: &str,
-    timestamp: &str,
+    now: SystemTime,
 ) -> Value {
+    let error_body = |e: &CommandError, mut body: Value| {
+        if let Some(code) = e.code() {
+            body["code"] = code.into();
+        }
+        body
+    };
     match format {
         Format::Text { name } => {
             let command = if name.is_empty() {
@@ -583,19 +859,30 @@ pub fn reply(
             };
             match result {
                 Ok(result) => json!({"ok": true, "command": command, "result": result}),
-                Err(error) => json!({"ok": false, "command": command, "error": error}),
+                Err(e) => error_body(
+                    &e,
+                    json!({"ok": false, "command": command, "error": e.to_string()}),
+                ),
             }
         }
-        Format::Json { id, kind } => {
+        Format::Json {
+            id,
+            kind,
+            timestamp: form,
+        } => {
             let (kind, content) = match result {
-                Ok(content) => (kind.as_str(), content),
-                Err(error) => ("ERROR", json!({ "error": error, "request_type": kind })),
+                Ok(content) => (kind.as_str(), json!(content)),
+                Err(e) => {
+                    let message = e.to_string();
+                    let body = json!({"message": message, "error": message, "request_type": kind});
+                    ("ERROR", error_body(&e, body))
+                }
             };
             json!({
                 "id": reply_id,
                 "reply_to": id,
                 "type": kind,
-                "timestamp": timestamp,
+                "timestamp": timestamp(*form, now),
                 "source": "cloudnap",
                 "content": content,
             })
@@ -742,7 +1029,8 @@ mod tests {
             r.format,
             Format::Json {
                 id: Some("1".into()),
-                kind: "AWS_SERVICE_STATUS".into()
+                kind: "AWS_SERVICE_STATUS".into(),
+                timestamp: TimestampForm::Rfc3339,
             }
         );
         assert!(matches!(r.command, Command::Start { count: Some(2), .. }));
@@ -766,7 +1054,8 @@ mod tests {
             e.format,
             Format::Json {
                 id: Some("7".into()),
-                kind: "NOPE".into()
+                kind: "NOPE".into(),
+                timestamp: TimestampForm::Rfc3339,
             }
         );
         assert!(e.message.contains("unknown type `NOPE`"));
@@ -790,19 +1079,137 @@ mod tests {
         let text = Format::Text {
             name: "STATUS".into(),
         };
+        let now = UNIX_EPOCH + std::time::Duration::from_millis(1_621_234_567_250);
         assert_eq!(
-            reply(&text, Ok(json!({"a":1})), "r", "t"),
+            reply(&text, Ok(json!({"a":1})), "r", now),
             json!({"ok": true, "command": "STATUS", "result": {"a": 1}})
         );
+        let denied = CommandError::Cloud {
+            subject: "EC2 i-1 (us-east-1)".into(),
+            code: Some("UnauthorizedOperation".into()),
+            message: "no".into(),
+        };
+        let r = reply(&text, Err::<Value, _>(denied), "r", now);
+        assert_eq!(r["code"], "UnauthorizedOperation");
+        assert_eq!(r["error"], "EC2 i-1 (us-east-1): UnauthorizedOperation: no");
         let j = Format::Json {
             id: Some("9".into()),
             kind: "STATUS".into(),
+            timestamp: TimestampForm::Rfc3339,
         };
-        let r = reply(&j, Err("boom".into()), "r1", "2026-01-01T00:00:00Z");
+        let r = reply(
+            &j,
+            Err::<Value, _>(CommandError::Invalid("boom".into())),
+            "r1",
+            now,
+        );
         assert_eq!(r["type"], "ERROR");
         assert_eq!(r["reply_to"], "9");
         assert_eq!(r["id"], "r1");
+        assert_eq!(r["timestamp"], "2021-05-17T06:56:07.250Z");
+        assert_eq!(r["content"]["message"], "boom");
         assert_eq!(r["content"]["error"], "boom");
+        assert_eq!(r["content"]["request_type"], "STATUS");
+        assert!(r["content"].get("code").is_none());
+    }
+
+    #[test]
+    fn replies_carry_the_timestamp_form_of_the_request() {
+        let now = UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_500);
+        let stamp = |doc: &str| {
+            let req = parse(doc.as_bytes()).unwrap();
+            reply(&req.format, Ok(json!({})), "r", now)["timestamp"].clone()
+        };
+        assert_eq!(
+            stamp(r#"{"id":"a","type":"STATUS","timestamp":1621234567}"#),
+            json!(1_700_000_000u64)
+        );
+        assert_eq!(
+            stamp(r#"{"id":"a","type":"STATUS","timestamp":1621234567.5}"#),
+            json!(1_700_000_000.5)
+        );
+        assert_eq!(
+            stamp(r#"{"id":"a","type":"STATUS","timestamp":"2021-05-17T06:56:07Z"}"#),
+            json!("2023-11-14T22:13:20.500Z")
+        );
+        assert_eq!(
+            stamp(r#"{"type":"STATUS"}"#),
+            json!("2023-11-14T22:13:20.500Z")
+        );
+    }
+
+    #[test]
+    fn eks_can_be_scaled_through_service_status() {
+        let scale = |t: &str, extra: &str| {
+            parse(format!(r#"{{"type":"AWS_SERVICE_STATUS","content":{{"action":"SCALE","service_type":"{t}","cluster_name":"k","nodegroup_name":"n","service_name":"s","region":"us-east-1"{extra}}}}}"#).as_bytes())
+        };
+        assert!(matches!(
+            scale("EKS", r#","desired_size":3"#).unwrap().command,
+            Command::ScaleEks { desired: 3, .. }
+        ));
+        assert!(scale("EKS", "")
+            .unwrap_err()
+            .message
+            .contains("desired_size is required"));
+        assert!(scale("ECS", r#","desired_size":3"#)
+            .unwrap_err()
+            .message
+            .contains("SCALE is for EKS"));
+    }
+
+    /// Returns the block of `doc` between `<!-- begin NAME -->` and `<!-- end NAME -->`.
+    fn doc_block<'a>(doc: &'a str, name: &str) -> &'a str {
+        let begin = format!("<!-- begin {name} -->\n");
+        let start = doc.find(&begin).expect("begin marker") + begin.len();
+        let end = doc
+            .find(&format!("<!-- end {name} -->"))
+            .expect("end marker");
+        &doc[start..end]
+    }
+
+    #[test]
+    fn docs_list_exactly_the_commands_of_the_tables() {
+        let doc = include_str!("../../docs/protocol.md");
+        assert_eq!(
+            doc_block(doc, "text commands"),
+            text_commands_markdown(),
+            "docs/protocol.md's text command table must be exactly this"
+        );
+        assert_eq!(
+            doc_block(doc, "json types"),
+            json_types_markdown(),
+            "docs/protocol.md's JSON type table must be exactly this"
+        );
+    }
+
+    #[test]
+    fn every_command_in_the_tables_parses_and_help_lists_them() {
+        for c in TEXT_COMMANDS {
+            let err = parse(format!("{}:{}", c.name, "x:".repeat(8)).as_bytes());
+            if let Err(e) = err {
+                assert!(!e.message.starts_with("unknown command"), "{}", c.name);
+            }
+        }
+        for t in JSON_TYPES {
+            let r = parse(format!(r#"{{"type":"{}"}}"#, t.name).as_bytes());
+            if let Err(e) = r {
+                assert!(!e.message.starts_with("unknown type"), "{}", t.name);
+            }
+        }
+        let Reply::Help {
+            commands,
+            json_types,
+        } = help()
+        else {
+            panic!("help is a Help reply");
+        };
+        assert_eq!(commands.len(), TEXT_COMMANDS.len());
+        assert_eq!(json_types.len(), JSON_TYPES.len());
+        assert!(error(b"FROB").ends_with(&names(TEXT_COMMANDS, |c| c.name)));
+        assert_eq!(
+            TEXT_COMMANDS[6].form(),
+            "START_ECS:cluster:service:region[:count]"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 pub mod client;
 
-use crate::core::protocol::{self, Command, Format, ParseError, Request};
+use crate::core::protocol::{self, Command, Format, Request};
+use crate::core::reply::{CommandError, Reply};
+use crate::core::status::Event;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,8 +24,8 @@ const MAX_IN_FLIGHT: usize = 1024;
 
 /// Carries out commands.
 pub trait Handler: Send + Sync + 'static {
-    /// Runs one command; `Err` is a message for the user.
-    fn handle(&self, command: Command) -> impl Future<Output = Result<Value, String>> + Send;
+    /// Runs one command.
+    fn handle(&self, command: Command) -> impl Future<Output = Result<Reply, CommandError>> + Send;
 }
 
 /// Server options from `udp_server`.
@@ -98,10 +100,12 @@ async fn send_reply(socket: &UdpSocket, to: SocketAddr, echo: Option<SocketAddr>
     }
 }
 
-fn shape(format: &Format, result: Result<Value, String>) -> Value {
-    let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    protocol::reply(format, result, &reply_id(), &timestamp)
+fn shape(format: &Format, result: Result<Reply, CommandError>) -> Value {
+    protocol::reply(format, result, &reply_id(), SystemTime::now())
 }
+
+/// A request refused before it ran, and how to reply to it.
+type Refusal = Box<(Format, CommandError)>;
 
 /// Parses and checks one datagram.
 fn admit(
@@ -109,39 +113,41 @@ fn admit(
     opts: &Options,
     limiter: &mut RateLimiter,
     from: SocketAddr,
-) -> Result<Request, ParseError> {
+) -> Result<Request, Refusal> {
     if datagram.len() > opts.max_datagram {
-        return Err(ParseError {
-            format: Format::Text {
+        return Err(Box::new((
+            Format::Text {
                 name: String::new(),
             },
-            message: format!(
+            CommandError::Refused(format!(
                 "datagram too large: {} bytes (udp_server.buffer_size is {})",
                 datagram.len(),
                 opts.max_datagram
-            ),
-        });
+            )),
+        )));
     }
-    let req = protocol::parse(datagram)?;
+    let req = protocol::parse(datagram)
+        .map_err(|e| Box::new((e.format, CommandError::Invalid(e.message))))?;
     if let Some(token) = &opts.token {
         if req.token.as_deref() != Some(token.as_str()) {
             tracing::warn!("rejected a command from {from}: missing or wrong token");
-            return Err(ParseError {
-                format: req.format,
-                message:
+            return Err(Box::new((
+                req.format,
+                CommandError::Refused(
                     "missing or wrong token: send TOKEN:<token>:COMMAND or a JSON \"token\" field"
                         .into(),
-            });
+                ),
+            )));
         }
     }
     if req.command.calls_aws() && !limiter.allow(from.ip(), Instant::now()) {
-        return Err(ParseError {
-            format: req.format,
-            message: format!(
+        return Err(Box::new((
+            req.format,
+            CommandError::Refused(format!(
                 "rate limited: at most {} AWS commands per second from one address",
                 opts.aws_rate
-            ),
-        });
+            )),
+        )));
     }
     Ok(req)
 }
@@ -185,13 +191,16 @@ pub async fn serve<H: Handler>(
         };
         let req = match admit(&buf[..n], &opts, &mut limiter, from) {
             Ok(req) => req,
-            Err(e) => {
-                send_reply(&socket, from, opts.echo, shape(&e.format, Err(e.message))).await;
+            Err(refusal) => {
+                let (format, error) = *refusal;
+                send_reply(&socket, from, opts.echo, shape(&format, Err(error))).await;
                 continue;
             }
         };
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-            let busy = Err("busy: too many commands in flight, try again".to_string());
+            let busy = Err(CommandError::Refused(
+                "busy: too many commands in flight, try again".into(),
+            ));
             send_reply(&socket, from, opts.echo, shape(&req.format, busy)).await;
             continue;
         };
@@ -205,11 +214,12 @@ pub async fn serve<H: Handler>(
 }
 
 /// Logs app events (state changes), passes each to `also` and sends it to the
-/// echo address, if any, until the channel closes.
+/// echo address, if any, as `{"type": "EVENT", "source": "cloudnap",
+/// "timestamp", "content": {"event", "detail"}}`, until the channel closes.
 pub async fn echo_events(
-    mut events: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
     echo: Option<SocketAddr>,
-    mut also: impl FnMut(&Value),
+    mut also: impl FnMut(&Event),
 ) {
     let socket = match echo {
         Some(addr) => {
@@ -223,10 +233,11 @@ pub async fn echo_events(
         None => None,
     };
     while let Some(event) = events.recv().await {
-        tracing::debug!(target: "cloudnap::events", "{event}");
+        tracing::debug!(target: "cloudnap::events", "{event:?}");
         also(&event);
         if let Some((s, addr)) = &socket {
-            let body = serde_json::json!({"type": "EVENT", "source": "cloudnap", "content": event});
+            let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            let body = serde_json::json!({"type": "EVENT", "source": "cloudnap", "timestamp": timestamp, "content": event});
             for part in protocol::split(&body.to_string(), None, MAX_REPLY) {
                 let _ = s.send_to(part.as_bytes(), addr).await;
             }

@@ -1,8 +1,8 @@
 //! Desktop notifications (freedesktop D-Bus on Linux) for app events.
 
 use crate::core::settings::NotificationSettings;
+use crate::core::status::Event;
 use crate::ui::view::{note_for, Note, NoteKind};
-use serde_json::Value;
 
 /// Whether the user wants notifications of this kind.
 pub fn wanted(kind: NoteKind, prefs: &NotificationSettings) -> bool {
@@ -16,7 +16,7 @@ pub fn wanted(kind: NoteKind, prefs: &NotificationSettings) -> bool {
 
 /// Shows the notification for `event` if it has one and it is enabled.
 /// Blocks on D-Bus: call it off the async workers.
-pub fn notify(event: &Value, prefs: &NotificationSettings) {
+pub fn notify(event: &Event, prefs: &NotificationSettings) {
     let Some(note) = note_for(event).filter(|n| wanted(n.kind, prefs)) else {
         return;
     };

@@ -2,8 +2,8 @@
 //! StatusNotifierItem over D-Bus (its `ksni` backend, no GTK); the desktop's
 //! tray host draws the icon and the menu.
 
+use crate::core::status::Status;
 use crate::ui::view::{tray_view, IconState, TrayView};
-use serde_json::Value;
 use std::sync::Arc;
 
 /// What a menu item asks for.
@@ -52,7 +52,7 @@ fn action_for(id: &str) -> Option<MenuAction> {
 }
 
 /// The app's current STATUS, for the status line.
-pub type StatusFn = Arc<dyn Fn() -> Value + Send + Sync>;
+pub type StatusFn = Arc<dyn Fn() -> Status + Send + Sync>;
 
 /// The PNG icon for `state`, from `assets/`.
 fn icon_png(state: IconState) -> &'static [u8] {

@@ -1,7 +1,9 @@
 //! What the tray shows and what notifications say, computed from the app's
 //! STATUS and events. Pure: no tray library, no D-Bus.
 
-use serde_json::Value;
+use crate::core::report::{Action, Outcome};
+use crate::core::resource::ResourceId;
+use crate::core::status::{Event, StateName, Status};
 
 /// The tray icon's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +47,8 @@ pub struct TrayView {
     pub line: String,
 }
 
-fn secs(v: &Value) -> Option<u64> {
-    v.as_f64().map(|s| s.max(0.0).round() as u64)
+fn secs(v: Option<f64>) -> u64 {
+    v.map_or(0, |s| s.max(0.0).round() as u64)
 }
 
 /// "1 h 5 min", "4 min", "30 s".
@@ -59,40 +61,40 @@ pub fn human(seconds: u64) -> String {
 }
 
 /// The tray view for a STATUS reply.
-pub fn tray_view(status: &Value) -> TrayView {
-    let asleep = status["asleep"].as_array().map_or(0, Vec::len);
-    let registered = status["registered"].as_u64().unwrap_or(0);
-    let (mut icon, mut line) = match status["state"].as_str().unwrap_or("") {
-        "warning" => (
+pub fn tray_view(status: &Status) -> TrayView {
+    let registered = status.registered;
+    let (mut icon, mut line) = match status.state {
+        StateName::Warning => (
             IconState::Warning,
             format!(
                 "Sleeping in {} ({registered} resources)",
-                human(secs(&status["sleep_in_seconds"]).unwrap_or(0))
+                human(secs(status.sleep_in_seconds))
             ),
         ),
-        "asleep" => (
+        StateName::Asleep => (
             IconState::Asleep,
-            format!("Asleep: {asleep} resources stopped"),
+            format!("Asleep: {} resources stopped", status.asleep.len()),
         ),
-        "paused" => (
+        StateName::Paused => (
             IconState::Paused,
-            format!(
-                "Paused for {}",
-                human(secs(&status["paused_for_seconds"]).unwrap_or(0))
-            ),
+            format!("Paused for {}", human(secs(status.paused_for_seconds))),
         ),
-        _ => (
+        StateName::Blind => (
+            IconState::Error,
+            "Blind: no detector sees input, nothing sleeps by itself".to_string(),
+        ),
+        StateName::Active => (
             IconState::Active,
             format!(
                 "Active: sleep in {} ({registered} resources)",
-                human(secs(&status["sleep_in_seconds"]).unwrap_or(0))
+                human(secs(status.sleep_in_seconds))
             ),
         ),
     };
-    if let Some(op) = status["operation"].as_str() {
-        line = format!("{}…", capitalize(op));
+    if let Some(op) = status.operation {
+        line = format!("{}…", capitalize(op.name()));
     }
-    if let Some(e) = status["config_error"].as_str() {
+    if let Some(e) = &status.config_error {
         icon = IconState::Error;
         let first = e.lines().next().unwrap_or(e);
         line = format!("Config error: {first}");
@@ -136,19 +138,15 @@ pub enum NoteKind {
     Error,
 }
 
-fn names(outcomes: &Value, actions: &[&str]) -> Vec<String> {
+/// The short names of the resources whose action is one of `actions`.
+fn names(outcomes: &[Outcome], actions: &[Action]) -> Vec<String> {
     outcomes
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|o| actions.contains(&o["action"].as_str().unwrap_or("")))
-        .map(|o| {
-            let r = &o["resource"];
-            ["instance_id", "service_name", "nodegroup_name"]
-                .iter()
-                .find_map(|k| r[k].as_str())
-                .unwrap_or("?")
-                .to_string()
+        .iter()
+        .filter(|o| actions.contains(&o.action))
+        .map(|o| match &o.resource {
+            ResourceId::Ec2 { instance_id, .. } => instance_id.clone(),
+            ResourceId::Ecs { service_name, .. } => service_name.clone(),
+            ResourceId::Eks { nodegroup_name, .. } => nodegroup_name.clone(),
         })
         .collect()
 }
@@ -168,8 +166,7 @@ fn list(names: &[String]) -> String {
 }
 
 /// The notification for an app event, if it deserves one.
-pub fn note_for(event: &Value) -> Option<Note> {
-    let detail = &event["detail"];
+pub fn note_for(event: &Event) -> Option<Note> {
     let note = |kind, summary: String, body: String| {
         Some(Note {
             summary,
@@ -177,10 +174,12 @@ pub fn note_for(event: &Value) -> Option<Note> {
             kind,
         })
     };
-    match event["event"].as_str()? {
-        "warning" => {
-            let n = detail["resources"].as_u64().unwrap_or(0);
-            let mins = (detail["sleep_in_seconds"].as_f64().unwrap_or(0.0) / 60.0).ceil() as u64;
+    match event {
+        Event::Warning {
+            sleep_in_seconds,
+            resources,
+        } => {
+            let mins = (sleep_in_seconds / 60.0).ceil() as u64;
             let when = if mins <= 1 {
                 "1 minute".to_string()
             } else {
@@ -188,12 +187,12 @@ pub fn note_for(event: &Value) -> Option<Note> {
             };
             note(
                 NoteKind::Warning,
-                format!("Your {n} resources will sleep in {when}"),
+                format!("Your {resources} resources will sleep in {when}"),
                 "Move the mouse to keep them awake.".into(),
             )
         }
-        "asleep" => {
-            let stopped = names(detail, &["stopped", "would_stop"]);
+        Event::Asleep(outcomes) => {
+            let stopped = names(outcomes, &[Action::Stopped, Action::WouldStop]);
             (!stopped.is_empty()).then_some(())?;
             note(
                 NoteKind::Asleep,
@@ -201,8 +200,8 @@ pub fn note_for(event: &Value) -> Option<Note> {
                 list(&stopped),
             )
         }
-        "awake" => {
-            let started = names(detail, &["restored", "would_restore"]);
+        Event::Awake(outcomes) => {
+            let started = names(outcomes, &[Action::Restored, Action::WouldRestore]);
             (!started.is_empty()).then_some(())?;
             note(
                 NoteKind::Awake,
@@ -210,32 +209,27 @@ pub fn note_for(event: &Value) -> Option<Note> {
                 list(&started),
             )
         }
-        "error" => {
-            let failed = names(&detail["failed"], &["failed"]);
+        Event::Error {
+            operation,
+            failed,
+            error,
+        } => {
+            let failed = names(failed, &[Action::Failed]);
             let body = if failed.is_empty() {
-                detail["error"].as_str().unwrap_or("").to_string()
+                error.clone().unwrap_or_default()
             } else {
                 format!("Failed: {}", list(&failed))
             };
             note(
                 NoteKind::Error,
-                format!(
-                    "cloudnap: {} failed",
-                    detail["operation"].as_str().unwrap_or("an operation")
-                ),
+                format!("cloudnap: {} failed", operation.name()),
                 body,
             )
         }
-        "config_error" => note(
+        Event::ConfigError { file, error } => note(
             NoteKind::Error,
-            format!(
-                "cloudnap: {} is invalid",
-                detail["file"].as_str().unwrap_or("a config file")
-            ),
-            format!(
-                "{}\nThe last valid version stays in use.",
-                detail["error"].as_str().unwrap_or("")
-            ),
+            format!("cloudnap: {} is invalid", file.name()),
+            format!("{error}\nThe last valid version stays in use."),
         ),
         _ => None,
     }
@@ -244,13 +238,47 @@ pub fn note_for(event: &Value) -> Option<Note> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::resource::Capacity;
+    use crate::core::status::{AsleepRow, ConfigFile, Operation};
+
+    fn status(state: StateName) -> Status {
+        Status {
+            state,
+            last_activity: None,
+            sleep_in_seconds: None,
+            paused_for_seconds: None,
+            asleep: vec![],
+            registered: 0,
+            operation: None,
+            dry_run: false,
+            config_error: None,
+        }
+    }
+
+    fn outcome(resource: ResourceId, action: Action) -> Outcome {
+        Outcome {
+            resource,
+            action,
+            before: None,
+            saved: None,
+            error: None,
+        }
+    }
+
+    fn ec2(id: &str) -> ResourceId {
+        ResourceId::Ec2 {
+            instance_id: id.into(),
+            region: "us-east-1".into(),
+        }
+    }
 
     #[test]
     fn the_status_line_follows_the_state() {
-        let v = tray_view(
-            &json!({"state": "active", "sleep_in_seconds": 1530.4, "registered": 3, "asleep": []}),
-        );
+        let v = tray_view(&Status {
+            sleep_in_seconds: Some(1530.4),
+            registered: 3,
+            ..status(StateName::Active)
+        });
         assert_eq!(
             v,
             TrayView {
@@ -258,17 +286,36 @@ mod tests {
                 line: "Active: sleep in 26 min (3 resources)".into()
             }
         );
-        let v = tray_view(&json!({"state": "warning", "sleep_in_seconds": 45.0, "registered": 3}));
+        let v = tray_view(&Status {
+            sleep_in_seconds: Some(45.0),
+            registered: 3,
+            ..status(StateName::Warning)
+        });
         assert_eq!(v.icon, IconState::Warning);
         assert_eq!(v.line, "Sleeping in 45 s (3 resources)");
-        let v = tray_view(&json!({"state": "asleep", "asleep": [{}, {}]}));
+        let row = AsleepRow {
+            resource: ec2("i-1"),
+            saved: Capacity::Ec2 { running: true },
+            phase: crate::core::policy::Phase::Asleep,
+            since: 0,
+        };
+        let v = tray_view(&Status {
+            asleep: vec![row.clone(), row],
+            ..status(StateName::Asleep)
+        });
         assert_eq!(v.line, "Asleep: 2 resources stopped");
-        let v = tray_view(&json!({"state": "paused", "paused_for_seconds": 3600.0}));
+        let v = tray_view(&Status {
+            paused_for_seconds: Some(3600.0),
+            ..status(StateName::Paused)
+        });
         assert_eq!(
             (v.icon, v.line.as_str()),
             (IconState::Paused, "Paused for 1 h 0 min")
         );
-        let v = tray_view(&json!({"state": "asleep", "operation": "waking"}));
+        let v = tray_view(&Status {
+            operation: Some(Operation::Waking),
+            ..status(StateName::Asleep)
+        });
         assert_eq!(v.line, "Waking…");
     }
 
@@ -287,42 +334,58 @@ mod tests {
 
     #[test]
     fn a_config_error_wins_and_shows_its_first_line() {
-        let v = tray_view(
-            &json!({"state": "active", "config_error": "services.yaml line 3: bad\nmore"}),
-        );
+        let v = tray_view(&Status {
+            config_error: Some("services.yaml line 3: bad\nmore".into()),
+            ..status(StateName::Active)
+        });
         assert_eq!(v.icon, IconState::Error);
         assert_eq!(v.line, "Config error: services.yaml line 3: bad");
     }
 
     #[test]
     fn notifications_say_what_happened() {
-        let w = note_for(
-            &json!({"event": "warning", "detail": {"resources": 4, "sleep_in_seconds": 120.0}}),
-        )
+        let w = note_for(&Event::Warning {
+            resources: 4,
+            sleep_in_seconds: 120.0,
+        })
         .unwrap();
         assert_eq!(w.summary, "Your 4 resources will sleep in 2 minutes");
         assert_eq!(w.body, "Move the mouse to keep them awake.");
-        let outcomes = json!([
-            {"resource": {"type": "ECS", "service_name": "web"}, "action": "stopped"},
-            {"resource": {"type": "EC2", "instance_id": "i-1"}, "action": "already_asleep"},
-            {"resource": {"type": "EKS", "nodegroup_name": "ng"}, "action": "stopped"}
-        ]);
-        let a = note_for(&json!({"event": "asleep", "detail": outcomes})).unwrap();
+        let ecs = ResourceId::Ecs {
+            cluster_name: "c".into(),
+            service_name: "web".into(),
+            region: "us-east-1".into(),
+        };
+        let eks = ResourceId::Eks {
+            cluster_name: "c".into(),
+            nodegroup_name: "ng".into(),
+            region: "us-east-1".into(),
+        };
+        let outcomes = vec![
+            outcome(ecs, Action::Stopped),
+            outcome(ec2("i-1"), Action::AlreadyAsleep),
+            outcome(eks, Action::Stopped),
+        ];
+        let a = note_for(&Event::Asleep(outcomes)).unwrap();
         assert_eq!(
             (a.kind, a.summary.as_str(), a.body.as_str()),
             (NoteKind::Asleep, "Asleep: 2 resources stopped", "web, ng")
         );
         assert_eq!(
-            note_for(&json!({"event": "awake", "detail": []})),
+            note_for(&Event::Awake(vec![])),
             None,
             "nothing woke: no note"
         );
-        let w = note_for(&json!({"event": "awake", "detail": [{"resource": {"instance_id": "i-9"}, "action": "restored"}]})).unwrap();
+        let w = note_for(&Event::Awake(vec![outcome(ec2("i-9"), Action::Restored)])).unwrap();
         assert_eq!(
             (w.summary.as_str(), w.body.as_str()),
             ("Awake again: 1 resources started", "i-9")
         );
-        let e = note_for(&json!({"event": "config_error", "detail": {"file": "services.yaml", "error": "line 2: x"}})).unwrap();
+        let e = note_for(&Event::ConfigError {
+            file: ConfigFile::Services,
+            error: "line 2: x".into(),
+        })
+        .unwrap();
         assert_eq!(e.kind, NoteKind::Error);
         assert!(e.body.starts_with("line 2: x"));
         let many: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();

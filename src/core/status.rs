@@ -1,0 +1,188 @@
+//! What the app says about itself: the `STATUS` reply and the events it
+//! reports (state changes and errors). Types only; the app fills them, the
+//! server, tray and notifications read them.
+
+use crate::core::activity::ActivityKind;
+use crate::core::policy::Phase;
+use crate::core::report::Outcome;
+use crate::core::resource::{Capacity, ResourceId};
+use serde::Serialize;
+
+/// The idle timer's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateName {
+    /// Counting down to sleep.
+    Active,
+    /// Sleep is coming within `warning_minutes`.
+    Warning,
+    /// Registered resources were put to sleep.
+    Asleep,
+    /// Kept awake until a time.
+    Paused,
+    /// No input source runs: nothing sleeps by itself.
+    Blind,
+}
+
+/// A sleep or wake in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Sleeping,
+    Waking,
+}
+
+impl Operation {
+    /// `sleeping` or `waking`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Sleeping => "sleeping",
+            Operation::Waking => "waking",
+        }
+    }
+
+    /// What the resources are once it is done: `asleep` or `awake`.
+    pub fn done(self) -> &'static str {
+        match self {
+            Operation::Sleeping => "asleep",
+            Operation::Waking => "awake",
+        }
+    }
+}
+
+impl Serialize for Operation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// The latest activity seen ("what keeps me awake?").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastActivity {
+    pub kind: ActivityKind,
+    pub seconds_ago: f64,
+}
+
+/// A resource cloudnap holds asleep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AsleepRow {
+    pub resource: ResourceId,
+    /// The capacity a wake restores.
+    pub saved: Capacity,
+    pub phase: Phase,
+    /// Unix seconds when the sleep was recorded.
+    pub since: u64,
+}
+
+/// The `STATUS` reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub state: StateName,
+    pub last_activity: Option<LastActivity>,
+    /// Seconds until sleep (active or warning).
+    pub sleep_in_seconds: Option<f64>,
+    /// Seconds until a pause ends.
+    pub paused_for_seconds: Option<f64>,
+    pub asleep: Vec<AsleepRow>,
+    /// Entries in services.yaml.
+    pub registered: usize,
+    pub operation: Option<Operation>,
+    pub dry_run: bool,
+    /// Every invalid config file's error, one per line.
+    pub config_error: Option<String>,
+}
+
+/// One of the two config files cloudnap watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConfigFile {
+    Settings,
+    Services,
+}
+
+impl ConfigFile {
+    /// The file's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigFile::Settings => "settings.json",
+            ConfigFile::Services => "services.yaml",
+        }
+    }
+}
+
+impl Serialize for ConfigFile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Something the app reports: a state change or an error. On the events
+/// port it is `{"event": "<name>", "detail": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", content = "detail", rename_all = "snake_case")]
+pub enum Event {
+    /// Sleep is coming.
+    Warning {
+        sleep_in_seconds: f64,
+        resources: usize,
+    },
+    /// Activity during the warning: no sleep.
+    WarningCancelled,
+    /// Kept awake for this long.
+    Paused { minutes: f64 },
+    /// A sleep finished: its report.
+    Asleep(Vec<Outcome>),
+    /// A wake finished: its report.
+    Awake(Vec<Outcome>),
+    /// The periodic check let go of resources started by hand.
+    Refreshed(Vec<Outcome>),
+    /// A sleep or wake failed, in whole (`error`) or for some resources.
+    Error {
+        operation: Operation,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        failed: Vec<Outcome>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A config file became invalid; the last valid version stays in use.
+    ConfigError { file: ConfigFile, error: String },
+    /// A config file is valid again.
+    ConfigOk { file: ConfigFile },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_keep_their_wire_shape() {
+        let warning = Event::Warning {
+            sleep_in_seconds: 120.0,
+            resources: 4,
+        };
+        assert_eq!(
+            serde_json::to_value(warning).unwrap(),
+            json!({"event": "warning", "detail": {"sleep_in_seconds": 120.0, "resources": 4}})
+        );
+        assert_eq!(
+            serde_json::to_value(Event::WarningCancelled).unwrap(),
+            json!({"event": "warning_cancelled"})
+        );
+        let bad = Event::ConfigError {
+            file: ConfigFile::Services,
+            error: "line 3: ...".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(bad).unwrap(),
+            json!({"event": "config_error", "detail": {"file": "services.yaml", "error": "line 3: ..."}})
+        );
+        let failed = Event::Error {
+            operation: Operation::Waking,
+            failed: vec![],
+            error: Some("state file: denied".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(failed).unwrap(),
+            json!({"event": "error", "detail": {"operation": "waking", "error": "state file: denied"}})
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! The daemon (`cloudnap run`) as a library function: the idle timer, the
+//! activity detectors, the UDP server, the config watcher, the periodic
+//! refresh and the tray, until a shutdown future resolves or the tray's Quit.
+//! Its long-lived tasks run in one `JoinSet`: one that ends or panics is
+//! logged and ends the daemon cleanly (a sleep or wake in progress finishes).
+
+use crate::app::App;
+use crate::cloud::{CloudControl, ErrorKind};
+use crate::core::protocol::Command;
+use crate::core::settings::Settings;
+use crate::detect;
+use crate::manager::Manager;
+use crate::server::{self, Handler};
+use crate::store::config::Paths;
+use crate::store::services::ServicesFile;
+use crate::store::state::StateFile;
+use crate::store::watch::watch;
+use crate::ui::notify::notify;
+use crate::ui::shell::{open_path, spawn_dialog};
+use crate::ui::tray::{self, MenuAction};
+use crate::ui::view::minutes_until_morning;
+use futures::FutureExt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// What the daemon runs with.
+pub struct Config<C> {
+    pub paths: Paths,
+    /// The valid settings.json read at start.
+    pub settings: Settings,
+    pub cloud: Arc<C>,
+    /// The UDP socket to serve on; `None`: bind `udp_server.ip:port` when
+    /// the server is enabled.
+    pub socket: Option<UdpSocket>,
+    /// Whether to start the desktop parts: the activity detectors, the tray
+    /// and the credentials dialog (off in in-process tests).
+    pub desktop: bool,
+}
+
+/// Why the daemon stopped other than by its shutdown future.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on UDP {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the {0} stopped unexpectedly; cloudnap quit (see the log)")]
+    TaskEnded(&'static str),
+}
+
+/// A future that resolves once `quit` turns true.
+fn quit_future(quit: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = quit.clone();
+    async move {
+        let _ = rx.wait_for(|q| *q).await;
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves (or the tray's Quit).
+pub async fn run<C: CloudControl>(
+    config: Config<C>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let Config {
+        paths,
+        settings,
+        cloud,
+        socket,
+        desktop,
+    } = config;
+    let udp = settings.udp.clone();
+    let manager = Manager::new(
+        cloud,
+        StateFile::new(&paths.state),
+        settings.aws.max_concurrent_calls,
+        settings.aws.dry_run,
+    );
+    let (app, events) = App::new(
+        settings,
+        paths.settings.clone(),
+        manager,
+        ServicesFile::new(&paths.services),
+    );
+    let (quit_tx, quit_rx) = watch::channel(false);
+    let mut tasks: JoinSet<&'static str> = JoinSet::new();
+    let mut spawn = |name: &'static str, task: Box<dyn Future<Output = ()> + Send + Unpin>| {
+        tasks.spawn(async move {
+            if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+                tracing::error!("the {name} panicked");
+            }
+            name
+        });
+    };
+
+    let echo = udp
+        .events_port
+        .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    let notifier = app.clone();
+    spawn(
+        "event reporter",
+        Box::new(Box::pin(server::echo_events(events, echo, move |event| {
+            let prefs = notifier.settings().desktop.notifications.clone();
+            let event = event.clone();
+            tokio::task::spawn_blocking(move || notify(&event, &prefs));
+        }))),
+    );
+    // Watching starts before the server answers: an edit made as soon as
+    // it does is seen.
+    let watched = app.clone();
+    let _watch = watch(
+        vec![paths.settings.clone(), paths.services.clone()],
+        move |file| watched.config_changed(file),
+    )
+    .map_err(|e| tracing::warn!("config files are not watched for edits: {e}"))
+    .ok();
+    let socket = match socket {
+        Some(s) => Some(s),
+        None if udp.enabled => {
+            let addr = SocketAddr::new(udp.ip, udp.port);
+            Some(server::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?)
+        }
+        None => None,
+    };
+    if let Some(socket) = socket {
+        if let Ok(addr) = socket.local_addr() {
+            tracing::info!("listening on {addr}");
+        }
+        let opts = server::Options {
+            token: udp.token.clone(),
+            max_datagram: udp.buffer_size,
+            aws_rate: udp.rate_limit_per_second,
+            echo,
+        };
+        let serve = server::serve(socket, opts, app.clone(), quit_future(&quit_rx));
+        spawn("UDP server", Box::new(Box::pin(serve)));
+    }
+    spawn(
+        "idle timer",
+        Box::new(Box::pin(app.clone().run_timer(quit_future(&quit_rx)))),
+    );
+    spawn(
+        "state refresh",
+        Box::new(Box::pin(app.clone().run_refresh(quit_future(&quit_rx)))),
+    );
+    let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Held until the end: the activity channel stays open even when every
+    // detector failed to start.
+    let sink = detect::Sink::new(activity_tx);
+    let feeder = app.clone();
+    spawn(
+        "activity feed",
+        Box::new(Box::pin(
+            async move { feeder.run_activity(activity_rx).await },
+        )),
+    );
+    if desktop {
+        detect::start(detect::sources(&app.settings()), &sink);
+        let desktop_settings = app.settings().desktop.clone();
+        if desktop_settings.tray {
+            if let Some(menu) = start_tray(&app, &paths, quit_tx.clone()) {
+                spawn("tray menu", Box::new(Box::pin(menu)));
+            }
+        }
+        if desktop_settings.credentials_dialog {
+            let app = app.clone();
+            let settings_file = paths.settings.clone();
+            tokio::spawn(async move { offer_credentials_dialog(&app, &settings_file).await });
+        }
+    }
+
+    tracing::info!("cloudnap is running; state: {:?}", app.state());
+    let quit = quit_future(&quit_rx);
+    tokio::pin!(quit);
+    let result = tokio::select! {
+        _ = shutdown => Ok(()),
+        _ = &mut quit => Ok(()),
+        Some(ended) = tasks.join_next() => {
+            let name = ended.unwrap_or("task");
+            tracing::error!("the {name} stopped unexpectedly; quitting");
+            Err(DaemonError::TaskEnded(name))
+        }
+    };
+    tracing::info!("quitting");
+    let _ = quit_tx.send(true);
+    // Let a sleep or wake in progress finish and record its result.
+    app.quiesce().await;
+    tasks.shutdown().await;
+    drop(sink);
+    result
+}
+
+/// Shows the tray icon; returns the task that turns its menu choices into
+/// the same commands as UDP, or `None` when there is no tray.
+fn start_tray<C: CloudControl>(
+    app: &Arc<App<C>>,
+    paths: &Paths,
+    quit: watch::Sender<bool>,
+) -> Option<impl Future<Output = ()> + Send + 'static> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let status_of = app.clone();
+    let started = tray::spawn(Arc::new(move || status_of.status()), move |action| {
+        let _ = tx.send(action);
+    });
+    if let Err(e) = started {
+        tracing::warn!("no tray icon ({e}); cloudnap keeps running: use `cloudnap send STATUS`");
+        return None;
+    }
+    let app = app.clone();
+    let paths = paths.clone();
+    Some(async move {
+        while let Some(action) = rx.recv().await {
+            let command = match action {
+                MenuAction::SleepNow => Command::SleepNow,
+                MenuAction::WakeNow => Command::WakeNow,
+                MenuAction::PauseHour => Command::Pause { minutes: 60.0 },
+                MenuAction::PauseUntilTomorrow => Command::Pause {
+                    minutes: minutes_until_morning(chrono::Local::now().naive_local()),
+                },
+                MenuAction::Resume => Command::Resume,
+                MenuAction::OpenServices => {
+                    opened(open_path(&paths.services), &paths.services);
+                    continue;
+                }
+                MenuAction::OpenLog => {
+                    let log = latest_log(&paths.log_dir).unwrap_or(paths.log_dir.clone());
+                    opened(open_path(&log), &log);
+                    continue;
+                }
+                MenuAction::Credentials => {
+                    opened(spawn_dialog(&paths.settings), &paths.settings);
+                    continue;
+                }
+                MenuAction::Quit => {
+                    let _ = quit.send(true);
+                    continue;
+                }
+            };
+            tracing::info!("tray: {command:?}");
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = app.handle(command).await {
+                    tracing::error!("tray: {e}");
+                }
+            });
+        }
+    })
+}
+
+fn opened(result: std::io::Result<()>, path: &Path) {
+    if let Err(e) = result {
+        tracing::warn!("cannot open {}: {e}", path.display());
+    }
+}
+
+/// The newest daily log file in `dir`.
+fn latest_log(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            name.is_some_and(|n| n.starts_with("cloudnap.") && n.ends_with(".log"))
+        })
+        .max()
+}
+
+/// Opens the credentials dialog when no credentials work (first run).
+async fn offer_credentials_dialog<C: CloudControl>(app: &App<C>, settings_file: &Path) {
+    let region = app.settings().aws.regions[0].clone();
+    match app.cloud().whoami(&region, None).await {
+        Ok(id) => tracing::info!("AWS account {} ({})", id.account, id.arn),
+        Err(e) if e.kind == ErrorKind::Credentials => {
+            tracing::warn!("AWS credentials do not work ({e}); opening the credentials dialog");
+            if let Err(e) = spawn_dialog(settings_file) {
+                tracing::warn!("cannot open the credentials dialog: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("checking AWS credentials: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::fake::FakeCloud;
+    use crate::core::resource::{Capacity, ResourceId};
+    use crate::server::client;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn runs_in_process_answers_commands_and_shuts_down_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::in_dir(dir.path());
+        std::fs::write(
+            &paths.services,
+            "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n",
+        )
+        .unwrap();
+        let (settings, _) = Settings::parse("{}").unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        let svc = ResourceId::Ecs {
+            cluster_name: "c".into(),
+            service_name: "s".into(),
+            region: "us-east-1".into(),
+        };
+        cloud.add(&svc, Capacity::Ecs { desired: 3 });
+        let socket = server::bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let daemon = tokio::spawn(run(
+            Config {
+                paths,
+                settings,
+                cloud: cloud.clone(),
+                socket: Some(socket),
+                desktop: false,
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let ask_within = move |cmd: &'static str, secs: f64| {
+            client::request(addr, cmd.as_bytes(), Duration::from_secs_f64(secs))
+        };
+        let ask = |cmd: &'static str| ask_within(cmd, 5.0);
+        let status = ask("STATUS").await.unwrap();
+        assert_eq!(status["result"]["state"], "active", "{status}");
+        assert_eq!(status["result"]["registered"], 1);
+        let slept = ask("SLEEP_NOW").await.unwrap();
+        assert_eq!(slept["result"][0]["action"], "stopped", "{slept}");
+        assert_eq!(cloud.get(&svc).capacity, Capacity::Ecs { desired: 0 });
+        let woke = ask(r#"{"id":"w","type":"WAKE_NOW","timestamp":1621234567}"#)
+            .await
+            .unwrap();
+        assert_eq!(woke["content"][0]["action"], "restored", "{woke}");
+        assert!(woke["timestamp"].is_u64(), "{woke}");
+        assert_eq!(cloud.get(&svc).capacity, Capacity::Ecs { desired: 3 });
+
+        let asked = std::time::Instant::now();
+        stop_tx.send(()).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(1), daemon)
+            .await
+            .expect("the daemon stops within a second")
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        assert!(asked.elapsed() < Duration::from_secs(1));
+        assert!(
+            ask_within("STATUS", 0.3).await.is_err(),
+            "nothing answers after shutdown"
+        );
+    }
+}
