@@ -2,7 +2,7 @@
 //! (region, profile), the standard credential chain, an optional endpoint
 //! override, and retries with backoff for throttling and 5xx answers.
 
-use super::{CloudControl, CloudError, ErrorKind, Identity};
+use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::resource::{
     Capacity, Ec2Instance, EcsService, EksNodegroup, Kind, Observed, ResourceId,
 };
@@ -77,17 +77,6 @@ where
             CloudError::new(kind, text)
         }
     }
-}
-
-/// `$call` for each item of `$items`, 16 at a time, results in order.
-macro_rules! one_by_one {
-    ($items:expr, |$x:pat_param| $call:expr) => {{
-        let mut out = Vec::with_capacity($items.len());
-        for chunk in $items.chunks(16) {
-            out.extend(futures::future::join_all(chunk.iter().map(|$x| $call)).await);
-        }
-        out
-    }};
 }
 
 /// Every item of a paginated request, or the first error.
@@ -796,7 +785,7 @@ impl CloudControl for AwsCloud {
                     .collect();
             }
         }
-        one_by_one!(ids, |id| self.inspect(id, profile))
+        each_in_order(ids, 16, |id| self.inspect(id, profile)).await
     }
 
     /// EC2 instances of one region are started, and stopped, with one call
@@ -826,8 +815,10 @@ impl CloudControl for AwsCloud {
                 return all_ok(items.len());
             }
         }
-        one_by_one!(items, |(id, capacity)| self
-            .set_capacity(id, profile, *capacity))
+        each_in_order(items, 16, |(id, capacity)| {
+            self.set_capacity(id, profile, *capacity)
+        })
+        .await
     }
 
     /// EC2 instances of one region are tagged (or untagged) with one call.
@@ -860,7 +851,10 @@ impl CloudControl for AwsCloud {
                 return all_ok(items.len());
             }
         }
-        one_by_one!(items, |(id, saved)| self.set_marker(id, profile, *saved))
+        each_in_order(items, 16, |(id, saved)| {
+            self.set_marker(id, profile, *saved)
+        })
+        .await
     }
 
     fn reconfigure(&self, aws: &AwsSettings) {
