@@ -1,57 +1,95 @@
 //! EC2 instances: describe, start and stop, the sleep tag, and listing.
+//!
+//! Every operation takes a slice of instance ids of one region: more than one
+//! is served by one call, and a single id, or the ids of a failed batch call,
+//! one by one for exact errors.
 
 use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, marker, SLEEP_TAG};
-use crate::cloud::{CloudError, ErrorKind};
+use super::{all_items, has_protect, marker, only, SLEEP_TAG};
+use crate::cloud::{each_in_order, CloudError, ErrorKind};
 use crate::core::resource::{Capacity, Ec2Instance, Kind, Observed, ResourceId};
 use aws_sdk_ec2::types::{Instance, Tag};
 use aws_sdk_ec2::Client;
 use std::collections::HashMap;
+use std::future::Future;
+use std::slice;
 use std::time::Duration;
 
-/// The region of `ids` when they are all EC2 instances of one region.
-pub(super) fn same_region<'a>(ids: impl IntoIterator<Item = &'a ResourceId>) -> Option<&'a str> {
+/// The region and instance ids of `ids` when they are all EC2 instances of
+/// one region.
+pub(super) fn same_region<'a>(
+    ids: impl IntoIterator<Item = &'a ResourceId>,
+) -> Option<(&'a str, Vec<String>)> {
     let mut region = None;
+    let mut instances = Vec::new();
     for id in ids {
         match id {
-            ResourceId::Ec2 { region: r, .. } if region.is_none_or(|x| x == r) => {
-                region = Some(r.as_str())
+            ResourceId::Ec2 {
+                region: r,
+                instance_id,
+            } if region.is_none_or(|x| x == r) => {
+                region = Some(r.as_str());
+                instances.push(instance_id.clone());
             }
             _ => return None,
         }
     }
-    region
+    Some((region?, instances))
 }
 
-/// The instance id of an EC2 resource.
-pub(super) fn instance_id(id: &ResourceId) -> String {
-    match id {
-        ResourceId::Ec2 { instance_id, .. } => instance_id.clone(),
-        _ => unreachable!("checked by same_region"),
-    }
-}
-
-/// One instance, or `NotFound`.
-pub(super) async fn describe(ec2: &Client, instance_id: &str) -> Result<Instance, CloudError> {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(instance_id)
-        .send()
-        .await
-        .map_err(aws_err)?;
-    out.reservations()
+/// The region, instance ids and shared value of `items` when they are all
+/// EC2 instances of one region that get the same value.
+pub(super) fn group<T: PartialEq + Copy>(
+    items: &[(ResourceId, T)],
+) -> Option<(&str, Vec<String>, T)> {
+    let (region, ids) = same_region(items.iter().map(|(id, _)| id))?;
+    let value = items[0].1;
+    items
         .iter()
-        .flat_map(|r| r.instances())
-        .find(|i| i.instance_id() == Some(instance_id))
-        .cloned()
-        .ok_or_else(|| not_found(format!("instance {instance_id}")))
+        .all(|(_, v)| *v == value)
+        .then_some((region, ids, value))
 }
 
-/// Every instance of `ids` that exists, by id; one call per 500 ids.
-pub(super) async fn describe_many(
+/// One result per id: `batch` for all of them when there is more than one;
+/// if it fails, or for a single id, `each` id on its own, 16 at a time.
+async fn batch_or_each<'a, T, F>(
+    ids: &'a [String],
+    batch: impl Future<Output = Result<Vec<Result<T, CloudError>>, CloudError>>,
+    each: impl Fn(&'a String) -> F,
+) -> Vec<Result<T, CloudError>>
+where
+    F: Future<Output = Result<T, CloudError>>,
+{
+    if ids.len() > 1 {
+        if let Ok(all) = batch.await {
+            return all;
+        }
+    }
+    each_in_order(ids, 16, each).await
+}
+
+/// `Ok` for each of `ids` when a call for all of them worked.
+fn all_ok(
+    ids: &[String],
+    call: Result<(), CloudError>,
+) -> Result<Vec<Result<(), CloudError>>, CloudError> {
+    call.map(|()| vec![Ok(()); ids.len()])
+}
+
+/// Capacity, protection, sleep marker and state of each of `ids`.
+pub(super) async fn inspect(ec2: &Client, ids: &[String]) -> Vec<Result<Observed, CloudError>> {
+    batch_or_each(ids, observe_all(ec2, ids), move |id| async move {
+        only(observe_all(ec2, slice::from_ref(id)).await?)
+    })
+    .await
+}
+
+/// [`observe`] for each of `ids`, `NotFound` for those that do not exist;
+/// one call per 500 ids.
+async fn observe_all(
     ec2: &Client,
     ids: &[String],
-) -> Result<HashMap<String, Instance>, CloudError> {
+) -> Result<Vec<Result<Observed, CloudError>>, CloudError> {
     let mut found = HashMap::new();
     for chunk in ids.chunks(500) {
         let reservations = all_items!(ec2
@@ -63,11 +101,19 @@ pub(super) async fn describe_many(
             }
         }
     }
-    Ok(found)
+    Ok(ids
+        .iter()
+        .map(|i| {
+            found
+                .get(i)
+                .map(observe)
+                .ok_or_else(|| not_found(format!("instance {i}")))
+        })
+        .collect())
 }
 
 /// Capacity, protection, sleep marker and state of an instance.
-pub(super) fn observe(i: &Instance) -> Observed {
+fn observe(i: &Instance) -> Observed {
     let state = state(i);
     let tags = i
         .tags()
@@ -93,18 +139,51 @@ fn state(i: &Instance) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Starts (`running`) or stops each of `ids`.
+pub(super) async fn set_running(
+    ec2: &Client,
+    ids: &[String],
+    running: bool,
+) -> Vec<Result<(), CloudError>> {
+    let batch = async { all_ok(ids, start_or_stop(ec2, ids, running).await) };
+    batch_or_each(ids, batch, move |id| async move {
+        if running {
+            start_when_stopped(ec2, id).await
+        } else {
+            start_or_stop(ec2, slice::from_ref(id), false).await
+        }
+    })
+    .await
+}
+
+/// One call starting (`running`) or stopping all of `ids`.
+async fn start_or_stop(ec2: &Client, ids: &[String], running: bool) -> Result<(), CloudError> {
+    if running {
+        ec2.start_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(aws_err)?;
+    } else {
+        ec2.stop_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(aws_err)?;
+    }
+    Ok(())
+}
+
 /// Starts an instance; if it is still stopping, waits for it to stop first.
-pub(super) async fn start(ec2: &Client, instance_id: &str) -> Result<(), CloudError> {
+async fn start_when_stopped(ec2: &Client, instance_id: &str) -> Result<(), CloudError> {
+    let ids = [instance_id.to_string()];
     for _ in 0..60 {
-        match ec2.start_instances().instance_ids(instance_id).send().await {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                let e = aws_err(e);
-                if e.kind != ErrorKind::InvalidState {
-                    return Err(e);
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
+        match start_or_stop(ec2, &ids, true).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind == ErrorKind::InvalidState => {
+                tokio::time::sleep(Duration::from_secs(2)).await
             }
+            Err(e) => return Err(e),
         }
     }
     Err(CloudError::new(
@@ -113,85 +192,38 @@ pub(super) async fn start(ec2: &Client, instance_id: &str) -> Result<(), CloudEr
     ))
 }
 
-/// Stops an instance.
-pub(super) async fn stop(ec2: &Client, instance_id: &str) -> Result<(), CloudError> {
-    ec2.stop_instances()
-        .instance_ids(instance_id)
-        .send()
-        .await
-        .map_err(aws_err)?;
-    Ok(())
-}
-
-/// Starts (`running`) or stops all of `ids` with one call; whether it worked.
-pub(super) async fn set_running_all(ec2: &Client, ids: Vec<String>, running: bool) -> bool {
-    if running {
-        ec2.start_instances()
-            .set_instance_ids(Some(ids))
-            .send()
-            .await
-            .is_ok()
-    } else {
-        ec2.stop_instances()
-            .set_instance_ids(Some(ids))
-            .send()
-            .await
-            .is_ok()
-    }
-}
-
-/// Writes (`Some`) or removes (`None`) the sleep tag of an instance.
+/// Writes (`Some`) or removes (`None`) the sleep tag of each of `ids`.
 pub(super) async fn set_marker(
     ec2: &Client,
-    instance_id: String,
+    ids: &[String],
     saved: Option<Capacity>,
-) -> Result<(), CloudError> {
+) -> Vec<Result<(), CloudError>> {
+    let batch = async { all_ok(ids, tag(ec2, ids, saved).await) };
+    batch_or_each(ids, batch, move |id| tag(ec2, slice::from_ref(id), saved)).await
+}
+
+/// One call writing or removing the sleep tag of all of `ids`.
+async fn tag(ec2: &Client, ids: &[String], saved: Option<Capacity>) -> Result<(), CloudError> {
+    let tag = Tag::builder().key(SLEEP_TAG);
     match saved {
         Some(saved) => {
-            let tag = Tag::builder().key(SLEEP_TAG).value(saved.to_tag()).build();
             ec2.create_tags()
-                .resources(instance_id)
-                .tags(tag)
+                .set_resources(Some(ids.to_vec()))
+                .tags(tag.value(saved.to_tag()).build())
                 .send()
                 .await
                 .map_err(aws_err)?;
         }
         None => {
-            let tag = Tag::builder().key(SLEEP_TAG).build();
             ec2.delete_tags()
-                .resources(instance_id)
-                .tags(tag)
+                .set_resources(Some(ids.to_vec()))
+                .tags(tag.build())
                 .send()
                 .await
                 .map_err(aws_err)?;
         }
     }
     Ok(())
-}
-
-/// [`set_marker`] for all of `ids` with one call; whether it worked.
-pub(super) async fn set_marker_all(
-    ec2: &Client,
-    ids: Vec<String>,
-    saved: Option<Capacity>,
-) -> bool {
-    let tag = Tag::builder().key(SLEEP_TAG);
-    match saved {
-        Some(saved) => ec2
-            .create_tags()
-            .set_resources(Some(ids))
-            .tags(tag.value(saved.to_tag()).build())
-            .send()
-            .await
-            .is_ok(),
-        None => ec2
-            .delete_tags()
-            .set_resources(Some(ids))
-            .tags(tag.build())
-            .send()
-            .await
-            .is_ok(),
-    }
 }
 
 /// All instances in `region`.

@@ -20,6 +20,7 @@ use crate::core::resource::{
 use crate::core::settings::AwsSettings;
 use clients::{ClientCache, Clients};
 use std::collections::HashMap;
+use std::slice;
 
 /// Tag holding the capacity a sleeping resource had.
 pub const SLEEP_TAG: &str = "cloudnap:sleeping";
@@ -51,9 +52,9 @@ fn marker(kind: Kind, value: Option<&str>) -> Option<Capacity> {
     value.and_then(|v| Capacity::from_tag(kind, v))
 }
 
-/// One result per item: all `Ok` when the batch call worked.
-fn all_ok(n: usize) -> Vec<Result<(), CloudError>> {
-    (0..n).map(|_| Ok(())).collect()
+/// The only result of a call for one item.
+fn only<T>(results: Vec<T>) -> T {
+    results.into_iter().next().expect("one result per item")
 }
 
 /// AWS implementation of [`CloudControl`].
@@ -70,25 +71,6 @@ impl AwsCloud {
             clients: ClientCache::new(aws),
             arns: std::sync::Mutex::new(HashMap::new()),
         }
-    }
-
-    async fn clients(&self, region: &str, profile: Option<&str>) -> Clients {
-        self.clients.get(region, profile).await
-    }
-
-    /// Clients and instance ids when `items` are EC2 instances of one region
-    /// that all get the same value: a group one batch call can serve.
-    async fn ec2_group<T: PartialEq>(
-        &self,
-        items: &[(ResourceId, T)],
-        profile: Option<&str>,
-    ) -> Option<(Clients, Vec<String>)> {
-        let region = ec2::same_region(items.iter().map(|(id, _)| id))?;
-        if !items.iter().all(|(_, v)| *v == items[0].1) {
-            return None;
-        }
-        let ids = items.iter().map(|(id, _)| ec2::instance_id(id)).collect();
-        Some((self.clients(region, profile).await, ids))
     }
 
     fn remember_arn(&self, id: &ResourceId, arn: Option<&str>) {
@@ -136,10 +118,10 @@ impl CloudControl for AwsCloud {
         id: &ResourceId,
         profile: Option<&str>,
     ) -> Result<Observed, CloudError> {
-        let c = self.clients(id.region(), profile).await;
+        let c = self.clients.get(id.region(), profile).await;
         match id {
             ResourceId::Ec2 { instance_id, .. } => {
-                Ok(ec2::observe(&ec2::describe(&c.ec2, instance_id).await?))
+                only(ec2::inspect(&c.ec2, slice::from_ref(instance_id)).await)
             }
             ResourceId::Ecs {
                 cluster_name,
@@ -172,13 +154,10 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
         capacity: Capacity,
     ) -> Result<(), CloudError> {
-        let c = self.clients(id.region(), profile).await;
+        let c = self.clients.get(id.region(), profile).await;
         match (id, capacity) {
-            (ResourceId::Ec2 { instance_id, .. }, Capacity::Ec2 { running: true }) => {
-                ec2::start(&c.ec2, instance_id).await
-            }
-            (ResourceId::Ec2 { instance_id, .. }, Capacity::Ec2 { running: false }) => {
-                ec2::stop(&c.ec2, instance_id).await
+            (ResourceId::Ec2 { instance_id, .. }, Capacity::Ec2 { running }) => {
+                only(ec2::set_running(&c.ec2, slice::from_ref(instance_id), running).await)
             }
             (
                 ResourceId::Ecs {
@@ -209,10 +188,10 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
         saved: Option<Capacity>,
     ) -> Result<(), CloudError> {
-        let c = self.clients(id.region(), profile).await;
+        let c = self.clients.get(id.region(), profile).await;
         let arn = self.arn_of(&c, id).await?;
         match id {
-            ResourceId::Ec2 { .. } => ec2::set_marker(&c.ec2, arn, saved).await,
+            ResourceId::Ec2 { .. } => only(ec2::set_marker(&c.ec2, &[arn], saved).await),
             ResourceId::Ecs { .. } => ecs::set_marker(&c.ecs, arn, saved).await,
             ResourceId::Eks { nodegroup_name, .. } => {
                 eks::set_marker(&c.eks, arn, nodegroup_name, saved).await
@@ -225,7 +204,7 @@ impl CloudControl for AwsCloud {
         region: &str,
         profile: Option<&str>,
     ) -> Result<Vec<Ec2Instance>, CloudError> {
-        ec2::list(&self.clients(region, profile).await.ec2, region).await
+        ec2::list(&self.clients.get(region, profile).await.ec2, region).await
     }
 
     async fn list_ecs(
@@ -233,7 +212,7 @@ impl CloudControl for AwsCloud {
         region: &str,
         profile: Option<&str>,
     ) -> Result<Vec<EcsService>, CloudError> {
-        ecs::list(&self.clients(region, profile).await.ecs, region).await
+        ecs::list(&self.clients.get(region, profile).await.ecs, region).await
     }
 
     async fn list_eks(
@@ -241,7 +220,7 @@ impl CloudControl for AwsCloud {
         region: &str,
         profile: Option<&str>,
     ) -> Result<Vec<EksNodegroup>, CloudError> {
-        eks::list(&self.clients(region, profile).await.eks, region).await
+        eks::list(&self.clients.get(region, profile).await.eks, region).await
     }
 
     /// EC2 instances of one region are described in one call; if that call
@@ -251,22 +230,13 @@ impl CloudControl for AwsCloud {
         ids: &[ResourceId],
         profile: Option<&str>,
     ) -> Vec<Result<Observed, CloudError>> {
-        if let Some(region) = ec2::same_region(ids) {
-            let c = self.clients(region, profile).await;
-            let wanted: Vec<String> = ids.iter().map(ec2::instance_id).collect();
-            if let Ok(found) = ec2::describe_many(&c.ec2, &wanted).await {
-                return wanted
-                    .iter()
-                    .map(|i| {
-                        found
-                            .get(i)
-                            .map(ec2::observe)
-                            .ok_or_else(|| error::not_found(format!("instance {i}")))
-                    })
-                    .collect();
+        match ec2::same_region(ids) {
+            Some((region, instances)) => {
+                let c = self.clients.get(region, profile).await;
+                ec2::inspect(&c.ec2, &instances).await
             }
+            None => each_in_order(ids, 16, |id| self.inspect(id, profile)).await,
         }
-        each_in_order(ids, 16, |id| self.inspect(id, profile)).await
     }
 
     /// EC2 instances of one region are started, and stopped, with one call
@@ -276,33 +246,39 @@ impl CloudControl for AwsCloud {
         items: &[(ResourceId, Capacity)],
         profile: Option<&str>,
     ) -> Vec<Result<(), CloudError>> {
-        if let Some((c, ids)) = self.ec2_group(items, profile).await {
-            let running = items[0].1 == (Capacity::Ec2 { running: true });
-            if ec2::set_running_all(&c.ec2, ids, running).await {
-                return all_ok(items.len());
+        match ec2::group(items) {
+            Some((region, ids, Capacity::Ec2 { running })) => {
+                let c = self.clients.get(region, profile).await;
+                ec2::set_running(&c.ec2, &ids, running).await
+            }
+            _ => {
+                each_in_order(items, 16, |(id, capacity)| {
+                    self.set_capacity(id, profile, *capacity)
+                })
+                .await
             }
         }
-        each_in_order(items, 16, |(id, capacity)| {
-            self.set_capacity(id, profile, *capacity)
-        })
-        .await
     }
 
-    /// EC2 instances of one region are tagged (or untagged) with one call.
+    /// EC2 instances of one region are tagged (or untagged) with one call;
+    /// if it fails, one by one.
     async fn set_marker_many(
         &self,
         items: &[(ResourceId, Option<Capacity>)],
         profile: Option<&str>,
     ) -> Vec<Result<(), CloudError>> {
-        if let Some((c, ids)) = self.ec2_group(items, profile).await {
-            if ec2::set_marker_all(&c.ec2, ids, items[0].1).await {
-                return all_ok(items.len());
+        match ec2::group(items) {
+            Some((region, ids, saved)) => {
+                let c = self.clients.get(region, profile).await;
+                ec2::set_marker(&c.ec2, &ids, saved).await
+            }
+            None => {
+                each_in_order(items, 16, |(id, saved)| {
+                    self.set_marker(id, profile, *saved)
+                })
+                .await
             }
         }
-        each_in_order(items, 16, |(id, saved)| {
-            self.set_marker(id, profile, *saved)
-        })
-        .await
     }
 
     fn reconfigure(&self, aws: &AwsSettings) {
@@ -310,6 +286,6 @@ impl CloudControl for AwsCloud {
     }
 
     async fn whoami(&self, region: &str, profile: Option<&str>) -> Result<Identity, CloudError> {
-        clients::identity(&self.clients(region, profile).await.sts).await
+        clients::identity(&self.clients.get(region, profile).await.sts).await
     }
 }
