@@ -251,3 +251,114 @@ pub(super) async fn list(ec2: &Client, region: &str) -> Result<Vec<Ec2Instance>,
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_ec2::error::ErrorMetadata;
+    use aws_sdk_ec2::operation::describe_instances::{
+        DescribeInstancesError, DescribeInstancesInput, DescribeInstancesOutput,
+    };
+    use aws_sdk_ec2::operation::start_instances::{StartInstancesError, StartInstancesOutput};
+    use aws_sdk_ec2::types::{InstanceState, InstanceStateName, Reservation};
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+
+    fn client(rules: &[&Rule]) -> Client {
+        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            mocks = mocks.with_rule(rule);
+        }
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(mocks)
+            .build();
+        Client::from_conf(conf)
+    }
+
+    fn error(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code(code)
+            .message("from the mock")
+            .build()
+    }
+
+    /// A describe call for exactly `ids`.
+    fn asks_for(ids: &'static [&'static str]) -> impl Fn(&DescribeInstancesInput) -> bool {
+        move |req| req.instance_ids() == ids
+    }
+
+    fn running(id: &str) -> DescribeInstancesOutput {
+        let instance = Instance::builder()
+            .instance_id(id)
+            .state(
+                InstanceState::builder()
+                    .name(InstanceStateName::Running)
+                    .build(),
+            )
+            .build();
+        DescribeInstancesOutput::builder()
+            .reservations(Reservation::builder().instances(instance).build())
+            .build()
+    }
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|i| i.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_asked_again_one_instance_at_a_time() {
+        let batch = mock!(Client::describe_instances)
+            .match_requests(asks_for(&["i-a", "i-gone"]))
+            .then_error(|| DescribeInstancesError::generic(error("InvalidInstanceID.NotFound")));
+        let a = mock!(Client::describe_instances)
+            .match_requests(asks_for(&["i-a"]))
+            .then_output(|| running("i-a"));
+        let gone = mock!(Client::describe_instances)
+            .match_requests(asks_for(&["i-gone"]))
+            .then_error(|| DescribeInstancesError::generic(error("InvalidInstanceID.NotFound")));
+        let ec2 = client(&[&batch, &a, &gone]);
+
+        let out = inspect(&ec2, &ids(&["i-a", "i-gone"])).await;
+
+        assert_eq!(out[0].as_ref().unwrap().status, "running");
+        assert_eq!(out[1].as_ref().unwrap_err().kind, ErrorKind::NotFound);
+        let calls = [&batch, &a, &gone].map(|r| r.num_calls());
+        assert_eq!(calls, [1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn one_instance_is_one_call_with_its_own_error() {
+        let gone = mock!(Client::describe_instances)
+            .match_requests(asks_for(&["i-gone"]))
+            .then_error(|| DescribeInstancesError::generic(error("InvalidInstanceID.NotFound")));
+        let ec2 = client(&[&gone]);
+
+        let out = inspect(&ec2, &ids(&["i-gone"])).await;
+
+        let err = out[0].as_ref().unwrap_err();
+        assert_eq!(err.code.as_deref(), Some("InvalidInstanceID.NotFound"));
+        assert_eq!(gone.num_calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopping_instance_is_started_once_it_has_stopped() {
+        let start = mock!(Client::start_instances)
+            .sequence()
+            .error(|| StartInstancesError::generic(error("IncorrectInstanceState")))
+            .times(2)
+            .output(|| StartInstancesOutput::builder().build())
+            .build();
+        let ec2 = client(&[&start]);
+
+        let out = set_running(&ec2, &ids(&["i-a"]), true).await;
+
+        assert_eq!(out, vec![Ok(())]);
+        assert_eq!(start.num_calls(), 3);
+    }
+}
