@@ -81,23 +81,6 @@ impl CloudError {
     }
 }
 
-/// `call` for every item, `at_once` at a time; results keep the order of
-/// `items`.
-pub(crate) async fn each_in_order<'a, I, T, F>(
-    items: &'a [I],
-    at_once: usize,
-    call: impl Fn(&'a I) -> F,
-) -> Vec<T>
-where
-    F: Future<Output = T>,
-{
-    let mut out = Vec::with_capacity(items.len());
-    for chunk in items.chunks(at_once) {
-        out.extend(futures::future::join_all(chunk.iter().map(&call)).await);
-    }
-    out
-}
-
 /// Who the credentials belong to (STS `GetCallerIdentity`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -198,4 +181,21 @@ pub trait CloudControl: Send + Sync + 'static {
         region: &str,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Identity, CloudError>> + Send;
+}
+
+/// `call` for every item, `at_once` at a time; results keep the order of
+/// `items`.
+async fn each_in_order<'a, I, T, F>(
+    items: &'a [I],
+    at_once: usize,
+    call: impl Fn(&'a I) -> F,
+) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(at_once) {
+        out.extend(futures::future::join_all(chunk.iter().map(&call)).await);
+    }
+    out
 }
