@@ -123,13 +123,7 @@ pub trait CloudControl: Send + Sync + 'static {
         ids: &[ResourceId],
         profile: Option<&str>,
     ) -> impl Future<Output = Vec<Result<Observed, CloudError>>> + Send {
-        async move {
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                out.push(self.inspect(id, profile).await);
-            }
-            out
-        }
+        each_in_order(ids, 1, move |id| self.inspect(id, profile))
     }
 
     /// [`set_capacity`](Self::set_capacity) for many resources of one region
@@ -139,13 +133,9 @@ pub trait CloudControl: Send + Sync + 'static {
         items: &[(ResourceId, Capacity)],
         profile: Option<&str>,
     ) -> impl Future<Output = Vec<Result<(), CloudError>>> + Send {
-        async move {
-            let mut out = Vec::with_capacity(items.len());
-            for (id, capacity) in items {
-                out.push(self.set_capacity(id, profile, *capacity).await);
-            }
-            out
-        }
+        each_in_order(items, 1, move |(id, capacity)| {
+            self.set_capacity(id, profile, *capacity)
+        })
     }
 
     /// [`set_marker`](Self::set_marker) for many resources of one region and
@@ -155,13 +145,9 @@ pub trait CloudControl: Send + Sync + 'static {
         items: &[(ResourceId, Option<Capacity>)],
         profile: Option<&str>,
     ) -> impl Future<Output = Vec<Result<(), CloudError>>> + Send {
-        async move {
-            let mut out = Vec::with_capacity(items.len());
-            for (id, saved) in items {
-                out.push(self.set_marker(id, profile, *saved).await);
-            }
-            out
-        }
+        each_in_order(items, 1, move |(id, saved)| {
+            self.set_marker(id, profile, *saved)
+        })
     }
 
     /// All EC2 instances in a region.
@@ -195,4 +181,21 @@ pub trait CloudControl: Send + Sync + 'static {
         region: &str,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Identity, CloudError>> + Send;
+}
+
+/// `call` for every item, `at_once` at a time; results keep the order of
+/// `items`.
+async fn each_in_order<'a, I, T, F>(
+    items: &'a [I],
+    at_once: usize,
+    call: impl Fn(&'a I) -> F,
+) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(at_once) {
+        out.extend(futures::future::join_all(chunk.iter().map(&call)).await);
+    }
+    out
 }

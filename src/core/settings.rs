@@ -169,224 +169,293 @@ fn minutes(m: f64) -> Duration {
 }
 
 impl Settings {
-    /// Parses and validates `settings.json` text. Returns the settings and
-    /// non-fatal warnings (unknown keys).
+    /// Parses, validates and resolves `settings.json` text. Returns the
+    /// settings and non-fatal warnings (unknown keys).
     pub fn parse(text: &str) -> Result<(Settings, Vec<String>), SettingsError> {
-        let root: Value = serde_json::from_str(text).map_err(|e| SettingsError::Json {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
+        let root = parse_json(text)?;
         let mut c = Checker::default();
-        let top = match &root {
-            Value::Object(m) => Some(m),
-            _ => {
-                c.errors.push("the top level must be a JSON object".into());
-                None
-            }
-        };
-        let root = Sec {
-            path: String::new(),
-            map: top,
-        };
-        c.unknown(
-            &root,
-            &[
-                "activity_monitor",
-                "keyboard",
-                "mouse",
-                "screen",
-                "audio",
-                "window",
-                "system_idle",
-                "aws",
-                "udp_server",
-                "desktop",
-            ],
-        );
-
-        let s = c.sec(
-            &root,
-            "activity_monitor",
-            &["inactivity_timeout_minutes", "warning_minutes"],
-        );
-        let timeout = c.num(&s, "inactivity_timeout_minutes", 30.0, 0.001, 10_080.0);
-        let warning = c.num(&s, "warning_minutes", 2.0, 0.0, 10_080.0);
-        let activity = ActivitySettings {
-            inactivity_timeout: minutes(timeout),
-            warning: minutes(warning.min(timeout)),
-        };
-
-        let s = c.sec(&root, "keyboard", &["enabled", "debounce_ms"]);
-        let keyboard = KeyboardSettings {
-            enabled: c.boolean(&s, "enabled", true),
-            debounce_ms: c.int(&s, "debounce_ms", 100, 0, 60_000),
-        };
-        let s = c.sec(
-            &root,
-            "mouse",
-            &["enabled", "debounce_ms", "movement_threshold"],
-        );
-        let mouse = MouseSettings {
-            enabled: c.boolean(&s, "enabled", true),
-            debounce_ms: c.int(&s, "debounce_ms", 100, 0, 60_000),
-            movement_threshold: c.int(&s, "movement_threshold", 10, 0, 10_000),
-        };
-        let s = c.sec(
-            &root,
-            "screen",
-            &["enabled", "capture_interval_sec", "change_threshold"],
-        );
-        let screen = ScreenSettings {
-            enabled: c.boolean(&s, "enabled", true),
-            capture_interval_sec: c.num(&s, "capture_interval_sec", 10.0, 0.1, 3600.0),
-            change_threshold: c.num(&s, "change_threshold", 0.01, 0.0, 1.0),
-        };
-        let s = c.sec(
-            &root,
-            "audio",
-            &["enabled", "check_interval_sec", "volume_threshold"],
-        );
-        let audio = AudioSettings {
-            enabled: c.boolean(&s, "enabled", true),
-            check_interval_sec: c.num(&s, "check_interval_sec", 5.0, 0.1, 3600.0),
-            volume_threshold: c.num(&s, "volume_threshold", 0.01, 0.0, 1.0),
-        };
-        let s = c.sec(&root, "window", &["enabled", "check_interval_sec"]);
-        let window = WindowSettings {
-            enabled: c.boolean(&s, "enabled", true),
-            check_interval_sec: c.num(&s, "check_interval_sec", 2.0, 0.1, 3600.0),
-        };
-        let s = c.sec(&root, "system_idle", &["enabled", "check_interval_sec"]);
-        let system_idle = SystemIdleSettings {
-            enabled: c.boolean(&s, "enabled", true),
-            check_interval_sec: c.num(&s, "check_interval_sec", 10.0, 0.1, 3600.0),
-        };
-
-        let s = c.sec(
-            &root,
-            "aws",
-            &[
-                "regions",
-                "profile",
-                "endpoint_url",
-                "service_state_check_interval_minutes",
-                "dry_run",
-                "max_concurrent_calls",
-            ],
-        );
-        let regions = c.regions(&s, "regions");
-        let profile = c.opt_string(&s, "profile", |p| {
-            (!p.is_empty() && !p.contains(char::is_whitespace))
-                .then_some(())
-                .ok_or("a profile name without spaces")
-        });
-        let endpoint_url = c.opt_string(&s, "endpoint_url", |u| {
-            (u.starts_with("http://") || u.starts_with("https://"))
-                .then_some(())
-                .ok_or("an http:// or https:// URL")
-        });
-        let aws = AwsSettings {
-            regions,
-            profile,
-            endpoint_url,
-            service_state_check_interval: minutes(c.num(
-                &s,
-                "service_state_check_interval_minutes",
-                5.0,
-                0.01,
-                1440.0,
-            )),
-            dry_run: c.boolean(&s, "dry_run", false),
-            max_concurrent_calls: c.int(&s, "max_concurrent_calls", 16, 1, 256) as usize,
-        };
-
-        let s = c.sec(
-            &root,
-            "udp_server",
-            &[
-                "enabled",
-                "ip",
-                "port",
-                "buffer_size",
-                "token",
-                "events_port",
-                "rate_limit_per_second",
-            ],
-        );
-        let ip = c
-            .opt_string(&s, "ip", |v| {
-                v.parse::<IpAddr>()
-                    .map(|_| ())
-                    .map_err(|_| "an IPv4 or IPv6 address such as 127.0.0.1")
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let udp = UdpSettings {
-            enabled: c.boolean(&s, "enabled", true),
-            ip,
-            port: c.int(&s, "port", 20200, 0, 65535) as u16,
-            buffer_size: c.int(&s, "buffer_size", 65_535, 512, 65_535) as usize,
-            token: c.opt_string(&s, "token", |t| {
-                (t.len() >= 8 && !t.contains(':'))
-                    .then_some(())
-                    .ok_or("at least 8 characters and no ':'")
-            }),
-            events_port: c.opt_int(&s, "events_port", 1, 65535).map(|p| p as u16),
-            rate_limit_per_second: c.num(&s, "rate_limit_per_second", 20.0, 0.1, 100_000.0),
-        };
-        if !udp.ip.is_loopback() && udp.token.is_none() && udp.enabled {
-            c.errors.push(format!(
-                "udp_server.ip: {} is not a loopback address, so udp_server.token must be set",
-                udp.ip
-            ));
-        }
-
-        let s = c.sec(
-            &root,
-            "desktop",
-            &[
-                "tray",
-                "notifications",
-                "credentials_dialog",
-                "log_keep_days",
-            ],
-        );
-        let n = c.sec(
-            &s,
-            "notifications",
-            &["warning", "asleep", "awake", "errors"],
-        );
-        let desktop = DesktopSettings {
-            tray: c.boolean(&s, "tray", true),
-            notifications: NotificationSettings {
-                warning: c.boolean(&n, "warning", true),
-                asleep: c.boolean(&n, "asleep", true),
-                awake: c.boolean(&n, "awake", true),
-                errors: c.boolean(&n, "errors", true),
-            },
-            credentials_dialog: c.boolean(&s, "credentials_dialog", true),
-            log_keep_days: c.int(&s, "log_keep_days", 7, 1, 3650) as usize,
-        };
-
+        let sections = validate(&root, &mut c);
+        let settings = resolve(sections, &mut c);
         if !c.errors.is_empty() {
             return Err(SettingsError::Invalid(c.errors));
         }
-        Ok((
-            Settings {
-                activity,
-                keyboard,
-                mouse,
-                screen,
-                audio,
-                window,
-                system_idle,
-                aws,
-                udp,
-                desktop,
-            },
-            c.warnings,
-        ))
+        Ok((settings, c.warnings))
+    }
+}
+
+/// Step 1: JSON text to a tree; syntax errors carry their line and column.
+fn parse_json(text: &str) -> Result<Value, SettingsError> {
+    serde_json::from_str(text).map_err(|e| SettingsError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
+}
+
+/// Every section, read and range-checked but not yet [`resolve`]d.
+struct Sections {
+    activity: ActivityMinutes,
+    keyboard: KeyboardSettings,
+    mouse: MouseSettings,
+    screen: ScreenSettings,
+    audio: AudioSettings,
+    window: WindowSettings,
+    system_idle: SystemIdleSettings,
+    aws: AwsSettings,
+    udp: UdpSettings,
+    desktop: DesktopSettings,
+}
+
+/// `activity_monitor` as written, in minutes.
+struct ActivityMinutes {
+    timeout: f64,
+    warning: f64,
+}
+
+/// Step 2: each section read by its own parser, in document order. Missing
+/// keys take their defaults; unknown keys warn; bad values are errors.
+fn validate(root: &Value, c: &mut Checker) -> Sections {
+    let map = match root {
+        Value::Object(m) => Some(m),
+        _ => {
+            c.errors.push("the top level must be a JSON object".into());
+            None
+        }
+    };
+    let root = Sec {
+        path: String::new(),
+        map,
+    };
+    c.unknown(
+        &root,
+        &[
+            "activity_monitor",
+            "keyboard",
+            "mouse",
+            "screen",
+            "audio",
+            "window",
+            "system_idle",
+            "aws",
+            "udp_server",
+            "desktop",
+        ],
+    );
+    Sections {
+        activity: activity_monitor(c, &root),
+        keyboard: keyboard(c, &root),
+        mouse: mouse(c, &root),
+        screen: screen(c, &root),
+        audio: audio(c, &root),
+        window: window(c, &root),
+        system_idle: system_idle(c, &root),
+        aws: aws(c, &root),
+        udp: udp_server(c, &root),
+        desktop: desktop(c, &root),
+    }
+}
+
+/// Step 3: the rules between fields: the warning never exceeds the timeout,
+/// and a server bound off loopback needs a token.
+fn resolve(s: Sections, c: &mut Checker) -> Settings {
+    if !s.udp.ip.is_loopback() && s.udp.token.is_none() && s.udp.enabled {
+        c.errors.push(format!(
+            "udp_server.ip: {} is not a loopback address, so udp_server.token must be set",
+            s.udp.ip
+        ));
+    }
+    Settings {
+        activity: ActivitySettings {
+            inactivity_timeout: minutes(s.activity.timeout),
+            warning: minutes(s.activity.warning.min(s.activity.timeout)),
+        },
+        keyboard: s.keyboard,
+        mouse: s.mouse,
+        screen: s.screen,
+        audio: s.audio,
+        window: s.window,
+        system_idle: s.system_idle,
+        aws: s.aws,
+        udp: s.udp,
+        desktop: s.desktop,
+    }
+}
+
+fn activity_monitor(c: &mut Checker, root: &Sec) -> ActivityMinutes {
+    let s = c.sec(
+        root,
+        "activity_monitor",
+        &["inactivity_timeout_minutes", "warning_minutes"],
+    );
+    ActivityMinutes {
+        timeout: c.num(&s, "inactivity_timeout_minutes", 30.0, 0.001, 10_080.0),
+        warning: c.num(&s, "warning_minutes", 2.0, 0.0, 10_080.0),
+    }
+}
+
+fn keyboard(c: &mut Checker, root: &Sec) -> KeyboardSettings {
+    let s = c.sec(root, "keyboard", &["enabled", "debounce_ms"]);
+    KeyboardSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        debounce_ms: c.int(&s, "debounce_ms", 100, 0, 60_000),
+    }
+}
+
+fn mouse(c: &mut Checker, root: &Sec) -> MouseSettings {
+    let s = c.sec(
+        root,
+        "mouse",
+        &["enabled", "debounce_ms", "movement_threshold"],
+    );
+    MouseSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        debounce_ms: c.int(&s, "debounce_ms", 100, 0, 60_000),
+        movement_threshold: c.int(&s, "movement_threshold", 10, 0, 10_000),
+    }
+}
+
+fn screen(c: &mut Checker, root: &Sec) -> ScreenSettings {
+    let s = c.sec(
+        root,
+        "screen",
+        &["enabled", "capture_interval_sec", "change_threshold"],
+    );
+    ScreenSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        capture_interval_sec: c.num(&s, "capture_interval_sec", 10.0, 0.1, 3600.0),
+        change_threshold: c.num(&s, "change_threshold", 0.01, 0.0, 1.0),
+    }
+}
+
+fn audio(c: &mut Checker, root: &Sec) -> AudioSettings {
+    let s = c.sec(
+        root,
+        "audio",
+        &["enabled", "check_interval_sec", "volume_threshold"],
+    );
+    AudioSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        check_interval_sec: c.num(&s, "check_interval_sec", 5.0, 0.1, 3600.0),
+        volume_threshold: c.num(&s, "volume_threshold", 0.01, 0.0, 1.0),
+    }
+}
+
+fn window(c: &mut Checker, root: &Sec) -> WindowSettings {
+    let s = c.sec(root, "window", &["enabled", "check_interval_sec"]);
+    WindowSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        check_interval_sec: c.num(&s, "check_interval_sec", 2.0, 0.1, 3600.0),
+    }
+}
+
+fn system_idle(c: &mut Checker, root: &Sec) -> SystemIdleSettings {
+    let s = c.sec(root, "system_idle", &["enabled", "check_interval_sec"]);
+    SystemIdleSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        check_interval_sec: c.num(&s, "check_interval_sec", 10.0, 0.1, 3600.0),
+    }
+}
+
+fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
+    let s = c.sec(
+        root,
+        "aws",
+        &[
+            "regions",
+            "profile",
+            "endpoint_url",
+            "service_state_check_interval_minutes",
+            "dry_run",
+            "max_concurrent_calls",
+        ],
+    );
+    AwsSettings {
+        regions: c.regions(&s, "regions"),
+        profile: c.opt_string(&s, "profile", |p| {
+            (!p.is_empty() && !p.contains(char::is_whitespace))
+                .then_some(())
+                .ok_or("a profile name without spaces")
+        }),
+        endpoint_url: c.opt_string(&s, "endpoint_url", |u| {
+            (u.starts_with("http://") || u.starts_with("https://"))
+                .then_some(())
+                .ok_or("an http:// or https:// URL")
+        }),
+        service_state_check_interval: minutes(c.num(
+            &s,
+            "service_state_check_interval_minutes",
+            5.0,
+            0.01,
+            1440.0,
+        )),
+        dry_run: c.boolean(&s, "dry_run", false),
+        max_concurrent_calls: c.int(&s, "max_concurrent_calls", 16, 1, 256) as usize,
+    }
+}
+
+fn udp_server(c: &mut Checker, root: &Sec) -> UdpSettings {
+    let s = c.sec(
+        root,
+        "udp_server",
+        &[
+            "enabled",
+            "ip",
+            "port",
+            "buffer_size",
+            "token",
+            "events_port",
+            "rate_limit_per_second",
+        ],
+    );
+    let ip = c
+        .opt_string(&s, "ip", |v| {
+            v.parse::<IpAddr>()
+                .map(|_| ())
+                .map_err(|_| "an IPv4 or IPv6 address such as 127.0.0.1")
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    UdpSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        ip,
+        port: c.int(&s, "port", 20200, 0, 65535) as u16,
+        buffer_size: c.int(&s, "buffer_size", 65_535, 512, 65_535) as usize,
+        token: c.opt_string(&s, "token", |t| {
+            (t.len() >= 8 && !t.contains(':'))
+                .then_some(())
+                .ok_or("at least 8 characters and no ':'")
+        }),
+        events_port: c.opt_int(&s, "events_port", 1, 65535).map(|p| p as u16),
+        rate_limit_per_second: c.num(&s, "rate_limit_per_second", 20.0, 0.1, 100_000.0),
+    }
+}
+
+fn desktop(c: &mut Checker, root: &Sec) -> DesktopSettings {
+    let s = c.sec(
+        root,
+        "desktop",
+        &[
+            "tray",
+            "notifications",
+            "credentials_dialog",
+            "log_keep_days",
+        ],
+    );
+    let n = c.sec(
+        &s,
+        "notifications",
+        &["warning", "asleep", "awake", "errors"],
+    );
+    DesktopSettings {
+        tray: c.boolean(&s, "tray", true),
+        notifications: NotificationSettings {
+            warning: c.boolean(&n, "warning", true),
+            asleep: c.boolean(&n, "asleep", true),
+            awake: c.boolean(&n, "awake", true),
+            errors: c.boolean(&n, "errors", true),
+        },
+        credentials_dialog: c.boolean(&s, "credentials_dialog", true),
+        log_keep_days: c.int(&s, "log_keep_days", 7, 1, 3650) as usize,
     }
 }
 

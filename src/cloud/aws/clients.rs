@@ -1,0 +1,138 @@
+//! SDK clients per (region, profile) with their timeouts, and STS identity
+//! checks.
+
+use super::error::{aws_err, retry_config};
+use crate::cloud::{CloudError, Identity};
+use crate::core::settings::AwsSettings;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A 5 s connect timeout and the given limit for a whole operation.
+fn timeouts(operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_timeout(operation)
+        .build()
+}
+
+/// Keys typed into the credential dialog, checked before they are saved.
+pub struct Keys<'a> {
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+    pub session_token: Option<&'a str>,
+    pub region: &'a str,
+}
+
+/// Who `keys` belong to, by STS `GetCallerIdentity` (through `endpoint_url`
+/// when set). Nothing is read from or written to the AWS files.
+pub async fn whoami_with_keys(
+    keys: &Keys<'_>,
+    endpoint_url: Option<&str>,
+) -> Result<Identity, CloudError> {
+    let credentials = aws_sdk_sts::config::Credentials::new(
+        keys.access_key_id,
+        keys.secret_access_key,
+        keys.session_token.map(String::from),
+        None,
+        "cloudnap-dialog",
+    );
+    let mut conf = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(keys.region.to_string()))
+        .credentials_provider(credentials)
+        .timeout_config(timeouts(Duration::from_secs(20)));
+    if let Some(url) = endpoint_url {
+        conf = conf.endpoint_url(url);
+    }
+    let sts = aws_sdk_sts::Client::from_conf(conf.build());
+    identity(&sts).await
+}
+
+/// Who the credentials of `sts` belong to.
+pub(super) async fn identity(sts: &aws_sdk_sts::Client) -> Result<Identity, CloudError> {
+    let out = sts.get_caller_identity().send().await.map_err(aws_err)?;
+    Ok(Identity {
+        account: out.account().unwrap_or_default().to_string(),
+        arn: out.arn().unwrap_or_default().to_string(),
+    })
+}
+
+/// The SDK clients for one region and profile.
+#[derive(Clone, Debug)]
+pub(super) struct Clients {
+    pub(super) ec2: aws_sdk_ec2::Client,
+    pub(super) ecs: aws_sdk_ecs::Client,
+    pub(super) eks: aws_sdk_eks::Client,
+    pub(super) sts: aws_sdk_sts::Client,
+}
+
+impl Clients {
+    /// Clients sharing one SDK configuration.
+    fn new(conf: &aws_config::SdkConfig) -> Self {
+        Clients {
+            ec2: aws_sdk_ec2::Client::new(conf),
+            ecs: aws_sdk_ecs::Client::new(conf),
+            eks: aws_sdk_eks::Client::new(conf),
+            sts: aws_sdk_sts::Client::new(conf),
+        }
+    }
+}
+
+/// Region, profile and configuration epoch of a set of clients.
+type ClientKey = (String, Option<String>, u64);
+
+/// [`Clients`] per region and profile, built on first use with the standard
+/// credential chain, [`retry_config`] and a 60 s operation timeout.
+pub(super) struct ClientCache {
+    /// The endpoint override and default profile, replaced by `reconfigure`.
+    config: std::sync::Mutex<(Option<String>, Option<String>)>,
+    /// Bumped by `reconfigure`: clients of an older epoch are not reused.
+    epoch: AtomicU64,
+    clients: tokio::sync::Mutex<HashMap<ClientKey, Clients>>,
+}
+
+impl ClientCache {
+    /// A cache using the settings' default profile and endpoint override.
+    pub(super) fn new(aws: &AwsSettings) -> Self {
+        ClientCache {
+            config: std::sync::Mutex::new((aws.endpoint_url.clone(), aws.profile.clone())),
+            epoch: AtomicU64::new(0),
+            clients: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The clients for `region` and `profile` (`None`: the default profile).
+    pub(super) async fn get(&self, region: &str, profile: Option<&str>) -> Clients {
+        let (endpoint_url, default_profile) = self.config.lock().expect("aws config").clone();
+        let profile = profile.map(String::from).or(default_profile);
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let key = (region.to_string(), profile.clone(), epoch);
+        let mut map = self.clients.lock().await;
+        if let Some(c) = map.get(&key) {
+            return c.clone();
+        }
+        map.retain(|k, _| k.2 == epoch);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .retry_config(retry_config())
+            .timeout_config(timeouts(Duration::from_secs(60)));
+        if let Some(p) = &profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(url) = &endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let clients = Clients::new(&loader.load().await);
+        map.insert(key, clients.clone());
+        clients
+    }
+
+    /// Uses a new default profile and endpoint for clients built from now on.
+    pub(super) fn reconfigure(&self, aws: &AwsSettings) {
+        *self.config.lock().expect("aws config") = (aws.endpoint_url.clone(), aws.profile.clone());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,364 @@
+//! EC2 instances: describe, start and stop, the sleep tag, and listing.
+//!
+//! Every operation takes a slice of instance ids of one region: more than one
+//! is served by one call, and a single id, or the ids of a failed batch call,
+//! one by one for exact errors.
+
+use super::error::{aws_err, not_found};
+use super::{all_items, has_protect, marker, only, SLEEP_TAG};
+use crate::cloud::{each_in_order, CloudError, ErrorKind};
+use crate::core::resource::{Capacity, Ec2Instance, Kind, Observed, ResourceId};
+use aws_sdk_ec2::types::{Instance, Tag};
+use aws_sdk_ec2::Client;
+use std::collections::HashMap;
+use std::future::Future;
+use std::slice;
+use std::time::Duration;
+
+/// The region and instance ids of `ids` when they are all EC2 instances of
+/// one region.
+pub(super) fn same_region<'a>(
+    ids: impl IntoIterator<Item = &'a ResourceId>,
+) -> Option<(&'a str, Vec<String>)> {
+    let mut region = None;
+    let mut instances = Vec::new();
+    for id in ids {
+        match id {
+            ResourceId::Ec2 {
+                region: r,
+                instance_id,
+            } if region.is_none_or(|x| x == r) => {
+                region = Some(r.as_str());
+                instances.push(instance_id.clone());
+            }
+            _ => return None,
+        }
+    }
+    Some((region?, instances))
+}
+
+/// The region, instance ids and shared value of `items` when they are all
+/// EC2 instances of one region that get the same value.
+pub(super) fn group<T: PartialEq + Copy>(
+    items: &[(ResourceId, T)],
+) -> Option<(&str, Vec<String>, T)> {
+    let (region, ids) = same_region(items.iter().map(|(id, _)| id))?;
+    let value = items[0].1;
+    items
+        .iter()
+        .all(|(_, v)| *v == value)
+        .then_some((region, ids, value))
+}
+
+/// One result per id: `batch` for all of them when there is more than one;
+/// if it fails, or for a single id, `each` id on its own, 16 at a time.
+async fn batch_or_each<'a, T, F>(
+    ids: &'a [String],
+    batch: impl Future<Output = Result<Vec<Result<T, CloudError>>, CloudError>>,
+    each: impl Fn(&'a String) -> F,
+) -> Vec<Result<T, CloudError>>
+where
+    F: Future<Output = Result<T, CloudError>>,
+{
+    if ids.len() > 1 {
+        if let Ok(all) = batch.await {
+            return all;
+        }
+    }
+    each_in_order(ids, 16, each).await
+}
+
+/// `Ok` for each of `ids` when a call for all of them worked.
+fn all_ok(
+    ids: &[String],
+    call: Result<(), CloudError>,
+) -> Result<Vec<Result<(), CloudError>>, CloudError> {
+    call.map(|()| vec![Ok(()); ids.len()])
+}
+
+/// Capacity, protection, sleep marker and state of each of `ids`.
+pub(super) async fn inspect(ec2: &Client, ids: &[String]) -> Vec<Result<Observed, CloudError>> {
+    batch_or_each(ids, observe_all(ec2, ids), move |id| async move {
+        only(observe_all(ec2, slice::from_ref(id)).await?)
+    })
+    .await
+}
+
+/// [`observe`] for each of `ids`, `NotFound` for those that do not exist;
+/// one call per 500 ids.
+async fn observe_all(
+    ec2: &Client,
+    ids: &[String],
+) -> Result<Vec<Result<Observed, CloudError>>, CloudError> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let reservations = all_items!(ec2
+            .describe_instances()
+            .set_instance_ids(Some(chunk.to_vec())))?;
+        for i in reservations.iter().flat_map(|r| r.instances()) {
+            if let Some(id) = i.instance_id() {
+                found.insert(id.to_string(), i.clone());
+            }
+        }
+    }
+    Ok(ids
+        .iter()
+        .map(|i| {
+            found
+                .get(i)
+                .map(observe)
+                .ok_or_else(|| not_found(format!("instance {i}")))
+        })
+        .collect())
+}
+
+/// Capacity, protection, sleep marker and state of an instance.
+fn observe(i: &Instance) -> Observed {
+    let state = state(i);
+    let tags = i
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+    Observed {
+        capacity: Capacity::Ec2 {
+            running: matches!(state.as_str(), "pending" | "running"),
+        },
+        protected: has_protect(tags.clone()),
+        marker: marker(
+            Kind::Ec2,
+            tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
+        ),
+        status: state,
+    }
+}
+
+fn state(i: &Instance) -> String {
+    i.state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Starts (`running`) or stops each of `ids`.
+pub(super) async fn set_running(
+    ec2: &Client,
+    ids: &[String],
+    running: bool,
+) -> Vec<Result<(), CloudError>> {
+    let batch = async { all_ok(ids, start_or_stop(ec2, ids, running).await) };
+    batch_or_each(ids, batch, move |id| async move {
+        if running {
+            start_when_stopped(ec2, id).await
+        } else {
+            start_or_stop(ec2, slice::from_ref(id), false).await
+        }
+    })
+    .await
+}
+
+/// One call starting (`running`) or stopping all of `ids`.
+async fn start_or_stop(ec2: &Client, ids: &[String], running: bool) -> Result<(), CloudError> {
+    if running {
+        ec2.start_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(aws_err)?;
+    } else {
+        ec2.stop_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(aws_err)?;
+    }
+    Ok(())
+}
+
+/// Starts an instance; if it is still stopping, waits for it to stop first.
+async fn start_when_stopped(ec2: &Client, instance_id: &str) -> Result<(), CloudError> {
+    let ids = [instance_id.to_string()];
+    for _ in 0..60 {
+        match start_or_stop(ec2, &ids, true).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind == ErrorKind::InvalidState => {
+                tokio::time::sleep(Duration::from_secs(2)).await
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(CloudError::new(
+        ErrorKind::InvalidState,
+        format!("instance {instance_id} did not reach a startable state in 2 minutes"),
+    ))
+}
+
+/// Writes (`Some`) or removes (`None`) the sleep tag of each of `ids`.
+pub(super) async fn set_marker(
+    ec2: &Client,
+    ids: &[String],
+    saved: Option<Capacity>,
+) -> Vec<Result<(), CloudError>> {
+    let batch = async { all_ok(ids, tag(ec2, ids, saved).await) };
+    batch_or_each(ids, batch, move |id| tag(ec2, slice::from_ref(id), saved)).await
+}
+
+/// One call writing or removing the sleep tag of all of `ids`.
+async fn tag(ec2: &Client, ids: &[String], saved: Option<Capacity>) -> Result<(), CloudError> {
+    let tag = Tag::builder().key(SLEEP_TAG);
+    match saved {
+        Some(saved) => {
+            ec2.create_tags()
+                .set_resources(Some(ids.to_vec()))
+                .tags(tag.value(saved.to_tag()).build())
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+        None => {
+            ec2.delete_tags()
+                .set_resources(Some(ids.to_vec()))
+                .tags(tag.build())
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// All instances in `region`.
+pub(super) async fn list(ec2: &Client, region: &str) -> Result<Vec<Ec2Instance>, CloudError> {
+    let reservations = all_items!(ec2.describe_instances())?;
+    Ok(reservations
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| Ec2Instance {
+            instance_id: i.instance_id().unwrap_or_default().to_string(),
+            region: region.to_string(),
+            instance_type: i
+                .instance_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            state: state(i),
+            name: i
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some("Name"))
+                .and_then(|t| t.value())
+                .map(String::from),
+            public_ip: i.public_ip_address().map(String::from),
+            private_ip: i.private_ip_address().map(String::from),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_ec2::error::ErrorMetadata;
+    use aws_sdk_ec2::operation::describe_instances::{
+        DescribeInstancesError, DescribeInstancesInput, DescribeInstancesOutput,
+    };
+    use aws_sdk_ec2::operation::start_instances::{StartInstancesError, StartInstancesOutput};
+    use aws_sdk_ec2::types::{InstanceState, InstanceStateName, Reservation};
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+
+    fn client(rules: &[&Rule]) -> Client {
+        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            mocks = mocks.with_rule(rule);
+        }
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(mocks)
+            .build();
+        Client::from_conf(conf)
+    }
+
+    fn error(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code(code)
+            .message("from the mock")
+            .build()
+    }
+
+    /// A describe call for exactly `ids`.
+    fn asks_for(ids: &'static [&'static str]) -> impl Fn(&DescribeInstancesInput) -> bool {
+        move |req| req.instance_ids() == ids
+    }
+
+    fn running(id: &str) -> DescribeInstancesOutput {
+        let instance = Instance::builder()
+            .instance_id(id)
+            .state(
+                InstanceState::builder()
+                    .name(InstanceStateName::Running)
+                    .build(),
+            )
+            .build();
+        DescribeInstancesOutput::builder()
+            .reservations(Reservation::builder().instances(instance).build())
+            .build()
+    }
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|i| i.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_asked_again_one_instance_at_a_time() {
+        let batch = mock!(Client::describe_instances)
+            .match_requests(asks_for(&["i-a", "i-gone"]))
+            .then_error(|| DescribeInstancesError::generic(error("InvalidInstanceID.NotFound")));
+        let a = mock!(Client::describe_instances)
+            .match_requests(asks_for(&["i-a"]))
+            .then_output(|| running("i-a"));
+        let gone = mock!(Client::describe_instances)
+            .match_requests(asks_for(&["i-gone"]))
+            .then_error(|| DescribeInstancesError::generic(error("InvalidInstanceID.NotFound")));
+        let ec2 = client(&[&batch, &a, &gone]);
+
+        let out = inspect(&ec2, &ids(&["i-a", "i-gone"])).await;
+
+        assert_eq!(out[0].as_ref().unwrap().status, "running");
+        assert_eq!(out[1].as_ref().unwrap_err().kind, ErrorKind::NotFound);
+        let calls = [&batch, &a, &gone].map(|r| r.num_calls());
+        assert_eq!(calls, [1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn one_instance_is_one_call_with_its_own_error() {
+        let gone = mock!(Client::describe_instances)
+            .match_requests(asks_for(&["i-gone"]))
+            .then_error(|| DescribeInstancesError::generic(error("InvalidInstanceID.NotFound")));
+        let ec2 = client(&[&gone]);
+
+        let out = inspect(&ec2, &ids(&["i-gone"])).await;
+
+        let err = out[0].as_ref().unwrap_err();
+        assert_eq!(err.code.as_deref(), Some("InvalidInstanceID.NotFound"));
+        assert_eq!(gone.num_calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopping_instance_is_started_once_it_has_stopped() {
+        let start = mock!(Client::start_instances)
+            .sequence()
+            .error(|| StartInstancesError::generic(error("IncorrectInstanceState")))
+            .times(2)
+            .output(|| StartInstancesOutput::builder().build())
+            .build();
+        let ec2 = client(&[&start]);
+
+        let out = set_running(&ec2, &ids(&["i-a"]), true).await;
+
+        assert_eq!(out, vec![Ok(())]);
+        assert_eq!(start.num_calls(), 3);
+    }
+}

@@ -1,0 +1,126 @@
+//! ECS services: describe, desired count, the sleep tag, and listing.
+
+use super::error::{aws_err, not_found};
+use super::{all_items, has_protect, marker, SLEEP_TAG};
+use crate::cloud::CloudError;
+use crate::core::resource::{Capacity, EcsService, Kind, Observed};
+use aws_sdk_ecs::types::{Service, ServiceField, Tag};
+use aws_sdk_ecs::Client;
+
+/// A service that is not `INACTIVE`, with its tags, or `NotFound`.
+pub(super) async fn describe(
+    ecs: &Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Service, CloudError> {
+    let out = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .include(ServiceField::Tags)
+        .send()
+        .await
+        .map_err(aws_err)?;
+    out.services()
+        .iter()
+        .find(|s| s.status() != Some("INACTIVE"))
+        .cloned()
+        .ok_or_else(|| not_found(format!("ECS service {cluster}/{service}")))
+}
+
+/// Capacity, protection, sleep marker and status of a described service.
+pub(super) fn observe(s: &Service) -> Observed {
+    let tags = s
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+    Observed {
+        capacity: Capacity::Ecs {
+            desired: s.desired_count(),
+        },
+        protected: has_protect(tags.clone()),
+        marker: marker(
+            Kind::Ecs,
+            tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
+        ),
+        status: s.status().unwrap_or("unknown").to_string(),
+    }
+}
+
+/// Sets an ECS service's desired count.
+pub(super) async fn set_desired(
+    ecs: &Client,
+    cluster: &str,
+    service: &str,
+    desired: i32,
+) -> Result<(), CloudError> {
+    ecs.update_service()
+        .cluster(cluster)
+        .service(service)
+        .desired_count(desired)
+        .send()
+        .await
+        .map_err(aws_err)?;
+    Ok(())
+}
+
+/// Writes (`Some`) or removes (`None`) the sleep tag of the service `arn`.
+pub(super) async fn set_marker(
+    ecs: &Client,
+    arn: String,
+    saved: Option<Capacity>,
+) -> Result<(), CloudError> {
+    match saved {
+        Some(saved) => {
+            let tag = Tag::builder().key(SLEEP_TAG).value(saved.to_tag()).build();
+            ecs.tag_resource()
+                .resource_arn(arn)
+                .tags(tag)
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+        None => {
+            ecs.untag_resource()
+                .resource_arn(arn)
+                .tag_keys(SLEEP_TAG)
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// All services of all clusters in `region`.
+pub(super) async fn list(ecs: &Client, region: &str) -> Result<Vec<EcsService>, CloudError> {
+    let clusters = all_items!(ecs.list_clusters())?;
+    let mut out = Vec::new();
+    for cluster_arn in clusters {
+        let cluster_name = cluster_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or(&cluster_arn)
+            .to_string();
+        let arns = all_items!(ecs.list_services().cluster(&cluster_arn))?;
+        for chunk in arns.chunks(10) {
+            let described = ecs
+                .describe_services()
+                .cluster(&cluster_arn)
+                .set_services(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(aws_err)?;
+            out.extend(described.services().iter().map(|s| EcsService {
+                cluster_name: cluster_name.clone(),
+                service_name: s.service_name().unwrap_or_default().to_string(),
+                region: region.to_string(),
+                status: s.status().unwrap_or_default().to_string(),
+                desired_count: s.desired_count(),
+                running_count: s.running_count(),
+                pending_count: s.pending_count(),
+            }));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,150 @@
+//! EKS nodegroups: describe, scaling, the sleep tag (kept on the cluster, one
+//! key per nodegroup), and listing.
+
+use super::error::{aws_err, not_found};
+use super::{all_items, has_protect, marker, SLEEP_TAG};
+use crate::cloud::CloudError;
+use crate::core::resource::{Capacity, EksNodegroup, Kind, Observed};
+use aws_sdk_eks::types::{Cluster, Nodegroup, NodegroupScalingConfig};
+use aws_sdk_eks::Client;
+
+/// A cluster, or `NotFound`.
+pub(super) async fn cluster(eks: &Client, cluster: &str) -> Result<Cluster, CloudError> {
+    eks.describe_cluster()
+        .name(cluster)
+        .send()
+        .await
+        .map_err(aws_err)?
+        .cluster
+        .ok_or_else(|| not_found(format!("EKS cluster {cluster}")))
+}
+
+/// A nodegroup, or `NotFound`.
+pub(super) async fn nodegroup(
+    eks: &Client,
+    cluster: &str,
+    nodegroup: &str,
+) -> Result<Nodegroup, CloudError> {
+    eks.describe_nodegroup()
+        .cluster_name(cluster)
+        .nodegroup_name(nodegroup)
+        .send()
+        .await
+        .map_err(aws_err)?
+        .nodegroup
+        .ok_or_else(|| not_found(format!("EKS nodegroup {cluster}/{nodegroup}")))
+}
+
+/// `(min, desired, max)` of a nodegroup; 0 where unset.
+fn scaling(ng: &Nodegroup) -> (i32, i32, i32) {
+    let s = ng.scaling_config();
+    (
+        s.and_then(|s| s.min_size()).unwrap_or(0),
+        s.and_then(|s| s.desired_size()).unwrap_or(0),
+        s.and_then(|s| s.max_size()).unwrap_or(0),
+    )
+}
+
+/// The cluster tag holding the sleep marker of one nodegroup.
+fn marker_key(nodegroup: &str) -> String {
+    format!("{SLEEP_TAG}:{nodegroup}")
+}
+
+/// Capacity, protection (a nodegroup tag), sleep marker (a cluster tag) and
+/// status of nodegroup `ng` named `name` in `cluster`.
+pub(super) fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed {
+    let (min, desired, max) = scaling(ng);
+    Observed {
+        capacity: Capacity::Eks { min, desired, max },
+        protected: has_protect(ng.tags().into_iter().flatten()),
+        marker: marker(
+            Kind::Eks,
+            cluster
+                .tags()
+                .and_then(|t| t.get(&marker_key(name)))
+                .map(String::as_str),
+        ),
+        status: ng
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// Sets a nodegroup's min, desired and max size.
+pub(super) async fn set_scaling(
+    eks: &Client,
+    cluster: &str,
+    nodegroup: &str,
+    (min, desired, max): (i32, i32, i32),
+) -> Result<(), CloudError> {
+    eks.update_nodegroup_config()
+        .cluster_name(cluster)
+        .nodegroup_name(nodegroup)
+        .scaling_config(
+            NodegroupScalingConfig::builder()
+                .min_size(min)
+                .desired_size(desired)
+                .max_size(max)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(aws_err)?;
+    Ok(())
+}
+
+/// Writes (`Some`) or removes (`None`) the sleep marker of `nodegroup` on
+/// the cluster `arn`.
+pub(super) async fn set_marker(
+    eks: &Client,
+    arn: String,
+    nodegroup: &str,
+    saved: Option<Capacity>,
+) -> Result<(), CloudError> {
+    match saved {
+        Some(saved) => {
+            eks.tag_resource()
+                .resource_arn(arn)
+                .tags(marker_key(nodegroup), saved.to_tag())
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+        None => {
+            eks.untag_resource()
+                .resource_arn(arn)
+                .tag_keys(marker_key(nodegroup))
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// All nodegroups of all clusters in `region`.
+pub(super) async fn list(eks: &Client, region: &str) -> Result<Vec<EksNodegroup>, CloudError> {
+    let clusters = all_items!(eks.list_clusters())?;
+    let mut out = Vec::new();
+    for cluster in clusters {
+        let groups = all_items!(eks.list_nodegroups().cluster_name(&cluster))?;
+        for name in groups {
+            let ng = nodegroup(eks, &cluster, &name).await?;
+            let (min, desired, max) = scaling(&ng);
+            out.push(EksNodegroup {
+                cluster_name: cluster.clone(),
+                nodegroup_name: name,
+                region: region.to_string(),
+                status: ng
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                min_size: min,
+                desired_size: desired,
+                max_size: max,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,166 @@
+//! AWS SDK errors as [`CloudError`]s, and the retry policy of every client.
+
+use crate::cloud::{CloudError, ErrorKind};
+use aws_config::retry::RetryConfig;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::time::Duration;
+
+/// The retry policy of every client: standard mode (throttling, 5xx and
+/// transient errors), 5 attempts, exponential backoff from 200 ms.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(5)
+        .with_initial_backoff(Duration::from_millis(200))
+}
+
+/// `(code, message)` from an XML error body the SDK could not parse (moto
+/// answers auth failures in EC2's `<Errors><Error>` shape for every service).
+fn xml_error(body: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let tag = |name: &str| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].to_string())
+    };
+    Some((tag("Code")?, tag("Message").unwrap_or_default()))
+}
+
+/// Maps an SDK error to a [`CloudError`], keeping the AWS error code.
+pub(super) fn aws_err<E>(e: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            let text = DisplayErrorContext(&e).to_string();
+            let kind = if text.contains("credentials") {
+                ErrorKind::Credentials
+            } else {
+                ErrorKind::Network
+            };
+            CloudError::new(kind, text)
+        }
+        SdkError::ServiceError(se) if e.code().is_none() => {
+            match se.raw().body().bytes().and_then(xml_error) {
+                Some((code, message)) => CloudError::from_code(Some(&code), message),
+                None => CloudError::new(ErrorKind::Other, DisplayErrorContext(&e).to_string()),
+            }
+        }
+        SdkError::ServiceError(_) => CloudError::from_code(
+            e.code(),
+            e.message()
+                .map(String::from)
+                .unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+        ),
+        _ => {
+            let text = DisplayErrorContext(&e).to_string();
+            let kind = if text.contains("credentials") {
+                ErrorKind::Credentials
+            } else {
+                ErrorKind::Other
+            };
+            CloudError::new(kind, text)
+        }
+    }
+}
+
+/// "`what` not found".
+pub(super) fn not_found(what: String) -> CloudError {
+    CloudError::new(ErrorKind::NotFound, format!("{what} not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ecs;
+    use super::*;
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_ecs::operation::update_service::{UpdateServiceError, UpdateServiceOutput};
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+
+    #[test]
+    fn an_unparsed_xml_error_body_still_gives_the_code() {
+        let body = br#"<?xml version="1.0"?><ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></Errors></ErrorResponse>"#;
+        assert_eq!(
+            xml_error(body),
+            Some((
+                "InvalidClientTokenId".into(),
+                "The security token included in the request is invalid.".into()
+            ))
+        );
+        assert_eq!(xml_error(b"<html>nope</html>"), None);
+    }
+
+    fn ecs_client(rule: &Rule) -> aws_sdk_ecs::Client {
+        let conf = aws_sdk_ecs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::Sequential)
+                    .with_rule(rule),
+            )
+            .retry_config(retry_config().with_initial_backoff(Duration::from_millis(1)))
+            .build();
+        aws_sdk_ecs::Client::from_conf(conf)
+    }
+
+    fn service_error(code: &str) -> UpdateServiceError {
+        UpdateServiceError::generic(
+            aws_sdk_ecs::error::ErrorMetadata::builder()
+                .code(code)
+                .message("from the mock")
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_until_it_succeeds() {
+        let rule = mock!(aws_sdk_ecs::Client::update_service)
+            .sequence()
+            .http_status(
+                400,
+                Some(r#"{"__type":"ThrottlingException","message":"slow down"}"#.into()),
+            )
+            .times(2)
+            .output(|| UpdateServiceOutput::builder().build())
+            .build();
+        let client = ecs_client(&rule);
+        ecs::set_desired(&client, "c", "s", 3).await.unwrap();
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn access_denied_is_surfaced_with_its_code_and_not_retried() {
+        let rule = mock!(aws_sdk_ecs::Client::update_service)
+            .then_error(|| service_error("AccessDeniedException"));
+        let client = ecs_client(&rule);
+        let err = ecs::set_desired(&client, "c", "s", 3).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::AccessDenied);
+        assert_eq!(err.code.as_deref(), Some("AccessDeniedException"));
+        assert!(
+            err.to_string().starts_with("AccessDeniedException: "),
+            "{err}"
+        );
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn persistent_throttling_gives_up_with_the_throttling_code() {
+        let rule = mock!(aws_sdk_ecs::Client::update_service)
+            .sequence()
+            .http_status(
+                400,
+                Some(r#"{"__type":"ThrottlingException","message":"slow down"}"#.into()),
+            )
+            .times(10)
+            .build();
+        let client = ecs_client(&rule);
+        let err = ecs::set_desired(&client, "c", "s", 3).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Throttled, "{err:?}");
+        assert_eq!(rule.num_calls(), 5);
+    }
+}
