@@ -9,13 +9,16 @@ VENV=$CLOUDNAP_CACHE/venv
 STARTED_PIDS=()
 
 # Debian packages the build and tests need: toolchain helpers, Python for
-# moto, X11 libraries for the detectors, and Xvfb/openbox/xdotool to test them.
+# moto, X11 libraries for the detectors, Xvfb/openbox/xdotool to test them,
+# and headless sway (typed into with wtype) and mutter (driven through its
+# RemoteDesktop D-Bus API with python3-dbus) for the Wayland detectors.
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
   libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
   libasound2-dev libegl-mesa0 libgl1-mesa-dri
   xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox
-  haskell-gtk-sni-tray-utils imagemagick dbus-x11 dbus-bin)
+  haskell-gtk-sni-tray-utils imagemagick dbus-x11 dbus-bin
+  sway wtype foot mutter dbus-user-session python3-dbus python3-gi)
 
 ensure_packages() {
   local missing=()
@@ -118,6 +121,68 @@ start_pulse() {
   pactl set-default-sink vsink
   pactl set-default-source micsink.monitor
   PULSE_STARTED=1
+}
+
+# The unprivileged user the compositors run as (sway refuses to run as root).
+DESKTOP_USER=cloudnap-desktop
+
+ensure_desktop_user() {
+  id "$DESKTOP_USER" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$DESKTOP_USER"
+}
+
+# Starts headless sway (pixman renderer, no input devices, no Xwayland) as
+# $DESKTOP_USER with a foot terminal focused; exports its runtime dir and
+# socket name as CLOUDNAP_SWAY_RUNTIME_DIR and CLOUDNAP_SWAY_DISPLAY.
+start_sway() {
+  ensure_desktop_user
+  local dir=/tmp/cloudnap-sway-$$
+  mkdir -p -m 700 "$dir"
+  printf 'xwayland disable\nexec foot\n' >"$dir/sway.conf"
+  chown -R "$DESKTOP_USER" "$dir"
+  # setpriv and env exec in place: $! is sway itself.
+  setpriv --reuid="$DESKTOP_USER" --regid="$DESKTOP_USER" --init-groups \
+    env HOME="$(getent passwd "$DESKTOP_USER" | cut -d: -f6)" XDG_RUNTIME_DIR="$dir" \
+    WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 WLR_RENDERER=pixman \
+    sway -c "$dir/sway.conf" >"$CLOUDNAP_CACHE/sway.log" 2>&1 &
+  STARTED_PIDS+=($!)
+  export CLOUDNAP_SWAY_RUNTIME_DIR=$dir
+  for _ in $(seq 100); do
+    local sock
+    sock=$(find "$dir" -maxdepth 1 -name 'wayland-*' -type s -printf '%f\n' 2>/dev/null | head -1)
+    if [ -n "$sock" ] && swaymsg -s "$dir"/sway-ipc.*.sock -t get_tree 2>/dev/null | grep -q '"app_id": "foot"'; then
+      export CLOUDNAP_SWAY_DISPLAY=$sock
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "sway (with foot) did not start; see $CLOUDNAP_CACHE/sway.log" >&2
+  return 1
+}
+
+# Starts headless mutter (GNOME's compositor) in a session bus of its own;
+# exports that bus's address, its runtime dir and Wayland socket as
+# CLOUDNAP_MUTTER_BUS, CLOUDNAP_MUTTER_RUNTIME_DIR and CLOUDNAP_MUTTER_DISPLAY.
+start_mutter() {
+  local dir=/tmp/cloudnap-mutter-$$
+  mkdir -p -m 700 "$dir"
+  # dbus-run-session stops the bus when mutter (whose pid is kept) exits.
+  dbus-run-session -- sh -c 'echo "$DBUS_SESSION_BUS_ADDRESS" >"$0/bus"; echo $$ >"$0/pid"
+    XDG_RUNTIME_DIR="$0" exec mutter --headless --wayland --no-x11 --virtual-monitor 1280x800' \
+    "$dir" >"$CLOUDNAP_CACHE/mutter.log" 2>&1 &
+  for _ in $(seq 100); do
+    if [ -s "$dir/bus" ] && [ -S "$dir/wayland-0" ] &&
+      DBUS_SESSION_BUS_ADDRESS=$(cat "$dir/bus") gdbus call --session \
+        --dest org.gnome.Mutter.IdleMonitor --object-path /org/gnome/Mutter/IdleMonitor/Core \
+        --method org.gnome.Mutter.IdleMonitor.GetIdletime >/dev/null 2>&1; then
+      STARTED_PIDS+=("$(cat "$dir/pid")")
+      export CLOUDNAP_MUTTER_BUS CLOUDNAP_MUTTER_RUNTIME_DIR=$dir CLOUDNAP_MUTTER_DISPLAY=wayland-0
+      CLOUDNAP_MUTTER_BUS=$(cat "$dir/bus")
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "mutter did not start; see $CLOUDNAP_CACHE/mutter.log" >&2
+  return 1
 }
 
 stop_started() {

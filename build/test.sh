@@ -14,6 +14,9 @@ start_moto CLOUDNAP_MOTO_AUTH_URL INITIAL_NO_AUTH_ACTION_COUNT=0
 start_x
 start_tray_host
 start_pulse
+# Wayland sessions for the Wayland and GNOME detectors (tests/wayland.rs, tests/gnome.rs).
+start_sway
+start_mutter
 mkdir -p "$CARGO_TARGET_DIR/test-artifacts"
 export CLOUDNAP_ARTIFACTS="$CARGO_TARGET_DIR/test-artifacts"
 

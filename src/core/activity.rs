@@ -17,6 +17,17 @@ pub enum ActivityKind {
     SystemIdle,
     /// A `USER_ACTIVITY` command or a similar explicit signal.
     Command,
+    /// The Wayland compositor's idle notification (`ext_idle_notify_v1` or
+    /// `org_kde_kwin_idle`): input on the seat.
+    WaylandIdle,
+    /// GNOME's `org.gnome.Mutter.IdleMonitor` (or the desktop's
+    /// `org.freedesktop.ScreenSaver` idle time): input in the session.
+    GnomeIdle,
+    /// The screen was unlocked: the user is back (counts as activity).
+    Unlocked,
+    /// The screen was locked. Not activity: the orchestrator is to start
+    /// its short lock grace countdown instead (see [`Self::is_activity`]).
+    Locked,
 }
 
 impl ActivityKind {
@@ -30,7 +41,17 @@ impl ActivityKind {
             ActivityKind::Audio => "audio",
             ActivityKind::SystemIdle => "system_idle",
             ActivityKind::Command => "command",
+            ActivityKind::WaylandIdle => "wayland_idle",
+            ActivityKind::GnomeIdle => "gnome_idle",
+            ActivityKind::Unlocked => "unlocked",
+            ActivityKind::Locked => "locked",
         }
+    }
+
+    /// Whether this shows the user is here. Only [`ActivityKind::Locked`]
+    /// does not: it must never reset the idle countdown.
+    pub fn is_activity(self) -> bool {
+        self != ActivityKind::Locked
     }
 }
 
@@ -151,6 +172,14 @@ pub fn changed_fraction(a: &[u8], b: &[u8], tolerance: u8) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_is_not_activity_but_an_unlock_is() {
+        assert!(!ActivityKind::Locked.is_activity());
+        assert!(ActivityKind::Unlocked.is_activity());
+        assert!(ActivityKind::WaylandIdle.is_activity());
+        assert_eq!(ActivityKind::Locked.name(), "locked");
+    }
 
     #[test]
     fn keys_are_debounced() {

@@ -3,10 +3,19 @@
 //! and sends it into one channel. A disabled source is never started.
 
 mod audio;
+#[cfg(target_os = "linux")]
+mod gnome;
+#[cfg(target_os = "linux")]
+mod heartbeat;
 mod input;
+#[cfg(target_os = "linux")]
+mod lock;
 mod screen;
+pub mod session;
 #[cfg(target_os = "linux")]
 mod system_idle;
+#[cfg(target_os = "linux")]
+mod wayland;
 mod window;
 
 use crate::core::activity::{Activity, ActivityKind};
@@ -25,6 +34,8 @@ pub struct Sink {
     base: Instant,
     /// Milliseconds after `base` of the latest activity, plus one (0: none).
     last: Arc<AtomicU64>,
+    /// Whether [`ActivityKind::Locked`] goes into the channel too.
+    forward_locks: bool,
 }
 
 impl Sink {
@@ -34,12 +45,29 @@ impl Sink {
             tx,
             base: Instant::now(),
             last: Arc::new(AtomicU64::new(0)),
+            forward_locks: false,
         }
     }
 
-    /// Reports activity of `kind` now.
+    /// Also sends [`ActivityKind::Locked`] into the channel, for an
+    /// orchestrator that starts its lock grace countdown on it. Without
+    /// this it is dropped (the lock source logs it): an orchestrator that
+    /// takes everything it receives for activity must never see it.
+    pub fn forwarding_locks(mut self) -> Self {
+        self.forward_locks = true;
+        self
+    }
+
+    /// Reports `kind` now: activity, or for [`ActivityKind::Locked`] (which
+    /// is not activity) only what [`Sink::forwarding_locks`] asks for.
     pub fn emit(&self, kind: ActivityKind) {
         let at = Instant::now();
+        if !kind.is_activity() {
+            if self.forward_locks {
+                let _ = self.tx.send(Activity { kind, at });
+            }
+            return;
+        }
         let ms = at.saturating_duration_since(self.base).as_millis() as u64 + 1;
         self.last.fetch_max(ms, Ordering::Relaxed);
         let _ = self.tx.send(Activity { kind, at });
@@ -89,29 +117,49 @@ pub trait ActivitySource: Send + 'static {
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError>;
 }
 
-/// The enabled sources for `settings` on this platform.
+/// The enabled sources for `settings` that fit this session (on Linux, see
+/// [`session::plan`], logged here); elsewhere every enabled one.
 pub fn sources(settings: &Settings) -> Vec<Box<dyn ActivitySource>> {
+    let plan = session::plan(&session::SessionEnv::from_env());
+    if cfg!(target_os = "linux") {
+        tracing::info!("{plan}");
+    }
+    let wanted = |d| !cfg!(target_os = "linux") || plan.start.contains(&d);
     let mut out: Vec<Box<dyn ActivitySource>> = Vec::new();
-    if settings.keyboard.enabled || settings.mouse.enabled {
+    if (settings.keyboard.enabled || settings.mouse.enabled) && wanted(session::Detector::Input) {
         out.push(Box::new(input::InputSource::new(
             settings.keyboard.clone(),
             settings.mouse.clone(),
         )));
     }
-    if settings.screen.enabled {
+    if settings.screen.enabled && wanted(session::Detector::Screen) {
         out.push(Box::new(screen::ScreenSource::new(&settings.screen)));
     }
-    if settings.audio.enabled {
+    if settings.audio.enabled && wanted(session::Detector::Audio) {
         out.push(Box::new(audio::AudioSource::new(&settings.audio)));
     }
-    if settings.window.enabled {
+    if settings.window.enabled && wanted(session::Detector::Window) {
         out.push(Box::new(window::WindowSource::new(&settings.window)));
     }
     #[cfg(target_os = "linux")]
-    if settings.system_idle.enabled {
-        out.push(Box::new(system_idle::SystemIdleSource::new(
-            &settings.system_idle,
-        )));
+    {
+        // The Wayland and GNOME idle sources are this session's system idle
+        // time, so `system_idle.enabled` switches them too.
+        let idle = settings.system_idle.enabled;
+        if idle && wanted(session::Detector::SystemIdle) {
+            out.push(Box::new(system_idle::SystemIdleSource::new(
+                &settings.system_idle,
+            )));
+        }
+        if idle && wanted(session::Detector::WaylandIdle) {
+            out.push(Box::new(wayland::WaylandIdleSource));
+        }
+        if idle && wanted(session::Detector::GnomeIdle) {
+            out.push(Box::new(gnome::GnomeIdleSource::new(&settings.system_idle)));
+        }
+        if wanted(session::Detector::ScreenLock) {
+            out.push(Box::new(lock::LockSource));
+        }
     }
     out
 }
@@ -133,5 +181,28 @@ pub fn start(sources: Vec<Box<dyn ActivitySource>>, sink: &Sink) {
         if let Err(e) = spawned {
             tracing::warn!("{name} detector: cannot start a thread: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_reaches_the_channel_only_when_asked_for() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = Sink::new(tx);
+        sink.emit(ActivityKind::Locked);
+        assert!(rx.try_recv().is_err(), "dropped by default");
+        assert!(!sink.active_within(Duration::from_secs(60)), "not activity");
+        sink.emit(ActivityKind::Unlocked);
+        assert_eq!(rx.try_recv().unwrap().kind, ActivityKind::Unlocked);
+        assert!(sink.active_within(Duration::from_secs(60)));
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = Sink::new(tx).forwarding_locks();
+        sink.emit(ActivityKind::Locked);
+        assert_eq!(rx.try_recv().unwrap().kind, ActivityKind::Locked);
+        assert!(!sink.active_within(Duration::from_secs(60)));
     }
 }

@@ -1,0 +1,219 @@
+//! Helpers for the Wayland, GNOME and screen lock tests: the sessions
+//! `build/test.sh` starts (headless sway and mutter), input into them, and
+//! private D-Bus buses.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env(name: &str, starter: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with ./build/test.sh, which runs {starter} (build/env.sh)")
+    })
+}
+
+/// Settings with every detector off but the session's idle time
+/// (`system_idle`, which also switches the Wayland and GNOME sources).
+pub fn only_session_idle() -> serde_json::Value {
+    serde_json::json!({
+        "keyboard": {"enabled": false}, "mouse": {"enabled": false},
+        "screen": {"enabled": false}, "audio": {"enabled": false},
+        "window": {"enabled": false}, "system_idle": {"enabled": true}
+    })
+}
+
+/// Makes `command` (a `cloudnap ...`) run in a Wayland session: no X display
+/// and no session type or desktop inherited from the test's environment.
+pub fn wayland_env(command: &mut Command, runtime_dir: &str, display: &str) {
+    command
+        .env_remove("DISPLAY")
+        .env_remove("XDG_SESSION_TYPE")
+        .env_remove("XDG_CURRENT_DESKTOP")
+        .env_remove("XDG_SESSION_ID")
+        .env("XDG_RUNTIME_DIR", runtime_dir)
+        .env("WAYLAND_DISPLAY", display);
+}
+
+/// The headless sway session started by `start_sway`.
+pub struct Sway {
+    pub runtime_dir: String,
+    pub display: String,
+}
+
+impl Sway {
+    pub fn from_env() -> Sway {
+        Sway {
+            runtime_dir: env("CLOUDNAP_SWAY_RUNTIME_DIR", "start_sway"),
+            display: env("CLOUDNAP_SWAY_DISPLAY", "start_sway"),
+        }
+    }
+
+    /// Makes `command` run in this session.
+    pub fn session(&self, command: &mut Command) {
+        wayland_env(command, &self.runtime_dir, &self.display);
+    }
+
+    /// Types `text` into the focused window (foot) through the
+    /// virtual-keyboard protocol.
+    pub fn wtype(&self, text: &str) {
+        let mut c = Command::new("wtype");
+        self.session(&mut c);
+        let ok = c.arg(text).status().expect("wtype").success();
+        assert!(ok, "wtype {text:?} failed");
+    }
+}
+
+/// The headless mutter started by `start_mutter`, with its own session bus.
+pub struct Mutter {
+    pub bus: String,
+    pub runtime_dir: String,
+    pub display: String,
+}
+
+impl Mutter {
+    pub fn from_env() -> Mutter {
+        Mutter {
+            bus: env("CLOUDNAP_MUTTER_BUS", "start_mutter"),
+            runtime_dir: env("CLOUDNAP_MUTTER_RUNTIME_DIR", "start_mutter"),
+            display: env("CLOUDNAP_MUTTER_DISPLAY", "start_mutter"),
+        }
+    }
+
+    /// Makes `command` run in this GNOME Wayland session.
+    pub fn session(&self, command: &mut Command) {
+        wayland_env(command, &self.runtime_dir, &self.display);
+        command
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("XDG_SESSION_TYPE", "wayland")
+            .env("XDG_CURRENT_DESKTOP", "GNOME");
+    }
+}
+
+/// Input into mutter through its RemoteDesktop API: one python3-dbus
+/// process keeps the one connection the remote desktop session lives in.
+pub struct RemoteDesktop {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+const REMOTE_DESKTOP_PY: &str = r#"
+import sys, dbus
+bus = dbus.SessionBus()
+name = 'org.gnome.Mutter.RemoteDesktop'
+rd = dbus.Interface(bus.get_object(name, '/org/gnome/Mutter/RemoteDesktop'), name)
+session = dbus.Interface(bus.get_object(name, rd.CreateSession()), name + '.Session')
+session.Start()
+print('ready', flush=True)
+for line in sys.stdin:
+    if line.strip() == 'key':  # KEY_A, evdev code 30
+        session.NotifyKeyboardKeycode(dbus.UInt32(30), True)
+        session.NotifyKeyboardKeycode(dbus.UInt32(30), False)
+    elif line.strip() == 'move':
+        session.NotifyPointerMotionRelative(dbus.Double(7), dbus.Double(5))
+    print('done', flush=True)
+"#;
+
+impl RemoteDesktop {
+    /// Opens a remote desktop session in `mutter`.
+    pub fn start(mutter: &Mutter) -> RemoteDesktop {
+        let mut child = Command::new("/usr/bin/python3")
+            .args(["-c", REMOTE_DESKTOP_PY])
+            .env("DBUS_SESSION_BUS_ADDRESS", &mutter.bus)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut rd = RemoteDesktop {
+            child,
+            stdin,
+            stdout,
+        };
+        assert_eq!(rd.line(), "ready", "RemoteDesktop session did not start");
+        rd
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+
+    fn send(&mut self, what: &str) {
+        writeln!(self.stdin, "{what}").unwrap();
+        assert_eq!(self.line(), "done", "RemoteDesktop {what}");
+    }
+
+    /// Presses and releases one key.
+    pub fn key(&mut self) {
+        self.send("key");
+    }
+
+    /// Moves the pointer a few pixels.
+    pub fn pointer(&mut self) {
+        self.send("move");
+    }
+}
+
+impl Drop for RemoteDesktop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private D-Bus bus (session configuration), stopped on drop.
+pub struct PrivateBus {
+    pub address: String,
+    pid: i32,
+}
+
+impl PrivateBus {
+    pub fn start() -> PrivateBus {
+        let out = Command::new("dbus-daemon")
+            .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
+            .output()
+            .expect("dbus-daemon");
+        assert!(out.status.success(), "dbus-daemon: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines();
+        let address = lines.next().unwrap().trim().to_string();
+        let pid = lines.next().unwrap().trim().parse().unwrap();
+        PrivateBus { address, pid }
+    }
+
+    /// A connection to this bus.
+    pub fn connect(&self) -> zbus::blocking::Connection {
+        zbus::blocking::connection::Builder::address(self.address.as_str())
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+    }
+}
+
+/// Waits up to `limit` until the daemon's log contains `text`.
+pub fn wait_log(log: &std::sync::Mutex<String>, text: &str, limit: Duration) {
+    wait_log_times(log, text, 1, limit);
+}
+
+/// Waits up to `limit` until the daemon's log contains `text` `n` times.
+pub fn wait_log_times(log: &std::sync::Mutex<String>, text: &str, n: usize, limit: Duration) {
+    let t0 = Instant::now();
+    while log.lock().unwrap().matches(text).count() < n {
+        assert!(
+            t0.elapsed() < limit,
+            "no {text:?} in the log after {limit:?}:\n{}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
