@@ -13,7 +13,8 @@ use crate::core::report::{format_outcomes, Action, Outcome};
 use crate::core::resource::{Capacity, Kind, ResourceId};
 use crate::core::settings::Settings;
 use crate::core::status::{
-    AsleepRow, ConfigFile, Event, LastActivity, Operation, StateName, Status,
+    describe, AsleepRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
+    StateName, Status,
 };
 use crate::manager::Manager;
 use crate::server::Handler;
@@ -31,9 +32,6 @@ use tokio::sync::{mpsc, Notify};
 /// machine was suspended.
 const MAX_TICK: Duration = Duration::from_secs(30);
 
-/// Sleep this long after the session locks.
-const LOCK_GRACE: Duration = Duration::from_secs(120);
-
 /// The monotonic clock, through tokio so tests can pause it.
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -44,7 +42,7 @@ fn idle_config(settings: &Settings) -> IdleConfig {
         timeout: settings.activity.inactivity_timeout,
         warning: settings.activity.warning,
         max_tick: MAX_TICK,
-        lock_grace: LOCK_GRACE,
+        lock_grace: settings.screen_lock.lock_grace,
     }
 }
 
@@ -86,6 +84,8 @@ struct State {
     operation: Option<Operation>,
     /// The latest activity seen, for STATUS ("what keeps me awake?").
     last_activity: Option<(ActivityKind, Instant)>,
+    /// Every activity detector and how it is doing.
+    detectors: Vec<DetectorRow>,
 }
 
 /// The application state and its reactions.
@@ -130,6 +130,7 @@ impl<C: CloudControl> App<C> {
                 tracker,
                 operation: None,
                 last_activity: None,
+                detectors: Vec::new(),
             }),
             settings_file,
             manager,
@@ -194,7 +195,7 @@ impl<C: CloudControl> App<C> {
         if *current == new {
             return;
         }
-        if current.activity != new.activity {
+        if current.activity != new.activity || current.screen_lock != new.screen_lock {
             state.tracker.set_config(idle_config(&new));
             self.changed.notify_one();
         }
@@ -216,7 +217,8 @@ impl<C: CloudControl> App<C> {
                     &current.screen,
                     &current.audio,
                 ) != (&new.keyboard, &new.mouse, &new.screen, &new.audio)
-                    || (&current.window, &current.system_idle) != (&new.window, &new.system_idle),
+                    || (&current.window, &current.system_idle) != (&new.window, &new.system_idle)
+                    || current.screen_lock.enabled != new.screen_lock.enabled,
             ),
             ("desktop.tray", current.desktop.tray != new.desktop.tray),
         ]
@@ -246,9 +248,40 @@ impl<C: CloudControl> App<C> {
         registry
     }
 
-    /// The user did something, at `activity.at`.
+    /// The detectors' states changed: applies the blind rule (no input
+    /// detector runs: nothing sleeps by itself) and says so once.
+    pub fn detectors_changed(&self, detectors: Vec<DetectorRow>) {
+        let blind = Inputs::of(&detectors) == Inputs::Blind;
+        let mut state = self.lock();
+        let was_blind = Inputs::of(&state.detectors) == Inputs::Blind;
+        if state.tracker.set_blind(now(), blind) == Some(IdleEvent::WarningCancelled) {
+            self.emit(Event::WarningCancelled);
+        }
+        if blind && !was_blind {
+            tracing::warn!(
+                "no detector can see user input: nothing sleeps by itself until one runs ({})",
+                describe(&detectors)
+            );
+            self.emit(Event::Blind {
+                detectors: detectors.clone(),
+            });
+        } else if was_blind && !blind {
+            tracing::info!("an input detector runs again: the idle countdown restarts");
+            self.emit(Event::Seeing);
+        }
+        state.detectors = detectors;
+        self.changed.notify_one();
+    }
+
+    /// The user did something, at `activity.at`; or the session locked.
     pub fn activity(&self, activity: Activity) {
         let Activity { kind, at } = activity;
+        if !kind.is_activity() {
+            tracing::info!("screen locked: the short lock grace counts down");
+            self.lock().tracker.lock(at);
+            self.changed.notify_one();
+            return;
+        }
         let event = {
             let mut state = self.lock();
             state.last_activity = Some((kind, at));
@@ -446,6 +479,8 @@ impl<C: CloudControl> App<C> {
                     .collect::<Vec<_>>()
                     .join("\n")
             }),
+            inputs: Inputs::of(&state.detectors),
+            detectors: state.detectors.clone(),
         }
     }
 

@@ -151,8 +151,8 @@ pub async fn run<C: CloudControl>(
     );
     let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
     // Held until the end: the activity channel stays open even when every
-    // detector failed to start.
-    let sink = detect::Sink::new(activity_tx);
+    // detector failed to start. Locks reach the app (they start the grace).
+    let sink = detect::Sink::new(activity_tx).forwarding_locks();
     let feeder = app.clone();
     spawn(
         "activity feed",
@@ -160,8 +160,27 @@ pub async fn run<C: CloudControl>(
             async move { feeder.run_activity(activity_rx).await },
         )),
     );
+    // Held until the end, like the sink: its channel feeds a task.
+    let mut _health = None;
     if desktop {
-        detect::start(detect::sources(&app.settings()), &sink);
+        let env = detect::session::SessionEnv::from_env();
+        let (rows, planned) = detect::plan(&app.settings(), &env);
+        app.detectors_changed(rows.clone());
+        let (health_tx, mut health_rx) = tokio::sync::mpsc::unbounded_channel();
+        let health = detect::Health::new(rows, move |rows| {
+            let _ = health_tx.send(rows);
+        });
+        let watcher = app.clone();
+        spawn(
+            "detector health",
+            Box::new(Box::pin(async move {
+                while let Some(rows) = health_rx.recv().await {
+                    watcher.detectors_changed(rows);
+                }
+            })),
+        );
+        detect::start(planned, &sink, &health);
+        _health = Some(health);
         let desktop_settings = app.settings().desktop.clone();
         if desktop_settings.tray {
             if let Some(menu) = start_tray(&app, &paths, quit_tx.clone()) {

@@ -4,6 +4,7 @@
 mod common;
 use cloudnap::core::activity::{Activity, ActivityKind};
 use cloudnap::core::settings::Settings;
+use cloudnap::detect::{self, session::SessionEnv};
 use common::{require_display, xdotool};
 use std::process::Command;
 use std::sync::Mutex;
@@ -17,7 +18,8 @@ static X: Mutex<()> = Mutex::new(());
 fn start(settings_json: &str) -> mpsc::UnboundedReceiver<Activity> {
     require_display();
     let base = r#"{"keyboard":{"enabled":false},"mouse":{"enabled":false},"window":{"enabled":false},
-        "system_idle":{"enabled":false},"screen":{"enabled":false},"audio":{"enabled":false}}"#;
+        "system_idle":{"enabled":false},"screen":{"enabled":false},"audio":{"enabled":false},
+        "screen_lock":{"enabled":false}}"#;
     let mut merged: serde_json::Value = serde_json::from_str(base).unwrap();
     let extra: serde_json::Value = serde_json::from_str(settings_json).unwrap();
     for (k, v) in extra.as_object().unwrap() {
@@ -25,9 +27,16 @@ fn start(settings_json: &str) -> mpsc::UnboundedReceiver<Activity> {
     }
     let (settings, _) = Settings::parse(&merged.to_string()).unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    cloudnap::detect::start(
-        cloudnap::detect::sources(&settings),
-        &cloudnap::detect::Sink::new(tx),
+    let x11 = SessionEnv {
+        session_type: Some("x11".into()),
+        display: true,
+        ..SessionEnv::default()
+    };
+    let (rows, planned) = detect::plan(&settings, &x11);
+    detect::start(
+        planned,
+        &detect::Sink::new(tx),
+        &detect::Health::new(rows, |_| {}),
     );
     rx
 }

@@ -84,6 +84,15 @@ pub struct SystemIdleSettings {
     pub check_interval_sec: f64,
 }
 
+/// The session's screen lock (logind, screensaver): a lock means the user
+/// is away.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScreenLockSettings {
+    pub enabled: bool,
+    /// Sleep this long after the lock (if sooner than the timeout).
+    pub lock_grace: Duration,
+}
+
 /// AWS access.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AwsSettings {
@@ -152,6 +161,7 @@ pub struct Settings {
     pub audio: AudioSettings,
     pub window: WindowSettings,
     pub system_idle: SystemIdleSettings,
+    pub screen_lock: ScreenLockSettings,
     pub aws: AwsSettings,
     pub udp: UdpSettings,
     pub desktop: DesktopSettings,
@@ -201,6 +211,7 @@ struct Sections {
     audio: AudioSettings,
     window: WindowSettings,
     system_idle: SystemIdleSettings,
+    screen_lock: ScreenLockSettings,
     aws: AwsSettings,
     udp: UdpSettings,
     desktop: DesktopSettings,
@@ -236,6 +247,7 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
             "audio",
             "window",
             "system_idle",
+            "screen_lock",
             "aws",
             "udp_server",
             "desktop",
@@ -249,6 +261,7 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
         audio: audio(c, &root),
         window: window(c, &root),
         system_idle: system_idle(c, &root),
+        screen_lock: screen_lock(c, &root),
         aws: aws(c, &root),
         udp: udp_server(c, &root),
         desktop: desktop(c, &root),
@@ -275,6 +288,7 @@ fn resolve(s: Sections, c: &mut Checker) -> Settings {
         audio: s.audio,
         window: s.window,
         system_idle: s.system_idle,
+        screen_lock: s.screen_lock,
         aws: s.aws,
         udp: s.udp,
         desktop: s.desktop,
@@ -353,6 +367,14 @@ fn system_idle(c: &mut Checker, root: &Sec) -> SystemIdleSettings {
     SystemIdleSettings {
         enabled: c.boolean(&s, "enabled", true),
         check_interval_sec: c.num(&s, "check_interval_sec", 10.0, 0.1, 3600.0),
+    }
+}
+
+fn screen_lock(c: &mut Checker, root: &Sec) -> ScreenLockSettings {
+    let s = c.sec(root, "screen_lock", &["enabled", "lock_grace_minutes"]);
+    ScreenLockSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        lock_grace: minutes(c.num(&s, "lock_grace_minutes", 2.0, 0.0, 1440.0)),
     }
 }
 

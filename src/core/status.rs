@@ -73,6 +73,82 @@ pub struct AsleepRow {
     pub since: u64,
 }
 
+/// How an activity detector is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "why", rename_all = "snake_case")]
+pub enum DetectorState {
+    /// Being started (counted as running until it fails).
+    Starting,
+    Running,
+    /// Cannot work in this session (no display, no D-Bus service, ...).
+    NotAvailable(String),
+    /// Ran, then failed; restarted with backoff.
+    Failed(String),
+    /// Turned off in settings.json.
+    Disabled,
+}
+
+/// One detector in `STATUS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DetectorRow {
+    pub name: &'static str,
+    /// Whether it is a source of truth for user input here (keyboard,
+    /// mouse, the session's idle time).
+    pub input: bool,
+    #[serde(flatten)]
+    pub state: DetectorState,
+}
+
+/// Whether cloudnap can see the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Inputs {
+    /// At least one input detector runs.
+    #[serde(rename = "seen")]
+    Seen,
+    /// Input detectors are enabled but none runs: nothing sleeps by itself.
+    #[serde(rename = "blind")]
+    Blind,
+    /// Every input detector is off in settings.json on purpose: activity
+    /// comes from `USER_ACTIVITY` (and the other detectors) alone.
+    #[serde(rename = "disabled in settings")]
+    DisabledInSettings,
+}
+
+impl Inputs {
+    /// The blind rule over the detectors' states.
+    pub fn of(detectors: &[DetectorRow]) -> Inputs {
+        let inputs = || detectors.iter().filter(|d| d.input);
+        if inputs().all(|d| d.state == DetectorState::Disabled) {
+            Inputs::DisabledInSettings
+        } else if inputs()
+            .any(|d| matches!(d.state, DetectorState::Running | DetectorState::Starting))
+        {
+            Inputs::Seen
+        } else {
+            Inputs::Blind
+        }
+    }
+}
+
+/// "keyboard/mouse: failed (no X display); system_idle: not available here
+/// (...)": the input detectors that do not run, and why.
+pub fn describe(detectors: &[DetectorRow]) -> String {
+    detectors
+        .iter()
+        .filter(|d| d.input)
+        .filter_map(|d| {
+            let what = match &d.state {
+                DetectorState::Failed(why) => format!("failed ({why})"),
+                DetectorState::NotAvailable(why) => format!("not available here ({why})"),
+                DetectorState::Disabled => "disabled in settings".into(),
+                DetectorState::Starting | DetectorState::Running => return None,
+            };
+            Some(format!("{}: {what}", d.name))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The `STATUS` reply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
@@ -89,6 +165,10 @@ pub struct Status {
     pub dry_run: bool,
     /// Every invalid config file's error, one per line.
     pub config_error: Option<String>,
+    /// Whether any detector can see user input.
+    pub inputs: Inputs,
+    /// Every activity detector and how it is doing.
+    pub detectors: Vec<DetectorRow>,
 }
 
 /// One of the two config files cloudnap watches.
@@ -146,12 +226,58 @@ pub enum Event {
     ConfigError { file: ConfigFile, error: String },
     /// A config file is valid again.
     ConfigOk { file: ConfigFile },
+    /// No detector that sees input runs: nothing sleeps by itself.
+    Blind { detectors: Vec<DetectorRow> },
+    /// An input detector runs again.
+    Seeing,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn row(name: &'static str, input: bool, state: DetectorState) -> DetectorRow {
+        DetectorRow { name, input, state }
+    }
+
+    #[test]
+    fn blind_only_when_no_enabled_input_detector_runs() {
+        use DetectorState::*;
+        let audio = row("audio", false, Running);
+        let failed = row("keyboard/mouse", true, Failed("no X".into()));
+        let absent = row("wayland_idle", true, NotAvailable("not Wayland".into()));
+        assert_eq!(
+            Inputs::of(&[audio.clone(), failed.clone(), absent.clone()]),
+            Inputs::Blind
+        );
+        let idle = row("system_idle", true, Running);
+        assert_eq!(Inputs::of(&[failed.clone(), idle]), Inputs::Seen);
+        let starting = row("system_idle", true, Starting);
+        assert_eq!(Inputs::of(&[failed.clone(), starting]), Inputs::Seen);
+        let off = |name| row(name, true, Disabled);
+        assert_eq!(
+            Inputs::of(&[audio.clone(), off("keyboard/mouse"), off("system_idle")]),
+            Inputs::DisabledInSettings
+        );
+        assert_eq!(
+            Inputs::of(&[off("keyboard/mouse"), absent]),
+            Inputs::Blind,
+            "one enabled input detector that cannot run"
+        );
+        // Not a source of truth for input (X RECORD on Wayland): its running
+        // does not make cloudnap see.
+        let xrecord = row("keyboard/mouse", false, Running);
+        assert_eq!(Inputs::of(&[xrecord, failed]), Inputs::Blind);
+        assert_eq!(
+            serde_json::to_value(row("screen", false, Failed("x".into()))).unwrap(),
+            json!({"name": "screen", "input": false, "state": "failed", "why": "x"})
+        );
+        assert_eq!(
+            serde_json::to_value(Inputs::DisabledInSettings).unwrap(),
+            "disabled in settings"
+        );
+    }
 
     #[test]
     fn events_keep_their_wire_shape() {

@@ -20,8 +20,9 @@ mod window;
 
 use crate::core::activity::{Activity, ActivityKind};
 use crate::core::settings::Settings;
+use crate::core::status::{DetectorRow, DetectorState};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -117,67 +118,192 @@ pub trait ActivitySource: Send + 'static {
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError>;
 }
 
-/// The enabled sources for `settings` that fit this session (on Linux, see
-/// [`session::plan`], logged here); elsewhere every enabled one.
-pub fn sources(settings: &Settings) -> Vec<Box<dyn ActivitySource>> {
-    let plan = session::plan(&session::SessionEnv::from_env());
-    if cfg!(target_os = "linux") {
-        tracing::info!("{plan}");
-    }
-    let wanted = |d| !cfg!(target_os = "linux") || plan.start.contains(&d);
-    let mut out: Vec<Box<dyn ActivitySource>> = Vec::new();
-    if (settings.keyboard.enabled || settings.mouse.enabled) && wanted(session::Detector::Input) {
-        out.push(Box::new(input::InputSource::new(
-            settings.keyboard.clone(),
-            settings.mouse.clone(),
-        )));
-    }
-    if settings.screen.enabled && wanted(session::Detector::Screen) {
-        out.push(Box::new(screen::ScreenSource::new(&settings.screen)));
-    }
-    if settings.audio.enabled && wanted(session::Detector::Audio) {
-        out.push(Box::new(audio::AudioSource::new(&settings.audio)));
-    }
-    if settings.window.enabled && wanted(session::Detector::Window) {
-        out.push(Box::new(window::WindowSource::new(&settings.window)));
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // The Wayland and GNOME idle sources are this session's system idle
-        // time, so `system_idle.enabled` switches them too.
-        let idle = settings.system_idle.enabled;
-        if idle && wanted(session::Detector::SystemIdle) {
-            out.push(Box::new(system_idle::SystemIdleSource::new(
-                &settings.system_idle,
-            )));
-        }
-        if idle && wanted(session::Detector::WaylandIdle) {
-            out.push(Box::new(wayland::WaylandIdleSource));
-        }
-        if idle && wanted(session::Detector::GnomeIdle) {
-            out.push(Box::new(gnome::GnomeIdleSource::new(&settings.system_idle)));
-        }
-        if wanted(session::Detector::ScreenLock) {
-            out.push(Box::new(lock::LockSource));
-        }
-    }
-    out
+/// A detector chosen for this session, and how to make its source (again,
+/// after a failure).
+pub struct Planned {
+    pub detector: session::Detector,
+    make: MakeSource,
 }
 
-/// Starts each source on its own thread; a source that fails is logged and
-/// the others go on.
-pub fn start(sources: Vec<Box<dyn ActivitySource>>, sink: &Sink) {
-    for source in sources {
-        let name = source.name();
-        let sink = sink.clone();
+/// Makes a detector's source, once per (re)start.
+type MakeSource = Box<dyn Fn() -> Box<dyn ActivitySource> + Send>;
+
+/// Every detector with its state before any starts (planned ones
+/// `Starting`, the rest `Disabled` or `NotAvailable`), and the ones to
+/// start, for `settings` in the session described by `env`. Logs the
+/// session and the choice.
+pub fn plan(settings: &Settings, env: &session::SessionEnv) -> (Vec<DetectorRow>, Vec<Planned>) {
+    use session::Detector::*;
+    let plan = session::plan(env);
+    tracing::info!("{plan}");
+    let linux = cfg!(target_os = "linux");
+    let (k, m, sc, a, w, si) = (
+        settings.keyboard.clone(),
+        settings.mouse.clone(),
+        settings.screen.clone(),
+        settings.audio.clone(),
+        settings.window.clone(),
+        settings.system_idle.clone(),
+    );
+    let all: Vec<(session::Detector, bool, MakeSource)> = vec![
+        (
+            Input,
+            k.enabled || m.enabled,
+            Box::new(move || Box::new(input::InputSource::new(k.clone(), m.clone()))),
+        ),
+        (
+            Screen,
+            sc.enabled,
+            Box::new(move || Box::new(screen::ScreenSource::new(&sc))),
+        ),
+        (
+            Audio,
+            a.enabled,
+            Box::new(move || Box::new(audio::AudioSource::new(&a))),
+        ),
+        (
+            Window,
+            w.enabled,
+            Box::new(move || Box::new(window::WindowSource::new(&w))),
+        ),
+        #[cfg(target_os = "linux")]
+        (SystemIdle, si.enabled, {
+            let si = si.clone();
+            Box::new(move || Box::new(system_idle::SystemIdleSource::new(&si)))
+        }),
+        #[cfg(target_os = "linux")]
+        (
+            WaylandIdle,
+            si.enabled,
+            Box::new(|| Box::new(wayland::WaylandIdleSource)),
+        ),
+        #[cfg(target_os = "linux")]
+        (GnomeIdle, si.enabled, {
+            let si = si.clone();
+            Box::new(move || Box::new(gnome::GnomeIdleSource::new(&si)))
+        }),
+        #[cfg(target_os = "linux")]
+        (
+            ScreenLock,
+            settings.screen_lock.enabled,
+            Box::new(|| Box::new(lock::LockSource)),
+        ),
+    ];
+    let mut rows = Vec::new();
+    let mut start = Vec::new();
+    for (detector, enabled, make) in all {
+        let wanted = !linux || plan.start.contains(&detector);
+        let input = matches!(detector, Input | SystemIdle | WaylandIdle | GnomeIdle)
+            && !plan.not_input_truth.contains(&detector);
+        let state = if !enabled {
+            DetectorState::Disabled
+        } else if !wanted {
+            DetectorState::NotAvailable(format!("not used in {}", plan.session_name()))
+        } else {
+            start.push(Planned { detector, make });
+            DetectorState::Starting
+        };
+        rows.push(DetectorRow {
+            name: detector.name(),
+            input,
+            state,
+        });
+    }
+    (rows, start)
+}
+
+/// The detectors' states, shared by their threads; `changed` is called
+/// with all of them after each change.
+pub struct Health {
+    rows: Mutex<Vec<DetectorRow>>,
+    changed: Box<dyn Fn(Vec<DetectorRow>) + Send + Sync>,
+}
+
+impl Health {
+    /// Starts from `rows`.
+    pub fn new(
+        rows: Vec<DetectorRow>,
+        changed: impl Fn(Vec<DetectorRow>) + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Health {
+            rows: Mutex::new(rows),
+            changed: Box::new(changed),
+        })
+    }
+
+    fn set(&self, name: &str, state: DetectorState) {
+        let rows = {
+            let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+            match rows.iter_mut().find(|r| r.name == name) {
+                Some(r) if r.state != state => r.state = state,
+                _ => return,
+            }
+            rows.clone()
+        };
+        (self.changed)(rows);
+    }
+}
+
+/// How long a source must run before it counts as running.
+const SETTLE: Duration = Duration::from_secs(2);
+/// The first and the longest wait before restarting a failed source.
+const RESTART: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(300));
+
+/// Runs one detector on this thread until the sink closes: a source that
+/// fails (or stops) is restarted with backoff; its state goes to `health`.
+fn supervise(planned: Planned, sink: Sink, health: Arc<Health>) {
+    let name = planned.detector.name();
+    let mut delay = RESTART.0;
+    let mut first = true;
+    loop {
+        let began = Instant::now();
+        let result = std::thread::scope(|scope| {
+            let sink = sink.clone();
+            let source = (planned.make)();
+            let run = scope.spawn(move || source.run(sink));
+            while !run.is_finished() && began.elapsed() < SETTLE {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if !run.is_finished() {
+                tracing::info!("{name} detector running");
+                health.set(name, DetectorState::Running);
+                delay = RESTART.0;
+            }
+            run.join()
+        });
+        if sink.is_closed() {
+            return;
+        }
+        let why = match result {
+            Ok(Ok(())) => "stopped".to_string(),
+            Ok(Err(e)) => e.message,
+            Err(_) => "panicked".to_string(),
+        };
+        let state = if first && began.elapsed() < SETTLE {
+            DetectorState::NotAvailable(why.clone())
+        } else {
+            DetectorState::Failed(why.clone())
+        };
+        if first || began.elapsed() >= SETTLE {
+            tracing::warn!("{name} detector: {why}; trying again in {delay:?}");
+        } else {
+            tracing::debug!("{name} detector: {why}; trying again in {delay:?}");
+        }
+        health.set(name, state);
+        first = false;
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(RESTART.1);
+    }
+}
+
+/// Starts each planned detector on its own thread, supervised.
+pub fn start(planned: Vec<Planned>, sink: &Sink, health: &Arc<Health>) {
+    for p in planned {
+        let name = p.detector.name();
+        let (sink, health) = (sink.clone(), health.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("detect-{name}"))
-            .spawn(move || {
-                tracing::info!("{name} detector started");
-                if let Err(e) = source.run(sink) {
-                    tracing::warn!("{e}");
-                }
-            });
+            .spawn(move || supervise(p, sink, health));
         if let Err(e) = spawned {
             tracing::warn!("{name} detector: cannot start a thread: {e}");
         }

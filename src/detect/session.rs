@@ -162,6 +162,17 @@ pub fn plan(env: &SessionEnv) -> Plan {
     }
 }
 
+impl Plan {
+    /// "an X11 session", "a Wayland session", "a session without a display".
+    pub fn session_name(&self) -> &'static str {
+        match self.session {
+            SessionKind::X11 => "an X11 session",
+            SessionKind::Wayland => "a Wayland session",
+            SessionKind::Headless => "a session without a display",
+        }
+    }
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names =

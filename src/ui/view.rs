@@ -3,7 +3,7 @@
 
 use crate::core::report::{Action, Outcome};
 use crate::core::resource::ResourceId;
-use crate::core::status::{Event, StateName, Status};
+use crate::core::status::{describe, Event, StateName, Status};
 
 /// The tray icon's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,10 @@ pub fn tray_view(status: &Status) -> TrayView {
         ),
         StateName::Blind => (
             IconState::Error,
-            "Blind: no detector sees input, nothing sleeps by itself".to_string(),
+            format!(
+                "Blind: nothing sleeps by itself; fix {}",
+                describe(&status.detectors)
+            ),
         ),
         StateName::Active => (
             IconState::Active,
@@ -226,6 +229,14 @@ pub fn note_for(event: &Event) -> Option<Note> {
                 body,
             )
         }
+        Event::Blind { detectors } => note(
+            NoteKind::Error,
+            "cloudnap cannot see you: nothing sleeps by itself".into(),
+            format!(
+                "No detector sees keyboard, mouse or idle time here. {}. Sleep now still works.",
+                describe(detectors)
+            ),
+        ),
         Event::ConfigError { file, error } => note(
             NoteKind::Error,
             format!("cloudnap: {} is invalid", file.name()),
@@ -252,6 +263,8 @@ mod tests {
             operation: None,
             dry_run: false,
             config_error: None,
+            inputs: crate::core::status::Inputs::Seen,
+            detectors: vec![],
         }
     }
 
