@@ -41,13 +41,26 @@ impl FakeSession {
 /// A daemon whose session bus and system bus are `session` and `system`,
 /// in logind session `c7`, with only the lock source (and no X display).
 fn start(session: &PrivateBus, system: &PrivateBus) -> (ConfigDir, Daemon) {
-    let settings = json!({
+    start_with(session, system, json!({}), "")
+}
+
+/// [`start`] with more settings and a services.yaml.
+fn start_with(
+    session: &PrivateBus,
+    system: &PrivateBus,
+    extra: Value,
+    services: &str,
+) -> (ConfigDir, Daemon) {
+    let mut settings = json!({
         "keyboard": {"enabled": false}, "mouse": {"enabled": false},
         "screen": {"enabled": false}, "audio": {"enabled": false},
         "window": {"enabled": false}, "system_idle": {"enabled": false},
         "activity_monitor": {"inactivity_timeout_minutes": 10, "warning_minutes": 1}
     });
-    let cfg = ConfigDir::with_settings(&daemon_settings(&["sa-east-1"], settings), "");
+    for (k, v) in extra.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    let cfg = ConfigDir::with_settings(&daemon_settings(&["sa-east-1"], settings), services);
     let mut command = cfg.command(&["run"]);
     command
         .env_remove("DISPLAY")
@@ -100,13 +113,16 @@ async fn screensaver_active_changed_is_locked_then_unlocked() {
         "screen locked (org.freedesktop.ScreenSaver)",
         Duration::from_secs(2),
     );
-    // Not activity: today's orchestrator never hears of it, so the idle
-    // countdown goes on from where it was.
+    // Not activity: the countdown becomes the 2-minute lock grace.
     let locked = d.ok("STATUS").await;
     assert!(locked["last_activity"].is_null(), "{locked}");
     assert!(
         locked["sleep_in_seconds"].as_f64() < before["sleep_in_seconds"].as_f64(),
         "the lock reset the countdown: {before} then {locked}"
+    );
+    assert!(
+        locked["sleep_in_seconds"].as_f64().unwrap() <= 120.0,
+        "the lock grace: {locked}"
     );
     active_changed(true); // no change: not reported again
     active_changed(false);
@@ -181,4 +197,70 @@ async fn logind_lock_unlock_and_locked_hint() {
     let log = d.log.lock().unwrap().clone();
     assert_eq!(log.matches("screen locked").count(), 2, "{log}");
     assert_eq!(log.matches("screen unlocked").count(), 2, "{log}");
+}
+
+#[tokio::test]
+async fn a_lock_sleeps_after_the_short_grace_and_an_unlock_wakes_exactly() {
+    let (session, system) = (PrivateBus::start(), PrivateBus::start());
+    let region = "sa-east-1";
+    let cluster = unique("lock");
+    ecs_service(region, &cluster, "api", 3).await;
+    let services = format!(
+        "ecs_services:\n  - cluster_name: {cluster}\n    service_name: api\n    region: {region}\n"
+    );
+    let extra = json!({"screen_lock": {"lock_grace_minutes": 0.05},
+        "activity_monitor": {"inactivity_timeout_minutes": 30, "warning_minutes": 0}});
+    let (_cfg, d) = start_with(&session, &system, extra, &services);
+    wait_log(
+        &d.log,
+        "screen_lock: following ActiveChanged",
+        Duration::from_secs(5),
+    );
+    let saver = zbus::blocking::connection::Builder::address(session.address.as_str())
+        .unwrap()
+        .name("org.freedesktop.ScreenSaver")
+        .unwrap()
+        .build()
+        .unwrap();
+    let active_changed = |active: bool| {
+        saver
+            .emit_signal(
+                None::<()>,
+                "/org/freedesktop/ScreenSaver",
+                "org.freedesktop.ScreenSaver",
+                "ActiveChanged",
+                &(active,),
+            )
+            .unwrap()
+    };
+    let status = d.ok("STATUS").await;
+    assert!(
+        status["sleep_in_seconds"].as_f64().unwrap() > 29.0 * 60.0,
+        "{status}"
+    );
+    let locked_at = std::time::Instant::now();
+    active_changed(true);
+    // A 3-second grace instead of 30 minutes.
+    d.wait_status(
+        Duration::from_secs(15),
+        "asleep after the lock grace",
+        |s| s["state"] == "asleep" && s["operation"].is_null(),
+    )
+    .await;
+    let took = locked_at.elapsed();
+    assert!(
+        took >= Duration::from_millis(2500),
+        "slept before the grace: {took:?}"
+    );
+    assert_eq!(ecs_desired(region, &cluster, "api").await.0, 0);
+    active_changed(false);
+    d.wait_status(Duration::from_secs(10), "awake after the unlock", |s| {
+        s["state"] == "active" && s["operation"].is_null() && s["asleep"] == json!([])
+    })
+    .await;
+    assert_eq!(
+        ecs_desired(region, &cluster, "api").await.0,
+        3,
+        "exactly as before"
+    );
 }
