@@ -89,8 +89,10 @@ async fn the_original_readmes_datagrams_get_the_replies_it_promised() {
     assert_eq!(ec2_state(R, &id).await.0, "running");
     d.ok(&format!("STOP_ECS:{cluster}:my-service:{R}")).await;
     assert_eq!(ecs_desired(R, &cluster, "my-service").await.0, 0);
+    // A service stopped by hand has no saved count: START_ECS without a
+    // count starts 1 task (docs/protocol.md).
     d.ok(&format!("START_ECS:{cluster}:my-service:{R}")).await;
-    assert_eq!(ecs_desired(R, &cluster, "my-service").await.0, 2);
+    assert_eq!(ecs_desired(R, &cluster, "my-service").await.0, 1);
     d.ok(&format!("SCALE_EKS:{cluster}:my-nodegroup:{R}:1"))
         .await;
     assert_eq!(eks_scaling(R, &cluster, "my-nodegroup").await.0 .1, 1);
