@@ -277,7 +277,9 @@ impl<C: CloudControl> App<C> {
     pub fn activity(&self, activity: Activity) {
         let Activity { kind, at } = activity;
         if !kind.is_activity() {
-            tracing::info!("session lock: sleep comes after the lock grace unless the user returns");
+            tracing::info!(
+                "session lock: sleep comes after the lock grace unless the user returns"
+            );
             self.lock().tracker.lock(at);
             self.changed.notify_one();
             return;

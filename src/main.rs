@@ -207,6 +207,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
                     print!("{}", format_status(&rows));
+                    print_detectors(&settings).await;
                 }
                 let failed = rows.iter().any(|r| r.error.is_some());
                 Ok(ExitCode::from(if failed { EXIT_FAILED } else { 0 }))
@@ -267,20 +268,54 @@ fn credentials(paths: &Paths) -> Result<ExitCode> {
 }
 
 /// `cloudnap send`: one command to the running instance.
-fn send(paths: &Paths, timeout: f64, to: Option<SocketAddr>, command: &str) -> Result<ExitCode> {
-    let settings = paths.load_settings().map(|(s, _)| s).unwrap_or_default();
-    let to = to.unwrap_or_else(|| {
-        let ip = if settings.udp.ip.is_unspecified() {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        } else {
-            settings.udp.ip
-        };
-        SocketAddr::new(ip, settings.udp.port)
-    });
+/// Where the running cloudnap of `settings` listens, and `command` as it
+/// must be sent there (with the token, if one is set).
+fn daemon_request(settings: &Settings, command: &str) -> (SocketAddr, String) {
+    let ip = if settings.udp.ip.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        settings.udp.ip
+    };
     let datagram = match &settings.udp.token {
         Some(token) => client::with_token(command, token),
         None => command.to_string(),
     };
+    (SocketAddr::new(ip, settings.udp.port), datagram)
+}
+
+/// The running daemon's detectors (`cloudnap status`): it alone knows
+/// which of them run.
+async fn print_detectors(settings: &Settings) {
+    let (to, datagram) = daemon_request(settings, "STATUS");
+    let reply = client::request(to, datagram.as_bytes(), Duration::from_millis(500)).await;
+    let status = match reply {
+        Ok(reply) if !client::is_error(&reply) => reply["result"].clone(),
+        _ => {
+            println!("\ndetectors: cloudnap run is not answering on {to}");
+            return;
+        }
+    };
+    println!(
+        "\ndetectors (cloudnap run on {to}): inputs {}",
+        status["inputs"].as_str().unwrap_or("?")
+    );
+    for d in status["detectors"].as_array().into_iter().flatten() {
+        let why = d["why"]
+            .as_str()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        println!(
+            "  {:<16} {}{why}",
+            d["name"].as_str().unwrap_or("?"),
+            d["state"].as_str().unwrap_or("?").replace('_', " ")
+        );
+    }
+}
+
+fn send(paths: &Paths, timeout: f64, to: Option<SocketAddr>, command: &str) -> Result<ExitCode> {
+    let settings = paths.load_settings().map(|(s, _)| s).unwrap_or_default();
+    let (default_to, datagram) = daemon_request(&settings, command);
+    let to = to.unwrap_or(default_to);
     let timeout = Duration::from_secs_f64(timeout.clamp(0.1, 3600.0));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

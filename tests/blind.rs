@@ -14,10 +14,17 @@ async fn with_no_display_it_is_blind_sleeps_nothing_and_sleep_now_still_works() 
     let services = format!(
         "ecs_services:\n  - cluster_name: {cluster}\n    service_name: api\n    region: {region}\n"
     );
-    // A 3-second timeout; every detector left on, as a new user would.
+    // A 3-second timeout; every detector left on, as a new user would; a
+    // fixed port, so that `cloudnap status` finds the daemon.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let settings = daemon_settings(
         &[region],
-        json!({"activity_monitor": {"inactivity_timeout_minutes": 0.05, "warning_minutes": 0}}),
+        json!({"activity_monitor": {"inactivity_timeout_minutes": 0.05, "warning_minutes": 0},
+               "udp_server": {"port": port}}),
     );
     let cfg = ConfigDir::with_settings(&settings, &services);
     let mut command = cfg.command(&["run"]);
@@ -56,6 +63,15 @@ async fn with_no_display_it_is_blind_sleeps_nothing_and_sleep_now_still_works() 
         .lock()
         .unwrap()
         .contains("no detector can see user input"));
+
+    // `cloudnap status` shows the running daemon's detectors too.
+    let out = cfg.run(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("inputs blind"), "{text}");
+    assert!(
+        text.contains("system_idle      not available (not used in a session without a display)"),
+        "{text}"
+    );
 
     // Three times the timeout: nothing was stopped.
     tokio::time::sleep(Duration::from_secs(10)).await;
