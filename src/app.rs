@@ -19,7 +19,7 @@ use crate::core::status::{
 use crate::manager::Manager;
 use crate::server::Handler;
 use crate::store::config::load_settings_file;
-use crate::store::services::{entry, EditError, ServicesFile};
+use crate::store::registry::{entry, EditError, RegistryFile};
 use futures::future::try_join_all;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -93,7 +93,7 @@ pub struct App<C> {
     state: Mutex<State>,
     settings_file: PathBuf,
     manager: Manager<C>,
-    services: Arc<ServicesFile>,
+    registry_file: Arc<RegistryFile>,
     /// Wakes the timer when the tracker changed outside it.
     changed: Notify,
     events: mpsc::UnboundedSender<Event>,
@@ -107,7 +107,7 @@ impl<C: CloudControl> App<C> {
         settings: Settings,
         settings_file: PathBuf,
         manager: Manager<C>,
-        services: ServicesFile,
+        registry_file: RegistryFile,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
         let mut tracker = IdleTracker::new(idle_config(&settings), now());
@@ -121,7 +121,7 @@ impl<C: CloudControl> App<C> {
             Ok(_) => {}
             Err(e) => tracing::warn!("{e}"),
         }
-        services.current();
+        registry_file.current();
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
             state: Mutex::new(State {
@@ -134,7 +134,7 @@ impl<C: CloudControl> App<C> {
             }),
             settings_file,
             manager,
-            services: Arc::new(services),
+            registry_file: Arc::new(registry_file),
             changed: Notify::new(),
             events,
         });
@@ -150,8 +150,8 @@ impl<C: CloudControl> App<C> {
     /// A config file changed on disk: use it if valid; otherwise keep the
     /// last valid version and report the error (the file is not touched).
     pub fn config_changed(&self, path: &Path) {
-        if path == self.services.path() {
-            let (_, error) = self.services.current();
+        if path == self.registry_file.path() {
+            let (_, error) = self.registry_file.current();
             self.config_error(ConfigFile::Services, error.map(|e| e.to_string()));
         } else if path == self.settings_file {
             match load_settings_file(path) {
@@ -241,7 +241,7 @@ impl<C: CloudControl> App<C> {
 
     /// The registry in use: the last valid services.yaml.
     fn registry(&self) -> Registry {
-        let (registry, error) = self.services.current();
+        let (registry, error) = self.registry_file.current();
         if let Some(e) = error {
             tracing::warn!("{e}; using the last valid services.yaml");
         }
@@ -309,7 +309,7 @@ impl<C: CloudControl> App<C> {
         };
         match event {
             IdleEvent::Warn { sleep_in } => {
-                let n = self.services.cached_len();
+                let n = self.registry_file.cached_len();
                 tracing::info!("{n} resource(s) will sleep in {}s", sleep_in.as_secs());
                 self.emit(Event::Warning {
                     sleep_in_seconds: sleep_in.as_secs_f64(),
@@ -390,12 +390,12 @@ impl<C: CloudControl> App<C> {
 
     /// Runs a services.yaml edit off the async workers (it fsyncs); returns
     /// the number of entries afterwards.
-    async fn edit_services(
+    async fn edit_registry(
         &self,
-        edit: impl FnOnce(&ServicesFile) -> Result<Registry, EditError> + Send + 'static,
+        edit: impl FnOnce(&RegistryFile) -> Result<Registry, EditError> + Send + 'static,
     ) -> Result<usize, CommandError> {
-        let services = self.services.clone();
-        let registry = tokio::task::spawn_blocking(move || edit(&services))
+        let file = self.registry_file.clone();
+        let registry = tokio::task::spawn_blocking(move || edit(&file))
             .await
             .map_err(|e| CommandError::Registry(e.to_string()))?
             .map_err(|e| CommandError::Registry(e.to_string()))?;
@@ -470,7 +470,7 @@ impl<C: CloudControl> App<C> {
                     since: r.since,
                 })
                 .collect(),
-            registered: self.services.cached_len(),
+            registered: self.registry_file.cached_len(),
             operation: state.operation,
             dry_run: self.manager.dry_run(),
             config_error: (!state.config_errors.is_empty()).then(|| {
@@ -605,7 +605,7 @@ impl<C: CloudControl> Handler for App<C> {
             }
             Command::Register { id, description } => {
                 let new = entry(id.clone(), description);
-                let count = self.edit_services(move |s| s.register(new)).await?;
+                let count = self.edit_registry(move |s| s.register(new)).await?;
                 Ok(Reply::Registered {
                     registered: id,
                     count,
@@ -613,14 +613,14 @@ impl<C: CloudControl> Handler for App<C> {
             }
             Command::Unregister { id } => {
                 let target = id.clone();
-                let count = self.edit_services(move |s| s.unregister(&target)).await?;
+                let count = self.edit_registry(move |s| s.unregister(&target)).await?;
                 Ok(Reply::Unregistered {
                     unregistered: id,
                     count,
                 })
             }
             Command::ListRegistered => {
-                let (registry, error) = self.services.current();
+                let (registry, error) = self.registry_file.current();
                 Ok(Reply::Registry {
                     services: registry
                         .entries
@@ -643,7 +643,7 @@ impl<C: CloudControl> Handler for App<C> {
 mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
-    use crate::store::state::StateFile;
+    use crate::store::records::RecordsFile;
     use serde_json::Value;
 
     /// A command's reply as the server would send it.
@@ -668,12 +668,12 @@ mod tests {
             "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n",
         )
         .unwrap();
-        let manager = Manager::new(cloud, StateFile::new(dir.join("state.json")), 4, false);
+        let manager = Manager::new(cloud, RecordsFile::new(dir.join("state.json")), 4, false);
         App::new(
             settings,
             dir.join("settings.json"),
             manager,
-            ServicesFile::new(dir.join("services.yaml")),
+            RegistryFile::new(dir.join("services.yaml")),
         )
     }
 

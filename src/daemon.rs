@@ -12,8 +12,8 @@ use crate::detect;
 use crate::manager::Manager;
 use crate::server::{self, Handler};
 use crate::store::config::Paths;
-use crate::store::services::ServicesFile;
-use crate::store::state::StateFile;
+use crate::store::records::RecordsFile;
+use crate::store::registry::RegistryFile;
 use crate::store::watch::watch;
 use crate::ui::notify::notify;
 use crate::ui::shell::{open_path, spawn_dialog};
@@ -78,7 +78,7 @@ pub async fn run<C: CloudControl>(
     let udp = settings.udp.clone();
     let manager = Manager::new(
         cloud,
-        StateFile::new(&paths.state),
+        RecordsFile::new(&paths.state),
         settings.aws.max_concurrent_calls,
         settings.aws.dry_run,
     );
@@ -86,7 +86,7 @@ pub async fn run<C: CloudControl>(
         settings,
         paths.settings.clone(),
         manager,
-        ServicesFile::new(&paths.services),
+        RegistryFile::new(&paths.services),
     );
     let (quit_tx, quit_rx) = watch::channel(false);
     let mut tasks: JoinSet<&'static str> = JoinSet::new();

@@ -12,7 +12,7 @@ use cloudnap::daemon;
 use cloudnap::manager::Manager;
 use cloudnap::server::client;
 use cloudnap::store::config::Paths;
-use cloudnap::store::state::StateFile;
+use cloudnap::store::records::RecordsFile;
 use cloudnap::ui::shell::{dialog_command, DIALOG_BIN};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -180,7 +180,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let cloud = Arc::new(AwsCloud::new(&settings.aws));
     let manager = Manager::new(
         cloud.clone(),
-        StateFile::new(&paths.state),
+        RecordsFile::new(&paths.state),
         settings.aws.max_concurrent_calls,
         settings.aws.dry_run,
     );

@@ -9,7 +9,7 @@ use crate::core::policy::{
 use crate::core::registry::Entry;
 use crate::core::report::{Action, Outcome, StatusRow};
 use crate::core::resource::{Capacity, Observed, ResourceId};
-use crate::store::state::{Records, StateError, StateFile};
+use crate::store::records::{Records, RecordsError, RecordsFile};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Runs sleep, wake and status against a [`CloudControl`].
 pub struct Manager<C> {
     cloud: Arc<C>,
-    state: StateFile,
+    state: RecordsFile,
     concurrency: usize,
     dry_run: bool,
     /// One sleep or wake at a time in this process.
@@ -50,7 +50,7 @@ where
 impl<C: CloudControl> Manager<C> {
     /// A manager with at most `concurrency` cloud calls in flight; with
     /// `dry_run` no mutating call is made and nothing is recorded.
-    pub fn new(cloud: Arc<C>, state: StateFile, concurrency: usize, dry_run: bool) -> Self {
+    pub fn new(cloud: Arc<C>, state: RecordsFile, concurrency: usize, dry_run: bool) -> Self {
         Manager {
             cloud,
             state,
@@ -76,7 +76,7 @@ impl<C: CloudControl> Manager<C> {
         self.dry_run
     }
 
-    fn save(&self, records: &Records) -> Result<(), StateError> {
+    fn save(&self, records: &Records) -> Result<(), RecordsError> {
         self.state.save(records)?;
         *self.cached.lock().expect("records cache") = records.clone();
         Ok(())
@@ -89,9 +89,9 @@ impl<C: CloudControl> Manager<C> {
 
     /// The records in the state file. A corrupt file is moved aside and
     /// reported; the AWS tags still say what is asleep.
-    pub fn records(&self) -> Result<Records, StateError> {
+    pub fn records(&self) -> Result<Records, RecordsError> {
         let records = match self.state.load() {
-            Err(e @ StateError::Corrupt { .. }) => {
+            Err(e @ RecordsError::Corrupt { .. }) => {
                 tracing::warn!("{e}; relying on AWS tags");
                 Records::new()
             }
@@ -186,21 +186,21 @@ impl<C: CloudControl> Manager<C> {
         .await
     }
 
-    async fn set_markers(
+    async fn write_sleep_tags(
         &self,
         items: Vec<(ResourceId, Option<String>, Option<Capacity>)>,
     ) -> Vec<Result<(), CloudError>> {
         let cloud = &self.cloud;
         self.grouped(
             items,
-            |group, p| async move { cloud.set_marker_many(&group, p.as_deref()).await },
-            |(id, p, m)| async move { cloud.set_marker(&id, p.as_deref(), m).await },
+            |group, p| async move { cloud.set_sleep_tags(&group, p.as_deref()).await },
+            |(id, p, m)| async move { cloud.set_sleep_tag(&id, p.as_deref(), m).await },
         )
         .await
     }
 
     /// Stops every registered resource that is up, saving its capacity first.
-    pub async fn sleep(&self, entries: &[Entry]) -> Result<Vec<Outcome>, StateError> {
+    pub async fn sleep(&self, entries: &[Entry]) -> Result<Vec<Outcome>, RecordsError> {
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
         let observed = self.inspect_all(targets_of(entries)).await;
@@ -257,7 +257,7 @@ impl<C: CloudControl> Manager<C> {
 
         // Tag, then stop; a resource whose stop failed loses its tag again.
         let tagged = self
-            .set_markers(
+            .write_sleep_tags(
                 to_stop
                     .iter()
                     .map(|(e, saved, _)| (e.id.clone(), e.profile.clone(), Some(*saved)))
@@ -280,7 +280,7 @@ impl<C: CloudControl> Manager<C> {
         let forget = to_forget
             .iter()
             .map(|e| (e.id.clone(), e.profile.clone(), None));
-        let _ = self.set_markers(undo.chain(forget).collect()).await;
+        let _ = self.write_sleep_tags(undo.chain(forget).collect()).await;
         let stopped = to_stop.into_iter().zip(tagged.into_iter().zip(stops)).map(
             |((entry, saved, before), (tagged, stop))| {
                 let error = match (&stop, tagged) {
@@ -317,7 +317,7 @@ impl<C: CloudControl> Manager<C> {
 
     /// Restores everything cloudnap put to sleep (from the state file, or the
     /// AWS tags of registered resources) to exactly its saved capacity.
-    pub async fn wake(&self, entries: &[Entry]) -> Result<Vec<Outcome>, StateError> {
+    pub async fn wake(&self, entries: &[Entry]) -> Result<Vec<Outcome>, RecordsError> {
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
         // Registered resources, plus recorded ones no longer registered.
@@ -353,7 +353,7 @@ impl<C: CloudControl> Manager<C> {
                     continue;
                 }
             };
-            let Some(saved) = recorded.or(obs.marker) else {
+            let Some(saved) = recorded.or(obs.sleep_tag) else {
                 continue;
             };
             match decide_wake(&obs, saved) {
@@ -367,7 +367,7 @@ impl<C: CloudControl> Manager<C> {
                     outcomes.push(row(id, Action::AlreadyUp, &obs, saved));
                     if !self.dry_run {
                         records.remove(id);
-                        if obs.marker.is_some() {
+                        if obs.sleep_tag.is_some() {
                             to_wake.push((id.clone(), profile.clone(), obs, saved));
                         }
                     }
@@ -400,7 +400,7 @@ impl<C: CloudControl> Manager<C> {
             })
             .collect();
         let mut untagged = self
-            .set_markers(
+            .write_sleep_tags(
                 to_wake
                     .iter()
                     .zip(&restores)
@@ -457,7 +457,7 @@ impl<C: CloudControl> Manager<C> {
         let _busy = self.busy.lock().await;
         let obs = self.cloud.inspect(id, profile).await?;
         let mut records = self.records().unwrap_or_default();
-        let saved = records.get(id).map(|r| r.saved).or(obs.marker);
+        let saved = records.get(id).map(|r| r.saved).or(obs.sleep_tag);
         let capacity = target(obs.capacity, saved);
         if self.dry_run {
             return Ok(capacity);
@@ -469,8 +469,8 @@ impl<C: CloudControl> Manager<C> {
                     tracing::warn!("{e}");
                 }
             }
-            if obs.marker.is_some() {
-                self.cloud.set_marker(id, profile, None).await?;
+            if obs.sleep_tag.is_some() {
+                self.cloud.set_sleep_tag(id, profile, None).await?;
             }
         }
         Ok(capacity)
@@ -480,7 +480,7 @@ impl<C: CloudControl> Manager<C> {
     /// started by hand is no longer cloudnap's to wake or to stop again, so
     /// its record and tag are dropped. Skipped (empty) while a sleep or wake
     /// runs. Returns what was dropped.
-    pub async fn refresh(&self) -> Result<Vec<Outcome>, StateError> {
+    pub async fn refresh(&self) -> Result<Vec<Outcome>, RecordsError> {
         let Ok(_busy) = self.busy.try_lock() else {
             return Ok(Vec::new());
         };
@@ -499,8 +499,12 @@ impl<C: CloudControl> Manager<C> {
             }
             tracing::info!("{id} was started by hand; cloudnap no longer holds it asleep");
             records.remove(&id);
-            if obs.marker.is_some() && !self.dry_run {
-                if let Err(e) = self.cloud.set_marker(&id, profile.as_deref(), None).await {
+            if obs.sleep_tag.is_some() && !self.dry_run {
+                if let Err(e) = self
+                    .cloud
+                    .set_sleep_tag(&id, profile.as_deref(), None)
+                    .await
+                {
                     tracing::warn!("{id}: removing the sleep tag: {e}");
                 }
             }
@@ -519,7 +523,7 @@ impl<C: CloudControl> Manager<C> {
     }
 
     /// The current state of every registered resource and what is asleep.
-    pub async fn status(&self, entries: &[Entry]) -> Result<Vec<StatusRow>, StateError> {
+    pub async fn status(&self, entries: &[Entry]) -> Result<Vec<StatusRow>, RecordsError> {
         let records = self.records()?;
         let observed = self.inspect_all(targets_of(entries)).await;
         Ok(entries
@@ -533,7 +537,7 @@ impl<C: CloudControl> Manager<C> {
                         description: e.description.clone(),
                         status: o.status,
                         capacity: Some(o.capacity),
-                        asleep: recorded.or(o.marker),
+                        asleep: recorded.or(o.sleep_tag),
                         protected: o.protected,
                         error: None,
                     },
@@ -622,7 +626,7 @@ mod tests {
         let cloud = Arc::new(FakeCloud::default());
         let m = Manager::new(
             cloud.clone(),
-            StateFile::new(dir.path().join("state.json")),
+            RecordsFile::new(dir.path().join("state.json")),
             4,
             dry_run,
         );
@@ -651,7 +655,7 @@ mod tests {
         let out = m.wake(&entries(&[&a, &b])).await.unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 3 });
-        assert_eq!(cloud.get(&a).marker, None);
+        assert_eq!(cloud.get(&a).sleep_tag, None);
         assert!(m.records().unwrap().is_empty());
     }
 
@@ -696,7 +700,7 @@ mod tests {
         let out = m.sleep(&entries(&[&a])).await.unwrap();
         assert_eq!(out[0].action, Action::StartedByHand);
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
-        assert_eq!(cloud.get(&a).marker, None);
+        assert_eq!(cloud.get(&a).sleep_tag, None);
         // And wake does not override the user's 5.
         m.wake(&entries(&[&a])).await.unwrap();
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });

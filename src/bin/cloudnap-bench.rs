@@ -398,7 +398,7 @@ fn fleet_sleep(bin: &str, dir: &Path, table: &mut Vec<(String, String)>) {
         for e in &entries {
             let obs = cloud.inspect(&e.id, None).await.unwrap();
             cloud
-                .set_marker(&e.id, None, Some(obs.capacity))
+                .set_sleep_tag(&e.id, None, Some(obs.capacity))
                 .await
                 .unwrap();
             cloud

@@ -12,14 +12,14 @@ use std::sync::Mutex;
 pub struct FakeResource {
     pub capacity: Capacity,
     pub protected: bool,
-    pub marker: Option<Capacity>,
+    pub sleep_tag: Option<Capacity>,
 }
 
 /// Resources in memory, a log of mutating calls, and injectable failures.
 #[derive(Default)]
 pub struct FakeCloud {
     pub resources: Mutex<HashMap<ResourceId, FakeResource>>,
-    /// Mutating calls, in order: `("set_capacity" | "set_marker", id)`.
+    /// Mutating calls, in order: `("set_capacity" | "set_sleep_tag", id)`.
     pub calls: Mutex<Vec<(&'static str, ResourceId)>>,
     /// Resources whose mutating calls fail with AccessDenied.
     pub deny: Mutex<Vec<ResourceId>>,
@@ -33,7 +33,7 @@ impl FakeCloud {
             FakeResource {
                 capacity,
                 protected: false,
-                marker: None,
+                sleep_tag: None,
             },
         );
     }
@@ -74,7 +74,7 @@ impl CloudControl for FakeCloud {
         Ok(Observed {
             capacity: r.capacity,
             protected: r.protected,
-            marker: r.marker,
+            sleep_tag: r.sleep_tag,
             status: r.capacity.to_string(),
         })
     }
@@ -88,13 +88,13 @@ impl CloudControl for FakeCloud {
         self.mutate("set_capacity", id, |r| r.capacity = c)
     }
 
-    async fn set_marker(
+    async fn set_sleep_tag(
         &self,
         id: &ResourceId,
         _: Option<&str>,
         saved: Option<Capacity>,
     ) -> Result<(), CloudError> {
-        self.mutate("set_marker", id, |r| r.marker = saved)
+        self.mutate("set_sleep_tag", id, |r| r.sleep_tag = saved)
     }
 
     async fn list_ec2(&self, _: &str, _: Option<&str>) -> Result<Vec<Ec2Instance>, CloudError> {

@@ -91,7 +91,7 @@ pub struct Identity {
 /// Operations on the cloud. `profile` selects a named credentials profile
 /// (`None`: the configured default).
 pub trait CloudControl: Send + Sync + 'static {
-    /// Current capacity, protection and sleep marker of a resource.
+    /// Current capacity, protection and sleep tag of a resource.
     fn inspect(
         &self,
         id: &ResourceId,
@@ -108,7 +108,7 @@ pub trait CloudControl: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Writes (`Some`) or removes (`None`) the `cloudnap:sleeping` tag.
-    fn set_marker(
+    fn set_sleep_tag(
         &self,
         id: &ResourceId,
         profile: Option<&str>,
@@ -138,15 +138,15 @@ pub trait CloudControl: Send + Sync + 'static {
         })
     }
 
-    /// [`set_marker`](Self::set_marker) for many resources of one region and
+    /// [`set_sleep_tag`](Self::set_sleep_tag) for many resources of one region and
     /// profile, in order.
-    fn set_marker_many(
+    fn set_sleep_tags(
         &self,
         items: &[(ResourceId, Option<Capacity>)],
         profile: Option<&str>,
     ) -> impl Future<Output = Vec<Result<(), CloudError>>> + Send {
         each_in_order(items, 1, move |(id, saved)| {
-            self.set_marker(id, profile, *saved)
+            self.set_sleep_tag(id, profile, *saved)
         })
     }
 

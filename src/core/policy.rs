@@ -46,7 +46,7 @@ pub enum SleepDecision {
 /// Decides what sleep does with a resource.
 pub fn decide_sleep(observed: &Observed, record: Option<&SleepRecord>) -> SleepDecision {
     let up = observed.capacity.is_up();
-    match (record, observed.marker) {
+    match (record, observed.sleep_tag) {
         (Some(r), _) if !up => SleepDecision::AlreadyAsleep { saved: r.saved },
         (None, Some(saved)) if !up => SleepDecision::AlreadyAsleep { saved },
         (Some(r), _) if r.phase == Phase::Asleep => SleepDecision::StartedByHand,
@@ -121,7 +121,7 @@ mod tests {
         Observed {
             capacity,
             protected: false,
-            marker: None,
+            sleep_tag: None,
             status: String::new(),
         }
     }
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn a_tag_alone_marks_a_resource_as_ours() {
         let mut o = obs(ECS0);
-        o.marker = Some(ECS3);
+        o.sleep_tag = Some(ECS3);
         assert_eq!(
             decide_sleep(&o, None),
             SleepDecision::AlreadyAsleep { saved: ECS3 }

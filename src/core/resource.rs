@@ -195,7 +195,7 @@ pub struct Observed {
     /// Tagged `cloudnap:protect=true`: never stopped.
     pub protected: bool,
     /// The capacity saved in the resource's `cloudnap:sleeping` tag, if any.
-    pub marker: Option<Capacity>,
+    pub sleep_tag: Option<Capacity>,
     /// AWS status text (EC2 state name, ECS/EKS status), for display.
     pub status: String,
 }

@@ -1,9 +1,9 @@
-//! Files: configuration paths and loading, the state file, atomic writes,
+//! Files: configuration paths and loading, the sleep records (state.json), services.yaml (the registry), atomic writes,
 //! AWS credential files, logs and watching for edits.
 
 pub mod atomic;
 pub mod aws_files;
 pub mod config;
-pub mod services;
-pub mod state;
+pub mod records;
+pub mod registry;
 pub mod watch;

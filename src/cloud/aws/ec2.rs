@@ -5,7 +5,7 @@
 //! one by one for exact errors.
 
 use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, marker, only, SLEEP_TAG};
+use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::{each_in_order, CloudError, ErrorKind};
 use crate::core::resource::{Capacity, Ec2Instance, Kind, Observed, ResourceId};
 use aws_sdk_ec2::types::{Instance, Tag};
@@ -76,7 +76,7 @@ fn all_ok(
     call.map(|()| vec![Ok(()); ids.len()])
 }
 
-/// Capacity, protection, sleep marker and state of each of `ids`.
+/// Capacity, protection, sleep tag and state of each of `ids`.
 pub(super) async fn inspect(ec2: &Client, ids: &[String]) -> Vec<Result<Observed, CloudError>> {
     batch_or_each(ids, observe_all(ec2, ids), move |id| async move {
         only(observe_all(ec2, slice::from_ref(id)).await?)
@@ -112,7 +112,7 @@ async fn observe_all(
         .collect())
 }
 
-/// Capacity, protection, sleep marker and state of an instance.
+/// Capacity, protection, sleep tag and state of an instance.
 fn observe(i: &Instance) -> Observed {
     let state = state(i);
     let tags = i
@@ -124,7 +124,7 @@ fn observe(i: &Instance) -> Observed {
             running: matches!(state.as_str(), "pending" | "running"),
         },
         protected: has_protect(tags.clone()),
-        marker: marker(
+        sleep_tag: sleep_tag(
             Kind::Ec2,
             tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
         ),
@@ -193,7 +193,7 @@ async fn start_when_stopped(ec2: &Client, instance_id: &str) -> Result<(), Cloud
 }
 
 /// Writes (`Some`) or removes (`None`) the sleep tag of each of `ids`.
-pub(super) async fn set_marker(
+pub(super) async fn set_sleep_tag(
     ec2: &Client,
     ids: &[String],
     saved: Option<Capacity>,

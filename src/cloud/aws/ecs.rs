@@ -1,7 +1,7 @@
 //! ECS services: describe, desired count, the sleep tag, and listing.
 
 use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, marker, SLEEP_TAG};
+use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::resource::{Capacity, EcsService, Kind, Observed};
 use aws_sdk_ecs::types::{Service, ServiceField, Tag};
@@ -28,7 +28,7 @@ pub(super) async fn describe(
         .ok_or_else(|| not_found(format!("ECS service {cluster}/{service}")))
 }
 
-/// Capacity, protection, sleep marker and status of a described service.
+/// Capacity, protection, sleep tag and status of a described service.
 pub(super) fn observe(s: &Service) -> Observed {
     let tags = s
         .tags()
@@ -39,7 +39,7 @@ pub(super) fn observe(s: &Service) -> Observed {
             desired: s.desired_count(),
         },
         protected: has_protect(tags.clone()),
-        marker: marker(
+        sleep_tag: sleep_tag(
             Kind::Ecs,
             tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
         ),
@@ -65,7 +65,7 @@ pub(super) async fn set_desired(
 }
 
 /// Writes (`Some`) or removes (`None`) the sleep tag of the service `arn`.
-pub(super) async fn set_marker(
+pub(super) async fn set_sleep_tag(
     ecs: &Client,
     arn: String,
     saved: Option<Capacity>,

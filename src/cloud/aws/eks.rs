@@ -2,7 +2,7 @@
 //! key per nodegroup), and listing.
 
 use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, marker, SLEEP_TAG};
+use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::resource::{Capacity, EksNodegroup, Kind, Observed};
 use aws_sdk_eks::types::{Cluster, Nodegroup, NodegroupScalingConfig};
@@ -45,23 +45,23 @@ fn scaling(ng: &Nodegroup) -> (i32, i32, i32) {
     )
 }
 
-/// The cluster tag holding the sleep marker of one nodegroup.
-fn marker_key(nodegroup: &str) -> String {
+/// The cluster tag holding the sleep tag of one nodegroup.
+fn sleep_tag_key(nodegroup: &str) -> String {
     format!("{SLEEP_TAG}:{nodegroup}")
 }
 
-/// Capacity, protection (a nodegroup tag), sleep marker (a cluster tag) and
+/// Capacity, protection (a nodegroup tag), sleep tag (a cluster tag) and
 /// status of nodegroup `ng` named `name` in `cluster`.
 pub(super) fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed {
     let (min, desired, max) = scaling(ng);
     Observed {
         capacity: Capacity::Eks { min, desired, max },
         protected: has_protect(ng.tags().into_iter().flatten()),
-        marker: marker(
+        sleep_tag: sleep_tag(
             Kind::Eks,
             cluster
                 .tags()
-                .and_then(|t| t.get(&marker_key(name)))
+                .and_then(|t| t.get(&sleep_tag_key(name)))
                 .map(String::as_str),
         ),
         status: ng
@@ -94,9 +94,9 @@ pub(super) async fn set_scaling(
     Ok(())
 }
 
-/// Writes (`Some`) or removes (`None`) the sleep marker of `nodegroup` on
+/// Writes (`Some`) or removes (`None`) the sleep tag of `nodegroup` on
 /// the cluster `arn`.
-pub(super) async fn set_marker(
+pub(super) async fn set_sleep_tag(
     eks: &Client,
     arn: String,
     nodegroup: &str,
@@ -106,7 +106,7 @@ pub(super) async fn set_marker(
         Some(saved) => {
             eks.tag_resource()
                 .resource_arn(arn)
-                .tags(marker_key(nodegroup), saved.to_tag())
+                .tags(sleep_tag_key(nodegroup), saved.to_tag())
                 .send()
                 .await
                 .map_err(aws_err)?;
@@ -114,7 +114,7 @@ pub(super) async fn set_marker(
         None => {
             eks.untag_resource()
                 .resource_arn(arn)
-                .tag_keys(marker_key(nodegroup))
+                .tag_keys(sleep_tag_key(nodegroup))
                 .send()
                 .await
                 .map_err(aws_err)?;

@@ -48,7 +48,7 @@ fn has_protect(tags: impl IntoIterator<Item = (impl AsRef<str>, impl AsRef<str>)
 }
 
 /// The capacity saved in a sleep tag's value, if it is one.
-fn marker(kind: Kind, value: Option<&str>) -> Option<Capacity> {
+fn sleep_tag(kind: Kind, value: Option<&str>) -> Option<Capacity> {
     value.and_then(|v| Capacity::from_tag(kind, v))
 }
 
@@ -182,7 +182,7 @@ impl CloudControl for AwsCloud {
         }
     }
 
-    async fn set_marker(
+    async fn set_sleep_tag(
         &self,
         id: &ResourceId,
         profile: Option<&str>,
@@ -191,10 +191,10 @@ impl CloudControl for AwsCloud {
         let c = self.clients.get(id.region(), profile).await;
         let arn = self.arn_of(&c, id).await?;
         match id {
-            ResourceId::Ec2 { .. } => only(ec2::set_marker(&c.ec2, &[arn], saved).await),
-            ResourceId::Ecs { .. } => ecs::set_marker(&c.ecs, arn, saved).await,
+            ResourceId::Ec2 { .. } => only(ec2::set_sleep_tag(&c.ec2, &[arn], saved).await),
+            ResourceId::Ecs { .. } => ecs::set_sleep_tag(&c.ecs, arn, saved).await,
             ResourceId::Eks { nodegroup_name, .. } => {
-                eks::set_marker(&c.eks, arn, nodegroup_name, saved).await
+                eks::set_sleep_tag(&c.eks, arn, nodegroup_name, saved).await
             }
         }
     }
@@ -262,7 +262,7 @@ impl CloudControl for AwsCloud {
 
     /// EC2 instances of one region are tagged (or untagged) with one call;
     /// if it fails, one by one.
-    async fn set_marker_many(
+    async fn set_sleep_tags(
         &self,
         items: &[(ResourceId, Option<Capacity>)],
         profile: Option<&str>,
@@ -270,11 +270,11 @@ impl CloudControl for AwsCloud {
         match ec2::group(items) {
             Some((region, ids, saved)) => {
                 let c = self.clients.get(region, profile).await;
-                ec2::set_marker(&c.ec2, &ids, saved).await
+                ec2::set_sleep_tag(&c.ec2, &ids, saved).await
             }
             None => {
                 each_in_order(items, 16, |(id, saved)| {
-                    self.set_marker(id, profile, *saved)
+                    self.set_sleep_tag(id, profile, *saved)
                 })
                 .await
             }

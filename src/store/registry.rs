@@ -24,16 +24,16 @@ pub enum EditError {
 }
 
 /// The registry file.
-pub struct ServicesFile {
+pub struct RegistryFile {
     path: PathBuf,
     /// One writer at a time; also guards the last good registry.
     last_good: Mutex<Option<Registry>>,
 }
 
-impl ServicesFile {
+impl RegistryFile {
     /// The registry at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        ServicesFile {
+        RegistryFile {
             path: path.into(),
             last_good: Mutex::new(None),
         }
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn register_unregister_and_refusals() {
         let dir = tempfile::tempdir().unwrap();
-        let f = ServicesFile::new(dir.path().join("services.yaml"));
+        let f = RegistryFile::new(dir.path().join("services.yaml"));
         std::fs::write(f.path(), "# keep me\nec2_instances: []\n").unwrap();
         f.register(entry(id(1), "one".into())).unwrap();
         f.register(entry(id(2), String::new())).unwrap();
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn invalid_file_keeps_last_good_and_is_never_rewritten() {
         let dir = tempfile::tempdir().unwrap();
-        let f = ServicesFile::new(dir.path().join("services.yaml"));
+        let f = RegistryFile::new(dir.path().join("services.yaml"));
         std::fs::write(f.path(), "ec2_instances: []\n").unwrap();
         f.register(entry(id(1), String::new())).unwrap();
         std::fs::write(f.path(), "ec2_instances: [\n").unwrap();
@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn flow_style_falls_back_to_canonical_form_without_losing_entries() {
         let dir = tempfile::tempdir().unwrap();
-        let f = ServicesFile::new(dir.path().join("services.yaml"));
+        let f = RegistryFile::new(dir.path().join("services.yaml"));
         std::fs::write(
             f.path(),
             "ec2_instances: [{instance_id: i-1, region: us-east-1}]\n",

@@ -1,4 +1,4 @@
-//! The state file: what cloudnap put to sleep and at what capacity.
+//! The sleep records (state.json): what cloudnap put to sleep and at what capacity.
 //! Written atomically before each batch of mutating calls and after it.
 
 use crate::core::policy::SleepRecord;
@@ -20,10 +20,10 @@ struct FileFormat {
 
 /// Errors reading or writing the state file.
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("state file {path}: {source}")]
+pub enum RecordsError {
+    #[error("sleep records {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("state file {path} is corrupt ({message}); it was kept as {backup}")]
+    #[error("sleep records {path} are corrupt ({message}); it was kept as {backup}")]
     Corrupt {
         path: PathBuf,
         backup: PathBuf,
@@ -33,14 +33,14 @@ pub enum StateError {
 
 /// The state file on disk.
 #[derive(Debug, Clone)]
-pub struct StateFile {
+pub struct RecordsFile {
     path: PathBuf,
 }
 
-impl StateFile {
+impl RecordsFile {
     /// A state file at `path` (created on first save).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        StateFile { path: path.into() }
+        RecordsFile { path: path.into() }
     }
 
     /// Where the file lives.
@@ -51,12 +51,12 @@ impl StateFile {
     /// Reads the records; a missing file means none. A corrupt file is moved
     /// aside (never silently overwritten) and reported; AWS tags still
     /// identify what is asleep.
-    pub fn load(&self) -> Result<Records, StateError> {
+    pub fn load(&self) -> Result<Records, RecordsError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Records::new()),
             Err(source) => {
-                return Err(StateError::Io {
+                return Err(RecordsError::Io {
                     path: self.path.clone(),
                     source,
                 })
@@ -71,7 +71,7 @@ impl StateFile {
             Err(e) => {
                 let backup = self.path.with_extension("json.corrupt");
                 let _ = std::fs::rename(&self.path, &backup);
-                Err(StateError::Corrupt {
+                Err(RecordsError::Corrupt {
                     path: self.path.clone(),
                     backup,
                     message: e.to_string(),
@@ -81,13 +81,13 @@ impl StateFile {
     }
 
     /// Atomically replaces the file with `records`.
-    pub fn save(&self, records: &Records) -> Result<(), StateError> {
+    pub fn save(&self, records: &Records) -> Result<(), RecordsError> {
         let body = FileFormat {
             version: 1,
             sleeping: records.values().cloned().collect(),
         };
         let json = serde_json::to_vec_pretty(&body).expect("records serialize");
-        write_atomic(&self.path, &json).map_err(|source| StateError::Io {
+        write_atomic(&self.path, &json).map_err(|source| RecordsError::Io {
             path: self.path.clone(),
             source,
         })
@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn round_trips_and_handles_missing_and_corrupt_files() {
         let dir = tempfile::tempdir().unwrap();
-        let f = StateFile::new(dir.path().join("state.json"));
+        let f = RecordsFile::new(dir.path().join("state.json"));
         assert!(f.load().unwrap().is_empty());
         let id = ResourceId::Eks {
             cluster_name: "c".into(),
@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(f.load().unwrap(), r);
 
         std::fs::write(f.path(), b"{not json").unwrap();
-        assert!(matches!(f.load(), Err(StateError::Corrupt { .. })));
+        assert!(matches!(f.load(), Err(RecordsError::Corrupt { .. })));
         assert!(dir.path().join("state.json.corrupt").exists());
         assert!(f.load().unwrap().is_empty());
     }
