@@ -14,6 +14,7 @@ trap 'stop_started; rm -rf "$FLEET" "$WAKE"' EXIT
 X_SCREEN=1920x1080x24 start_x
 start_pulse
 start_tray_host
+start_sway
 start_moto
 cargo build --release --locked --quiet --features bench
 BIN=$CARGO_TARGET_DIR/release/cloudnap

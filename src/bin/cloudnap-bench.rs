@@ -28,7 +28,14 @@ struct Daemon {
 
 impl Daemon {
     fn start(bin: &str, dir: &Path, rust_log: &str) -> Daemon {
-        let mut child = Command::new(bin)
+        Self::start_in(bin, dir, rust_log, |_| {})
+    }
+
+    /// [`start`](Self::start) with the environment changed by `env`.
+    fn start_in(bin: &str, dir: &Path, rust_log: &str, env: impl FnOnce(&mut Command)) -> Daemon {
+        let mut command = Command::new(bin);
+        env(&mut command);
+        let mut child = command
             .arg("--config-dir")
             .arg(dir)
             .arg("run")
@@ -429,6 +436,57 @@ fn fleet_sleep(bin: &str, dir: &Path, table: &mut Vec<(String, String)>) {
     ));
 }
 
+/// Idle CPU and RSS of a daemon in a headless sway session (Wayland only:
+/// no X display), with every detector enabled, over `idle_secs`; skipped
+/// (and said so) when `CLOUDNAP_SWAY_DISPLAY` is not set.
+fn idle_under_sway(bin: &str, wake_dir: &Path, idle_secs: u64, table: &mut Vec<(String, String)>) {
+    let (Ok(display), Ok(runtime_dir)) = (
+        std::env::var("CLOUDNAP_SWAY_DISPLAY"),
+        std::env::var("CLOUDNAP_SWAY_RUNTIME_DIR"),
+    ) else {
+        table.push((
+            "idle under sway".into(),
+            "not measured: no sway session".into(),
+        ));
+        return;
+    };
+    let dir = footprint_dir("sway", wake_dir, false);
+    let d = Daemon::start_in(bin, &dir, "warn,cloudnap=info", |c| {
+        c.env_remove("DISPLAY")
+            .env("WAYLAND_DISPLAY", &display)
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
+            .env("XDG_SESSION_TYPE", "wayland");
+    });
+    use_sdk(&d);
+    std::thread::sleep(Duration::from_secs(3)); // detectors start
+    let pid = d.child.id();
+    let t0 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let cpu = (cpu_ticks(pid) - t0) as f64 / 100.0 / idle_secs as f64 * 100.0;
+    let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
+    let running = d
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("detector running"))
+        .filter_map(|l| l.split_whitespace().rev().nth(2).map(String::from))
+        .collect::<Vec<_>>();
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+    table.push((
+        format!("idle CPU under headless sway (Wayland), {idle_secs} s"),
+        format!(
+            "{cpu:.2} % of one core (detectors running: {})",
+            running.join(", ")
+        ),
+    ));
+    table.push((
+        "idle RSS under headless sway, tray off".into(),
+        format!("{:.1} MB", rss as f64 / 1024.0),
+    ));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 6 {
@@ -448,6 +506,7 @@ fn main() {
     let wake_dir = Path::new(&args[5]);
     footprint_and_load(bin, wake_dir, secs, idle_secs, &mut table);
     rss_without_tray(bin, wake_dir, &mut table);
+    idle_under_sway(bin, wake_dir, idle_secs, &mut table);
     wake_latency(bin, wake_dir, 5, &mut table);
     fleet_sleep(bin, Path::new(&args[4]), &mut table);
     println!("| measure | value |");
