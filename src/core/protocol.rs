@@ -757,7 +757,7 @@ fn parse_json(text: &str) -> Result<Request, ParseError> {
 }
 
 /// Typed access to an envelope's `content`.
-pub struct Content<'a>(&'a Map<String, Value>);
+struct Content<'a>(&'a Map<String, Value>);
 
 impl Content<'_> {
     fn string(&self, key: &str, required: bool) -> Result<Option<String>, String> {

@@ -121,7 +121,7 @@ pub trait ActivitySource: Send + 'static {
 /// A detector chosen for this session, and how to make its source (again,
 /// after a failure).
 pub struct Planned {
-    pub detector: session::Detector,
+    detector: session::Detector,
     make: MakeSource,
 }
 
