@@ -73,6 +73,34 @@ fn start_with(
     (cfg, d)
 }
 
+/// A fake `org.freedesktop.ScreenSaver` on `bus`.
+struct ScreenSaver(zbus::blocking::Connection);
+
+fn screensaver(bus: &PrivateBus) -> ScreenSaver {
+    let conn = zbus::blocking::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .name("org.freedesktop.ScreenSaver")
+        .unwrap()
+        .build()
+        .unwrap();
+    ScreenSaver(conn)
+}
+
+impl ScreenSaver {
+    /// Emits `ActiveChanged(active)`: the screen locked (true) or unlocked.
+    fn active_changed(&self, active: bool) {
+        self.0
+            .emit_signal(
+                None::<()>,
+                "/org/freedesktop/ScreenSaver",
+                "org.freedesktop.ScreenSaver",
+                "ActiveChanged",
+                &(active,),
+            )
+            .unwrap()
+    }
+}
+
 fn last_kind(status: &Value) -> Value {
     status["last_activity"]["kind"].clone()
 }
@@ -86,23 +114,8 @@ async fn screensaver_active_changed_is_locked_then_unlocked() {
         "screen_lock: following ActiveChanged",
         Duration::from_secs(5),
     );
-    let saver = zbus::blocking::connection::Builder::address(session.address.as_str())
-        .unwrap()
-        .name("org.freedesktop.ScreenSaver")
-        .unwrap()
-        .build()
-        .unwrap();
-    let active_changed = |active: bool| {
-        saver
-            .emit_signal(
-                None::<()>,
-                "/org/freedesktop/ScreenSaver",
-                "org.freedesktop.ScreenSaver",
-                "ActiveChanged",
-                &(active,),
-            )
-            .unwrap()
-    };
+    let saver = screensaver(&session);
+    let active_changed = |active: bool| saver.active_changed(active);
     let before = d.ok("STATUS").await;
     assert!(before["last_activity"].is_null(), "{before}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -216,23 +229,8 @@ async fn a_lock_sleeps_after_the_short_grace_and_an_unlock_wakes_exactly() {
         "screen_lock: following ActiveChanged",
         Duration::from_secs(5),
     );
-    let saver = zbus::blocking::connection::Builder::address(session.address.as_str())
-        .unwrap()
-        .name("org.freedesktop.ScreenSaver")
-        .unwrap()
-        .build()
-        .unwrap();
-    let active_changed = |active: bool| {
-        saver
-            .emit_signal(
-                None::<()>,
-                "/org/freedesktop/ScreenSaver",
-                "org.freedesktop.ScreenSaver",
-                "ActiveChanged",
-                &(active,),
-            )
-            .unwrap()
-    };
+    let saver = screensaver(&session);
+    let active_changed = |active: bool| saver.active_changed(active);
     let status = d.ok("STATUS").await;
     assert!(
         status["sleep_in_seconds"].as_f64().unwrap() > 29.0 * 60.0,

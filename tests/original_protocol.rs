@@ -96,28 +96,23 @@ async fn the_original_readmes_datagrams_get_the_replies_it_promised() {
     d.ok(&format!("SCALE_EKS:{cluster}:my-nodegroup:{R}:1"))
         .await;
     assert_eq!(eks_scaling(R, &cluster, "my-nodegroup").await.0 .1, 1);
-    d.ok(&format!("REGISTER_EC2:{id}:{R}")).await;
-    d.ok(&format!("REGISTER_ECS:{cluster}:my-service:{R}"))
-        .await;
-    d.ok(&format!("REGISTER_EKS:{cluster}:my-nodegroup:{R}"))
-        .await;
-    assert_eq!(
+    let ids = [
+        format!("EC2:{id}:{R}"),
+        format!("ECS:{cluster}:my-service:{R}"),
+        format!("EKS:{cluster}:my-nodegroup:{R}"),
+    ];
+    let registered = || async {
         d.ok("LIST_REGISTERED_SERVICES").await["services"]
             .as_array()
             .unwrap()
-            .len(),
-        4
-    );
-    d.ok(&format!("UNREGISTER_EC2:{id}:{R}")).await;
-    d.ok(&format!("UNREGISTER_ECS:{cluster}:my-service:{R}"))
-        .await;
-    d.ok(&format!("UNREGISTER_EKS:{cluster}:my-nodegroup:{R}"))
-        .await;
-    assert_eq!(
-        d.ok("LIST_REGISTERED_SERVICES").await["services"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+            .len()
+    };
+    for id in &ids {
+        d.ok(&format!("REGISTER_{id}")).await;
+    }
+    assert_eq!(registered().await, 4);
+    for id in &ids {
+        d.ok(&format!("UNREGISTER_{id}")).await;
+    }
+    assert_eq!(registered().await, 1);
 }
