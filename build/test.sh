@@ -14,6 +14,9 @@ start_moto CLOUDNAP_MOTO_AUTH_URL INITIAL_NO_AUTH_ACTION_COUNT=0
 start_x
 start_tray_host
 start_pulse
+# DISPLAY, DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR are a test desktop:
+# the tests use it instead of starting their own (tests/common/mod.rs).
+export CLOUDNAP_TEST_DESKTOP=1
 mkdir -p "$CARGO_TARGET_DIR/test-artifacts"
 export CLOUDNAP_ARTIFACTS="$CARGO_TARGET_DIR/test-artifacts"
 
