@@ -52,10 +52,12 @@ start_moto() {
   shift || true
   local port; port=$(free_port)
   env "$@" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CLOUDNAP_CACHE/moto-$var.log" 2>&1 &
-  STARTED_PIDS+=($!)
+  local moto=$!
+  STARTED_PIDS+=($moto)
   export "$var=http://127.0.0.1:$port"
   for _ in $(seq 300); do
     curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && return 0
+    kill -0 $moto 2>/dev/null || break
     sleep 0.2
   done
   echo "moto_server did not start; see $CLOUDNAP_CACHE/moto-$var.log" >&2
@@ -66,10 +68,12 @@ start_moto() {
 # the window manager; exports DISPLAY.
 start_x() {
   # Xvfb picks the free display number itself and writes it to fd 3 when
-  # it accepts connections (no race with another run starting an X server).
+  # it accepts connections (no race with another run starting an X server);
+  # -noreset: no server reset when the last client leaves, which would drop
+  # a client connecting at that moment (openbox, just after dbus-launch).
   local displayfd n=
   displayfd=$(mktemp)
-  Xvfb -displayfd 3 -screen 0 "${X_SCREEN:-1280x800x24}" -nolisten tcp \
+  Xvfb -displayfd 3 -noreset -screen 0 "${X_SCREEN:-1280x800x24}" -nolisten tcp \
     3>"$displayfd" >"$CLOUDNAP_CACHE/xvfb.log" 2>&1 &
   local xvfb=$!
   STARTED_PIDS+=($xvfb)
@@ -91,10 +95,12 @@ start_x() {
   export NO_AT_BRIDGE=1
   STARTED_PIDS+=("$DBUS_SESSION_BUS_PID")
   openbox >"$CLOUDNAP_CACHE/openbox.log" 2>&1 &
-  STARTED_PIDS+=($!)
+  local openbox=$!
+  STARTED_PIDS+=($openbox)
   # Managing windows once it has announced itself on the root window.
   for _ in $(seq 600); do
     xprop -root _NET_SUPPORTING_WM_CHECK 2>/dev/null | grep -q 'window id' && return 0
+    kill -0 $openbox 2>/dev/null || break
     sleep 0.05
   done
   echo "openbox did not start; see $CLOUDNAP_CACHE/openbox.log" >&2
@@ -106,11 +112,13 @@ start_x() {
 start_tray_host() {
   gtk-sni-tray-standalone --watcher --top --end --size 32 \
     >"$CLOUDNAP_CACHE/sni-tray.log" 2>&1 &
-  STARTED_PIDS+=($!)
+  local host=$!
+  STARTED_PIDS+=($host)
   for _ in $(seq 300); do
     dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
       org.freedesktop.DBus.NameHasOwner string:org.kde.StatusNotifierWatcher 2>/dev/null |
       grep -q true && return 0
+    kill -0 $host 2>/dev/null || break
     sleep 0.1
   done
   echo "the tray host did not start; see $CLOUDNAP_CACHE/sni-tray.log" >&2
