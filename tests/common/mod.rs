@@ -194,11 +194,12 @@ impl TestEnv {
 /// may read the environment is undefined behaviour (C libraries such as
 /// libX11 call `getenv` without Rust's lock). The test harness starts its
 /// threads in `main`; a function in `.init_array` runs before it, when the
-/// process has one thread, so [`std::env::set_var`] is safe there.
+/// process has one thread, so [`std::env::set_var`] is safe there. (Only
+/// on Linux, the one platform the integration tests run on.)
 macro_rules! before_main {
     ($($part:ident),+) => {
         #[used]
-        #[link_section = ".init_array"]
+        #[cfg_attr(target_os = "linux", link_section = ".init_array")]
         static BEFORE_MAIN: extern "C" fn() = {
             extern "C" fn before_main() {
                 $crate::common::start_before_main(&[$($crate::common::Part::$part),+]);
