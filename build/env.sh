@@ -110,16 +110,23 @@ start_x() {
 # Starts a StatusNotifierItem tray host (with its own watcher) as a bar at
 # the top right of the screen, like a desktop panel's tray area.
 start_tray_host() {
-  gtk-sni-tray-standalone --watcher --top --end --size 32 \
-    >"$CLOUDNAP_CACHE/sni-tray.log" 2>&1 &
-  local host=$!
-  STARTED_PIDS+=($host)
-  for _ in $(seq 300); do
-    dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
-      org.freedesktop.DBus.NameHasOwner string:org.kde.StatusNotifierWatcher 2>/dev/null |
-      grep -q true && return 0
-    kill -0 $host 2>/dev/null || break
-    sleep 0.1
+  local host
+  : >"$CLOUDNAP_CACHE/sni-tray.log"
+  # Its own watcher can lose a start-up race on a loaded machine (the host
+  # calls the watcher's name before owning it, then exits): start it again.
+  for _ in 1 2 3; do
+    gtk-sni-tray-standalone --watcher --top --end --size 32 \
+      >>"$CLOUDNAP_CACHE/sni-tray.log" 2>&1 &
+    host=$!
+    STARTED_PIDS+=($host)
+    for _ in $(seq 300); do
+      dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
+        org.freedesktop.DBus.NameHasOwner string:org.kde.StatusNotifierWatcher 2>/dev/null |
+        grep -q true && return 0
+      kill -0 $host 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 $host 2>/dev/null && break # running, but no watcher after 30 s
   done
   echo "the tray host did not start; see $CLOUDNAP_CACHE/sni-tray.log" >&2
   return 1
