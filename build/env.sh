@@ -55,10 +55,12 @@ start_moto() {
   shift || true
   local port; port=$(free_port)
   env "$@" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CLOUDNAP_CACHE/moto-$var.log" 2>&1 &
-  STARTED_PIDS+=($!)
+  local moto=$!
+  STARTED_PIDS+=($moto)
   export "$var=http://127.0.0.1:$port"
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && return 0
+    kill -0 $moto 2>/dev/null || break
     sleep 0.2
   done
   echo "moto_server did not start; see $CLOUDNAP_CACHE/moto-$var.log" >&2
@@ -68,36 +70,66 @@ start_moto() {
 # Starts Xvfb on a free display, with RECORD (on by default) and openbox as
 # the window manager; exports DISPLAY.
 start_x() {
-  local n=90
-  while [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ]; do n=$((n + 1)); done
-  Xvfb ":$n" -screen 0 "${X_SCREEN:-1280x800x24}" -nolisten tcp >"$CLOUDNAP_CACHE/xvfb.log" 2>&1 &
-  STARTED_PIDS+=($!)
-  export DISPLAY=":$n"
-  for _ in $(seq 100); do
-    xdpyinfo >/dev/null 2>&1 && break
-    sleep 0.1
+  # Xvfb picks the free display number itself and writes it to fd 3 when
+  # it accepts connections (no race with another run starting an X server);
+  # -noreset: no server reset when the last client leaves, which would drop
+  # a client connecting at that moment (openbox, just after dbus-launch).
+  local displayfd n=
+  displayfd=$(mktemp)
+  Xvfb -displayfd 3 -noreset -screen 0 "${X_SCREEN:-1280x800x24}" -nolisten tcp \
+    3>"$displayfd" >"$CLOUDNAP_CACHE/xvfb.log" 2>&1 &
+  local xvfb=$!
+  STARTED_PIDS+=($xvfb)
+  # Generous limits here and below: a loaded machine (parallel builds) is slow.
+  for _ in $(seq 600); do
+    n=$(cat "$displayfd")
+    [ -n "$n" ] || ! kill -0 $xvfb 2>/dev/null && break
+    sleep 0.05
   done
+  rm -f "$displayfd"
+  if [ -z "$n" ]; then
+    echo "Xvfb did not start; see $CLOUDNAP_CACHE/xvfb.log" >&2
+    return 1
+  fi
+  export DISPLAY=":$n"
   # A private session bus (the tray and notifications use D-Bus); no
   # accessibility bus, which GTK (the tray host) would otherwise start and leave behind.
   eval "$(dbus-launch --sh-syntax)"
   export NO_AT_BRIDGE=1
   STARTED_PIDS+=("$DBUS_SESSION_BUS_PID")
   openbox >"$CLOUDNAP_CACHE/openbox.log" 2>&1 &
-  STARTED_PIDS+=($!)
-  sleep 0.5
+  local openbox=$!
+  STARTED_PIDS+=($openbox)
+  # Managing windows once it has announced itself on the root window.
+  for _ in $(seq 600); do
+    xprop -root _NET_SUPPORTING_WM_CHECK 2>/dev/null | grep -q 'window id' && return 0
+    kill -0 $openbox 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "openbox did not start; see $CLOUDNAP_CACHE/openbox.log" >&2
+  return 1
 }
 
 # Starts a StatusNotifierItem tray host (with its own watcher) as a bar at
 # the top right of the screen, like a desktop panel's tray area.
 start_tray_host() {
-  gtk-sni-tray-standalone --watcher --top --end --size 32 \
-    >"$CLOUDNAP_CACHE/sni-tray.log" 2>&1 &
-  STARTED_PIDS+=($!)
-  for _ in $(seq 50); do
-    dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
-      org.freedesktop.DBus.NameHasOwner string:org.kde.StatusNotifierWatcher 2>/dev/null |
-      grep -q true && return 0
-    sleep 0.1
+  local host
+  : >"$CLOUDNAP_CACHE/sni-tray.log"
+  # Its own watcher can lose a start-up race on a loaded machine (the host
+  # calls the watcher's name before owning it, then exits): start it again.
+  for _ in 1 2 3; do
+    gtk-sni-tray-standalone --watcher --top --end --size 32 \
+      >>"$CLOUDNAP_CACHE/sni-tray.log" 2>&1 &
+    host=$!
+    STARTED_PIDS+=($host)
+    for _ in $(seq 300); do
+      dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
+        org.freedesktop.DBus.NameHasOwner string:org.kde.StatusNotifierWatcher 2>/dev/null |
+        grep -q true && return 0
+      kill -0 $host 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 $host 2>/dev/null && break # running, but no watcher after 30 s
   done
   echo "the tray host did not start; see $CLOUDNAP_CACHE/sni-tray.log" >&2
   return 1
@@ -112,15 +144,19 @@ start_pulse() {
   export XDG_RUNTIME_DIR="$CLOUDNAP_CACHE/xdg-$$"
   mkdir -p -m 700 "$XDG_RUNTIME_DIR"
   pulseaudio --daemonize=yes --exit-idle-time=-1 --log-target=stderr 2>"$CLOUDNAP_CACHE/pulse.log"
-  for _ in $(seq 50); do
+  PULSE_STARTED=1
+  for _ in $(seq 300); do
     pactl info >/dev/null 2>&1 && break
     sleep 0.1
   done
+  if ! pactl info >/dev/null 2>&1; then
+    echo "PulseAudio did not start; see $CLOUDNAP_CACHE/pulse.log" >&2
+    return 1
+  fi
   pactl load-module module-null-sink sink_name=vsink >/dev/null
   pactl load-module module-null-sink sink_name=micsink >/dev/null
   pactl set-default-sink vsink
   pactl set-default-source micsink.monitor
-  PULSE_STARTED=1
 }
 
 # The unprivileged user the compositors run as (sway refuses to run as root).

@@ -17,6 +17,9 @@ start_pulse
 # Wayland sessions for the Wayland and GNOME detectors (tests/wayland.rs, tests/gnome.rs).
 start_sway
 start_mutter
+# DISPLAY, DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR are a test desktop:
+# the tests use it instead of starting their own (tests/common/mod.rs).
+export CLOUDNAP_TEST_DESKTOP=1
 mkdir -p "$CARGO_TARGET_DIR/test-artifacts"
 export CLOUDNAP_ARTIFACTS="$CARGO_TARGET_DIR/test-artifacts"
 

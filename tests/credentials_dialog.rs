@@ -112,9 +112,7 @@ fn check_shows_the_account_and_save_writes_a_private_profile() {
 #[test]
 fn a_wrong_key_shows_the_aws_error_in_words() {
     let dir = setup();
-    let auth_moto = std::env::var("CLOUDNAP_MOTO_AUTH_URL")
-        .expect("CLOUDNAP_MOTO_AUTH_URL is not set: run the tests with ./build/test.sh");
-    let mut h = harness(dir.path(), auth_moto);
+    let mut h = harness(dir.path(), common::moto_auth_url());
     type_into(&mut h, "Access key ID", "AKIAWRONGWRONGWRONG1");
     type_into(&mut h, "Secret access key", "nope");
     h.get_by_label("Check").click();

@@ -1,9 +1,11 @@
 //! The desktop shell with the real binary: single instance, live reload of
 //! services.yaml and settings.json, log files that never hold the secret, and
 //! the tray icon and menu under Xvfb with a StatusNotifierItem host
-//! (gtk-sni-tray-standalone, started by build/test.sh).
+//! (gtk-sni-tray-standalone).
 
 mod common;
+// Every daemon here runs on the test desktop, as under build/test.sh.
+common::before_main!(X, Tray);
 use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -220,10 +222,9 @@ fn tray_icon() -> Option<((i32, i32), [f64; 3])> {
     })
 }
 
-/// Saves a screenshot of the whole screen under `$CLOUDNAP_ARTIFACTS`.
+/// Saves a screenshot of the whole screen under [`artifacts_dir`].
 fn screenshot(name: &str) {
-    let artifacts = std::env::var("CLOUDNAP_ARTIFACTS").unwrap_or_else(|_| ".".into());
-    let shot = std::path::Path::new(&artifacts).join(name);
+    let shot = artifacts_dir().join(name);
     let ok = std::process::Command::new("import")
         .args(["-window", "root"])
         .arg(&shot)
@@ -236,7 +237,7 @@ fn screenshot(name: &str) {
 
 #[tokio::test]
 async fn the_tray_menu_pauses_the_app_and_the_icon_follows() {
-    require_display();
+    require_tray_host();
     let (_cfg, d) = daemon(json!({"desktop": {"tray": true}}), "");
     let t0 = Instant::now();
     let ((x, y), active) = loop {
@@ -289,10 +290,7 @@ async fn the_tray_menu_pauses_the_app_and_the_icon_follows() {
 #[tokio::test]
 async fn notifications_go_out_on_the_session_bus_and_can_be_turned_off() {
     // dbus-monitor sees the Notify calls even with no notification daemon.
-    assert!(
-        std::env::var("DBUS_SESSION_BUS_ADDRESS").is_ok(),
-        "no session bus: run the tests with ./build/test.sh (dbus-launch)"
-    );
+    require_display(); // and its session bus
     let mut monitor = std::process::Command::new("dbus-monitor")
         .args([
             "--session",

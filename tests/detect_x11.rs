@@ -1,11 +1,14 @@
-//! The activity detectors against a real X server (Xvfb with openbox, started
-//! by build/test.sh) and real input injected with xdotool.
+//! The activity detectors against a real X server (Xvfb with openbox) and
+//! PulseAudio, and real input injected with xdotool.
 
 mod common;
+// The detectors run in this process: its environment names the X server
+// and PulseAudio.
+common::before_main!(X, Pulse);
 use cloudnap::core::activity::{Activity, ActivityKind};
 use cloudnap::core::settings::Settings;
 use cloudnap::detect::{self, session::SessionEnv};
-use common::{require_display, xdotool};
+use common::{require_display, require_pulse, xdotool};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -233,12 +236,7 @@ fn tone() -> std::path::PathBuf {
 
 #[test]
 fn sound_playing_on_the_output_is_activity_but_silence_and_a_microphone_are_not() {
-    let socket = std::path::PathBuf::from(std::env::var("XDG_RUNTIME_DIR").unwrap_or_default())
-        .join("pulse/native");
-    assert!(
-        socket.exists(),
-        "run the tests with ./build/test.sh, which starts PulseAudio with a null sink"
-    );
+    require_pulse();
     let wav = tone();
     let mut rx =
         start(r#"{"audio":{"enabled":true,"check_interval_sec":0.5,"volume_threshold":0.01}}"#);

@@ -3,6 +3,8 @@
 //! real key press (xdotool). Capacities are read back through the AWS API.
 
 mod common;
+// The daemon runs with every detector on, as under build/test.sh.
+common::before_main!(X, Pulse);
 use common::*;
 use serde_json::json;
 

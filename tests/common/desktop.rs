@@ -1,17 +1,13 @@
 //! Helpers for the Wayland, GNOME and screen lock tests: the sessions
-//! `build/test.sh` starts (headless sway and mutter), input into them, and
-//! private D-Bus buses.
+//! (headless sway and mutter, from build/test.sh or started on first use),
+//! input into them, and private D-Bus buses.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn env(name: &str, starter: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with ./build/test.sh, which runs {starter} (build/env.sh)")
-    })
-}
+use crate::common::{var_of, Part};
 
 /// Settings with every detector off but the session's idle time
 /// (`system_idle`, which also switches the Wayland and GNOME sources).
@@ -44,8 +40,8 @@ pub struct Sway {
 impl Sway {
     pub fn from_env() -> Sway {
         Sway {
-            runtime_dir: env("CLOUDNAP_SWAY_RUNTIME_DIR", "start_sway"),
-            display: env("CLOUDNAP_SWAY_DISPLAY", "start_sway"),
+            runtime_dir: var_of(Part::Sway, "CLOUDNAP_SWAY_RUNTIME_DIR"),
+            display: var_of(Part::Sway, "CLOUDNAP_SWAY_DISPLAY"),
         }
     }
 
@@ -74,9 +70,9 @@ pub struct Mutter {
 impl Mutter {
     pub fn from_env() -> Mutter {
         Mutter {
-            bus: env("CLOUDNAP_MUTTER_BUS", "start_mutter"),
-            runtime_dir: env("CLOUDNAP_MUTTER_RUNTIME_DIR", "start_mutter"),
-            display: env("CLOUDNAP_MUTTER_DISPLAY", "start_mutter"),
+            bus: var_of(Part::Mutter, "CLOUDNAP_MUTTER_BUS"),
+            runtime_dir: var_of(Part::Mutter, "CLOUDNAP_MUTTER_RUNTIME_DIR"),
+            display: var_of(Part::Mutter, "CLOUDNAP_MUTTER_DISPLAY"),
         }
     }
 

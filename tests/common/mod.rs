@@ -1,16 +1,328 @@
-//! Shared helpers for the integration tests: a config dir, the real binary,
-//! and direct SDK access to the moto server started by `build/test.sh`.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Shared helpers for the integration tests: the test environment (moto,
+//! Xvfb, PulseAudio), a config dir, the real binary, and direct SDK access
+//! to moto.
+//!
+//! The environment is the one `build/test.sh` exports when it runs the
+//! tests. Under a plain `cargo test` each test binary starts what it uses
+//! itself, through `build/test-env.sh` (see [`Part`]), and that script stops
+//! it all when the binary exits.
+#![allow(dead_code, unused_macros)] // each test binary uses a different subset
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
-/// The moto server's URL, exported by `build/test.sh`.
+/// One part of the test environment.
+///
+/// - `Moto`, `MotoAuth`: reused from `CLOUDNAP_MOTO_URL` and
+///   `CLOUDNAP_MOTO_AUTH_URL` when set, else started on first use.
+/// - `X` (Xvfb, a private D-Bus session bus, openbox), `Tray` (a
+///   StatusNotifier host on them) and `Pulse` (PulseAudio with null sinks):
+///   libraries inside the test process (the X11 and audio detectors) read
+///   their variables, so a test binary that uses them declares them with
+///   [`before_main!`] and they are started before `main`. They are reused
+///   when `CLOUDNAP_TEST_DESKTOP=1` says DISPLAY, DBUS_SESSION_BUS_ADDRESS and
+///   XDG_RUNTIME_DIR are a test desktop (build/test.sh exports it); a
+///   developer's own desktop session is never used, so no test types into
+///   it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Part {
+    Moto,
+    MotoAuth,
+    X,
+    Tray,
+    Pulse,
+    /// Headless sway (Wayland) with foot, as an unprivileged user: only
+    /// child processes use it, so it is started on first use.
+    Sway,
+    /// Headless mutter (GNOME) in a D-Bus session bus of its own.
+    Mutter,
+}
+
+impl Part {
+    /// Its name in build/test-env.sh.
+    fn name(self) -> &'static str {
+        match self {
+            Part::Moto => "moto",
+            Part::MotoAuth => "moto-auth",
+            Part::X => "x",
+            Part::Tray => "tray",
+            Part::Pulse => "pulse",
+            Part::Sway => "sway",
+            Part::Mutter => "mutter",
+        }
+    }
+
+    /// The variable naming this part when build/test.sh exported it.
+    fn given(self) -> Option<Vars> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| vec![(name.to_string(), v)])
+        };
+        let vars = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| var(n).and_then(|v| v.into_iter().next()))
+                .collect::<Option<Vars>>()
+        };
+        match self {
+            Part::Sway => vars(&["CLOUDNAP_SWAY_DISPLAY", "CLOUDNAP_SWAY_RUNTIME_DIR"]),
+            Part::Mutter => vars(&[
+                "CLOUDNAP_MUTTER_BUS",
+                "CLOUDNAP_MUTTER_RUNTIME_DIR",
+                "CLOUDNAP_MUTTER_DISPLAY",
+            ]),
+            Part::Moto => var("CLOUDNAP_MOTO_URL"),
+            Part::MotoAuth => var("CLOUDNAP_MOTO_AUTH_URL"),
+            Part::X | Part::Tray | Part::Pulse => desktop_given().then(Vec::new),
+        }
+    }
+}
+
+type Vars = Vec<(String, String)>;
+
+/// Whether build/test.sh (or the developer) exported a test desktop.
+fn desktop_given() -> bool {
+    std::env::var("CLOUDNAP_TEST_DESKTOP").is_ok_and(|v| v == "1")
+}
+
+/// build/test-env.sh, running for this test binary, and what it started.
+struct TestEnv {
+    script: Option<Script>,
+    /// Each part asked for, with its variables or why it is not there.
+    parts: Vec<(Part, Result<Vars, String>)>,
+}
+
+struct Script {
+    /// Never waited for: the script stops everything when this process
+    /// exits and its stdin closes.
+    _child: Child,
+    /// Kept open for the life of the process.
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+static TEST_ENV: Mutex<TestEnv> = Mutex::new(TestEnv {
+    script: None,
+    parts: Vec::new(),
+});
+
+/// Whether [`before_main!`] started an X server for this process.
+static X_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// The line every test that lacks a part of its environment fails with.
+const SET_UP_FIRST: &str =
+    "run ./build/test.sh once first (it installs moto and the test packages)";
+
+impl TestEnv {
+    fn lock() -> std::sync::MutexGuard<'static, TestEnv> {
+        TEST_ENV.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn known(&self, part: Part) -> Option<&Result<Vars, String>> {
+        self.parts.iter().find(|(p, _)| *p == part).map(|(_, r)| r)
+    }
+
+    /// Starts build/test-env.sh (once) with `parts` to start right away.
+    fn script(&mut self, parts: &[Part]) -> Result<&mut Script, String> {
+        if self.script.is_none() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/build/test-env.sh");
+            let mut child = Command::new("bash")
+                .arg(path)
+                .args(parts.iter().map(|p| p.name()))
+                // Whatever desktop this process was started in is not the
+                // test one.
+                .env_remove("DISPLAY")
+                .env_remove("WAYLAND_DISPLAY")
+                .env_remove("DBUS_SESSION_BUS_ADDRESS")
+                .env_remove("XDG_RUNTIME_DIR")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("{SET_UP_FIRST}; cannot run bash {path}: {e}"))?;
+            self.script = Some(Script {
+                stdin: child.stdin.take().unwrap(),
+                stdout: BufReader::new(child.stdout.take().unwrap()),
+                _child: child,
+            });
+        }
+        Ok(self.script.as_mut().unwrap())
+    }
+
+    /// Reads the answer for one part: NAME=value lines, then READY or ERROR.
+    fn answer(script: &mut Script, part: Part) -> Result<Vars, String> {
+        let mut vars = Vec::new();
+        loop {
+            let mut line = String::new();
+            match script.stdout.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    return Err(format!(
+                        "build/test-env.sh exited while starting {}",
+                        part.name()
+                    ))
+                }
+                Ok(_) => {}
+            }
+            let line = line.trim_end();
+            if line == "READY" {
+                return Ok(vars);
+            }
+            if let Some(why) = line.strip_prefix("ERROR ") {
+                return Err(why.to_string());
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                vars.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+
+    /// The variables of `part`, starting it if needed.
+    fn part(&mut self, part: Part) -> Result<Vars, String> {
+        if let Some(known) = self.known(part) {
+            return known.clone();
+        }
+        let result = match part.given() {
+            Some(vars) => Ok(vars),
+            None if matches!(part, Part::X | Part::Tray | Part::Pulse) => Err(format!(
+                "this test binary uses {part:?}: declare it with `common::before_main!({part:?})`"
+            )),
+            None => self.script(&[]).and_then(|script| {
+                writeln!(script.stdin, "{}", part.name())
+                    .map_err(|e| format!("build/test-env.sh: {e}"))?;
+                Self::answer(script, part)
+            }),
+        };
+        self.parts.push((part, result.clone()));
+        result
+    }
+}
+
+/// Declares the parts of the test environment that this test binary uses
+/// inside its own process (`X`, `Tray`, `Pulse`): unless build/test.sh gave
+/// them, they are started before `main` and their variables (DISPLAY,
+/// DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR, ...) put into the process
+/// environment, where the X11 and audio libraries and every child process
+/// find them.
+///
+/// Why before `main`: setting an environment variable while another thread
+/// may read the environment is undefined behaviour (C libraries such as
+/// libX11 call `getenv` without Rust's lock). The test harness starts its
+/// threads in `main`; a function in `.init_array` runs before it, when the
+/// process has one thread, so [`std::env::set_var`] is safe there. (Only
+/// on Linux, the one platform the integration tests run on.)
+macro_rules! before_main {
+    ($($part:ident),+) => {
+        #[used]
+        #[cfg_attr(target_os = "linux", link_section = ".init_array")]
+        static BEFORE_MAIN: extern "C" fn() = {
+            extern "C" fn before_main() {
+                $crate::common::start_before_main(&[$($crate::common::Part::$part),+]);
+            }
+            before_main
+        };
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use before_main;
+
+/// What [`before_main!`] runs; must not be called once other threads run.
+pub fn start_before_main(parts: &[Part]) {
+    let mut env = TestEnv::lock();
+    // `--list` (test discovery) runs no test.
+    let cmdline = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    if cmdline.split(|b| *b == 0).any(|a| a == b"--list") {
+        return;
+    }
+    let missing: Vec<Part> = parts
+        .iter()
+        .copied()
+        .filter(|p| p.given().is_none())
+        .collect();
+    if missing.is_empty() {
+        for p in parts {
+            env.parts.push((*p, Ok(Vec::new())));
+        }
+        return;
+    }
+    let answers: Vec<Result<Vars, String>> = match env.script(&missing) {
+        Ok(script) => missing
+            .iter()
+            .map(|p| TestEnv::answer(script, *p))
+            .collect(),
+        Err(e) => missing.iter().map(|_| Err(e.clone())).collect(),
+    };
+    for (p, answer) in missing.into_iter().zip(answers) {
+        if let Ok(vars) = &answer {
+            if matches!(p, Part::X | Part::Tray) {
+                X_STARTED.store(true, Ordering::Relaxed);
+            }
+            for (k, v) in vars {
+                // Safe: before main, this process has a single thread.
+                std::env::set_var(k, v);
+            }
+        }
+        env.parts.push((p, answer));
+    }
+}
+
+/// The variables of `part`; panics with the reason it is not there.
+fn require(part: Part) -> Vars {
+    TestEnv::lock()
+        .part(part)
+        .unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// The moto server's URL (build/test.sh's, or one started for this binary).
 pub fn moto_url() -> String {
-    std::env::var("CLOUDNAP_MOTO_URL").expect(
-        "CLOUDNAP_MOTO_URL is not set: run the tests with ./build/test.sh, which starts moto_server",
-    )
+    var_of(Part::Moto, "CLOUDNAP_MOTO_URL")
+}
+
+/// A second moto server that checks credentials (for "wrong key" tests).
+pub fn moto_auth_url() -> String {
+    var_of(Part::MotoAuth, "CLOUDNAP_MOTO_AUTH_URL")
+}
+
+/// The variable `name` of `part` (started on first use, if it can be).
+pub fn var_of(part: Part, name: &str) -> String {
+    require(part)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("build/test-env.sh did not set {name}"))
+}
+
+/// Fails clearly when there is no X server with its session bus (declared
+/// with [`before_main!`], or given by build/test.sh).
+pub fn require_display() {
+    require(Part::X);
+}
+
+/// Fails clearly when there is no StatusNotifier tray host.
+pub fn require_tray_host() {
+    require(Part::Tray);
+}
+
+/// Fails clearly when there is no PulseAudio with the null sinks.
+pub fn require_pulse() {
+    require(Part::Pulse);
+}
+
+/// Where tests save screenshots: `$CLOUDNAP_ARTIFACTS` (build/test.sh), else
+/// a directory under the target dir.
+pub fn artifacts_dir() -> PathBuf {
+    std::env::var_os("CLOUDNAP_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
+}
+
+/// Whether this process has a test desktop (given, or started before main).
+fn has_test_desktop() -> bool {
+    desktop_given() || X_STARTED.load(Ordering::Relaxed)
 }
 
 /// A unique suffix for resource names, so tests sharing one moto server do not collide.
@@ -86,6 +398,18 @@ impl ConfigDir {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_ENDPOINT_URL")
             .env_remove("CLOUDNAP_CONFIG_DIR");
+        if !has_test_desktop() {
+            // A binary without a test desktop never reaches the developer's
+            // own: no input from it, no notifications on it.
+            for var in [
+                "DISPLAY",
+                "WAYLAND_DISPLAY",
+                "DBUS_SESSION_BUS_ADDRESS",
+                "XDG_RUNTIME_DIR",
+            ] {
+                c.env_remove(var);
+            }
+        }
         c
     }
 
@@ -366,16 +690,9 @@ pub fn daemon_settings(regions: &[&str], extra: serde_json::Value) -> String {
     s.to_string()
 }
 
-/// Fails clearly when there is no X server (build/test.sh starts Xvfb).
-pub fn require_display() {
-    assert!(
-        std::env::var("DISPLAY").is_ok_and(|d| !d.is_empty()),
-        "DISPLAY is not set: run the tests with ./build/test.sh, which starts Xvfb"
-    );
-}
-
 /// Runs xdotool with `args`; panics if it fails.
 pub fn xdotool(args: &[&str]) {
+    require_display();
     let ok = Command::new("xdotool")
         .args(args)
         .status()
@@ -386,6 +703,7 @@ pub fn xdotool(args: &[&str]) {
 
 /// xdotool's output, trimmed.
 pub fn xdotool_out(args: &[&str]) -> String {
+    require_display();
     let out = Command::new("xdotool").args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
