@@ -20,7 +20,7 @@ async fn the_original_readmes_datagrams_get_the_replies_it_promised() {
     let cluster = unique("orig");
     ecs_service(R, &cluster, "my-service", 2).await;
     eks_nodegroup(R, &cluster, "my-nodegroup", (1, 2, 3)).await;
-    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], json!({})), "");
+    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], detectors_off(json!({}))), "");
     let d = Daemon::start(&cfg);
 
     // JSON: AWS_EC2_LIST with a numeric timestamp.

@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 
 const R: &str = "ap-southeast-2";
 
+/// A daemon with its detectors off: these tests are about the protocol.
 fn daemon(extra: Value, services: &str) -> (ConfigDir, Daemon) {
-    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], extra), services);
+    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], detectors_off(extra)), services);
     let d = Daemon::start(&cfg);
     (cfg, d)
 }

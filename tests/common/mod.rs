@@ -708,6 +708,20 @@ pub fn xdotool_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Settings with every activity detector off: the daemon sees activity
+/// only from `USER_ACTIVITY`, whatever desktop the test runs in (its
+/// `inputs` are "disabled in settings", never blind).
+pub fn detectors_off(mut extra: serde_json::Value) -> serde_json::Value {
+    let mut off = serde_json::json!({
+        "keyboard": {"enabled": false}, "mouse": {"enabled": false},
+        "screen": {"enabled": false}, "audio": {"enabled": false},
+        "window": {"enabled": false}, "system_idle": {"enabled": false},
+        "screen_lock": {"enabled": false}
+    });
+    merge(&mut off, std::mem::take(&mut extra));
+    off
+}
+
 fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     match (a, b) {
         (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
