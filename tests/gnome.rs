@@ -14,10 +14,9 @@ use std::time::Duration;
 /// The source's idle watch (`detect::gnome::NOTIFY_TIMEOUT`).
 const NOTIFY: Duration = Duration::from_secs(5);
 
-#[tokio::test]
-async fn remote_desktop_input_is_gnome_activity_until_the_idle_watch_fires() {
-    let mutter = Mutter::from_env();
-    let cfg = ConfigDir::with_settings(&daemon_settings(&["eu-north-1"], only_session_idle()), "");
+/// Starts `cloudnap run` in the mutter session and waits until its GNOME
+/// source follows the IdleMonitor.
+fn start(mutter: &Mutter, cfg: &ConfigDir) -> Daemon {
     let mut command = cfg.command(&["run"]);
     mutter.session(&mut command);
     let d = Daemon::spawn(command);
@@ -26,6 +25,15 @@ async fn remote_desktop_input_is_gnome_activity_until_the_idle_watch_fires() {
         "gnome_idle: org.gnome.Mutter.IdleMonitor",
         Duration::from_secs(5),
     );
+    d
+}
+
+#[tokio::test]
+async fn remote_desktop_input_is_gnome_activity_until_the_idle_watch_fires() {
+    let mutter = Mutter::from_env();
+    let _seat = SEAT.lock().await;
+    let cfg = ConfigDir::with_settings(&daemon_settings(&["eu-north-1"], only_session_idle()), "");
+    let d = start(&mutter, &cfg);
     let log = d.log.lock().unwrap().clone();
     assert!(
         log.contains("Wayland session (Gnome desktop); detectors for it: gnome_idle"),
@@ -67,5 +75,35 @@ async fn remote_desktop_input_is_gnome_activity_until_the_idle_watch_fires() {
     d.wait_status(Duration::from_secs(2), "gnome activity again", |s| {
         s["last_activity"]["seconds_ago"].as_f64().unwrap() < 1.0
     })
+    .await;
+}
+
+/// The scenario under GNOME, through AWS (moto), with an ECS
+/// service at 3 tasks: a key every 2 s for 40 s with an 18 s timeout (no
+/// warning) sleeps nothing; without input it sleeps (desired 0) after the
+/// timeout; one key wakes it at exactly 3.
+#[tokio::test]
+async fn remote_desktop_keys_keep_it_awake_idleness_sleeps_it_and_one_key_wakes_it() {
+    const REGION: &str = "eu-north-1";
+    let mutter = Mutter::from_env();
+    let _seat = SEAT.lock().await;
+    let cluster = unique("gnome");
+    ecs_service(REGION, &cluster, "api", 3).await;
+    let cfg = ConfigDir::with_settings(
+        &daemon_settings(&[REGION], scenario_settings(Duration::ZERO)),
+        &format!(
+            "ecs_services:\n  - cluster_name: {cluster}\n    service_name: api\n    region: {REGION}\n"
+        ),
+    );
+    let d = start(&mutter, &cfg);
+    let mut input = RemoteDesktop::start(&mutter);
+    input_keeps_awake_idleness_sleeps_one_input_wakes(
+        &d,
+        "gnome_idle",
+        NOTIFY,
+        || input.key(),
+        async || format!("desired {}", ecs_desired(REGION, &cluster, "api").await.0),
+        ("desired 3", "desired 0"),
+    )
     .await;
 }

@@ -9,11 +9,7 @@ mod desktop;
 
 use common::*;
 use desktop::*;
-use serde_json::json;
-use std::time::{Duration, Instant};
-
-/// One test at a time: they share the seat's idle state.
-static SEAT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use std::time::Duration;
 
 /// The source's notification timeout (`detect::wayland::NOTIFY_TIMEOUT`).
 const NOTIFY: Duration = Duration::from_secs(5);
@@ -72,66 +68,25 @@ async fn one_wtype_key_is_wayland_activity_and_it_stops_when_idle() {
 
 /// The scenario, through AWS (moto): typing every 2 s for 40 s with
 /// an 18 s timeout sleeps nothing; without typing it sleeps after the
-/// timeout; one key wakes it at exactly its capacity.
+/// timeout; one key wakes it.
 #[tokio::test]
 async fn typing_keeps_it_awake_idleness_sleeps_it_and_one_key_wakes_it() {
     const REGION: &str = "eu-west-3";
     let sway = Sway::from_env();
     let _seat = SEAT.lock().await;
     let id = ec2_instance(REGION, false, &[]).await;
-    let mut settings = only_session_idle();
-    settings["activity_monitor"] = json!({
-        "inactivity_timeout_minutes": 18.0 / 60.0,
-        "warning_minutes": 3.0 / 60.0
-    });
     let cfg = ConfigDir::with_settings(
-        &daemon_settings(&[REGION], settings),
+        &daemon_settings(&[REGION], scenario_settings(Duration::from_secs(3))),
         &format!("ec2_instances:\n  - instance_id: {id}\n    region: {REGION}\n"),
     );
     let d = start(&sway, &cfg);
-    let state = || async { ec2_state(REGION, &id).await.0 };
-
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(40) {
-        sway.wtype("x");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(state().await, "running", "slept while typing");
-    }
-    let status = d.ok("STATUS").await;
-    assert_eq!(status["state"], "active", "{status}");
-    assert_eq!(status["last_activity"]["kind"], "wayland_idle");
-
-    let last_key = Instant::now();
-    while state().await != "stopped" {
-        assert!(
-            last_key.elapsed() < Duration::from_secs(18 + 5 + 5),
-            "not asleep long after the timeout"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let slept_after = last_key.elapsed();
-    eprintln!("asleep {slept_after:?} after the last key");
-    assert!(
-        slept_after >= Duration::from_secs(16),
-        "slept before the timeout"
-    );
-    d.wait_status(Duration::from_secs(5), "asleep", |s| s["state"] == "asleep")
-        .await;
-
-    // The seat is idle again by now: one key wakes it.
-    tokio::time::sleep(NOTIFY).await;
-    let pressed = Instant::now();
-    sway.wtype("w");
-    while state().await != "running" {
-        assert!(
-            pressed.elapsed() < Duration::from_secs(3),
-            "not awake after one key"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!("one key to running: {:?}", pressed.elapsed());
-    d.wait_status(Duration::from_secs(3), "awake", |s| {
-        s["state"] == "active" && s["asleep"].as_array().unwrap().is_empty()
-    })
+    input_keeps_awake_idleness_sleeps_one_input_wakes(
+        &d,
+        "wayland_idle",
+        NOTIFY,
+        || sway.wtype("x"),
+        async || ec2_state(REGION, &id).await.0,
+        ("running", "stopped"),
+    )
     .await;
 }

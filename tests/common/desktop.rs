@@ -3,11 +3,15 @@
 //! input into them, and private D-Bus buses.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use crate::common::Daemon;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{var_of, Part};
+
+/// One test at a time per session: they share the seat's idle state.
+pub static SEAT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Settings with every detector off but the session's idle time
 /// (`system_idle`, which also switches the Wayland and GNOME sources).
@@ -17,6 +21,96 @@ pub fn only_session_idle() -> serde_json::Value {
         "screen": {"enabled": false}, "audio": {"enabled": false},
         "window": {"enabled": false}, "system_idle": {"enabled": true}
     })
+}
+
+/// The inactivity timeout of [`input_keeps_awake_idleness_sleeps_one_input_wakes`].
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(18);
+
+/// [`only_session_idle`] with the scenario's 18 s timeout and `warning`.
+pub fn scenario_settings(warning: Duration) -> serde_json::Value {
+    let mut settings = only_session_idle();
+    settings["activity_monitor"] = serde_json::json!({
+        "inactivity_timeout_minutes": SCENARIO_TIMEOUT.as_secs_f64() / 60.0,
+        "warning_minutes": warning.as_secs_f64() / 60.0
+    });
+    settings
+}
+
+/// The scenario, through AWS (moto), against a daemon `d` started
+/// with [`scenario_settings`] and one resource registered: `input` (one
+/// key or pointer motion in the session) every 2 s for 40 s sleeps nothing
+/// and is reported as `kind`; without input the resource sleeps after the
+/// timeout; one input wakes it. `read` reads the resource back through the
+/// SDK, `up` when at its capacity, `down` when asleep. `notify` is the
+/// session source's idle timeout, waited before the waking input so that it
+/// is an idle → active transition.
+pub async fn input_keeps_awake_idleness_sleeps_one_input_wakes(
+    d: &Daemon,
+    kind: &str,
+    notify: Duration,
+    mut input: impl FnMut(),
+    read: impl AsyncFn() -> String,
+    (up, down): (&str, &str),
+) {
+    let t0 = Instant::now();
+    let mut last_input = t0;
+    while t0.elapsed() < Duration::from_secs(40) {
+        last_input = Instant::now();
+        input();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            read().await,
+            up,
+            "slept during input ({:?} in)",
+            t0.elapsed()
+        );
+    }
+    let status = d.ok("STATUS").await;
+    assert_eq!(status["state"], "active", "{status}");
+    assert_eq!(status["last_activity"]["kind"], kind, "{status}");
+
+    // The last re-assertion can come up to `notify` after the last input.
+    let limit = SCENARIO_TIMEOUT + notify + Duration::from_secs(5);
+    loop {
+        let now = read().await;
+        if now == down {
+            break;
+        }
+        assert!(
+            last_input.elapsed() < limit,
+            "not asleep {limit:?} after the last input (timeout {SCENARIO_TIMEOUT:?}): {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let slept_after = last_input.elapsed();
+    eprintln!("asleep {slept_after:?} after the last input");
+    assert!(
+        slept_after >= SCENARIO_TIMEOUT - Duration::from_millis(500),
+        "slept {slept_after:?} after the last input, before the timeout"
+    );
+    d.wait_status(Duration::from_secs(5), "asleep", |s| s["state"] == "asleep")
+        .await;
+
+    // The seat is idle again by now: one input wakes it.
+    tokio::time::sleep(notify).await;
+    let pressed = Instant::now();
+    input();
+    loop {
+        let now = read().await;
+        if now == up {
+            break;
+        }
+        assert!(
+            pressed.elapsed() < Duration::from_secs(3),
+            "not awake 3 s after one input: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("one input to {up}: {:?}", pressed.elapsed());
+    d.wait_status(Duration::from_secs(3), "awake", |s| {
+        s["state"] == "active" && s["asleep"].as_array().unwrap().is_empty()
+    })
+    .await;
 }
 
 /// Makes `command` (a `cloudnap ...`) run in a Wayland session: no X display
