@@ -67,7 +67,7 @@ start_part() {
       answer "$var"
       ;;
     x)
-      need Xvfb xdpyinfo xprop dbus-launch openbox xdotool xmessage import || return
+      need Xvfb xprop dbus-launch openbox xdotool xmessage import || return
       if [ -z "$X_STARTED" ]; then
         start_x 3>&- || { echo "ERROR Xvfb did not start; see $CLOUDNAP_CACHE/xvfb.log" >&3; return; }
         X_STARTED=1
@@ -77,7 +77,7 @@ start_part() {
     tray)
       need gtk-sni-tray-standalone dbus-send || return
       if [ -z "$X_STARTED" ]; then
-        need Xvfb xdpyinfo xprop dbus-launch openbox xdotool xmessage import || return
+        need Xvfb xprop dbus-launch openbox xdotool xmessage import || return
         start_x 3>&- || { echo "ERROR Xvfb did not start; see $CLOUDNAP_CACHE/xvfb.log" >&3; return; }
         X_STARTED=1
       fi
