@@ -151,7 +151,7 @@ fn footprint_and_load(
         .collect();
     let started_detectors = lines
         .iter()
-        .filter(|l| l.contains("detector started"))
+        .filter(|l| l.contains("detector running"))
         .count();
     let failed_detectors: Vec<&String> =
         lines.iter().filter(|l| l.contains(" detector: ")).collect();
@@ -224,7 +224,7 @@ fn footprint_and_load(
         format!("{:.0} ms", ready.as_secs_f64() * 1e3),
     );
     row(
-        "detector threads started".into(),
+        "detectors running".into(),
         format!("{started_detectors} (failed: {failed_detectors:?})"),
     );
     row(
