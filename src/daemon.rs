@@ -63,6 +63,21 @@ fn quit_future(quit: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send 
     }
 }
 
+/// Runs `task` in `tasks`; it yields its `name` when it ends, panicked
+/// or not (a panic is logged).
+fn keep(
+    tasks: &mut JoinSet<&'static str>,
+    name: &'static str,
+    task: impl Future<Output = ()> + Send + 'static,
+) {
+    tasks.spawn(async move {
+        if AssertUnwindSafe(task).catch_unwind().await.is_err() {
+            tracing::error!("the {name} panicked");
+        }
+        name
+    });
+}
+
 /// Runs the daemon until `shutdown` resolves (or the tray's Quit).
 pub async fn run<C: CloudControl>(
     config: Config<C>,
@@ -90,26 +105,19 @@ pub async fn run<C: CloudControl>(
     );
     let (quit_tx, quit_rx) = watch::channel(false);
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
-    let mut spawn = |name: &'static str, task: Box<dyn Future<Output = ()> + Send + Unpin>| {
-        tasks.spawn(async move {
-            if AssertUnwindSafe(task).catch_unwind().await.is_err() {
-                tracing::error!("the {name} panicked");
-            }
-            name
-        });
-    };
 
     let echo = udp
         .events_port
         .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     let notifier = app.clone();
-    spawn(
+    keep(
+        &mut tasks,
         "event reporter",
-        Box::new(Box::pin(server::echo_events(events, echo, move |event| {
+        server::echo_events(events, echo, move |event| {
             let prefs = notifier.settings().desktop.notifications.clone();
             let event = event.clone();
             tokio::task::spawn_blocking(move || notify(&event, &prefs));
-        }))),
+        }),
     );
     // Watching starts before the server answers: an edit made as soon as
     // it does is seen.
@@ -139,27 +147,26 @@ pub async fn run<C: CloudControl>(
             echo,
         };
         let serve = server::serve(socket, opts, app.clone(), quit_future(&quit_rx));
-        spawn("UDP server", Box::new(Box::pin(serve)));
+        keep(&mut tasks, "UDP server", serve);
     }
-    spawn(
+    keep(
+        &mut tasks,
         "idle timer",
-        Box::new(Box::pin(app.clone().run_timer(quit_future(&quit_rx)))),
+        app.clone().run_timer(quit_future(&quit_rx)),
     );
-    spawn(
+    keep(
+        &mut tasks,
         "state refresh",
-        Box::new(Box::pin(app.clone().run_refresh(quit_future(&quit_rx)))),
+        app.clone().run_refresh(quit_future(&quit_rx)),
     );
     let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
     // Held until the end: the activity channel stays open even when every
     // detector failed to start. Locks reach the app (they start the grace).
     let sink = detect::Sink::new(activity_tx).forwarding_locks();
     let feeder = app.clone();
-    spawn(
-        "activity feed",
-        Box::new(Box::pin(
-            async move { feeder.run_activity(activity_rx).await },
-        )),
-    );
+    keep(&mut tasks, "activity feed", async move {
+        feeder.run_activity(activity_rx).await
+    });
     // Held until the end, like the sink: its channel feeds a task.
     let mut _health = None;
     if desktop {
@@ -171,20 +178,17 @@ pub async fn run<C: CloudControl>(
             let _ = health_tx.send(rows);
         });
         let watcher = app.clone();
-        spawn(
-            "detector health",
-            Box::new(Box::pin(async move {
-                while let Some(rows) = health_rx.recv().await {
-                    watcher.detectors_changed(rows);
-                }
-            })),
-        );
+        keep(&mut tasks, "detector health", async move {
+            while let Some(rows) = health_rx.recv().await {
+                watcher.detectors_changed(rows);
+            }
+        });
         detect::start(planned, &sink, &health);
         _health = Some(health);
         let desktop_settings = app.settings().desktop.clone();
         if desktop_settings.tray {
             if let Some(menu) = start_tray(&app, &paths, quit_tx.clone()) {
-                spawn("tray menu", Box::new(Box::pin(menu)));
+                keep(&mut tasks, "tray menu", menu);
             }
         }
         if desktop_settings.credentials_dialog {

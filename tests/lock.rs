@@ -101,6 +101,23 @@ impl ScreenSaver {
     }
 }
 
+/// [`start_with`], once the daemon follows `ActiveChanged`, and the fake
+/// ScreenSaver that emits it.
+fn following_screensaver(
+    session: &PrivateBus,
+    system: &PrivateBus,
+    extra: Value,
+    services: &str,
+) -> (ConfigDir, Daemon, ScreenSaver) {
+    let (cfg, d) = start_with(session, system, extra, services);
+    wait_log(
+        &d.log,
+        "screen_lock: following ActiveChanged",
+        Duration::from_secs(5),
+    );
+    (cfg, d, screensaver(session))
+}
+
 fn last_kind(status: &Value) -> Value {
     status["last_activity"]["kind"].clone()
 }
@@ -108,13 +125,7 @@ fn last_kind(status: &Value) -> Value {
 #[tokio::test]
 async fn screensaver_active_changed_is_locked_then_unlocked() {
     let (session, system) = (PrivateBus::start(), PrivateBus::start());
-    let (_cfg, d) = start(&session, &system);
-    wait_log(
-        &d.log,
-        "screen_lock: following ActiveChanged",
-        Duration::from_secs(5),
-    );
-    let saver = screensaver(&session);
+    let (_cfg, d, saver) = following_screensaver(&session, &system, json!({}), "");
     let active_changed = |active: bool| saver.active_changed(active);
     let before = d.ok("STATUS").await;
     assert!(before["last_activity"].is_null(), "{before}");
@@ -223,13 +234,7 @@ async fn a_lock_sleeps_after_the_short_grace_and_an_unlock_wakes_exactly() {
     );
     let extra = json!({"screen_lock": {"lock_grace_minutes": 0.05},
         "activity_monitor": {"inactivity_timeout_minutes": 30, "warning_minutes": 0}});
-    let (_cfg, d) = start_with(&session, &system, extra, &services);
-    wait_log(
-        &d.log,
-        "screen_lock: following ActiveChanged",
-        Duration::from_secs(5),
-    );
-    let saver = screensaver(&session);
+    let (_cfg, d, saver) = following_screensaver(&session, &system, extra, &services);
     let active_changed = |active: bool| saver.active_changed(active);
     let status = d.ok("STATUS").await;
     assert!(
