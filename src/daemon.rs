@@ -6,6 +6,7 @@
 
 use crate::app::App;
 use crate::cloud::{CloudControl, ErrorKind};
+use crate::core::auth::Policy;
 use crate::core::protocol::Command;
 use crate::core::settings::Settings;
 use crate::detect;
@@ -140,8 +141,15 @@ pub async fn run<C: CloudControl>(
         if let Ok(addr) = socket.local_addr() {
             tracing::info!("listening on {addr}");
         }
+        if udp.allow_other_users {
+            tracing::warn!("udp_server.allow_other_users is on: every local user can command this cloudnap, which acts with your AWS credentials");
+        }
         let opts = server::Options {
-            token: udp.token.clone(),
+            auth: Policy {
+                token: udp.token.clone(),
+                require_signature: udp.require_signature,
+            },
+            owner: (!udp.allow_other_users).then(server::peer::current_user),
             max_datagram: udp.buffer_size,
             aws_rate: udp.rate_limit_per_second,
             echo,

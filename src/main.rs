@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Exit code when some resource failed or credentials do not work.
 const EXIT_FAILED: u8 = 1;
@@ -269,7 +269,7 @@ fn credentials(paths: &Paths) -> Result<ExitCode> {
 
 /// `cloudnap send`: one command to the running instance.
 /// Where the running cloudnap of `settings` listens, and `command` as it
-/// must be sent there (with the token, if one is set).
+/// must be sent there (signed with the token, if one is set).
 fn daemon_request(settings: &Settings, command: &str) -> (SocketAddr, String) {
     let ip = if settings.udp.ip.is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -277,7 +277,7 @@ fn daemon_request(settings: &Settings, command: &str) -> (SocketAddr, String) {
         settings.udp.ip
     };
     let datagram = match &settings.udp.token {
-        Some(token) => client::with_token(command, token),
+        Some(token) => client::signed(command, token, SystemTime::now()),
         None => command.to_string(),
     };
     (SocketAddr::new(ip, settings.udp.port), datagram)

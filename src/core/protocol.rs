@@ -3,6 +3,7 @@
 //! message and docs/protocol.md's command lists all come; and the shape of
 //! replies. Pure: no sockets, no clock (the caller passes ids and `now`).
 
+use crate::core::auth::{valid_nonce, Credential, Signature};
 use crate::core::registry::check_id;
 use crate::core::reply::{CommandError, HelpRow, Reply};
 use crate::core::resource::{Kind, ResourceId};
@@ -93,7 +94,8 @@ pub enum Format {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub format: Format,
-    pub token: Option<String>,
+    /// What the datagram carries to prove it may command cloudnap.
+    pub credential: Credential,
     pub command: Command,
 }
 
@@ -542,6 +544,9 @@ pub fn parse(datagram: &[u8]) -> Result<Request, ParseError> {
 }
 
 fn parse_text(text: &str) -> Result<Request, ParseError> {
+    if text.len() >= 5 && text[..5].eq_ignore_ascii_case("AUTH:") {
+        return parse_signed_text(text);
+    }
     let mut fields: Vec<&str> = text.split(':').collect();
     let mut token = None;
     if fields[0].eq_ignore_ascii_case("TOKEN") {
@@ -553,7 +558,7 @@ fn parse_text(text: &str) -> Result<Request, ParseError> {
                 message: "wrong number of fields: expected TOKEN:<token>:COMMAND...".into(),
             });
         }
-        token = Some(fields[1].to_string());
+        token = Some(Credential::Token(fields[1].to_string()));
         fields.drain(..2);
     }
     let name = fields[0].to_ascii_uppercase();
@@ -575,8 +580,65 @@ fn parse_text(text: &str) -> Result<Request, ParseError> {
     })?;
     Ok(Request {
         format: Format::Text { name },
-        token,
+        credential: token.unwrap_or(Credential::None),
         command,
+    })
+}
+
+/// `AUTH:<unix-ts>:<nonce>:<hex-mac>:<payload>`, the payload a text command
+/// or a JSON envelope without a credential of its own.
+fn parse_signed_text(text: &str) -> Result<Request, ParseError> {
+    let err = |message: &str| ParseError {
+        format: Format::Text {
+            name: "AUTH".into(),
+        },
+        message: format!("{message}: expected AUTH:<unix-ts>:<nonce>:<hex-hmac>:COMMAND"),
+    };
+    let mut fields = text.splitn(5, ':').skip(1);
+    let (Some(ts), Some(nonce), Some(mac), Some(payload)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(err("wrong number of fields"));
+    };
+    let signature = signature(ts.parse().ok(), nonce, mac, payload).map_err(|m| err(&m))?;
+    signed(signature)
+}
+
+/// A signature's fields, checked for form (not yet for validity).
+fn signature(
+    timestamp: Option<i64>,
+    nonce: &str,
+    mac: &str,
+    payload: &str,
+) -> Result<Signature, String> {
+    let timestamp = timestamp.ok_or("the timestamp must be whole unix seconds")?;
+    if !valid_nonce(nonce) {
+        return Err("the nonce must be 1 to 64 of A-Z a-z 0-9 _ -".into());
+    }
+    let mac = hex::decode(mac)
+        .ok()
+        .filter(|m| m.len() == 32)
+        .ok_or("the MAC must be 64 hex digits (HMAC-SHA256)")?;
+    Ok(Signature {
+        timestamp,
+        nonce: nonce.to_string(),
+        mac,
+        payload: payload.to_string(),
+    })
+}
+
+/// The request a signature carries.
+fn signed(signature: Signature) -> Result<Request, ParseError> {
+    let inner = parse(signature.payload.as_bytes())?;
+    if inner.credential != Credential::None {
+        return Err(ParseError {
+            format: inner.format,
+            message: "a signed command carries no token or signature of its own".into(),
+        });
+    }
+    Ok(Request {
+        credential: Credential::Signed(signature),
+        ..inner
     })
 }
 
@@ -696,6 +758,12 @@ fn parse_json(text: &str) -> Result<Request, ParseError> {
     let Value::Object(env) = value else {
         return Err(early("a JSON envelope must be an object".into()));
     };
+    if let Some(auth) = env.get("auth") {
+        return parse_signed_json(auth, env.get("signed")).map_err(|e| match e {
+            Ok(parsed) => parsed,
+            Err(message) => early(message),
+        });
+    }
     let id = match env.get("id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -730,9 +798,9 @@ fn parse_json(text: &str) -> Result<Request, ParseError> {
             names(JSON_TYPES, |t| t.name)
         )));
     }
-    let token = match env.get("token") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) => Some(t.clone()),
+    let credential = match env.get("token") {
+        None | Some(Value::Null) => Credential::None,
+        Some(Value::String(t)) => Credential::Token(t.clone()),
         Some(_) => return Err(err("`token` must be a string".into())),
     };
     let empty = Map::new();
@@ -751,9 +819,31 @@ fn parse_json(text: &str) -> Result<Request, ParseError> {
     let command = (spec.build)(&Content(content)).map_err(err)?;
     Ok(Request {
         format,
-        token,
+        credential,
         command,
     })
+}
+
+/// `{"auth": {"ts", "nonce", "mac"}, "signed": "<command or envelope>"}`:
+/// the signed text is carried as a string, so the MAC covers its exact bytes.
+/// The error is the inner command's, or a message about the wrapper.
+fn parse_signed_json(
+    auth: &Value,
+    payload: Option<&Value>,
+) -> Result<Request, Result<ParseError, String>> {
+    let form = "expected {\"auth\": {\"ts\": <unix-ts>, \"nonce\": \"...\", \"mac\": \"<hex-hmac>\"}, \"signed\": \"<command>\"}";
+    let Some(Value::String(payload)) = payload else {
+        return Err(Err(format!("`signed` must be a string: {form}")));
+    };
+    let field = |k: &str| auth.get(k).and_then(Value::as_str).unwrap_or("");
+    let signature = signature(
+        auth.get("ts").and_then(Value::as_i64),
+        field("nonce"),
+        field("mac"),
+        payload,
+    )
+    .map_err(|m| Err(format!("{m}: {form}")))?;
+    signed(signature).map_err(Ok)
 }
 
 /// Typed access to an envelope's `content`.
@@ -997,8 +1087,38 @@ mod tests {
         assert_eq!(cmd("PAUSE:60"), Command::Pause { minutes: 60.0 });
         assert_eq!(cmd("STATUS"), Command::Status);
         let r = parse(b"TOKEN:s3cr3t-token:STATUS").unwrap();
-        assert_eq!(r.token.as_deref(), Some("s3cr3t-token"));
+        assert_eq!(r.credential, Credential::Token("s3cr3t-token".into()));
         assert_eq!(r.command, Command::Status);
+    }
+
+    #[test]
+    fn signed_commands_carry_their_signature() {
+        use crate::core::auth::{sign, signed_datagram};
+        let (key, ts) = ("k3y-k3y-k3y", 1_800_000_000);
+        let d = signed_datagram(key, ts, "n-1", "STOP_EC2:i-0abcdef1:us-east-1");
+        let r = parse(d.as_bytes()).unwrap();
+        let Credential::Signed(sig) = &r.credential else {
+            panic!("{r:?}")
+        };
+        assert_eq!((sig.timestamp, sig.nonce.as_str()), (ts, "n-1"));
+        assert_eq!(sig.payload, "STOP_EC2:i-0abcdef1:us-east-1");
+        assert!(matches!(r.command, Command::Stop { .. }));
+
+        let env = r#"{"type":"STATUS","id":"7"}"#;
+        let wrapped = json!({"auth": {"ts": ts, "nonce": "n2", "mac": sign(key, ts, "n2", env)},
+            "signed": env});
+        let r = parse(wrapped.to_string().as_bytes()).unwrap();
+        assert!(matches!(&r.format, Format::Json { id: Some(id), .. } if id == "7"));
+        assert!(matches!(&r.credential, Credential::Signed(s) if s.payload == env));
+        assert_eq!(r.command, Command::Status);
+
+        assert!(error(b"AUTH:1:n:zz:STATUS").contains("64 hex digits"));
+        assert!(error(b"AUTH:x:n:00:STATUS").contains("whole unix seconds"));
+        assert!(error(b"AUTH:1:n").contains("wrong number of fields"));
+        assert!(error(b"AUTH:1:a b:00:STATUS").contains("nonce"));
+        let nested = signed_datagram(key, ts, "n3", "TOKEN:abcdefgh:STATUS");
+        assert!(error(nested.as_bytes()).contains("no token or signature of its own"));
+        assert!(error(br#"{"auth": {}, "signed": 3}"#).contains("`signed` must be a string"));
     }
 
     #[test]
@@ -1237,7 +1357,7 @@ mod tests {
         }
 
         #[test]
-        fn parse_never_panics_on_command_like_text(s in "(TOKEN:[a-z]{0,9}:)?[A-Z_]{0,20}(:[a-z0-9.\\-]{0,12}){0,6}") {
+        fn parse_never_panics_on_command_like_text(s in "(TOKEN:[a-z]{0,9}:|AUTH:-?[0-9]{0,11}:[a-z0-9_:\\-]{0,9}:[0-9a-f]{0,66}:)?[A-Z_]{0,20}(:[a-z0-9.\\-]{0,12}){0,6}") {
             let _ = parse(s.as_bytes());
         }
 

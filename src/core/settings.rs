@@ -124,6 +124,12 @@ pub struct UdpSettings {
     pub events_port: Option<u16>,
     /// AWS-calling commands per second accepted from one address.
     pub rate_limit_per_second: f64,
+    /// Commands must be signed (`AUTH:`), `TOKEN:` refused: always when
+    /// `ip` is not loopback.
+    pub require_signature: bool,
+    /// Accept loopback commands from other local users (normally only the
+    /// user running cloudnap, and root).
+    pub allow_other_users: bool,
 }
 
 /// Which desktop notifications are shown.
@@ -269,13 +275,25 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
 }
 
 /// Step 3: the rules between fields: the warning never exceeds the timeout,
-/// and a server bound off loopback needs a token.
+/// and a server bound off loopback needs a token and signed commands.
 fn resolve(s: Sections, c: &mut Checker) -> Settings {
-    if !s.udp.ip.is_loopback() && s.udp.token.is_none() && s.udp.enabled {
-        c.errors.push(format!(
-            "udp_server.ip: {} is not a loopback address, so udp_server.token must be set",
-            s.udp.ip
-        ));
+    if s.udp.enabled && !s.udp.ip.is_loopback() {
+        if s.udp.token.is_none() {
+            c.errors.push(format!(
+                "udp_server.ip: {} is not a loopback address, so udp_server.token must be set",
+                s.udp.ip
+            ));
+        }
+        if !s.udp.require_signature {
+            c.errors.push(format!(
+                "udp_server.require_signature cannot be false: {} is not a loopback address, \
+                 where a plain token could be sniffed and replayed",
+                s.udp.ip
+            ));
+        }
+    } else if s.udp.enabled && s.udp.require_signature && s.udp.token.is_none() {
+        c.errors
+            .push("udp_server.require_signature needs udp_server.token (the signing key)".into());
     }
     Settings {
         activity: ActivitySettings {
@@ -427,6 +445,8 @@ fn udp_server(c: &mut Checker, root: &Sec) -> UdpSettings {
             "token",
             "events_port",
             "rate_limit_per_second",
+            "require_signature",
+            "allow_other_users",
         ],
     );
     let ip = c
@@ -449,6 +469,8 @@ fn udp_server(c: &mut Checker, root: &Sec) -> UdpSettings {
         }),
         events_port: c.opt_int(&s, "events_port", 1, 65535).map(|p| p as u16),
         rate_limit_per_second: c.num(&s, "rate_limit_per_second", 20.0, 0.1, 100_000.0),
+        require_signature: c.boolean(&s, "require_signature", !ip.is_loopback()),
+        allow_other_users: c.boolean(&s, "allow_other_users", false),
     }
 }
 
@@ -707,6 +729,13 @@ mod tests {
             err.to_string().contains("udp_server.token must be set"),
             "{err}"
         );
+        let err = Settings::parse(
+            r#"{"udp_server":{"ip":"0.0.0.0","token":"s3cr3t-token","require_signature":false}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("require_signature cannot be false"), "{err}");
+        let err = Settings::parse(r#"{"udp_server":{"require_signature":true}}"#).unwrap_err();
+        assert!(err.to_string().contains("needs udp_server.token"), "{err}");
         let ok = Settings::parse(r#"{"udp_server":{"ip":"0.0.0.0","token":"s3cr3t-token"}}"#);
         assert!(ok.is_ok());
     }

@@ -1,8 +1,11 @@
 //! The client side of the protocol, for `cloudnap send`: sends one command,
 //! collects the reply (reassembling numbered parts) with a timeout.
 
+use crate::core::auth;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -17,21 +20,20 @@ pub enum ClientError {
     BadReply(String),
 }
 
-/// Adds `token` to a text command (`TOKEN:<t>:...`) or a JSON envelope.
-pub fn with_token(command: &str, token: &str) -> String {
-    let trimmed = command.trim();
-    if trimmed.starts_with('{') {
-        if let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(trimmed) {
-            m.entry("token").or_insert_with(|| Value::from(token));
-            return Value::Object(m).to_string();
-        }
-        return command.to_string();
-    }
-    if trimmed.len() >= 6 && trimmed[..6].eq_ignore_ascii_case("TOKEN:") {
-        command.to_string()
-    } else {
-        format!("TOKEN:{token}:{trimmed}")
-    }
+/// `command` (a text command or a JSON envelope) signed with `token` at
+/// `now`: `AUTH:<unix-ts>:<nonce>:<hmac>:<command>`, accepted on loopback
+/// and off it, never replayable.
+pub fn signed(command: &str, token: &str, now: SystemTime) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    // Unique per command: the clock, this process, a counter.
+    let nonce = format!(
+        "{:x}-{:x}-{}",
+        since.as_nanos() as u64,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    auth::signed_datagram(token, since.as_secs() as i64, &nonce, command)
 }
 
 /// Whether a reply reports an error.
@@ -80,11 +82,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_added_once_in_the_right_form() {
-        assert_eq!(with_token("STATUS", "t0k3n-abc"), "TOKEN:t0k3n-abc:STATUS");
-        assert_eq!(with_token("TOKEN:x:STATUS", "t0k3n-abc"), "TOKEN:x:STATUS");
-        let j: Value =
-            serde_json::from_str(&with_token(r#"{"type":"STATUS"}"#, "t0k3n-abc")).unwrap();
-        assert_eq!(j["token"], "t0k3n-abc");
+    fn each_signed_command_has_its_own_nonce_and_the_current_time() {
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let (a, b) = (signed("STATUS", "t0k3n-abc", now), signed("STATUS", "t0k3n-abc", now));
+        assert_ne!(a, b);
+        let r = crate::core::protocol::parse(a.as_bytes()).unwrap();
+        let auth::Credential::Signed(sig) = r.credential else {
+            panic!("{a}")
+        };
+        assert_eq!((sig.timestamp, sig.payload.as_str()), (1_800_000_000, "STATUS"));
+        assert!(!a.contains("t0k3n-abc"));
     }
 }

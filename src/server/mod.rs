@@ -1,9 +1,12 @@
 //! The UDP command server. It takes its socket and a shutdown future (so
 //! tests bind port 0), answers every datagram exactly once (a large reply in
-//! numbered parts), checks the token, and rate-limits AWS commands per source.
+//! numbered parts), lets only its owner command it (the same local user on
+//! loopback, signed commands off it), and rate-limits AWS commands per source.
 
 pub mod client;
+pub mod peer;
 
+use crate::core::auth::{self, AuthError, Policy, ReplayGuard};
 use crate::core::protocol::{self, Command, Format, Request};
 use crate::core::reply::{CommandError, Reply};
 use crate::core::status::Event;
@@ -31,8 +34,11 @@ pub trait Handler: Send + Sync + 'static {
 /// Server options from `udp_server`.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Every command must carry this token, if set.
-    pub token: Option<String>,
+    /// The token, and whether commands must be signed with it.
+    pub auth: Policy,
+    /// Loopback commands are taken only from this user (and root); `None`
+    /// takes them from anyone (`udp_server.allow_other_users`).
+    pub owner: Option<u32>,
     /// Largest datagram accepted.
     pub max_datagram: usize,
     /// AWS commands per second per source address (burst of the same size).
@@ -107,49 +113,117 @@ fn shape(format: &Format, result: Result<Reply, CommandError>) -> Value {
 /// A request refused before it ran, and how to reply to it.
 type Refusal = Box<(Format, CommandError)>;
 
-/// Parses and checks one datagram.
-fn admit(
-    datagram: &[u8],
-    opts: &Options,
-    limiter: &mut RateLimiter,
-    from: SocketAddr,
-) -> Result<Request, Refusal> {
-    if datagram.len() > opts.max_datagram {
-        return Err(Box::new((
-            Format::Text {
-                name: String::new(),
-            },
-            CommandError::Refused(format!(
-                "datagram too large: {} bytes (udp_server.buffer_size is {})",
-                datagram.len(),
-                opts.max_datagram
-            )),
-        )));
-    }
-    let req = protocol::parse(datagram)
-        .map_err(|e| Box::new((e.format, CommandError::Invalid(e.message))))?;
-    if let Some(token) = &opts.token {
-        if req.token.as_deref() != Some(token.as_str()) {
-            tracing::warn!("rejected a command from {from}: missing or wrong token");
-            return Err(Box::new((
-                req.format,
-                CommandError::Refused(
-                    "missing or wrong token: send TOKEN:<token>:COMMAND or a JSON \"token\" field"
-                        .into(),
-                ),
-            )));
+/// Decides which datagrams run: size, sender, credential, rate.
+pub struct Gate {
+    opts: Options,
+    limiter: RateLimiter,
+    replay: ReplayGuard,
+    peers: Option<Box<dyn peer::PeerOwners>>,
+    /// Refusals are logged at most once a second; the rest are counted.
+    last_log: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Gate {
+    /// A gate for `opts`, asking `peers` who sent loopback datagrams.
+    pub fn new(opts: Options, peers: Option<Box<dyn peer::PeerOwners>>) -> Self {
+        Gate {
+            limiter: RateLimiter::new(opts.aws_rate),
+            opts,
+            replay: ReplayGuard::default(),
+            peers,
+            last_log: None,
+            unlogged: 0,
         }
     }
-    if req.command.calls_aws() && !limiter.allow(from.ip(), Instant::now()) {
-        return Err(Box::new((
-            req.format,
-            CommandError::Refused(format!(
-                "rate limited: at most {} AWS commands per second from one address",
-                opts.aws_rate
-            )),
-        )));
+
+    /// Parses and checks one datagram that came from `from` to our socket
+    /// at `local`, at `now` (unix seconds, for signatures).
+    pub fn admit(
+        &mut self,
+        datagram: &[u8],
+        local: SocketAddr,
+        from: SocketAddr,
+        now: i64,
+    ) -> Result<Request, Refusal> {
+        if datagram.len() > self.opts.max_datagram {
+            return Err(Box::new((
+                Format::Text {
+                    name: String::new(),
+                },
+                CommandError::Refused(format!(
+                    "datagram too large: {} bytes (udp_server.buffer_size is {})",
+                    datagram.len(),
+                    self.opts.max_datagram
+                )),
+            )));
+        }
+        let parsed = protocol::parse(datagram);
+        let refuse = |format: Format, e: AuthError| Box::new((format, CommandError::Refused(e.to_string())));
+        if let Err(e) = self.check_sender(local, from) {
+            self.log_refusal(from, &e);
+            let format = match parsed {
+                Ok(r) => r.format,
+                Err(e) => e.format,
+            };
+            return Err(refuse(format, e));
+        }
+        let req = parsed.map_err(|e| Box::new((e.format, CommandError::Invalid(e.message))))?;
+        if let Err(e) = self.replay.admit(&self.opts.auth, &req.credential, now) {
+            self.log_refusal(from, &e);
+            return Err(refuse(req.format, e));
+        }
+        if req.command.calls_aws() && !self.limiter.allow(from.ip(), Instant::now()) {
+            return Err(Box::new((
+                req.format,
+                CommandError::Refused(format!(
+                    "rate limited: at most {} AWS commands per second from one address",
+                    self.opts.aws_rate
+                )),
+            )));
+        }
+        Ok(req)
     }
-    Ok(req)
+
+    /// A loopback sender must be our user (or root), when we check.
+    fn check_sender(&mut self, local: SocketAddr, from: SocketAddr) -> Result<(), AuthError> {
+        let (Some(owner), Some(peers)) = (self.opts.owner, self.peers.as_mut()) else {
+            return Ok(());
+        };
+        let loopback = match from.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            ip => ip.is_loopback(),
+        };
+        if !loopback {
+            return Ok(()); // off loopback the signature decides
+        }
+        let sender = peers
+            .owner(local, from)
+            .map_err(|e| AuthError::UnknownSender(e.to_string()))?;
+        auth::same_user(sender, owner).map_err(|e| {
+            tracing::debug!("datagram from {from} sent by uid {sender}");
+            e
+        })
+    }
+
+    fn log_refusal(&mut self, from: SocketAddr, e: &AuthError) {
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_some_and(|t| now.saturating_duration_since(t) < std::time::Duration::from_secs(1))
+        {
+            self.unlogged += 1;
+            return;
+        }
+        let more = std::mem::take(&mut self.unlogged);
+        let more = if more > 0 {
+            format!(" ({more} more refused since the last line)")
+        } else {
+            String::new()
+        };
+        tracing::warn!("refused a command from {from}: {e}{more}");
+        self.last_log = Some(now);
+    }
 }
 
 /// Binds the server socket with a 4 MiB receive buffer (capped by the OS),
@@ -174,7 +248,25 @@ pub async fn serve<H: Handler>(
 ) {
     let socket = Arc::new(socket);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut limiter = RateLimiter::new(opts.aws_rate);
+    let local = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let peers = match (opts.owner, peer::system()) {
+        (None, _) => None,
+        (Some(_), Some(Ok(peers))) => Some(peers),
+        (Some(_), Some(Err(e))) => {
+            // Fail safe: with no way to tell who sent a loopback datagram,
+            // every one of them is refused.
+            tracing::error!("cannot tell which user sends commands ({e}): loopback commands will be refused (udp_server.allow_other_users: true accepts them)");
+            Some(Box::new(Unknown(e.to_string())) as Box<dyn peer::PeerOwners>)
+        }
+        (Some(_), None) => {
+            tracing::warn!("this platform has no check of which local user sends a command: any local user can command this cloudnap (set udp_server.token and require_signature)");
+            None
+        }
+    };
+    let echo = opts.echo;
+    let mut gate = Gate::new(opts, peers);
     let mut buf = vec![0u8; 65_536];
     tokio::pin!(shutdown);
     loop {
@@ -189,11 +281,14 @@ pub async fn serve<H: Handler>(
                 }
             },
         };
-        let req = match admit(&buf[..n], &opts, &mut limiter, from) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let req = match gate.admit(&buf[..n], local, from, now) {
             Ok(req) => req,
             Err(refusal) => {
                 let (format, error) = *refusal;
-                send_reply(&socket, from, opts.echo, shape(&format, Err(error))).await;
+                send_reply(&socket, from, echo, shape(&format, Err(error))).await;
                 continue;
             }
         };
@@ -201,15 +296,24 @@ pub async fn serve<H: Handler>(
             let busy = Err(CommandError::Refused(
                 "busy: too many commands in flight, try again".into(),
             ));
-            send_reply(&socket, from, opts.echo, shape(&req.format, busy)).await;
+            send_reply(&socket, from, echo, shape(&req.format, busy)).await;
             continue;
         };
-        let (socket, handler, echo) = (socket.clone(), handler.clone(), opts.echo);
+        let (socket, handler) = (socket.clone(), handler.clone());
         tokio::spawn(async move {
             let result = handler.handle(req.command).await;
             send_reply(&socket, from, echo, shape(&req.format, result)).await;
             drop(permit);
         });
+    }
+}
+
+/// The lookup when the platform's failed to start: every answer is "unknown".
+struct Unknown(String);
+
+impl peer::PeerOwners for Unknown {
+    fn owner(&mut self, _: SocketAddr, _: SocketAddr) -> Result<u32, peer::PeerError> {
+        Err(peer::PeerError::Io(std::io::Error::other(self.0.clone())))
     }
 }
 
@@ -249,6 +353,97 @@ pub async fn echo_events(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    const NOW: i64 = 1_800_000_000;
+
+    /// Answers every lookup with one user (or "socket gone").
+    struct Sender(Option<u32>);
+
+    impl peer::PeerOwners for Sender {
+        fn owner(&mut self, _: SocketAddr, _: SocketAddr) -> Result<u32, peer::PeerError> {
+            self.0.ok_or(peer::PeerError::NotFound)
+        }
+    }
+
+    fn gate(auth: Policy, owner: Option<u32>, sender: Option<u32>) -> Gate {
+        let opts = Options {
+            auth,
+            owner,
+            max_datagram: 65_535,
+            aws_rate: 1000.0,
+            echo: None,
+        };
+        Gate::new(opts, Some(Box::new(Sender(sender))))
+    }
+
+    fn open() -> Policy {
+        Policy {
+            token: None,
+            require_signature: false,
+        }
+    }
+
+    fn refusal(r: Result<Request, Refusal>) -> (Format, String) {
+        let (format, e) = *r.unwrap_err();
+        (format, e.to_string())
+    }
+
+    #[test]
+    fn loopback_commands_come_from_the_owner_or_root_only() {
+        let (local, lo) = (
+            SocketAddr::from(([127, 0, 0, 1], 20200)),
+            SocketAddr::from(([127, 0, 0, 1], 40000)),
+        );
+        assert!(gate(open(), Some(1000), Some(1000)).admit(b"STATUS", local, lo, NOW).is_ok());
+        assert!(gate(open(), Some(1000), Some(0)).admit(b"STATUS", local, lo, NOW).is_ok());
+        let (_, e) = refusal(gate(open(), Some(1000), Some(1001)).admit(b"SLEEP_NOW", local, lo, NOW));
+        assert!(e.contains("permission denied: this cloudnap belongs to another user"), "{e}");
+        let (format, _) = refusal(gate(open(), Some(1000), Some(1001)).admit(
+            br#"{"type":"STATUS","id":"9"}"#,
+            local,
+            lo,
+            NOW,
+        ));
+        assert!(matches!(format, Format::Json { id: Some(id), .. } if id == "9"));
+        let (_, e) = refusal(gate(open(), Some(1000), None).admit(b"STATUS", local, lo, NOW));
+        assert!(e.contains("could not tell which user sent this"), "{e}");
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:40000".parse().unwrap();
+        assert!(gate(open(), Some(1000), Some(7)).admit(b"STATUS", local, mapped, NOW).is_err());
+        // allow_other_users: nobody is asked.
+        assert!(gate(open(), None, Some(1001)).admit(b"STATUS", local, lo, NOW).is_ok());
+        // Off loopback the signature decides, not the (unknowable) user.
+        let lan = SocketAddr::from(([192, 168, 1, 9], 40000));
+        assert!(gate(open(), Some(1000), None).admit(b"STATUS", local, lan, NOW).is_ok());
+    }
+
+    #[test]
+    fn signed_commands_run_once_and_plain_tokens_are_refused_where_signing_is_required() {
+        let key = "s3cr3t-token";
+        let network = Policy {
+            token: Some(key.into()),
+            require_signature: true,
+        };
+        let (local, lan) = (
+            SocketAddr::from(([0, 0, 0, 0], 20200)),
+            SocketAddr::from(([192, 168, 1, 9], 40000)),
+        );
+        let mut g = gate(network, Some(1000), None);
+        let d = auth::signed_datagram(key, NOW, "n1", "STATUS");
+        assert!(g.admit(d.as_bytes(), local, lan, NOW + 5).is_ok());
+        let (_, e) = refusal(g.admit(d.as_bytes(), local, lan, NOW + 6));
+        assert!(e.contains("replayed"), "{e}");
+        let (_, e) = refusal(g.admit(format!("TOKEN:{key}:STATUS").as_bytes(), local, lan, NOW));
+        assert!(e.contains("plain TOKEN is refused"), "{e}");
+        let (_, e) = refusal(g.admit(b"STATUS", local, lan, NOW));
+        assert!(e.contains("must be signed"), "{e}");
+        let old = auth::signed_datagram(key, NOW - 120, "n2", "STATUS");
+        let (_, e) = refusal(g.admit(old.as_bytes(), local, lan, NOW));
+        assert!(e.contains("-120 s"), "{e}");
+        let forged = auth::signed_datagram("guessed-key", NOW, "n3", "STATUS");
+        let (_, e) = refusal(g.admit(forged.as_bytes(), local, lan, NOW));
+        assert!(e.contains("wrong signature"), "{e}");
+        assert!(!e.contains(key));
+    }
 
     #[test]
     fn rate_limiter_allows_a_burst_then_refills() {
