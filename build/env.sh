@@ -11,14 +11,16 @@ STARTED_PIDS=()
 # Debian packages the build and tests need: toolchain helpers, Python for
 # moto, X11 libraries for the detectors, Xvfb/openbox/xdotool to test them,
 # and headless sway (typed into with wtype) and mutter (driven through its
-# RemoteDesktop D-Bus API with python3-dbus) for the Wayland detectors.
+# RemoteDesktop D-Bus API with python3-dbus) for the Wayland detectors;
+# nc and openssl for the documented ways of sending signed commands.
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
   libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
   libasound2-dev libegl-mesa0 libgl1-mesa-dri
   xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox
   haskell-gtk-sni-tray-utils imagemagick dbus-x11 dbus-bin
-  sway wtype foot mutter dbus-user-session python3-dbus python3-gi)
+  sway wtype foot mutter dbus-user-session python3-dbus python3-gi
+  netcat-openbsd openssl)
 
 ensure_packages() {
   local missing=()

@@ -144,8 +144,7 @@ impl ReplayGuard {
     fn check_signed(&mut self, key: &str, sig: &Signature, now: i64) -> Result<(), AuthError> {
         let mut mac = hmac(key);
         mac.update(message(sig.timestamp, &sig.nonce, &sig.payload).as_bytes());
-        mac.verify_slice(&sig.mac)
-            .map_err(|_| AuthError::BadMac)?;
+        mac.verify_slice(&sig.mac).map_err(|_| AuthError::BadMac)?;
         let skew = sig.timestamp.saturating_sub(now);
         if skew.abs() > WINDOW_SECS {
             return Err(AuthError::Stale { skew });
@@ -208,20 +207,32 @@ mod tests {
             sign(KEY, NOW, "n1", "STATUS"),
             "b5f8cf4f0bd70ea3aa620edda59dedd31a89f5db57cb57e8c97f01758ddeb669"
         );
-        assert_ne!(sign(KEY, NOW, "n1", "STATUS"), sign(KEY, NOW, "n2", "STATUS"));
-        assert_ne!(sign(KEY, NOW, "n1", "STATUS"), sign("other-key", NOW, "n1", "STATUS"));
+        assert_ne!(
+            sign(KEY, NOW, "n1", "STATUS"),
+            sign(KEY, NOW, "n2", "STATUS")
+        );
+        assert_ne!(
+            sign(KEY, NOW, "n1", "STATUS"),
+            sign("other-key", NOW, "n1", "STATUS")
+        );
         assert!(signed_datagram(KEY, NOW, "n1", " STATUS\n").ends_with(":STATUS"));
     }
 
     #[test]
     fn a_signed_command_runs_once_within_the_window() {
         let mut g = ReplayGuard::default();
-        assert_eq!(g.admit(&network(), &signed(NOW, "a", "STATUS"), NOW), Ok(()));
+        assert_eq!(
+            g.admit(&network(), &signed(NOW, "a", "STATUS"), NOW),
+            Ok(())
+        );
         assert_eq!(
             g.admit(&network(), &signed(NOW, "a", "STATUS"), NOW + 1),
             Err(AuthError::Replayed)
         );
-        assert_eq!(g.admit(&network(), &signed(NOW, "b", "STATUS"), NOW + 1), Ok(()));
+        assert_eq!(
+            g.admit(&network(), &signed(NOW, "b", "STATUS"), NOW + 1),
+            Ok(())
+        );
         assert_eq!(
             g.admit(&network(), &signed(NOW - 120, "c", "STATUS"), NOW),
             Err(AuthError::Stale { skew: -120 })
@@ -230,7 +241,10 @@ mod tests {
             g.admit(&network(), &signed(NOW + 61, "d", "STATUS"), NOW),
             Err(AuthError::Stale { skew: 61 })
         );
-        assert_eq!(g.admit(&network(), &signed(NOW + 60, "d", "STATUS"), NOW), Ok(()));
+        assert_eq!(
+            g.admit(&network(), &signed(NOW + 60, "d", "STATUS"), NOW),
+            Ok(())
+        );
     }
 
     #[test]
@@ -263,15 +277,27 @@ mod tests {
     fn plain_tokens_only_where_no_signature_is_required() {
         let mut g = ReplayGuard::default();
         let token = |t: &str| Credential::Token(t.into());
-        assert_eq!(g.admit(&network(), &token(KEY), NOW), Err(AuthError::PlainToken));
-        assert_eq!(g.admit(&network(), &Credential::None, NOW), Err(AuthError::Unsigned));
+        assert_eq!(
+            g.admit(&network(), &token(KEY), NOW),
+            Err(AuthError::PlainToken)
+        );
+        assert_eq!(
+            g.admit(&network(), &Credential::None, NOW),
+            Err(AuthError::Unsigned)
+        );
         let loopback = Policy {
             token: Some(KEY.into()),
             require_signature: false,
         };
         assert_eq!(g.admit(&loopback, &token(KEY), NOW), Ok(()));
-        assert_eq!(g.admit(&loopback, &token("nope-nope"), NOW), Err(AuthError::WrongToken));
-        assert_eq!(g.admit(&loopback, &Credential::None, NOW), Err(AuthError::Missing));
+        assert_eq!(
+            g.admit(&loopback, &token("nope-nope"), NOW),
+            Err(AuthError::WrongToken)
+        );
+        assert_eq!(
+            g.admit(&loopback, &Credential::None, NOW),
+            Err(AuthError::Missing)
+        );
         assert_eq!(g.admit(&loopback, &signed(NOW, "x", "STATUS"), NOW), Ok(()));
         let open = Policy {
             token: None,
@@ -285,7 +311,8 @@ mod tests {
         let mut g = ReplayGuard::default();
         for i in 0..=REPLAY_CAPACITY {
             let ts = NOW - 30 + (i % 2) as i64;
-            g.admit(&network(), &signed(ts, &format!("n{i}"), "S"), NOW).unwrap();
+            g.admit(&network(), &signed(ts, &format!("n{i}"), "S"), NOW)
+                .unwrap();
         }
         assert!(g.seen.len() <= REPLAY_CAPACITY);
         // The dropped entries were the oldest: all of that second is closed.
@@ -295,7 +322,8 @@ mod tests {
         );
         assert_eq!(g.admit(&network(), &signed(NOW, "fresh", "S"), NOW), Ok(()));
         // Entries past the window are let go.
-        g.admit(&network(), &signed(NOW + 100, "later", "S"), NOW + 100).unwrap();
+        g.admit(&network(), &signed(NOW + 100, "later", "S"), NOW + 100)
+            .unwrap();
         assert!(g.seen.len() <= 2, "{}", g.seen.len());
     }
 

@@ -733,7 +733,11 @@ mod tests {
             r#"{"udp_server":{"ip":"0.0.0.0","token":"s3cr3t-token","require_signature":false}}"#,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("require_signature cannot be false"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("require_signature cannot be false"),
+            "{err}"
+        );
         let err = Settings::parse(r#"{"udp_server":{"require_signature":true}}"#).unwrap_err();
         assert!(err.to_string().contains("needs udp_server.token"), "{err}");
         let ok = Settings::parse(r#"{"udp_server":{"ip":"0.0.0.0","token":"s3cr3t-token"}}"#);

@@ -4,10 +4,10 @@
 use crate::core::auth;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why no reply could be had.
 #[derive(Debug, thiserror::Error)]
@@ -84,13 +84,19 @@ mod tests {
     #[test]
     fn each_signed_command_has_its_own_nonce_and_the_current_time() {
         let now = UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
-        let (a, b) = (signed("STATUS", "t0k3n-abc", now), signed("STATUS", "t0k3n-abc", now));
+        let (a, b) = (
+            signed("STATUS", "t0k3n-abc", now),
+            signed("STATUS", "t0k3n-abc", now),
+        );
         assert_ne!(a, b);
         let r = crate::core::protocol::parse(a.as_bytes()).unwrap();
         let auth::Credential::Signed(sig) = r.credential else {
             panic!("{a}")
         };
-        assert_eq!((sig.timestamp, sig.payload.as_str()), (1_800_000_000, "STATUS"));
+        assert_eq!(
+            (sig.timestamp, sig.payload.as_str()),
+            (1_800_000_000, "STATUS")
+        );
         assert!(!a.contains("t0k3n-abc"));
     }
 }

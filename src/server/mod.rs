@@ -159,7 +159,8 @@ impl Gate {
             )));
         }
         let parsed = protocol::parse(datagram);
-        let refuse = |format: Format, e: AuthError| Box::new((format, CommandError::Refused(e.to_string())));
+        let refuse =
+            |format: Format, e: AuthError| Box::new((format, CommandError::Refused(e.to_string())));
         if let Err(e) = self.check_sender(local, from) {
             self.log_refusal(from, &e);
             let format = match parsed {
@@ -191,7 +192,9 @@ impl Gate {
             return Ok(());
         };
         let loopback = match from.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
             ip => ip.is_loopback(),
         };
         if !loopback {
@@ -200,10 +203,8 @@ impl Gate {
         let sender = peers
             .owner(local, from)
             .map_err(|e| AuthError::UnknownSender(e.to_string()))?;
-        auth::same_user(sender, owner).map_err(|e| {
-            tracing::debug!("datagram from {from} sent by uid {sender}");
-            e
-        })
+        auth::same_user(sender, owner)
+            .inspect_err(|_| tracing::debug!("datagram from {from} sent by uid {sender}"))
     }
 
     fn log_refusal(&mut self, from: SocketAddr, e: &AuthError) {
@@ -394,10 +395,18 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], 20200)),
             SocketAddr::from(([127, 0, 0, 1], 40000)),
         );
-        assert!(gate(open(), Some(1000), Some(1000)).admit(b"STATUS", local, lo, NOW).is_ok());
-        assert!(gate(open(), Some(1000), Some(0)).admit(b"STATUS", local, lo, NOW).is_ok());
-        let (_, e) = refusal(gate(open(), Some(1000), Some(1001)).admit(b"SLEEP_NOW", local, lo, NOW));
-        assert!(e.contains("permission denied: this cloudnap belongs to another user"), "{e}");
+        assert!(gate(open(), Some(1000), Some(1000))
+            .admit(b"STATUS", local, lo, NOW)
+            .is_ok());
+        assert!(gate(open(), Some(1000), Some(0))
+            .admit(b"STATUS", local, lo, NOW)
+            .is_ok());
+        let (_, e) =
+            refusal(gate(open(), Some(1000), Some(1001)).admit(b"SLEEP_NOW", local, lo, NOW));
+        assert!(
+            e.contains("permission denied: this cloudnap belongs to another user"),
+            "{e}"
+        );
         let (format, _) = refusal(gate(open(), Some(1000), Some(1001)).admit(
             br#"{"type":"STATUS","id":"9"}"#,
             local,
@@ -408,12 +417,18 @@ mod tests {
         let (_, e) = refusal(gate(open(), Some(1000), None).admit(b"STATUS", local, lo, NOW));
         assert!(e.contains("could not tell which user sent this"), "{e}");
         let mapped: SocketAddr = "[::ffff:127.0.0.1]:40000".parse().unwrap();
-        assert!(gate(open(), Some(1000), Some(7)).admit(b"STATUS", local, mapped, NOW).is_err());
+        assert!(gate(open(), Some(1000), Some(7))
+            .admit(b"STATUS", local, mapped, NOW)
+            .is_err());
         // allow_other_users: nobody is asked.
-        assert!(gate(open(), None, Some(1001)).admit(b"STATUS", local, lo, NOW).is_ok());
+        assert!(gate(open(), None, Some(1001))
+            .admit(b"STATUS", local, lo, NOW)
+            .is_ok());
         // Off loopback the signature decides, not the (unknowable) user.
         let lan = SocketAddr::from(([192, 168, 1, 9], 40000));
-        assert!(gate(open(), Some(1000), None).admit(b"STATUS", local, lan, NOW).is_ok());
+        assert!(gate(open(), Some(1000), None)
+            .admit(b"STATUS", local, lan, NOW)
+            .is_ok());
     }
 
     #[test]

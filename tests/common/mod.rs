@@ -386,8 +386,16 @@ impl ConfigDir {
 
     /// The real `cloudnap` binary with this config dir and moto credentials.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cloudnap"));
-        c.arg("--config-dir")
+        self.command_via(env!("CARGO_BIN_EXE_cloudnap"), &[], args)
+    }
+
+    /// `program pre... --config-dir DIR args...` with the environment of
+    /// [`ConfigDir::command`]: e.g. `setpriv` running a copy of the binary
+    /// as another user.
+    pub fn command_via(&self, program: &str, pre: &[&str], args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(pre)
+            .arg("--config-dir")
             .arg(self.path())
             .args(args)
             .env("AWS_ACCESS_KEY_ID", "testing")
