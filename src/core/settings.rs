@@ -570,6 +570,12 @@ impl Checker {
     }
 
     fn bad(&mut self, key: &str, allowed: &str, got: &Value) {
+        // A secret is never echoed, not even a malformed one.
+        let got = if key.ends_with("token") {
+            "a value not shown here".to_string()
+        } else {
+            got.to_string()
+        };
         self.errors
             .push(format!("`{key}` must be {allowed} (got {got})"));
     }
@@ -723,6 +729,13 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_token_is_reported_without_its_value() {
+        let err = Settings::parse(r#"{"udp_server":{"token":"my:secret"}}"#).unwrap_err();
+        assert!(err.to_string().contains("udp_server.token"), "{err}");
+        assert!(!err.to_string().contains("my:secret"), "{err}");
+    }
+
+    #[test]
     fn non_loopback_bind_needs_a_token() {
         let err = Settings::parse(r#"{"udp_server":{"ip":"0.0.0.0"}}"#).unwrap_err();
         assert!(
@@ -740,8 +753,16 @@ mod tests {
         );
         let err = Settings::parse(r#"{"udp_server":{"require_signature":true}}"#).unwrap_err();
         assert!(err.to_string().contains("needs udp_server.token"), "{err}");
-        let ok = Settings::parse(r#"{"udp_server":{"ip":"0.0.0.0","token":"s3cr3t-token"}}"#);
-        assert!(ok.is_ok());
+        let (ok, _) =
+            Settings::parse(r#"{"udp_server":{"ip":"0.0.0.0","token":"s3cr3t-token"}}"#).unwrap();
+        assert!(
+            ok.udp.require_signature,
+            "signing is the default off loopback"
+        );
+        assert!(
+            !Settings::default().udp.require_signature
+                && !Settings::default().udp.allow_other_users
+        );
     }
 
     #[test]

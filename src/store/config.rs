@@ -2,7 +2,7 @@
 
 use crate::core::registry::{Registry, RegistryError};
 use crate::core::settings::{Settings, SettingsError, DEFAULT_SETTINGS_JSON};
-use crate::store::atomic::write_atomic;
+use crate::store::atomic::{write_atomic, write_atomic_private};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -73,7 +73,12 @@ impl Paths {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
-            write_atomic(path, body.as_bytes()).map_err(io)?;
+            // settings.json may come to hold the UDP token: owner only.
+            if path == &self.settings {
+                write_atomic_private(path, body.as_bytes()).map_err(io)?;
+            } else {
+                write_atomic(path, body.as_bytes()).map_err(io)?;
+            }
             created.push(path.clone());
         }
         Ok(created)
@@ -90,9 +95,35 @@ impl Paths {
     }
 }
 
-/// Reads and validates the settings file at `path`; also returns warnings.
+/// Reads and validates the settings file at `path`; also returns warnings,
+/// among them one when the file holds a token that other users can read.
 pub fn load_settings_file(path: &Path) -> Result<(Settings, Vec<String>), ConfigError> {
-    Ok(Settings::parse(&read(path)?)?)
+    let (settings, mut warnings) = Settings::parse(&read(path)?)?;
+    if settings.udp.token.is_some() {
+        warnings.extend(readable_by_others(path));
+    }
+    Ok((settings, warnings))
+}
+
+/// A warning when `path` can be read by users other than its owner.
+fn readable_by_others(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o044 != 0).then(|| {
+            format!(
+                "{} holds udp_server.token and other users can read it (mode {mode:o}): chmod 600 {}",
+                path.display(),
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path; // file ACLs are not checked on this platform
+        None
+    }
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -105,6 +136,30 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn settings_are_created_private_and_a_readable_token_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::in_dir(dir.path());
+        paths.create_defaults().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&paths.settings), 0o600);
+        std::fs::write(
+            &paths.settings,
+            r#"{"udp_server": {"token": "s3cr3t-t0ken"}}"#,
+        )
+        .unwrap();
+        assert!(paths.load_settings().unwrap().1.is_empty());
+        std::fs::set_permissions(&paths.settings, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let warnings = paths.load_settings().unwrap().1;
+        assert!(
+            warnings[0].contains("other users can read it (mode 644)"),
+            "{warnings:?}"
+        );
+        assert!(!warnings[0].contains("s3cr3t-t0ken"));
+    }
 
     #[test]
     fn defaults_are_written_once_and_load() {
