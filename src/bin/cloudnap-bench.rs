@@ -267,6 +267,10 @@ fn footprint_and_load(
         ),
     );
     row(
+        "sender check: one sock_diag lookup per loopback datagram".into(),
+        format!("{:.1} µs (100k lookups)", owner_lookup_micros()),
+    );
+    row(
         "daemon CPU under that load".into(),
         format!("{load_cpu:.0} % of one core"),
     );
@@ -485,6 +489,23 @@ fn idle_under_sway(bin: &str, wake_dir: &Path, idle_secs: u64, table: &mut Vec<(
         "idle RSS under headless sway, tray off".into(),
         format!("{:.1} MB", rss as f64 / 1024.0),
     ));
+}
+
+/// What the daemon's same-user check costs per datagram: the kernel lookup
+/// of a sending socket's owner, timed in this process.
+fn owner_lookup_micros() -> f64 {
+    let mut peers = cloudnap::server::peer::system()
+        .expect("a sender lookup on this platform")
+        .expect("a sock_diag socket");
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (s, c) = (server.local_addr().unwrap(), client.local_addr().unwrap());
+    const N: u32 = 100_000;
+    let t = Instant::now();
+    for _ in 0..N {
+        peers.owner(s, c).expect("the client's owner");
+    }
+    t.elapsed().as_secs_f64() * 1e6 / f64::from(N)
 }
 
 fn main() {
