@@ -275,6 +275,15 @@ async fn bad_input_gets_an_error_reply_and_the_server_keeps_answering() {
         (b"LIST_EC2:nowhere", "bad region `nowhere`"),
         (b"PAUSE:soon", "must be a number"),
         (b"NOPE", "unknown command `NOPE`"),
+        (b"AUTH:1:n", "wrong number of fields"),
+        (b"AUTH:x:n:00:STATUS", "whole unix seconds"),
+        (b"AUTH:1:n:zz:STATUS", "64 hex digits"),
+        (b"AUTH:1:a b:00:STATUS", "the nonce must be"),
+        (
+            b"AUTH:1:n:0000000000000000000000000000000000000000000000000000000000000000:STATUS",
+            "signed commands need udp_server.token",
+        ),
+        (b"TOKEN:x", "TOKEN:<token>:COMMAND"),
     ];
     for (bytes, needle) in cases {
         let r = ask(bytes);
@@ -300,6 +309,14 @@ async fn bad_input_gets_an_error_reply_and_the_server_keeps_answering() {
         ),
         (r#"{"id":"5","type":["STATUS"]}"#, "`type` must be a string"),
         (r#"{"id":"6","type":"STATUS""#, "invalid JSON at position"),
+        (
+            r#"{"auth":{"ts":1},"signed":7}"#,
+            "`signed` must be a string",
+        ),
+        (
+            r#"{"auth":{"ts":1,"nonce":"n","mac":"00"},"signed":"STATUS"}"#,
+            "64 hex digits",
+        ),
     ];
     for (text, needle) in json_cases {
         let r = ask(text.as_bytes());
