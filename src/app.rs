@@ -371,11 +371,13 @@ impl<C: CloudControl> App<C> {
                     resources: names.len(),
                     names,
                     sleep_at: clock_at(t, t + sleep_in),
-                    idle_seconds: last.map_or(timeout.saturating_sub(sleep_in), |(_, at)| {
-                        t.saturating_duration_since(at)
-                    })
-                    .as_secs_f64(),
-                    last_input: last.map(|(kind, at)| format!("{} {}", kind.name(), clock_at(t, at))),
+                    idle_seconds: last
+                        .map_or(timeout.saturating_sub(sleep_in), |(_, at)| {
+                            t.saturating_duration_since(at)
+                        })
+                        .as_secs_f64(),
+                    last_input: last
+                        .map(|(kind, at)| format!("{} {}", kind.name(), clock_at(t, at))),
                 });
             }
             IdleEvent::WarningCancelled => {

@@ -420,10 +420,12 @@ async fn print_detectors(settings: &Settings) {
 fn parse_minutes(s: &str) -> Result<f64> {
     let minutes = match s.trim().parse::<f64>() {
         Ok(m) => m,
-        Err(_) => humantime::parse_duration(s.trim())
-            .map_err(|e| anyhow::anyhow!("duration `{s}`: {e} (e.g. 90m, 1h, 2h30m)"))?
-            .as_secs_f64()
-            / 60.0,
+        Err(_) => {
+            humantime::parse_duration(s.trim())
+                .map_err(|e| anyhow::anyhow!("duration `{s}`: {e} (e.g. 90m, 1h, 2h30m)"))?
+                .as_secs_f64()
+                / 60.0
+        }
     };
     if minutes > 0.0 && minutes <= 7.0 * 24.0 * 60.0 {
         Ok(minutes)

@@ -94,10 +94,17 @@ async fn hold_keeps_awake_while_the_command_runs_and_a_killed_hold_lets_go() {
     assert_eq!(status["state"], "paused", "{status}");
     let started = Instant::now();
     while held.try_wait().unwrap().is_none() {
-        assert_eq!(up(&id, &cluster).await, ("running".into(), 2), "slept while held");
+        assert_eq!(
+            up(&id, &cluster).await,
+            ("running".into(), 2),
+            "slept while held"
+        );
         let status = d.ok("STATUS").await;
         assert_eq!(status["holds"].as_array().unwrap().len(), 1, "{status}");
-        assert!(started.elapsed() < Duration::from_secs(30), "sleep 20 still runs");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "sleep 20 still runs"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let ended = Instant::now();
@@ -123,7 +130,10 @@ async fn hold_keeps_awake_while_the_command_runs_and_a_killed_hold_lets_go() {
     holds(&d, 1, Duration::from_secs(5)).await;
     let t0 = Instant::now();
     while up(&id, &cluster).await != ("running".into(), 2) {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the hold did not wake them");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the hold did not wake them"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -137,7 +147,10 @@ async fn hold_keeps_awake_while_the_command_runs_and_a_killed_hold_lets_go() {
     let t0 = Instant::now();
     holds(&d, 0, Duration::from_secs(5)).await;
     let let_go = t0.elapsed();
-    assert!(let_go <= Duration::from_millis(3500), "let go after {let_go:?}");
+    assert!(
+        let_go <= Duration::from_millis(3500),
+        "let go after {let_go:?}"
+    );
     assert_eq!(up(&id, &cluster).await, ("running".into(), 2));
     asleep_within(&id, &cluster, TIMEOUT + Duration::from_secs(6)).await;
 }
@@ -146,7 +159,9 @@ async fn hold_keeps_awake_while_the_command_runs_and_a_killed_hold_lets_go() {
 async fn hold_passes_the_exit_code_through_and_a_timed_hold_returns_at_once() {
     let cfg = ConfigDir::with_settings(&settings(0), "");
     let d = Daemon::start(&cfg);
-    let out = hold(&cfg, &d, &["--", "sh", "-c", "exit 7"]).output().unwrap();
+    let out = hold(&cfg, &d, &["--", "sh", "-c", "exit 7"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     assert_eq!(d.ok("STATUS").await["holds"], json!([]), "released");
 
@@ -233,7 +248,10 @@ async fn status_says_why_what_is_up_while_away_stays_up() {
         })
         .collect();
     assert_eq!(why.len(), 2, "{status}");
-    assert!(why.contains(&(protected.clone(), vec!["protected".into()])), "{why:?}");
+    assert!(
+        why.contains(&(protected.clone(), vec!["protected".into()])),
+        "{why:?}"
+    );
     let (_, web_why) = why.iter().find(|(n, _)| n == "web").unwrap();
     assert!(
         web_why.len() == 1 && web_why[0].starts_with("held by deploy until "),
@@ -243,7 +261,13 @@ async fn status_says_why_what_is_up_while_away_stays_up() {
     let out = cfg.run(&["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("not asleep while you are away:"), "{text}");
-    assert!(text.contains(&format!("{protected} ({R}): protected")), "{text}");
-    assert!(text.contains("web (ap-southeast-2): held by deploy until "), "{text}");
+    assert!(
+        text.contains(&format!("{protected} ({R}): protected")),
+        "{text}"
+    );
+    assert!(
+        text.contains("web (ap-southeast-2): held by deploy until "),
+        "{text}"
+    );
     assert!(text.contains("deploy (ECS "), "the hold is listed: {text}");
 }

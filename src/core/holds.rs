@@ -384,10 +384,22 @@ mod tests {
     fn why_lists_holds_first_then_the_outcome_of_the_last_sleep() {
         let t0 = Instant::now();
         let mut h = Holds::default();
-        h.add(t0, "make test".into(), Scope::Only(ec2("i-held")), Some(MIN), None)
-            .unwrap();
-        h.add(t0, "sleep 20".into(), Scope::Only(ec2("i-prot")), None, Some(MIN))
-            .unwrap();
+        h.add(
+            t0,
+            "make test".into(),
+            Scope::Only(ec2("i-held")),
+            Some(MIN),
+            None,
+        )
+        .unwrap();
+        h.add(
+            t0,
+            "sleep 20".into(),
+            Scope::Only(ec2("i-prot")),
+            None,
+            Some(MIN),
+        )
+        .unwrap();
         let last = vec![
             outcome("i-ok", Action::Stopped, None),
             outcome("i-down", Action::LeftDown, None),

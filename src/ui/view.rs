@@ -234,7 +234,10 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
                 why = format!("{why}; last: {last}");
             }
             let until = if minutes_until(now, EVENING) < minutes_until(now, MORNING) {
-                ("keep-awake-evening", format!("Keep awake until {EVENING}:00"))
+                (
+                    "keep-awake-evening",
+                    format!("Keep awake until {EVENING}:00"),
+                )
             } else {
                 (
                     "keep-awake-morning",
@@ -436,7 +439,10 @@ mod tests {
             last_input: Some("keyboard 08:48".into()),
         })
         .unwrap();
-        assert_eq!(w.summary, "Your 2 resources will sleep in 2 minutes (at 09:18)");
+        assert_eq!(
+            w.summary,
+            "Your 2 resources will sleep in 2 minutes (at 09:18)"
+        );
         assert_eq!(
             w.body,
             "web, i-1\nWhy: no input for 28 min; last: keyboard 08:48.\nMove the mouse to keep them awake."
@@ -459,7 +465,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(late.actions[1].1, "Keep awake until tomorrow 08:00");
-        assert!(late.body.contains("Why: no input for 1 min."), "{}", late.body);
+        assert!(
+            late.body.contains("Why: no input for 1 min."),
+            "{}",
+            late.body
+        );
         let ecs = ResourceId::Ecs {
             cluster_name: "c".into(),
             service_name: "web".into(),
