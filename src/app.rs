@@ -1027,6 +1027,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_hold_on_one_resource_is_left_up_and_status_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        tokio::spawn(app.clone().run_timer(std::future::pending()));
+        let hold = |only: &str| Command::Hold {
+            minutes: Some(60.0),
+            reason: "deploy".into(),
+            only: Some(only.into()),
+            lease_seconds: None,
+        };
+        let err = app.handle(hold("c/nope")).await.unwrap_err();
+        assert!(err.to_string().contains("no registered resource"), "{err}");
+        let held = ask(&app, hold("c/s")).await;
+        assert_eq!(held["hold"]["only"]["service_name"], "s");
+        assert_eq!(app.status().state, StateName::Active, "the countdown runs");
+        while next_event(&mut rx).await != "asleep" {}
+        assert!(cloud.calls.lock().unwrap().is_empty(), "nothing stopped");
+        let status = ask(&app, Command::Status).await;
+        assert_eq!(status["state"], "asleep");
+        let why = status["awake"][0]["why"][0].as_str().unwrap();
+        assert!(why.starts_with("held by deploy until "), "{status}");
+        // RESUME ends every hold: the next sleep stops it.
+        ask(&app, Command::Resume).await;
+        assert_eq!(
+            ask(&app, Command::ListHolds).await["holds"],
+            serde_json::json!([])
+        );
+        let report = ask(&app, Command::SleepNow).await;
+        assert_eq!(report[0]["action"], "stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn pause_keeps_awake_and_commands_report_status() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
@@ -1035,6 +1069,11 @@ mod tests {
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         let status = ask(&app, Command::Pause { minutes: 60.0 }).await;
         assert_eq!(status["state"], "paused");
+        assert_eq!(status["holds"][0]["reason"], "PAUSE");
+        // A new PAUSE sets the time, as before holds existed.
+        let status = ask(&app, Command::Pause { minutes: 70.0 }).await;
+        assert_eq!(status["holds"].as_array().unwrap().len(), 1);
+        assert_eq!(status["paused_for_seconds"], 4200.0);
         tokio::time::sleep(Duration::from_secs(59 * 60)).await;
         assert!(cloud.calls.lock().unwrap().is_empty());
         let status = ask(&app, Command::Resume).await;
