@@ -4,6 +4,7 @@
 
 use crate::cloud::{CloudControl, CloudError};
 use crate::core::activity::{Activity, ActivityKind};
+use crate::core::holds::{why_awake, Holds, Scope};
 use crate::core::idle::{IdleConfig, IdleEvent, IdleState, IdleTracker};
 use crate::core::policy::{scale_target, start_target};
 use crate::core::protocol::{self, Command};
@@ -43,6 +44,21 @@ fn idle_config(settings: &Settings) -> IdleConfig {
         warning: settings.activity.warning,
         max_tick: MAX_TICK,
         lock_grace: settings.screen_lock.lock_grace,
+    }
+}
+
+/// The local wall-clock time of `at` (seen at `now`): "14:00", or
+/// "Tue 08:00" when not today.
+fn clock_at(now: Instant, at: Instant) -> String {
+    let wall = chrono::Local::now();
+    let then = match at.checked_duration_since(now) {
+        Some(ahead) => wall + chrono::Duration::from_std(ahead).unwrap_or_default(),
+        None => wall - chrono::Duration::from_std(now - at).unwrap_or_default(),
+    };
+    if then.date_naive() == wall.date_naive() {
+        then.format("%H:%M").to_string()
+    } else {
+        then.format("%a %H:%M").to_string()
     }
 }
 
@@ -86,6 +102,26 @@ struct State {
     last_activity: Option<(ActivityKind, Instant)>,
     /// Every activity detector and how it is doing.
     detectors: Vec<DetectorRow>,
+    /// What keeps resources awake on purpose (`PAUSE` is one of them).
+    holds: Holds,
+    /// The report of the last sleep, until the next wake: why what is up
+    /// stayed up.
+    last_sleep: Vec<Outcome>,
+}
+
+impl State {
+    /// Lets the idle tracker follow the holds on everything: held, nothing
+    /// sleeps by itself (and what is asleep wakes); the last one gone, the
+    /// countdown restarts.
+    fn follow_holds(&mut self, t: Instant) -> Option<IdleEvent> {
+        match self.holds.all_held_until(t) {
+            Some(until) => self.tracker.pause_until(t, until),
+            None => {
+                self.tracker.resume(t);
+                None
+            }
+        }
+    }
 }
 
 /// The application state and its reactions.
@@ -131,6 +167,8 @@ impl<C: CloudControl> App<C> {
                 operation: None,
                 last_activity: None,
                 detectors: Vec::new(),
+                holds: Holds::default(),
+                last_sleep: Vec::new(),
             }),
             settings_file,
             manager,
@@ -309,11 +347,37 @@ impl<C: CloudControl> App<C> {
         };
         match event {
             IdleEvent::Warn { sleep_in } => {
-                let n = self.registry_file.cached_len();
-                tracing::info!("{n} resource(s) will sleep in {}s", sleep_in.as_secs());
+                let t = now();
+                let names: Vec<String> = {
+                    let state = self.lock();
+                    self.registry()
+                        .entries
+                        .iter()
+                        .filter(|e| state.holds.covering(t, &e.id).is_empty())
+                        .map(|e| e.id.name())
+                        .collect()
+                };
+                let (timeout, last) = {
+                    let state = self.lock();
+                    (state.tracker.config().timeout, state.last_activity)
+                };
+                tracing::info!(
+                    "{} resource(s) will sleep in {}s",
+                    names.len(),
+                    sleep_in.as_secs()
+                );
                 self.emit(Event::Warning {
                     sleep_in_seconds: sleep_in.as_secs_f64(),
-                    resources: n,
+                    resources: names.len(),
+                    names,
+                    sleep_at: clock_at(t, t + sleep_in),
+                    idle_seconds: last
+                        .map_or(timeout.saturating_sub(sleep_in), |(_, at)| {
+                            t.saturating_duration_since(at)
+                        })
+                        .as_secs_f64(),
+                    last_input: last
+                        .map(|(kind, at)| format!("{} {}", kind.name(), clock_at(t, at))),
                 });
             }
             IdleEvent::WarningCancelled => {
@@ -334,10 +398,35 @@ impl<C: CloudControl> App<C> {
         self.lock().operation = Some(op);
         let entries = self.registry().entries;
         let result = match op {
-            Operation::Sleeping => self.manager.sleep(&entries).await,
+            Operation::Sleeping => {
+                // What a hold covers is left up and reported as held.
+                let (held, free): (Vec<Entry>, Vec<Entry>) = {
+                    let (t, state) = (now(), self.lock());
+                    entries
+                        .into_iter()
+                        .partition(|e| !state.holds.covering(t, &e.id).is_empty())
+                };
+                self.manager.sleep(&free).await.map(|mut outcomes| {
+                    outcomes.extend(held.into_iter().map(|e| Outcome {
+                        resource: e.id,
+                        action: Action::Held,
+                        before: None,
+                        saved: None,
+                        error: None,
+                    }));
+                    outcomes
+                })
+            }
             Operation::Waking => self.manager.wake(&entries).await,
         };
-        self.lock().operation = None;
+        {
+            let mut state = self.lock();
+            state.operation = None;
+            state.last_sleep = match (&result, op) {
+                (Ok(outcomes), Operation::Sleeping) => outcomes.clone(),
+                _ => Vec::new(),
+            };
+        }
         match result {
             Ok(outcomes) => {
                 tracing::info!("{}:\n{}", op.done(), format_outcomes(&outcomes));
@@ -483,6 +572,104 @@ impl<C: CloudControl> App<C> {
             }),
             inputs: Inputs::of(&state.detectors),
             detectors: state.detectors.clone(),
+            holds: state.holds.active(t).iter().map(|h| h.row(t)).collect(),
+            awake: if name == StateName::Asleep {
+                why_awake(&state.last_sleep, &state.holds, t, &|at| clock_at(t, at))
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// `HOLD`: adds a hold (on the registered resource named `only`, if
+    /// given); a hold made while asleep wakes the resources.
+    fn hold(
+        &self,
+        minutes: Option<f64>,
+        reason: String,
+        only: Option<String>,
+        lease_seconds: Option<f64>,
+    ) -> Result<Reply, CommandError> {
+        let scope = match only {
+            None => Scope::All,
+            Some(name) => {
+                let found: Vec<ResourceId> = self
+                    .registry()
+                    .entries
+                    .into_iter()
+                    .map(|e| e.id)
+                    .filter(|id| id.name() == name || id.to_string() == name)
+                    .collect();
+                match found.as_slice() {
+                    [id] => Scope::Only(id.clone()),
+                    [] => {
+                        return Err(CommandError::Hold(format!(
+                            "no registered resource `{name}`: name it as in `cloudnap status` (i-0abc, cluster/service, cluster/nodegroup)"
+                        )))
+                    }
+                    _ => {
+                        return Err(CommandError::Hold(format!(
+                            "`{name}` names {} registered resources: add its kind and region, e.g. `EC2 i-0abc (us-east-1)`",
+                            found.len()
+                        )))
+                    }
+                }
+            }
+        };
+        let t = now();
+        let (hold, event) = {
+            let mut state = self.lock();
+            let only = scope != Scope::All;
+            let hold = state
+                .holds
+                .add(
+                    t,
+                    reason,
+                    scope,
+                    minutes.map(|m| Duration::from_secs_f64(m * 60.0)),
+                    lease_seconds.map(Duration::from_secs_f64),
+                )
+                .map_err(|e| CommandError::Hold(e.to_string()))?;
+            let event = if only {
+                // Wake what is asleep; the next sleep leaves this one up.
+                matches!(state.tracker.state(t), IdleState::Asleep)
+                    .then(|| state.tracker.activity(t))
+                    .flatten()
+            } else {
+                state.follow_holds(t)
+            };
+            (hold, event)
+        };
+        tracing::info!("hold {}: {} ({:?})", hold.id, hold.reason, hold.scope);
+        if let Some(e) = event {
+            self.react(e);
+        }
+        self.changed.notify_one();
+        Ok(Reply::Hold { hold: hold.row(t) })
+    }
+
+    /// `HOLD_RENEW` and `HOLD_RELEASE`.
+    fn hold_changed(&self, id: u64, release: bool) -> Result<Reply, CommandError> {
+        let t = now();
+        let mut state = self.lock();
+        let hold = if release {
+            state.holds.release(t, id)
+        } else {
+            state.holds.renew(t, id)
+        }
+        .map_err(|e| CommandError::Hold(e.to_string()))?;
+        let event = state.follow_holds(t);
+        drop(state);
+        if let Some(e) = event {
+            self.react(e);
+        }
+        self.changed.notify_one();
+        let hold = hold.row(t);
+        if release {
+            tracing::info!("hold {id} released: {}", hold.reason);
+            Ok(Reply::Released { released: hold })
+        } else {
+            Ok(Reply::Hold { hold })
         }
     }
 
@@ -567,8 +754,13 @@ impl<C: CloudControl> Handler for App<C> {
             }
             Command::Pause { minutes } => {
                 let t = now();
-                let until = t + Duration::from_secs_f64(minutes * 60.0);
-                let event = self.lock().tracker.pause_until(t, until);
+                let event = {
+                    let mut state = self.lock();
+                    state
+                        .holds
+                        .pause(t, Duration::from_secs_f64(minutes * 60.0));
+                    state.follow_holds(t)
+                };
                 if let Some(e) = event {
                     self.react(e);
                 }
@@ -577,12 +769,40 @@ impl<C: CloudControl> Handler for App<C> {
                 self.status_reply()
             }
             Command::Resume => {
-                self.lock().tracker.resume(now());
+                let t = now();
+                {
+                    let mut state = self.lock();
+                    state.holds.clear(t);
+                    state.tracker.resume(t);
+                }
                 self.changed.notify_one();
                 self.status_reply()
             }
+            Command::Hold {
+                minutes,
+                reason,
+                only,
+                lease_seconds,
+            } => self.hold(minutes, reason, only, lease_seconds),
+            Command::HoldRenew { id } => self.hold_changed(id, false),
+            Command::HoldRelease { id } => self.hold_changed(id, true),
+            Command::ListHolds => {
+                let t = now();
+                let holds = self.lock().holds.active(t);
+                Ok(Reply::Holds {
+                    holds: holds.iter().map(|h| h.row(t)).collect(),
+                })
+            }
             Command::SleepNow => {
-                self.lock().tracker.force_sleep(now());
+                // Sleeping by hand ends every hold.
+                let t = now();
+                {
+                    let mut state = self.lock();
+                    if state.holds.clear(t) > 0 {
+                        tracing::info!("SLEEP_NOW: every hold ended");
+                    }
+                    state.tracker.force_sleep(t);
+                }
                 self.changed.notify_one();
                 self.run(Operation::Sleeping).await.map(Reply::Report)
             }
@@ -807,6 +1027,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_hold_on_one_resource_is_left_up_and_status_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        tokio::spawn(app.clone().run_timer(std::future::pending()));
+        let hold = |only: &str| Command::Hold {
+            minutes: Some(60.0),
+            reason: "deploy".into(),
+            only: Some(only.into()),
+            lease_seconds: None,
+        };
+        let err = app.handle(hold("c/nope")).await.unwrap_err();
+        assert!(err.to_string().contains("no registered resource"), "{err}");
+        let held = ask(&app, hold("c/s")).await;
+        assert_eq!(held["hold"]["only"]["service_name"], "s");
+        assert_eq!(app.status().state, StateName::Active, "the countdown runs");
+        while next_event(&mut rx).await != "asleep" {}
+        assert!(cloud.calls.lock().unwrap().is_empty(), "nothing stopped");
+        let status = ask(&app, Command::Status).await;
+        assert_eq!(status["state"], "asleep");
+        let why = status["awake"][0]["why"][0].as_str().unwrap();
+        assert!(why.starts_with("held by deploy until "), "{status}");
+        // RESUME ends every hold: the next sleep stops it.
+        ask(&app, Command::Resume).await;
+        assert_eq!(
+            ask(&app, Command::ListHolds).await["holds"],
+            serde_json::json!([])
+        );
+        let report = ask(&app, Command::SleepNow).await;
+        assert_eq!(report[0]["action"], "stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn pause_keeps_awake_and_commands_report_status() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
@@ -815,6 +1069,11 @@ mod tests {
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         let status = ask(&app, Command::Pause { minutes: 60.0 }).await;
         assert_eq!(status["state"], "paused");
+        assert_eq!(status["holds"][0]["reason"], "PAUSE");
+        // A new PAUSE sets the time, as before holds existed.
+        let status = ask(&app, Command::Pause { minutes: 70.0 }).await;
+        assert_eq!(status["holds"].as_array().unwrap().len(), 1);
+        assert_eq!(status["paused_for_seconds"], 4200.0);
         tokio::time::sleep(Duration::from_secs(59 * 60)).await;
         assert!(cloud.calls.lock().unwrap().is_empty());
         let status = ask(&app, Command::Resume).await;

@@ -19,7 +19,7 @@ use crate::store::watch::watch;
 use crate::ui::notify::notify;
 use crate::ui::shell::{open_path, spawn_dialog};
 use crate::ui::tray::{self, MenuAction};
-use crate::ui::view::minutes_until_morning;
+use crate::ui::view::{minutes_until, EVENING, MORNING};
 use futures::FutureExt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,6 +27,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -110,14 +111,30 @@ pub async fn run<C: CloudControl>(
     let echo = udp
         .events_port
         .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    // Menu choices and notification buttons, carried out in one place.
+    let (actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
+    keep(
+        &mut tasks,
+        "menu actions",
+        act_on(app.clone(), paths.clone(), actions_rx, quit_tx.clone()),
+    );
     let notifier = app.clone();
+    let buttons = actions_tx.clone();
     keep(
         &mut tasks,
         "event reporter",
         server::echo_events(events, echo, move |event| {
             let prefs = notifier.settings().desktop.notifications.clone();
             let event = event.clone();
-            tokio::task::spawn_blocking(move || notify(&event, &prefs));
+            let buttons = buttons.clone();
+            tokio::task::spawn_blocking(move || {
+                notify(&event, &prefs, move |key| match tray::action_for(key) {
+                    Some(action) => {
+                        let _ = buttons.send(action);
+                    }
+                    None => tracing::debug!("notification: {key}"),
+                })
+            });
         }),
     );
     // Watching starts before the server answers: an edit made as soon as
@@ -195,9 +212,7 @@ pub async fn run<C: CloudControl>(
         _health = Some(health);
         let desktop_settings = app.settings().desktop.clone();
         if desktop_settings.tray {
-            if let Some(menu) = start_tray(&app, &paths, quit_tx.clone()) {
-                keep(&mut tasks, "tray menu", menu);
-            }
+            start_tray(&app, actions_tx.clone());
         }
         if desktop_settings.credentials_dialog {
             let app = app.clone();
@@ -227,61 +242,71 @@ pub async fn run<C: CloudControl>(
     result
 }
 
-/// Shows the tray icon; returns the task that turns its menu choices into
-/// the same commands as UDP, or `None` when there is no tray.
-fn start_tray<C: CloudControl>(
-    app: &Arc<App<C>>,
-    paths: &Paths,
-    quit: watch::Sender<bool>,
-) -> Option<impl Future<Output = ()> + Send + 'static> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// Shows the tray icon; its menu choices go to `actions`.
+fn start_tray<C: CloudControl>(app: &Arc<App<C>>, actions: UnboundedSender<MenuAction>) {
     let status_of = app.clone();
     let started = tray::spawn(Arc::new(move || status_of.status()), move |action| {
-        let _ = tx.send(action);
+        let _ = actions.send(action);
     });
     if let Err(e) = started {
         tracing::warn!("no tray icon ({e}); cloudnap keeps running: use `cloudnap send STATUS`");
-        return None;
     }
-    let app = app.clone();
-    let paths = paths.clone();
-    Some(async move {
-        while let Some(action) = rx.recv().await {
-            let command = match action {
-                MenuAction::SleepNow => Command::SleepNow,
-                MenuAction::WakeNow => Command::WakeNow,
-                MenuAction::PauseHour => Command::Pause { minutes: 60.0 },
-                MenuAction::PauseUntilTomorrow => Command::Pause {
-                    minutes: minutes_until_morning(chrono::Local::now().naive_local()),
-                },
-                MenuAction::Resume => Command::Resume,
-                MenuAction::OpenServices => {
-                    opened(open_path(&paths.services), &paths.services);
-                    continue;
-                }
-                MenuAction::OpenLog => {
-                    let log = latest_log(&paths.log_dir).unwrap_or(paths.log_dir.clone());
-                    opened(open_path(&log), &log);
-                    continue;
-                }
-                MenuAction::Credentials => {
-                    opened(spawn_dialog(&paths.settings), &paths.settings);
-                    continue;
-                }
-                MenuAction::Quit => {
-                    let _ = quit.send(true);
-                    continue;
-                }
-            };
-            tracing::info!("tray: {command:?}");
-            let app = app.clone();
-            tokio::spawn(async move {
-                if let Err(e) = app.handle(command).await {
-                    tracing::error!("tray: {e}");
-                }
-            });
-        }
-    })
+}
+
+/// A hold on everything for `minutes`, asked for by the user in the tray
+/// or a notification.
+fn keep_awake(minutes: f64) -> Command {
+    Command::Hold {
+        minutes: Some(minutes),
+        reason: "you".into(),
+        only: None,
+        lease_seconds: None,
+    }
+}
+
+/// Turns menu choices and notification buttons into the same commands as
+/// UDP (or opens files, or quits), until the channel closes.
+async fn act_on<C: CloudControl>(
+    app: Arc<App<C>>,
+    paths: Paths,
+    mut actions: UnboundedReceiver<MenuAction>,
+    quit: watch::Sender<bool>,
+) {
+    while let Some(action) = actions.recv().await {
+        let local = || chrono::Local::now().naive_local();
+        let command = match action {
+            MenuAction::SleepNow => Command::SleepNow,
+            MenuAction::WakeNow => Command::WakeNow,
+            MenuAction::KeepAwakeHour => keep_awake(60.0),
+            MenuAction::KeepAwakeUntilEvening => keep_awake(minutes_until(local(), EVENING)),
+            MenuAction::KeepAwakeUntilMorning => keep_awake(minutes_until(local(), MORNING)),
+            MenuAction::Resume => Command::Resume,
+            MenuAction::OpenServices => {
+                opened(open_path(&paths.services), &paths.services);
+                continue;
+            }
+            MenuAction::OpenLog => {
+                let log = latest_log(&paths.log_dir).unwrap_or(paths.log_dir.clone());
+                opened(open_path(&log), &log);
+                continue;
+            }
+            MenuAction::Credentials => {
+                opened(spawn_dialog(&paths.settings), &paths.settings);
+                continue;
+            }
+            MenuAction::Quit => {
+                let _ = quit.send(true);
+                continue;
+            }
+        };
+        tracing::info!("{action:?}: {command:?}");
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.handle(command).await {
+                tracing::error!("{action:?}: {e}");
+            }
+        });
+    }
 }
 
 fn opened(result: std::io::Result<()>, path: &Path) {

@@ -69,6 +69,27 @@ enum Command {
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Keep resources awake for DURATION, or for exactly as long as COMMAND
+    /// runs (its exit code is passed through).
+    Hold {
+        /// How long: 90m, 1h, 2h30m, 45s, or a number of minutes.
+        duration: Option<String>,
+        /// Why, as STATUS and the tray show it (default: the command).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only this registered resource (i-0abc, cluster/service, cluster/nodegroup).
+        #[arg(long, value_name = "RESOURCE")]
+        only: Option<String>,
+        /// Address of the running cloudnap (default: from settings.json).
+        #[arg(long)]
+        to: Option<SocketAddr>,
+        /// The lease renewed while COMMAND runs, in seconds (at most 120).
+        #[arg(long, default_value_t = 120.0, hide = true)]
+        lease_seconds: f64,
+        /// The command to run while held, after `--`.
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 /// Logs to stderr and, for `run`, to a daily file in `log_dir` (the newest
@@ -151,6 +172,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
         init_logging(None);
         return send(&paths, *timeout, *to, &command.join(" "));
     }
+    if let Some(Command::Hold {
+        duration,
+        reason,
+        only,
+        to,
+        lease_seconds,
+        command,
+    }) = cli.command
+    {
+        init_logging(None);
+        let minutes = match duration.as_deref().map(parse_minutes).transpose() {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+        };
+        if minutes.is_none() && command.is_empty() {
+            eprintln!("error: give a DURATION (cloudnap hold 1h) or a command (cloudnap hold -- make test)");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+        let hold = HoldArgs {
+            minutes,
+            reason: reason.unwrap_or_else(|| {
+                if command.is_empty() {
+                    "cloudnap hold".into()
+                } else {
+                    command.join(" ")
+                }
+            }),
+            only,
+            lease: Duration::from_secs_f64(lease_seconds.clamp(1.0, 120.0)),
+            command,
+        };
+        return hold_awake(&paths, to, hold);
+    }
     let daemon = matches!(cli.command, None | Some(Command::Run));
     // Held for as long as this process runs.
     let _instance = if daemon {
@@ -197,7 +254,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 daemon::run(config, quit_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Send { .. } | Command::Credentials => unreachable!("handled above"),
+            Command::Send { .. } | Command::Credentials | Command::Hold { .. } => {
+                unreachable!("handled above")
+            }
             Command::Check => check(&paths, &settings, &registry, &*cloud).await,
             Command::Sleep => report(cli.json, manager.sleep(&registry.entries).await?),
             Command::Wake => report(cli.json, manager.wake(&registry.entries).await?),
@@ -283,8 +342,8 @@ fn daemon_request(settings: &Settings, command: &str) -> (SocketAddr, String) {
     (SocketAddr::new(ip, settings.udp.port), datagram)
 }
 
-/// The running daemon's detectors (`cloudnap status`): it alone knows
-/// which of them run.
+/// The running daemon's detectors, holds, and why what is up while the
+/// user is away is up (`cloudnap status`): it alone knows them.
 async fn print_detectors(settings: &Settings) {
     let (to, datagram) = daemon_request(settings, "STATUS");
     let reply = client::request(to, datagram.as_bytes(), Duration::from_millis(500)).await;
@@ -310,6 +369,211 @@ async fn print_detectors(settings: &Settings) {
             d["state"].as_str().unwrap_or("?").replace('_', " ")
         );
     }
+    let holds = status["holds"].as_array().cloned().unwrap_or_default();
+    if !holds.is_empty() {
+        println!("\nholds (nothing they cover sleeps):");
+    }
+    for h in &holds {
+        let only = h["only"]
+            .as_object()
+            .map(|_| {
+                let id: Option<cloudnap::core::resource::ResourceId> =
+                    serde_json::from_value(h["only"].clone()).ok();
+                id.map_or_else(|| " (one resource)".into(), |id| format!(" ({id} only)"))
+            })
+            .unwrap_or_default();
+        let until = match h["ends_in_seconds"].as_f64() {
+            Some(secs) => {
+                let at = chrono::Local::now() + chrono::Duration::seconds(secs as i64);
+                format!("until {}", at.format("%H:%M"))
+            }
+            None => "while it runs".into(),
+        };
+        println!(
+            "  {:<4} {}{only}: {until}",
+            h["id"],
+            h["reason"].as_str().unwrap_or("?")
+        );
+    }
+    let awake = status["awake"].as_array().cloned().unwrap_or_default();
+    if !awake.is_empty() {
+        println!("\nnot asleep while you are away:");
+    }
+    for row in &awake {
+        let id: Option<cloudnap::core::resource::ResourceId> =
+            serde_json::from_value(row["resource"].clone()).ok();
+        let why: Vec<&str> = row["why"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str())
+            .collect();
+        println!(
+            "  {}: {}",
+            id.map_or_else(|| row["resource"].to_string(), |id| id.to_string()),
+            why.join("; ")
+        );
+    }
+}
+
+/// "90m", "1h", "2h30m", "45s" or a plain number of minutes, in minutes.
+fn parse_minutes(s: &str) -> Result<f64> {
+    let minutes = match s.trim().parse::<f64>() {
+        Ok(m) => m,
+        Err(_) => {
+            humantime::parse_duration(s.trim())
+                .map_err(|e| anyhow::anyhow!("duration `{s}`: {e} (e.g. 90m, 1h, 2h30m)"))?
+                .as_secs_f64()
+                / 60.0
+        }
+    };
+    if minutes > 0.0 && minutes <= 7.0 * 24.0 * 60.0 {
+        Ok(minutes)
+    } else {
+        anyhow::bail!("duration `{s}` must be above 0 and at most a week")
+    }
+}
+
+/// What `cloudnap hold` asks for.
+struct HoldArgs {
+    minutes: Option<f64>,
+    reason: String,
+    only: Option<String>,
+    lease: Duration,
+    command: Vec<String>,
+}
+
+/// Sends one command to the running cloudnap; its reply, or why none came.
+async fn ask(
+    settings: &Settings,
+    to: Option<SocketAddr>,
+    command: &str,
+) -> Result<serde_json::Value, String> {
+    let (default_to, datagram) = daemon_request(settings, command);
+    let reply = client::request(
+        to.unwrap_or(default_to),
+        datagram.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if client::is_error(&reply) {
+        let message = reply["error"]
+            .as_str()
+            .or(reply["content"]["message"].as_str())
+            .unwrap_or("error");
+        return Err(message.to_string());
+    }
+    Ok(reply)
+}
+
+/// `cloudnap hold`: a hold for a duration (returns at once), or a leased
+/// hold renewed while the command runs, released when it ends; exits with
+/// the command's exit code.
+fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<ExitCode> {
+    let settings = paths.load_settings().map(|(s, _)| s).unwrap_or_default();
+    let with_command = !args.command.is_empty();
+    let request = serde_json::json!({
+        "type": "HOLD",
+        "content": {
+            "minutes": args.minutes,
+            "reason": args.reason,
+            "only": args.only,
+            "lease_seconds": with_command.then_some(args.lease.as_secs_f64()),
+        }
+    })
+    .to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let held = rt.block_on(ask(&settings, to, &request));
+    let id = match (&held, with_command) {
+        (Ok(reply), _) => reply["content"]["hold"]["id"].as_u64(),
+        (Err(e), true) => {
+            eprintln!("warning: not held ({e}); running the command anyway");
+            None
+        }
+        (Err(e), false) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    if !with_command {
+        let id = id.unwrap_or_default();
+        let until = chrono::Local::now()
+            + chrono::Duration::seconds((args.minutes.unwrap_or_default() * 60.0) as i64);
+        println!(
+            "held until {} (hold {id}): end it with `cloudnap send HOLD_RELEASE:{id}`",
+            until.format("%H:%M")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut child = match std::process::Command::new(&args.command[0])
+        .args(&args.command[1..])
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("error: cannot run {}: {e}", args.command[0]);
+            if let Some(id) = id {
+                let _ = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}")));
+            }
+            return Ok(ExitCode::from(127));
+        }
+    };
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait());
+    });
+    let status = rt.block_on(async {
+        let mut renew = tokio::time::interval(args.lease / 3);
+        renew.tick().await;
+        let mut renewing = id;
+        loop {
+            tokio::select! {
+                status = &mut done_rx => break status,
+                // Ctrl-C reaches the command too: wait for it to end.
+                _ = tokio::signal::ctrl_c() => {}
+                _ = renew.tick() => {
+                    if let Some(id) = renewing {
+                        if let Err(e) = ask(&settings, to, &format!("HOLD_RENEW:{id}")).await {
+                            eprintln!("warning: hold {id} not renewed: {e}");
+                            if !e.starts_with("no reply") {
+                                renewing = None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    if let Some(id) = id {
+        if let Err(e) = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"))) {
+            eprintln!("warning: hold {id} not released ({e}); its lease ends it");
+        }
+    }
+    let code = match status {
+        Ok(Ok(status)) => exit_code_of(status),
+        Ok(Err(e)) => {
+            eprintln!("error: waiting for {}: {e}", args.command[0]);
+            EXIT_FAILED
+        }
+        Err(_) => EXIT_FAILED,
+    };
+    Ok(ExitCode::from(code))
+}
+
+/// The exit code of a finished command, as a shell reports it (128 + the
+/// signal that killed it).
+fn exit_code_of(status: std::process::ExitStatus) -> u8 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return (128 + signal).clamp(0, 255) as u8;
+        }
+    }
+    status.code().unwrap_or(1).clamp(0, 255) as u8
 }
 
 fn send(paths: &Paths, timeout: f64, to: Option<SocketAddr>, command: &str) -> Result<ExitCode> {

@@ -259,7 +259,7 @@ async fn the_tray_menu_pauses_the_app_and_the_icon_follows() {
     xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "3"]);
     tokio::time::sleep(Duration::from_millis(700)).await;
     screenshot("tray-menu.png");
-    // Keyboard through the open menu: Sleep now, Wake now, Pause for 1 hour.
+    // Keyboard through the open menu: Sleep now, Wake now, Keep awake 1 h.
     for key in ["Down", "Down", "Down", "Return"] {
         xdotool(&["key", key]);
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -269,7 +269,7 @@ async fn the_tray_menu_pauses_the_app_and_the_icon_follows() {
         .await;
     let left = status["paused_for_seconds"].as_f64().unwrap();
     assert!((3590.0..=3600.0).contains(&left), "{left}");
-    assert!(d.log.lock().unwrap().contains("tray: Pause"));
+    assert!(d.log.lock().unwrap().contains("KeepAwakeHour: Hold"));
     // Within a couple of seconds the icon turns to the grey "paused" one.
     let t0 = Instant::now();
     loop {

@@ -41,8 +41,23 @@ pub enum Command {
     WakeNow,
     /// Keep resources awake for this many minutes.
     Pause { minutes: f64 },
-    /// End a pause.
+    /// End a pause (and every other hold).
     Resume,
+    /// Keep resources awake: for `minutes` (if given), and while a client
+    /// renews the lease of `lease_seconds` (if given); everything, or the
+    /// registered resource named `only`.
+    Hold {
+        minutes: Option<f64>,
+        reason: String,
+        only: Option<String>,
+        lease_seconds: Option<f64>,
+    },
+    /// Renew a hold's lease.
+    HoldRenew { id: u64 },
+    /// End a hold.
+    HoldRelease { id: u64 },
+    /// The active holds.
+    ListHolds,
     /// Counts as user activity.
     UserActivity,
     /// The command tables.
@@ -108,6 +123,8 @@ pub struct ParseError {
 
 /// Largest pause accepted: one week.
 const MAX_PAUSE_MINUTES: f64 = 7.0 * 24.0 * 60.0;
+/// Largest hold lease accepted.
+const MAX_LEASE_SECONDS: f64 = crate::core::holds::MAX_LEASE.as_secs() as f64;
 /// Largest count accepted for ECS tasks or EKS nodes.
 const MAX_COUNT: i64 = 10_000;
 
@@ -125,8 +142,12 @@ enum Field {
     /// An optional count with this label.
     OptCount(&'static str),
     Minutes,
+    /// A hold's id.
+    HoldId,
     /// The rest of the datagram, `:` included; optional.
     Description,
+    /// A hold's reason: the rest of the datagram, like `Description`.
+    Reason,
 }
 
 impl Field {
@@ -139,14 +160,16 @@ impl Field {
             Field::Region | Field::OptRegion => "region",
             Field::Count(l) | Field::OptCount(l) => l,
             Field::Minutes => "minutes",
+            Field::HoldId => "id",
             Field::Description => "description",
+            Field::Reason => "reason",
         }
     }
 
     fn optional(self) -> bool {
         matches!(
             self,
-            Field::OptRegion | Field::OptCount(_) | Field::Description
+            Field::OptRegion | Field::OptCount(_) | Field::Description | Field::Reason
         )
     }
 }
@@ -158,6 +181,7 @@ struct Args {
     region: Option<String>,
     count: Option<i32>,
     minutes: f64,
+    hold_id: u64,
     description: String,
 }
 
@@ -336,8 +360,37 @@ pub const TEXT_COMMANDS: &[TextCommand] = &[
     TextCommand {
         name: "RESUME",
         fields: &[],
-        does: "ends a pause; the idle countdown restarts",
+        does: "ends a pause and every other hold; the idle countdown restarts",
         build: |_| Ok(Command::Resume),
+    },
+    TextCommand {
+        name: "HOLD",
+        fields: &[Minutes, Reason],
+        does: "keeps every resource awake for that long (wakes them if asleep), with the rest of the datagram as its reason; the reply is the hold `{\"hold\": {id, reason, only, lease_seconds, expires_in_seconds, ends_in_seconds}}`",
+        build: |a| Ok(Command::Hold {
+            minutes: Some(a.minutes),
+            reason: if a.description.is_empty() { "HOLD".into() } else { a.description },
+            only: None,
+            lease_seconds: None,
+        }),
+    },
+    TextCommand {
+        name: "HOLD_RENEW",
+        fields: &[HoldId],
+        does: "renews the lease of hold `id` (holds with a lease end if not renewed in time)",
+        build: |a| Ok(Command::HoldRenew { id: a.hold_id }),
+    },
+    TextCommand {
+        name: "HOLD_RELEASE",
+        fields: &[HoldId],
+        does: "ends hold `id`; the idle countdown restarts when no hold is left",
+        build: |a| Ok(Command::HoldRelease { id: a.hold_id }),
+    },
+    TextCommand {
+        name: "LIST_HOLDS",
+        fields: &[],
+        does: "`{\"holds\": [{id, reason, only, lease_seconds, expires_in_seconds, ends_in_seconds}]}`",
+        build: |_| Ok(Command::ListHolds),
     },
     TextCommand {
         name: "USER_ACTIVITY",
@@ -429,6 +482,38 @@ pub const JSON_TYPES: &[JsonType] = &[
         name: "RESUME",
         content: "none",
         build: |_| Ok(Command::Resume),
+    },
+    JsonType {
+        name: "HOLD",
+        content: "`{\"minutes\"?, \"reason\"?, \"only\"?, \"lease_seconds\"?}`: `only` names one registered resource (`i-0abc`, `cluster/service`); with `lease_seconds` (at most 120) the hold ends unless renewed in time; needs `minutes` or `lease_seconds`",
+        build: |c| {
+            let minutes = c.number("minutes", minutes)?;
+            let lease_seconds = c.number("lease_seconds", lease)?;
+            if minutes.is_none() && lease_seconds.is_none() {
+                return Err("content.minutes or content.lease_seconds is required".into());
+            }
+            Ok(Command::Hold {
+                minutes,
+                reason: c.string("reason", false)?.unwrap_or_else(|| "HOLD".into()),
+                only: c.string("only", false)?,
+                lease_seconds,
+            })
+        },
+    },
+    JsonType {
+        name: "HOLD_RENEW",
+        content: "`{\"id\": 3}`",
+        build: |c| Ok(Command::HoldRenew { id: c.hold_id()? }),
+    },
+    JsonType {
+        name: "HOLD_RELEASE",
+        content: "`{\"id\": 3}`",
+        build: |c| Ok(Command::HoldRelease { id: c.hold_id()? }),
+    },
+    JsonType {
+        name: "LIST_HOLDS",
+        content: "none",
+        build: |_| Ok(Command::ListHolds),
     },
     JsonType {
         name: "SLEEP_NOW",
@@ -646,7 +731,7 @@ fn signed(signature: Signature) -> Result<Request, ParseError> {
 /// minutes, description, in that order of checks.
 fn read_text(spec: &TextCommand, args: &[&str]) -> Result<Command, String> {
     let required = spec.fields.iter().filter(|f| !f.optional()).count();
-    let rest = spec.fields.last() == Some(&Description);
+    let rest = matches!(spec.fields.last(), Some(Description | Reason));
     if args.len() < required || (!rest && args.len() > spec.fields.len()) {
         return Err(format!(
             "wrong number of fields for {}: expected {}",
@@ -669,7 +754,8 @@ fn read_text(spec: &TextCommand, args: &[&str]) -> Result<Command, String> {
             }
             Count(label) | OptCount(label) => count = Some((*label, *value)),
             Minutes => a.minutes = minutes(value)?,
-            Description => a.description = args[i..].join(":").trim().to_string(),
+            HoldId => a.hold_id = hold_id(value)?,
+            Description | Reason => a.description = args[i..].join(":").trim().to_string(),
         }
     }
     if !names.is_empty() {
@@ -721,6 +807,23 @@ fn minutes(s: &str) -> Result<f64, String> {
                 truncate(s, 32)
             )
         })
+}
+
+fn lease(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|l| *l > 0.0 && *l <= MAX_LEASE_SECONDS)
+        .ok_or_else(|| {
+            format!(
+                "lease_seconds `{}` must be a number above 0 and at most {MAX_LEASE_SECONDS}",
+                truncate(s, 32)
+            )
+        })
+}
+
+fn hold_id(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| format!("hold id `{}` must be a whole number", truncate(s, 32)))
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -879,6 +982,28 @@ impl Content<'_> {
                 .ok_or_else(|| {
                     format!("content.{key} must be a whole number from 0 to {MAX_COUNT} (got {v})")
                 }),
+        }
+    }
+
+    /// An optional number (or numeric string) at `key`, checked by `check`.
+    fn number(
+        &self,
+        key: &str,
+        check: fn(&str) -> Result<f64, String>,
+    ) -> Result<Option<f64>, String> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => check(&n.to_string()).map(Some),
+            Some(Value::String(s)) => check(s).map(Some),
+            Some(other) => Err(format!("content.{key} must be a number (got {other})")),
+        }
+    }
+
+    fn hold_id(&self) -> Result<u64, String> {
+        match self.0.get("id") {
+            Some(Value::Number(n)) => hold_id(&n.to_string()),
+            Some(Value::String(s)) => hold_id(s),
+            _ => Err("content.id must be a hold id (a whole number)".into()),
         }
     }
 
@@ -1085,6 +1210,37 @@ mod tests {
             }
         );
         assert_eq!(cmd("PAUSE:60"), Command::Pause { minutes: 60.0 });
+        assert_eq!(
+            cmd("HOLD:90:deploy: v2"),
+            Command::Hold {
+                minutes: Some(90.0),
+                reason: "deploy: v2".into(),
+                only: None,
+                lease_seconds: None
+            }
+        );
+        assert_eq!(cmd("hold_release:7"), Command::HoldRelease { id: 7 });
+        assert_eq!(cmd("HOLD_RENEW:7"), Command::HoldRenew { id: 7 });
+        assert_eq!(cmd("LIST_HOLDS"), Command::ListHolds);
+        assert!(error(b"HOLD_RELEASE:x").contains("must be a whole number"));
+        assert!(error(b"HOLD").starts_with("wrong number of fields for HOLD"));
+        let json = |c: &str| parse(format!(r#"{{"type":"HOLD","content":{c}}}"#).as_bytes());
+        assert_eq!(
+            json(r#"{"lease_seconds":3,"reason":"sleep 20","only":"i-1"}"#)
+                .unwrap()
+                .command,
+            Command::Hold {
+                minutes: None,
+                reason: "sleep 20".into(),
+                only: Some("i-1".into()),
+                lease_seconds: Some(3.0)
+            }
+        );
+        assert!(json("{}").unwrap_err().message.contains("is required"));
+        assert!(json(r#"{"lease_seconds":600}"#)
+            .unwrap_err()
+            .message
+            .contains("at most 120"));
         assert_eq!(cmd("STATUS"), Command::Status);
         let r = parse(b"TOKEN:s3cr3t-token:STATUS").unwrap();
         assert_eq!(r.credential, Credential::Token("s3cr3t-token".into()));

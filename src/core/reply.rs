@@ -2,6 +2,7 @@
 //! failure. The server turns them into JSON; the tray and tests read the
 //! fields.
 
+use crate::core::holds::HoldRow;
 use crate::core::report::Outcome;
 use crate::core::resource::{Capacity, Ec2Instance, EcsService, EksNodegroup, ResourceId};
 use crate::core::status::Status;
@@ -39,6 +40,12 @@ pub enum Reply {
         services: Vec<RegisteredRow>,
         config_error: Option<String>,
     },
+    /// `HOLD`, `HOLD_RENEW`: the hold.
+    Hold { hold: HoldRow },
+    /// `HOLD_RELEASE`: the hold that ended.
+    Released { released: HoldRow },
+    /// `LIST_HOLDS`.
+    Holds { holds: Vec<HoldRow> },
     /// `HELP`: every text command and JSON type.
     Help {
         commands: Vec<HelpRow>,
@@ -162,6 +169,9 @@ pub enum CommandError {
     /// services.yaml could not be changed.
     #[error("{0}")]
     Registry(String),
+    /// A hold could not be made or was not found.
+    #[error("{0}")]
+    Hold(String),
     /// The state file could not be read or written.
     #[error("{0}")]
     State(String),

@@ -13,6 +13,8 @@ pub enum Action {
     AlreadyAsleep,
     LeftDown,
     Protected,
+    /// Skipped: a hold keeps it awake.
+    Held,
     StartedByHand,
     Restored,
     WouldRestore,
@@ -29,6 +31,7 @@ impl Action {
             Action::AlreadyAsleep => "already_asleep",
             Action::LeftDown => "left_down",
             Action::Protected => "protected",
+            Action::Held => "held",
             Action::StartedByHand => "started_by_hand",
             Action::Restored => "restored",
             Action::WouldRestore => "would_restore",

@@ -3,6 +3,7 @@
 //! server, tray and notifications read them.
 
 use crate::core::activity::ActivityKind;
+use crate::core::holds::{AwakeRow, HoldRow};
 use crate::core::policy::Phase;
 use crate::core::report::Outcome;
 use crate::core::resource::{Capacity, ResourceId};
@@ -169,6 +170,10 @@ pub struct Status {
     pub inputs: Inputs,
     /// Every activity detector and how it is doing.
     pub detectors: Vec<DetectorRow>,
+    /// The active holds.
+    pub holds: Vec<HoldRow>,
+    /// While asleep: each resource the sleep left up, and why.
+    pub awake: Vec<AwakeRow>,
 }
 
 /// One of the two config files cloudnap watches.
@@ -203,6 +208,14 @@ pub enum Event {
     Warning {
         sleep_in_seconds: f64,
         resources: usize,
+        /// The short names of what will sleep.
+        names: Vec<String>,
+        /// The local time it will sleep, e.g. "09:46".
+        sleep_at: String,
+        /// How long no input was seen.
+        idle_seconds: f64,
+        /// The last input and its local time, e.g. "keyboard 09:14".
+        last_input: Option<String>,
     },
     /// Activity during the warning: no sleep.
     WarningCancelled,
@@ -283,11 +296,17 @@ mod tests {
     fn events_keep_their_wire_shape() {
         let warning = Event::Warning {
             sleep_in_seconds: 120.0,
-            resources: 4,
+            resources: 1,
+            names: vec!["web".into()],
+            sleep_at: "09:46".into(),
+            idle_seconds: 1680.0,
+            last_input: Some("keyboard 09:14".into()),
         };
         assert_eq!(
             serde_json::to_value(warning).unwrap(),
-            json!({"event": "warning", "detail": {"sleep_in_seconds": 120.0, "resources": 4}})
+            json!({"event": "warning", "detail": {"sleep_in_seconds": 120.0, "resources": 1,
+                "names": ["web"], "sleep_at": "09:46", "idle_seconds": 1680.0,
+                "last_input": "keyboard 09:14"}})
         );
         assert_eq!(
             serde_json::to_value(Event::WarningCancelled).unwrap(),

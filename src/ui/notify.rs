@@ -15,25 +15,61 @@ pub fn wanted(kind: NoteKind, prefs: &NotificationSettings) -> bool {
 }
 
 /// Shows the notification for `event` if it has one and it is enabled.
-/// Blocks on D-Bus: call it off the async workers.
-pub fn notify(event: &Event, prefs: &NotificationSettings) {
-    let Some(note) = note_for(event).filter(|n| wanted(n.kind, prefs)) else {
+/// A button the user chooses is passed to `act` as its key (a tray menu
+/// id), from a thread of its own. Blocks on D-Bus: call it off the async
+/// workers.
+pub fn notify(
+    event: &Event,
+    prefs: &NotificationSettings,
+    act: impl FnOnce(&str) + Send + 'static,
+) {
+    let now = chrono::Local::now().naive_local();
+    let Some(note) = note_for(event, now).filter(|n| wanted(n.kind, prefs)) else {
         return;
     };
-    if let Err(e) = show(&note) {
-        tracing::debug!("notification not shown ({e}): {}", note.summary);
+    if note.actions.is_empty() {
+        if let Err(e) = show(&note, |_| {}) {
+            tracing::debug!("notification not shown ({e}): {}", note.summary);
+        }
+        return;
+    }
+    // The D-Bus handle stays on the thread that waits for a button.
+    let waiter = std::thread::Builder::new()
+        .name("notification".into())
+        .spawn(move || {
+            if let Err(e) = show(&note, act) {
+                tracing::debug!("notification not shown ({e}): {}", note.summary);
+            }
+        });
+    if let Err(e) = waiter {
+        tracing::warn!("notification not shown: {e}");
     }
 }
 
-fn show(note: &Note) -> Result<(), notify_rust::error::Error> {
+/// Whether the notification server shows buttons (its capability "actions").
+fn actions_supported() -> bool {
+    notify_rust::get_capabilities().is_ok_and(|caps| caps.iter().any(|c| c == "actions"))
+}
+
+/// Shows `note`; with buttons, waits until one is chosen (passed to `act`)
+/// or the notification is closed.
+fn show(note: &Note, act: impl FnOnce(&str)) -> Result<(), notify_rust::error::Error> {
+    let buttons = !note.actions.is_empty() && actions_supported();
     let mut n = notify_rust::Notification::new();
     n.appname("cloudnap")
         .summary(&note.summary)
-        .body(&note.body);
+        .body(&note.body_for(buttons));
     if note.kind == NoteKind::Error {
         n.icon("dialog-error");
     }
-    n.show().map(|_| ())
+    for (key, label) in note.actions.iter().filter(|_| buttons) {
+        n.action(key, label);
+    }
+    let handle = n.show()?;
+    if buttons {
+        handle.wait_for_action(act);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

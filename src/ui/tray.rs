@@ -11,8 +11,12 @@ use std::sync::Arc;
 pub enum MenuAction {
     SleepNow,
     WakeNow,
-    PauseHour,
-    PauseUntilTomorrow,
+    /// Hold everything for an hour.
+    KeepAwakeHour,
+    /// Hold everything until 18:00.
+    KeepAwakeUntilEvening,
+    /// Hold everything until the next 08:00.
+    KeepAwakeUntilMorning,
     Resume,
     OpenServices,
     OpenLog,
@@ -21,15 +25,20 @@ pub enum MenuAction {
 }
 
 /// Menu entries in order: id, label, action (`None`: a separator).
-const ITEMS: [Option<(&str, &str, MenuAction)>; 11] = [
+const ITEMS: [Option<(&str, &str, MenuAction)>; 12] = [
     Some(("sleep", "Sleep now", MenuAction::SleepNow)),
     Some(("wake", "Wake now", MenuAction::WakeNow)),
     None,
-    Some(("pause-hour", "Pause for 1 hour", MenuAction::PauseHour)),
+    Some(("keep-awake-1h", "Keep awake 1 h", MenuAction::KeepAwakeHour)),
     Some((
-        "pause-tomorrow",
-        "Pause until tomorrow",
-        MenuAction::PauseUntilTomorrow,
+        "keep-awake-evening",
+        "Keep awake until 18:00",
+        MenuAction::KeepAwakeUntilEvening,
+    )),
+    Some((
+        "keep-awake-morning",
+        "Keep awake until tomorrow 08:00",
+        MenuAction::KeepAwakeUntilMorning,
     )),
     Some(("resume", "Resume", MenuAction::Resume)),
     None,
@@ -43,7 +52,8 @@ const ITEMS: [Option<(&str, &str, MenuAction)>; 11] = [
     Some(("quit", "Quit", MenuAction::Quit)),
 ];
 
-fn action_for(id: &str) -> Option<MenuAction> {
+/// The action of a menu id (also the key of a notification's button).
+pub fn action_for(id: &str) -> Option<MenuAction> {
     ITEMS
         .iter()
         .flatten()

@@ -94,6 +94,18 @@ pub fn tray_view(status: &Status) -> TrayView {
             ),
         ),
     };
+    if !status.holds.is_empty() {
+        let by: Vec<&str> = status.holds.iter().map(|h| h.reason.as_str()).collect();
+        line = format!("{line}; held by {}", by.join(", "));
+    }
+    if !status.awake.is_empty() {
+        let up: Vec<String> = status
+            .awake
+            .iter()
+            .map(|r| format!("{} ({})", r.resource.name(), r.why.join("; ")))
+            .collect();
+        line = format!("{line}; up: {}", list(&up));
+    }
     if let Some(op) = status.operation {
         line = format!("{}…", capitalize(op.name()));
     }
@@ -112,10 +124,13 @@ fn capitalize(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Minutes from `now` (local time) to the next 08:00: "Pause until
-/// tomorrow" means until the next working morning, even after midnight.
-pub fn minutes_until_morning(now: chrono::NaiveDateTime) -> f64 {
-    let today = now.date().and_hms_opt(8, 0, 0).expect("08:00 exists");
+/// Minutes from `now` (local time) to the next `hour`:00 ("Keep awake until
+/// tomorrow 08:00" means until the next working morning, even after
+/// midnight).
+pub fn minutes_until(now: chrono::NaiveDateTime, hour: u32) -> f64 {
+    let Some(today) = now.date().and_hms_opt(hour.min(23), 0, 0) else {
+        return 0.0;
+    };
     let target = if today > now {
         today
     } else {
@@ -124,12 +139,32 @@ pub fn minutes_until_morning(now: chrono::NaiveDateTime) -> f64 {
     (target - now).num_seconds() as f64 / 60.0
 }
 
+/// The evening hour of "Keep awake until 18:00".
+pub const EVENING: u32 = 18;
+/// The morning hour of "Keep awake until tomorrow 08:00".
+pub const MORNING: u32 = 8;
+
 /// A desktop notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     pub summary: String,
     pub body: String,
     pub kind: NoteKind,
+    /// Buttons: the key sent back when chosen (a tray menu id) and the label.
+    pub actions: Vec<(&'static str, String)>,
+    /// What to add to the body where the notification server shows no
+    /// buttons.
+    pub no_actions_hint: Option<String>,
+}
+
+impl Note {
+    /// The body to show, with or without the server's support for buttons.
+    pub fn body_for(&self, actions_supported: bool) -> String {
+        match &self.no_actions_hint {
+            Some(hint) if !actions_supported => format!("{}\n{hint}", self.body),
+            _ => self.body.clone(),
+        }
+    }
 }
 
 /// Which setting enables a notification.
@@ -168,19 +203,25 @@ fn list(names: &[String]) -> String {
     s
 }
 
-/// The notification for an app event, if it deserves one.
-pub fn note_for(event: &Event) -> Option<Note> {
+/// The notification for an app event at local time `now`, if it deserves one.
+pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
     let note = |kind, summary: String, body: String| {
         Some(Note {
             summary,
             body,
             kind,
+            actions: Vec::new(),
+            no_actions_hint: None,
         })
     };
     match event {
         Event::Warning {
             sleep_in_seconds,
             resources,
+            names,
+            sleep_at,
+            idle_seconds,
+            last_input,
         } => {
             let mins = (sleep_in_seconds / 60.0).ceil() as u64;
             let when = if mins <= 1 {
@@ -188,11 +229,35 @@ pub fn note_for(event: &Event) -> Option<Note> {
             } else {
                 format!("{mins} minutes")
             };
-            note(
-                NoteKind::Warning,
-                format!("Your {resources} resources will sleep in {when}"),
-                "Move the mouse to keep them awake.".into(),
-            )
+            let mut why = format!("no input for {}", human(secs(Some(*idle_seconds))));
+            if let Some(last) = last_input {
+                why = format!("{why}; last: {last}");
+            }
+            let until = if minutes_until(now, EVENING) < minutes_until(now, MORNING) {
+                (
+                    "keep-awake-evening",
+                    format!("Keep awake until {EVENING}:00"),
+                )
+            } else {
+                (
+                    "keep-awake-morning",
+                    format!("Keep awake until tomorrow {MORNING:02}:00"),
+                )
+            };
+            Some(Note {
+                kind: NoteKind::Warning,
+                summary: format!("Your {resources} resources will sleep in {when} (at {sleep_at})"),
+                body: format!(
+                    "{}\nWhy: {why}.\nMove the mouse to keep them awake.",
+                    list(names)
+                ),
+                actions: vec![
+                    ("keep-awake-1h", "Keep awake 1 h".into()),
+                    until,
+                    ("sleep", "Sleep now".into()),
+                ],
+                no_actions_hint: Some("Or keep them awake for an hour: cloudnap hold 1h".into()),
+            })
         }
         Event::Asleep(outcomes) => {
             let stopped = names(outcomes, &[Action::Stopped, Action::WouldStop]);
@@ -265,6 +330,8 @@ mod tests {
             config_error: None,
             inputs: crate::core::status::Inputs::Seen,
             detectors: vec![],
+            holds: vec![],
+            awake: vec![],
         }
     }
 
@@ -340,9 +407,10 @@ mod tests {
                 .and_hms_opt(h, m, 0)
                 .unwrap()
         };
-        assert_eq!(minutes_until_morning(at(22, 0)), 600.0);
-        assert_eq!(minutes_until_morning(at(2, 30)), 330.0);
-        assert_eq!(minutes_until_morning(at(8, 0)), 1440.0);
+        assert_eq!(minutes_until(at(22, 0), MORNING), 600.0);
+        assert_eq!(minutes_until(at(2, 30), MORNING), 330.0);
+        assert_eq!(minutes_until(at(8, 0), MORNING), 1440.0);
+        assert_eq!(minutes_until(at(13, 30), EVENING), 270.0);
     }
 
     #[test]
@@ -357,13 +425,51 @@ mod tests {
 
     #[test]
     fn notifications_say_what_happened() {
+        let morning = chrono::NaiveDate::from_ymd_opt(2026, 11, 21)
+            .unwrap()
+            .and_hms_opt(9, 16, 0)
+            .unwrap();
+        let note_for = |e: &Event| super::note_for(e, morning);
         let w = note_for(&Event::Warning {
-            resources: 4,
+            resources: 2,
             sleep_in_seconds: 120.0,
+            names: vec!["web".into(), "i-1".into()],
+            sleep_at: "09:18".into(),
+            idle_seconds: 28.0 * 60.0,
+            last_input: Some("keyboard 08:48".into()),
         })
         .unwrap();
-        assert_eq!(w.summary, "Your 4 resources will sleep in 2 minutes");
-        assert_eq!(w.body, "Move the mouse to keep them awake.");
+        assert_eq!(
+            w.summary,
+            "Your 2 resources will sleep in 2 minutes (at 09:18)"
+        );
+        assert_eq!(
+            w.body,
+            "web, i-1\nWhy: no input for 28 min; last: keyboard 08:48.\nMove the mouse to keep them awake."
+        );
+        let keys: Vec<&str> = w.actions.iter().map(|a| a.0).collect();
+        assert_eq!(keys, ["keep-awake-1h", "keep-awake-evening", "sleep"]);
+        assert_eq!(w.actions[1].1, "Keep awake until 18:00");
+        assert_eq!(w.body_for(true), w.body);
+        assert!(w.body_for(false).ends_with("cloudnap hold 1h"));
+        let late = super::note_for(
+            &Event::Warning {
+                resources: 0,
+                sleep_in_seconds: 30.0,
+                names: vec![],
+                sleep_at: "19:00".into(),
+                idle_seconds: 60.0,
+                last_input: None,
+            },
+            morning + chrono::Duration::hours(10),
+        )
+        .unwrap();
+        assert_eq!(late.actions[1].1, "Keep awake until tomorrow 08:00");
+        assert!(
+            late.body.contains("Why: no input for 1 min."),
+            "{}",
+            late.body
+        );
         let ecs = ResourceId::Ecs {
             cluster_name: "c".into(),
             service_name: "web".into(),

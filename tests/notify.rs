@@ -1,0 +1,197 @@
+//! The pre-sleep warning on a real D-Bus session bus, against a fake
+//! notification server exported by the test (`org.freedesktop.Notifications`
+//! on a private `dbus-daemon --session`): the warning says what will sleep,
+//! when and why, carries the *Keep awake* / *Sleep now* buttons where the
+//! server supports actions, and a button the user chooses is carried out.
+
+mod common;
+#[path = "common/desktop.rs"]
+mod desktop;
+
+use common::*;
+use desktop::*;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zbus::zvariant::OwnedValue;
+
+const R: &str = "ca-central-1";
+const PATH: &str = "/org/freedesktop/Notifications";
+const IFACE: &str = "org.freedesktop.Notifications";
+
+/// One `Notify` call: summary, body, actions (key, label, key, label...).
+#[derive(Debug, Clone)]
+struct Shown {
+    id: u32,
+    summary: String,
+    body: String,
+    actions: Vec<String>,
+}
+
+/// A notification server that records what it is asked to show.
+struct FakeServer {
+    capabilities: Vec<String>,
+    shown: Arc<Mutex<Vec<Shown>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl FakeServer {
+    fn get_capabilities(&self) -> Vec<String> {
+        self.capabilities.clone()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        _app_name: String,
+        _replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        _hints: HashMap<String, OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut shown = self.shown.lock().unwrap();
+        let id = shown.len() as u32 + 1;
+        shown.push(Shown {
+            id,
+            summary,
+            body,
+            actions,
+        });
+        id
+    }
+
+    fn close_notification(&self, _id: u32) {}
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "fake".into(),
+            "cloudnap tests".into(),
+            "1.0".into(),
+            "1.2".into(),
+        )
+    }
+}
+
+/// The server on `bus`, with `capabilities`, and what it was asked to show.
+fn serve(
+    bus: &PrivateBus,
+    capabilities: &[&str],
+) -> (zbus::blocking::Connection, Arc<Mutex<Vec<Shown>>>) {
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let server = FakeServer {
+        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+        shown: shown.clone(),
+    };
+    let conn = zbus::blocking::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .name(IFACE)
+        .unwrap()
+        .serve_at(PATH, server)
+        .unwrap()
+        .build()
+        .unwrap();
+    (conn, shown)
+}
+
+/// A daemon on `bus` (no display, activity from `USER_ACTIVITY` only) with a
+/// 12 s timeout and a 9 s warning: the warning comes 3 s after the start.
+async fn daemon_warning_on(bus: &PrivateBus) -> (ConfigDir, Daemon, String) {
+    let id = ec2_instance(R, false, &[]).await;
+    let services = format!("ec2_instances:\n  - instance_id: {id}\n    region: {R}\n");
+    let settings = daemon_settings(
+        &[R],
+        detectors_off(json!({
+            "activity_monitor": {"inactivity_timeout_minutes": 0.2, "warning_minutes": 0.15}
+        })),
+    );
+    let cfg = ConfigDir::with_settings(&settings, &services);
+    let mut command = cfg.command(&["run"]);
+    command
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
+    let d = Daemon::spawn(command);
+    (cfg, d, id)
+}
+
+/// Waits for the warning notification.
+async fn warning(shown: &Mutex<Vec<Shown>>) -> Shown {
+    let t0 = Instant::now();
+    loop {
+        if let Some(w) = shown
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.summary.contains("will sleep"))
+        {
+            return w.clone();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no warning: {:?}",
+            shown.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_warning_has_buttons_and_keep_awake_1h_holds_for_an_hour() {
+    let bus = PrivateBus::start();
+    let (conn, shown) = serve(&bus, &["actions", "body"]);
+    let (_cfg, d, id) = daemon_warning_on(&bus).await;
+    let w = warning(&shown).await;
+    assert!(
+        w.summary
+            .starts_with("Your 1 resources will sleep in 1 minute (at "),
+        "{w:?}"
+    );
+    assert!(w.body.starts_with(&id), "what will sleep: {w:?}");
+    assert!(w.body.contains("Why: no input for "), "{w:?}");
+    assert!(!w.body.contains("cloudnap hold"), "buttons instead: {w:?}");
+    let keys: Vec<&str> = w.actions.iter().step_by(2).map(String::as_str).collect();
+    assert_eq!(keys.len(), 3, "{w:?}");
+    assert_eq!(keys[0], "keep-awake-1h");
+    assert!(keys[1] == "keep-awake-evening" || keys[1] == "keep-awake-morning");
+    assert_eq!(keys[2], "sleep");
+    assert_eq!(w.actions[1], "Keep awake 1 h");
+    assert_eq!(w.actions[5], "Sleep now");
+    let status = d.ok("STATUS").await;
+    assert_eq!(status["state"], "warning", "{status}");
+
+    // The user clicks "Keep awake 1 h" (the daemon listens once its
+    // notification is out).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    conn.emit_signal(
+        None::<()>,
+        PATH,
+        IFACE,
+        "ActionInvoked",
+        &(w.id, "keep-awake-1h"),
+    )
+    .unwrap();
+    let status: Value = d
+        .wait_status(Duration::from_secs(3), "held", |s| s["state"] == "paused")
+        .await;
+    let left = status["paused_for_seconds"].as_f64().unwrap();
+    assert!((3590.0..=3600.0).contains(&left), "{status}");
+    let hold = &status["holds"][0];
+    let ends = hold["ends_in_seconds"].as_f64().unwrap();
+    assert!((3590.0..=3600.0).contains(&ends), "{status}");
+    assert_eq!(hold["reason"], "you", "{status}");
+    assert_eq!(ec2_state(R, &id).await.0, "running");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_action_support_the_warning_says_how_to_keep_awake() {
+    let bus = PrivateBus::start();
+    let (_conn, shown) = serve(&bus, &["body"]);
+    let (_cfg, _d, _id) = daemon_warning_on(&bus).await;
+    let w = warning(&shown).await;
+    assert!(w.actions.is_empty(), "{w:?}");
+    assert!(w.body.ends_with("cloudnap hold 1h"), "{w:?}");
+}
