@@ -740,7 +740,9 @@ impl<C: CloudControl> App<C> {
 }
 
 impl<C: CloudControl> Handler for App<C> {
-    /// Carries out one command.
+    /// Carries out one command. The arms that call AWS are boxed: their
+    /// futures are large, and every command's future is as large as its
+    /// largest arm, so STATUS would otherwise copy kilobytes per datagram.
     async fn handle(&self, command: Command) -> Result<Reply, CommandError> {
         match command {
             Command::Status => self.status_reply(),
@@ -804,28 +806,33 @@ impl<C: CloudControl> Handler for App<C> {
                     state.tracker.force_sleep(t);
                 }
                 self.changed.notify_one();
-                self.run(Operation::Sleeping).await.map(Reply::Report)
+                Box::pin(self.run(Operation::Sleeping))
+                    .await
+                    .map(Reply::Report)
             }
             Command::WakeNow => {
                 self.lock().tracker.activity(now());
                 self.changed.notify_one();
-                self.run(Operation::Waking).await.map(Reply::Report)
+                Box::pin(self.run(Operation::Waking))
+                    .await
+                    .map(Reply::Report)
             }
-            Command::List { kind, region } => self.list(kind, region).await.map(Reply::Listing),
+            Command::List { kind, region } => {
+                Box::pin(self.list(kind, region)).await.map(Reply::Listing)
+            }
             Command::Start { id, count } => {
-                self.by_hand(&id, |now, saved, entry_desired| {
+                Box::pin(self.by_hand(&id, |now, saved, entry_desired| {
                     start_target(now, saved, count, entry_desired)
-                })
+                }))
                 .await
             }
-            Command::Stop { id } => self.by_hand(&id, |now, _, _| now.asleep()).await,
+            Command::Stop { id } => Box::pin(self.by_hand(&id, |now, _, _| now.asleep())).await,
             Command::ScaleEks { id, desired } => {
-                self.by_hand(&id, |now, _, _| scale_target(now, desired))
-                    .await
+                Box::pin(self.by_hand(&id, |now, _, _| scale_target(now, desired))).await
             }
             Command::Register { id, description } => {
                 let new = entry(id.clone(), description);
-                let count = self.edit_registry(move |s| s.register(new)).await?;
+                let count = Box::pin(self.edit_registry(move |s| s.register(new))).await?;
                 Ok(Reply::Registered {
                     registered: id,
                     count,
@@ -833,7 +840,7 @@ impl<C: CloudControl> Handler for App<C> {
             }
             Command::Unregister { id } => {
                 let target = id.clone();
-                let count = self.edit_registry(move |s| s.unregister(&target)).await?;
+                let count = Box::pin(self.edit_registry(move |s| s.unregister(&target))).await?;
                 Ok(Reply::Unregistered {
                     unregistered: id,
                     count,

@@ -1049,35 +1049,78 @@ fn timestamp(form: TimestampForm, now: SystemTime) -> Value {
     }
 }
 
-/// Builds the reply to a request: JSON for text commands
+/// A text command's reply: `{"ok", "command", "result"|"error", "code"?}`.
+#[derive(serde::Serialize)]
+struct TextReply<'a, T> {
+    ok: bool,
+    command: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+}
+
+/// An envelope's error content.
+#[derive(serde::Serialize)]
+struct ErrorContent<'a> {
+    message: &'a str,
+    error: &'a str,
+    request_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+}
+
+/// A reply envelope.
+#[derive(serde::Serialize)]
+struct EnvelopeReply<'a, C> {
+    id: &'a str,
+    reply_to: &'a Option<String>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    timestamp: Value,
+    source: &'static str,
+    content: C,
+}
+
+/// Either a result or an error's content, serialized as itself.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum ReplyContent<'a, T> {
+    Ok(T),
+    Err(ErrorContent<'a>),
+}
+
+/// Builds the reply to a request, serialized: JSON for text commands
 /// (`{"ok","command","result"|"error"}`), an envelope for JSON requests.
 /// Errors carry AWS's `code` when there is one. `reply_id` and `now` come
-/// from the caller.
+/// from the caller. Serialized straight from the types (no `Value` tree):
+/// this runs for every datagram.
 pub fn reply(
     format: &Format,
     result: Result<impl serde::Serialize, CommandError>,
     reply_id: &str,
     now: SystemTime,
-) -> Value {
-    let error_body = |e: &CommandError, mut body: Value| {
-        if let Some(code) = e.code() {
-            body["code"] = code.into();
-        }
-        body
-    };
-    match format {
+) -> String {
+    let text = match format {
         Format::Text { name } => {
-            let command = if name.is_empty() {
-                Value::Null
-            } else {
-                Value::from(name.as_str())
-            };
-            match result {
-                Ok(result) => json!({"ok": true, "command": command, "result": result}),
-                Err(e) => error_body(
-                    &e,
-                    json!({"ok": false, "command": command, "error": e.to_string()}),
-                ),
+            let command = (!name.is_empty()).then_some(name.as_str());
+            match &result {
+                Ok(r) => serde_json::to_string(&TextReply {
+                    ok: true,
+                    command,
+                    result: Some(r),
+                    error: None,
+                    code: None,
+                }),
+                Err(e) => serde_json::to_string(&TextReply::<()> {
+                    ok: false,
+                    command,
+                    result: None,
+                    error: Some(e.to_string()),
+                    code: e.code(),
+                }),
             }
         }
         Format::Json {
@@ -1085,24 +1128,38 @@ pub fn reply(
             kind,
             timestamp: form,
         } => {
-            let (kind, content) = match result {
-                Ok(content) => (kind.as_str(), json!(content)),
+            let message;
+            let (kind, content) = match &result {
+                Ok(r) => (kind.as_str(), ReplyContent::Ok(r)),
                 Err(e) => {
-                    let message = e.to_string();
-                    let body = json!({"message": message, "error": message, "request_type": kind});
-                    ("ERROR", error_body(&e, body))
+                    message = e.to_string();
+                    let body = ErrorContent {
+                        message: &message,
+                        error: &message,
+                        request_type: kind,
+                        code: e.code(),
+                    };
+                    ("ERROR", ReplyContent::Err(body))
                 }
             };
-            json!({
-                "id": reply_id,
-                "reply_to": id,
-                "type": kind,
-                "timestamp": timestamp(*form, now),
-                "source": "cloudnap",
-                "content": content,
+            serde_json::to_string(&EnvelopeReply {
+                id: reply_id,
+                reply_to: id,
+                kind,
+                timestamp: timestamp(*form, now),
+                source: "cloudnap",
+                content,
             })
         }
-    }
+    };
+    // Our own types always serialize; a failure would be a bug, answered
+    // as an error rather than a panic.
+    text.unwrap_or_else(|e| {
+        format!(
+            "{{\"ok\":false,\"error\":{}}}",
+            Value::from(format!("reply not serializable: {e}"))
+        )
+    })
 }
 
 /// Splits a serialized reply into datagrams of at most `max` bytes. A reply
@@ -1350,6 +1407,16 @@ mod tests {
         assert!(e.starts_with("invalid JSON at position 21"), "{e}");
     }
 
+    /// A reply, parsed back.
+    fn reply_value(
+        format: &Format,
+        result: Result<Value, CommandError>,
+        id: &str,
+        now: SystemTime,
+    ) -> Value {
+        serde_json::from_str(&reply(format, result, id, now)).unwrap()
+    }
+
     #[test]
     fn replies_have_the_documented_shapes() {
         let text = Format::Text {
@@ -1357,7 +1424,7 @@ mod tests {
         };
         let now = UNIX_EPOCH + std::time::Duration::from_millis(1_621_234_567_250);
         assert_eq!(
-            reply(&text, Ok(json!({"a":1})), "r", now),
+            reply_value(&text, Ok(json!({"a":1})), "r", now),
             json!({"ok": true, "command": "STATUS", "result": {"a": 1}})
         );
         let denied = CommandError::Cloud {
@@ -1365,7 +1432,7 @@ mod tests {
             code: Some("UnauthorizedOperation".into()),
             message: "no".into(),
         };
-        let r = reply(&text, Err::<Value, _>(denied), "r", now);
+        let r = reply_value(&text, Err::<Value, _>(denied), "r", now);
         assert_eq!(r["code"], "UnauthorizedOperation");
         assert_eq!(r["error"], "EC2 i-1 (us-east-1): UnauthorizedOperation: no");
         let j = Format::Json {
@@ -1373,7 +1440,7 @@ mod tests {
             kind: "STATUS".into(),
             timestamp: TimestampForm::Rfc3339,
         };
-        let r = reply(
+        let r = reply_value(
             &j,
             Err::<Value, _>(CommandError::Invalid("boom".into())),
             "r1",
@@ -1394,7 +1461,7 @@ mod tests {
         let now = UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_500);
         let stamp = |doc: &str| {
             let req = parse(doc.as_bytes()).unwrap();
-            reply(&req.format, Ok(json!({})), "r", now)["timestamp"].clone()
+            reply_value(&req.format, Ok(json!({})), "r", now)["timestamp"].clone()
         };
         assert_eq!(
             stamp(r#"{"id":"a","type":"STATUS","timestamp":1621234567}"#),

@@ -10,7 +10,6 @@ use crate::core::auth::{self, AuthError, Policy, ReplayGuard};
 use crate::core::protocol::{self, Command, Format, Request};
 use crate::core::reply::{CommandError, Reply};
 use crate::core::status::Event;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -90,24 +89,32 @@ fn reply_id() -> String {
     format!("{:x}-{}", start, N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Sends `reply` to `to` (and the echo address), split into parts if large.
-async fn send_reply(socket: &UdpSocket, to: SocketAddr, echo: Option<SocketAddr>, reply: Value) {
-    let reply_to = reply
-        .get("reply_to")
-        .and_then(Value::as_str)
-        .map(String::from);
-    let text = reply.to_string();
-    for datagram in protocol::split(&text, reply_to.as_deref(), MAX_REPLY) {
+/// Replies to a request of `format` with `result`: to `to` and the echo
+/// address, split into parts if large.
+async fn answer(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    echo: Option<SocketAddr>,
+    format: &Format,
+    result: Result<Reply, CommandError>,
+) {
+    let reply = protocol::reply(format, result, &reply_id(), SystemTime::now());
+    let parts = if reply.len() <= MAX_REPLY {
+        vec![reply]
+    } else {
+        let reply_to = match format {
+            Format::Json { id, .. } => id.as_deref(),
+            Format::Text { .. } => None,
+        };
+        protocol::split(&reply, reply_to, MAX_REPLY)
+    };
+    for datagram in parts {
         for dest in std::iter::once(to).chain(echo) {
             if let Err(e) = socket.send_to(datagram.as_bytes(), dest).await {
                 tracing::debug!("reply to {dest}: {e}");
             }
         }
     }
-}
-
-fn shape(format: &Format, result: Result<Reply, CommandError>) -> Value {
-    protocol::reply(format, result, &reply_id(), SystemTime::now())
 }
 
 /// A request refused before it ran, and how to reply to it.
@@ -289,7 +296,7 @@ pub async fn serve<H: Handler>(
             Ok(req) => req,
             Err(refusal) => {
                 let (format, error) = *refusal;
-                send_reply(&socket, from, echo, shape(&format, Err(error))).await;
+                answer(&socket, from, echo, &format, Err(error)).await;
                 continue;
             }
         };
@@ -297,13 +304,13 @@ pub async fn serve<H: Handler>(
             let busy = Err(CommandError::Refused(
                 "busy: too many commands in flight, try again".into(),
             ));
-            send_reply(&socket, from, echo, shape(&req.format, busy)).await;
+            answer(&socket, from, echo, &req.format, busy).await;
             continue;
         };
         let (socket, handler) = (socket.clone(), handler.clone());
         tokio::spawn(async move {
             let result = handler.handle(req.command).await;
-            send_reply(&socket, from, echo, shape(&req.format, result)).await;
+            answer(&socket, from, echo, &req.format, result).await;
             drop(permit);
         });
     }
