@@ -13,7 +13,7 @@ use crate::core::report::{format_outcomes, Action, Outcome};
 use crate::core::resource::{Capacity, Kind, ResourceId};
 use crate::core::settings::Settings;
 use crate::core::status::{
-    describe, AsleepRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
+    describe, AsleepRow, BusyRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
     StateName, Status,
 };
 use crate::manager::Manager;
@@ -86,6 +86,9 @@ struct State {
     last_activity: Option<(ActivityKind, Instant)>,
     /// Every activity detector and how it is doing.
     detectors: Vec<DetectorRow>,
+    /// What the last sleep left running because it is at work: checked
+    /// again at each state check while the user stays away.
+    busy: Vec<BusyRow>,
 }
 
 /// The application state and its reactions.
@@ -131,6 +134,7 @@ impl<C: CloudControl> App<C> {
                 operation: None,
                 last_activity: None,
                 detectors: Vec::new(),
+                busy: Vec::new(),
             }),
             settings_file,
             manager,
@@ -216,8 +220,14 @@ impl<C: CloudControl> App<C> {
                     &current.mouse,
                     &current.screen,
                     &current.audio,
-                ) != (&new.keyboard, &new.mouse, &new.screen, &new.audio)
-                    || (&current.window, &current.system_idle) != (&new.window, &new.system_idle)
+                    &current.microphone,
+                ) != (
+                    &new.keyboard,
+                    &new.mouse,
+                    &new.screen,
+                    &new.audio,
+                    &new.microphone,
+                ) || (&current.window, &current.system_idle) != (&new.window, &new.system_idle)
                     || current.screen_lock.enabled != new.screen_lock.enabled,
             ),
             ("desktop.tray", current.desktop.tray != new.desktop.tray),
@@ -334,10 +344,20 @@ impl<C: CloudControl> App<C> {
         self.lock().operation = Some(op);
         let entries = self.registry().entries;
         let result = match op {
-            Operation::Sleeping => self.manager.sleep(&entries).await,
+            Operation::Sleeping => {
+                let busy = self.settings().busy.clone();
+                self.manager.sleep(&entries, &busy).await
+            }
             Operation::Waking => self.manager.wake(&entries).await,
         };
-        self.lock().operation = None;
+        {
+            let mut state = self.lock();
+            state.operation = None;
+            state.busy = match (&result, op) {
+                (Ok(outcomes), Operation::Sleeping) => busy_rows(outcomes),
+                _ => Vec::new(),
+            };
+        }
         match result {
             Ok(outcomes) => {
                 tracing::info!("{}:\n{}", op.done(), format_outcomes(&outcomes));
@@ -422,6 +442,47 @@ impl<C: CloudControl> App<C> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!("refreshing the state: {e}"),
             }
+            self.recheck_busy().await;
+        }
+    }
+
+    /// While the user stays away, puts to sleep what the last sleep left
+    /// running because it was at work, if it is not any more; what is still
+    /// busy stays on the list for the next check.
+    async fn recheck_busy(&self) {
+        let ids: Vec<ResourceId> = {
+            let state = self.lock();
+            if state.busy.is_empty() || state.tracker.state(now()) != IdleState::Asleep {
+                return;
+            }
+            state.busy.iter().map(|b| b.resource.clone()).collect()
+        };
+        let entries: Vec<Entry> = self
+            .registry()
+            .entries
+            .into_iter()
+            .filter(|e| ids.contains(&e.id))
+            .collect();
+        let busy = self.settings().busy.clone();
+        let outcomes = match self.manager.sleep(&entries, &busy).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::warn!("checking busy resources again: {e}");
+                return;
+            }
+        };
+        {
+            let mut state = self.lock();
+            // The user came back meanwhile: the wake deals with the rest.
+            state.busy = if state.tracker.state(now()) == IdleState::Asleep {
+                busy_rows(&outcomes)
+            } else {
+                Vec::new()
+            };
+        }
+        if outcomes.iter().any(|o| o.action == Action::Stopped) {
+            tracing::info!("no longer busy, asleep:\n{}", format_outcomes(&outcomes));
+            self.emit(Event::Asleep(outcomes));
         }
     }
 
@@ -455,6 +516,7 @@ impl<C: CloudControl> App<C> {
             state: name,
             last_activity: state.last_activity.map(|(kind, at)| LastActivity {
                 kind,
+                presence: kind.is_presence(),
                 seconds_ago: t.saturating_duration_since(at).as_secs_f64(),
             }),
             sleep_in_seconds: sleep_in.map(|d| d.as_secs_f64()),
@@ -470,6 +532,7 @@ impl<C: CloudControl> App<C> {
                     since: r.since,
                 })
                 .collect(),
+            busy: state.busy.clone(),
             registered: self.registry_file.cached_len(),
             operation: state.operation,
             dry_run: self.manager.dry_run(),
@@ -550,6 +613,18 @@ impl<C: CloudControl> App<C> {
             dry_run: self.manager.dry_run(),
         })
     }
+}
+
+/// The resources a sleep's report shows as busy, with the reason.
+fn busy_rows(outcomes: &[Outcome]) -> Vec<BusyRow> {
+    outcomes
+        .iter()
+        .filter(|o| o.action == Action::Busy)
+        .map(|o| BusyRow {
+            resource: o.resource.clone(),
+            reason: o.error.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 impl<C: CloudControl> Handler for App<C> {
@@ -828,5 +903,58 @@ mod tests {
         assert_eq!(status["asleep"][0]["saved"]["desired"], 2);
         app.handle(Command::WakeNow).await.unwrap();
         assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_resource_sleeps_at_a_later_check_once_it_is_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        let cpu = ("CPUUtilization".to_string(), "s".to_string());
+        cloud.metrics.lock().unwrap().insert(cpu.clone(), 80.0);
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        let report = ask(&app, Command::SleepNow).await;
+        assert_eq!(report[0]["action"], "busy");
+        assert_eq!(report[0]["error"], "busy: CPU 80 % over 10 min");
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        let status = ask(&app, Command::Status).await;
+        assert_eq!(status["state"], "asleep");
+        assert_eq!(status["busy"][0]["reason"], "busy: CPU 80 % over 10 min");
+
+        tokio::spawn(app.clone().run_refresh(std::future::pending()));
+        // The first check (5 min) finds it still at work.
+        tokio::time::sleep(Duration::from_secs(5 * 60 + 1)).await;
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(app.status().busy.len(), 1);
+        // Then it goes quiet: the next check puts it to sleep.
+        cloud.metrics.lock().unwrap().insert(cpu, 3.0);
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 0 });
+        assert!(app.status().busy.is_empty());
+        // And the user's return wakes it exactly.
+        press(&app, ActivityKind::Keyboard);
+        assert_eq!(next_event(&mut rx).await, "awake");
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_resources_are_not_checked_again_once_the_user_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        let cpu = ("CPUUtilization".to_string(), "s".to_string());
+        cloud.metrics.lock().unwrap().insert(cpu.clone(), 80.0);
+        let (app, _rx) = app(dir.path(), cloud.clone());
+        app.handle(Command::SleepNow).await.unwrap();
+        app.handle(Command::WakeNow).await.unwrap();
+        assert!(app.status().busy.is_empty());
+        cloud.metrics.lock().unwrap().insert(cpu, 3.0);
+        tokio::spawn(app.clone().run_refresh(std::future::pending()));
+        tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::Ecs { desired: 2 },
+            "the user is here: not stopped"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! policy. Nothing here touches the OS, the network or AWS.
 
 pub mod activity;
+pub mod busy;
 pub mod idle;
 pub mod ini;
 pub mod policy;

@@ -13,6 +13,8 @@ pub enum Action {
     AlreadyAsleep,
     LeftDown,
     Protected,
+    /// At work: left running by a sleep (the reason is in the outcome's note).
+    Busy,
     StartedByHand,
     Restored,
     WouldRestore,
@@ -29,6 +31,7 @@ impl Action {
             Action::AlreadyAsleep => "already_asleep",
             Action::LeftDown => "left_down",
             Action::Protected => "protected",
+            Action::Busy => "busy",
             Action::StartedByHand => "started_by_hand",
             Action::Restored => "restored",
             Action::WouldRestore => "would_restore",
@@ -53,7 +56,7 @@ pub struct Outcome {
     pub before: Option<Capacity>,
     /// Capacity saved or restored.
     pub saved: Option<Capacity>,
-    /// Why it failed, or a warning.
+    /// Why it failed, why it is busy, or a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
