@@ -271,8 +271,8 @@ fn cbor_to_json(r: &mut &[u8]) -> Option<Value> {
         });
     }
     let n = arg(r, info)?;
-    let items = |r: &mut &[u8], n: Option<u64>, each: &mut dyn FnMut(&mut &[u8]) -> Option<()>| {
-        match n {
+    let items =
+        |r: &mut &[u8], n: Option<u64>, each: &mut dyn FnMut(&mut &[u8]) -> Option<()>| match n {
             Some(n) => (0..n).try_for_each(|_| each(r)),
             None => {
                 while r.first() != Some(&0xff) {
@@ -281,8 +281,7 @@ fn cbor_to_json(r: &mut &[u8]) -> Option<Value> {
                 *r = &r[1..];
                 Some(())
             }
-        }
-    };
+        };
     Some(match major {
         0 => Value::from(n?),
         1 => Value::from(-1 - n? as i64),
