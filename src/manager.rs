@@ -223,9 +223,12 @@ impl<C: CloudControl> Manager<C> {
                     .flatten()
             })
             .collect();
+        // What a deployment already shows busy needs no metrics.
         let targets: Vec<(ResourceId, Option<String>)> = candidates
             .iter()
-            .map(|(e, _)| (e.id.clone(), e.profile.clone()))
+            .zip(&deploying)
+            .filter(|(_, d)| d.is_none())
+            .map(|((e, _), _)| (e.id.clone(), e.profile.clone()))
             .collect();
         let batches = busy::plan(&targets, settings);
         let range = busy::range(now, settings);
@@ -244,16 +247,20 @@ impl<C: CloudControl> Manager<C> {
                 // resource up (a missing cloudwatch:GetMetricData permission
                 // must not quietly turn cloudnap off); it is noted instead.
                 tracing::warn!(
-                    "CloudWatch in {}: {e}; {} resource(s) sleep without a busy check",
+                    "CloudWatch in {}: {e}; {} metric(s) unread, their resources sleep \
+                     without a busy check",
                     batch.region,
                     batch.queries.len()
                 );
             }
         }
-        busy::judge(candidates.len(), &batches, results, settings, now)
+        let mut checks = busy::judge(targets.len(), &batches, results, settings, now).into_iter();
+        deploying
             .into_iter()
-            .zip(deploying)
-            .map(|(check, deploying)| deploying.map_or(check, Check::Busy))
+            .map(|d| match d {
+                Some(reason) => Check::Busy(reason),
+                None => checks.next().unwrap_or(Check::Idle),
+            })
             .collect()
     }
 
@@ -263,7 +270,7 @@ impl<C: CloudControl> Manager<C> {
     pub async fn sleep(
         &self,
         entries: &[Entry],
-        busy: &BusySettings,
+        veto: &BusySettings,
     ) -> Result<Vec<Outcome>, RecordsError> {
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
@@ -319,7 +326,7 @@ impl<C: CloudControl> Manager<C> {
             .filter(|c| c.3)
             .map(|(e, obs, _, _)| (*e, obs))
             .collect();
-        let mut checks = self.busy_checks(&fresh, busy).await.into_iter();
+        let mut checks = self.busy_checks(&fresh, veto).await.into_iter();
         for (entry, obs, saved, fresh) in &candidates {
             let check = if *fresh {
                 checks.next().unwrap_or(Check::Idle)
@@ -919,13 +926,17 @@ mod tests {
             Some("busy: ECS deployment in progress")
         );
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 2 });
+        assert!(
+            cloud.metric_calls.lock().unwrap().is_empty(),
+            "a deployment needs no metrics"
+        );
 
         let mut off = busy_settings();
         off.enabled = false;
         let out = m.sleep(&entries(&[&a]), &off).await.unwrap();
         assert_eq!(out[0].action, Action::Stopped);
         assert!(
-            cloud.metric_calls.lock().unwrap().len() == 1,
+            cloud.metric_calls.lock().unwrap().is_empty(),
             "not read when off"
         );
     }
