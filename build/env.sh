@@ -56,7 +56,11 @@ start_moto() {
   local var=${1:-CLOUDNAP_MOTO_URL}
   shift || true
   local port; port=$(free_port)
-  env "$@" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CLOUDNAP_CACHE/moto-$var.log" 2>&1 &
+  # MOTO_ECS_SERVICE_RUNNING: ECS services of up to 10 tasks run them all
+  # (rolloutState COMPLETED), as on AWS once a deployment is done; moto's
+  # default (none running, IN_PROGRESS) is a deployment that never ends,
+  # which cloudnap's busy veto leaves running.
+  env MOTO_ECS_SERVICE_RUNNING=10 "$@" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$CLOUDNAP_CACHE/moto-$var.log" 2>&1 &
   local moto=$!
   STARTED_PIDS+=($moto)
   export "$var=http://127.0.0.1:$port"

@@ -14,7 +14,7 @@ use crate::core::report::{format_outcomes, Action, Outcome};
 use crate::core::resource::{Capacity, Kind, ResourceId};
 use crate::core::settings::Settings;
 use crate::core::status::{
-    describe, AsleepRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
+    describe, AsleepRow, BusyRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
     StateName, Status,
 };
 use crate::manager::Manager;
@@ -105,7 +105,8 @@ struct State {
     /// What keeps resources awake on purpose (`PAUSE` is one of them).
     holds: Holds,
     /// The report of the last sleep, until the next wake: why what is up
-    /// stayed up.
+    /// stayed up, and what is busy (checked again at each state check
+    /// while the user stays away).
     last_sleep: Vec<Outcome>,
 }
 
@@ -254,8 +255,14 @@ impl<C: CloudControl> App<C> {
                     &current.mouse,
                     &current.screen,
                     &current.audio,
-                ) != (&new.keyboard, &new.mouse, &new.screen, &new.audio)
-                    || (&current.window, &current.system_idle) != (&new.window, &new.system_idle)
+                    &current.microphone,
+                ) != (
+                    &new.keyboard,
+                    &new.mouse,
+                    &new.screen,
+                    &new.audio,
+                    &new.microphone,
+                ) || (&current.window, &current.system_idle) != (&new.window, &new.system_idle)
                     || current.screen_lock.enabled != new.screen_lock.enabled,
             ),
             ("desktop.tray", current.desktop.tray != new.desktop.tray),
@@ -406,7 +413,8 @@ impl<C: CloudControl> App<C> {
                         .into_iter()
                         .partition(|e| !state.holds.covering(t, &e.id).is_empty())
                 };
-                self.manager.sleep(&free).await.map(|mut outcomes| {
+                let busy = self.settings().busy.clone();
+                self.manager.sleep(&free, &busy).await.map(|mut outcomes| {
                     outcomes.extend(held.into_iter().map(|e| Outcome {
                         resource: e.id,
                         action: Action::Held,
@@ -511,6 +519,53 @@ impl<C: CloudControl> App<C> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!("refreshing the state: {e}"),
             }
+            self.recheck_busy().await;
+        }
+    }
+
+    /// While the user stays away, puts to sleep what the last sleep left
+    /// running because it was at work, if it is not any more; what is still
+    /// busy stays on the list for the next check.
+    async fn recheck_busy(&self) {
+        let registered = self.registry().entries;
+        let entries: Vec<Entry> = {
+            let (t, state) = (now(), self.lock());
+            let busy = busy_rows(&state.last_sleep);
+            if busy.is_empty() || state.tracker.state(t) != IdleState::Asleep {
+                return;
+            }
+            registered
+                .into_iter()
+                .filter(|e| busy.iter().any(|b| b.resource == e.id))
+                .filter(|e| state.holds.covering(t, &e.id).is_empty())
+                .collect()
+        };
+        let busy = self.settings().busy.clone();
+        let outcomes = match self.manager.sleep(&entries, &busy).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::warn!("checking busy resources again: {e}");
+                return;
+            }
+        };
+        {
+            let mut state = self.lock();
+            // The user came back meanwhile: the wake deals with the rest.
+            if state.tracker.state(now()) == IdleState::Asleep {
+                for new in &outcomes {
+                    if let Some(old) = state
+                        .last_sleep
+                        .iter_mut()
+                        .find(|o| o.resource == new.resource)
+                    {
+                        *old = new.clone();
+                    }
+                }
+            }
+        }
+        if outcomes.iter().any(|o| o.action == Action::Stopped) {
+            tracing::info!("no longer busy, asleep:\n{}", format_outcomes(&outcomes));
+            self.emit(Event::Asleep(outcomes));
         }
     }
 
@@ -544,6 +599,7 @@ impl<C: CloudControl> App<C> {
             state: name,
             last_activity: state.last_activity.map(|(kind, at)| LastActivity {
                 kind,
+                presence: kind.is_presence(),
                 seconds_ago: t.saturating_duration_since(at).as_secs_f64(),
             }),
             sleep_in_seconds: sleep_in.map(|d| d.as_secs_f64()),
@@ -559,6 +615,7 @@ impl<C: CloudControl> App<C> {
                     since: r.since,
                 })
                 .collect(),
+            busy: busy_rows(&state.last_sleep),
             registered: self.registry_file.cached_len(),
             operation: state.operation,
             dry_run: self.manager.dry_run(),
@@ -737,6 +794,18 @@ impl<C: CloudControl> App<C> {
             dry_run: self.manager.dry_run(),
         })
     }
+}
+
+/// The resources a sleep's report shows as busy, with the reason.
+fn busy_rows(outcomes: &[Outcome]) -> Vec<BusyRow> {
+    outcomes
+        .iter()
+        .filter(|o| o.action == Action::Busy)
+        .map(|o| BusyRow {
+            resource: o.resource.clone(),
+            reason: o.error.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 impl<C: CloudControl> Handler for App<C> {
@@ -1094,5 +1163,58 @@ mod tests {
         assert_eq!(status["asleep"][0]["saved"]["desired"], 2);
         app.handle(Command::WakeNow).await.unwrap();
         assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_resource_sleeps_at_a_later_check_once_it_is_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        let cpu = ("CPUUtilization".to_string(), "s".to_string());
+        cloud.metrics.lock().unwrap().insert(cpu.clone(), 80.0);
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        let report = ask(&app, Command::SleepNow).await;
+        assert_eq!(report[0]["action"], "busy");
+        assert_eq!(report[0]["error"], "busy: CPU 80 % over 10 min");
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        let status = ask(&app, Command::Status).await;
+        assert_eq!(status["state"], "asleep");
+        assert_eq!(status["busy"][0]["reason"], "busy: CPU 80 % over 10 min");
+
+        tokio::spawn(app.clone().run_refresh(std::future::pending()));
+        // The first check (5 min) finds it still at work.
+        tokio::time::sleep(Duration::from_secs(5 * 60 + 1)).await;
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(app.status().busy.len(), 1);
+        // Then it goes quiet: the next check puts it to sleep.
+        cloud.metrics.lock().unwrap().insert(cpu, 3.0);
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 0 });
+        assert!(app.status().busy.is_empty());
+        // And the user's return wakes it exactly.
+        press(&app, ActivityKind::Keyboard);
+        assert_eq!(next_event(&mut rx).await, "awake");
+        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_resources_are_not_checked_again_once_the_user_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        let cpu = ("CPUUtilization".to_string(), "s".to_string());
+        cloud.metrics.lock().unwrap().insert(cpu.clone(), 80.0);
+        let (app, _rx) = app(dir.path(), cloud.clone());
+        app.handle(Command::SleepNow).await.unwrap();
+        app.handle(Command::WakeNow).await.unwrap();
+        assert!(app.status().busy.is_empty());
+        cloud.metrics.lock().unwrap().insert(cpu, 3.0);
+        tokio::spawn(app.clone().run_refresh(std::future::pending()));
+        tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::Ecs { desired: 2 },
+            "the user is here: not stopped"
+        );
     }
 }

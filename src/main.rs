@@ -258,7 +258,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 unreachable!("handled above")
             }
             Command::Check => check(&paths, &settings, &registry, &*cloud).await,
-            Command::Sleep => report(cli.json, manager.sleep(&registry.entries).await?),
+            Command::Sleep => report(
+                cli.json,
+                manager.sleep(&registry.entries, &settings.busy).await?,
+            ),
             Command::Wake => report(cli.json, manager.wake(&registry.entries).await?),
             Command::Status => {
                 let rows = manager.status(&registry.entries).await?;

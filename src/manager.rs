@@ -3,12 +3,14 @@
 //! sleep in the state file (before the mutating calls) and in AWS tags.
 
 use crate::cloud::{CloudControl, CloudError, ErrorKind};
+use crate::core::busy::{self, Check};
 use crate::core::policy::{
     decide_sleep, decide_wake, Phase, SleepDecision, SleepRecord, WakeDecision,
 };
 use crate::core::registry::Entry;
 use crate::core::report::{Action, Outcome, StatusRow};
 use crate::core::resource::{Capacity, Observed, ResourceId};
+use crate::core::settings::BusySettings;
 use crate::store::records::{Records, RecordsError, RecordsFile};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
@@ -199,13 +201,83 @@ impl<C: CloudControl> Manager<C> {
         .await
     }
 
-    /// Stops every registered resource that is up, saving its capacity first.
-    pub async fn sleep(&self, entries: &[Entry]) -> Result<Vec<Outcome>, RecordsError> {
+    /// Whether each candidate (entry and what it looks like) is at work:
+    /// an ECS deployment in progress, or its metrics over the thresholds,
+    /// read in one `GetMetricData` call per region and profile (and 500
+    /// queries).
+    async fn busy_checks(
+        &self,
+        candidates: &[(&Entry, &Observed)],
+        settings: &BusySettings,
+    ) -> Vec<Check> {
+        if !settings.enabled || candidates.is_empty() {
+            return vec![Check::Idle; candidates.len()];
+        }
+        let now = SystemTime::now();
+        let deploying: Vec<Option<String>> = candidates
+            .iter()
+            .map(|(_, obs)| {
+                settings
+                    .ecs_deployments
+                    .then(|| busy::deploying(now, &obs.deployments))
+                    .flatten()
+            })
+            .collect();
+        // What a deployment already shows busy needs no metrics.
+        let targets: Vec<(ResourceId, Option<String>)> = candidates
+            .iter()
+            .zip(&deploying)
+            .filter(|(_, d)| d.is_none())
+            .map(|((e, _), _)| (e.id.clone(), e.profile.clone()))
+            .collect();
+        let batches = busy::plan(&targets, settings);
+        let range = busy::range(now, settings);
+        let cloud = &self.cloud;
+        let results = futures::future::join_all(batches.iter().map(|b| async move {
+            cloud
+                .metric_data(&b.region, b.profile.as_deref(), &b.queries, range)
+                .await
+                .map_err(|e| e.to_string())
+        }))
+        .await;
+        for (batch, result) in batches.iter().zip(&results) {
+            if let Err(e) = result {
+                // Fail safe toward the user's intent: the timeout they set
+                // is the contract, so an unreadable metric does not keep a
+                // resource up (a missing cloudwatch:GetMetricData permission
+                // must not quietly turn cloudnap off); it is noted instead.
+                tracing::warn!(
+                    "CloudWatch in {}: {e}; {} metric(s) unread, their resources sleep \
+                     without a busy check",
+                    batch.region,
+                    batch.queries.len()
+                );
+            }
+        }
+        let mut checks = busy::judge(targets.len(), &batches, results, settings, now).into_iter();
+        deploying
+            .into_iter()
+            .map(|d| match d {
+                Some(reason) => Check::Busy(reason),
+                None => checks.next().unwrap_or(Check::Idle),
+            })
+            .collect()
+    }
+
+    /// Stops every registered resource that is up, saving its capacity
+    /// first; a resource at work (see [`crate::core::busy`]) is left running
+    /// and reported as busy.
+    pub async fn sleep(
+        &self,
+        entries: &[Entry],
+        veto: &BusySettings,
+    ) -> Result<Vec<Outcome>, RecordsError> {
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
         let observed = self.inspect_all(targets_of(entries)).await;
 
         let mut outcomes = Vec::new();
+        let mut candidates = Vec::new();
         let mut to_stop = Vec::new();
         let mut to_forget = Vec::new();
         for (entry, obs) in entries.iter().zip(observed) {
@@ -219,10 +291,10 @@ impl<C: CloudControl> Manager<C> {
             let before = Some(obs.capacity);
             let decision = decide_sleep(&obs, records.get(&entry.id));
             let (action, saved) = match decision {
-                SleepDecision::Stop { saved } if self.dry_run => (Action::WouldStop, Some(saved)),
                 SleepDecision::Stop { saved } => {
-                    records.insert(entry.id.clone(), record(entry, saved, Phase::Stopping));
-                    to_stop.push((entry.clone(), saved, obs.capacity));
+                    // A recorded sleep cut short is finished without a check.
+                    let fresh = !records.contains_key(&entry.id);
+                    candidates.push((entry, obs, saved, fresh));
                     continue;
                 }
                 SleepDecision::AlreadyAsleep { saved } => {
@@ -249,7 +321,48 @@ impl<C: CloudControl> Manager<C> {
                 error: None,
             });
         }
+        let fresh: Vec<(&Entry, &Observed)> = candidates
+            .iter()
+            .filter(|c| c.3)
+            .map(|(e, obs, _, _)| (*e, obs))
+            .collect();
+        let mut checks = self.busy_checks(&fresh, veto).await.into_iter();
+        for (entry, obs, saved, fresh) in &candidates {
+            let check = if *fresh {
+                checks.next().unwrap_or(Check::Idle)
+            } else {
+                Check::Idle
+            };
+            let note = match check {
+                Check::Busy(reason) => {
+                    tracing::info!("{}: left running, {reason}", entry.id);
+                    outcomes.push(Outcome {
+                        resource: entry.id.clone(),
+                        action: Action::Busy,
+                        before: Some(obs.capacity),
+                        saved: None,
+                        error: Some(reason),
+                    });
+                    continue;
+                }
+                Check::Unread(note) => Some(note),
+                Check::Idle => None,
+            };
+            if self.dry_run {
+                outcomes.push(Outcome {
+                    resource: entry.id.clone(),
+                    action: Action::WouldStop,
+                    before: Some(obs.capacity),
+                    saved: Some(*saved),
+                    error: note,
+                });
+            } else {
+                records.insert(entry.id.clone(), record(entry, *saved, Phase::Stopping));
+                to_stop.push(((*entry).clone(), *saved, obs.capacity, note));
+            }
+        }
         if self.dry_run {
+            sort(&mut outcomes);
             return Ok(outcomes);
         }
         // The record is on disk before any mutating call.
@@ -260,7 +373,7 @@ impl<C: CloudControl> Manager<C> {
             .write_sleep_tags(
                 to_stop
                     .iter()
-                    .map(|(e, saved, _)| (e.id.clone(), e.profile.clone(), Some(*saved)))
+                    .map(|(e, saved, _, _)| (e.id.clone(), e.profile.clone(), Some(*saved)))
                     .collect(),
             )
             .await;
@@ -268,7 +381,7 @@ impl<C: CloudControl> Manager<C> {
             .set_capacities(
                 to_stop
                     .iter()
-                    .map(|(e, saved, _)| (e.id.clone(), e.profile.clone(), saved.asleep()))
+                    .map(|(e, saved, _, _)| (e.id.clone(), e.profile.clone(), saved.asleep()))
                     .collect(),
             )
             .await;
@@ -276,19 +389,19 @@ impl<C: CloudControl> Manager<C> {
             .iter()
             .zip(tagged.iter().zip(&stops))
             .filter(|(_, (tag, stop))| tag.is_ok() && stop.is_err())
-            .map(|((e, _, _), _)| (e.id.clone(), e.profile.clone(), None));
+            .map(|((e, _, _, _), _)| (e.id.clone(), e.profile.clone(), None));
         let forget = to_forget
             .iter()
             .map(|e| (e.id.clone(), e.profile.clone(), None));
         let _ = self.write_sleep_tags(undo.chain(forget).collect()).await;
         let stopped = to_stop.into_iter().zip(tagged.into_iter().zip(stops)).map(
-            |((entry, saved, before), (tagged, stop))| {
+            |((entry, saved, before, note), (tagged, stop))| {
                 let error = match (&stop, tagged) {
                     (Err(e), _) => Some(e.to_string()),
                     (Ok(()), Err(e)) => {
                         Some(format!("stopped, but the sleep tag was not written: {e}"))
                     }
-                    _ => None,
+                    _ => note,
                 };
                 (entry, before, saved, stop.is_ok(), error)
             },
@@ -621,6 +734,17 @@ mod tests {
             .collect()
     }
 
+    fn busy_settings() -> BusySettings {
+        crate::core::settings::Settings::default().busy
+    }
+
+    fn ec2(n: u32, region: &str) -> ResourceId {
+        ResourceId::Ec2 {
+            instance_id: format!("i-{n:017x}"),
+            region: region.into(),
+        }
+    }
+
     fn setup(dry_run: bool) -> (tempfile::TempDir, Arc<FakeCloud>, Manager<FakeCloud>) {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
@@ -640,7 +764,10 @@ mod tests {
         cloud.add(&a, Capacity::Ecs { desired: 3 });
         cloud.add(&b, Capacity::Ecs { desired: 1 });
         cloud.deny.lock().unwrap().push(b.clone());
-        let out = m.sleep(&entries(&[&a, &b, &missing])).await.unwrap();
+        let out = m
+            .sleep(&entries(&[&a, &b, &missing]), &busy_settings())
+            .await
+            .unwrap();
         let action = |id: &ResourceId| out.iter().find(|o| &o.resource == id).unwrap().action;
         assert_eq!(action(&a), Action::Stopped);
         assert_eq!(action(&b), Action::Failed);
@@ -666,7 +793,7 @@ mod tests {
         cloud.add(&a, Capacity::Ecs { desired: 2 });
         // Deny everything: the record must have been written, then dropped.
         cloud.deny.lock().unwrap().push(a.clone());
-        let out = m.sleep(&entries(&[&a])).await.unwrap();
+        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
         assert_eq!(out[0].action, Action::Failed);
         assert!(m.state.path().exists(), "written before the calls");
         assert!(m.records().unwrap().is_empty());
@@ -677,7 +804,7 @@ mod tests {
         let (_d, cloud, m) = setup(true);
         let a = ecs("a");
         cloud.add(&a, Capacity::Ecs { desired: 2 });
-        let out = m.sleep(&entries(&[&a])).await.unwrap();
+        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
         assert_eq!(out[0].action, Action::WouldStop);
         assert!(cloud.calls.lock().unwrap().is_empty());
         assert!(!m.state.path().exists());
@@ -688,7 +815,7 @@ mod tests {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
         cloud.add(&a, Capacity::Ecs { desired: 2 });
-        m.sleep(&entries(&[&a])).await.unwrap();
+        m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
         // Someone scales it to 5 by hand.
         cloud
             .resources
@@ -697,7 +824,7 @@ mod tests {
             .get_mut(&a)
             .unwrap()
             .capacity = Capacity::Ecs { desired: 5 };
-        let out = m.sleep(&entries(&[&a])).await.unwrap();
+        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
         assert_eq!(out[0].action, Action::StartedByHand);
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
         assert_eq!(cloud.get(&a).sleep_tag, None);
@@ -711,9 +838,141 @@ mod tests {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
         cloud.add(&a, Capacity::Ecs { desired: 4 });
-        m.sleep(&entries(&[&a])).await.unwrap();
+        m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
         let out = m.wake(&[]).await.unwrap();
         assert_eq!(out[0].action, Action::Restored);
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 4 });
+    }
+
+    #[tokio::test]
+    async fn busy_resources_stay_up_with_the_reason_in_one_metric_read_per_region() {
+        let (_d, cloud, m) = setup(false);
+        let (busy, idle, quiet, other) = (
+            ec2(1, "eu-west-1"),
+            ec2(2, "eu-west-1"),
+            ecs("quiet"),
+            ec2(3, "us-west-2"),
+        );
+        for id in [&busy, &idle, &other] {
+            cloud.add(id, Capacity::Ec2 { running: true });
+        }
+        cloud.add(&quiet, Capacity::Ecs { desired: 2 });
+        let cpu = |id: &ResourceId| ("CPUUtilization".to_string(), id.name());
+        cloud.metrics.lock().unwrap().extend([
+            (cpu(&busy), 63.0),
+            (cpu(&idle), 2.0),
+            (("CPUUtilization".into(), "quiet".into()), 1.0),
+        ]);
+
+        let out = m
+            .sleep(&entries(&[&busy, &idle, &quiet, &other]), &busy_settings())
+            .await
+            .unwrap();
+        let row = |id: &ResourceId| out.iter().find(|o| &o.resource == id).unwrap().clone();
+        assert_eq!(row(&busy).action, Action::Busy);
+        assert_eq!(
+            row(&busy).error.as_deref(),
+            Some("busy: CPU 63 % over 10 min")
+        );
+        assert_eq!(cloud.get(&busy).capacity, Capacity::Ec2 { running: true });
+        assert_eq!(cloud.get(&busy).sleep_tag, None, "not tagged either");
+        assert!(!m.records().unwrap().contains_key(&busy), "not recorded");
+        for id in [&idle, &quiet, &other] {
+            assert_eq!(row(id).action, Action::Stopped, "{id}");
+            assert_eq!(row(id).error, None);
+        }
+        let mut calls = cloud.metric_calls.lock().unwrap().clone();
+        calls.sort();
+        // The ECS service is in us-east-1.
+        assert_eq!(
+            calls,
+            ["eu-west-1", "us-east-1", "us-west-2"],
+            "one read per region"
+        );
+
+        // Once its CPU drops, the next sleep puts it to sleep too; what is
+        // asleep already is not read again.
+        cloud.metrics.lock().unwrap().insert(cpu(&busy), 4.0);
+        cloud.metric_calls.lock().unwrap().clear();
+        let out = m
+            .sleep(&entries(&[&busy, &idle]), &busy_settings())
+            .await
+            .unwrap();
+        assert_eq!(out[0].action, Action::Stopped);
+        assert_eq!(out[1].action, Action::AlreadyAsleep);
+        assert_eq!(cloud.metric_calls.lock().unwrap().len(), 1);
+        assert_eq!(cloud.get(&busy).capacity, Capacity::Ec2 { running: false });
+    }
+
+    #[tokio::test]
+    async fn an_ecs_deployment_in_progress_is_busy_and_the_veto_can_be_turned_off() {
+        let (_d, cloud, m) = setup(false);
+        let a = ecs("deploying");
+        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        cloud
+            .resources
+            .lock()
+            .unwrap()
+            .get_mut(&a)
+            .unwrap()
+            .deployments = vec![busy::Deployment {
+            in_progress: true,
+            created: Some(SystemTime::now()),
+        }];
+        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        assert_eq!(out[0].action, Action::Busy);
+        assert_eq!(
+            out[0].error.as_deref(),
+            Some("busy: ECS deployment in progress")
+        );
+        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 2 });
+        assert!(
+            cloud.metric_calls.lock().unwrap().is_empty(),
+            "a deployment needs no metrics"
+        );
+
+        let mut off = busy_settings();
+        off.enabled = false;
+        let out = m.sleep(&entries(&[&a]), &off).await.unwrap();
+        assert_eq!(out[0].action, Action::Stopped);
+        assert!(
+            cloud.metric_calls.lock().unwrap().is_empty(),
+            "not read when off"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreadable_metrics_do_not_keep_anything_up_but_are_noted() {
+        let (_d, cloud, m) = setup(false);
+        let a = ec2(1, "eu-west-1");
+        cloud.add(&a, Capacity::Ec2 { running: true });
+        cloud
+            .metrics
+            .lock()
+            .unwrap()
+            .insert(("CPUUtilization".into(), a.name()), 99.0);
+        *cloud.deny_metrics.lock().unwrap() = true;
+        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        assert_eq!(out[0].action, Action::Stopped);
+        assert_eq!(
+            out[0].error.as_deref(),
+            Some("busy check skipped: CloudWatch: AccessDeniedException: denied")
+        );
+        assert_eq!(cloud.get(&a).capacity, Capacity::Ec2 { running: false });
+    }
+
+    #[tokio::test]
+    async fn dry_run_reports_busy_resources_too() {
+        let (_d, cloud, m) = setup(true);
+        let a = ec2(1, "eu-west-1");
+        cloud.add(&a, Capacity::Ec2 { running: true });
+        cloud
+            .metrics
+            .lock()
+            .unwrap()
+            .insert(("CPUUtilization".into(), a.name()), 50.0);
+        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        assert_eq!(out[0].action, Action::Busy);
+        assert!(cloud.calls.lock().unwrap().is_empty());
     }
 }

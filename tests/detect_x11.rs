@@ -22,7 +22,7 @@ fn start(settings_json: &str) -> mpsc::UnboundedReceiver<Activity> {
     require_display();
     let base = r#"{"keyboard":{"enabled":false},"mouse":{"enabled":false},"window":{"enabled":false},
         "system_idle":{"enabled":false},"screen":{"enabled":false},"audio":{"enabled":false},
-        "screen_lock":{"enabled":false}}"#;
+        "microphone":{"enabled":false},"screen_lock":{"enabled":false}}"#;
     let mut merged: serde_json::Value = serde_json::from_str(base).unwrap();
     let extra: serde_json::Value = serde_json::from_str(settings_json).unwrap();
     for (k, v) in extra.as_object().unwrap() {

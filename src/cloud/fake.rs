@@ -1,11 +1,13 @@
 //! An in-memory [`CloudControl`] for unit tests of the core and the manager.
 
 use super::{CloudControl, CloudError, ErrorKind, Identity};
+use crate::core::busy::{Datapoint, Deployment, MetricQuery};
 use crate::core::resource::{
     Capacity, Ec2Instance, EcsService, EksNodegroup, Observed, ResourceId,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 /// One fake resource.
 #[derive(Debug, Clone)]
@@ -13,6 +15,7 @@ pub struct FakeResource {
     pub capacity: Capacity,
     pub protected: bool,
     pub sleep_tag: Option<Capacity>,
+    pub deployments: Vec<Deployment>,
 }
 
 /// Resources in memory, a log of mutating calls, and injectable failures.
@@ -23,6 +26,14 @@ pub struct FakeCloud {
     pub calls: Mutex<Vec<(&'static str, ResourceId)>>,
     /// Resources whose mutating calls fail with AccessDenied.
     pub deny: Mutex<Vec<ResourceId>>,
+    /// The value every datapoint of a metric has, by (metric name, last
+    /// dimension's value: instance id, service name); a metric not here
+    /// has no datapoints.
+    pub metrics: Mutex<HashMap<(String, String), f64>>,
+    /// The regions of the `metric_data` calls, in order.
+    pub metric_calls: Mutex<Vec<String>>,
+    /// Whether `metric_data` fails with AccessDenied.
+    pub deny_metrics: Mutex<bool>,
 }
 
 impl FakeCloud {
@@ -34,6 +45,7 @@ impl FakeCloud {
                 capacity,
                 protected: false,
                 sleep_tag: None,
+                deployments: Vec::new(),
             },
         );
     }
@@ -76,6 +88,7 @@ impl CloudControl for FakeCloud {
             protected: r.protected,
             sleep_tag: r.sleep_tag,
             status: r.capacity.to_string(),
+            deployments: r.deployments.clone(),
         })
     }
 
@@ -95,6 +108,36 @@ impl CloudControl for FakeCloud {
         saved: Option<Capacity>,
     ) -> Result<(), CloudError> {
         self.mutate("set_sleep_tag", id, |r| r.sleep_tag = saved)
+    }
+
+    async fn metric_data(
+        &self,
+        region: &str,
+        _: Option<&str>,
+        queries: &[MetricQuery],
+        (_, end): (SystemTime, SystemTime),
+    ) -> Result<Vec<Vec<Datapoint>>, CloudError> {
+        self.metric_calls.lock().unwrap().push(region.to_string());
+        if *self.deny_metrics.lock().unwrap() {
+            return Err(CloudError::from_code(
+                Some("AccessDeniedException"),
+                "denied",
+            ));
+        }
+        let metrics = self.metrics.lock().unwrap();
+        Ok(queries
+            .iter()
+            .map(|q| {
+                let key = (
+                    q.metric.to_string(),
+                    q.dimensions.last().map(|d| d.1.clone()).unwrap_or_default(),
+                );
+                metrics
+                    .get(&key)
+                    .map(|&value| vec![Datapoint { at: end, value }])
+                    .unwrap_or_default()
+            })
+            .collect())
     }
 
     async fn list_ec2(&self, _: &str, _: Option<&str>) -> Result<Vec<Ec2Instance>, CloudError> {

@@ -5,10 +5,12 @@ pub mod aws;
 #[cfg(test)]
 pub mod fake;
 
+use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
     Capacity, Ec2Instance, EcsService, EksNodegroup, Observed, ResourceId,
 };
 use std::future::Future;
+use std::time::SystemTime;
 
 /// What kind of failure a cloud call had, so callers can branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +151,18 @@ pub trait CloudControl: Send + Sync + 'static {
             self.set_sleep_tag(id, profile, *saved)
         })
     }
+
+    /// The datapoints of each query (in order) from `start` to `end`, at
+    /// [`crate::core::busy::PERIOD_SECONDS`], in one region: one
+    /// `GetMetricData` call per [`crate::core::busy::MAX_QUERIES_PER_CALL`]
+    /// queries (plus one per further page of results).
+    fn metric_data(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+        queries: &[MetricQuery],
+        range: (SystemTime, SystemTime),
+    ) -> impl Future<Output = Result<Vec<Vec<Datapoint>>, CloudError>> + Send;
 
     /// All EC2 instances in a region.
     fn list_ec2(

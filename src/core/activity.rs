@@ -12,7 +12,11 @@ pub enum ActivityKind {
     Mouse,
     Screen,
     Window,
+    /// Sound playing on the output: keeps awake, but is a weaker signal
+    /// than presence (see [`Self::is_presence`]).
     Audio,
+    /// A microphone in use (a call, a recording): the user is there.
+    Microphone,
     /// The OS's own idle time went down: some input happened.
     SystemIdle,
     /// A `USER_ACTIVITY` command or a similar explicit signal.
@@ -39,6 +43,7 @@ impl ActivityKind {
             ActivityKind::Screen => "screen",
             ActivityKind::Window => "window",
             ActivityKind::Audio => "audio",
+            ActivityKind::Microphone => "microphone",
             ActivityKind::SystemIdle => "system_idle",
             ActivityKind::Command => "command",
             ActivityKind::WaylandIdle => "wayland_idle",
@@ -53,6 +58,30 @@ impl ActivityKind {
     pub fn is_activity(self) -> bool {
         self != ActivityKind::Locked
     }
+
+    /// Whether this shows the user is there, like input. Sound playing does
+    /// not (a video or music may play to an empty room): it keeps resources
+    /// awake all the same, and STATUS shows it as the weaker signal.
+    pub fn is_presence(self) -> bool {
+        self.is_activity() && self != ActivityKind::Audio
+    }
+}
+
+/// A recording stream of the sound server (a source output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recording {
+    /// The source it records from.
+    pub source: u32,
+    /// Corked: open but not capturing.
+    pub paused: bool,
+}
+
+/// Whether a microphone is in use: a recording that is not paused, from a
+/// source that is not the monitor of an output (`monitors`: their indexes).
+pub fn microphone_in_use(recordings: &[Recording], monitors: &[u32]) -> bool {
+    recordings
+        .iter()
+        .any(|r| !r.paused && !monitors.contains(&r.source))
 }
 
 /// One observation of activity.
@@ -179,6 +208,25 @@ mod tests {
         assert!(ActivityKind::Unlocked.is_activity());
         assert!(ActivityKind::WaylandIdle.is_activity());
         assert_eq!(ActivityKind::Locked.name(), "locked");
+    }
+
+    #[test]
+    fn only_a_live_recording_of_a_non_monitor_source_is_a_microphone_in_use() {
+        let rec = |source, paused| Recording { source, paused };
+        let monitors = [1, 3];
+        assert!(!microphone_in_use(&[], &monitors));
+        assert!(
+            !microphone_in_use(&[rec(1, false)], &monitors),
+            "what plays"
+        );
+        assert!(!microphone_in_use(&[rec(2, true)], &monitors), "paused");
+        assert!(microphone_in_use(
+            &[rec(1, false), rec(2, false)],
+            &monitors
+        ));
+        assert!(ActivityKind::Microphone.is_presence());
+        assert!(!ActivityKind::Audio.is_presence() && ActivityKind::Audio.is_activity());
+        assert!(!ActivityKind::Locked.is_presence());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod busy;
 pub mod holds;
 pub mod idle;
 pub mod ini;

@@ -123,6 +123,7 @@ mod tests {
             protected: false,
             sleep_tag: None,
             status: String::new(),
+            deployments: Vec::new(),
         }
     }
 

@@ -15,6 +15,8 @@ pub enum Action {
     Protected,
     /// Skipped: a hold keeps it awake.
     Held,
+    /// At work: left running by a sleep (the reason is in the outcome's note).
+    Busy,
     StartedByHand,
     Restored,
     WouldRestore,
@@ -32,6 +34,7 @@ impl Action {
             Action::LeftDown => "left_down",
             Action::Protected => "protected",
             Action::Held => "held",
+            Action::Busy => "busy",
             Action::StartedByHand => "started_by_hand",
             Action::Restored => "restored",
             Action::WouldRestore => "would_restore",
@@ -56,7 +59,7 @@ pub struct Outcome {
     pub before: Option<Capacity>,
     /// Capacity saved or restored.
     pub saved: Option<Capacity>,
-    /// Why it failed, or a warning.
+    /// Why it failed, why it is busy, or a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

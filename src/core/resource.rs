@@ -198,6 +198,9 @@ pub struct Observed {
     pub sleep_tag: Option<Capacity>,
     /// AWS status text (EC2 state name, ECS/EKS status), for display.
     pub status: String,
+    /// An ECS service's deployments (empty for other kinds), for the busy
+    /// veto.
+    pub deployments: Vec<crate::core::busy::Deployment>,
 }
 
 /// An EC2 instance as listed.

@@ -4,7 +4,9 @@
 //! and invalid values produce an error naming the key and what is allowed.
 //! Keys starting with `_` are comments and are ignored.
 
+use crate::core::busy::RULES;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -70,6 +72,14 @@ pub struct AudioSettings {
     pub volume_threshold: f64,
 }
 
+/// Microphone-in-use detector (calls, recordings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MicrophoneSettings {
+    pub enabled: bool,
+    /// How often presence is reported while a recording runs.
+    pub check_interval_sec: f64,
+}
+
 /// Active-window detector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowSettings {
@@ -108,6 +118,27 @@ pub struct AwsSettings {
     pub dry_run: bool,
     /// Upper bound on AWS calls in flight at once.
     pub max_concurrent_calls: usize,
+}
+
+/// The busy veto: resources at work (by their CloudWatch metrics, or an ECS
+/// deployment in progress) are left running by a sleep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusySettings {
+    pub enabled: bool,
+    /// How far back the metrics are read.
+    pub window: Duration,
+    /// An ECS service with a deployment in progress is busy.
+    pub ecs_deployments: bool,
+    /// The threshold of each enabled rule of [`crate::core::busy::RULES`],
+    /// by its settings key; a rule without one is off.
+    pub thresholds: BTreeMap<&'static str, f64>,
+}
+
+impl BusySettings {
+    /// The threshold of the rule with settings key `setting`, if it is on.
+    pub fn threshold(&self, setting: &str) -> Option<f64> {
+        self.thresholds.get(setting).copied()
+    }
 }
 
 /// UDP command server.
@@ -165,10 +196,12 @@ pub struct Settings {
     pub mouse: MouseSettings,
     pub screen: ScreenSettings,
     pub audio: AudioSettings,
+    pub microphone: MicrophoneSettings,
     pub window: WindowSettings,
     pub system_idle: SystemIdleSettings,
     pub screen_lock: ScreenLockSettings,
     pub aws: AwsSettings,
+    pub busy: BusySettings,
     pub udp: UdpSettings,
     pub desktop: DesktopSettings,
 }
@@ -215,10 +248,12 @@ struct Sections {
     mouse: MouseSettings,
     screen: ScreenSettings,
     audio: AudioSettings,
+    microphone: MicrophoneSettings,
     window: WindowSettings,
     system_idle: SystemIdleSettings,
     screen_lock: ScreenLockSettings,
     aws: AwsSettings,
+    busy: BusySettings,
     udp: UdpSettings,
     desktop: DesktopSettings,
 }
@@ -251,10 +286,12 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
             "mouse",
             "screen",
             "audio",
+            "microphone",
             "window",
             "system_idle",
             "screen_lock",
             "aws",
+            "busy",
             "udp_server",
             "desktop",
         ],
@@ -265,10 +302,12 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
         mouse: mouse(c, &root),
         screen: screen(c, &root),
         audio: audio(c, &root),
+        microphone: microphone(c, &root),
         window: window(c, &root),
         system_idle: system_idle(c, &root),
         screen_lock: screen_lock(c, &root),
         aws: aws(c, &root),
+        busy: busy(c, &root),
         udp: udp_server(c, &root),
         desktop: desktop(c, &root),
     }
@@ -304,10 +343,12 @@ fn resolve(s: Sections, c: &mut Checker) -> Settings {
         mouse: s.mouse,
         screen: s.screen,
         audio: s.audio,
+        microphone: s.microphone,
         window: s.window,
         system_idle: s.system_idle,
         screen_lock: s.screen_lock,
         aws: s.aws,
+        busy: s.busy,
         udp: s.udp,
         desktop: s.desktop,
     }
@@ -372,6 +413,14 @@ fn audio(c: &mut Checker, root: &Sec) -> AudioSettings {
     }
 }
 
+fn microphone(c: &mut Checker, root: &Sec) -> MicrophoneSettings {
+    let s = c.sec(root, "microphone", &["enabled", "check_interval_sec"]);
+    MicrophoneSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        check_interval_sec: c.num(&s, "check_interval_sec", 5.0, 0.1, 3600.0),
+    }
+}
+
 fn window(c: &mut Checker, root: &Sec) -> WindowSettings {
     let s = c.sec(root, "window", &["enabled", "check_interval_sec"]);
     WindowSettings {
@@ -430,6 +479,21 @@ fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
         )),
         dry_run: c.boolean(&s, "dry_run", false),
         max_concurrent_calls: c.int(&s, "max_concurrent_calls", 16, 1, 256) as usize,
+    }
+}
+
+fn busy(c: &mut Checker, root: &Sec) -> BusySettings {
+    let mut known = vec!["enabled", "window_minutes", "ecs_deployments"];
+    known.extend(RULES.iter().map(|r| r.setting));
+    let s = c.sec(root, "busy", &known);
+    BusySettings {
+        enabled: c.boolean(&s, "enabled", true),
+        window: minutes(c.num(&s, "window_minutes", 10.0, 1.0, 1440.0)),
+        ecs_deployments: c.boolean(&s, "ecs_deployments", true),
+        thresholds: RULES
+            .iter()
+            .filter_map(|r| Some((r.setting, c.threshold(&s, r.setting, r.default, r.max)?)))
+            .collect(),
     }
 }
 
@@ -593,6 +657,26 @@ impl Checker {
         }
     }
 
+    /// A threshold: the default when missing, off (`None`) when `null` or 0.
+    fn threshold(&mut self, s: &Sec, key: &str, default: f64, max: f64) -> Option<f64> {
+        match s.map.and_then(|m| m.get(key)) {
+            None => Some(default),
+            Some(Value::Null) => None,
+            Some(v) => match v.as_f64() {
+                Some(0.0) => None,
+                Some(n) if n > 0.0 && n <= max => Some(n),
+                _ => {
+                    self.bad(
+                        &s.key(key),
+                        &format!("a number from 0 to {max}, or null (0 and null turn it off)"),
+                        v,
+                    );
+                    None
+                }
+            },
+        }
+    }
+
     fn opt_int(&mut self, s: &Sec, key: &str, min: u64, max: u64) -> Option<u64> {
         let v = s.get(key)?;
         match v.as_u64() {
@@ -733,6 +817,31 @@ mod tests {
         let err = Settings::parse(r#"{"udp_server":{"token":"my:secret"}}"#).unwrap_err();
         assert!(err.to_string().contains("udp_server.token"), "{err}");
         assert!(!err.to_string().contains("my:secret"), "{err}");
+    }
+
+    #[test]
+    fn busy_thresholds_default_and_turn_off_with_null_or_zero() {
+        let s = Settings::default().busy;
+        assert!(s.enabled && s.ecs_deployments);
+        assert_eq!(s.window, Duration::from_secs(600));
+        assert_eq!(s.threshold("ec2_cpu_percent"), Some(10.0));
+        assert_eq!(s.threshold("ecs_cpu_percent"), Some(10.0));
+        assert_eq!(s.threshold("ec2_network_kb_per_second"), Some(100.0));
+        let (s, w) = Settings::parse(
+            r#"{"busy":{"window_minutes":5,"ec2_cpu_percent":null,"ecs_cpu_percent":0,"ec2_network_kb_per_second":50}}"#,
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.busy.window, Duration::from_secs(300));
+        assert_eq!(s.busy.threshold("ec2_cpu_percent"), None);
+        assert_eq!(s.busy.threshold("ecs_cpu_percent"), None);
+        assert_eq!(s.busy.threshold("ec2_network_kb_per_second"), Some(50.0));
+        let err = Settings::parse(r#"{"busy":{"ec2_cpu_percent":150}}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`busy.ec2_cpu_percent` must be a number from 0 to 100"),
+            "{err}"
+        );
     }
 
     #[test]

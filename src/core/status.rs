@@ -60,6 +60,9 @@ impl Serialize for Operation {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LastActivity {
     pub kind: ActivityKind,
+    /// Whether it shows the user is there (input, a microphone in use), or
+    /// is a weaker signal that only keeps resources awake (sound playing).
+    pub presence: bool,
     pub seconds_ago: f64,
 }
 
@@ -72,6 +75,15 @@ pub struct AsleepRow {
     pub phase: Phase,
     /// Unix seconds when the sleep was recorded.
     pub since: u64,
+}
+
+/// A resource a sleep left running because it is at work; it is checked
+/// again while the user stays away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BusyRow {
+    pub resource: ResourceId,
+    /// `busy: CPU 63 % over 10 min`.
+    pub reason: String,
 }
 
 /// How an activity detector is doing.
@@ -160,6 +172,8 @@ pub struct Status {
     /// Seconds until a pause ends.
     pub paused_for_seconds: Option<f64>,
     pub asleep: Vec<AsleepRow>,
+    /// What the last sleep left running because it is at work.
+    pub busy: Vec<BusyRow>,
     /// Entries in services.yaml.
     pub registered: usize,
     pub operation: Option<Operation>,

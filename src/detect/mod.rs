@@ -10,6 +10,8 @@ mod heartbeat;
 mod input;
 #[cfg(target_os = "linux")]
 mod lock;
+#[cfg(target_os = "linux")]
+mod microphone;
 mod screen;
 pub mod session;
 #[cfg(target_os = "linux")]
@@ -166,6 +168,11 @@ pub fn plan(settings: &Settings, env: &session::SessionEnv) -> (Vec<DetectorRow>
             w.enabled,
             Box::new(move || Box::new(window::WindowSource::new(&w))),
         ),
+        #[cfg(target_os = "linux")]
+        (Microphone, settings.microphone.enabled, {
+            let mic = settings.microphone.clone();
+            Box::new(move || Box::new(microphone::MicrophoneSource::new(&mic)))
+        }),
         #[cfg(target_os = "linux")]
         (SystemIdle, si.enabled, {
             let si = si.clone();

@@ -34,6 +34,8 @@ pub enum Detector {
     /// Screen sampling (xcap).
     Screen,
     Audio,
+    /// A microphone in use, from the sound server's recordings.
+    Microphone,
     /// The active window (active-win-pos-rs).
     Window,
     /// X's MIT-SCREEN-SAVER idle time.
@@ -53,6 +55,7 @@ impl Detector {
             Detector::Input => "keyboard/mouse",
             Detector::Screen => "screen",
             Detector::Audio => "audio",
+            Detector::Microphone => "microphone",
             Detector::Window => "window",
             Detector::SystemIdle => "system_idle",
             Detector::WaylandIdle => "wayland_idle",
@@ -126,7 +129,9 @@ pub fn plan(env: &SessionEnv) -> Plan {
     use Detector::*;
     let (start, not_input_truth) = match session {
         SessionKind::X11 => (
-            vec![Input, Screen, Audio, Window, SystemIdle, ScreenLock],
+            vec![
+                Input, Screen, Audio, Microphone, Window, SystemIdle, ScreenLock,
+            ],
             vec![],
         ),
         SessionKind::Wayland => {
@@ -144,7 +149,7 @@ pub fn plan(env: &SessionEnv) -> Plan {
             if desktop == Desktop::Other {
                 start.push(Screen);
             }
-            start.extend([Audio, ScreenLock]);
+            start.extend([Audio, Microphone, ScreenLock]);
             let blind = start
                 .iter()
                 .copied()
@@ -152,7 +157,7 @@ pub fn plan(env: &SessionEnv) -> Plan {
                 .collect();
             (start, blind)
         }
-        SessionKind::Headless => (vec![Audio, ScreenLock], vec![]),
+        SessionKind::Headless => (vec![Audio, Microphone, ScreenLock], vec![]),
     };
     Plan {
         session,
@@ -215,7 +220,7 @@ mod tests {
         assert_eq!(p.session, SessionKind::X11);
         assert_eq!(
             p.start,
-            vec![Input, Screen, Audio, Window, SystemIdle, ScreenLock]
+            vec![Input, Screen, Audio, Microphone, Window, SystemIdle, ScreenLock]
         );
         assert!(p.not_input_truth.is_empty());
         // GNOME on X11: X's idle time works, no need for IdleMonitor.
@@ -230,13 +235,24 @@ mod tests {
         assert_eq!(p.desktop, Desktop::Other);
         assert_eq!(
             p.start,
-            vec![WaylandIdle, Input, Window, Screen, Audio, ScreenLock]
+            vec![
+                WaylandIdle,
+                Input,
+                Window,
+                Screen,
+                Audio,
+                Microphone,
+                ScreenLock
+            ]
         );
         assert!(!p.start.contains(&SystemIdle), "Xwayland has no idle time");
         assert_eq!(p.not_input_truth, vec![Input, Window, Screen]);
         // No Xwayland: nothing X-based at all.
         let p = plan(&env(Some("wayland"), true, false, None));
-        assert_eq!(p.start, vec![WaylandIdle, Screen, Audio, ScreenLock]);
+        assert_eq!(
+            p.start,
+            vec![WaylandIdle, Screen, Audio, Microphone, ScreenLock]
+        );
         assert_eq!(p.not_input_truth, vec![Screen]);
     }
 
@@ -244,11 +260,17 @@ mod tests {
     fn gnome_and_kde_on_wayland() {
         let p = plan(&env(Some("wayland"), true, true, Some("GNOME")));
         assert_eq!(p.desktop, Desktop::Gnome);
-        assert_eq!(p.start, vec![GnomeIdle, Input, Window, Audio, ScreenLock]);
+        assert_eq!(
+            p.start,
+            vec![GnomeIdle, Input, Window, Audio, Microphone, ScreenLock]
+        );
         assert_eq!(p.not_input_truth, vec![Input, Window]);
         let p = plan(&env(Some("wayland"), true, true, Some("KDE")));
         assert_eq!(p.desktop, Desktop::Kde);
-        assert_eq!(p.start, vec![WaylandIdle, Input, Window, Audio, ScreenLock]);
+        assert_eq!(
+            p.start,
+            vec![WaylandIdle, Input, Window, Audio, Microphone, ScreenLock]
+        );
     }
 
     #[test]
@@ -272,7 +294,7 @@ mod tests {
         );
         let p = plan(&env(Some("tty"), false, false, None));
         assert_eq!(p.session, SessionKind::Headless);
-        assert_eq!(p.start, vec![Audio, ScreenLock]);
+        assert_eq!(p.start, vec![Audio, Microphone, ScreenLock]);
     }
 
     #[test]
@@ -281,13 +303,13 @@ mod tests {
         assert_eq!(
             p.to_string(),
             "Wayland session (Other desktop); detectors for it: wayland_idle, keyboard/mouse, \
-             window, screen, audio, screen_lock; not sources of truth for input here: \
+             window, screen, audio, microphone, screen_lock; not sources of truth for input here: \
              keyboard/mouse, window, screen"
         );
         let p = plan(&env(Some("wayland"), true, false, Some("GNOME")));
         assert_eq!(
             p.to_string(),
-            "Wayland session (Gnome desktop); detectors for it: gnome_idle, audio, screen_lock"
+            "Wayland session (Gnome desktop); detectors for it: gnome_idle, audio, microphone, screen_lock"
         );
     }
 }

@@ -324,6 +324,7 @@ mod tests {
             sleep_in_seconds: None,
             paused_for_seconds: None,
             asleep: vec![],
+            busy: vec![],
             registered: 0,
             operation: None,
             dry_run: false,

@@ -723,6 +723,7 @@ pub fn detectors_off(mut extra: serde_json::Value) -> serde_json::Value {
     let mut off = serde_json::json!({
         "keyboard": {"enabled": false}, "mouse": {"enabled": false},
         "screen": {"enabled": false}, "audio": {"enabled": false},
+        "microphone": {"enabled": false},
         "window": {"enabled": false}, "system_idle": {"enabled": false},
         "screen_lock": {"enabled": false}
     });

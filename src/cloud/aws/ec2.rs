@@ -129,6 +129,7 @@ fn observe(i: &Instance) -> Observed {
             tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
         ),
         status: state,
+        deployments: Vec::new(),
     }
 }
 

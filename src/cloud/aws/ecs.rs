@@ -3,9 +3,11 @@
 use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
+use crate::core::busy::Deployment;
 use crate::core::resource::{Capacity, EcsService, Kind, Observed};
-use aws_sdk_ecs::types::{Service, ServiceField, Tag};
+use aws_sdk_ecs::types::{DeploymentRolloutState, Service, ServiceField, Tag};
 use aws_sdk_ecs::Client;
+use std::time::SystemTime;
 
 /// A service that is not `INACTIVE`, with its tags, or `NotFound`.
 pub(super) async fn describe(
@@ -44,6 +46,14 @@ pub(super) fn observe(s: &Service) -> Observed {
             tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
         ),
         status: s.status().unwrap_or("unknown").to_string(),
+        deployments: s
+            .deployments()
+            .iter()
+            .map(|d| Deployment {
+                in_progress: d.rollout_state() == Some(&DeploymentRolloutState::InProgress),
+                created: d.created_at().and_then(|t| SystemTime::try_from(*t).ok()),
+            })
+            .collect(),
     }
 }
 

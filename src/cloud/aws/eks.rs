@@ -68,6 +68,7 @@ pub(super) fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed
             .status()
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|| "unknown".into()),
+        deployments: Vec::new(),
     }
 }
 

@@ -25,6 +25,22 @@ fn xml_error(body: &[u8]) -> Option<(String, String)> {
     Some((tag("Code")?, tag("Message").unwrap_or_default()))
 }
 
+/// An error answer without an AWS error code: the code from an XML body,
+/// else its HTTP status (a proxy, a wrong endpoint, an emulator that lacks
+/// the protocol).
+fn uncoded(raw: &aws_sdk_ec2::config::http::HttpResponse) -> CloudError {
+    match raw.body().bytes().and_then(xml_error) {
+        Some((code, message)) => CloudError::from_code(Some(&code), message),
+        None => CloudError::new(
+            ErrorKind::Other,
+            format!(
+                "HTTP {} without an AWS error in the answer",
+                raw.status().as_u16()
+            ),
+        ),
+    }
+}
+
 /// Maps an SDK error to a [`CloudError`], keeping the AWS error code.
 pub(super) fn aws_err<E>(e: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> CloudError
 where
@@ -40,12 +56,8 @@ where
             };
             CloudError::new(kind, text)
         }
-        SdkError::ServiceError(se) if e.code().is_none() => {
-            match se.raw().body().bytes().and_then(xml_error) {
-                Some((code, message)) => CloudError::from_code(Some(&code), message),
-                None => CloudError::new(ErrorKind::Other, DisplayErrorContext(&e).to_string()),
-            }
-        }
+        SdkError::ServiceError(se) if e.code().is_none() => uncoded(se.raw()),
+        SdkError::ResponseError(re) if !re.raw().status().is_success() => uncoded(re.raw()),
         SdkError::ServiceError(_) => CloudError::from_code(
             e.code(),
             e.message()
@@ -162,5 +174,22 @@ mod tests {
         let err = ecs::set_desired(&client, "c", "s", 3).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Throttled, "{err:?}");
         assert_eq!(rule.num_calls(), 5);
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_no_aws_error_is_named_by_its_status() {
+        // As moto answers CloudWatch's CBOR protocol, which it lacks.
+        let rule = mock!(aws_sdk_ecs::Client::update_service)
+            .sequence()
+            .http_status(404, Some("{}".into()))
+            .build();
+        let client = ecs_client(&rule);
+        let err = ecs::set_desired(&client, "c", "s", 3).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert_eq!(
+            err.to_string(),
+            "HTTP 404 without an AWS error in the answer"
+        );
+        assert_eq!(rule.num_calls(), 1, "not retried");
     }
 }

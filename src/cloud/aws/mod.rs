@@ -1,10 +1,11 @@
-//! [`CloudControl`] over the AWS SDK: EC2, ECS, EKS and STS clients per
+//! [`CloudControl`] over the AWS SDK: EC2, ECS, EKS, CloudWatch and STS clients per
 //! (region, profile), the standard credential chain, an optional endpoint
 //! override, and retries with backoff for throttling and 5xx answers.
 //!
 //! [`AwsCloud`] dispatches by resource kind to one module per service.
 
 mod clients;
+mod cloudwatch;
 mod ec2;
 mod ecs;
 mod eks;
@@ -14,6 +15,7 @@ pub use clients::{whoami_with_keys, Keys};
 pub use error::retry_config;
 
 use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
+use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
     Capacity, Ec2Instance, EcsService, EksNodegroup, Kind, Observed, ResourceId,
 };
@@ -21,6 +23,7 @@ use crate::core::settings::AwsSettings;
 use clients::{ClientCache, Clients};
 use std::collections::HashMap;
 use std::slice;
+use std::time::SystemTime;
 
 /// Tag holding the capacity a sleeping resource had.
 pub const SLEEP_TAG: &str = "cloudnap:sleeping";
@@ -197,6 +200,17 @@ impl CloudControl for AwsCloud {
                 eks::set_sleep_tag(&c.eks, arn, nodegroup_name, saved).await
             }
         }
+    }
+
+    async fn metric_data(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+        queries: &[MetricQuery],
+        range: (SystemTime, SystemTime),
+    ) -> Result<Vec<Vec<Datapoint>>, CloudError> {
+        let c = self.clients.get(region, profile).await;
+        cloudwatch::metric_data(&c.cloudwatch, queries, range).await
     }
 
     async fn list_ec2(
