@@ -166,7 +166,7 @@ pub async fn run<C: CloudControl>(
                 token: udp.token.clone(),
                 require_signature: udp.require_signature,
             },
-            owner: (!udp.allow_other_users).then(server::peer::current_user),
+            check_sender: !udp.allow_other_users,
             max_datagram: udp.buffer_size,
             aws_rate: udp.rate_limit_per_second,
             echo,

@@ -1,7 +1,6 @@
-//! Who may command cloudnap: signed commands (HMAC-SHA256 keyed with
-//! `udp_server.token` over a timestamp, a nonce and the command), the replay
-//! guard, and the rule for loopback senders. Pure: time and the sender's
-//! user are arguments.
+//! Who may command cloudnap: tokens, signed commands (HMAC-SHA256 keyed
+//! with `udp_server.token` over a timestamp, a nonce and the command) and
+//! the replay guard. Pure: time is an argument.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -166,16 +165,6 @@ impl ReplayGuard {
     }
 }
 
-/// Whether a datagram from a loopback socket owned by `sender` may command
-/// a cloudnap run by `owner`: the same user, or root.
-pub fn same_user(sender: u32, owner: u32) -> Result<(), AuthError> {
-    if sender == owner || sender == 0 {
-        Ok(())
-    } else {
-        Err(AuthError::OtherUser)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,10 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn loopback_senders_must_be_the_owner_or_root() {
-        assert_eq!(same_user(1000, 1000), Ok(()));
-        assert_eq!(same_user(0, 1000), Ok(()));
-        assert_eq!(same_user(1001, 1000), Err(AuthError::OtherUser));
+    fn nonces_have_a_bounded_plain_form() {
         assert!(valid_nonce("a-Z_9") && !valid_nonce("") && !valid_nonce("a:b"));
         assert!(!valid_nonce(&"x".repeat(65)));
     }

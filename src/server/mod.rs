@@ -6,7 +6,7 @@
 pub mod client;
 pub mod peer;
 
-use crate::core::auth::{self, AuthError, Policy, ReplayGuard};
+use crate::core::auth::{AuthError, Policy, ReplayGuard};
 use crate::core::protocol::{self, Command, Format, Request};
 use crate::core::reply::{CommandError, Reply};
 use crate::core::status::Event;
@@ -35,9 +35,9 @@ pub trait Handler: Send + Sync + 'static {
 pub struct Options {
     /// The token, and whether commands must be signed with it.
     pub auth: Policy,
-    /// Loopback commands are taken only from this user (and root); `None`
-    /// takes them from anyone (`udp_server.allow_other_users`).
-    pub owner: Option<u32>,
+    /// Loopback commands are taken only from the user running cloudnap (and
+    /// root); `false` takes them from anyone (`udp_server.allow_other_users`).
+    pub check_sender: bool,
     /// Largest datagram accepted.
     pub max_datagram: usize,
     /// AWS commands per second per source address (burst of the same size).
@@ -195,7 +195,7 @@ impl Gate {
 
     /// A loopback sender must be our user (or root), when we check.
     fn check_sender(&mut self, local: SocketAddr, from: SocketAddr) -> Result<(), AuthError> {
-        let (Some(owner), Some(peers)) = (self.opts.owner, self.peers.as_mut()) else {
+        let Some(peers) = self.peers.as_mut().filter(|_| self.opts.check_sender) else {
             return Ok(());
         };
         let loopback = match from.ip() {
@@ -207,11 +207,14 @@ impl Gate {
         if !loopback {
             return Ok(()); // off loopback the signature decides
         }
-        let sender = peers
-            .owner(local, from)
-            .map_err(|e| AuthError::UnknownSender(e.to_string()))?;
-        auth::same_user(sender, owner)
-            .inspect_err(|_| tracing::debug!("datagram from {from} sent by uid {sender}"))
+        match peers.sender(local, from) {
+            Ok(sender) if sender.may_command() => Ok(()),
+            Ok(sender) => {
+                tracing::debug!("datagram from {from} sent by {sender:?}");
+                Err(AuthError::OtherUser)
+            }
+            Err(e) => Err(AuthError::UnknownSender(e.to_string())),
+        }
     }
 
     fn log_refusal(&mut self, from: SocketAddr, e: &AuthError) {
@@ -259,16 +262,16 @@ pub async fn serve<H: Handler>(
     let local = socket
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let peers = match (opts.owner, peer::system()) {
-        (None, _) => None,
-        (Some(_), Some(Ok(peers))) => Some(peers),
-        (Some(_), Some(Err(e))) => {
+    let peers = match (opts.check_sender, peer::system()) {
+        (false, _) => None,
+        (true, Some(Ok(peers))) => Some(peers),
+        (true, Some(Err(e))) => {
             // Fail safe: with no way to tell who sent a loopback datagram,
             // every one of them is refused.
             tracing::error!("cannot tell which user sends commands ({e}): loopback commands will be refused (udp_server.allow_other_users: true accepts them)");
             Some(Box::new(Unknown(e.to_string())) as Box<dyn peer::PeerOwners>)
         }
-        (Some(_), None) => {
+        (true, None) => {
             tracing::warn!("this platform has no check of which local user sends a command: any local user can command this cloudnap (set udp_server.token and require_signature)");
             None
         }
@@ -320,7 +323,7 @@ pub async fn serve<H: Handler>(
 struct Unknown(String);
 
 impl peer::PeerOwners for Unknown {
-    fn owner(&mut self, _: SocketAddr, _: SocketAddr) -> Result<u32, peer::PeerError> {
+    fn sender(&mut self, _: SocketAddr, _: SocketAddr) -> Result<peer::Sender, peer::PeerError> {
         Err(peer::PeerError::Io(std::io::Error::other(self.0.clone())))
     }
 }
@@ -360,28 +363,34 @@ pub async fn echo_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::auth;
     use std::time::Duration;
 
     const NOW: i64 = 1_800_000_000;
 
-    /// Answers every lookup with one user (or "socket gone").
-    struct Sender(Option<u32>);
+    /// Answers every lookup with one uid (or "socket gone"), for owner 1000.
+    struct Uid(Option<u32>);
 
-    impl peer::PeerOwners for Sender {
-        fn owner(&mut self, _: SocketAddr, _: SocketAddr) -> Result<u32, peer::PeerError> {
-            self.0.ok_or(peer::PeerError::NotFound)
+    impl peer::PeerOwners for Uid {
+        fn sender(
+            &mut self,
+            _: SocketAddr,
+            _: SocketAddr,
+        ) -> Result<peer::Sender, peer::PeerError> {
+            let uid = self.0.ok_or(peer::PeerError::NotFound)?;
+            Ok(peer::Sender::of_uid(uid, 1000))
         }
     }
 
     fn gate(auth: Policy, owner: Option<u32>, sender: Option<u32>) -> Gate {
         let opts = Options {
             auth,
-            owner,
+            check_sender: owner.is_some(),
             max_datagram: 65_535,
             aws_rate: 1000.0,
             echo: None,
         };
-        Gate::new(opts, Some(Box::new(Sender(sender))))
+        Gate::new(opts, Some(Box::new(Uid(sender))))
     }
 
     fn open() -> Policy {

@@ -15,23 +15,41 @@ pub enum PeerError {
     BadAnswer,
 }
 
-/// Finds the user owning a local UDP socket.
+/// Who sent a datagram, as far as commanding cloudnap goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// The user running cloudnap.
+    Owner,
+    /// root (Unix) or the system account (Windows): trusted too.
+    Admin,
+    /// Another user (their id, for the log).
+    Other(String),
+}
+
+impl Sender {
+    /// Whether this sender may command cloudnap.
+    pub fn may_command(&self) -> bool {
+        matches!(self, Sender::Owner | Sender::Admin)
+    }
+
+    /// A Unix sender by uid, for a cloudnap run by `owner`.
+    pub fn of_uid(uid: u32, owner: u32) -> Sender {
+        match uid {
+            _ if uid == owner => Sender::Owner,
+            0 => Sender::Admin,
+            other => Sender::Other(format!("uid {other}")),
+        }
+    }
+}
+
+/// Finds who owns the local UDP socket a datagram came from.
 pub trait PeerOwners: Send {
-    /// The uid owning the socket at `peer` that sent a datagram to our
-    /// socket at `local`.
-    fn owner(&mut self, local: SocketAddr, peer: SocketAddr) -> Result<u32, PeerError>;
+    /// Who owns the socket at `peer` that sent a datagram to our socket at
+    /// `local`.
+    fn sender(&mut self, local: SocketAddr, peer: SocketAddr) -> Result<Sender, PeerError>;
 }
 
-/// The effective uid this process runs as.
-pub fn current_user() -> u32 {
-    #[cfg(unix)]
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    return unsafe { libc::geteuid() };
-    #[cfg(not(unix))]
-    0
-}
-
-/// The platform's lookup; `None` where there is none yet (not Linux).
+/// The platform's lookup; `None` where there is none yet.
 pub fn system() -> Option<std::io::Result<Box<dyn PeerOwners>>> {
     #[cfg(target_os = "linux")]
     return Some(linux::SockDiag::new().map(|s| Box::new(s) as Box<dyn PeerOwners>));
@@ -52,7 +70,7 @@ fn unmapped(addr: SocketAddr) -> SocketAddr {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use super::{unmapped, PeerError, PeerOwners};
+    use super::{unmapped, PeerError, PeerOwners, Sender};
     use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
     use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_UDP};
     use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
@@ -62,6 +80,8 @@ mod linux {
 
     /// A `NETLINK_SOCK_DIAG` socket asking for one UDP socket at a time.
     pub struct SockDiag {
+        /// Our effective uid.
+        me: u32,
         socket: Socket,
         seq: u32,
         buf: Vec<u8>,
@@ -75,6 +95,8 @@ mod linux {
             // The kernel answers within the send; never wait on it.
             socket.set_non_blocking(true)?;
             Ok(SockDiag {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                me: unsafe { libc::geteuid() },
                 socket,
                 seq: 0,
                 buf: vec![0; 8192],
@@ -83,7 +105,7 @@ mod linux {
     }
 
     impl PeerOwners for SockDiag {
-        fn owner(&mut self, local: SocketAddr, peer: SocketAddr) -> Result<u32, PeerError> {
+        fn sender(&mut self, local: SocketAddr, peer: SocketAddr) -> Result<Sender, PeerError> {
             let peer = unmapped(peer);
             let mut local = unmapped(local);
             if local.ip().is_unspecified() || local.is_ipv4() != peer.is_ipv4() {
@@ -132,7 +154,7 @@ mod linux {
                 }
                 return match answer.payload {
                     NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                        Ok(r.header.uid)
+                        Ok(Sender::of_uid(r.header.uid, self.me))
                     }
                     NetlinkPayload::Error(_) => Err(PeerError::NotFound),
                     _ => Err(PeerError::BadAnswer),
@@ -148,20 +170,37 @@ mod linux {
 
         #[test]
         fn finds_the_owner_of_a_sending_socket_and_not_of_a_closed_one() {
-            let me = super::super::current_user();
             let mut diag = SockDiag::new().unwrap();
+            // The tests may run as root: then the owner is root too.
             for (server, client) in [("127.0.0.1:0", "127.0.0.1:0"), ("[::1]:0", "[::1]:0")] {
                 let server = UdpSocket::bind(server).unwrap();
                 let client = UdpSocket::bind(client).unwrap();
                 let (s, c) = (server.local_addr().unwrap(), client.local_addr().unwrap());
-                assert_eq!(diag.owner(s, c).unwrap(), me);
+                assert_eq!(diag.sender(s, c).unwrap(), Sender::Owner);
                 client.connect(s).unwrap(); // nc -u connects
-                assert_eq!(diag.owner(s, c).unwrap(), me);
+                assert_eq!(diag.sender(s, c).unwrap(), Sender::Owner);
                 let wildcard = SocketAddr::new([0, 0, 0, 0].into(), s.port());
-                assert_eq!(diag.owner(wildcard, c).unwrap(), me);
+                assert_eq!(diag.sender(wildcard, c).unwrap(), Sender::Owner);
                 drop(client);
-                assert!(matches!(diag.owner(s, c), Err(PeerError::NotFound)));
+                assert!(matches!(diag.sender(s, c), Err(PeerError::NotFound)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_and_root_may_command_others_may_not() {
+        assert_eq!(Sender::of_uid(1000, 1000), Sender::Owner);
+        assert_eq!(Sender::of_uid(0, 1000), Sender::Admin);
+        assert_eq!(Sender::of_uid(0, 0), Sender::Owner);
+        assert_eq!(Sender::of_uid(1001, 1000), Sender::Other("uid 1001".into()));
+        assert!(Sender::Owner.may_command() && Sender::Admin.may_command());
+        assert!(!Sender::Other("uid 1001".into()).may_command());
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:9".parse().unwrap();
+        assert_eq!(unmapped(mapped), SocketAddr::from(([127, 0, 0, 1], 9)));
     }
 }
