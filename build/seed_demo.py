@@ -37,6 +37,9 @@ config_dir.mkdir(parents=True, exist_ok=True)
     "activity_monitor": {"inactivity_timeout_minutes": timeout, "warning_minutes": warning},
     "aws": {"regions": regions, "endpoint_url": endpoint},
     "udp_server": {"port": port},
+    # moto 5.2.5 cannot answer the SDK's CloudWatch protocol (RPC v2 CBOR), so
+    # the busy check would only add a "busy check skipped" note to each row.
+    "busy": {"enabled": False},
 }, indent=2) + "\n")
 lines = ["# demo resources on the local moto server", "ec2_instances:"]
 for instance_id, region in ec2:
