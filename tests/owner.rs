@@ -202,15 +202,7 @@ async fn off_loopback_only_signed_commands_run_and_none_runs_twice() {
         (cfg, d)
     };
     let to = SocketAddr::from(([127, 0, 0, 1], d.addr.port()));
-    let ask = |datagram: String| async move {
-        cloudnap::server::client::request(
-            to,
-            datagram.as_bytes(),
-            std::time::Duration::from_secs(10),
-        )
-        .await
-        .unwrap()
-    };
+    let ask = |datagram: String| async move { request(to, &datagram).await };
     let error = |r: &Value| r["error"].as_str().unwrap_or_default().to_string();
     let now = || {
         std::time::SystemTime::now()

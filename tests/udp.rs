@@ -444,33 +444,24 @@ fn a_public_bind_without_a_token_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_token_every_command_must_carry_it() {
     let (cfg, d) = daemon(json!({"udp_server": {"token": "s3cr3t-t0ken"}}), "");
-    let to = std::net::SocketAddr::from(([127, 0, 0, 1], d.addr.port()));
-    let ask = |cmd: &str| {
-        let cmd = cmd.to_string();
-        async move {
-            cloudnap::server::client::request(
-                to,
-                cmd.as_bytes(),
-                std::time::Duration::from_secs(10),
-            )
-            .await
-            .unwrap()
-        }
-    };
-    let r = ask("STATUS").await;
+    let r = d.send("STATUS").await;
     assert_eq!(r["ok"], false);
     assert!(
         r["error"].as_str().unwrap().contains("missing token"),
         "{r}"
     );
     assert_eq!(
-        ask("TOKEN:wrong-token:STATUS").await["error"],
+        d.send("TOKEN:wrong-token:STATUS").await["error"],
         "wrong token"
     );
-    assert_eq!(ask("TOKEN:s3cr3t-t0ken:STATUS").await["ok"], true);
-    assert_eq!(ask(r#"{"id":"1","type":"STATUS"}"#).await["type"], "ERROR");
+    assert_eq!(d.send("TOKEN:s3cr3t-t0ken:STATUS").await["ok"], true);
     assert_eq!(
-        ask(r#"{"id":"1","type":"STATUS","token":"s3cr3t-t0ken"}"#).await["type"],
+        d.send(r#"{"id":"1","type":"STATUS"}"#).await["type"],
+        "ERROR"
+    );
+    assert_eq!(
+        d.send(r#"{"id":"1","type":"STATUS","token":"s3cr3t-t0ken"}"#)
+            .await["type"],
         "STATUS"
     );
     assert!(
@@ -479,7 +470,7 @@ async fn with_a_token_every_command_must_carry_it() {
     );
     // `cloudnap send` signs with the token from settings.json.
     let out = cfg
-        .command(&["send", "--to", &to.to_string(), "STATUS"])
+        .command(&["send", "--to", &d.addr.to_string(), "STATUS"])
         .output()
         .unwrap();
     assert!(

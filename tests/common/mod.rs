@@ -591,6 +591,14 @@ pub async fn eks_scaling(
 }
 
 /// A running `cloudnap run`, killed on drop.
+/// Sends one datagram to `to` over a real UDP socket and returns the whole
+/// reply.
+pub async fn request(to: std::net::SocketAddr, datagram: &str) -> serde_json::Value {
+    cloudnap::server::client::request(to, datagram.as_bytes(), std::time::Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{datagram}: {e}"))
+}
+
 pub struct Daemon {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
@@ -637,13 +645,7 @@ impl Daemon {
 
     /// Sends one command over a real UDP socket and returns the whole reply.
     pub async fn send(&self, command: &str) -> serde_json::Value {
-        cloudnap::server::client::request(
-            self.addr,
-            command.as_bytes(),
-            std::time::Duration::from_secs(30),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{command}: {e}"))
+        request(self.addr, command).await
     }
 
     /// Sends a text command and returns its `result`, failing on an error reply.
