@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A 5 s connect timeout and the given limit for a whole operation.
-fn timeouts(operation: Duration) -> TimeoutConfig {
+pub(super) fn timeouts(operation: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .operation_timeout(operation)

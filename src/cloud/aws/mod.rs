@@ -10,6 +10,7 @@ mod ec2;
 mod ecs;
 mod eks;
 mod error;
+pub mod pricing;
 
 pub use clients::{whoami_with_keys, Keys};
 pub use error::retry_config;
