@@ -448,6 +448,7 @@ mod windows {
         #[test]
         fn finds_the_owner_of_a_sending_socket_and_not_of_a_closed_one() {
             let mut owners = UdpOwners::new().unwrap();
+            assert_eq!(owners.user_of(std::process::id()), Sender::Owner);
             for (server, client) in [("127.0.0.1:0", "127.0.0.1:0"), ("[::1]:0", "[::1]:0")] {
                 let server = UdpSocket::bind(server).unwrap();
                 let client = UdpSocket::bind(client).unwrap();
