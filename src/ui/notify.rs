@@ -46,9 +46,13 @@ pub fn notify(
     }
 }
 
-/// Whether the notification server shows buttons (its capability "actions").
+/// Whether the notification server shows buttons (its capability "actions");
+/// only freedesktop servers say, so elsewhere the text says what to do.
 fn actions_supported() -> bool {
-    notify_rust::get_capabilities().is_ok_and(|caps| caps.iter().any(|c| c == "actions"))
+    #[cfg(all(unix, not(target_os = "macos")))]
+    return notify_rust::get_capabilities().is_ok_and(|caps| caps.iter().any(|c| c == "actions"));
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    false
 }
 
 /// Shows `note`; with buttons, waits until one is chosen (passed to `act`)
@@ -66,9 +70,12 @@ fn show(note: &Note, act: impl FnOnce(&str)) -> Result<(), notify_rust::error::E
         n.action(key, label);
     }
     let handle = n.show()?;
+    #[cfg(all(unix, not(target_os = "macos")))]
     if buttons {
         handle.wait_for_action(act);
     }
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    let _ = (handle, act); // no buttons there
     Ok(())
 }
 
