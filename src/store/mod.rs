@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod aws_files;
 pub mod config;
+pub mod history;
 pub mod records;
 pub mod registry;
 pub mod watch;
