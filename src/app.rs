@@ -990,7 +990,10 @@ mod tests {
             "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n",
         )
         .unwrap();
-        let manager = Manager::new(cloud, RecordsFile::new(dir.join("state.json")), 4, false);
+        let manager = Manager::new(cloud, RecordsFile::new(dir.join("state.json")), 4, false)
+            .with_history(crate::store::history::HistoryFile::beside(
+                &dir.join("state.json"),
+            ));
         App::new(
             settings,
             dir.join("settings.json"),
@@ -1055,6 +1058,46 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5 * 60)).await;
         assert!(matches!(app.state(), IdleState::Active { .. }));
         assert!(cloud.calls.lock().unwrap().is_empty(), "nothing stopped");
+    }
+
+    #[tokio::test]
+    async fn every_sleep_and_wake_is_in_the_history_and_report_tells_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.facts.lock().unwrap().insert(
+            svc(),
+            crate::core::resource::Facts {
+                launch_type: Some("FARGATE".into()),
+                task_cpu_units: Some(1024),
+                task_memory_mib: Some(2048),
+                ..Default::default()
+            },
+        );
+        let (app, _rx) = app(dir.path(), cloud.clone());
+        app.handle(Command::SleepNow).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        app.handle_as(Command::WakeNow, Trigger::Tray)
+            .await
+            .unwrap();
+        let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+        let lines: Vec<&str> = history.lines().collect();
+        assert_eq!(lines.len(), 2, "{history}");
+        assert!(
+            lines[0].contains(r#""change":"sleep""#) && lines[0].contains(r#""trigger":"command""#)
+        );
+        assert!(lines[0].contains(r#""task_cpu_units":1024"#), "{history}");
+        assert!(
+            lines[1].contains(r#""change":"wake""#) && lines[1].contains(r#""trigger":"tray""#)
+        );
+
+        let report = ask(&app, Command::Report { days: 7 }).await;
+        let row = &report["resources"][0];
+        assert_eq!(row["id"], "c/s");
+        assert!(row["asleep_seconds"].as_f64().unwrap() >= 0.05);
+        assert!(row["saved_usd"].as_f64().unwrap() > 0.0);
+        assert_eq!(row["sources"][0], "estimate");
+        assert!(app.status().saved_this_week_usd.unwrap() > 0.0);
     }
 
     #[tokio::test(start_paused = true)]
