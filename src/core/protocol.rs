@@ -397,7 +397,7 @@ pub const TEXT_COMMANDS: &[TextCommand] = &[
     TextCommand {
         name: "REPORT",
         fields: &[OptCount("days")],
-        does: "savings over the last `days` (default 7), as `cloudnap report --json`: `{since, until, resources: [{resource, kind, id, region, awake_seconds, asleep_seconds, saved_usd, still_costing_usd, asleep_now, sources, notes, asleep: [[from, to]]}], totals: {asleep_seconds, saved_usd, still_costing_usd, sources}, assumptions, warnings}` (unix seconds and dollars, unrounded)",
+        does: "savings over the last `days` (default 7), as `cloudnap report --json`: `{since, until, resources: [{resource, kind, id, region, awake_seconds, asleep_seconds, saved_usd, still_costing_usd, asleep_now, sources, notes, asleep: [[from, to]], tracked_since}], totals: {asleep_seconds, saved_usd, still_costing_usd, sources}, assumptions, warnings}` (unix seconds and dollars, unrounded)",
         build: |a| report_days(a.count.map(i64::from)),
     },
     TextCommand {

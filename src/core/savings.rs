@@ -57,6 +57,9 @@ pub struct ResourceSavings {
     pub notes: Vec<String>,
     /// The asleep intervals inside the period, unix seconds.
     pub asleep: Vec<(f64, f64)>,
+    /// When the period starts for it: the period's start, or its first
+    /// history line if later (awake time is counted from here).
+    pub tracked_since: f64,
 }
 
 /// The whole report.
@@ -263,6 +266,7 @@ pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook
             sources: Vec::new(),
             notes: Vec::new(),
             asleep: Vec::new(),
+            tracked_since: since,
         };
         let mut sources = BTreeSet::new();
         let mut notes = BTreeSet::new();
@@ -307,6 +311,7 @@ pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook
             continue; // it all happened after the period
         }
         out.awake_seconds = ((now - first) - out.asleep_seconds).max(0.0);
+        out.tracked_since = first.min(now);
         out.sources = sources.into_iter().collect();
         out.notes = notes.into_iter().collect();
         resources.push(out);
@@ -460,9 +465,11 @@ pub fn format_html(r: &SavingsReport) -> String {
             bars,
             "<g class=\"timeline-row\" data-resource=\"{}\" transform=\"translate(0,{y})\">\
              <text x=\"0\" y=\"15\">{}</text>\
-             <rect class=\"awake\" x=\"260\" y=\"2\" width=\"{W}\" height=\"18\"/>",
+             <rect class=\"awake\" x=\"{:.2}\" y=\"2\" width=\"{:.2}\" height=\"18\"/>",
             esc(&res.id),
             esc(&fit(&format!("{} {}", res.kind, res.id), 34)),
+            260.0 + x(res.tracked_since),
+            W - x(res.tracked_since),
         );
         for (a, b) in &res.asleep {
             let _ = write!(
@@ -585,6 +592,7 @@ mod tests {
         let x = &r.resources[0];
         close(x.asleep_seconds, 10.0 * H);
         close(x.awake_seconds, 2.0 * H);
+        close(x.tracked_since, T0);
         close(x.saved_usd, 0.104);
         close(x.still_costing_usd, 0.0);
         assert_eq!(x.sources, [Source::Estimate]);
