@@ -20,7 +20,7 @@ APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox
   haskell-gtk-sni-tray-utils imagemagick dbus-x11 dbus-bin
   sway wtype foot mutter dbus-user-session python3-dbus python3-gi
-  netcat-openbsd openssl)
+  netcat-openbsd openssl chromium)
 
 ensure_packages() {
   local missing=()

@@ -4,6 +4,7 @@
 
 use crate::cloud::{CloudControl, CloudError};
 use crate::core::activity::{Activity, ActivityKind};
+use crate::core::history::Trigger;
 use crate::core::holds::{why_awake, Holds, Scope};
 use crate::core::idle::{IdleConfig, IdleEvent, IdleState, IdleTracker};
 use crate::core::policy::{scale_target, start_target};
@@ -336,7 +337,7 @@ impl<C: CloudControl> App<C> {
         };
         if let Some(event) = event {
             tracing::info!("activity ({})", kind.name());
-            self.react(event);
+            self.react(event, Trigger::Idle);
         }
         self.changed.notify_one();
     }
@@ -348,7 +349,7 @@ impl<C: CloudControl> App<C> {
         }
     }
 
-    fn react(&self, event: IdleEvent) {
+    fn react(&self, event: IdleEvent, trigger: Trigger) {
         let Some(app) = self.me.upgrade() else {
             return;
         };
@@ -392,16 +393,16 @@ impl<C: CloudControl> App<C> {
                 self.emit(Event::WarningCancelled);
             }
             IdleEvent::Sleep => {
-                tokio::spawn(async move { app.run(Operation::Sleeping).await });
+                tokio::spawn(async move { app.run(Operation::Sleeping, trigger).await });
             }
             IdleEvent::Wake => {
-                tokio::spawn(async move { app.run(Operation::Waking).await });
+                tokio::spawn(async move { app.run(Operation::Waking, trigger).await });
             }
         }
     }
 
     /// Runs a sleep or a wake of the registered resources and reports it.
-    async fn run(&self, op: Operation) -> Result<Vec<Outcome>, CommandError> {
+    async fn run(&self, op: Operation, trigger: Trigger) -> Result<Vec<Outcome>, CommandError> {
         self.lock().operation = Some(op);
         let entries = self.registry().entries;
         let result = match op {
@@ -414,18 +415,21 @@ impl<C: CloudControl> App<C> {
                         .partition(|e| !state.holds.covering(t, &e.id).is_empty())
                 };
                 let busy = self.settings().busy.clone();
-                self.manager.sleep(&free, &busy).await.map(|mut outcomes| {
-                    outcomes.extend(held.into_iter().map(|e| Outcome {
-                        resource: e.id,
-                        action: Action::Held,
-                        before: None,
-                        saved: None,
-                        error: None,
-                    }));
-                    outcomes
-                })
+                self.manager
+                    .sleep(&free, &busy, trigger)
+                    .await
+                    .map(|mut outcomes| {
+                        outcomes.extend(held.into_iter().map(|e| Outcome {
+                            resource: e.id,
+                            action: Action::Held,
+                            before: None,
+                            saved: None,
+                            error: None,
+                        }));
+                        outcomes
+                    })
             }
-            Operation::Waking => self.manager.wake(&entries).await,
+            Operation::Waking => self.manager.wake(&entries, trigger).await,
         };
         {
             let mut state = self.lock();
@@ -480,7 +484,7 @@ impl<C: CloudControl> App<C> {
             }
             let event = self.lock().tracker.tick(now());
             if let Some(event) = event {
-                self.react(event);
+                self.react(event, Trigger::Idle);
             }
         }
     }
@@ -541,7 +545,7 @@ impl<C: CloudControl> App<C> {
                 .collect()
         };
         let busy = self.settings().busy.clone();
-        let outcomes = match self.manager.sleep(&entries, &busy).await {
+        let outcomes = match self.manager.sleep(&entries, &busy, Trigger::Idle).await {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::warn!("checking busy resources again: {e}");
@@ -586,6 +590,7 @@ impl<C: CloudControl> App<C> {
 
     /// The app's state as STATUS reports it.
     pub fn status(&self) -> Status {
+        let saved_this_week_usd = self.manager.saved_this_week();
         let t = now();
         let state = self.lock();
         let (name, sleep_in, paused_for) = match state.tracker.state(t) {
@@ -630,6 +635,7 @@ impl<C: CloudControl> App<C> {
             inputs: Inputs::of(&state.detectors),
             detectors: state.detectors.clone(),
             holds: state.holds.active(t).iter().map(|h| h.row(t)).collect(),
+            saved_this_week_usd,
             awake: if name == StateName::Asleep {
                 why_awake(&state.last_sleep, &state.holds, t, &|at| clock_at(t, at))
             } else {
@@ -699,7 +705,7 @@ impl<C: CloudControl> App<C> {
         };
         tracing::info!("hold {}: {} ({:?})", hold.id, hold.reason, hold.scope);
         if let Some(e) = event {
-            self.react(e);
+            self.react(e, Trigger::Command);
         }
         self.changed.notify_one();
         Ok(Reply::Hold { hold: hold.row(t) })
@@ -718,7 +724,7 @@ impl<C: CloudControl> App<C> {
         let event = state.follow_holds(t);
         drop(state);
         if let Some(e) = event {
-            self.react(e);
+            self.react(e, Trigger::HoldEnded);
         }
         self.changed.notify_one();
         let hold = hold.row(t);
@@ -809,10 +815,22 @@ fn busy_rows(outcomes: &[Outcome]) -> Vec<BusyRow> {
 }
 
 impl<C: CloudControl> Handler for App<C> {
-    /// Carries out one command. The arms that call AWS are boxed: their
-    /// futures are large, and every command's future is as large as its
-    /// largest arm, so STATUS would otherwise copy kilobytes per datagram.
     async fn handle(&self, command: Command) -> Result<Reply, CommandError> {
+        self.handle_as(command, Trigger::Command).await
+    }
+}
+
+impl<C: CloudControl> App<C> {
+    /// Carries out one command; a sleep or wake it causes is logged as
+    /// caused by `trigger` (a command, or the tray). The arms that call AWS
+    /// are boxed: their futures are large, and every command's future is as
+    /// large as its largest arm, so STATUS would otherwise copy kilobytes
+    /// per datagram.
+    pub async fn handle_as(
+        &self,
+        command: Command,
+        trigger: Trigger,
+    ) -> Result<Reply, CommandError> {
         match command {
             Command::Status => self.status_reply(),
             Command::Help => Ok(protocol::help()),
@@ -833,7 +851,7 @@ impl<C: CloudControl> Handler for App<C> {
                     state.follow_holds(t)
                 };
                 if let Some(e) = event {
-                    self.react(e);
+                    self.react(e, Trigger::Command);
                 }
                 self.changed.notify_one();
                 self.emit(Event::Paused { minutes });
@@ -857,6 +875,14 @@ impl<C: CloudControl> Handler for App<C> {
             } => self.hold(minutes, reason, only, lease_seconds),
             Command::HoldRenew { id } => self.hold_changed(id, false),
             Command::HoldRelease { id } => self.hold_changed(id, true),
+            Command::Report { days } => {
+                let now = crate::manager::now_seconds();
+                let since = now - f64::from(days) * 86_400.0;
+                self.manager
+                    .savings(since, now)
+                    .map(|r| Reply::Savings(Box::new(r)))
+                    .map_err(|e| CommandError::State(e.to_string()))
+            }
             Command::ListHolds => {
                 let t = now();
                 let holds = self.lock().holds.active(t);
@@ -875,14 +901,14 @@ impl<C: CloudControl> Handler for App<C> {
                     state.tracker.force_sleep(t);
                 }
                 self.changed.notify_one();
-                Box::pin(self.run(Operation::Sleeping))
+                Box::pin(self.run(Operation::Sleeping, trigger))
                     .await
                     .map(Reply::Report)
             }
             Command::WakeNow => {
                 self.lock().tracker.activity(now());
                 self.changed.notify_one();
-                Box::pin(self.run(Operation::Waking))
+                Box::pin(self.run(Operation::Waking, trigger))
                     .await
                     .map(Reply::Report)
             }
@@ -964,7 +990,10 @@ mod tests {
             "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n",
         )
         .unwrap();
-        let manager = Manager::new(cloud, RecordsFile::new(dir.join("state.json")), 4, false);
+        let manager = Manager::new(cloud, RecordsFile::new(dir.join("state.json")), 4, false)
+            .with_history(crate::store::history::HistoryFile::beside(
+                &dir.join("state.json"),
+            ));
         App::new(
             settings,
             dir.join("settings.json"),
@@ -1029,6 +1058,46 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5 * 60)).await;
         assert!(matches!(app.state(), IdleState::Active { .. }));
         assert!(cloud.calls.lock().unwrap().is_empty(), "nothing stopped");
+    }
+
+    #[tokio::test]
+    async fn every_sleep_and_wake_is_in_the_history_and_report_tells_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.facts.lock().unwrap().insert(
+            svc(),
+            crate::core::resource::Facts {
+                launch_type: Some("FARGATE".into()),
+                task_cpu_units: Some(1024),
+                task_memory_mib: Some(2048),
+                ..Default::default()
+            },
+        );
+        let (app, _rx) = app(dir.path(), cloud.clone());
+        app.handle(Command::SleepNow).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        app.handle_as(Command::WakeNow, Trigger::Tray)
+            .await
+            .unwrap();
+        let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+        let lines: Vec<&str> = history.lines().collect();
+        assert_eq!(lines.len(), 2, "{history}");
+        assert!(
+            lines[0].contains(r#""change":"sleep""#) && lines[0].contains(r#""trigger":"command""#)
+        );
+        assert!(lines[0].contains(r#""task_cpu_units":1024"#), "{history}");
+        assert!(
+            lines[1].contains(r#""change":"wake""#) && lines[1].contains(r#""trigger":"tray""#)
+        );
+
+        let report = ask(&app, Command::Report { days: 7 }).await;
+        let row = &report["resources"][0];
+        assert_eq!(row["id"], "c/s");
+        assert!(row["asleep_seconds"].as_f64().unwrap() >= 0.05);
+        assert!(row["saved_usd"].as_f64().unwrap() > 0.0);
+        assert_eq!(row["sources"][0], "estimate");
+        assert!(app.status().saved_this_week_usd.unwrap() > 0.0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,12 +7,14 @@
 use crate::app::App;
 use crate::cloud::{CloudControl, ErrorKind};
 use crate::core::auth::Policy;
+use crate::core::history::Trigger;
 use crate::core::protocol::Command;
 use crate::core::settings::Settings;
 use crate::detect;
 use crate::manager::Manager;
-use crate::server::{self, Handler};
+use crate::server;
 use crate::store::config::Paths;
+use crate::store::history::HistoryFile;
 use crate::store::records::RecordsFile;
 use crate::store::registry::RegistryFile;
 use crate::store::watch::watch;
@@ -98,7 +100,8 @@ pub async fn run<C: CloudControl>(
         RecordsFile::new(&paths.state),
         settings.aws.max_concurrent_calls,
         settings.aws.dry_run,
-    );
+    )
+    .with_history(HistoryFile::beside(&paths.state));
     let (app, events) = App::new(
         settings,
         paths.settings.clone(),
@@ -302,7 +305,7 @@ async fn act_on<C: CloudControl>(
         tracing::info!("{action:?}: {command:?}");
         let app = app.clone();
         tokio::spawn(async move {
-            if let Err(e) = app.handle(command).await {
+            if let Err(e) = app.handle_as(command, Trigger::Tray).await {
                 tracing::error!("{action:?}: {e}");
             }
         });

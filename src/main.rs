@@ -4,14 +4,19 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
+use cloudnap::core::history::Trigger;
+use cloudnap::core::prices::PriceBook;
 use cloudnap::core::registry::Registry;
 use cloudnap::core::report::{format_outcomes, format_status, Action, Outcome};
 use cloudnap::core::resource::Kind;
+use cloudnap::core::savings::{format_html, format_text, parse_since};
 use cloudnap::core::settings::Settings;
 use cloudnap::daemon;
-use cloudnap::manager::Manager;
+use cloudnap::manager::{now_seconds, Manager};
 use cloudnap::server::client;
+use cloudnap::store::atomic::write_atomic;
 use cloudnap::store::config::Paths;
+use cloudnap::store::history::HistoryFile;
 use cloudnap::store::records::RecordsFile;
 use cloudnap::ui::shell::{dialog_command, DIALOG_BIN};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -68,6 +73,16 @@ enum Command {
         /// A text command such as STATUS or START_EC2:i-123:us-east-1, or a JSON envelope.
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         command: Vec<String>,
+    },
+    /// Savings: per resource the hours awake and asleep, money saved and
+    /// what kept costing while asleep, from the history (no AWS calls).
+    Report {
+        /// The period: 7d, 30d, 12h or a date (2026-11-01, UTC).
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Also write a self-contained HTML page with a timeline per resource.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Keep resources awake for DURATION, or for exactly as long as COMMAND
     /// runs (its exit code is passed through).
@@ -172,6 +187,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         init_logging(None);
         return send(&paths, *timeout, *to, &command.join(" "));
     }
+    if let Some(Command::Report { since, html }) = &cli.command {
+        init_logging(None);
+        return savings_report(&paths, since, cli.json, html.as_deref());
+    }
     if let Some(Command::Hold {
         duration,
         reason,
@@ -240,7 +259,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         RecordsFile::new(&paths.state),
         settings.aws.max_concurrent_calls,
         settings.aws.dry_run,
-    );
+    )
+    .with_history(HistoryFile::beside(&paths.state));
     rt.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => {
@@ -254,15 +274,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 daemon::run(config, quit_signal()).await?;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Send { .. } | Command::Credentials | Command::Hold { .. } => {
+            Command::Send { .. }
+            | Command::Credentials
+            | Command::Hold { .. }
+            | Command::Report { .. } => {
                 unreachable!("handled above")
             }
             Command::Check => check(&paths, &settings, &registry, &*cloud).await,
             Command::Sleep => report(
                 cli.json,
-                manager.sleep(&registry.entries, &settings.busy).await?,
+                manager
+                    .sleep(&registry.entries, &settings.busy, Trigger::Command)
+                    .await?,
             ),
-            Command::Wake => report(cli.json, manager.wake(&registry.entries).await?),
+            Command::Wake => report(
+                cli.json,
+                manager.wake(&registry.entries, Trigger::Command).await?,
+            ),
             Command::Status => {
                 let rows = manager.status(&registry.entries).await?;
                 if cli.json {
@@ -276,6 +304,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     })
+}
+
+/// `cloudnap report`: reads the history, prints the table (or JSON) and
+/// writes the HTML page if asked. Skipped history lines are warnings.
+fn savings_report(
+    paths: &Paths,
+    since: &str,
+    json: bool,
+    html: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    let now = now_seconds();
+    let since = match parse_since(since, now) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let report = HistoryFile::beside(&paths.state).report(since, now, &PriceBook::default())?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(file) = html {
+        write_atomic(file, format_html(&report).as_bytes())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        eprintln!("wrote {}", file.display());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", format_text(&report));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -4,13 +4,17 @@
 
 use crate::cloud::{CloudControl, CloudError, ErrorKind};
 use crate::core::busy::{self, Check};
+use crate::core::history::{Change, HistoryEvent, Trigger};
 use crate::core::policy::{
     decide_sleep, decide_wake, Phase, SleepDecision, SleepRecord, WakeDecision,
 };
+use crate::core::prices::PriceBook;
 use crate::core::registry::Entry;
 use crate::core::report::{Action, Outcome, StatusRow};
-use crate::core::resource::{Capacity, Observed, ResourceId};
+use crate::core::resource::{Capacity, Facts, Observed, ResourceId};
+use crate::core::savings::{self, SavingsReport};
 use crate::core::settings::BusySettings;
+use crate::store::history::{HistoryError, HistoryFile};
 use crate::store::records::{Records, RecordsError, RecordsFile};
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
@@ -28,6 +32,38 @@ pub struct Manager<C> {
     busy: tokio::sync::Mutex<()>,
     /// The records as last read or written, for cheap status reads.
     cached: std::sync::Mutex<Records>,
+    /// Where every sleep and wake is logged, if anywhere.
+    history: Option<HistoryFile>,
+    /// The prices the savings report uses.
+    prices: PriceBook,
+    /// This week's saving and when it was computed (recomputed after a
+    /// minute, or after a sleep or wake).
+    week: std::sync::Mutex<Option<(std::time::Instant, Option<f64>)>>,
+}
+
+/// Unix time now, in fractional seconds.
+pub fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A history line for `change` of `id` now.
+fn event(
+    change: Change,
+    id: &ResourceId,
+    saved: Option<Capacity>,
+    trigger: Trigger,
+    facts: Option<Facts>,
+) -> HistoryEvent {
+    HistoryEvent {
+        at: now_seconds(),
+        change,
+        resource: id.clone(),
+        saved,
+        trigger,
+        facts,
+    }
 }
 
 fn now_unix() -> u64 {
@@ -60,7 +96,106 @@ impl<C: CloudControl> Manager<C> {
             dry_run,
             busy: tokio::sync::Mutex::new(()),
             cached: std::sync::Mutex::new(Records::new()),
+            history: None,
+            prices: PriceBook::default(),
+            week: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Prices savings with `prices` (e.g. the Price List API in front of
+    /// the shipped table).
+    pub fn with_prices(mut self, prices: PriceBook) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    /// Dollars saved over the last 7 days (`None` without a history or when
+    /// it cannot be read); computed at most once a minute, and after each
+    /// sleep or wake.
+    pub fn saved_this_week(&self) -> Option<f64> {
+        let mut week = self.week.lock().unwrap_or_else(|e| e.into_inner());
+        match *week {
+            Some((at, saved)) if at.elapsed() < std::time::Duration::from_secs(60) => saved,
+            _ => {
+                let now = now_seconds();
+                let saved = self.history.as_ref().and_then(|_| {
+                    self.savings(now - 7.0 * 86_400.0, now)
+                        .map_err(|e| tracing::warn!("{e}"))
+                        .ok()
+                        .map(|r| r.totals.saved_usd)
+                });
+                *week = Some((std::time::Instant::now(), saved));
+                saved
+            }
+        }
+    }
+
+    /// The savings report over `[since, now]` from the history (none kept:
+    /// an empty report).
+    pub fn savings(&self, since: f64, now: f64) -> Result<SavingsReport, HistoryError> {
+        match &self.history {
+            Some(h) => h.report(since, now, &self.prices),
+            None => Ok(savings::compute(&[], since, now, &self.prices)),
+        }
+    }
+
+    /// Logs every sleep and wake to `history`.
+    pub fn with_history(mut self, history: HistoryFile) -> Self {
+        self.history = Some(history);
+        self
+    }
+
+    /// Appends `events` to the history (compacting earlier months first);
+    /// a failure is logged, never fatal: the sleep or wake happened.
+    fn log_history(&self, events: &[HistoryEvent]) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = history.compact(now_seconds()) {
+            tracing::warn!("compacting the history: {e}");
+        }
+        if let Err(e) = history.append(events) {
+            tracing::warn!("{e}");
+        }
+        *self.week.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// What each of `targets` is made of, for the savings report; `None`
+    /// (with a warning) where AWS could not tell.
+    async fn facts_of(&self, targets: Vec<(ResourceId, Option<String>)>) -> Vec<Option<Facts>> {
+        let cloud = &self.cloud;
+        let items: Vec<_> = targets.into_iter().map(|(id, p)| (id, p, ())).collect();
+        let ids: Vec<ResourceId> = items.iter().map(|(id, _, _)| id.clone()).collect();
+        let results = self
+            .grouped(
+                items,
+                |group, p| async move {
+                    let ids: Vec<ResourceId> = group.into_iter().map(|(id, ())| id).collect();
+                    cloud.facts_many(&ids, p.as_deref()).await
+                },
+                |(id, p, ())| async move {
+                    let mut one = cloud
+                        .facts_many(std::slice::from_ref(&id), p.as_deref())
+                        .await;
+                    one.pop()
+                        .unwrap_or_else(|| Err(CloudError::new(ErrorKind::Other, "no answer")))
+                },
+            )
+            .await;
+        ids.iter()
+            .zip(results)
+            .map(|(id, r)| {
+                r.map_err(|e| {
+                    tracing::warn!(
+                        "{id}: reading what it is made of: {e}; its savings are not priced"
+                    )
+                })
+                .ok()
+            })
+            .collect()
     }
 
     /// Waits until no sleep, wake or manual change is in progress.
@@ -271,6 +406,7 @@ impl<C: CloudControl> Manager<C> {
         &self,
         entries: &[Entry],
         veto: &BusySettings,
+        trigger: Trigger,
     ) -> Result<Vec<Outcome>, RecordsError> {
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
@@ -280,6 +416,7 @@ impl<C: CloudControl> Manager<C> {
         let mut candidates = Vec::new();
         let mut to_stop = Vec::new();
         let mut to_forget = Vec::new();
+        let mut logged = Vec::new();
         for (entry, obs) in entries.iter().zip(observed) {
             let obs = match obs {
                 Ok(o) => o,
@@ -307,7 +444,15 @@ impl<C: CloudControl> Manager<C> {
                 SleepDecision::Protected => (Action::Protected, None),
                 SleepDecision::StartedByHand => {
                     if !self.dry_run {
-                        records.remove(&entry.id);
+                        if records.remove(&entry.id).is_some() {
+                            logged.push(event(
+                                Change::Wake,
+                                &entry.id,
+                                None,
+                                Trigger::Refresh,
+                                None,
+                            ));
+                        }
                         to_forget.push(entry.clone());
                     }
                     (Action::StartedByHand, None)
@@ -369,14 +514,21 @@ impl<C: CloudControl> Manager<C> {
         self.save(&records)?;
 
         // Tag, then stop; a resource whose stop failed loses its tag again.
-        let tagged = self
-            .write_sleep_tags(
+        // What each is made of is read meanwhile, for the history.
+        let (tagged, facts) = tokio::join!(
+            self.write_sleep_tags(
                 to_stop
                     .iter()
                     .map(|(e, saved, _, _)| (e.id.clone(), e.profile.clone(), Some(*saved)))
                     .collect(),
+            ),
+            self.facts_of(
+                to_stop
+                    .iter()
+                    .map(|(e, _, _, _)| (e.id.clone(), e.profile.clone()))
+                    .collect()
             )
-            .await;
+        );
         let stops = self
             .set_capacities(
                 to_stop
@@ -407,11 +559,12 @@ impl<C: CloudControl> Manager<C> {
             },
         );
 
-        for (entry, before, saved, ok, error) in stopped {
+        for ((entry, before, saved, ok, error), facts) in stopped.zip(facts) {
             if ok {
                 if let Some(r) = records.get_mut(&entry.id) {
                     r.phase = Phase::Asleep;
                 }
+                logged.push(event(Change::Sleep, &entry.id, Some(saved), trigger, facts));
             } else {
                 records.remove(&entry.id);
             }
@@ -424,13 +577,18 @@ impl<C: CloudControl> Manager<C> {
             });
         }
         self.save(&records)?;
+        self.log_history(&logged);
         sort(&mut outcomes);
         Ok(outcomes)
     }
 
     /// Restores everything cloudnap put to sleep (from the state file, or the
     /// AWS tags of registered resources) to exactly its saved capacity.
-    pub async fn wake(&self, entries: &[Entry]) -> Result<Vec<Outcome>, RecordsError> {
+    pub async fn wake(
+        &self,
+        entries: &[Entry],
+        trigger: Trigger,
+    ) -> Result<Vec<Outcome>, RecordsError> {
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
         // Registered resources, plus recorded ones no longer registered.
@@ -454,6 +612,7 @@ impl<C: CloudControl> Manager<C> {
 
         let mut outcomes = Vec::new();
         let mut to_wake = Vec::new();
+        let mut logged = Vec::new();
         for ((id, profile), obs) in targets.iter().zip(observed) {
             let recorded = records.get(id).map(|r| r.saved);
             let obs = match obs {
@@ -479,7 +638,9 @@ impl<C: CloudControl> Manager<C> {
                 WakeDecision::AlreadyUp => {
                     outcomes.push(row(id, Action::AlreadyUp, &obs, saved));
                     if !self.dry_run {
-                        records.remove(id);
+                        if records.remove(id).is_some() {
+                            logged.push(event(Change::Wake, id, Some(saved), trigger, None));
+                        }
                         if obs.sleep_tag.is_some() {
                             to_wake.push((id.clone(), profile.clone(), obs, saved));
                         }
@@ -545,6 +706,7 @@ impl<C: CloudControl> Manager<C> {
                 }
                 (Ok(()), untag) => {
                     records.remove(&id);
+                    logged.push(event(Change::Wake, &id, Some(saved), trigger, None));
                     out.error = untag
                         .err()
                         .map(|e| format!("restored, but the sleep tag was not removed: {e}"));
@@ -553,6 +715,7 @@ impl<C: CloudControl> Manager<C> {
             outcomes.push(out);
         }
         self.save(&records)?;
+        self.log_history(&logged);
         sort(&mut outcomes);
         Ok(outcomes)
     }
@@ -578,6 +741,13 @@ impl<C: CloudControl> Manager<C> {
         self.cloud.set_capacity(id, profile, capacity).await?;
         if capacity.is_up() && saved.is_some() {
             if records.remove(id).is_some() {
+                self.log_history(&[event(
+                    Change::Wake,
+                    id,
+                    Some(capacity),
+                    Trigger::Command,
+                    None,
+                )]);
                 if let Err(e) = self.save(&records) {
                     tracing::warn!("{e}");
                 }
@@ -612,6 +782,13 @@ impl<C: CloudControl> Manager<C> {
             }
             tracing::info!("{id} was started by hand; cloudnap no longer holds it asleep");
             records.remove(&id);
+            self.log_history(&[event(
+                Change::Wake,
+                &id,
+                Some(obs.capacity),
+                Trigger::Refresh,
+                None,
+            )]);
             if obs.sleep_tag.is_some() && !self.dry_run {
                 if let Err(e) = self
                     .cloud
@@ -765,7 +942,11 @@ mod tests {
         cloud.add(&b, Capacity::Ecs { desired: 1 });
         cloud.deny.lock().unwrap().push(b.clone());
         let out = m
-            .sleep(&entries(&[&a, &b, &missing]), &busy_settings())
+            .sleep(
+                &entries(&[&a, &b, &missing]),
+                &busy_settings(),
+                Trigger::Command,
+            )
             .await
             .unwrap();
         let action = |id: &ResourceId| out.iter().find(|o| &o.resource == id).unwrap().action;
@@ -779,7 +960,7 @@ mod tests {
         assert_eq!(records.keys().collect::<Vec<_>>(), vec![&a]);
 
         cloud.deny.lock().unwrap().clear();
-        let out = m.wake(&entries(&[&a, &b])).await.unwrap();
+        let out = m.wake(&entries(&[&a, &b]), Trigger::Command).await.unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 3 });
         assert_eq!(cloud.get(&a).sleep_tag, None);
@@ -793,7 +974,10 @@ mod tests {
         cloud.add(&a, Capacity::Ecs { desired: 2 });
         // Deny everything: the record must have been written, then dropped.
         cloud.deny.lock().unwrap().push(a.clone());
-        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        let out = m
+            .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
         assert_eq!(out[0].action, Action::Failed);
         assert!(m.state.path().exists(), "written before the calls");
         assert!(m.records().unwrap().is_empty());
@@ -804,7 +988,10 @@ mod tests {
         let (_d, cloud, m) = setup(true);
         let a = ecs("a");
         cloud.add(&a, Capacity::Ecs { desired: 2 });
-        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        let out = m
+            .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
         assert_eq!(out[0].action, Action::WouldStop);
         assert!(cloud.calls.lock().unwrap().is_empty());
         assert!(!m.state.path().exists());
@@ -815,7 +1002,9 @@ mod tests {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
         cloud.add(&a, Capacity::Ecs { desired: 2 });
-        m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        m.sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
         // Someone scales it to 5 by hand.
         cloud
             .resources
@@ -824,12 +1013,15 @@ mod tests {
             .get_mut(&a)
             .unwrap()
             .capacity = Capacity::Ecs { desired: 5 };
-        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        let out = m
+            .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
         assert_eq!(out[0].action, Action::StartedByHand);
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
         assert_eq!(cloud.get(&a).sleep_tag, None);
         // And wake does not override the user's 5.
-        m.wake(&entries(&[&a])).await.unwrap();
+        m.wake(&entries(&[&a]), Trigger::Command).await.unwrap();
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
     }
 
@@ -838,8 +1030,10 @@ mod tests {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
         cloud.add(&a, Capacity::Ecs { desired: 4 });
-        m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
-        let out = m.wake(&[]).await.unwrap();
+        m.sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
+        let out = m.wake(&[], Trigger::Command).await.unwrap();
         assert_eq!(out[0].action, Action::Restored);
         assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 4 });
     }
@@ -865,7 +1059,11 @@ mod tests {
         ]);
 
         let out = m
-            .sleep(&entries(&[&busy, &idle, &quiet, &other]), &busy_settings())
+            .sleep(
+                &entries(&[&busy, &idle, &quiet, &other]),
+                &busy_settings(),
+                Trigger::Command,
+            )
             .await
             .unwrap();
         let row = |id: &ResourceId| out.iter().find(|o| &o.resource == id).unwrap().clone();
@@ -895,7 +1093,11 @@ mod tests {
         cloud.metrics.lock().unwrap().insert(cpu(&busy), 4.0);
         cloud.metric_calls.lock().unwrap().clear();
         let out = m
-            .sleep(&entries(&[&busy, &idle]), &busy_settings())
+            .sleep(
+                &entries(&[&busy, &idle]),
+                &busy_settings(),
+                Trigger::Command,
+            )
             .await
             .unwrap();
         assert_eq!(out[0].action, Action::Stopped);
@@ -919,7 +1121,10 @@ mod tests {
             in_progress: true,
             created: Some(SystemTime::now()),
         }];
-        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        let out = m
+            .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
         assert_eq!(out[0].action, Action::Busy);
         assert_eq!(
             out[0].error.as_deref(),
@@ -933,7 +1138,10 @@ mod tests {
 
         let mut off = busy_settings();
         off.enabled = false;
-        let out = m.sleep(&entries(&[&a]), &off).await.unwrap();
+        let out = m
+            .sleep(&entries(&[&a]), &off, Trigger::Command)
+            .await
+            .unwrap();
         assert_eq!(out[0].action, Action::Stopped);
         assert!(
             cloud.metric_calls.lock().unwrap().is_empty(),
@@ -952,7 +1160,10 @@ mod tests {
             .unwrap()
             .insert(("CPUUtilization".into(), a.name()), 99.0);
         *cloud.deny_metrics.lock().unwrap() = true;
-        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        let out = m
+            .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
         assert_eq!(out[0].action, Action::Stopped);
         assert_eq!(
             out[0].error.as_deref(),
@@ -971,7 +1182,10 @@ mod tests {
             .lock()
             .unwrap()
             .insert(("CPUUtilization".into(), a.name()), 50.0);
-        let out = m.sleep(&entries(&[&a]), &busy_settings()).await.unwrap();
+        let out = m
+            .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
         assert_eq!(out[0].action, Action::Busy);
         assert!(cloud.calls.lock().unwrap().is_empty());
     }

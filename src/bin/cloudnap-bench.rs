@@ -508,6 +508,80 @@ fn owner_lookup_micros() -> f64 {
     t.elapsed().as_secs_f64() * 1e6 / f64::from(N)
 }
 
+/// `cloudnap report --since 365d --json` over a synthetic year of history:
+/// 200 resources slept every evening and woken every morning (146k lines),
+/// compacted into monthly files as the daemon would.
+fn report_year(bin: &str, table: &mut Vec<(String, String)>) {
+    use cloudnap::core::history::{Change, HistoryEvent, Trigger};
+    use cloudnap::core::resource::{Capacity, Facts, ResourceId, Volume};
+    use cloudnap::store::history::HistoryFile;
+    let dir = std::env::temp_dir().join(format!("cloudnap-bench-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let facts = Facts {
+        instance_type: Some("t3.micro".into()),
+        os: Some("Linux/UNIX".into()),
+        volumes: vec![Volume {
+            gb: 8,
+            volume_type: "gp3".into(),
+        }],
+        ..Facts::default()
+    };
+    let mut events = Vec::new();
+    for day in 0..365 {
+        let evening = now - f64::from(365 - day) * 86_400.0;
+        for n in 0..200 {
+            let resource = ResourceId::Ec2 {
+                instance_id: format!("i-{n:017x}"),
+                region: "us-east-1".into(),
+            };
+            let line = |at, change, facts| HistoryEvent {
+                at,
+                change,
+                resource: resource.clone(),
+                saved: Some(Capacity::Ec2 { running: true }),
+                trigger: Trigger::Idle,
+                facts,
+            };
+            events.push(line(evening, Change::Sleep, Some(facts.clone())));
+            events.push(line(evening + 13.0 * 3600.0, Change::Wake, None));
+        }
+    }
+    let history = HistoryFile::beside(&dir.join("state.json"));
+    history.append(&events).unwrap();
+    history.compact(now).unwrap();
+    let t = Instant::now();
+    let out = Command::new(bin)
+        .args([
+            "--config-dir",
+            dir.to_str().unwrap(),
+            "report",
+            "--since",
+            "365d",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    table.push((
+        format!(
+            "savings report, 1 year x 200 resources ({} history lines), `cloudnap report --json`",
+            events.len()
+        ),
+        format!("{} ms (target ≤ 1000 ms)", took.as_millis()),
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 6 {
@@ -530,6 +604,7 @@ fn main() {
     idle_under_sway(bin, wake_dir, idle_secs, &mut table);
     wake_latency(bin, wake_dir, 5, &mut table);
     fleet_sleep(bin, Path::new(&args[4]), &mut table);
+    report_year(bin, &mut table);
     println!("| measure | value |");
     println!("| --- | --- |");
     for (k, v) in table {

@@ -3,7 +3,7 @@
 use super::{CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, Deployment, MetricQuery};
 use crate::core::resource::{
-    Capacity, Ec2Instance, EcsService, EksNodegroup, Observed, ResourceId,
+    Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -34,6 +34,8 @@ pub struct FakeCloud {
     pub metric_calls: Mutex<Vec<String>>,
     /// Whether `metric_data` fails with AccessDenied.
     pub deny_metrics: Mutex<bool>,
+    /// What `facts_many` answers per resource (default: nothing known).
+    pub facts: Mutex<HashMap<ResourceId, Facts>>,
 }
 
 impl FakeCloud {
@@ -138,6 +140,17 @@ impl CloudControl for FakeCloud {
                     .unwrap_or_default()
             })
             .collect())
+    }
+
+    async fn facts_many(
+        &self,
+        ids: &[ResourceId],
+        _: Option<&str>,
+    ) -> Vec<Result<Facts, CloudError>> {
+        let facts = self.facts.lock().unwrap();
+        ids.iter()
+            .map(|id| Ok(facts.get(id).cloned().unwrap_or_default()))
+            .collect()
     }
 
     async fn list_ec2(&self, _: &str, _: Option<&str>) -> Result<Vec<Ec2Instance>, CloudError> {

@@ -7,7 +7,7 @@ pub mod fake;
 
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
-    Capacity, Ec2Instance, EcsService, EksNodegroup, Observed, ResourceId,
+    Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
 };
 use std::future::Future;
 use std::time::SystemTime;
@@ -151,6 +151,17 @@ pub trait CloudControl: Send + Sync + 'static {
             self.set_sleep_tag(id, profile, *saved)
         })
     }
+
+    /// What each resource (of one region and profile) is made of, for
+    /// pricing: instance type and OS, attached EBS volumes and Elastic IPs
+    /// (EC2), launch type and task size (ECS), instance types (EKS). EC2
+    /// instances of one region take one describe call each for instances
+    /// and volumes. Results keep the order of `ids`.
+    fn facts_many(
+        &self,
+        ids: &[ResourceId],
+        profile: Option<&str>,
+    ) -> impl Future<Output = Vec<Result<Facts, CloudError>>> + Send;
 
     /// The datapoints of each query (in order) from `start` to `end`, at
     /// [`crate::core::busy::PERIOD_SECONDS`], in one region: one

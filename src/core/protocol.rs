@@ -58,6 +58,8 @@ pub enum Command {
     HoldRelease { id: u64 },
     /// The active holds.
     ListHolds,
+    /// The savings report over the last `days` days.
+    Report { days: u32 },
     /// Counts as user activity.
     UserActivity,
     /// The command tables.
@@ -393,6 +395,12 @@ pub const TEXT_COMMANDS: &[TextCommand] = &[
         build: |_| Ok(Command::ListHolds),
     },
     TextCommand {
+        name: "REPORT",
+        fields: &[OptCount("days")],
+        does: "savings over the last `days` (default 7), as `cloudnap report --json`: `{since, until, resources: [{resource, kind, id, region, awake_seconds, asleep_seconds, saved_usd, still_costing_usd, asleep_now, sources, notes, asleep: [[from, to]], tracked_since}], totals: {asleep_seconds, saved_usd, still_costing_usd, sources}, assumptions, warnings}` (unix seconds and dollars, unrounded)",
+        build: |a| report_days(a.count.map(i64::from)),
+    },
+    TextCommand {
         name: "USER_ACTIVITY",
         fields: &[],
         does: "counts as user activity (wakes resources if asleep)",
@@ -514,6 +522,11 @@ pub const JSON_TYPES: &[JsonType] = &[
         name: "LIST_HOLDS",
         content: "none",
         build: |_| Ok(Command::ListHolds),
+    },
+    JsonType {
+        name: "REPORT",
+        content: "`{\"days\": 30}` (optional, default 7)",
+        build: |c| report_days(c.count("days")?.map(i64::from)),
     },
     JsonType {
         name: "SLEEP_NOW",
@@ -795,6 +808,14 @@ fn read_text(spec: &TextCommand, args: &[&str]) -> Result<Command, String> {
         );
     }
     (spec.build)(a)
+}
+
+/// `REPORT`'s period: 1 to 3660 days, 7 when not given.
+fn report_days(days: Option<i64>) -> Result<Command, String> {
+    match days.unwrap_or(7) {
+        d @ 1..=3660 => Ok(Command::Report { days: d as u32 }),
+        d => Err(format!("days `{d}` must be from 1 to 3660")),
+    }
 }
 
 fn minutes(s: &str) -> Result<f64, String> {
@@ -1279,6 +1300,8 @@ mod tests {
         assert_eq!(cmd("hold_release:7"), Command::HoldRelease { id: 7 });
         assert_eq!(cmd("HOLD_RENEW:7"), Command::HoldRenew { id: 7 });
         assert_eq!(cmd("LIST_HOLDS"), Command::ListHolds);
+        assert_eq!(cmd("REPORT"), Command::Report { days: 7 });
+        assert_eq!(cmd("REPORT:30"), Command::Report { days: 30 });
         assert!(error(b"HOLD_RELEASE:x").contains("must be a whole number"));
         assert!(error(b"HOLD").starts_with("wrong number of fields for HOLD"));
         let json = |c: &str| parse(format!(r#"{{"type":"HOLD","content":{c}}}"#).as_bytes());

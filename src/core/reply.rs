@@ -46,6 +46,8 @@ pub enum Reply {
     Released { released: HoldRow },
     /// `LIST_HOLDS`.
     Holds { holds: Vec<HoldRow> },
+    /// `REPORT`: the savings report.
+    Savings(Box<crate::core::savings::SavingsReport>),
     /// `HELP`: every text command and JSON type.
     Help {
         commands: Vec<HelpRow>,

@@ -203,6 +203,48 @@ pub struct Observed {
     pub deployments: Vec<crate::core::busy::Deployment>,
 }
 
+/// What a resource is made of, for pricing: read from AWS when it is put to
+/// sleep and kept in the history, so reports need no AWS calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    /// An EC2 instance's type (`t3.micro`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// An EC2 instance's OS as AWS reports it (`Linux/UNIX`, `Windows`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// An EKS nodegroup's instance types (the first one is priced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_types: Vec<String>,
+    /// An ECS service's launch type: `FARGATE`, `EC2` or `EXTERNAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<String>,
+    /// An ECS task's CPU units (1024 = 1 vCPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_cpu_units: Option<u32>,
+    /// An ECS task's memory in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_memory_mib: Option<u32>,
+    /// EBS volumes attached to an EC2 instance (they keep costing while it
+    /// is stopped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Public IPv4 addresses that stay allocated while stopped (Elastic IPs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub public_ipv4: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// An EBS volume: size and type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub gb: u32,
+    pub volume_type: String,
+}
+
 /// An EC2 instance as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ec2Instance {

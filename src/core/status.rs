@@ -188,6 +188,9 @@ pub struct Status {
     pub holds: Vec<HoldRow>,
     /// While asleep: each resource the sleep left up, and why.
     pub awake: Vec<AwakeRow>,
+    /// Dollars sleeping saved over the last 7 days (see `REPORT`), if a
+    /// history is kept.
+    pub saved_this_week_usd: Option<f64>,
 }
 
 /// One of the two config files cloudnap watches.

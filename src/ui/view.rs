@@ -106,6 +106,9 @@ pub fn tray_view(status: &Status) -> TrayView {
             .collect();
         line = format!("{line}; up: {}", list(&up));
     }
+    if let Some(saved) = status.saved_this_week_usd.filter(|s| *s >= 0.005) {
+        line = format!("{line}; Saved ≈ ${saved:.2} this week");
+    }
     if let Some(op) = status.operation {
         line = format!("{}…", capitalize(op.name()));
     }
@@ -333,7 +336,25 @@ mod tests {
             detectors: vec![],
             holds: vec![],
             awake: vec![],
+            saved_this_week_usd: None,
         }
+    }
+
+    #[test]
+    fn the_status_line_shows_this_weeks_saving() {
+        let v = tray_view(&Status {
+            saved_this_week_usd: Some(12.404),
+            ..status(StateName::Asleep)
+        });
+        assert_eq!(
+            v.line,
+            "Asleep: 0 resources stopped; Saved ≈ $12.40 this week"
+        );
+        let v = tray_view(&Status {
+            saved_this_week_usd: Some(0.001),
+            ..status(StateName::Asleep)
+        });
+        assert_eq!(v.line, "Asleep: 0 resources stopped");
     }
 
     fn outcome(resource: ResourceId, action: Action) -> Outcome {

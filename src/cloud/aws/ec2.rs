@@ -7,8 +7,8 @@
 use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::{each_in_order, CloudError, ErrorKind};
-use crate::core::resource::{Capacity, Ec2Instance, Kind, Observed, ResourceId};
-use aws_sdk_ec2::types::{Instance, Tag};
+use crate::core::resource::{Capacity, Ec2Instance, Facts, Kind, Observed, ResourceId, Volume};
+use aws_sdk_ec2::types::{Filter, Instance, Tag};
 use aws_sdk_ec2::Client;
 use std::collections::HashMap;
 use std::future::Future;
@@ -131,6 +131,80 @@ fn observe(i: &Instance) -> Observed {
         status: state,
         deployments: Vec::new(),
     }
+}
+
+/// Type, OS, attached EBS volumes and Elastic IPs of each of `ids`: one
+/// describe of the instances and one of their volumes per 200 ids, or one
+/// by one if that fails.
+pub(super) async fn facts(ec2: &Client, ids: &[String]) -> Vec<Result<Facts, CloudError>> {
+    batch_or_each(ids, facts_all(ec2, ids), move |id| async move {
+        only(facts_all(ec2, slice::from_ref(id)).await?)
+    })
+    .await
+}
+
+async fn facts_all(
+    ec2: &Client,
+    ids: &[String],
+) -> Result<Vec<Result<Facts, CloudError>>, CloudError> {
+    let mut found: HashMap<String, (Facts, Vec<String>)> = HashMap::new();
+    let mut volumes = HashMap::new();
+    for chunk in ids.chunks(200) {
+        let reservations = all_items!(ec2
+            .describe_instances()
+            .set_instance_ids(Some(chunk.to_vec())))?;
+        for i in reservations.iter().flat_map(|r| r.instances()) {
+            let Some(id) = i.instance_id() else { continue };
+            let volume_ids = i
+                .block_device_mappings()
+                .iter()
+                .filter_map(|m| m.ebs().and_then(|e| e.volume_id()).map(String::from))
+                .collect();
+            let elastic = i
+                .network_interfaces()
+                .iter()
+                .filter_map(|n| n.association())
+                .filter(|a| a.ip_owner_id().is_some_and(|o| o != "amazon"))
+                .count();
+            let facts = Facts {
+                instance_type: i.instance_type().map(|t| t.as_str().to_string()),
+                os: i.platform_details().map(String::from),
+                public_ipv4: u32::try_from(elastic).unwrap_or(u32::MAX),
+                ..Facts::default()
+            };
+            found.insert(id.to_string(), (facts, volume_ids));
+        }
+        let described = all_items!(ec2.describe_volumes().filters(
+            Filter::builder()
+                .name("attachment.instance-id")
+                .set_values(Some(chunk.to_vec()))
+                .build()
+        ))?;
+        for v in described {
+            if let Some(id) = v.volume_id() {
+                let volume = Volume {
+                    gb: u32::try_from(v.size().unwrap_or(0)).unwrap_or(0),
+                    volume_type: v
+                        .volume_type()
+                        .map_or_else(|| "gp2".into(), |t| t.as_str().to_string()),
+                };
+                volumes.insert(id.to_string(), volume);
+            }
+        }
+    }
+    Ok(ids
+        .iter()
+        .map(|i| {
+            let (mut facts, volume_ids) = found
+                .remove(i)
+                .ok_or_else(|| not_found(format!("instance {i}")))?;
+            facts.volumes = volume_ids
+                .iter()
+                .filter_map(|v| volumes.get(v).cloned())
+                .collect();
+            Ok(facts)
+        })
+        .collect())
 }
 
 fn state(i: &Instance) -> String {

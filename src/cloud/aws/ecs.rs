@@ -4,8 +4,8 @@ use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::busy::Deployment;
-use crate::core::resource::{Capacity, EcsService, Kind, Observed};
-use aws_sdk_ecs::types::{DeploymentRolloutState, Service, ServiceField, Tag};
+use crate::core::resource::{Capacity, EcsService, Facts, Kind, Observed};
+use aws_sdk_ecs::types::{DeploymentRolloutState, LaunchType, Service, ServiceField, Tag};
 use aws_sdk_ecs::Client;
 use std::time::SystemTime;
 
@@ -54,6 +54,48 @@ pub(super) fn observe(s: &Service) -> Observed {
                 created: d.created_at().and_then(|t| SystemTime::try_from(*t).ok()),
             })
             .collect(),
+    }
+}
+
+/// A service's launch type and its task definition's size, for pricing.
+pub(super) async fn facts(ecs: &Client, cluster: &str, service: &str) -> Result<Facts, CloudError> {
+    let s = describe(ecs, cluster, service).await?;
+    let fargate = s.launch_type() == Some(&LaunchType::Fargate)
+        || s.capacity_provider_strategy()
+            .iter()
+            .any(|c| c.capacity_provider().starts_with("FARGATE"));
+    let launch = if fargate {
+        "FARGATE".to_string()
+    } else {
+        s.launch_type()
+            .map_or_else(|| "EC2".to_string(), |l| l.as_str().to_string())
+    };
+    let mut facts = Facts {
+        launch_type: Some(launch),
+        ..Facts::default()
+    };
+    if let Some(arn) = s.task_definition() {
+        let def = ecs
+            .describe_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(aws_err)?;
+        if let Some(td) = def.task_definition() {
+            facts.task_cpu_units = td.cpu().and_then(|c| units(c, "vcpu"));
+            facts.task_memory_mib = td.memory().and_then(|m| units(m, "gb"));
+        }
+    }
+    Ok(facts)
+}
+
+/// A task size as ECS writes it: `512` (units, MiB) or `1 vCPU`/`2 GB`
+/// (times 1024).
+fn units(text: &str, big: &str) -> Option<u32> {
+    let t = text.trim().to_ascii_lowercase();
+    match t.strip_suffix(big) {
+        Some(n) => n.trim().parse::<f64>().ok().map(|n| (n * 1024.0) as u32),
+        None => t.parse().ok(),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
-use crate::core::resource::{Capacity, EksNodegroup, Kind, Observed};
+use crate::core::resource::{Capacity, EksNodegroup, Facts, Kind, Observed};
 use aws_sdk_eks::types::{Cluster, Nodegroup, NodegroupScalingConfig};
 use aws_sdk_eks::Client;
 
@@ -69,6 +69,14 @@ pub(super) fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|| "unknown".into()),
         deployments: Vec::new(),
+    }
+}
+
+/// What a nodegroup's nodes are, for pricing.
+pub(super) fn facts(ng: &Nodegroup) -> Facts {
+    Facts {
+        instance_types: ng.instance_types().to_vec(),
+        ..Facts::default()
     }
 }
 

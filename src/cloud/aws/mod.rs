@@ -18,7 +18,7 @@ pub use error::retry_config;
 use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
-    Capacity, Ec2Instance, EcsService, EksNodegroup, Kind, Observed, ResourceId,
+    Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Kind, Observed, ResourceId,
 };
 use crate::core::settings::AwsSettings;
 use clients::{ClientCache, Clients};
@@ -212,6 +212,38 @@ impl CloudControl for AwsCloud {
     ) -> Result<Vec<Vec<Datapoint>>, CloudError> {
         let c = self.clients.get(region, profile).await;
         cloudwatch::metric_data(&c.cloudwatch, queries, range).await
+    }
+
+    async fn facts_many(
+        &self,
+        ids: &[ResourceId],
+        profile: Option<&str>,
+    ) -> Vec<Result<Facts, CloudError>> {
+        if let Some((region, instances)) = ec2::same_region(ids) {
+            let c = self.clients.get(region, profile).await;
+            return ec2::facts(&c.ec2, &instances).await;
+        }
+        each_in_order(ids, 16, |id| async move {
+            let c = self.clients.get(id.region(), profile).await;
+            match id {
+                ResourceId::Ec2 { instance_id, .. } => {
+                    only(ec2::facts(&c.ec2, slice::from_ref(instance_id)).await)
+                }
+                ResourceId::Ecs {
+                    cluster_name,
+                    service_name,
+                    ..
+                } => ecs::facts(&c.ecs, cluster_name, service_name).await,
+                ResourceId::Eks {
+                    cluster_name,
+                    nodegroup_name,
+                    ..
+                } => Ok(eks::facts(
+                    &eks::nodegroup(&c.eks, cluster_name, nodegroup_name).await?,
+                )),
+            }
+        })
+        .await
     }
 
     async fn list_ec2(
