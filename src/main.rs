@@ -2,10 +2,11 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use cloudnap::cloud::aws::pricing::PriceList;
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
 use cloudnap::core::history::Trigger;
-use cloudnap::core::prices::PriceBook;
+use cloudnap::core::prices::{PriceBook, Wanted};
 use cloudnap::core::registry::Registry;
 use cloudnap::core::report::{format_outcomes, format_status, Action, Outcome};
 use cloudnap::core::resource::Kind;
@@ -17,6 +18,7 @@ use cloudnap::server::client;
 use cloudnap::store::atomic::write_atomic;
 use cloudnap::store::config::Paths;
 use cloudnap::store::history::HistoryFile;
+use cloudnap::store::price_cache::{self, PriceCache};
 use cloudnap::store::records::RecordsFile;
 use cloudnap::ui::shell::{dialog_command, DIALOG_BIN};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -306,6 +308,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
+/// The AWS Price List's prices of what the report covers (cached 30 days
+/// beside the state), in front of the table shipped with cloudnap.
+fn price_book(paths: &Paths, history: &HistoryFile, since: f64, now: f64) -> Result<PriceBook> {
+    let wanted = Wanted::default();
+    history.report(since, now, &PriceBook::with_first(Box::new(wanted.clone())))?;
+    let items = wanted.items();
+    if items.is_empty() {
+        return Ok(PriceBook::default());
+    }
+    let settings = paths.load_settings().map(|(s, _)| s).unwrap_or_default();
+    let cache = PriceCache::load(&paths.state.with_file_name(price_cache::FILE_NAME));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let known = rt.block_on(async {
+        let list = PriceList::new(&settings.aws, cache).await;
+        list.prices_for(&items, SystemTime::now()).await
+    });
+    Ok(PriceBook::with_first(Box::new(known)))
+}
+
 /// `cloudnap report`: reads the history, prints the table (or JSON) and
 /// writes the HTML page if asked. Skipped history lines are warnings.
 fn savings_report(
@@ -322,7 +345,8 @@ fn savings_report(
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let report = HistoryFile::beside(&paths.state).report(since, now, &PriceBook::default())?;
+    let history = HistoryFile::beside(&paths.state);
+    let report = history.report(since, now, &price_book(paths, &history, since, now)?)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

@@ -8,6 +8,8 @@
 //! instance says otherwise.
 
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// What every figure assumes.
 pub const ASSUMPTIONS: &str = "on-demand prices in USD; no savings plans, reserved instances, \
@@ -73,6 +75,58 @@ pub trait PriceSource: Send + Sync {
     fn source(&self) -> Source;
     /// The on-demand USD per hour of one `item` (for EBS: per GB-hour).
     fn hourly(&self, item: &PriceItem) -> Option<f64>;
+}
+
+/// Known prices of some items (e.g. what the Price List API answered for a
+/// report's items, looked up beforehand): a synchronous source.
+pub struct Known {
+    source: Source,
+    prices: HashMap<PriceItem, f64>,
+}
+
+impl Known {
+    /// `prices`, all from `source`.
+    pub fn new(source: Source, prices: HashMap<PriceItem, f64>) -> Self {
+        Known { source, prices }
+    }
+}
+
+impl PriceSource for Known {
+    fn source(&self) -> Source {
+        self.source
+    }
+
+    fn hourly(&self, item: &PriceItem) -> Option<f64> {
+        self.prices.get(item).copied()
+    }
+}
+
+/// Notes every item it is asked for and knows none: run a computation
+/// through it once to learn which prices to look up.
+#[derive(Clone, Default)]
+pub struct Wanted(Arc<Mutex<HashSet<PriceItem>>>);
+
+impl Wanted {
+    /// The items asked for so far, each once.
+    pub fn items(&self) -> Vec<PriceItem> {
+        self.0
+            .lock()
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl PriceSource for Wanted {
+    fn source(&self) -> Source {
+        Source::PriceList
+    }
+
+    fn hourly(&self, item: &PriceItem) -> Option<f64> {
+        if let Ok(mut set) = self.0.lock() {
+            set.insert(item.clone());
+        }
+        None
+    }
 }
 
 /// Price sources asked in order; the first that knows a price wins.

@@ -7,11 +7,13 @@
 use super::clients::timeouts;
 use super::error::{aws_err, retry_config};
 use crate::cloud::{CloudError, ErrorKind};
+use crate::core::prices::{Known, PriceItem, Source};
 use crate::core::settings::AwsSettings;
 use crate::store::price_cache::PriceCache;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_pricing::types::{Filter, FilterType};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -85,6 +87,34 @@ struct Lookup {
 }
 
 impl PriceQuery {
+    /// The query for a report's price item; `None` for what the API is not
+    /// asked about here (instances of an OS other than Linux).
+    pub fn of(item: &PriceItem) -> Option<PriceQuery> {
+        let r = |region: &String| region.clone();
+        Some(match item {
+            PriceItem::Instance {
+                region,
+                instance_type,
+                os,
+            } if os == "Linux" => PriceQuery::Ec2Instance {
+                region: r(region),
+                instance_type: instance_type.clone(),
+            },
+            PriceItem::Instance { .. } => return None,
+            PriceItem::FargateVcpu { region } => PriceQuery::FargateVcpu { region: r(region) },
+            PriceItem::FargateGb { region } => PriceQuery::FargateGb { region: r(region) },
+            PriceItem::EbsGb {
+                region,
+                volume_type,
+            } => PriceQuery::EbsVolume {
+                region: r(region),
+                volume_type: volume_type.clone(),
+            },
+            PriceItem::PublicIpv4 { region } => PriceQuery::PublicIpv4 { region: r(region) },
+            PriceItem::EksControlPlane { region } => PriceQuery::EksCluster { region: r(region) },
+        })
+    }
+
     /// A stable key for the cache.
     pub fn key(&self) -> String {
         match self {
@@ -321,6 +351,30 @@ impl PriceList {
             tracing::warn!("could not save the price cache: {e}");
         }
         Ok(price)
+    }
+
+    /// The Price List's prices of `items` (most from the cache), as a
+    /// source for a [`PriceBook`](crate::core::prices::PriceBook): what it
+    /// lacks is left to the shipped table. The first failed call (no
+    /// network, no permission) ends the lookups, logged once.
+    pub async fn prices_for(&self, items: &[PriceItem], now: SystemTime) -> Known {
+        let mut known = HashMap::new();
+        for item in items {
+            let Some(query) = PriceQuery::of(item) else {
+                continue;
+            };
+            match self.on_demand_hourly(&query, now).await {
+                Ok(Some(usd)) => {
+                    known.insert(item.clone(), usd);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!("AWS Price List: {e}; using the prices shipped with cloudnap");
+                    break;
+                }
+            }
+        }
+        Known::new(Source::PriceList, known)
     }
 
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, PriceCache> {
@@ -658,6 +712,46 @@ mod tests {
             prices.on_demand_hourly(&t3_micro(), t0()).await,
             Ok(Some(0.0104))
         );
+    }
+
+    #[tokio::test]
+    async fn a_report_gets_the_price_list_s_price_or_falls_back_to_the_shipped_table() {
+        use crate::core::prices::PriceBook;
+        let item = PriceItem::Instance {
+            region: "us-east-1".into(),
+            instance_type: "t3.micro".into(),
+            os: "Linux".into(),
+        };
+        let ok = mock!(aws_sdk_pricing::Client::get_products)
+            .then_output(|| GetProductsOutput::builder().price_list(T3_MICRO).build());
+        let dir = tempfile::tempdir().unwrap();
+        let known = prices(&ok, dir.path())
+            .prices_for(&[item.clone()], t0())
+            .await;
+        let price = PriceBook::with_first(Box::new(known)).price(&item).unwrap();
+        assert_eq!(
+            (price.usd_per_hour, price.source),
+            (0.0104, Source::PriceList)
+        );
+
+        let denied = mock!(aws_sdk_pricing::Client::get_products)
+            .sequence()
+            .http_status(
+                400,
+                Some(r#"{"__type":"AccessDeniedException","Message":"denied"}"#.into()),
+            )
+            .build();
+        let other = PriceItem::EksControlPlane {
+            region: "us-east-1".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let known = prices(&denied, dir.path())
+            .prices_for(&[item.clone(), other], t0())
+            .await;
+        assert_eq!(denied.num_calls(), 1, "the first failure ends the lookups");
+        let price = PriceBook::with_first(Box::new(known)).price(&item).unwrap();
+        assert_eq!(price.source, Source::Estimate, "the shipped table answers");
+        assert!(price.usd_per_hour > 0.0);
     }
 
     #[tokio::test]
