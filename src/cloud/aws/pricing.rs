@@ -726,7 +726,7 @@ mod tests {
             .then_output(|| GetProductsOutput::builder().price_list(T3_MICRO).build());
         let dir = tempfile::tempdir().unwrap();
         let known = prices(&ok, dir.path())
-            .prices_for(&[item.clone()], t0())
+            .prices_for(std::slice::from_ref(&item), t0())
             .await;
         let price = PriceBook::with_first(Box::new(known)).price(&item).unwrap();
         assert_eq!(
