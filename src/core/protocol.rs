@@ -1187,10 +1187,11 @@ pub fn reply(
 /// that fits is sent as is; a larger one becomes `n` parts, each
 /// `{"reply_to","part":i,"parts":n,"data":"<slice of the reply>"}`
 /// (1-based `part`); concatenating `data` in order gives the reply.
-pub fn split(reply: &str, reply_to: Option<&str>, max: usize) -> Vec<String> {
+pub fn split(reply: String, reply_to: Option<&str>, max: usize) -> Vec<String> {
     if reply.len() <= max {
-        return vec![reply.to_string()];
+        return vec![reply];
     }
+    let reply = reply.as_str();
     // Frame placeholders wide enough for any part numbers.
     let frame = |data: &str, i: usize, n: usize| {
         json!({"reply_to": reply_to, "part": i, "parts": n, "data": data}).to_string()
@@ -1581,7 +1582,7 @@ mod tests {
     #[test]
     fn split_parts_reassemble() {
         let big = json!({"data": "é\"x".repeat(50_000)}).to_string();
-        let parts = split(&big, Some("id"), 60_000);
+        let parts = split(big.clone(), Some("id"), 60_000);
         assert!(parts.len() > 1);
         let mut joined = String::new();
         for (i, p) in parts.iter().enumerate() {
@@ -1592,7 +1593,7 @@ mod tests {
             joined += v["data"].as_str().unwrap();
         }
         assert_eq!(joined, big);
-        assert_eq!(split("{}", None, 10), vec!["{}".to_string()]);
+        assert_eq!(split("{}".into(), None, 10), vec!["{}".to_string()]);
     }
 
     proptest::proptest! {

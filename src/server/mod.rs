@@ -99,16 +99,11 @@ async fn answer(
     result: Result<Reply, CommandError>,
 ) {
     let reply = protocol::reply(format, result, &reply_id(), SystemTime::now());
-    let parts = if reply.len() <= MAX_REPLY {
-        vec![reply]
-    } else {
-        let reply_to = match format {
-            Format::Json { id, .. } => id.as_deref(),
-            Format::Text { .. } => None,
-        };
-        protocol::split(&reply, reply_to, MAX_REPLY)
+    let reply_to = match format {
+        Format::Json { id, .. } => id.as_deref(),
+        Format::Text { .. } => None,
     };
-    for datagram in parts {
+    for datagram in protocol::split(reply, reply_to, MAX_REPLY) {
         for dest in std::iter::once(to).chain(echo) {
             if let Err(e) = socket.send_to(datagram.as_bytes(), dest).await {
                 tracing::debug!("reply to {dest}: {e}");
@@ -353,7 +348,7 @@ pub async fn echo_events(
         if let Some((s, addr)) = &socket {
             let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
             let body = serde_json::json!({"type": "EVENT", "source": "cloudnap", "timestamp": timestamp, "content": event});
-            for part in protocol::split(&body.to_string(), None, MAX_REPLY) {
+            for part in protocol::split(body.to_string(), None, MAX_REPLY) {
                 let _ = s.send_to(part.as_bytes(), addr).await;
             }
         }
