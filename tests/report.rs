@@ -13,40 +13,6 @@ use std::time::{Duration, Instant};
 const A: &str = "eu-west-1";
 const B: &str = "us-west-2";
 
-/// A Fargate service (256 CPU units, 512 MiB) at `desired` tasks.
-async fn fargate_service(region: &str, cluster: &str, service: &str, desired: i32) {
-    let ecs = aws_sdk_ecs::Client::new(&sdk(region).await);
-    ecs.create_cluster()
-        .cluster_name(cluster)
-        .send()
-        .await
-        .unwrap();
-    ecs.register_task_definition()
-        .family("fargate-app")
-        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
-        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
-        .cpu("256")
-        .memory("512")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("app")
-                .image("nginx")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ecs.create_service()
-        .cluster(cluster)
-        .service_name(service)
-        .task_definition("fargate-app")
-        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
-        .desired_count(desired)
-        .send()
-        .await
-        .unwrap();
-}
-
 /// Runs `cmd` and returns the middle of the time it ran, in seconds since
 /// `t0`, and whether it succeeded.
 fn timed(cfg: &ConfigDir, cmd: &str, t0: Instant) -> f64 {
@@ -69,7 +35,7 @@ fn report_json(cfg: &ConfigDir) -> (Value, String) {
 async fn report_counts_each_sleep_and_survives_a_torn_line() {
     let (cluster, eks_cluster) = (unique("fargate"), unique("eks"));
     let instance = ec2_instance(A, false, &[]).await;
-    fargate_service(A, &cluster, "api", 2).await;
+    ecs_service_on(A, &cluster, "api", 2, Launch::Fargate).await;
     eks_nodegroup(B, &eks_cluster, "workers", (1, 2, 3)).await;
     let cfg = ConfigDir::new(
         &[A, B],

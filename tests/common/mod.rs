@@ -480,32 +480,53 @@ pub async fn ec2_state(region: &str, id: &str) -> (String, Vec<(String, String)>
 
 /// Creates an ECS cluster (if needed) and a service at `desired` tasks.
 pub async fn ecs_service(region: &str, cluster: &str, service: &str, desired: i32) {
+    ecs_service_on(region, cluster, service, desired, Launch::Ec2).await
+}
+
+/// Where an ECS service's tasks run.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Launch {
+    /// On the cluster's instances (a 128 MiB container).
+    Ec2,
+    /// On Fargate, 256 CPU units and 512 MiB a task.
+    Fargate,
+}
+
+/// An ECS service at `desired` tasks, launched `on` EC2 or Fargate.
+pub async fn ecs_service_on(region: &str, cluster: &str, service: &str, desired: i32, on: Launch) {
+    use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, LaunchType, NetworkMode};
     let ecs = aws_sdk_ecs::Client::new(&sdk(region).await);
     ecs.create_cluster()
         .cluster_name(cluster)
         .send()
         .await
         .unwrap();
-    ecs.register_task_definition()
-        .family("app")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("app")
-                .image("nginx")
-                .memory(128)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ecs.create_service()
+    let (family, container) = match on {
+        Launch::Ec2 => ("app", ContainerDefinition::builder().memory(128)),
+        Launch::Fargate => ("fargate-app", ContainerDefinition::builder()),
+    };
+    let mut task = ecs
+        .register_task_definition()
+        .family(family)
+        .container_definitions(container.name("app").image("nginx").build());
+    if on == Launch::Fargate {
+        task = task
+            .requires_compatibilities(Compatibility::Fargate)
+            .network_mode(NetworkMode::Awsvpc)
+            .cpu("256")
+            .memory("512");
+    }
+    task.send().await.unwrap();
+    let mut create = ecs
+        .create_service()
         .cluster(cluster)
         .service_name(service)
-        .task_definition("app")
-        .desired_count(desired)
-        .send()
-        .await
-        .unwrap();
+        .task_definition(family)
+        .desired_count(desired);
+    if on == Launch::Fargate {
+        create = create.launch_type(LaunchType::Fargate);
+    }
+    create.send().await.unwrap();
 }
 
 /// An ECS service's desired count and tags.
