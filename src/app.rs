@@ -922,7 +922,7 @@ impl<C: CloudControl> App<C> {
                 .await
             }
             Command::Stop { id } => Box::pin(self.by_hand(&id, |now, _, _| now.asleep())).await,
-            Command::ScaleEks { id, desired } => {
+            Command::Scale { id, desired } => {
                 Box::pin(self.by_hand(&id, |now, _, _| scale_target(now, desired))).await
             }
             Command::Register { id, description } => {
@@ -965,6 +965,7 @@ impl<C: CloudControl> App<C> {
 mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
+    use crate::core::resource::Desired;
     use crate::store::records::RecordsFile;
     use serde_json::Value;
 
@@ -1003,11 +1004,7 @@ mod tests {
     }
 
     fn svc() -> ResourceId {
-        ResourceId::Ecs {
-            cluster_name: "c".into(),
-            service_name: "s".into(),
-            region: "us-east-1".into(),
-        }
+        ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1")
     }
 
     async fn next_event(rx: &mut mpsc::UnboundedReceiver<Event>) -> String {
@@ -1019,7 +1016,7 @@ mod tests {
     async fn idle_warns_sleeps_and_first_activity_wakes_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 3 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(3)));
         let (app, mut rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
 
@@ -1034,7 +1031,10 @@ mod tests {
         );
         assert_eq!(next_event(&mut rx).await, "asleep");
         assert_eq!(start.elapsed().as_secs(), 10 * 60);
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 0 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
 
         // An hour later, one key press wakes it at once.
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -1042,14 +1042,17 @@ mod tests {
         press(&app, ActivityKind::Keyboard);
         assert_eq!(next_event(&mut rx).await, "awake");
         assert_eq!(pressed.elapsed(), Duration::ZERO);
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 3 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(3))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn activity_during_the_warning_cancels_the_sleep() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let (app, mut rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         assert_eq!(next_event(&mut rx).await, "warning");
@@ -1064,7 +1067,7 @@ mod tests {
     async fn every_sleep_and_wake_is_in_the_history_and_report_tells_it() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         cloud.facts.lock().unwrap().insert(
             svc(),
             crate::core::resource::Facts {
@@ -1104,7 +1107,7 @@ mod tests {
     async fn a_restart_while_asleep_wakes_on_the_first_activity() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 4 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(4)));
         let (first, _rx) = app(dir.path(), cloud.clone());
         first.handle(Command::SleepNow).await.unwrap();
         drop(first);
@@ -1113,18 +1116,21 @@ mod tests {
         assert_eq!(app.state(), IdleState::Asleep);
         press(&app, ActivityKind::Keyboard);
         assert_eq!(next_event(&mut rx).await, "awake");
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 4 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(4))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_refresh_lets_go_of_a_resource_started_by_hand() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let (app, mut rx) = app(dir.path(), cloud.clone());
         app.handle(Command::SleepNow).await.unwrap();
         assert_eq!(app.status().asleep.len(), 1);
-        cloud.add(&svc(), Capacity::Ecs { desired: 5 }); // started by hand
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(5))); // started by hand
         tokio::spawn(app.clone().run_refresh(std::future::pending()));
         loop {
             if next_event(&mut rx).await == "refreshed" {
@@ -1135,7 +1141,7 @@ mod tests {
         app.handle(Command::WakeNow).await.unwrap();
         assert_eq!(
             cloud.get(&svc()).capacity,
-            Capacity::Ecs { desired: 5 },
+            Capacity::of(Kind::Ecs, Desired(5)),
             "left as the user set it"
         );
     }
@@ -1175,7 +1181,7 @@ mod tests {
     async fn a_hold_on_one_resource_is_left_up_and_status_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let (app, mut rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         let hold = |only: &str| Command::Hold {
@@ -1209,7 +1215,7 @@ mod tests {
     async fn pause_keeps_awake_and_commands_report_status() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let (app, _rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         let status = ask(&app, Command::Pause { minutes: 60.0 }).await;
@@ -1231,14 +1237,17 @@ mod tests {
         assert_eq!(status["state"], "asleep");
         assert_eq!(status["asleep"][0]["saved"]["desired"], 2);
         app.handle(Command::WakeNow).await.unwrap();
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_busy_resource_sleeps_at_a_later_check_once_it_is_idle() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let cpu = ("CPUUtilization".to_string(), "s".to_string());
         cloud.metrics.lock().unwrap().insert(cpu.clone(), 80.0);
         let (app, mut rx) = app(dir.path(), cloud.clone());
@@ -1253,24 +1262,33 @@ mod tests {
         tokio::spawn(app.clone().run_refresh(std::future::pending()));
         // The first check (5 min) finds it still at work.
         tokio::time::sleep(Duration::from_secs(5 * 60 + 1)).await;
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
         assert_eq!(app.status().busy.len(), 1);
         // Then it goes quiet: the next check puts it to sleep.
         cloud.metrics.lock().unwrap().insert(cpu, 3.0);
         assert_eq!(next_event(&mut rx).await, "asleep");
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 0 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
         assert!(app.status().busy.is_empty());
         // And the user's return wakes it exactly.
         press(&app, ActivityKind::Keyboard);
         assert_eq!(next_event(&mut rx).await, "awake");
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn busy_resources_are_not_checked_again_once_the_user_is_back() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let cpu = ("CPUUtilization".to_string(), "s".to_string());
         cloud.metrics.lock().unwrap().insert(cpu.clone(), 80.0);
         let (app, _rx) = app(dir.path(), cloud.clone());
@@ -1282,7 +1300,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(11 * 60)).await;
         assert_eq!(
             cloud.get(&svc()).capacity,
-            Capacity::Ecs { desired: 2 },
+            Capacity::of(Kind::Ecs, Desired(2)),
             "the user is here: not stopped"
         );
     }

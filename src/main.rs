@@ -737,12 +737,11 @@ async fn check(
     );
     let count = |k: Kind| registry.entries.iter().filter(|e| e.id.kind() == k).count();
     println!("services:  {} (valid)", paths.services.display());
-    println!(
-        "  {} EC2 instance(s), {} ECS service(s), {} EKS nodegroup(s)",
-        count(Kind::Ec2),
-        count(Kind::Ecs),
-        count(Kind::Eks)
-    );
+    let counts: Vec<String> = Kind::ALL
+        .iter()
+        .map(|&k| format!("{} {k} {}(s)", count(k), k.spec().noun))
+        .collect();
+    println!("  {}", counts.join(", "));
     println!("state:     {}", paths.state.display());
     let region = &settings.aws.regions[0];
     match cloud.whoami(region, None).await {

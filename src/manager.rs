@@ -11,7 +11,7 @@ use crate::core::policy::{
 use crate::core::prices::PriceBook;
 use crate::core::registry::Entry;
 use crate::core::report::{Action, Outcome, StatusRow};
-use crate::core::resource::{Capacity, Facts, Observed, ResourceId};
+use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::savings::{self, SavingsReport};
 use crate::core::settings::BusySettings;
 use crate::store::history::{HistoryError, HistoryFile};
@@ -257,9 +257,9 @@ impl<C: CloudControl> Manager<C> {
         let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
         let mut singles = Vec::new();
         for (i, (id, profile, _)) in items.iter().enumerate() {
-            match id {
-                ResourceId::Ec2 { region, .. } => groups
-                    .entry((region.clone(), profile.clone()))
+            match id.kind() {
+                Kind::Ec2 => groups
+                    .entry((id.region().to_string(), profile.clone()))
                     .or_default()
                     .push(i),
                 _ => singles.push(i),
@@ -891,13 +891,10 @@ fn sort(outcomes: &mut [Outcome]) {
 mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
+    use crate::core::resource::{Desired, Running};
 
     fn ecs(name: &str) -> ResourceId {
-        ResourceId::Ecs {
-            cluster_name: "c".into(),
-            service_name: name.into(),
-            region: "us-east-1".into(),
-        }
+        ResourceId::new(Kind::Ecs, ["c", name], "us-east-1")
     }
 
     fn entries(ids: &[&ResourceId]) -> Vec<Entry> {
@@ -916,10 +913,7 @@ mod tests {
     }
 
     fn ec2(n: u32, region: &str) -> ResourceId {
-        ResourceId::Ec2 {
-            instance_id: format!("i-{n:017x}"),
-            region: region.into(),
-        }
+        ResourceId::new(Kind::Ec2, [format!("i-{n:017x}")], region)
     }
 
     fn setup(dry_run: bool) -> (tempfile::TempDir, Arc<FakeCloud>, Manager<FakeCloud>) {
@@ -938,8 +932,8 @@ mod tests {
     async fn one_failure_does_not_stop_the_others() {
         let (_d, cloud, m) = setup(false);
         let (a, b, missing) = (ecs("a"), ecs("b"), ecs("missing"));
-        cloud.add(&a, Capacity::Ecs { desired: 3 });
-        cloud.add(&b, Capacity::Ecs { desired: 1 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(3)));
+        cloud.add(&b, Capacity::of(Kind::Ecs, Desired(1)));
         cloud.deny.lock().unwrap().push(b.clone());
         let out = m
             .sleep(
@@ -953,8 +947,8 @@ mod tests {
         assert_eq!(action(&a), Action::Stopped);
         assert_eq!(action(&b), Action::Failed);
         assert_eq!(action(&missing), Action::Failed);
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 0 });
-        assert_eq!(cloud.get(&b).capacity, Capacity::Ecs { desired: 1 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(0)));
+        assert_eq!(cloud.get(&b).capacity, Capacity::of(Kind::Ecs, Desired(1)));
         // The failed one is not recorded, so wake leaves it alone.
         let records = m.records().unwrap();
         assert_eq!(records.keys().collect::<Vec<_>>(), vec![&a]);
@@ -962,7 +956,7 @@ mod tests {
         cloud.deny.lock().unwrap().clear();
         let out = m.wake(&entries(&[&a, &b]), Trigger::Command).await.unwrap();
         assert_eq!(out.len(), 1);
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 3 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(3)));
         assert_eq!(cloud.get(&a).sleep_tag, None);
         assert!(m.records().unwrap().is_empty());
     }
@@ -971,7 +965,7 @@ mod tests {
     async fn state_is_recorded_before_any_mutating_call() {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
-        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(2)));
         // Deny everything: the record must have been written, then dropped.
         cloud.deny.lock().unwrap().push(a.clone());
         let out = m
@@ -987,7 +981,7 @@ mod tests {
     async fn dry_run_makes_no_mutating_call() {
         let (_d, cloud, m) = setup(true);
         let a = ecs("a");
-        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(2)));
         let out = m
             .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
             .await
@@ -1001,7 +995,7 @@ mod tests {
     async fn started_by_hand_while_asleep_is_forgotten_not_stopped_again() {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
-        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(2)));
         m.sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
             .await
             .unwrap();
@@ -1012,30 +1006,30 @@ mod tests {
             .unwrap()
             .get_mut(&a)
             .unwrap()
-            .capacity = Capacity::Ecs { desired: 5 };
+            .capacity = Capacity::of(Kind::Ecs, Desired(5));
         let out = m
             .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
             .await
             .unwrap();
         assert_eq!(out[0].action, Action::StartedByHand);
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(5)));
         assert_eq!(cloud.get(&a).sleep_tag, None);
         // And wake does not override the user's 5.
         m.wake(&entries(&[&a]), Trigger::Command).await.unwrap();
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(5)));
     }
 
     #[tokio::test]
     async fn wake_covers_recorded_resources_that_were_unregistered() {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
-        cloud.add(&a, Capacity::Ecs { desired: 4 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(4)));
         m.sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
             .await
             .unwrap();
         let out = m.wake(&[], Trigger::Command).await.unwrap();
         assert_eq!(out[0].action, Action::Restored);
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 4 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(4)));
     }
 
     #[tokio::test]
@@ -1048,9 +1042,9 @@ mod tests {
             ec2(3, "us-west-2"),
         );
         for id in [&busy, &idle, &other] {
-            cloud.add(id, Capacity::Ec2 { running: true });
+            cloud.add(id, Capacity::of(Kind::Ec2, Running(true)));
         }
-        cloud.add(&quiet, Capacity::Ecs { desired: 2 });
+        cloud.add(&quiet, Capacity::of(Kind::Ecs, Desired(2)));
         let cpu = |id: &ResourceId| ("CPUUtilization".to_string(), id.name());
         cloud.metrics.lock().unwrap().extend([
             (cpu(&busy), 63.0),
@@ -1072,7 +1066,10 @@ mod tests {
             row(&busy).error.as_deref(),
             Some("busy: CPU 63 % over 10 min")
         );
-        assert_eq!(cloud.get(&busy).capacity, Capacity::Ec2 { running: true });
+        assert_eq!(
+            cloud.get(&busy).capacity,
+            Capacity::of(Kind::Ec2, Running(true))
+        );
         assert_eq!(cloud.get(&busy).sleep_tag, None, "not tagged either");
         assert!(!m.records().unwrap().contains_key(&busy), "not recorded");
         for id in [&idle, &quiet, &other] {
@@ -1103,14 +1100,17 @@ mod tests {
         assert_eq!(out[0].action, Action::Stopped);
         assert_eq!(out[1].action, Action::AlreadyAsleep);
         assert_eq!(cloud.metric_calls.lock().unwrap().len(), 1);
-        assert_eq!(cloud.get(&busy).capacity, Capacity::Ec2 { running: false });
+        assert_eq!(
+            cloud.get(&busy).capacity,
+            Capacity::of(Kind::Ec2, Running(false))
+        );
     }
 
     #[tokio::test]
     async fn an_ecs_deployment_in_progress_is_busy_and_the_veto_can_be_turned_off() {
         let (_d, cloud, m) = setup(false);
         let a = ecs("deploying");
-        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(2)));
         cloud
             .resources
             .lock()
@@ -1130,7 +1130,7 @@ mod tests {
             out[0].error.as_deref(),
             Some("busy: ECS deployment in progress")
         );
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(2)));
         assert!(
             cloud.metric_calls.lock().unwrap().is_empty(),
             "a deployment needs no metrics"
@@ -1153,7 +1153,7 @@ mod tests {
     async fn unreadable_metrics_do_not_keep_anything_up_but_are_noted() {
         let (_d, cloud, m) = setup(false);
         let a = ec2(1, "eu-west-1");
-        cloud.add(&a, Capacity::Ec2 { running: true });
+        cloud.add(&a, Capacity::of(Kind::Ec2, Running(true)));
         cloud
             .metrics
             .lock()
@@ -1169,14 +1169,17 @@ mod tests {
             out[0].error.as_deref(),
             Some("busy check skipped: CloudWatch: AccessDeniedException: denied")
         );
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ec2 { running: false });
+        assert_eq!(
+            cloud.get(&a).capacity,
+            Capacity::of(Kind::Ec2, Running(false))
+        );
     }
 
     #[tokio::test]
     async fn dry_run_reports_busy_resources_too() {
         let (_d, cloud, m) = setup(true);
         let a = ec2(1, "eu-west-1");
-        cloud.add(&a, Capacity::Ec2 { running: true });
+        cloud.add(&a, Capacity::of(Kind::Ec2, Running(true)));
         cloud
             .metrics
             .lock()

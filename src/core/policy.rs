@@ -1,7 +1,7 @@
 //! The sleep/wake policy: given what a resource looks like now and what
 //! cloudnap recorded about it, decide what to do. Pure: no I/O.
 
-use crate::core::resource::{Capacity, Observed, ResourceId};
+use crate::core::resource::{Capacity, Desired, Observed, ResourceId, Running, Scaling};
 use serde::{Deserialize, Serialize};
 
 /// Where a sleep of one resource has got to.
@@ -89,33 +89,37 @@ pub fn start_target(
     count: Option<i32>,
     entry_desired: Option<i32>,
 ) -> Capacity {
-    match (current, count, saved) {
-        (Capacity::Ec2 { .. }, _, _) => Capacity::Ec2 { running: true },
-        (Capacity::Ecs { .. }, Some(n), _) => Capacity::Ecs { desired: n },
-        (Capacity::Ecs { .. }, None, Some(s @ Capacity::Ecs { .. })) => s,
-        (Capacity::Ecs { .. }, None, _) => Capacity::Ecs { desired: 1 },
-        (Capacity::Eks { .. }, Some(n), _) => scale_target(current, n),
-        (Capacity::Eks { .. }, None, Some(s @ Capacity::Eks { .. })) => s,
-        (Capacity::Eks { .. }, None, _) => scale_target(current, entry_desired.unwrap_or(1)),
+    let saved = saved.filter(|s| s.kind == current.kind);
+    match (current.level, count, saved) {
+        (Running(_), _, _) => Capacity::of(current.kind, Running(true)),
+        (Desired(_), Some(n), _) => Capacity::of(current.kind, Desired(n)),
+        (_, None, Some(s)) => s,
+        (Desired(_), None, None) => Capacity::of(current.kind, Desired(1)),
+        (Scaling { .. }, Some(n), _) => scale_target(current, n),
+        (Scaling { .. }, None, None) => scale_target(current, entry_desired.unwrap_or(1)),
     }
 }
 
 /// A nodegroup scaled to `desired`: min lowered and max raised as needed
 /// (max stays at least 1: AWS rejects 0). Other kinds are unchanged.
 pub fn scale_target(current: Capacity, desired: i32) -> Capacity {
-    match current {
-        Capacity::Eks { min, max, .. } => Capacity::Eks {
-            min: min.min(desired),
-            desired,
-            max: max.max(desired).max(1),
-        },
-        other => other,
+    match current.level {
+        Scaling { min, max, .. } => Capacity::of(
+            current.kind,
+            Scaling {
+                min: min.min(desired),
+                desired,
+                max: max.max(desired).max(1),
+            },
+        ),
+        _ => current,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::resource::Kind;
 
     fn obs(capacity: Capacity) -> Observed {
         Observed {
@@ -129,11 +133,7 @@ mod tests {
 
     fn rec(saved: Capacity, phase: Phase) -> SleepRecord {
         SleepRecord {
-            resource: ResourceId::Ecs {
-                cluster_name: "c".into(),
-                service_name: "s".into(),
-                region: "us-east-1".into(),
-            },
+            resource: ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1"),
             profile: None,
             saved,
             phase,
@@ -141,8 +141,8 @@ mod tests {
         }
     }
 
-    const ECS3: Capacity = Capacity::Ecs { desired: 3 };
-    const ECS0: Capacity = Capacity::Ecs { desired: 0 };
+    const ECS3: Capacity = Capacity::of(Kind::Ecs, Desired(3));
+    const ECS0: Capacity = Capacity::of(Kind::Ecs, Desired(0));
 
     #[test]
     fn up_resources_are_stopped_with_their_capacity_saved() {
@@ -150,11 +150,14 @@ mod tests {
             decide_sleep(&obs(ECS3), None),
             SleepDecision::Stop { saved: ECS3 }
         );
-        let ng = Capacity::Eks {
-            min: 1,
-            desired: 2,
-            max: 4,
-        };
+        let ng = Capacity::of(
+            Kind::Eks,
+            Scaling {
+                min: 1,
+                desired: 2,
+                max: 4,
+            },
+        );
         assert_eq!(
             decide_sleep(&obs(ng), None),
             SleepDecision::Stop { saved: ng }
@@ -164,7 +167,7 @@ mod tests {
     #[test]
     fn down_resources_are_left_alone() {
         assert_eq!(decide_sleep(&obs(ECS0), None), SleepDecision::LeaveDown);
-        let stopped = Capacity::Ec2 { running: false };
+        let stopped = Capacity::of(Kind::Ec2, Running(false));
         assert_eq!(decide_sleep(&obs(stopped), None), SleepDecision::LeaveDown);
     }
 
@@ -199,7 +202,7 @@ mod tests {
     #[test]
     fn interrupted_sleep_is_finished_with_the_recorded_capacity() {
         let r = rec(ECS3, Phase::Stopping);
-        let now = Capacity::Ecs { desired: 5 };
+        let now = Capacity::of(Kind::Ecs, Desired(5));
         assert_eq!(
             decide_sleep(&obs(now), Some(&r)),
             SleepDecision::Stop { saved: ECS3 }
@@ -220,82 +223,109 @@ mod tests {
         let saved = Some(ECS3);
         assert_eq!(
             start_target(ECS0, saved, Some(5), None),
-            Capacity::Ecs { desired: 5 }
+            Capacity::of(Kind::Ecs, Desired(5))
         );
         assert_eq!(start_target(ECS0, saved, None, None), ECS3);
         assert_eq!(
             start_target(ECS0, None, None, None),
-            Capacity::Ecs { desired: 1 }
+            Capacity::of(Kind::Ecs, Desired(1))
         );
-        let down = Capacity::Eks {
-            min: 0,
-            desired: 0,
-            max: 4,
-        };
-        let ng = Capacity::Eks {
-            min: 1,
-            desired: 2,
-            max: 4,
-        };
+        let down = Capacity::of(
+            Kind::Eks,
+            Scaling {
+                min: 0,
+                desired: 0,
+                max: 4,
+            },
+        );
+        let ng = Capacity::of(
+            Kind::Eks,
+            Scaling {
+                min: 1,
+                desired: 2,
+                max: 4,
+            },
+        );
         assert_eq!(start_target(down, Some(ng), None, Some(3)), ng);
         assert_eq!(
             start_target(down, None, None, Some(3)),
-            Capacity::Eks {
-                min: 0,
-                desired: 3,
-                max: 4
-            }
+            Capacity::of(
+                Kind::Eks,
+                Scaling {
+                    min: 0,
+                    desired: 3,
+                    max: 4
+                }
+            )
         );
         assert_eq!(
             start_target(down, None, Some(6), None),
-            Capacity::Eks {
-                min: 0,
-                desired: 6,
-                max: 6
-            }
+            Capacity::of(
+                Kind::Eks,
+                Scaling {
+                    min: 0,
+                    desired: 6,
+                    max: 6
+                }
+            )
         );
-        let ec2 = Capacity::Ec2 { running: false };
+        let ec2 = Capacity::of(Kind::Ec2, Running(false));
         assert_eq!(
             start_target(ec2, None, None, None),
-            Capacity::Ec2 { running: true }
+            Capacity::of(Kind::Ec2, Running(true))
         );
     }
 
     #[test]
     fn scaling_keeps_min_le_desired_le_max() {
-        let ng = Capacity::Eks {
-            min: 2,
-            desired: 2,
-            max: 4,
-        };
+        let ng = Capacity::of(
+            Kind::Eks,
+            Scaling {
+                min: 2,
+                desired: 2,
+                max: 4,
+            },
+        );
         assert_eq!(
             scale_target(ng, 1),
-            Capacity::Eks {
-                min: 1,
-                desired: 1,
-                max: 4
-            }
+            Capacity::of(
+                Kind::Eks,
+                Scaling {
+                    min: 1,
+                    desired: 1,
+                    max: 4
+                }
+            )
         );
         assert_eq!(
             scale_target(ng, 0),
-            Capacity::Eks {
+            Capacity::of(
+                Kind::Eks,
+                Scaling {
+                    min: 0,
+                    desired: 0,
+                    max: 4
+                }
+            )
+        );
+        let zero = Capacity::of(
+            Kind::Eks,
+            Scaling {
                 min: 0,
                 desired: 0,
-                max: 4
-            }
+                max: 0,
+            },
         );
-        let zero = Capacity::Eks {
-            min: 0,
-            desired: 0,
-            max: 0,
-        };
         assert_eq!(
             scale_target(zero, 0),
-            Capacity::Eks {
-                min: 0,
-                desired: 0,
-                max: 1
-            }
+            Capacity::of(
+                Kind::Eks,
+                Scaling {
+                    min: 0,
+                    desired: 0,
+                    max: 1
+                }
+            )
         );
     }
 

@@ -68,7 +68,7 @@ pub struct RegisteredRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HelpRow {
     pub form: String,
-    pub does: &'static str,
+    pub does: String,
 }
 
 /// What `LIST_*` found. The keys are those of the original cloudnap

@@ -4,82 +4,62 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The three kinds of resource cloudnap can put to sleep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Kind {
-    /// An EC2 instance.
-    Ec2,
-    /// An ECS service.
-    Ecs,
-    /// An EKS managed nodegroup.
-    Eks,
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Ec2 => "EC2",
-            Kind::Ecs => "ECS",
-            Kind::Eks => "EKS",
-        })
-    }
-}
+pub use crate::core::kinds::Kind;
+use crate::core::kinds::Shape;
 
 /// Which resource, in which region: the identity of a registered resource.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "UPPERCASE")]
-pub enum ResourceId {
-    /// An EC2 instance.
-    Ec2 { instance_id: String, region: String },
-    /// An ECS service in a cluster.
-    Ecs {
-        cluster_name: String,
-        service_name: String,
-        region: String,
-    },
-    /// An EKS nodegroup in a cluster.
-    Eks {
-        cluster_name: String,
-        nodegroup_name: String,
-        region: String,
-    },
+/// Serialized as `{"type": "ECS", "cluster_name": ..., "service_name": ...,
+/// "region": ...}`: the kind's label, its name fields, the region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceId {
+    kind: Kind,
+    names: Vec<String>,
+    region: String,
 }
 
 impl ResourceId {
+    /// The resource of `kind` named by `names` (in the order of its spec's
+    /// name fields) in `region`.
+    pub fn new<S: Into<String>>(
+        kind: Kind,
+        names: impl IntoIterator<Item = S>,
+        region: impl Into<String>,
+    ) -> Self {
+        ResourceId {
+            kind,
+            names: names.into_iter().map(Into::into).collect(),
+            region: region.into(),
+        }
+    }
+
     /// The kind of resource.
     pub fn kind(&self) -> Kind {
-        match self {
-            ResourceId::Ec2 { .. } => Kind::Ec2,
-            ResourceId::Ecs { .. } => Kind::Ecs,
-            ResourceId::Eks { .. } => Kind::Eks,
-        }
+        self.kind
     }
 
     /// The AWS region the resource lives in.
     pub fn region(&self) -> &str {
-        match self {
-            ResourceId::Ec2 { region, .. }
-            | ResourceId::Ecs { region, .. }
-            | ResourceId::Eks { region, .. } => region,
-        }
+        &self.region
+    }
+
+    /// The name fields, in the order of the kind's spec.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The name field at `index` (empty if there is none).
+    pub fn part(&self, index: usize) -> &str {
+        self.names.get(index).map_or("", String::as_str)
     }
 
     /// A short name within its region: `i-123`, `cluster/service`, `cluster/nodegroup`.
     pub fn name(&self) -> String {
-        match self {
-            ResourceId::Ec2 { instance_id, .. } => instance_id.clone(),
-            ResourceId::Ecs {
-                cluster_name,
-                service_name,
-                ..
-            } => format!("{cluster_name}/{service_name}"),
-            ResourceId::Eks {
-                cluster_name,
-                nodegroup_name,
-                ..
-            } => format!("{cluster_name}/{nodegroup_name}"),
-        }
+        self.names.join("/")
+    }
+
+    /// The last name field: `i-123`, `service`, `nodegroup`.
+    pub fn short_name(&self) -> &str {
+        self.names.last().map_or("", String::as_str)
     }
 }
 
@@ -89,50 +69,155 @@ impl fmt::Display for ResourceId {
     }
 }
 
+impl Serialize for ResourceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.kind.spec().names;
+        let mut map = s.serialize_map(Some(fields.len() + 2))?;
+        map.serialize_entry("type", &self.kind)?;
+        for (field, name) in fields.iter().zip(&self.names) {
+            map.serialize_entry(field.key, name)?;
+        }
+        map.serialize_entry("region", &self.region)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = std::collections::HashMap::<String, String>::deserialize(d)?;
+        let label = map
+            .remove("type")
+            .ok_or_else(|| D::Error::missing_field("type"))?;
+        let kind = Kind::from_label(&label)
+            .ok_or_else(|| D::Error::custom(format!("unknown resource type `{label}`")))?;
+        let mut take =
+            |key: &'static str| map.remove(key).ok_or_else(|| D::Error::missing_field(key));
+        let names = kind
+            .spec()
+            .names
+            .iter()
+            .map(|f| take(f.key))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ResourceId::new(kind, names, take("region")?))
+    }
+}
+
 /// The capacity of a resource: what "up" means for it, and what sleep saves.
+/// Serialized as `{"type": "EKS", "min": 1, "desired": 2, "max": 3}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "UPPERCASE")]
-pub enum Capacity {
-    /// An EC2 instance is either running (or starting) or not.
-    Ec2 { running: bool },
-    /// An ECS service's desired task count.
-    Ecs { desired: i32 },
-    /// An EKS nodegroup's scaling configuration.
-    Eks { min: i32, desired: i32, max: i32 },
+#[serde(into = "CapacityRepr", try_from = "CapacityRepr")]
+pub struct Capacity {
+    /// The kind of resource this capacity belongs to.
+    pub kind: Kind,
+    pub level: Level,
+}
+
+/// A capacity's value, of its kind's [`Shape`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Running (or starting) or not.
+    Running(bool),
+    /// A desired task count.
+    Desired(i32),
+    /// A group's scaling configuration.
+    Scaling { min: i32, desired: i32, max: i32 },
+}
+
+pub use Level::{Desired, Running, Scaling};
+
+#[derive(Serialize, Deserialize)]
+struct CapacityRepr {
+    #[serde(rename = "type")]
+    kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    running: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    desired: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max: Option<i32>,
+}
+
+impl From<Capacity> for CapacityRepr {
+    fn from(c: Capacity) -> Self {
+        let mut r = CapacityRepr {
+            kind: c.kind,
+            running: None,
+            min: None,
+            desired: None,
+            max: None,
+        };
+        match c.level {
+            Running(running) => r.running = Some(running),
+            Desired(desired) => r.desired = Some(desired),
+            Scaling { min, desired, max } => {
+                (r.min, r.desired, r.max) = (Some(min), Some(desired), Some(max))
+            }
+        }
+        r
+    }
+}
+
+impl TryFrom<CapacityRepr> for Capacity {
+    type Error = String;
+
+    fn try_from(r: CapacityRepr) -> Result<Self, String> {
+        let level = match (r.kind.spec().shape, r.running, r.min, r.desired, r.max) {
+            (Shape::Running, Some(running), ..) => Running(running),
+            (Shape::Desired, _, _, Some(desired), _) => Desired(desired),
+            (Shape::Scaling, _, Some(min), Some(desired), Some(max)) => {
+                Scaling { min, desired, max }
+            }
+            _ => return Err(format!("not a capacity of {}", r.kind)),
+        };
+        Ok(Capacity::of(r.kind, level))
+    }
 }
 
 impl Capacity {
+    /// A capacity of `kind` (whose shape `level` must have).
+    pub const fn of(kind: Kind, level: Level) -> Capacity {
+        Capacity { kind, level }
+    }
+
+    /// The kind of resource this capacity belongs to.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// Whether the resource is up (costs money and can be put to sleep).
     pub fn is_up(&self) -> bool {
-        match *self {
-            Capacity::Ec2 { running } => running,
-            Capacity::Ecs { desired } => desired > 0,
-            Capacity::Eks { desired, min, .. } => desired > 0 || min > 0,
+        match self.level {
+            Running(running) => running,
+            Desired(desired) => desired > 0,
+            Scaling { desired, min, .. } => desired > 0 || min > 0,
         }
     }
 
     /// The capacity sleep sets: stopped, 0 tasks, or min and desired 0 with max
     /// unchanged (AWS rejects a nodegroup max of 0).
     pub fn asleep(&self) -> Capacity {
-        match *self {
-            Capacity::Ec2 { .. } => Capacity::Ec2 { running: false },
-            Capacity::Ecs { .. } => Capacity::Ecs { desired: 0 },
-            Capacity::Eks { max, .. } => Capacity::Eks {
+        let level = match self.level {
+            Running(_) => Running(false),
+            Desired(_) => Desired(0),
+            Scaling { max, .. } => Scaling {
                 min: 0,
                 desired: 0,
                 max,
             },
-        }
+        };
+        Capacity::of(self.kind, level)
     }
 
     /// The value stored in the `cloudnap:sleeping` tag.
     pub fn to_tag(&self) -> String {
-        match *self {
-            Capacity::Ec2 { running } => if running { "running" } else { "stopped" }.to_string(),
-            Capacity::Ecs { desired } => format!("desired={desired}"),
-            Capacity::Eks { min, desired, max } => {
-                format!("min={min} desired={desired} max={max}")
-            }
+        match self.level {
+            Running(running) => if running { "running" } else { "stopped" }.to_string(),
+            Desired(desired) => format!("desired={desired}"),
+            Scaling { min, desired, max } => format!("min={min} desired={desired} max={max}"),
         }
     }
 
@@ -145,44 +230,31 @@ impl Capacity {
                 (k.trim() == name).then(|| v.trim().parse().ok()).flatten()
             })
         };
-        match kind {
-            Kind::Ec2 => match value.trim() {
-                "running" => Some(Capacity::Ec2 { running: true }),
-                "stopped" => Some(Capacity::Ec2 { running: false }),
-                _ => None,
+        let level = match kind.spec().shape {
+            Shape::Running => match value.trim() {
+                "running" => Running(true),
+                "stopped" => Running(false),
+                _ => return None,
             },
-            Kind::Ecs => Some(Capacity::Ecs {
-                desired: field("desired").filter(|d| *d >= 0)?,
-            }),
-            Kind::Eks => {
+            Shape::Desired => Desired(field("desired").filter(|d| *d >= 0)?),
+            Shape::Scaling => {
                 let (min, desired, max) = (field("min")?, field("desired")?, field("max")?);
-                (min >= 0 && desired >= min && max >= desired && max > 0).then_some(Capacity::Eks {
-                    min,
-                    desired,
-                    max,
-                })
+                if !(min >= 0 && desired >= min && max >= desired && max > 0) {
+                    return None;
+                }
+                Scaling { min, desired, max }
             }
-        }
-    }
-}
-
-impl Capacity {
-    /// The kind of resource this capacity belongs to.
-    pub fn kind(&self) -> Kind {
-        match self {
-            Capacity::Ec2 { .. } => Kind::Ec2,
-            Capacity::Ecs { .. } => Kind::Ecs,
-            Capacity::Eks { .. } => Kind::Eks,
-        }
+        };
+        Some(Capacity::of(kind, level))
     }
 }
 
 impl fmt::Display for Capacity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Capacity::Ec2 { running } => f.write_str(if running { "running" } else { "stopped" }),
-            Capacity::Ecs { desired } => write!(f, "desired {desired}"),
-            Capacity::Eks { min, desired, max } => write!(f, "{min}/{desired}/{max}"),
+        match self.level {
+            Running(running) => f.write_str(if running { "running" } else { "stopped" }),
+            Desired(desired) => write!(f, "desired {desired}"),
+            Scaling { min, desired, max } => write!(f, "{min}/{desired}/{max}"),
         }
     }
 }
@@ -288,13 +360,16 @@ mod tests {
     #[test]
     fn tags_round_trip() {
         for c in [
-            Capacity::Ec2 { running: true },
-            Capacity::Ecs { desired: 3 },
-            Capacity::Eks {
-                min: 1,
-                desired: 2,
-                max: 4,
-            },
+            Capacity::of(Kind::Ec2, Running(true)),
+            Capacity::of(Kind::Ecs, Desired(3)),
+            Capacity::of(
+                Kind::Eks,
+                Scaling {
+                    min: 1,
+                    desired: 2,
+                    max: 4,
+                },
+            ),
         ] {
             assert_eq!(Capacity::from_tag(c.kind(), &c.to_tag()), Some(c));
         }
@@ -311,21 +386,27 @@ mod tests {
 
     #[test]
     fn asleep_keeps_nodegroup_max() {
-        let up = Capacity::Eks {
-            min: 1,
-            desired: 2,
-            max: 4,
-        };
+        let up = Capacity::of(
+            Kind::Eks,
+            Scaling {
+                min: 1,
+                desired: 2,
+                max: 4,
+            },
+        );
         assert_eq!(
             up.asleep(),
-            Capacity::Eks {
-                min: 0,
-                desired: 0,
-                max: 4
-            }
+            Capacity::of(
+                Kind::Eks,
+                Scaling {
+                    min: 0,
+                    desired: 0,
+                    max: 4
+                }
+            )
         );
         assert!(up.is_up());
         assert!(!up.asleep().is_up());
-        assert!(!Capacity::Ecs { desired: 3 }.asleep().is_up());
+        assert!(!Capacity::of(Kind::Ecs, Desired(3)).asleep().is_up());
     }
 }

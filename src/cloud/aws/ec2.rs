@@ -7,7 +7,9 @@
 use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::{each_in_order, CloudError, ErrorKind};
-use crate::core::resource::{Capacity, Ec2Instance, Facts, Kind, Observed, ResourceId, Volume};
+use crate::core::resource::{
+    Capacity, Ec2Instance, Facts, Kind, Observed, ResourceId, Running, Volume,
+};
 use aws_sdk_ec2::types::{Filter, Instance, Tag};
 use aws_sdk_ec2::Client;
 use std::collections::HashMap;
@@ -23,13 +25,10 @@ pub(super) fn same_region<'a>(
     let mut region = None;
     let mut instances = Vec::new();
     for id in ids {
-        match id {
-            ResourceId::Ec2 {
-                region: r,
-                instance_id,
-            } if region.is_none_or(|x| x == r) => {
-                region = Some(r.as_str());
-                instances.push(instance_id.clone());
+        match id.kind() {
+            Kind::Ec2 if region.is_none_or(|x| x == id.region()) => {
+                region = Some(id.region());
+                instances.push(id.part(0).to_string());
             }
             _ => return None,
         }
@@ -120,9 +119,10 @@ fn observe(i: &Instance) -> Observed {
         .iter()
         .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
     Observed {
-        capacity: Capacity::Ec2 {
-            running: matches!(state.as_str(), "pending" | "running"),
-        },
+        capacity: Capacity::of(
+            Kind::Ec2,
+            Running(matches!(state.as_str(), "pending" | "running")),
+        ),
         protected: has_protect(tags.clone()),
         sleep_tag: sleep_tag(
             Kind::Ec2,

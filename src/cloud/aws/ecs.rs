@@ -4,7 +4,7 @@ use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::busy::Deployment;
-use crate::core::resource::{Capacity, EcsService, Facts, Kind, Observed};
+use crate::core::resource::{Capacity, Desired, EcsService, Facts, Kind, Observed};
 use aws_sdk_ecs::types::{DeploymentRolloutState, LaunchType, Service, ServiceField, Tag};
 use aws_sdk_ecs::Client;
 use std::time::SystemTime;
@@ -37,9 +37,7 @@ pub(super) fn observe(s: &Service) -> Observed {
         .iter()
         .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
     Observed {
-        capacity: Capacity::Ecs {
-            desired: s.desired_count(),
-        },
+        capacity: Capacity::of(Kind::Ecs, Desired(s.desired_count())),
         protected: has_protect(tags.clone()),
         sleep_tag: sleep_tag(
             Kind::Ecs,

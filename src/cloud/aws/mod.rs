@@ -18,12 +18,12 @@ pub use error::retry_config;
 use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
-    Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Kind, Observed, ResourceId,
+    Capacity, Desired, Ec2Instance, EcsService, EksNodegroup, Facts, Kind, Observed, ResourceId,
+    Running, Scaling,
 };
 use crate::core::settings::AwsSettings;
 use clients::{ClientCache, Clients};
 use std::collections::HashMap;
-use std::slice;
 use std::time::SystemTime;
 
 /// Tag holding the capacity a sleeping resource had.
@@ -96,20 +96,17 @@ impl AwsCloud {
         if let Some(arn) = self.known_arn(id) {
             return Ok(arn);
         }
-        match id {
-            ResourceId::Ecs {
-                cluster_name,
-                service_name,
-                ..
-            } => {
-                let svc = ecs::describe(&c.ecs, cluster_name, service_name).await?;
+        let (first, second) = (id.part(0), id.part(1));
+        match id.kind() {
+            Kind::Ecs => {
+                let svc = ecs::describe(&c.ecs, first, second).await?;
                 self.remember_arn(id, svc.service_arn());
             }
-            ResourceId::Eks { cluster_name, .. } => {
-                let cluster = eks::cluster(&c.eks, cluster_name).await?;
+            Kind::Eks => {
+                let cluster = eks::cluster(&c.eks, first).await?;
                 self.remember_arn(id, cluster.arn());
             }
-            ResourceId::Ec2 { instance_id, .. } => return Ok(instance_id.clone()),
+            Kind::Ec2 => return Ok(first.to_string()),
         }
         self.known_arn(id)
             .ok_or_else(|| CloudError::new(ErrorKind::Other, format!("{id} has no ARN")))
@@ -123,31 +120,22 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Result<Observed, CloudError> {
         let c = self.clients.get(id.region(), profile).await;
-        match id {
-            ResourceId::Ec2 { instance_id, .. } => {
-                only(ec2::inspect(&c.ec2, slice::from_ref(instance_id)).await)
-            }
-            ResourceId::Ecs {
-                cluster_name,
-                service_name,
-                ..
-            } => {
-                let s = ecs::describe(&c.ecs, cluster_name, service_name).await?;
+        let (first, second) = (id.part(0), id.part(1));
+        match id.kind() {
+            Kind::Ec2 => only(ec2::inspect(&c.ec2, &[first.to_string()]).await),
+            Kind::Ecs => {
+                let s = ecs::describe(&c.ecs, first, second).await?;
                 self.remember_arn(id, s.service_arn());
                 Ok(ecs::observe(&s))
             }
-            ResourceId::Eks {
-                cluster_name,
-                nodegroup_name,
-                ..
-            } => {
+            Kind::Eks => {
                 let (ng, cluster) = tokio::join!(
-                    eks::nodegroup(&c.eks, cluster_name, nodegroup_name),
-                    eks::cluster(&c.eks, cluster_name)
+                    eks::nodegroup(&c.eks, first, second),
+                    eks::cluster(&c.eks, first)
                 );
                 let (ng, cluster) = (ng?, cluster?);
                 self.remember_arn(id, cluster.arn());
-                Ok(eks::observe(&ng, &cluster, nodegroup_name))
+                Ok(eks::observe(&ng, &cluster, second))
             }
         }
     }
@@ -159,26 +147,19 @@ impl CloudControl for AwsCloud {
         capacity: Capacity,
     ) -> Result<(), CloudError> {
         let c = self.clients.get(id.region(), profile).await;
-        match (id, capacity) {
-            (ResourceId::Ec2 { instance_id, .. }, Capacity::Ec2 { running }) => {
-                only(ec2::set_running(&c.ec2, slice::from_ref(instance_id), running).await)
+        let (first, second) = (id.part(0), id.part(1));
+        match (id.kind(), capacity.level) {
+            _ if capacity.kind != id.kind() => Err(CloudError::new(
+                ErrorKind::Other,
+                format!("capacity {capacity} does not apply to {id}"),
+            )),
+            (Kind::Ec2, Running(running)) => {
+                only(ec2::set_running(&c.ec2, &[first.to_string()], running).await)
             }
-            (
-                ResourceId::Ecs {
-                    cluster_name,
-                    service_name,
-                    ..
-                },
-                Capacity::Ecs { desired },
-            ) => ecs::set_desired(&c.ecs, cluster_name, service_name, desired).await,
-            (
-                ResourceId::Eks {
-                    cluster_name,
-                    nodegroup_name,
-                    ..
-                },
-                Capacity::Eks { min, desired, max },
-            ) => eks::set_scaling(&c.eks, cluster_name, nodegroup_name, (min, desired, max)).await,
+            (Kind::Ecs, Desired(desired)) => ecs::set_desired(&c.ecs, first, second, desired).await,
+            (Kind::Eks, Scaling { min, desired, max }) => {
+                eks::set_scaling(&c.eks, first, second, (min, desired, max)).await
+            }
             _ => Err(CloudError::new(
                 ErrorKind::Other,
                 format!("capacity {capacity} does not apply to {id}"),
@@ -194,12 +175,10 @@ impl CloudControl for AwsCloud {
     ) -> Result<(), CloudError> {
         let c = self.clients.get(id.region(), profile).await;
         let arn = self.arn_of(&c, id).await?;
-        match id {
-            ResourceId::Ec2 { .. } => only(ec2::set_sleep_tag(&c.ec2, &[arn], saved).await),
-            ResourceId::Ecs { .. } => ecs::set_sleep_tag(&c.ecs, arn, saved).await,
-            ResourceId::Eks { nodegroup_name, .. } => {
-                eks::set_sleep_tag(&c.eks, arn, nodegroup_name, saved).await
-            }
+        match id.kind() {
+            Kind::Ec2 => only(ec2::set_sleep_tag(&c.ec2, &[arn], saved).await),
+            Kind::Ecs => ecs::set_sleep_tag(&c.ecs, arn, saved).await,
+            Kind::Eks => eks::set_sleep_tag(&c.eks, arn, id.part(1), saved).await,
         }
     }
 
@@ -225,22 +204,11 @@ impl CloudControl for AwsCloud {
         }
         each_in_order(ids, 16, |id| async move {
             let c = self.clients.get(id.region(), profile).await;
-            match id {
-                ResourceId::Ec2 { instance_id, .. } => {
-                    only(ec2::facts(&c.ec2, slice::from_ref(instance_id)).await)
-                }
-                ResourceId::Ecs {
-                    cluster_name,
-                    service_name,
-                    ..
-                } => ecs::facts(&c.ecs, cluster_name, service_name).await,
-                ResourceId::Eks {
-                    cluster_name,
-                    nodegroup_name,
-                    ..
-                } => Ok(eks::facts(
-                    &eks::nodegroup(&c.eks, cluster_name, nodegroup_name).await?,
-                )),
+            let (first, second) = (id.part(0), id.part(1));
+            match id.kind() {
+                Kind::Ec2 => only(ec2::facts(&c.ec2, &[first.to_string()]).await),
+                Kind::Ecs => ecs::facts(&c.ecs, first, second).await,
+                Kind::Eks => Ok(eks::facts(&eks::nodegroup(&c.eks, first, second).await?)),
             }
         })
         .await
@@ -294,7 +262,14 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Vec<Result<(), CloudError>> {
         match ec2::group(items) {
-            Some((region, ids, Capacity::Ec2 { running })) => {
+            Some((
+                region,
+                ids,
+                Capacity {
+                    level: Running(running),
+                    ..
+                },
+            )) => {
                 let c = self.clients.get(region, profile).await;
                 ec2::set_running(&c.ec2, &ids, running).await
             }

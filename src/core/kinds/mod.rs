@@ -1,0 +1,112 @@
+//! One module per kind of resource: everything the generic code (protocol,
+//! registry, records, policy, view) needs to know about a kind, as one
+//! [`Spec`]. Adding a kind is a module here with its `SPEC`, a [`Kind`]
+//! variant listed in [`Kind::ALL`] and [`Kind::spec`], and its adapter in
+//! `src/cloud/aws/`.
+
+mod ec2;
+mod ecs;
+mod eks;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The kinds of resource cloudnap can put to sleep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Kind {
+    /// An EC2 instance.
+    Ec2,
+    /// An ECS service.
+    Ecs,
+    /// An EKS managed nodegroup.
+    Eks,
+}
+
+impl Kind {
+    /// Every kind, in the order of services.yaml, the command tables and listings.
+    pub const ALL: [Kind; 3] = [Kind::Ec2, Kind::Ecs, Kind::Eks];
+
+    /// What this kind is.
+    pub fn spec(self) -> &'static Spec {
+        match self {
+            Kind::Ec2 => &ec2::SPEC,
+            Kind::Ecs => &ecs::SPEC,
+            Kind::Eks => &eks::SPEC,
+        }
+    }
+
+    /// The kind whose label (`EC2`) this is, in any case.
+    pub fn from_label(label: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.spec().label.eq_ignore_ascii_case(label))
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.spec().label)
+    }
+}
+
+/// One name field of a resource id.
+#[derive(Debug)]
+pub struct NameField {
+    /// Its key in services.yaml, JSON commands and state.json (`cluster_name`).
+    pub key: &'static str,
+    /// Its label in text commands (`cluster`).
+    pub label: &'static str,
+}
+
+/// What a kind's capacity is made of (see [`crate::core::resource::Level`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Running or stopped.
+    Running,
+    /// A desired count.
+    Desired,
+    /// min/desired/max of a group of instances; sleep keeps max.
+    Scaling,
+}
+
+/// Everything generic code knows about a kind.
+#[derive(Debug)]
+pub struct Spec {
+    /// `EC2`: the `type` of ids and capacities in JSON and state.json, the
+    /// `service_type` of JSON commands, the suffix of text commands.
+    pub label: &'static str,
+    /// Its services.yaml section (`ec2_instances`).
+    pub section: &'static str,
+    /// What one resource is called (`instance`).
+    pub noun: &'static str,
+    /// The fields naming a resource within its region, in order.
+    pub names: &'static [NameField],
+    /// Checks of the names beyond [`crate::core::registry::check_name`].
+    pub check: fn(&[String]) -> Result<(), String>,
+    /// What its capacity is made of.
+    pub shape: Shape,
+    /// Whether its services.yaml entries take `desired_size` (for `START`
+    /// without a saved capacity).
+    pub desired_size: bool,
+    /// What `LIST_<label>` answers, for `HELP` and docs/protocol.md.
+    pub list: &'static str,
+    /// The reply key of `LIST_<label>` (`instances`, `clusters`).
+    pub list_key: &'static str,
+    /// The label of `START_<label>`'s optional count, if it takes one.
+    pub start_count: Option<&'static str>,
+    /// What `START_<label>` does.
+    pub start: &'static str,
+    /// What `STOP_<label>` does.
+    pub stop: &'static str,
+    /// What `SCALE_<label>` does, if it exists.
+    pub scale: Option<&'static str>,
+    /// CloudWatch dimensions of its metrics, each with the index of the name
+    /// field holding its value (none: never busy by metrics).
+    pub dimensions: &'static [(&'static str, usize)],
+}
+
+/// No checks beyond the generic ones.
+fn no_check(_: &[String]) -> Result<(), String> {
+    Ok(())
+}
