@@ -740,6 +740,17 @@ impl<C: CloudControl> App<C> {
         Ok(Reply::Status(Box::new(self.status())))
     }
 
+    /// Why `id` must not be registered alone, if its kind is checked on
+    /// registration and AWS shows it is part of a group (see
+    /// [`crate::core::resource::Observed::part_of`]). When AWS cannot be
+    /// asked, it may be registered: sleep checks again.
+    async fn part_of(&self, id: &ResourceId) -> Option<String> {
+        if !id.kind().spec().checked_on_register {
+            return None;
+        }
+        self.manager.cloud().inspect(id, None).await.ok()?.part_of
+    }
+
     fn entry_of(&self, id: &ResourceId) -> Option<Entry> {
         self.registry().entries.into_iter().find(|e| &e.id == id)
     }
@@ -771,6 +782,9 @@ impl<C: CloudControl> App<C> {
             },
             Some(Kind::Eks) => Listing::Eks {
                 clusters: eks().await?,
+            },
+            Some(Kind::Asg) => Listing::Asg {
+                groups: per_region(regions, |r| cloud.list_asg(r, None)).await?,
             },
             None => {
                 let (ec2, ecs, eks) = tokio::try_join!(ec2(), ecs(), eks())?;
@@ -926,6 +940,11 @@ impl<C: CloudControl> App<C> {
                 Box::pin(self.by_hand(&id, |now, _, _| scale_target(now, desired))).await
             }
             Command::Register { id, description } => {
+                if let Some(reason) = self.part_of(&id).await {
+                    return Err(CommandError::Invalid(format!(
+                        "{id} is {reason}: register the group instead"
+                    )));
+                }
                 let new = entry(id.clone(), description);
                 let count = Box::pin(self.edit_registry(move |s| s.register(new))).await?;
                 Ok(Reply::Registered {

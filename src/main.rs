@@ -9,7 +9,7 @@ use cloudnap::core::history::Trigger;
 use cloudnap::core::prices::{PriceBook, Wanted};
 use cloudnap::core::registry::Registry;
 use cloudnap::core::report::{format_outcomes, format_status, Action, Outcome};
-use cloudnap::core::resource::Kind;
+use cloudnap::core::resource::{Kind, Observed};
 use cloudnap::core::savings::{format_html, format_text, parse_since};
 use cloudnap::core::settings::Settings;
 use cloudnap::daemon;
@@ -742,6 +742,22 @@ async fn check(
         .map(|&k| format!("{} {k} {}(s)", count(k), k.spec().noun))
         .collect();
     println!("  {}", counts.join(", "));
+    for e in registry
+        .entries
+        .iter()
+        .filter(|e| e.id.kind().spec().checked_on_register)
+    {
+        if let Ok(Observed {
+            part_of: Some(reason),
+            ..
+        }) = cloud.inspect(&e.id, e.profile.as_deref()).await
+        {
+            println!(
+                "  warning: {} is {reason}: sleep leaves it running; register the group instead",
+                e.id
+            );
+        }
+    }
     println!("state:     {}", paths.state.display());
     let region = &settings.aws.regions[0];
     match cloud.whoami(region, None).await {

@@ -442,6 +442,18 @@ impl<C: CloudControl> Manager<C> {
                 }
                 SleepDecision::LeaveDown => (Action::LeftDown, None),
                 SleepDecision::Protected => (Action::Protected, None),
+                SleepDecision::NotAlone => {
+                    let reason = obs.part_of.clone().unwrap_or_default();
+                    tracing::warn!("{}: left running, {reason}", entry.id);
+                    outcomes.push(Outcome {
+                        resource: entry.id.clone(),
+                        action: Action::Failed,
+                        before,
+                        saved: None,
+                        error: Some(reason),
+                    });
+                    continue;
+                }
                 SleepDecision::StartedByHand => {
                     if !self.dry_run {
                         if records.remove(&entry.id).is_some() {

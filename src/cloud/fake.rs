@@ -3,7 +3,7 @@
 use super::{CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, Deployment, MetricQuery};
 use crate::core::resource::{
-    Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
+    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +16,8 @@ pub struct FakeResource {
     pub protected: bool,
     pub sleep_tag: Option<Capacity>,
     pub deployments: Vec<Deployment>,
+    /// Why it is never stopped alone (see [`Observed::part_of`]).
+    pub part_of: Option<String>,
 }
 
 /// Resources in memory, a log of mutating calls, and injectable failures.
@@ -48,6 +50,7 @@ impl FakeCloud {
                 protected: false,
                 sleep_tag: None,
                 deployments: Vec::new(),
+                part_of: None,
             },
         );
     }
@@ -91,6 +94,7 @@ impl CloudControl for FakeCloud {
             sleep_tag: r.sleep_tag,
             status: r.capacity.to_string(),
             deployments: r.deployments.clone(),
+            part_of: r.part_of.clone(),
         })
     }
 
@@ -162,6 +166,14 @@ impl CloudControl for FakeCloud {
     }
 
     async fn list_eks(&self, _: &str, _: Option<&str>) -> Result<Vec<EksNodegroup>, CloudError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_asg(
+        &self,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<Vec<AutoScalingGroup>, CloudError> {
         Ok(Vec::new())
     }
 

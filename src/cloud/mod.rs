@@ -7,7 +7,7 @@ pub mod fake;
 
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
-    Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
+    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
 };
 use std::future::Future;
 use std::time::SystemTime;
@@ -195,6 +195,13 @@ pub trait CloudControl: Send + Sync + 'static {
         region: &str,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<EksNodegroup>, CloudError>> + Send;
+
+    /// All Auto Scaling groups in a region.
+    fn list_asg(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<AutoScalingGroup>, CloudError>> + Send;
 
     /// Uses changed AWS settings (default profile, endpoint) for later
     /// calls, with freshly loaded credentials.

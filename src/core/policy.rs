@@ -38,6 +38,9 @@ pub enum SleepDecision {
     LeaveDown,
     /// Tagged `cloudnap:protect=true`.
     Protected,
+    /// Up, and part of a group that manages it (see [`Observed::part_of`]):
+    /// stopping it alone would make the group replace it. Left running.
+    NotAlone,
     /// cloudnap put it to sleep but someone started it again by hand: the
     /// user has taken over, so forget the record and do not stop it twice.
     StartedByHand,
@@ -50,6 +53,7 @@ pub fn decide_sleep(observed: &Observed, record: Option<&SleepRecord>) -> SleepD
         (Some(r), _) if !up => SleepDecision::AlreadyAsleep { saved: r.saved },
         (None, Some(saved)) if !up => SleepDecision::AlreadyAsleep { saved },
         (Some(r), _) if r.phase == Phase::Asleep => SleepDecision::StartedByHand,
+        _ if up && observed.part_of.is_some() => SleepDecision::NotAlone,
         // A sleep that was recorded but cut short (crash): finish it with the
         // capacity saved before the crash.
         (Some(r), _) if !observed.protected => SleepDecision::Stop { saved: r.saved },
@@ -128,6 +132,7 @@ mod tests {
             sleep_tag: None,
             status: String::new(),
             deployments: Vec::new(),
+            part_of: None,
         }
     }
 
@@ -167,6 +172,19 @@ mod tests {
     #[test]
     fn down_resources_are_left_alone() {
         assert_eq!(decide_sleep(&obs(ECS0), None), SleepDecision::LeaveDown);
+        let member = Observed {
+            part_of: Some("in_autoscaling_group: web".into()),
+            ..obs(ECS3)
+        };
+        assert_eq!(decide_sleep(&member, None), SleepDecision::NotAlone);
+        let stopped_member = Observed {
+            part_of: Some("in_autoscaling_group: web".into()),
+            ..obs(ECS0)
+        };
+        assert_eq!(
+            decide_sleep(&stopped_member, None),
+            SleepDecision::LeaveDown
+        );
         let stopped = Capacity::of(Kind::Ec2, Running(false));
         assert_eq!(decide_sleep(&obs(stopped), None), SleepDecision::LeaveDown);
     }

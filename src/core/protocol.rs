@@ -1601,9 +1601,20 @@ mod tests {
         assert_eq!(commands.len(), TEXT_COMMANDS.len());
         assert_eq!(json_types.len(), JSON_TYPES.len());
         assert!(error(b"FROB").ends_with(&names(&TEXT_COMMANDS, |c| &c.name)));
+        let form = |name: &str| {
+            TEXT_COMMANDS
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .form()
+        };
         assert_eq!(
-            TEXT_COMMANDS[6].form(),
+            form("START_ECS"),
             "START_ECS:cluster:service:region[:count]"
+        );
+        assert_eq!(
+            form("REGISTER_ASG"),
+            "REGISTER_ASG:group:region[:description]"
         );
     }
 

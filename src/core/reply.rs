@@ -4,7 +4,9 @@
 
 use crate::core::holds::HoldRow;
 use crate::core::report::Outcome;
-use crate::core::resource::{Capacity, Ec2Instance, EcsService, EksNodegroup, ResourceId};
+use crate::core::resource::{
+    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, ResourceId,
+};
 use crate::core::status::Status;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -84,6 +86,9 @@ pub enum Listing {
     },
     Eks {
         clusters: Vec<EksCluster>,
+    },
+    Asg {
+        groups: Vec<AutoScalingGroup>,
     },
     /// `LIST_ALL_SERVICES`.
     All {

@@ -273,6 +273,9 @@ pub struct Observed {
     /// An ECS service's deployments (empty for other kinds), for the busy
     /// veto.
     pub deployments: Vec<crate::core::busy::Deployment>,
+    /// Why it is never stopped on its own, if it is part of a group that
+    /// manages it (`in_autoscaling_group: web`): register the group instead.
+    pub part_of: Option<String>,
 }
 
 /// What a resource is made of, for pricing: read from AWS when it is put to
@@ -339,6 +342,19 @@ pub struct EcsService {
     pub desired_count: i32,
     pub running_count: i32,
     pub pending_count: i32,
+}
+
+/// An Auto Scaling group as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AutoScalingGroup {
+    pub group_name: String,
+    pub region: String,
+    pub status: String,
+    pub min_size: i32,
+    pub desired_size: i32,
+    pub max_size: i32,
+    /// How many instances it has now.
+    pub instances: usize,
 }
 
 /// An EKS nodegroup as listed.

@@ -63,6 +63,7 @@ pub(super) async fn identity(sts: &aws_sdk_sts::Client) -> Result<Identity, Clou
 /// The SDK clients for one region and profile.
 #[derive(Clone, Debug)]
 pub(super) struct Clients {
+    pub(super) autoscaling: aws_sdk_autoscaling::Client,
     pub(super) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(super) ec2: aws_sdk_ec2::Client,
     pub(super) ecs: aws_sdk_ecs::Client,
@@ -74,6 +75,7 @@ impl Clients {
     /// Clients sharing one SDK configuration.
     fn new(conf: &aws_config::SdkConfig) -> Self {
         Clients {
+            autoscaling: aws_sdk_autoscaling::Client::new(conf),
             cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
             ec2: aws_sdk_ec2::Client::new(conf),
             ecs: aws_sdk_ecs::Client::new(conf),

@@ -7,6 +7,7 @@
 use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::{each_in_order, CloudError, ErrorKind};
+use crate::core::kinds::asg;
 use crate::core::resource::{
     Capacity, Ec2Instance, Facts, Kind, Observed, ResourceId, Running, Volume,
 };
@@ -130,6 +131,10 @@ fn observe(i: &Instance) -> Observed {
         ),
         status: state,
         deployments: Vec::new(),
+        part_of: tags
+            .clone()
+            .find(|(k, _)| *k == asg::MEMBER_TAG)
+            .map(|(_, group)| asg::member_reason(group)),
     }
 }
 

@@ -52,6 +52,7 @@ pub(super) fn observe(s: &Service) -> Observed {
                 created: d.created_at().and_then(|t| SystemTime::try_from(*t).ok()),
             })
             .collect(),
+        part_of: None,
     }
 }
 

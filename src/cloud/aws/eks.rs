@@ -69,6 +69,7 @@ pub(super) fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|| "unknown".into()),
         deployments: Vec::new(),
+        part_of: None,
     }
 }
 

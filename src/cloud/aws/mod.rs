@@ -4,6 +4,7 @@
 //!
 //! [`AwsCloud`] dispatches by resource kind to one module per service.
 
+mod autoscaling;
 mod clients;
 mod cloudwatch;
 mod ec2;
@@ -18,8 +19,8 @@ pub use error::retry_config;
 use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
-    Capacity, Desired, Ec2Instance, EcsService, EksNodegroup, Facts, Kind, Observed, ResourceId,
-    Running, Scaling,
+    AutoScalingGroup, Capacity, Desired, Ec2Instance, EcsService, EksNodegroup, Facts, Kind,
+    Observed, ResourceId, Running, Scaling,
 };
 use crate::core::settings::AwsSettings;
 use clients::{ClientCache, Clients};
@@ -106,7 +107,7 @@ impl AwsCloud {
                 let cluster = eks::cluster(&c.eks, first).await?;
                 self.remember_arn(id, cluster.arn());
             }
-            Kind::Ec2 => return Ok(first.to_string()),
+            Kind::Ec2 | Kind::Asg => return Ok(first.to_string()),
         }
         self.known_arn(id)
             .ok_or_else(|| CloudError::new(ErrorKind::Other, format!("{id} has no ARN")))
@@ -137,6 +138,9 @@ impl CloudControl for AwsCloud {
                 self.remember_arn(id, cluster.arn());
                 Ok(eks::observe(&ng, &cluster, second))
             }
+            Kind::Asg => Ok(autoscaling::observe(
+                &autoscaling::describe(&c.autoscaling, first).await?,
+            )),
         }
     }
 
@@ -160,6 +164,9 @@ impl CloudControl for AwsCloud {
             (Kind::Eks, Scaling { min, desired, max }) => {
                 eks::set_scaling(&c.eks, first, second, (min, desired, max)).await
             }
+            (Kind::Asg, Scaling { min, desired, max }) => {
+                autoscaling::set_scaling(&c.autoscaling, first, (min, desired, max)).await
+            }
             _ => Err(CloudError::new(
                 ErrorKind::Other,
                 format!("capacity {capacity} does not apply to {id}"),
@@ -179,6 +186,7 @@ impl CloudControl for AwsCloud {
             Kind::Ec2 => only(ec2::set_sleep_tag(&c.ec2, &[arn], saved).await),
             Kind::Ecs => ecs::set_sleep_tag(&c.ecs, arn, saved).await,
             Kind::Eks => eks::set_sleep_tag(&c.eks, arn, id.part(1), saved).await,
+            Kind::Asg => autoscaling::set_sleep_tag(&c.autoscaling, &arn, saved).await,
         }
     }
 
@@ -209,6 +217,9 @@ impl CloudControl for AwsCloud {
                 Kind::Ec2 => only(ec2::facts(&c.ec2, &[first.to_string()]).await),
                 Kind::Ecs => ecs::facts(&c.ecs, first, second).await,
                 Kind::Eks => Ok(eks::facts(&eks::nodegroup(&c.eks, first, second).await?)),
+                Kind::Asg => Ok(autoscaling::facts(
+                    &autoscaling::describe(&c.autoscaling, first).await?,
+                )),
             }
         })
         .await
@@ -228,6 +239,14 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Result<Vec<EcsService>, CloudError> {
         ecs::list(&self.clients.get(region, profile).await.ecs, region).await
+    }
+
+    async fn list_asg(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> Result<Vec<AutoScalingGroup>, CloudError> {
+        autoscaling::list(&self.clients.get(region, profile).await.autoscaling, region).await
     }
 
     async fn list_eks(

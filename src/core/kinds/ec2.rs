@@ -20,6 +20,7 @@ pub static SPEC: Spec = Spec {
     start: "starts the instance (waits while it is still stopping)",
     stop: "stops the instance",
     scale: None,
+    checked_on_register: true,
     dimensions: &[("InstanceId", 0)],
 };
 

@@ -26,5 +26,6 @@ pub static SPEC: Spec = Spec {
     start: "sets the desired count to `count`, else the count cloudnap saved when it put the service to sleep, else 1",
     stop: "desired count 0",
     scale: None,
+    checked_on_register: false,
     dimensions: &[("ClusterName", 0), ("ServiceName", 1)],
 };

@@ -26,5 +26,6 @@ pub static SPEC: Spec = Spec {
     start: "`desired`, else the saved min/desired/max, else the entry's `desired_size` (default 1)",
     stop: "min and desired 0, max unchanged",
     scale: Some("desired `count`; min lowered / max raised if needed"),
+    checked_on_register: false,
     dimensions: &[],
 };

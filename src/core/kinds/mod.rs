@@ -4,6 +4,7 @@
 //! variant listed in [`Kind::ALL`] and [`Kind::spec`], and its adapter in
 //! `src/cloud/aws/`.
 
+pub mod asg;
 mod ec2;
 mod ecs;
 mod eks;
@@ -21,11 +22,13 @@ pub enum Kind {
     Ecs,
     /// An EKS managed nodegroup.
     Eks,
+    /// An EC2 Auto Scaling group.
+    Asg,
 }
 
 impl Kind {
     /// Every kind, in the order of services.yaml, the command tables and listings.
-    pub const ALL: [Kind; 3] = [Kind::Ec2, Kind::Ecs, Kind::Eks];
+    pub const ALL: [Kind; 4] = [Kind::Ec2, Kind::Ecs, Kind::Eks, Kind::Asg];
 
     /// What this kind is.
     pub fn spec(self) -> &'static Spec {
@@ -33,6 +36,7 @@ impl Kind {
             Kind::Ec2 => &ec2::SPEC,
             Kind::Ecs => &ecs::SPEC,
             Kind::Eks => &eks::SPEC,
+            Kind::Asg => &asg::SPEC,
         }
     }
 
@@ -101,6 +105,9 @@ pub struct Spec {
     pub stop: &'static str,
     /// What `SCALE_<label>` does, if it exists.
     pub scale: Option<&'static str>,
+    /// Whether `REGISTER_*` looks at the resource first: it may be part of
+    /// a group that must be registered instead.
+    pub checked_on_register: bool,
     /// CloudWatch dimensions of its metrics, each with the index of the name
     /// field holding its value (none: never busy by metrics).
     pub dimensions: &'static [(&'static str, usize)],
