@@ -242,7 +242,9 @@ fn control_plane_carriers(events: &[HistoryEvent]) -> BTreeSet<ResourceId> {
 
 /// The report over `[since, now]` from `events` (any order), priced by
 /// `prices`. A sleep with no wake is asleep until `now`; a second sleep
-/// while asleep continues the first; a wake with no sleep is ignored.
+/// while asleep continues the first; a wake with no sleep is ignored. Only
+/// resources that slept or woke in the period, or slept through part of
+/// it, are listed.
 pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook) -> SavingsReport {
     let since = since.min(now);
     let carriers = control_plane_carriers(events);
@@ -306,10 +308,14 @@ pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook
             close(start, now, &mut out);
             out.asleep_now = start.at <= now;
         }
-        let first = evs.first().map_or(since, |e| e.at).max(since);
-        if first >= now && out.asleep.is_empty() && !out.asleep_now {
-            continue; // it all happened after the period
+        // A resource that neither slept nor woke in the period, nor slept
+        // through part of it, is not in the report (so a report never needs
+        // the history files of months that ended before it).
+        let in_period = evs.iter().any(|e| (since..=now).contains(&e.at));
+        if !in_period && out.asleep.is_empty() && !out.asleep_now {
+            continue;
         }
+        let first = evs.first().map_or(since, |e| e.at).max(since);
         out.awake_seconds = ((now - first) - out.asleep_seconds).max(0.0);
         out.tracked_since = first.min(now);
         out.sources = sources.into_iter().collect();

@@ -223,6 +223,10 @@ impl CloudControl for AwsCloud {
             let c = self.clients.get(region, profile).await;
             return ec2::facts(&c.ec2, &instances).await;
         }
+        if let Some((region, cluster, services)) = ecs::same_cluster(ids) {
+            let c = self.clients.get(region, profile).await;
+            return ecs::facts_many(&c.ecs, cluster, &services).await;
+        }
         each_in_order(ids, 16, |id| async move {
             let c = self.clients.get(id.region(), profile).await;
             match id {
@@ -233,7 +237,9 @@ impl CloudControl for AwsCloud {
                     cluster_name,
                     service_name,
                     ..
-                } => ecs::facts(&c.ecs, cluster_name, service_name).await,
+                } => {
+                    only(ecs::facts_many(&c.ecs, cluster_name, slice::from_ref(service_name)).await)
+                }
                 ResourceId::Eks {
                     cluster_name,
                     nodegroup_name,
@@ -272,18 +278,32 @@ impl CloudControl for AwsCloud {
 
     /// EC2 instances of one region are described in one call; if that call
     /// fails (one id vanished), they are asked one by one for exact errors.
+    /// ECS services of one cluster are described 10 a call.
     async fn inspect_many(
         &self,
         ids: &[ResourceId],
         profile: Option<&str>,
     ) -> Vec<Result<Observed, CloudError>> {
-        match ec2::same_region(ids) {
-            Some((region, instances)) => {
-                let c = self.clients.get(region, profile).await;
-                ec2::inspect(&c.ec2, &instances).await
-            }
-            None => each_in_order(ids, 16, |id| self.inspect(id, profile)).await,
+        if let Some((region, instances)) = ec2::same_region(ids) {
+            let c = self.clients.get(region, profile).await;
+            return ec2::inspect(&c.ec2, &instances).await;
         }
+        if let Some((region, cluster, services)) = ecs::same_cluster(ids) {
+            let c = self.clients.get(region, profile).await;
+            return match ecs::describe_many(&c.ecs, cluster, &services).await {
+                Ok(all) => ids
+                    .iter()
+                    .zip(all)
+                    .map(|(id, s)| {
+                        let s = s?;
+                        self.remember_arn(id, s.service_arn());
+                        Ok(ecs::observe(&s))
+                    })
+                    .collect(),
+                Err(e) => vec![Err(e); ids.len()],
+            };
+        }
+        each_in_order(ids, 16, |id| self.inspect(id, profile)).await
     }
 
     /// EC2 instances of one region are started, and stopped, with one call
