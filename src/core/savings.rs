@@ -626,6 +626,26 @@ mod tests {
     }
 
     #[test]
+    fn only_resources_that_slept_or_woke_in_the_period_are_listed() {
+        let (a, b, c) = (ec2("i-a"), ec2("i-b"), ec2("i-c"));
+        let events = [
+            // Awake since before the period: not listed.
+            sleep(&a, T0, UP, t3_micro()),
+            wake(&a, T0 + H),
+            // Asleep through the start of the period: listed.
+            sleep(&b, T0, UP, t3_micro()),
+            wake(&b, T0 + 3.0 * H),
+            // Woke in the period: listed.
+            wake(&c, T0 + 4.0 * H),
+        ];
+        let r = compute(&events, T0 + 2.0 * H, T0 + 5.0 * H, &PriceBook::default());
+        let listed: Vec<_> = r.resources.iter().map(|x| x.id.as_str()).collect();
+        assert_eq!(listed, ["i-b", "i-c"]);
+        close(r.resources[0].asleep_seconds, H);
+        close(r.resources[1].awake_seconds, H);
+    }
+
+    #[test]
     fn overlapping_sleeps_count_once_and_the_period_clips() {
         let a = ec2("i-a");
         let events = [
