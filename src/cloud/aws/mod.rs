@@ -90,6 +90,27 @@ impl AwsCloud {
         self.arns.lock().expect("arn cache").get(id).cloned()
     }
 
+    /// What each of the ECS services `ids` is, from their description (one
+    /// result per id), remembering their ARNs for tagging.
+    fn observe_ecs(
+        &self,
+        ids: &[ResourceId],
+        described: Result<Vec<Result<aws_sdk_ecs::types::Service, CloudError>>, CloudError>,
+    ) -> Vec<Result<Observed, CloudError>> {
+        match described {
+            Ok(all) => ids
+                .iter()
+                .zip(all)
+                .map(|(id, s)| {
+                    let s = s?;
+                    self.remember_arn(id, s.service_arn());
+                    Ok(ecs::observe(&s))
+                })
+                .collect(),
+            Err(e) => vec![Err(e); ids.len()],
+        }
+    }
+
     /// The ARN that tags of `id` are written to: the instance id, the ECS
     /// service, or the EKS cluster.
     async fn arn_of(&self, c: &Clients, id: &ResourceId) -> Result<String, CloudError> {
@@ -132,9 +153,9 @@ impl CloudControl for AwsCloud {
                 service_name,
                 ..
             } => {
-                let s = ecs::describe(&c.ecs, cluster_name, service_name).await?;
-                self.remember_arn(id, s.service_arn());
-                Ok(ecs::observe(&s))
+                let described =
+                    ecs::describe_many(&c.ecs, cluster_name, slice::from_ref(service_name)).await;
+                only(self.observe_ecs(slice::from_ref(id), described))
             }
             ResourceId::Eks {
                 cluster_name,
@@ -290,18 +311,8 @@ impl CloudControl for AwsCloud {
         }
         if let Some((region, cluster, services)) = ecs::same_cluster(ids) {
             let c = self.clients.get(region, profile).await;
-            return match ecs::describe_many(&c.ecs, cluster, &services).await {
-                Ok(all) => ids
-                    .iter()
-                    .zip(all)
-                    .map(|(id, s)| {
-                        let s = s?;
-                        self.remember_arn(id, s.service_arn());
-                        Ok(ecs::observe(&s))
-                    })
-                    .collect(),
-                Err(e) => vec![Err(e); ids.len()],
-            };
+            let described = ecs::describe_many(&c.ecs, cluster, &services).await;
+            return self.observe_ecs(ids, described);
         }
         each_in_order(ids, 16, |id| self.inspect(id, profile)).await
     }
