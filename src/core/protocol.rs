@@ -1271,6 +1271,15 @@ mod tests {
     }
 
     #[test]
+    fn a_multibyte_character_where_auth_would_end_is_an_error_not_a_panic() {
+        assert!(
+            error("ABCDé".as_bytes()).contains("unknown command"),
+            "{}",
+            error("ABCDé".as_bytes())
+        );
+    }
+
+    #[test]
     fn text_commands() {
         assert_eq!(
             cmd("LIST_EC2"),
@@ -1640,6 +1649,11 @@ mod tests {
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn parse_never_panics_on_text_with_multibyte_characters(s in "\\PC{0,12}") {
+            let _ = parse(s.as_bytes());
         }
 
         #[test]
