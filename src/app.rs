@@ -444,7 +444,7 @@ impl<C: CloudControl> App<C> {
                 tracing::info!("{}:\n{}", op.done(), format_outcomes(&outcomes));
                 let failed: Vec<Outcome> = outcomes
                     .iter()
-                    .filter(|o| o.action == Action::Failed)
+                    .filter(|o| o.action.is_failure())
                     .cloned()
                     .collect();
                 if !failed.is_empty() {

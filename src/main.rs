@@ -8,7 +8,7 @@ use cloudnap::cloud::CloudControl;
 use cloudnap::core::history::{HistoryEvent, Trigger};
 use cloudnap::core::prices::{PriceBook, Wanted};
 use cloudnap::core::registry::Registry;
-use cloudnap::core::report::{format_outcomes, format_status, Action, Outcome};
+use cloudnap::core::report::{format_outcomes, format_status, Outcome};
 use cloudnap::core::resource::{Kind, Observed};
 use cloudnap::core::savings::{self, format_html, format_text, parse_since};
 use cloudnap::core::settings::Settings;
@@ -706,10 +706,7 @@ fn report(json: bool, outcomes: Vec<Outcome>) -> Result<ExitCode> {
     } else {
         print!("{}", format_outcomes(&outcomes));
     }
-    let failed = outcomes
-        .iter()
-        .filter(|o| o.action == Action::Failed)
-        .count();
+    let failed = outcomes.iter().filter(|o| o.action.is_failure()).count();
     if failed > 0 {
         eprintln!("{failed} resource(s) failed");
         return Ok(ExitCode::from(EXIT_FAILED));

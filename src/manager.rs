@@ -6,7 +6,7 @@ use crate::cloud::{CloudControl, CloudError, ErrorKind};
 use crate::core::busy::{self, Check};
 use crate::core::history::{Change, HistoryEvent, Trigger};
 use crate::core::policy::{
-    decide_sleep, decide_wake, Phase, SleepDecision, SleepRecord, WakeDecision,
+    decide_sleep, decide_wake, reached, Phase, SleepDecision, SleepRecord, WakeDecision,
 };
 use crate::core::prices::PriceBook;
 use crate::core::registry::Entry;
@@ -20,7 +20,12 @@ use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Reads of a transition's result before it counts as `did_not_reach`, and
+/// the pause before the second (doubling after): 1 + 2 + 4 + 8 s.
+const CONFIRM_READS: u32 = 5;
+const CONFIRM_FIRST_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs sleep, wake and status against a [`CloudControl`].
 pub struct Manager<C> {
@@ -318,6 +323,49 @@ impl<C: CloudControl> Manager<C> {
         .await
     }
 
+    /// Reads back each of `items` until it shows the capacity set on it (see
+    /// [`reached`]), for a bounded time: `Err(what AWS shows)` for one that
+    /// did not get there.
+    async fn confirm(
+        &self,
+        items: Vec<(ResourceId, Option<String>, Capacity)>,
+    ) -> Vec<Result<(), String>> {
+        let mut results: Vec<Option<Result<(), String>>> = vec![None; items.len()];
+        let mut pause = CONFIRM_FIRST_PAUSE;
+        for attempt in 1..=CONFIRM_READS {
+            let pending: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 1 {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            let observed = self
+                .inspect_all(
+                    pending
+                        .iter()
+                        .map(|&i| (items[i].0.clone(), items[i].1.clone()))
+                        .collect(),
+                )
+                .await;
+            let last = attempt == CONFIRM_READS;
+            for (&i, obs) in pending.iter().zip(observed) {
+                let set = items[i].2;
+                results[i] = match obs {
+                    Ok(o) if reached(o.capacity, set) => Some(Ok(())),
+                    Ok(o) if last => Some(Err(format!(
+                        "did_not_reach: AWS shows {} ({}), not {set}",
+                        o.capacity, o.status
+                    ))),
+                    Err(e) if last => Some(Err(format!("did_not_reach: not read back: {e}"))),
+                    _ => None,
+                };
+            }
+        }
+        results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+    }
+
     async fn set_capacities(
         &self,
         items: Vec<(ResourceId, Option<String>, Capacity)>,
@@ -566,31 +614,54 @@ impl<C: CloudControl> Manager<C> {
             .iter()
             .map(|e| (e.id.clone(), e.profile.clone(), None));
         let _ = self.write_sleep_tags(undo.chain(forget).collect()).await;
+        let mut reached = self
+            .confirm(
+                to_stop
+                    .iter()
+                    .zip(&stops)
+                    .filter(|(_, stop)| stop.is_ok())
+                    .map(|((e, saved, _, _), _)| (e.id.clone(), e.profile.clone(), saved.asleep()))
+                    .collect(),
+            )
+            .await
+            .into_iter();
         let stopped = to_stop.into_iter().zip(tagged.into_iter().zip(stops)).map(
             |((entry, saved, before, note), (tagged, stop))| {
-                let error = match (&stop, tagged) {
-                    (Err(e), _) => Some(e.to_string()),
-                    (Ok(()), Err(e)) => {
-                        Some(format!("stopped, but the sleep tag was not written: {e}"))
-                    }
-                    _ => note,
+                let (action, error) = match stop {
+                    Err(e) => (Action::Failed, Some(e.to_string())),
+                    Ok(()) => match (reached.next().expect("one check per stop"), tagged) {
+                        (Err(shows), _) => (Action::DidNotReach, Some(shows)),
+                        (Ok(()), Err(e)) => (
+                            Action::Stopped,
+                            Some(format!("stopped, but the sleep tag was not written: {e}")),
+                        ),
+                        (Ok(()), Ok(())) => (Action::Stopped, note),
+                    },
                 };
-                (entry, before, saved, stop.is_ok(), error)
+                (entry, before, saved, action, error)
             },
         );
 
-        for ((entry, before, saved, ok, error), facts) in stopped.zip(facts) {
-            if ok {
-                if let Some(r) = records.get_mut(&entry.id) {
-                    r.phase = Phase::Asleep;
+        for ((entry, before, saved, action, error), facts) in stopped.zip(facts) {
+            match action {
+                Action::Stopped => {
+                    if let Some(r) = records.get_mut(&entry.id) {
+                        r.phase = Phase::Asleep;
+                    }
+                    logged.push(event(Change::Sleep, &entry.id, Some(saved), trigger, facts));
                 }
-                logged.push(event(Change::Sleep, &entry.id, Some(saved), trigger, facts));
-            } else {
-                records.remove(&entry.id);
+                // Still recorded as stopping, with its tag: the next sleep
+                // tries again, a wake restores it.
+                Action::DidNotReach => {
+                    tracing::warn!("{}: {}", entry.id, error.as_deref().unwrap_or(""))
+                }
+                _ => {
+                    records.remove(&entry.id);
+                }
             }
             outcomes.push(Outcome {
                 resource: entry.id.clone(),
-                action: if ok { Action::Stopped } else { Action::Failed },
+                action,
                 before: Some(before),
                 saved: Some(saved),
                 error,
@@ -653,7 +724,7 @@ impl<C: CloudControl> Manager<C> {
                     outcomes.push(row(id, Action::WouldRestore, &obs, saved));
                 }
                 WakeDecision::Restore { saved } => {
-                    to_wake.push((id.clone(), profile.clone(), obs, saved))
+                    to_wake.push((id.clone(), profile.clone(), obs, saved, true))
                 }
                 WakeDecision::AlreadyUp => {
                     outcomes.push(row(id, Action::AlreadyUp, &obs, saved));
@@ -662,7 +733,7 @@ impl<C: CloudControl> Manager<C> {
                             logged.push(event(Change::Wake, id, Some(saved), trigger, None));
                         }
                         if obs.sleep_tag.is_some() {
-                            to_wake.push((id.clone(), profile.clone(), obs, saved));
+                            to_wake.push((id.clone(), profile.clone(), obs, saved, false));
                         }
                     }
                 }
@@ -677,20 +748,43 @@ impl<C: CloudControl> Manager<C> {
             .set_capacities(
                 to_wake
                     .iter()
-                    .filter(|(_, _, obs, _)| !obs.capacity.is_up())
-                    .map(|(id, p, _, saved)| (id.clone(), p.clone(), *saved))
+                    .filter(|(_, _, _, _, restore)| *restore)
+                    .map(|(id, p, _, saved, _)| (id.clone(), p.clone(), *saved))
                     .collect(),
             )
             .await
             .into_iter();
         let restores: Vec<Result<(), CloudError>> = to_wake
             .iter()
-            .map(|(_, _, obs, _)| {
-                if obs.capacity.is_up() {
-                    Ok(())
-                } else {
+            .map(|(_, _, _, _, restore)| {
+                if *restore {
                     restored.next().expect("one result per restore")
+                } else {
+                    Ok(())
                 }
+            })
+            .collect();
+        // What was restored is read back; what did not come back keeps its
+        // record and tag for the next wake.
+        let mut reached = self
+            .confirm(
+                to_wake
+                    .iter()
+                    .zip(&restores)
+                    .filter(|((.., restore), r)| *restore && r.is_ok())
+                    .map(|((id, p, _, saved, _), _)| (id.clone(), p.clone(), *saved))
+                    .collect(),
+            )
+            .await
+            .into_iter();
+        let restores: Vec<Result<Result<(), String>, CloudError>> = to_wake
+            .iter()
+            .zip(restores)
+            .map(|((.., restore), r)| {
+                r.map(|()| match restore {
+                    true => reached.next().expect("one check per restore"),
+                    false => Ok(()),
+                })
             })
             .collect();
         let mut untagged = self
@@ -698,24 +792,25 @@ impl<C: CloudControl> Manager<C> {
                 to_wake
                     .iter()
                     .zip(&restores)
-                    .filter(|(_, r)| r.is_ok())
-                    .map(|((id, p, _, _), _)| (id.clone(), p.clone(), None))
+                    .filter(|(_, r)| matches!(r, Ok(Ok(()))))
+                    .map(|((id, p, _, _, _), _)| (id.clone(), p.clone(), None))
                     .collect(),
             )
             .await
             .into_iter();
-        let woken = to_wake
-            .into_iter()
-            .zip(restores)
-            .map(|((id, _, obs, saved), restore)| {
-                let untag = match restore {
-                    Ok(()) => untagged.next().expect("one result per untag"),
-                    Err(_) => Ok(()),
-                };
-                (id, obs, saved, restore, untag)
-            });
-        for (id, obs, saved, restore, untag) in woken {
-            if obs.capacity.is_up() {
+        let woken =
+            to_wake
+                .into_iter()
+                .zip(restores)
+                .map(|((id, _, obs, saved, restored), restore)| {
+                    let untag = match restore {
+                        Ok(Ok(())) => untagged.next().expect("one result per untag"),
+                        _ => Ok(()),
+                    };
+                    (id, obs, saved, restored, restore, untag)
+                });
+        for (id, obs, saved, restored, restore, untag) in woken {
+            if !restored {
                 continue; // reported above as AlreadyUp
             }
             let mut out = row(&id, Action::Restored, &obs, saved);
@@ -724,7 +819,12 @@ impl<C: CloudControl> Manager<C> {
                     out.action = Action::Failed;
                     out.error = Some(e.to_string());
                 }
-                (Ok(()), untag) => {
+                (Ok(Err(shows)), _) => {
+                    tracing::warn!("{id}: {shows}");
+                    out.action = Action::DidNotReach;
+                    out.error = Some(shows);
+                }
+                (Ok(Ok(())), untag) => {
                     records.remove(&id);
                     logged.push(event(Change::Wake, &id, Some(saved), trigger, None));
                     out.error = untag

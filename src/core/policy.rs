@@ -59,8 +59,13 @@ pub fn decide_sleep(observed: &Observed, record: Option<&SleepRecord>) -> SleepD
         (Some(r), _) if !observed.protected => SleepDecision::Stop { saved: r.saved },
         _ if observed.protected => SleepDecision::Protected,
         _ if !up => SleepDecision::LeaveDown,
+        // What sleep saves is what runs now, with the target a sleep cut
+        // short may have held down.
         _ => SleepDecision::Stop {
-            saved: observed.capacity,
+            saved: observed
+                .sleep_tag
+                .and_then(|tag| released(observed.capacity, tag))
+                .unwrap_or(observed.capacity),
         },
     }
 }
@@ -77,11 +82,30 @@ pub enum WakeDecision {
 
 /// Decides what wake does with a resource that has a saved capacity.
 pub fn decide_wake(observed: &Observed, saved: Capacity) -> WakeDecision {
-    if observed.capacity.is_up() {
-        WakeDecision::AlreadyUp
-    } else {
-        WakeDecision::Restore { saved }
+    if !observed.capacity.is_up() {
+        return WakeDecision::Restore { saved };
     }
+    // Up, but its scaling still held down as sleep left it (a crash between
+    // the target and the count, or a start by hand): the target is restored,
+    // the count left as it is.
+    match released(observed.capacity, saved) {
+        Some(saved) => WakeDecision::Restore { saved },
+        None => WakeDecision::AlreadyUp,
+    }
+}
+
+/// Whether a resource read back at `now` shows the capacity `set` on it: the
+/// same level, and the same scalable target when one was set.
+pub fn reached(now: Capacity, set: Capacity) -> bool {
+    now.level == set.level && (set.target.is_none() || now.target == set.target)
+}
+
+/// `now` with the scalable target of `saved`, when `now`'s target is still
+/// held down the way sleep holds `saved`'s (min 0, scaling suspended).
+fn released(now: Capacity, saved: Capacity) -> Option<Capacity> {
+    let held = saved.asleep().target;
+    (held.is_some() && now.target == held && now.target != saved.target)
+        .then(|| now.with_target(saved.target))
 }
 
 /// The capacity a manual START sets: an explicit `count` first, else the
@@ -96,7 +120,9 @@ pub fn start_target(
     let saved = saved.filter(|s| s.kind == current.kind);
     match (current.level, count, saved) {
         (Running(_), _, _) => Capacity::of(current.kind, Running(true)),
-        (Desired(_), Some(n), _) => Capacity::of(current.kind, Desired(n)),
+        (Desired(_), Some(n), _) => {
+            Capacity::of(current.kind, Desired(n)).with_target(saved.and_then(|s| s.target))
+        }
         (_, None, Some(s)) => s,
         (Desired(_), None, None) => Capacity::of(current.kind, Desired(1)),
         (Scaling { .. }, Some(n), _) => scale_target(current, n),
@@ -123,7 +149,7 @@ pub fn scale_target(current: Capacity, desired: i32) -> Capacity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resource::Kind;
+    use crate::core::resource::{Kind, ScalableTarget, Suspended};
 
     fn obs(capacity: Capacity) -> Observed {
         Observed {
@@ -354,5 +380,50 @@ mod tests {
             WakeDecision::Restore { saved: ECS3 }
         );
         assert_eq!(decide_wake(&obs(ECS3), ECS3), WakeDecision::AlreadyUp);
+    }
+
+    #[test]
+    fn wake_restores_a_scalable_target_that_sleep_left_held_down() {
+        let target = |min, suspended| {
+            Some(ScalableTarget {
+                min,
+                max: 6,
+                suspended,
+            })
+        };
+        let saved = ECS3.with_target(target(2, Suspended::default()));
+        // Cut between the target and the count: the count is still 3.
+        let cut = ECS3.with_target(target(0, Suspended::ALL));
+        assert_eq!(
+            decide_wake(&obs(cut), saved),
+            WakeDecision::Restore { saved }
+        );
+        // Started by hand at 5 while asleep: 5 stays, the target comes back.
+        let by_hand = Capacity::of(Kind::Ecs, Desired(5)).with_target(target(0, Suspended::ALL));
+        assert_eq!(
+            decide_wake(&obs(by_hand), saved),
+            WakeDecision::Restore {
+                saved: Capacity::of(Kind::Ecs, Desired(5)).with_target(saved.target)
+            }
+        );
+        // Asleep: everything comes back.
+        assert_eq!(
+            decide_wake(&obs(saved.asleep()), saved),
+            WakeDecision::Restore { saved }
+        );
+        // Up with a target someone changed: theirs.
+        let changed = ECS3.with_target(target(1, Suspended::default()));
+        assert_eq!(decide_wake(&obs(changed), saved), WakeDecision::AlreadyUp);
+        // A sleep cut short whose record was lost: the tag knows the target.
+        let tagged = Observed {
+            sleep_tag: Some(saved),
+            ..obs(cut)
+        };
+        assert_eq!(decide_sleep(&tagged, None), SleepDecision::Stop { saved });
+        // A manual start with a count restores the saved target too.
+        assert_eq!(
+            start_target(saved.asleep(), Some(saved), Some(4), None),
+            Capacity::of(Kind::Ecs, Desired(4)).with_target(saved.target)
+        );
     }
 }

@@ -112,6 +112,78 @@ pub struct Capacity {
     /// The kind of resource this capacity belongs to.
     pub kind: Kind,
     pub level: Level,
+    /// The Application Auto Scaling target that scales the resource, if it
+    /// has one: sleep must hold it down too, or AWS scales the resource
+    /// straight back up.
+    pub target: Option<ScalableTarget>,
+}
+
+/// An Application Auto Scaling scalable target's bounds and suspended
+/// scaling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScalableTarget {
+    pub min: i32,
+    pub max: i32,
+    #[serde(default)]
+    pub suspended: Suspended,
+}
+
+/// Which scaling of a scalable target is suspended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspended {
+    /// Dynamic scaling in (target tracking, step scaling).
+    #[serde(default)]
+    pub dynamic_in: bool,
+    /// Dynamic scaling out.
+    #[serde(default)]
+    pub dynamic_out: bool,
+    /// Scheduled actions.
+    #[serde(default)]
+    pub scheduled: bool,
+}
+
+impl Suspended {
+    /// Everything suspended: what sleep sets.
+    pub const ALL: Suspended = Suspended {
+        dynamic_in: true,
+        dynamic_out: true,
+        scheduled: true,
+    };
+
+    const NAMES: [&'static str; 3] = ["in", "out", "scheduled"];
+
+    fn flags(self) -> [bool; 3] {
+        [self.dynamic_in, self.dynamic_out, self.scheduled]
+    }
+
+    /// `none`, or the suspended parts joined by `+` (`in+out+scheduled`):
+    /// the form of the sleep tag (whose values allow no commas) and of
+    /// display.
+    fn to_text(self) -> String {
+        let on: Vec<&str> = Self::NAMES
+            .into_iter()
+            .zip(self.flags())
+            .filter_map(|(name, on)| on.then_some(name))
+            .collect();
+        if on.is_empty() {
+            "none".to_string()
+        } else {
+            on.join("+")
+        }
+    }
+
+    fn from_text(text: &str) -> Option<Suspended> {
+        let mut s = Suspended::default();
+        for part in text.split('+').filter(|p| *p != "none") {
+            match part {
+                "in" => s.dynamic_in = true,
+                "out" => s.dynamic_out = true,
+                "scheduled" => s.scheduled = true,
+                _ => return None,
+            }
+        }
+        Some(s)
+    }
 }
 
 /// A capacity's value, of its kind's [`Shape`].
@@ -139,6 +211,8 @@ struct CapacityRepr {
     desired: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<ScalableTarget>,
 }
 
 impl From<Capacity> for CapacityRepr {
@@ -149,6 +223,7 @@ impl From<Capacity> for CapacityRepr {
             min: None,
             desired: None,
             max: None,
+            target: c.target,
         };
         match c.level {
             Running(running) => r.running = Some(running),
@@ -173,14 +248,26 @@ impl TryFrom<CapacityRepr> for Capacity {
             }
             _ => return Err(format!("not a capacity of {}", r.kind)),
         };
-        Ok(Capacity::of(r.kind, level))
+        Ok(Capacity {
+            target: r.target,
+            ..Capacity::of(r.kind, level)
+        })
     }
 }
 
 impl Capacity {
     /// A capacity of `kind` (whose shape `level` must have).
     pub const fn of(kind: Kind, level: Level) -> Capacity {
-        Capacity { kind, level }
+        Capacity {
+            kind,
+            level,
+            target: None,
+        }
+    }
+
+    /// This capacity with the scalable target `target`.
+    pub const fn with_target(self, target: Option<ScalableTarget>) -> Capacity {
+        Capacity { target, ..self }
     }
 
     /// The kind of resource this capacity belongs to.
@@ -192,13 +279,14 @@ impl Capacity {
     pub fn is_up(&self) -> bool {
         match self.level {
             Running(running) => running,
-            Desired(desired) => desired > 0,
+            Desired(desired) => desired > 0 || self.target.is_some_and(|t| t.min > 0),
             Scaling { desired, min, .. } => desired > 0 || min > 0,
         }
     }
 
     /// The capacity sleep sets: stopped, 0 tasks, or min and desired 0 with max
-    /// unchanged (AWS rejects a nodegroup max of 0).
+    /// unchanged (AWS rejects a nodegroup max of 0); a scalable target at
+    /// min 0 with all its scaling suspended.
     pub fn asleep(&self) -> Capacity {
         let level = match self.level {
             Running(_) => Running(false),
@@ -209,27 +297,41 @@ impl Capacity {
                 max,
             },
         };
-        Capacity::of(self.kind, level)
+        Capacity::of(self.kind, level).with_target(self.target.map(|t| ScalableTarget {
+            min: 0,
+            max: t.max,
+            suspended: Suspended::ALL,
+        }))
     }
 
     /// The value stored in the `cloudnap:sleeping` tag.
     pub fn to_tag(&self) -> String {
-        match self.level {
+        let level = match self.level {
             Running(running) => if running { "running" } else { "stopped" }.to_string(),
             Desired(desired) => format!("desired={desired}"),
             Scaling { min, desired, max } => format!("min={min} desired={desired} max={max}"),
+        };
+        match self.target {
+            Some(t) => format!(
+                "{level} target_min={} target_max={} suspended={}",
+                t.min,
+                t.max,
+                t.suspended.to_text()
+            ),
+            None => level,
         }
     }
 
     /// Parses a `cloudnap:sleeping` tag value written by [`Capacity::to_tag`].
     /// (Fields are separated by spaces: ECS and EKS tag values allow no commas.)
     pub fn from_tag(kind: Kind, value: &str) -> Option<Capacity> {
-        let field = |name: &str| -> Option<i32> {
+        let text = |name: &str| -> Option<&str> {
             value.split([' ', ',']).find_map(|part| {
                 let (k, v) = part.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().parse().ok()).flatten()
+                (k.trim() == name).then_some(v.trim())
             })
         };
+        let field = |name: &str| -> Option<i32> { text(name)?.parse().ok() };
         let level = match kind.spec().shape {
             Shape::Running => match value.trim() {
                 "running" => Running(true),
@@ -245,7 +347,22 @@ impl Capacity {
                 Scaling { min, desired, max }
             }
         };
-        Some(Capacity::of(kind, level))
+        let target = match (text("target_min"), text("target_max")) {
+            (None, None) => None,
+            _ => {
+                let (min, max) = (field("target_min")?, field("target_max")?);
+                let suspended = Suspended::from_text(text("suspended").unwrap_or("none"))?;
+                if !(0 <= min && min <= max) {
+                    return None;
+                }
+                Some(ScalableTarget {
+                    min,
+                    max,
+                    suspended,
+                })
+            }
+        };
+        Some(Capacity::of(kind, level).with_target(target))
     }
 }
 
@@ -255,6 +372,19 @@ impl fmt::Display for Capacity {
             Running(running) => f.write_str(if running { "running" } else { "stopped" }),
             Desired(desired) => write!(f, "desired {desired}"),
             Scaling { min, desired, max } => write!(f, "{min}/{desired}/{max}"),
+        }?;
+        match self.target {
+            Some(t) if t.suspended == Suspended::default() => {
+                write!(f, " (scaling {}..{})", t.min, t.max)
+            }
+            Some(t) => write!(
+                f,
+                " (scaling {}..{}, suspended: {})",
+                t.min,
+                t.max,
+                t.suspended.to_text()
+            ),
+            None => Ok(()),
         }
     }
 }
@@ -424,5 +554,56 @@ mod tests {
         assert!(up.is_up());
         assert!(!up.asleep().is_up());
         assert!(!Capacity::of(Kind::Ecs, Desired(3)).asleep().is_up());
+    }
+
+    fn scaled(desired: i32, min: i32, max: i32, suspended: Suspended) -> Capacity {
+        Capacity::of(Kind::Ecs, Desired(desired)).with_target(Some(ScalableTarget {
+            min,
+            max,
+            suspended,
+        }))
+    }
+
+    #[test]
+    fn a_scalable_target_is_held_down_in_sleep_and_kept_in_the_tag_and_json() {
+        let some = Suspended {
+            scheduled: true,
+            ..Suspended::default()
+        };
+        let up = scaled(3, 2, 6, some);
+        assert_eq!(
+            up.to_tag(),
+            "desired=3 target_min=2 target_max=6 suspended=scheduled"
+        );
+        assert_eq!(Capacity::from_tag(Kind::Ecs, &up.to_tag()), Some(up));
+        let json = serde_json::to_string(&up).unwrap();
+        assert_eq!(serde_json::from_str::<Capacity>(&json).unwrap(), up);
+        // A capacity saved before targets were known reads back without one.
+        assert_eq!(
+            serde_json::from_str::<Capacity>(r#"{"type":"ECS","desired":3}"#).unwrap(),
+            Capacity::of(Kind::Ecs, Desired(3))
+        );
+
+        let asleep = up.asleep();
+        assert_eq!(asleep, scaled(0, 0, 6, Suspended::ALL));
+        assert_eq!(
+            asleep.to_tag(),
+            "desired=0 target_min=0 target_max=6 suspended=in+out+scheduled"
+        );
+        assert!(!asleep.is_up());
+        // Desired 0 with a minimum above 0 is up: AWS scales it back.
+        assert!(scaled(0, 2, 6, Suspended::default()).is_up());
+        assert_eq!(
+            up.to_string(),
+            "desired 3 (scaling 2..6, suspended: scheduled)"
+        );
+        assert_eq!(
+            Capacity::from_tag(Kind::Ecs, "desired=3 target_min=4 target_max=2"),
+            None
+        );
+        assert_eq!(
+            Capacity::from_tag(Kind::Ecs, "desired=3 target_min=1 target_max=2 suspended=x"),
+            None
+        );
     }
 }

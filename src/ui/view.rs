@@ -280,7 +280,7 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
             failed,
             error,
         } => {
-            let failed = names(failed, &[Action::Failed]);
+            let failed = names(failed, &[Action::Failed, Action::DidNotReach]);
             let body = if failed.is_empty() {
                 error.clone().unwrap_or_default()
             } else {

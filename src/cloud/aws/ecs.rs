@@ -1,10 +1,12 @@
 //! ECS services: describe, desired count, the sleep tag, and listing.
 
+use super::appscaling::Dimension;
 use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::busy::Deployment;
 use crate::core::resource::{Capacity, Desired, EcsService, Facts, Kind, Observed, ResourceId};
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_ecs::types::{DeploymentRolloutState, LaunchType, Service, ServiceField, Tag};
 use aws_sdk_ecs::Client;
 use std::collections::HashMap;
@@ -65,6 +67,17 @@ pub(super) async fn describe_many(
                 .ok_or_else(|| not_found(format!("ECS service {cluster}/{name}")))
         })
         .collect())
+}
+
+/// What Application Auto Scaling scales a service by.
+pub(super) const SCALING: Dimension = Dimension {
+    namespace: ServiceNamespace::Ecs,
+    dimension: ScalableDimension::EcsServiceDesiredCount,
+};
+
+/// A service's id in Application Auto Scaling.
+pub(super) fn scaling_id(cluster: &str, service: &str) -> String {
+    format!("service/{cluster}/{service}")
 }
 
 /// A service that is not `INACTIVE`, with its tags, or `NotFound`.

@@ -4,6 +4,7 @@
 //!
 //! [`AwsCloud`] dispatches by resource kind to one module per service.
 
+mod appscaling;
 mod autoscaling;
 mod clients;
 mod cloudwatch;
@@ -91,25 +92,54 @@ impl AwsCloud {
         self.arns.lock().expect("arn cache").get(id).cloned()
     }
 
-    /// What each of the ECS services `ids` is, from their description (one
-    /// result per id), remembering their ARNs for tagging.
-    fn observe_ecs(
+    /// What each of the ECS services `ids` of `cluster` is (one result per
+    /// id): described 10 a call, their scalable targets in one call,
+    /// remembering their ARNs for tagging. Without permission to read
+    /// scalable targets, services are seen without them (warned once).
+    async fn observe_ecs(
         &self,
+        c: &Clients,
+        cluster: &str,
         ids: &[ResourceId],
-        described: Result<Vec<Result<aws_sdk_ecs::types::Service, CloudError>>, CloudError>,
     ) -> Vec<Result<Observed, CloudError>> {
-        match described {
-            Ok(all) => ids
-                .iter()
-                .zip(all)
-                .map(|(id, s)| {
-                    let s = s?;
-                    self.remember_arn(id, s.service_arn());
-                    Ok(ecs::observe(&s))
-                })
-                .collect(),
-            Err(e) => vec![Err(e); ids.len()],
-        }
+        let services: Vec<String> = ids.iter().map(|id| id.part(1).to_string()).collect();
+        let scaling_ids: Vec<String> = services
+            .iter()
+            .map(|s| ecs::scaling_id(cluster, s))
+            .collect();
+        let (described, targets) = tokio::join!(
+            ecs::describe_many(&c.ecs, cluster, &services),
+            appscaling::targets(&c.appscaling, &ecs::SCALING, &scaling_ids)
+        );
+        let targets = match targets {
+            Ok(t) => t,
+            Err(e) if e.kind == ErrorKind::AccessDenied => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(
+                        "ECS services are put to sleep without their Application Auto Scaling \
+                         targets (AWS may scale them back up): {e}"
+                    )
+                });
+                HashMap::new()
+            }
+            Err(e) => return vec![Err(e); ids.len()],
+        };
+        let described = match described {
+            Ok(d) => d,
+            Err(e) => return vec![Err(e); ids.len()],
+        };
+        ids.iter()
+            .zip(described)
+            .map(|(id, s)| {
+                let s = s?;
+                self.remember_arn(id, s.service_arn());
+                let mut observed = ecs::observe(&s);
+                let scaling_id = ecs::scaling_id(cluster, s.service_name().unwrap_or_default());
+                observed.capacity.target = targets.get(&scaling_id).copied();
+                Ok(observed)
+            })
+            .collect()
     }
 
     /// The ARN that tags of `id` are written to: the instance id, the ECS
@@ -145,10 +175,7 @@ impl CloudControl for AwsCloud {
         let (first, second) = (id.part(0), id.part(1));
         match id.kind() {
             Kind::Ec2 => only(ec2::inspect(&c.ec2, &[first.to_string()]).await),
-            Kind::Ecs => {
-                let described = ecs::describe_many(&c.ecs, first, &[second.to_string()]).await;
-                only(self.observe_ecs(std::slice::from_ref(id), described))
-            }
+            Kind::Ecs => only(self.observe_ecs(&c, first, std::slice::from_ref(id)).await),
             Kind::Eks => {
                 let (ng, cluster) = tokio::join!(
                     eks::nodegroup(&c.eks, first, second),
@@ -180,7 +207,15 @@ impl CloudControl for AwsCloud {
             (Kind::Ec2, Running(running)) => {
                 only(ec2::set_running(&c.ec2, &[first.to_string()], running).await)
             }
-            (Kind::Ecs, Desired(desired)) => ecs::set_desired(&c.ecs, first, second, desired).await,
+            // The scalable target first, both ways: held down before the
+            // count goes to 0, back before the count comes back.
+            (Kind::Ecs, Desired(desired)) => {
+                if let Some(target) = capacity.target {
+                    let scaling_id = ecs::scaling_id(first, second);
+                    appscaling::set(&c.appscaling, &ecs::SCALING, &scaling_id, target).await?;
+                }
+                ecs::set_desired(&c.ecs, first, second, desired).await
+            }
             (Kind::Eks, Scaling { min, desired, max }) => {
                 eks::set_scaling(&c.eks, first, second, (min, desired, max)).await
             }
@@ -293,10 +328,9 @@ impl CloudControl for AwsCloud {
             let c = self.clients.get(region, profile).await;
             return ec2::inspect(&c.ec2, &instances).await;
         }
-        if let Some((region, cluster, services)) = ecs::same_cluster(ids) {
+        if let Some((region, cluster, _)) = ecs::same_cluster(ids) {
             let c = self.clients.get(region, profile).await;
-            let described = ecs::describe_many(&c.ecs, cluster, &services).await;
-            return self.observe_ecs(ids, described);
+            return self.observe_ecs(&c, cluster, ids).await;
         }
         each_in_order(ids, 16, |id| self.inspect(id, profile)).await
     }
@@ -356,5 +390,119 @@ impl CloudControl for AwsCloud {
 
     async fn whoami(&self, region: &str, profile: Option<&str>) -> Result<Identity, CloudError> {
         clients::identity(&self.clients.get(region, profile).await.sts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::history::Trigger;
+    use crate::core::registry::Entry;
+    use crate::core::report::Action;
+    use crate::core::settings::Settings;
+    use crate::manager::Manager;
+    use crate::store::records::RecordsFile;
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_applicationautoscaling::operation::describe_scalable_targets::DescribeScalableTargetsOutput;
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
+    use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+    use aws_sdk_ecs::types::Service;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+    use std::sync::Arc;
+
+    const R: &str = "us-east-1";
+
+    /// An SDK client of `$sdk` answering by `$rules` only.
+    macro_rules! mocked {
+        ($sdk:ident, $rules:expr) => {{
+            let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+            for rule in $rules {
+                mocks = mocks.with_rule(rule);
+            }
+            $sdk::Client::from_conf(
+                $sdk::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new(R))
+                    .credentials_provider($sdk::config::Credentials::new(
+                        "AKIDTEST", "secret", None, None, "test",
+                    ))
+                    .http_client(aws_smithy_mocks::create_mock_http_client())
+                    .interceptor(mocks)
+                    .build(),
+            )
+        }};
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_aws_accepts_but_that_does_not_happen_is_did_not_reach() {
+        // AWS takes the UpdateService, but the service stays at 3.
+        let describe = mock!(aws_sdk_ecs::Client::describe_services)
+            .sequence()
+            .output(|| {
+                DescribeServicesOutput::builder()
+                    .services(
+                        Service::builder()
+                            .service_name("api")
+                            .service_arn("arn:aws:ecs:us-east-1:1:service/c/api")
+                            .status("ACTIVE")
+                            .desired_count(3)
+                            .build(),
+                    )
+                    .build()
+            })
+            .repeatedly()
+            .build();
+        let update = mock!(aws_sdk_ecs::Client::update_service)
+            .then_output(|| UpdateServiceOutput::builder().build());
+        let tag = mock!(aws_sdk_ecs::Client::tag_resource)
+            .sequence()
+            .output(|| TagResourceOutput::builder().build())
+            .repeatedly()
+            .build();
+        let targets = mock!(aws_sdk_applicationautoscaling::Client::describe_scalable_targets)
+            .sequence()
+            .output(|| DescribeScalableTargetsOutput::builder().build())
+            .repeatedly()
+            .build();
+        let conf = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(R))
+            .build();
+        let clients = Clients {
+            ecs: mocked!(aws_sdk_ecs, [&describe, &update, &tag] as [&Rule; 3]),
+            appscaling: mocked!(aws_sdk_applicationautoscaling, [&targets]),
+            ..Clients::new(&conf)
+        };
+        let cloud = AwsCloud {
+            clients: ClientCache::with(R, clients),
+            arns: std::sync::Mutex::new(HashMap::new()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let m = Manager::new(Arc::new(cloud), RecordsFile::new(&state), 4, false);
+        let entry = Entry {
+            id: ResourceId::new(Kind::Ecs, ["c", "api"], R),
+            profile: None,
+            description: String::new(),
+            desired_size: None,
+        };
+
+        let out = m
+            .sleep(&[entry], &Settings::default().busy, Trigger::Command)
+            .await
+            .unwrap();
+
+        assert_eq!(out[0].action, Action::DidNotReach, "{out:?}");
+        assert_eq!(
+            out[0].error.as_deref(),
+            Some("did_not_reach: AWS shows desired 3 (ACTIVE), not desired 0")
+        );
+        assert_eq!(update.num_calls(), 1);
+        // Read back five times (the first inspect, the facts, then 5 reads).
+        assert_eq!(describe.num_calls(), 7);
+        // Still recorded, as stopping: the next sleep tries again.
+        let text = std::fs::read_to_string(&state).unwrap();
+        assert!(text.contains(r#""phase": "stopping""#), "{text}");
     }
 }
