@@ -109,6 +109,9 @@ struct State {
     /// stayed up, and what is busy (checked again at each state check
     /// while the user stays away).
     last_sleep: Vec<Outcome>,
+    /// Resources found by their `cloudnap:managed=true` tag at the last
+    /// search (each sleep, and at start), not in services.yaml.
+    tagged: Vec<Entry>,
 }
 
 impl State {
@@ -171,6 +174,7 @@ impl<C: CloudControl> App<C> {
                 detectors: Vec::new(),
                 holds: Holds::default(),
                 last_sleep: Vec::new(),
+                tagged: Vec::new(),
             }),
             settings_file,
             manager,
@@ -294,6 +298,31 @@ impl<C: CloudControl> App<C> {
         registry
     }
 
+    /// What cloudnap manages: services.yaml, and the resources found by tag
+    /// at the last search.
+    fn entries(&self) -> Vec<Entry> {
+        let mut entries = self.registry().entries;
+        let tagged: Vec<Entry> = (self.lock().tagged.iter())
+            .filter(|t| !entries.iter().any(|e| e.id == t.id))
+            .cloned()
+            .collect();
+        entries.extend(tagged);
+        entries
+    }
+
+    /// Searches the configured regions for resources tagged
+    /// `cloudnap:managed=true` (when `aws.tag_discovery` is on) and returns
+    /// [`Self::entries`] with them.
+    pub async fn discover(&self) -> Vec<Entry> {
+        let aws = self.settings().aws.clone();
+        let all = self
+            .manager
+            .with_tagged(self.registry().entries, &aws.regions, aws.tag_discovery)
+            .await;
+        self.lock().tagged = all.iter().filter(|e| e.tagged).cloned().collect();
+        all
+    }
+
     /// The detectors' states changed: applies the blind rule (no input
     /// detector runs: nothing sleeps by itself) and says so once.
     pub fn detectors_changed(&self, detectors: Vec<DetectorRow>) {
@@ -356,10 +385,10 @@ impl<C: CloudControl> App<C> {
         match event {
             IdleEvent::Warn { sleep_in } => {
                 let t = now();
+                let entries = self.entries();
                 let names: Vec<String> = {
                     let state = self.lock();
-                    self.registry()
-                        .entries
+                    entries
                         .iter()
                         .filter(|e| state.holds.covering(t, &e.id).is_empty())
                         .map(|e| e.id.name())
@@ -404,7 +433,10 @@ impl<C: CloudControl> App<C> {
     /// Runs a sleep or a wake of the registered resources and reports it.
     async fn run(&self, op: Operation, trigger: Trigger) -> Result<Vec<Outcome>, CommandError> {
         self.lock().operation = Some(op);
-        let entries = self.registry().entries;
+        let entries = match op {
+            Operation::Sleeping => self.discover().await,
+            Operation::Waking => self.entries(),
+        };
         let result = match op {
             Operation::Sleeping => {
                 // What a hold covers is left up and reported as held.
@@ -531,7 +563,7 @@ impl<C: CloudControl> App<C> {
     /// running because it was at work, if it is not any more; what is still
     /// busy stays on the list for the next check.
     async fn recheck_busy(&self) {
-        let registered = self.registry().entries;
+        let registered = self.entries();
         let entries: Vec<Entry> = {
             let (t, state) = (now(), self.lock());
             let busy = busy_rows(&state.last_sleep);
@@ -657,8 +689,7 @@ impl<C: CloudControl> App<C> {
             None => Scope::All,
             Some(name) => {
                 let found: Vec<ResourceId> = self
-                    .registry()
-                    .entries
+                    .entries()
                     .into_iter()
                     .map(|e| e.id)
                     .filter(|id| id.name() == name || id.to_string() == name)
@@ -752,7 +783,7 @@ impl<C: CloudControl> App<C> {
     }
 
     fn entry_of(&self, id: &ResourceId) -> Option<Entry> {
-        self.registry().entries.into_iter().find(|e| &e.id == id)
+        self.entries().into_iter().find(|e| &e.id == id)
     }
 
     async fn list(
@@ -961,12 +992,13 @@ impl<C: CloudControl> App<C> {
                 })
             }
             Command::ListRegistered => {
-                let (registry, error) = self.registry_file.current();
+                let error = self.registry_file.current().1;
                 Ok(Reply::Registry {
-                    services: registry
-                        .entries
+                    services: self
+                        .entries()
                         .into_iter()
                         .map(|e| RegisteredRow {
+                            source: e.source(),
                             resource: e.id,
                             description: e.description,
                             profile: e.profile,

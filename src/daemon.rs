@@ -224,6 +224,11 @@ pub async fn run<C: CloudControl>(
         }
     }
 
+    // Tagged resources show in LIST_REGISTERED_SERVICES from the start
+    // (each sleep searches again).
+    let searcher = app.clone();
+    tokio::spawn(async move { searcher.discover().await });
+
     tracing::info!("cloudnap is running; state: {:?}", app.state());
     let quit = quit_future(&quit_rx);
     tokio::pin!(quit);

@@ -263,6 +263,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         settings.aws.dry_run,
     )
     .with_history(HistoryFile::beside(&paths.state));
+    // services.yaml and the resources tagged `cloudnap:managed=true`.
+    let aws = settings.aws.clone();
+    let tagged = || manager.with_tagged(registry.entries.clone(), &aws.regions, aws.tag_discovery);
     rt.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => {
@@ -286,15 +289,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Sleep => report(
                 cli.json,
                 manager
-                    .sleep(&registry.entries, &settings.busy, Trigger::Command)
+                    .sleep(&tagged().await, &settings.busy, Trigger::Command)
                     .await?,
             ),
             Command::Wake => report(
                 cli.json,
-                manager.wake(&registry.entries, Trigger::Command).await?,
+                manager.wake(&tagged().await, Trigger::Command).await?,
             ),
             Command::Status => {
-                let rows = manager.status(&registry.entries).await?;
+                let rows = manager.status(&tagged().await).await?;
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {

@@ -2,6 +2,7 @@
 //! exactly as they were, following [`crate::core::policy`], recording every
 //! sleep in the state file (before the mutating calls) and in AWS tags.
 
+use crate::cloud::aws::MANAGED_TAG;
 use crate::cloud::{CloudControl, CloudError, ErrorKind};
 use crate::core::busy::{self, Check};
 use crate::core::history::{Change, HistoryEvent, Trigger};
@@ -932,6 +933,49 @@ impl<C: CloudControl> Manager<C> {
         Ok(outcomes)
     }
 
+    /// `registered` and, when `discovery` is on, the resources of `regions`
+    /// tagged `cloudnap:managed=true` that are not in it (marked
+    /// [`Entry::tagged`]). A region that cannot be searched is skipped with a
+    /// warning: its tagged resources are left alone (they stay up).
+    pub async fn with_tagged(
+        &self,
+        registered: Vec<Entry>,
+        regions: &[String],
+        discovery: bool,
+    ) -> Vec<Entry> {
+        if !discovery {
+            return registered;
+        }
+        let found = futures::future::join_all(
+            regions
+                .iter()
+                .map(|region| self.cloud.discover(region, None)),
+        )
+        .await;
+        let mut entries = registered;
+        for (region, found) in regions.iter().zip(found) {
+            match found {
+                Ok(ids) => {
+                    for id in ids {
+                        if !entries.iter().any(|e| e.id == id) {
+                            entries.push(Entry {
+                                id,
+                                profile: None,
+                                description: format!("tagged {MANAGED_TAG}=true"),
+                                desired_size: None,
+                                tagged: true,
+                            });
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "resources tagged {MANAGED_TAG}=true in {region} not searched: {e}"
+                ),
+            }
+        }
+        entries
+    }
+
     /// The current state of every registered resource and what is asleep.
     pub async fn status(&self, entries: &[Entry]) -> Result<Vec<StatusRow>, RecordsError> {
         let records = self.records()?;
@@ -949,6 +993,7 @@ impl<C: CloudControl> Manager<C> {
                         capacity: Some(o.capacity),
                         asleep: recorded.or(o.sleep_tag),
                         protected: o.protected,
+                        source: e.source(),
                         error: None,
                     },
                     Err(err) => StatusRow {
@@ -958,6 +1003,7 @@ impl<C: CloudControl> Manager<C> {
                         capacity: None,
                         asleep: recorded,
                         protected: false,
+                        source: e.source(),
                         error: Some(err.to_string()),
                     },
                 }
@@ -1024,8 +1070,23 @@ mod tests {
                 profile: None,
                 description: String::new(),
                 desired_size: None,
+                tagged: false,
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn tagged_resources_join_the_registered_ones_once() {
+        let (_dir, cloud, m) = setup(false);
+        let (a, b) = (ec2(1, "us-east-1"), ec2(2, "us-east-1"));
+        *cloud.tagged.lock().unwrap() = vec![a.clone(), b.clone(), ec2(3, "eu-west-1")];
+        let regions = ["us-east-1".to_string()];
+
+        let all = m.with_tagged(entries(&[&a]), &regions, true).await;
+        let found: Vec<(&ResourceId, &str)> = all.iter().map(|e| (&e.id, e.source())).collect();
+        assert_eq!(found, [(&a, "services.yaml"), (&b, "tag")]);
+        let off = m.with_tagged(entries(&[&a]), &regions, false).await;
+        assert_eq!(off.len(), 1);
     }
 
     fn busy_settings() -> BusySettings {

@@ -36,6 +36,8 @@ pub struct FakeCloud {
     pub metric_calls: Mutex<Vec<String>>,
     /// Whether `metric_data` fails with AccessDenied.
     pub deny_metrics: Mutex<bool>,
+    /// What `discover` finds (tagged `cloudnap:managed=true`).
+    pub tagged: Mutex<Vec<ResourceId>>,
     /// What `facts_many` answers per resource (default: nothing known).
     pub facts: Mutex<HashMap<ResourceId, Facts>>,
 }
@@ -163,6 +165,17 @@ impl CloudControl for FakeCloud {
 
     async fn list_ecs(&self, _: &str, _: Option<&str>) -> Result<Vec<EcsService>, CloudError> {
         Ok(Vec::new())
+    }
+
+    async fn discover(&self, region: &str, _: Option<&str>) -> Result<Vec<ResourceId>, CloudError> {
+        Ok(self
+            .tagged
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|id| id.region() == region)
+            .cloned()
+            .collect())
     }
 
     async fn list_eks(&self, _: &str, _: Option<&str>) -> Result<Vec<EksNodegroup>, CloudError> {

@@ -189,6 +189,14 @@ pub trait CloudControl: Send + Sync + 'static {
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<EcsService>, CloudError>> + Send;
 
+    /// The resources of a region tagged `cloudnap:managed=true`, of the kinds
+    /// that can be found by tag.
+    fn discover(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<ResourceId>, CloudError>> + Send;
+
     /// All EKS nodegroups of all clusters in a region.
     fn list_eks(
         &self,

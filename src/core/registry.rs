@@ -33,6 +33,20 @@ pub struct Entry {
     pub description: String,
     /// EKS only: desired size used by `START` when no sleep record exists.
     pub desired_size: Option<i32>,
+    /// Found by its `cloudnap:managed=true` tag, not in services.yaml.
+    pub tagged: bool,
+}
+
+impl Entry {
+    /// Where the entry comes from, as `status` and `LIST_REGISTERED_SERVICES`
+    /// show it: `services.yaml` or `tag`.
+    pub fn source(&self) -> &'static str {
+        if self.tagged {
+            "tag"
+        } else {
+            "services.yaml"
+        }
+    }
 }
 
 /// The parsed registry, in file order.
@@ -355,6 +369,7 @@ impl Registry {
                 profile,
                 description: description.unwrap_or_default(),
                 desired_size,
+                tagged: false,
             });
         };
         for e in raw.0 {

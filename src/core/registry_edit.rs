@@ -176,6 +176,7 @@ mod tests {
             profile: None,
             description: "box: one".into(),
             desired_size: None,
+            tagged: false,
         }
     }
 
@@ -199,6 +200,7 @@ mod tests {
             profile: Some("work".into()),
             description: String::new(),
             desired_size: None,
+            tagged: false,
         };
         let out = insert_entry(TEXT, &ecs).unwrap();
         assert_eq!(Registry::parse(&out).unwrap().entries[1], ecs);

@@ -64,6 +64,9 @@ pub struct RegisteredRow {
     pub description: String,
     pub profile: Option<String>,
     pub desired_size: Option<i32>,
+    /// `services.yaml`, or `tag` for a resource found by its
+    /// `cloudnap:managed=true` tag.
+    pub source: &'static str,
 }
 
 /// One command of the protocol, as `HELP` shows it.

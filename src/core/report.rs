@@ -83,6 +83,8 @@ pub struct StatusRow {
     /// The capacity cloudnap will restore, if it put the resource to sleep.
     pub asleep: Option<Capacity>,
     pub protected: bool,
+    /// `services.yaml`, or `tag` (see [`crate::core::registry::Entry::source`]).
+    pub source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -18,6 +18,26 @@ pub struct ResourceId {
 }
 
 impl ResourceId {
+    /// The resource an ARN names, if it is of a kind found by tag (see
+    /// [`crate::core::kinds::Tagged`]).
+    pub fn from_arn(arn: &str) -> Option<ResourceId> {
+        let mut parts = arn.splitn(6, ':').skip(2);
+        let (service, region) = (parts.next()?, parts.next()?);
+        let resource = parts.nth(1)?;
+        Kind::ALL.into_iter().find_map(|kind| {
+            let spec = kind.spec();
+            let tagged = spec.tagged.as_ref()?;
+            let (s, r) = tagged.resource_type.split_once(':')?;
+            if s != service || !resource.starts_with(r) || region.is_empty() {
+                return None;
+            }
+            let at = resource.find(tagged.names_after)? + tagged.names_after.len();
+            let names: Vec<&str> = resource[at..].split('/').take(spec.names.len()).collect();
+            (names.len() == spec.names.len() && names.iter().all(|n| !n.is_empty()))
+                .then(|| ResourceId::new(kind, names, region))
+        })
+    }
+
     /// The resource of `kind` named by `names` (in the order of its spec's
     /// name fields) in `region`.
     pub fn new<S: Into<String>>(
@@ -502,6 +522,36 @@ pub struct EksNodegroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arns_of_tagged_resources_name_them() {
+        let id = |arn: &str| ResourceId::from_arn(arn).map(|id| id.to_string());
+        let ids = [
+            "arn:aws:ec2:eu-west-1:123456789012:instance/i-0abc",
+            "arn:aws:ecs:eu-west-1:123456789012:service/web/api",
+            "arn:aws:eks:eu-west-1:123456789012:nodegroup/dev/ng-1/8ec2a4b0-1234",
+            "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:9f2e:autoScalingGroupName/web",
+        ]
+        .map(|arn| ResourceId::from_arn(arn).unwrap());
+        assert_eq!(ids[0], ResourceId::new(Kind::Ec2, ["i-0abc"], "eu-west-1"));
+        assert_eq!(
+            ids[1],
+            ResourceId::new(Kind::Ecs, ["web", "api"], "eu-west-1")
+        );
+        assert_eq!(
+            ids[2],
+            ResourceId::new(Kind::Eks, ["dev", "ng-1"], "eu-west-1")
+        );
+        assert_eq!(ids[3], ResourceId::new(Kind::Asg, ["web"], "eu-west-1"));
+        // An old-format ECS service ARN has no cluster; other resources
+        // and garbage name nothing.
+        assert_eq!(id("arn:aws:ecs:eu-west-1:1:service/api"), None);
+        assert_eq!(id("arn:aws:ecs:eu-west-1:1:cluster/web"), None);
+        assert_eq!(id("arn:aws:ec2:eu-west-1:1:volume/vol-1"), None);
+        assert_eq!(id("arn:aws:ec2::1:instance/i-1"), None);
+        assert_eq!(id("not an arn"), None);
+        assert_eq!(id("arn:aws:ec2:eu-west-1:1:instance/"), None);
+    }
 
     #[test]
     fn tags_round_trip() {

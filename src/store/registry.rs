@@ -143,6 +143,7 @@ pub fn entry(id: ResourceId, description: String) -> Entry {
         profile: None,
         description,
         desired_size: None,
+        tagged: false,
     }
 }
 

@@ -70,6 +70,7 @@ pub(super) struct Clients {
     pub(super) ecs: aws_sdk_ecs::Client,
     pub(super) eks: aws_sdk_eks::Client,
     pub(super) sts: aws_sdk_sts::Client,
+    pub(super) tagging: aws_sdk_resourcegroupstagging::Client,
 }
 
 impl Clients {
@@ -83,6 +84,7 @@ impl Clients {
             ecs: aws_sdk_ecs::Client::new(conf),
             eks: aws_sdk_eks::Client::new(conf),
             sts: aws_sdk_sts::Client::new(conf),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(conf),
         }
     }
 }

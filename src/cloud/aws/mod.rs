@@ -13,6 +13,7 @@ mod ecs;
 mod eks;
 mod error;
 pub mod pricing;
+mod tagging;
 
 pub use clients::{whoami_with_keys, Keys};
 pub use error::retry_config;
@@ -32,6 +33,8 @@ use std::time::SystemTime;
 pub const SLEEP_TAG: &str = "cloudnap:sleeping";
 /// Tag that protects a resource from ever being stopped.
 pub const PROTECT_TAG: &str = "cloudnap:protect";
+/// Tag (`=true`) that puts a resource under cloudnap without services.yaml.
+pub const MANAGED_TAG: &str = "cloudnap:managed";
 
 /// Every item of a paginated request, or the first error.
 macro_rules! all_items {
@@ -308,6 +311,15 @@ impl CloudControl for AwsCloud {
         autoscaling::list(&self.clients.get(region, profile).await.autoscaling, region).await
     }
 
+    async fn discover(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> Result<Vec<ResourceId>, CloudError> {
+        let c = self.clients.get(region, profile).await;
+        tagging::discover(&c.tagging).await
+    }
+
     async fn list_eks(
         &self,
         region: &str,
@@ -486,6 +498,7 @@ mod tests {
             profile: None,
             description: String::new(),
             desired_size: None,
+            tagged: false,
         };
 
         let out = m

@@ -1,7 +1,7 @@
 //! EC2 Auto Scaling groups: min 0 / desired 0 (max kept) and back. Their
 //! instances are never stopped alone (the group would replace them).
 
-use super::{no_check, NameField, Shape, Spec};
+use super::{no_check, NameField, Shape, Spec, Tagged};
 
 /// An Auto Scaling group.
 pub static SPEC: Spec = Spec {
@@ -23,6 +23,10 @@ pub static SPEC: Spec = Spec {
     scale: None,
     checked_on_register: false,
     dimensions: &[],
+    tagged: Some(Tagged {
+        resource_type: "autoscaling:autoScalingGroup",
+        names_after: "autoScalingGroupName/",
+    }),
 };
 
 /// The tag AWS puts on every instance of a group: its value names the group.

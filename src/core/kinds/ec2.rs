@@ -1,6 +1,6 @@
 //! EC2 instances: stopped and started.
 
-use super::{NameField, Shape, Spec};
+use super::{NameField, Shape, Spec, Tagged};
 
 /// An EC2 instance.
 pub static SPEC: Spec = Spec {
@@ -22,6 +22,10 @@ pub static SPEC: Spec = Spec {
     scale: None,
     checked_on_register: true,
     dimensions: &[("InstanceId", 0)],
+    tagged: Some(Tagged {
+        resource_type: "ec2:instance",
+        names_after: "instance/",
+    }),
 };
 
 fn check(names: &[String]) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! ECS services: desired count 0 and back.
 
-use super::{no_check, NameField, Shape, Spec};
+use super::{no_check, NameField, Shape, Spec, Tagged};
 
 /// An ECS service in a cluster.
 pub static SPEC: Spec = Spec {
@@ -28,4 +28,8 @@ pub static SPEC: Spec = Spec {
     scale: None,
     checked_on_register: false,
     dimensions: &[("ClusterName", 0), ("ServiceName", 1)],
+    tagged: Some(Tagged {
+        resource_type: "ecs:service",
+        names_after: "service/",
+    }),
 };

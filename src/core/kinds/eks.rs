@@ -1,6 +1,6 @@
 //! EKS managed nodegroups: min 0 / desired 0 (max kept) and back.
 
-use super::{no_check, NameField, Shape, Spec};
+use super::{no_check, NameField, Shape, Spec, Tagged};
 
 /// An EKS nodegroup in a cluster.
 pub static SPEC: Spec = Spec {
@@ -28,4 +28,8 @@ pub static SPEC: Spec = Spec {
     scale: Some("desired `count`; min lowered / max raised if needed"),
     checked_on_register: false,
     dimensions: &[],
+    tagged: Some(Tagged {
+        resource_type: "eks:nodegroup",
+        names_after: "nodegroup/",
+    }),
 };

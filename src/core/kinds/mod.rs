@@ -111,6 +111,22 @@ pub struct Spec {
     /// CloudWatch dimensions of its metrics, each with the index of the name
     /// field holding its value (none: never busy by metrics).
     pub dimensions: &'static [(&'static str, usize)],
+    /// How its resources are found by their `cloudnap:managed=true` tag, if
+    /// they can be.
+    pub tagged: Option<Tagged>,
+}
+
+/// How resources of a kind are found by tag (Resource Groups Tagging API)
+/// and named from their ARN.
+#[derive(Debug)]
+pub struct Tagged {
+    /// The API's resource type filter, `service:resource` (`ec2:instance`):
+    /// the ARN's service and the start of its resource part.
+    pub resource_type: &'static str,
+    /// What precedes the name fields, `/`-separated, in the ARN's resource
+    /// part (`instance/` in `instance/i-0abc`); parts after them (a
+    /// nodegroup's id) are ignored.
+    pub names_after: &'static str,
 }
 
 /// No checks beyond the generic ones.
