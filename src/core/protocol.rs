@@ -347,7 +347,7 @@ pub static TEXT_COMMANDS: LazyLock<Vec<TextCommand>> = LazyLock::new(|| {
     TextCommand::plain(
         "LIST_REGISTERED_SERVICES",
         &[],
-        "`{\"services\": [{resource, description, profile, desired_size}], \"config_error\": null}`",
+        "`{\"services\": [{resource, description, profile, desired_size, source}], \"config_error\": null}` (source: `services.yaml`, or `tag` for a resource found by its `cloudnap:managed=true` tag)",
         |_| Ok(Command::ListRegistered),
     ),
     TextCommand::plain(
