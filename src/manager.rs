@@ -856,6 +856,13 @@ impl<C: CloudControl> Manager<C> {
         let mut records = self.records().unwrap_or_default();
         let saved = records.get(id).map(|r| r.saved).or(obs.sleep_tag);
         let capacity = target(obs.capacity, saved);
+        if let (Some(part), true) = (&obs.part_of, obs.capacity.is_up() && !capacity.is_up()) {
+            // Stopped alone, it would be replaced by its group.
+            return Err(CloudError::new(
+                ErrorKind::InvalidState,
+                format!("{part}: stop the group, not one of its members"),
+            ));
+        }
         if self.dry_run {
             return Ok(capacity);
         }

@@ -166,6 +166,9 @@ async fn an_instance_of_a_group_is_never_stopped_alone() {
     // Registering it is refused; the group can be listed and registered.
     let d = Daemon::start(&cfg);
     let _ = d.ok(&format!("UNREGISTER_EC2:{member}:{R}")).await;
+    let e = d.err(&format!("STOP_EC2:{member}:{R}")).await;
+    assert!(e.contains(&reason) && e.contains("stop the group"), "{e}");
+    assert_eq!(ec2_state(R, &member).await.0, "running");
     let e = d.err(&format!("REGISTER_EC2:{member}:{R}")).await;
     assert!(
         e.contains(&reason) && e.contains("register the group"),

@@ -196,6 +196,18 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_sleep_tag_on_a_resource_that_is_up_does_not_block_a_sleep() {
+        let stale = Observed {
+            sleep_tag: Some(Capacity::of(Kind::Ecs, Desired(7))),
+            ..obs(ECS3)
+        };
+        assert_eq!(
+            decide_sleep(&stale, None),
+            SleepDecision::Stop { saved: ECS3 }
+        );
+    }
+
+    #[test]
     fn down_resources_are_left_alone() {
         assert_eq!(decide_sleep(&obs(ECS0), None), SleepDecision::LeaveDown);
         let member = Observed {
