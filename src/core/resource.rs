@@ -357,6 +357,29 @@ pub struct AutoScalingGroup {
     pub instances: usize,
 }
 
+/// An RDS DB instance as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RdsInstance {
+    pub db_instance_identifier: String,
+    pub region: String,
+    pub status: String,
+    pub engine: String,
+    pub db_instance_class: String,
+    /// The Aurora cluster it belongs to, if any (register that instead).
+    pub db_cluster_identifier: Option<String>,
+}
+
+/// An Aurora DB cluster as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RdsCluster {
+    pub db_cluster_identifier: String,
+    pub region: String,
+    pub status: String,
+    pub engine: String,
+    /// Its DB instances.
+    pub members: Vec<String>,
+}
+
 /// An EKS nodegroup as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EksNodegroup {

@@ -27,5 +27,6 @@ pub static SPEC: Spec = Spec {
     stop: "desired count 0",
     scale: None,
     checked_on_register: false,
+    restarts_after: None,
     dimensions: &[("ClusterName", 0), ("ServiceName", 1)],
 };
