@@ -229,7 +229,7 @@ async fn an_instance_of_a_cluster_is_never_stopped_alone() {
             .to_string(),
         )
         .await;
-    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["content"]["capacity"]["running"], true, "{reply}");
     assert_eq!(cluster(&aur).await.0, "available");
 }
 
