@@ -14,11 +14,15 @@ async fn rds() -> aws_sdk_rds::Client {
     aws_sdk_rds::Client::new(&sdk(R).await)
 }
 
-/// A PostgreSQL DB instance, alone.
-async fn database(name: &str) {
+/// A PostgreSQL DB instance, alone, with `tags`.
+async fn database(name: &str, tags: &[(&str, &str)]) {
+    let tags = tags
+        .iter()
+        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build());
     rds()
         .await
         .create_db_instance()
+        .set_tags(Some(tags.collect()))
         .db_instance_identifier(name)
         .engine("postgres")
         .db_instance_class("db.t3.micro")
@@ -113,13 +117,14 @@ fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_and_an_aurora_cluster_stop_and_start() {
-    let (db, aur) = (unique("db"), unique("aur"));
-    database(&db).await;
+    let (db, aur, kept) = (unique("db"), unique("aur"), unique("db"));
+    database(&db, &[]).await;
+    database(&kept, &[("cloudnap:protect", "true")]).await;
     aurora(&aur).await;
     let cfg = ConfigDir::new(
         &[R],
         &format!(
-            "rds_instances:\n  - db_instance_identifier: {db}\n    region: {R}\n    description: dev db\n\
+            "rds_instances:\n  - db_instance_identifier: {db}\n    region: {R}\n    description: dev db\n  - db_instance_identifier: {kept}\n    region: {R}\n\
              rds_clusters:\n  - db_cluster_identifier: {aur}\n    region: {R}\n"
         ),
     );
@@ -130,6 +135,8 @@ async fn a_database_and_an_aurora_cluster_stop_and_start() {
     assert_eq!(row(&rows, &db)["resource"]["type"], "RDS");
     assert_eq!(row(&rows, &aur)["action"], "stopped", "{rows:?}");
     assert_eq!(row(&rows, &aur)["resource"]["type"], "RDS_CLUSTER");
+    assert_eq!(row(&rows, &kept)["action"], "protected", "{rows:?}");
+    assert_eq!(instance(&kept).await.0, "available");
     let (status, tags) = instance(&db).await;
     assert_eq!(status, "stopped");
     assert!(tags.contains(&sleeping()), "{tags:?}");
@@ -236,7 +243,7 @@ async fn an_instance_of_a_cluster_is_never_stopped_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_aws_starts_again_while_the_user_is_away_is_stopped_again() {
     let db = unique("db");
-    database(&db).await;
+    database(&db, &[]).await;
     let cfg = ConfigDir::with_settings(
         &daemon_settings(
             &[R],
