@@ -134,3 +134,18 @@ pub struct Spec {
 fn no_check(_: &[String]) -> Result<(), String> {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_serialized_as_its_label() {
+        for kind in Kind::ALL {
+            let label = kind.spec().label;
+            assert_eq!(serde_json::to_value(kind).unwrap(), label);
+            assert_eq!(Kind::from_label(&label.to_lowercase()), Some(kind));
+            assert_eq!(serde_json::from_value::<Kind>(label.into()).unwrap(), kind);
+        }
+    }
+}
