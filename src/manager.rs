@@ -811,14 +811,16 @@ impl<C: CloudControl> Manager<C> {
                     continue;
                 }
             };
-            let stop = if self.dry_run {
-                Ok(())
-            } else {
-                let asleep = record.saved.asleep();
-                self.cloud
-                    .set_capacity(&id, profile.as_deref(), asleep)
-                    .await
-            };
+            if self.dry_run {
+                tracing::info!("{id} is up again while you are away ({why}): would stop it again");
+                outcomes.push(row(&id, Action::WouldStop, &obs, record.saved));
+                continue;
+            }
+            let asleep = record.saved.asleep();
+            let stop = self
+                .cloud
+                .set_capacity(&id, profile.as_deref(), asleep)
+                .await;
             let error = match stop {
                 Ok(()) => {
                     tracing::warn!(
