@@ -541,7 +541,8 @@ impl<C: CloudControl> App<C> {
     }
 
     /// Every `service_state_check_interval`, checks what is held asleep
-    /// against AWS (see [`Manager::refresh`]) until `shutdown` resolves.
+    /// against AWS (see [`Manager::refresh`]; the user is away while the
+    /// tracker is asleep) until `shutdown` resolves.
     pub async fn run_refresh(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
@@ -550,7 +551,8 @@ impl<C: CloudControl> App<C> {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            match self.manager.refresh().await {
+            let away = self.lock().tracker.state(now()) == IdleState::Asleep;
+            match self.manager.refresh(away).await {
                 Ok(dropped) if !dropped.is_empty() => self.emit(Event::Refreshed(dropped)),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("refreshing the state: {e}"),
@@ -816,6 +818,12 @@ impl<C: CloudControl> App<C> {
             },
             Some(Kind::Asg) => Listing::Asg {
                 groups: per_region(regions, |r| cloud.list_asg(r, None)).await?,
+            },
+            Some(Kind::Rds) => Listing::Rds {
+                instances: per_region(regions, |r| cloud.list_rds(r, None)).await?,
+            },
+            Some(Kind::RdsCluster) => Listing::RdsClusters {
+                clusters: per_region(regions, |r| cloud.list_rds_clusters(r, None)).await?,
             },
             None => {
                 let (ec2, ecs, eks) = tokio::try_join!(ec2(), ecs(), eks())?;

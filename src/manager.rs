@@ -7,7 +7,8 @@ use crate::cloud::{CloudControl, CloudError, ErrorKind};
 use crate::core::busy::{self, Check};
 use crate::core::history::{Change, HistoryEvent, Trigger};
 use crate::core::policy::{
-    decide_sleep, decide_wake, reached, Phase, SleepDecision, SleepRecord, WakeDecision,
+    decide_refresh, decide_sleep, decide_wake, reached, Phase, RefreshDecision, SleepDecision,
+    SleepRecord, WakeDecision,
 };
 use crate::core::prices::PriceBook;
 use crate::core::registry::Entry;
@@ -887,11 +888,13 @@ impl<C: CloudControl> Manager<C> {
         Ok(capacity)
     }
 
-    /// Checks what cloudnap holds asleep against AWS: a resource someone
-    /// started by hand is no longer cloudnap's to wake or to stop again, so
-    /// its record and tag are dropped. Skipped (empty) while a sleep or wake
-    /// runs. Returns what was dropped.
-    pub async fn refresh(&self) -> Result<Vec<Outcome>, RecordsError> {
+    /// Checks what cloudnap holds asleep against AWS (see
+    /// [`decide_refresh`]): a resource someone started by hand is no longer
+    /// cloudnap's to wake or to stop again, so its record and tag are
+    /// dropped; a database AWS started by itself while the user is `away` is
+    /// stopped again. Skipped (empty) while a sleep or wake runs. Returns
+    /// what was dropped or stopped again.
+    pub async fn refresh(&self, away: bool) -> Result<Vec<Outcome>, RecordsError> {
         let Ok(_busy) = self.busy.try_lock() else {
             return Ok(Vec::new());
         };
@@ -905,36 +908,55 @@ impl<C: CloudControl> Manager<C> {
         let mut outcomes = Vec::new();
         for ((id, profile), obs) in asleep.into_iter().zip(observed) {
             let Ok(obs) = obs else { continue };
-            if decide_sleep(&obs, records.get(&id)) != SleepDecision::StartedByHand {
+            let Some(record) = records.get(&id) else {
+                continue;
+            };
+            let why = match decide_refresh(&obs, record, away, now_unix()) {
+                RefreshDecision::Keep => continue,
+                RefreshDecision::StopAgain { why } => why,
+                RefreshDecision::LetGo => {
+                    outcomes.push(self.let_go(&mut records, id, profile, &obs).await);
+                    continue;
+                }
+            };
+            if self.dry_run {
+                tracing::info!("{id} is up again while you are away ({why}): would stop it again");
+                outcomes.push(row(&id, Action::WouldStop, &obs, record.saved));
                 continue;
             }
-            tracing::info!("{id} was started by hand; cloudnap no longer holds it asleep");
-            records.remove(&id);
-            self.log_history(&[event(
-                Change::Wake,
-                &id,
-                Some(obs.capacity),
-                Trigger::Refresh,
-                None,
-            )]);
-            if obs.sleep_tag.is_some() && !self.dry_run {
-                if let Err(e) = self
-                    .cloud
-                    .set_sleep_tag(&id, profile.as_deref(), None)
-                    .await
-                {
-                    tracing::warn!("{id}: removing the sleep tag: {e}");
+            let asleep = record.saved.asleep();
+            let stop = self
+                .cloud
+                .set_capacity(&id, profile.as_deref(), asleep)
+                .await;
+            let error = match stop {
+                Ok(()) => {
+                    tracing::warn!(
+                        "{id} was up again while you are away ({why}): stopped it again"
+                    );
+                    None
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(
+                        "{id} was up again while you are away ({why}); stopping it again \
+                         failed, tried again at the next check: {e}"
+                    );
+                    Some(e.to_string())
+                }
+            };
             outcomes.push(Outcome {
-                resource: id,
-                action: Action::StartedByHand,
+                action: if error.is_none() {
+                    Action::Stopped
+                } else {
+                    Action::Failed
+                },
                 before: Some(obs.capacity),
-                saved: None,
-                error: None,
+                saved: Some(record.saved),
+                error: error.or(Some(why)),
+                resource: id,
             });
         }
-        if !outcomes.is_empty() {
+        if outcomes.iter().any(|o| o.action == Action::StartedByHand) {
             self.save(&records)?;
         }
         Ok(outcomes)
@@ -981,6 +1003,42 @@ impl<C: CloudControl> Manager<C> {
             }
         }
         entries
+    }
+
+    /// Forgets `id`, which someone started by hand: its record (logged as a
+    /// wake) and its sleep tag.
+    async fn let_go(
+        &self,
+        records: &mut Records,
+        id: ResourceId,
+        profile: Option<String>,
+        obs: &Observed,
+    ) -> Outcome {
+        tracing::info!("{id} was started by hand; cloudnap no longer holds it asleep");
+        records.remove(&id);
+        self.log_history(&[event(
+            Change::Wake,
+            &id,
+            Some(obs.capacity),
+            Trigger::Refresh,
+            None,
+        )]);
+        if obs.sleep_tag.is_some() && !self.dry_run {
+            if let Err(e) = self
+                .cloud
+                .set_sleep_tag(&id, profile.as_deref(), None)
+                .await
+            {
+                tracing::warn!("{id}: removing the sleep tag: {e}");
+            }
+        }
+        Outcome {
+            resource: id,
+            action: Action::StartedByHand,
+            before: Some(obs.capacity),
+            saved: None,
+            error: None,
+        }
     }
 
     /// The current state of every registered resource and what is asleep.
@@ -1205,6 +1263,43 @@ mod tests {
         // And wake does not override the user's 5.
         m.wake(&entries(&[&a]), Trigger::Command).await.unwrap();
         assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(5)));
+    }
+
+    #[tokio::test]
+    async fn a_database_up_again_is_stopped_again_while_away_and_let_go_when_present() {
+        let (_d, cloud, m) = setup(false);
+        let db = ResourceId::new(Kind::Rds, ["db1"], "us-east-1");
+        let (up, down) = (
+            Capacity::of(Kind::Rds, Running(true)),
+            Capacity::of(Kind::Rds, Running(false)),
+        );
+        cloud.add(&db, up);
+        m.sleep(&entries(&[&db]), &busy_settings(), Trigger::Idle)
+            .await
+            .unwrap();
+        let restart = || {
+            cloud
+                .resources
+                .lock()
+                .unwrap()
+                .get_mut(&db)
+                .unwrap()
+                .capacity = up
+        };
+        restart(); // AWS starts it by itself
+        let out = m.refresh(true).await.unwrap();
+        assert_eq!(out[0].action, Action::Stopped);
+        assert_eq!(cloud.get(&db).capacity, down);
+        assert_eq!(cloud.get(&db).sleep_tag, Some(up), "still held asleep");
+        assert!(
+            m.refresh(true).await.unwrap().is_empty(),
+            "asleep: nothing to do"
+        );
+        restart(); // the user, present, starts it
+        let out = m.refresh(false).await.unwrap();
+        assert_eq!(out[0].action, Action::StartedByHand);
+        assert_eq!(cloud.get(&db).capacity, up);
+        assert!(m.records().unwrap().is_empty());
     }
 
     #[tokio::test]

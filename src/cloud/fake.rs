@@ -3,7 +3,8 @@
 use super::{CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, Deployment, MetricQuery};
 use crate::core::resource::{
-    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
+    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
+    RdsInstance, ResourceId,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -187,6 +188,18 @@ impl CloudControl for FakeCloud {
         _: &str,
         _: Option<&str>,
     ) -> Result<Vec<AutoScalingGroup>, CloudError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_rds(&self, _: &str, _: Option<&str>) -> Result<Vec<RdsInstance>, CloudError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_rds_clusters(
+        &self,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<Vec<RdsCluster>, CloudError> {
         Ok(Vec::new())
     }
 

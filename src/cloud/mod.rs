@@ -7,7 +7,8 @@ pub mod fake;
 
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
-    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
+    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
+    RdsInstance, ResourceId,
 };
 use std::future::Future;
 use std::time::SystemTime;
@@ -72,7 +73,11 @@ impl CloudError {
             | "AuthFailure"
             | "SignatureDoesNotMatch"
             | "InvalidSignatureException" => ErrorKind::Credentials,
-            "IncorrectInstanceState" | "ResourceInUseException" => ErrorKind::InvalidState,
+            "IncorrectInstanceState"
+            | "ResourceInUseException"
+            | "InvalidDBInstanceState"
+            | "InvalidDBInstanceStateFault"
+            | "InvalidDBClusterStateFault" => ErrorKind::InvalidState,
             _ => ErrorKind::Other,
         };
         CloudError {
@@ -210,6 +215,20 @@ pub trait CloudControl: Send + Sync + 'static {
         region: &str,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<AutoScalingGroup>, CloudError>> + Send;
+
+    /// All RDS DB instances in a region.
+    fn list_rds(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<RdsInstance>, CloudError>> + Send;
+
+    /// All Aurora DB clusters in a region.
+    fn list_rds_clusters(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<RdsCluster>, CloudError>> + Send;
 
     /// Uses changed AWS settings (default profile, endpoint) for later
     /// calls, with freshly loaded credentials.

@@ -70,6 +70,48 @@ pub fn decide_sleep(observed: &Observed, record: Option<&SleepRecord>) -> SleepD
     }
 }
 
+/// What the periodic state check does with a resource cloudnap holds asleep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshDecision {
+    /// Still asleep (or its sleep is not finished): nothing to do.
+    Keep,
+    /// Up again and the user took over: forget the record and the tag.
+    LetGo,
+    /// Up again while the user is away, and of a kind AWS starts again by
+    /// itself: stop it again, keeping the record; `why` is for the log.
+    StopAgain { why: String },
+}
+
+/// Decides what the state check at `now` (Unix seconds) does with a
+/// resource cloudnap holds asleep: one found up again is let go, unless the
+/// user is `away` and its kind is one AWS starts by itself (an RDS database
+/// after 7 days stopped): then it is stopped again. A protected one is let
+/// go.
+pub fn decide_refresh(
+    observed: &Observed,
+    record: &SleepRecord,
+    away: bool,
+    now: u64,
+) -> RefreshDecision {
+    if decide_sleep(observed, Some(record)) != SleepDecision::StartedByHand {
+        return RefreshDecision::Keep;
+    }
+    let restarts_after = record.resource.kind().spec().restarts_after;
+    match restarts_after {
+        Some(after) if away && !observed.protected => {
+            let asleep = now.saturating_sub(record.since);
+            let days = asleep as f64 / 86_400.0;
+            let why = if asleep >= after {
+                format!("AWS started it again after {days:.1} days asleep")
+            } else {
+                format!("started while you are away ({days:.1} days asleep)")
+            };
+            RefreshDecision::StopAgain { why }
+        }
+        _ => RefreshDecision::LetGo,
+    }
+}
+
 /// What wake does with one resource cloudnap saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WakeDecision {
@@ -382,6 +424,60 @@ mod tests {
                     max: 1
                 }
             )
+        );
+    }
+
+    #[test]
+    fn a_database_aws_restarted_is_stopped_again_only_while_the_user_is_away() {
+        let db = ResourceId::new(Kind::Rds, ["db1"], "us-east-1");
+        let (up, down) = (
+            Capacity::of(Kind::Rds, Running(true)),
+            Capacity::of(Kind::Rds, Running(false)),
+        );
+        let slept_at = 1_700_000_000;
+        let record = SleepRecord {
+            resource: db,
+            profile: None,
+            saved: up,
+            phase: Phase::Asleep,
+            since: slept_at,
+        };
+        let week_later = slept_at + 7 * 86_400 + 60;
+        let away = true;
+        assert_eq!(
+            decide_refresh(&obs(down), &record, away, week_later),
+            RefreshDecision::Keep
+        );
+        assert_eq!(
+            decide_refresh(&obs(up), &record, away, week_later),
+            RefreshDecision::StopAgain {
+                why: "AWS started it again after 7.0 days asleep".into()
+            }
+        );
+        assert_eq!(
+            decide_refresh(&obs(up), &record, !away, week_later),
+            RefreshDecision::LetGo,
+            "the user is here: they started it"
+        );
+        let protected = Observed {
+            protected: true,
+            ..obs(up)
+        };
+        assert_eq!(
+            decide_refresh(&protected, &record, away, week_later),
+            RefreshDecision::LetGo
+        );
+        assert_eq!(
+            decide_refresh(&obs(up), &record, away, slept_at + 3 * 3600),
+            RefreshDecision::StopAgain {
+                why: "started while you are away (0.1 days asleep)".into()
+            }
+        );
+        // Other kinds are let go as before, away or not.
+        let svc = rec(ECS3, Phase::Asleep);
+        assert_eq!(
+            decide_refresh(&obs(ECS3), &svc, away, week_later),
+            RefreshDecision::LetGo
         );
     }
 

@@ -5,7 +5,8 @@
 use crate::core::holds::HoldRow;
 use crate::core::report::Outcome;
 use crate::core::resource::{
-    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, ResourceId,
+    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, RdsCluster, RdsInstance,
+    ResourceId,
 };
 use crate::core::status::Status;
 use serde::Serialize;
@@ -92,6 +93,12 @@ pub enum Listing {
     },
     Asg {
         groups: Vec<AutoScalingGroup>,
+    },
+    Rds {
+        instances: Vec<RdsInstance>,
+    },
+    RdsClusters {
+        clusters: Vec<RdsCluster>,
     },
     /// `LIST_ALL_SERVICES`.
     All {

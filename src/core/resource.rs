@@ -507,6 +507,29 @@ pub struct AutoScalingGroup {
     pub instances: usize,
 }
 
+/// An RDS DB instance as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RdsInstance {
+    pub db_instance_identifier: String,
+    pub region: String,
+    pub status: String,
+    pub engine: String,
+    pub db_instance_class: String,
+    /// The Aurora cluster it belongs to, if any (register that instead).
+    pub db_cluster_identifier: Option<String>,
+}
+
+/// An Aurora DB cluster as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RdsCluster {
+    pub db_cluster_identifier: String,
+    pub region: String,
+    pub status: String,
+    pub engine: String,
+    /// Its DB instances.
+    pub members: Vec<String>,
+}
+
 /// An EKS nodegroup as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EksNodegroup {
@@ -543,6 +566,14 @@ mod tests {
             ResourceId::new(Kind::Eks, ["dev", "ng-1"], "eu-west-1")
         );
         assert_eq!(ids[3], ResourceId::new(Kind::Asg, ["web"], "eu-west-1"));
+        assert_eq!(
+            id("arn:aws:rds:eu-west-1:1:db:orders"),
+            Some(ResourceId::new(Kind::Rds, ["orders"], "eu-west-1").to_string())
+        );
+        assert_eq!(
+            id("arn:aws:rds:eu-west-1:1:cluster:aurora-1"),
+            Some(ResourceId::new(Kind::RdsCluster, ["aurora-1"], "eu-west-1").to_string())
+        );
         // An old-format ECS service ARN has no cluster; other resources
         // and garbage name nothing.
         assert_eq!(id("arn:aws:ecs:eu-west-1:1:service/api"), None);

@@ -69,6 +69,7 @@ pub(super) struct Clients {
     pub(super) ec2: aws_sdk_ec2::Client,
     pub(super) ecs: aws_sdk_ecs::Client,
     pub(super) eks: aws_sdk_eks::Client,
+    pub(super) rds: aws_sdk_rds::Client,
     pub(super) sts: aws_sdk_sts::Client,
     pub(super) tagging: aws_sdk_resourcegroupstagging::Client,
 }
@@ -83,6 +84,7 @@ impl Clients {
             ec2: aws_sdk_ec2::Client::new(conf),
             ecs: aws_sdk_ecs::Client::new(conf),
             eks: aws_sdk_eks::Client::new(conf),
+            rds: aws_sdk_rds::Client::new(conf),
             sts: aws_sdk_sts::Client::new(conf),
             tagging: aws_sdk_resourcegroupstagging::Client::new(conf),
         }

@@ -1,4 +1,4 @@
-//! [`CloudControl`] over the AWS SDK: EC2, ECS, EKS, CloudWatch and STS clients per
+//! [`CloudControl`] over the AWS SDK: EC2, ECS, EKS, Auto Scaling, RDS, CloudWatch and STS clients per
 //! (region, profile), the standard credential chain, an optional endpoint
 //! override, and retries with backoff for throttling and 5xx answers.
 //!
@@ -13,6 +13,7 @@ mod ecs;
 mod eks;
 mod error;
 pub mod pricing;
+mod rds;
 mod tagging;
 
 pub use clients::{whoami_with_keys, Keys};
@@ -22,7 +23,7 @@ use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
     AutoScalingGroup, Capacity, Desired, Ec2Instance, EcsService, EksNodegroup, Facts, Kind,
-    Observed, ResourceId, Running, Scaling,
+    Observed, RdsCluster, RdsInstance, ResourceId, Running, Scaling,
 };
 use crate::core::settings::AwsSettings;
 use clients::{ClientCache, Clients};
@@ -69,7 +70,8 @@ fn only<T>(results: Vec<T>) -> T {
 /// AWS implementation of [`CloudControl`].
 pub struct AwsCloud {
     clients: ClientCache,
-    /// ARNs learnt by `inspect`, needed to tag ECS services and EKS clusters.
+    /// ARNs learnt by `inspect`, needed to tag ECS services, EKS clusters
+    /// and RDS databases.
     arns: std::sync::Mutex<HashMap<ResourceId, String>>,
 }
 
@@ -146,7 +148,7 @@ impl AwsCloud {
     }
 
     /// The ARN that tags of `id` are written to: the instance id, the ECS
-    /// service, or the EKS cluster.
+    /// service, the EKS cluster, or the RDS database.
     async fn arn_of(&self, c: &Clients, id: &ResourceId) -> Result<String, CloudError> {
         if let Some(arn) = self.known_arn(id) {
             return Ok(arn);
@@ -160,6 +162,14 @@ impl AwsCloud {
             Kind::Eks => {
                 let cluster = eks::cluster(&c.eks, first).await?;
                 self.remember_arn(id, cluster.arn());
+            }
+            Kind::Rds => {
+                let db = rds::instance(&c.rds, first).await?;
+                self.remember_arn(id, db.db_instance_arn());
+            }
+            Kind::RdsCluster => {
+                let cluster = rds::cluster(&c.rds, first).await?;
+                self.remember_arn(id, cluster.db_cluster_arn());
             }
             Kind::Ec2 | Kind::Asg => return Ok(first.to_string()),
         }
@@ -191,6 +201,16 @@ impl CloudControl for AwsCloud {
             Kind::Asg => Ok(autoscaling::observe(
                 &autoscaling::describe(&c.autoscaling, first).await?,
             )),
+            Kind::Rds => {
+                let db = rds::instance(&c.rds, first).await?;
+                self.remember_arn(id, db.db_instance_arn());
+                Ok(rds::observe_instance(&db))
+            }
+            Kind::RdsCluster => {
+                let cluster = rds::cluster(&c.rds, first).await?;
+                self.remember_arn(id, cluster.db_cluster_arn());
+                Ok(rds::observe_cluster(&cluster))
+            }
         }
     }
 
@@ -225,6 +245,9 @@ impl CloudControl for AwsCloud {
             (Kind::Asg, Scaling { min, desired, max }) => {
                 autoscaling::set_scaling(&c.autoscaling, first, (min, desired, max)).await
             }
+            (kind @ (Kind::Rds | Kind::RdsCluster), Running(running)) => {
+                rds::set_running(&c.rds, kind, first, running).await
+            }
             _ => Err(CloudError::new(
                 ErrorKind::Other,
                 format!("capacity {capacity} does not apply to {id}"),
@@ -245,6 +268,7 @@ impl CloudControl for AwsCloud {
             Kind::Ecs => ecs::set_sleep_tag(&c.ecs, arn, saved).await,
             Kind::Eks => eks::set_sleep_tag(&c.eks, arn, id.part(1), saved).await,
             Kind::Asg => autoscaling::set_sleep_tag(&c.autoscaling, &arn, saved).await,
+            Kind::Rds | Kind::RdsCluster => rds::set_sleep_tag(&c.rds, &arn, saved).await,
         }
     }
 
@@ -282,6 +306,8 @@ impl CloudControl for AwsCloud {
                 Kind::Asg => Ok(autoscaling::facts(
                     &autoscaling::describe(&c.autoscaling, first).await?,
                 )),
+                // Not priced yet: the report notes the type as unknown.
+                Kind::Rds | Kind::RdsCluster => Ok(Facts::default()),
             }
         })
         .await
@@ -318,6 +344,22 @@ impl CloudControl for AwsCloud {
     ) -> Result<Vec<ResourceId>, CloudError> {
         let c = self.clients.get(region, profile).await;
         tagging::discover(&c.tagging).await
+    }
+
+    async fn list_rds(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> Result<Vec<RdsInstance>, CloudError> {
+        rds::list(&self.clients.get(region, profile).await.rds, region).await
+    }
+
+    async fn list_rds_clusters(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> Result<Vec<RdsCluster>, CloudError> {
+        rds::list_clusters(&self.clients.get(region, profile).await.rds, region).await
     }
 
     async fn list_eks(

@@ -22,6 +22,7 @@ pub static SPEC: Spec = Spec {
     stop: "min and desired 0, max unchanged",
     scale: None,
     checked_on_register: false,
+    restarts_after: None,
     dimensions: &[],
     tagged: Some(Tagged {
         resource_type: "autoscaling:autoScalingGroup",

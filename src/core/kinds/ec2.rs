@@ -21,6 +21,7 @@ pub static SPEC: Spec = Spec {
     stop: "stops the instance",
     scale: None,
     checked_on_register: true,
+    restarts_after: None,
     dimensions: &[("InstanceId", 0)],
     tagged: Some(Tagged {
         resource_type: "ec2:instance",

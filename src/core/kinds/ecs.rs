@@ -27,6 +27,7 @@ pub static SPEC: Spec = Spec {
     stop: "desired count 0",
     scale: None,
     checked_on_register: false,
+    restarts_after: None,
     dimensions: &[("ClusterName", 0), ("ServiceName", 1)],
     tagged: Some(Tagged {
         resource_type: "ecs:service",

@@ -27,6 +27,7 @@ pub static SPEC: Spec = Spec {
     stop: "min and desired 0, max unchanged",
     scale: Some("desired `count`; min lowered / max raised if needed"),
     checked_on_register: false,
+    restarts_after: None,
     dimensions: &[],
     tagged: Some(Tagged {
         resource_type: "eks:nodegroup",

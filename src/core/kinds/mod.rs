@@ -8,13 +8,14 @@ pub mod asg;
 mod ec2;
 mod ecs;
 mod eks;
+pub mod rds;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The kinds of resource cloudnap can put to sleep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Kind {
     /// An EC2 instance.
     Ec2,
@@ -24,11 +25,22 @@ pub enum Kind {
     Eks,
     /// An EC2 Auto Scaling group.
     Asg,
+    /// An RDS DB instance.
+    Rds,
+    /// An Aurora DB cluster.
+    RdsCluster,
 }
 
 impl Kind {
     /// Every kind, in the order of services.yaml, the command tables and listings.
-    pub const ALL: [Kind; 4] = [Kind::Ec2, Kind::Ecs, Kind::Eks, Kind::Asg];
+    pub const ALL: [Kind; 6] = [
+        Kind::Ec2,
+        Kind::Ecs,
+        Kind::Eks,
+        Kind::Asg,
+        Kind::Rds,
+        Kind::RdsCluster,
+    ];
 
     /// What this kind is.
     pub fn spec(self) -> &'static Spec {
@@ -37,6 +49,8 @@ impl Kind {
             Kind::Ecs => &ecs::SPEC,
             Kind::Eks => &eks::SPEC,
             Kind::Asg => &asg::SPEC,
+            Kind::Rds => &rds::INSTANCE,
+            Kind::RdsCluster => &rds::CLUSTER,
         }
     }
 
@@ -108,6 +122,9 @@ pub struct Spec {
     /// Whether `REGISTER_*` looks at the resource first: it may be part of
     /// a group that must be registered instead.
     pub checked_on_register: bool,
+    /// After how many seconds stopped AWS starts it again by itself (RDS:
+    /// 7 days), if it does.
+    pub restarts_after: Option<u64>,
     /// CloudWatch dimensions of its metrics, each with the index of the name
     /// field holding its value (none: never busy by metrics).
     pub dimensions: &'static [(&'static str, usize)],
@@ -132,4 +149,19 @@ pub struct Tagged {
 /// No checks beyond the generic ones.
 fn no_check(_: &[String]) -> Result<(), String> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_serialized_as_its_label() {
+        for kind in Kind::ALL {
+            let label = kind.spec().label;
+            assert_eq!(serde_json::to_value(kind).unwrap(), label);
+            assert_eq!(Kind::from_label(&label.to_lowercase()), Some(kind));
+            assert_eq!(serde_json::from_value::<Kind>(label.into()).unwrap(), kind);
+        }
+    }
 }
