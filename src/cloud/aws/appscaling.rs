@@ -1,6 +1,7 @@
 //! Application Auto Scaling: the scalable targets of resources (an ECS
 //! service's desired count), read with them and held down while they sleep.
 
+use super::all_items;
 use super::error::aws_err;
 use crate::cloud::CloudError;
 use crate::core::resource::{ScalableTarget, Suspended};
@@ -24,17 +25,11 @@ pub(super) async fn targets(
 ) -> Result<HashMap<String, ScalableTarget>, CloudError> {
     let mut found = HashMap::new();
     for chunk in resource_ids.chunks(50) {
-        let pages = client
+        let pages = all_items!(client
             .describe_scalable_targets()
             .service_namespace(of.namespace.clone())
             .scalable_dimension(of.dimension.clone())
-            .set_resource_ids(Some(chunk.to_vec()))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(aws_err)?;
+            .set_resource_ids(Some(chunk.to_vec())))?;
         for t in pages {
             let s = t.suspended_state();
             let flag = |f: Option<bool>| f.unwrap_or(false);

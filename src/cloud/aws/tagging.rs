@@ -1,7 +1,6 @@
 //! The Resource Groups Tagging API: resources tagged `cloudnap:managed=true`.
 
-use super::error::aws_err;
-use super::MANAGED_TAG;
+use super::{all_items, MANAGED_TAG};
 use crate::cloud::CloudError;
 use crate::core::kinds::Kind;
 use crate::core::resource::ResourceId;
@@ -16,16 +15,10 @@ pub(super) async fn discover(client: &Client) -> Result<Vec<ResourceId>, CloudEr
         .filter_map(|k| k.spec().tagged.as_ref())
         .map(|t| t.resource_type.to_string())
         .collect();
-    let mappings = client
+    let mappings = all_items!(client
         .get_resources()
         .tag_filters(TagFilter::builder().key(MANAGED_TAG).values("true").build())
-        .set_resource_type_filters(Some(types))
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(aws_err)?;
+        .set_resource_type_filters(Some(types)))?;
     Ok(mappings
         .iter()
         .filter_map(|m| m.resource_arn())
