@@ -335,30 +335,16 @@ pub(super) async fn list(ec2: &Client, region: &str) -> Result<Vec<Ec2Instance>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_config::{BehaviorVersion, Region};
     use aws_sdk_ec2::error::ErrorMetadata;
     use aws_sdk_ec2::operation::describe_instances::{
         DescribeInstancesError, DescribeInstancesInput, DescribeInstancesOutput,
     };
     use aws_sdk_ec2::operation::start_instances::{StartInstancesError, StartInstancesOutput};
     use aws_sdk_ec2::types::{InstanceState, InstanceStateName, Reservation};
-    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+    use aws_smithy_mocks::{mock, Rule};
 
     fn client(rules: &[&Rule]) -> Client {
-        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-        for rule in rules {
-            mocks = mocks.with_rule(rule);
-        }
-        let conf = aws_sdk_ec2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(mocks)
-            .build();
-        Client::from_conf(conf)
+        mocked!(aws_sdk_ec2, rules)
     }
 
     fn error(code: &str) -> ErrorMetadata {

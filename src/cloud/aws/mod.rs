@@ -4,6 +4,30 @@
 //!
 //! [`AwsCloud`] dispatches by resource kind to one module per service.
 
+/// In tests: an SDK client of `$sdk` (`aws_sdk_ec2`) answering by the
+/// aws-smithy-mocks `$rules` only (any order).
+#[cfg(test)]
+macro_rules! mocked {
+    ($sdk:ident, $rules:expr) => {{
+        let mut mocks = aws_smithy_mocks::MockResponseInterceptor::new()
+            .rule_mode(aws_smithy_mocks::RuleMode::MatchAny);
+        for rule in $rules {
+            mocks = mocks.with_rule(rule);
+        }
+        $sdk::Client::from_conf(
+            $sdk::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider($sdk::config::Credentials::new(
+                    "AKIDTEST", "secret", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(mocks)
+                .build(),
+        )
+    }};
+}
+
 mod appscaling;
 mod autoscaling;
 mod clients;
@@ -462,31 +486,10 @@ mod tests {
     use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
     use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
     use aws_sdk_ecs::types::Service;
-    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+    use aws_smithy_mocks::{mock, Rule};
     use std::sync::Arc;
 
     const R: &str = "us-east-1";
-
-    /// An SDK client of `$sdk` answering by `$rules` only.
-    macro_rules! mocked {
-        ($sdk:ident, $rules:expr) => {{
-            let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-            for rule in $rules {
-                mocks = mocks.with_rule(rule);
-            }
-            $sdk::Client::from_conf(
-                $sdk::Config::builder()
-                    .behavior_version(BehaviorVersion::latest())
-                    .region(Region::new(R))
-                    .credentials_provider($sdk::config::Credentials::new(
-                        "AKIDTEST", "secret", None, None, "test",
-                    ))
-                    .http_client(aws_smithy_mocks::create_mock_http_client())
-                    .interceptor(mocks)
-                    .build(),
-            )
-        }};
-    }
 
     #[tokio::test(start_paused = true)]
     async fn a_stop_aws_accepts_but_that_does_not_happen_is_did_not_reach() {

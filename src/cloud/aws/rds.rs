@@ -233,28 +233,14 @@ pub(super) async fn list_clusters(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_config::{BehaviorVersion, Region};
     use aws_sdk_rds::error::ErrorMetadata;
     use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
     use aws_sdk_rds::operation::start_db_instance::{StartDBInstanceError, StartDbInstanceOutput};
     use aws_sdk_rds::operation::stop_db_instance::StopDBInstanceError;
-    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+    use aws_smithy_mocks::{mock, Rule};
 
     fn client(rules: &[&Rule]) -> Client {
-        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-        for rule in rules {
-            mocks = mocks.with_rule(rule);
-        }
-        let conf = aws_sdk_rds::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_rds::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(mocks)
-            .build();
-        Client::from_conf(conf)
+        mocked!(aws_sdk_rds, rules)
     }
 
     fn invalid_state() -> ErrorMetadata {
