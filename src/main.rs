@@ -546,20 +546,21 @@ struct HoldArgs {
     command: Vec<String>,
 }
 
-/// Sends one command to the running cloudnap; its reply, or why none came.
+/// How long `cloudnap hold` waits for a reply to its first and last request.
+const ASK_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends one command to the running cloudnap and waits up to `wait` for its
+/// reply; the reply, or why none came.
 async fn ask(
     settings: &Settings,
     to: Option<SocketAddr>,
     command: &str,
+    wait: Duration,
 ) -> Result<serde_json::Value, String> {
     let (default_to, datagram) = daemon_request(settings, command);
-    let reply = client::request(
-        to.unwrap_or(default_to),
-        datagram.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let reply = client::request(to.unwrap_or(default_to), datagram.as_bytes(), wait)
+        .await
+        .map_err(|e| e.to_string())?;
     if client::is_error(&reply) {
         let message = reply["error"]
             .as_str()
@@ -589,7 +590,7 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let held = rt.block_on(ask(&settings, to, &request));
+    let held = rt.block_on(ask(&settings, to, &request, ASK_WAIT));
     let id = match (&held, with_command) {
         (Ok(reply), _) => reply["content"]["hold"]["id"].as_u64(),
         (Err(e), true) => {
@@ -619,7 +620,7 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
         Err(e) => {
             eprintln!("error: cannot run {}: {e}", args.command[0]);
             if let Some(id) = id {
-                let _ = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}")));
+                let _ = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"), ASK_WAIT));
             }
             return Ok(ExitCode::from(127));
         }
@@ -629,7 +630,10 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
         let _ = done_tx.send(child.wait());
     });
     let status = rt.block_on(async {
-        let mut renew = tokio::time::interval(args.lease / 3);
+        // A renewal waits one period at most: a lost datagram or a busy
+        // daemon is retried at the next tick, well inside the lease.
+        let period = args.lease / 3;
+        let mut renew = tokio::time::interval(period);
         renew.tick().await;
         let mut renewing = id;
         loop {
@@ -639,7 +643,7 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
                 _ = tokio::signal::ctrl_c() => {}
                 _ = renew.tick() => {
                     if let Some(id) = renewing {
-                        if let Err(e) = ask(&settings, to, &format!("HOLD_RENEW:{id}")).await {
+                        if let Err(e) = ask(&settings, to, &format!("HOLD_RENEW:{id}"), period).await {
                             eprintln!("warning: hold {id} not renewed: {e}");
                             if !e.starts_with("no reply") {
                                 renewing = None;
@@ -651,7 +655,7 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
         }
     });
     if let Some(id) = id {
-        if let Err(e) = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"))) {
+        if let Err(e) = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"), ASK_WAIT)) {
             eprintln!("warning: hold {id} not released ({e}); its lease ends it");
         }
     }
