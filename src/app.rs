@@ -13,6 +13,7 @@ use crate::core::registry::{Entry, Registry};
 use crate::core::reply::{ecs_clusters, eks_clusters, CommandError, Listing, RegisteredRow, Reply};
 use crate::core::report::{format_outcomes, Action, Outcome};
 use crate::core::resource::{Capacity, Kind, ResourceId};
+use crate::core::retry::Retry;
 use crate::core::settings::Settings;
 use crate::core::status::{
     describe, AsleepRow, BusyRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
@@ -33,6 +34,11 @@ use tokio::sync::{mpsc, Notify};
 /// The longest the timer waits between ticks; a much longer gap means the
 /// machine was suspended.
 const MAX_TICK: Duration = Duration::from_secs(30);
+
+/// How often, while a sleep or wake waits to be tried again because the
+/// network was down, cloudnap looks whether AWS answers a TCP connection
+/// again (to try at once rather than at the end of the pause).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// The monotonic clock, through tokio so tests can pause it.
 fn now() -> Instant {
@@ -112,6 +118,9 @@ struct State {
     /// Resources found by their `cloudnap:managed=true` tag at the last
     /// search (each sleep, and at start), not in services.yaml.
     tagged: Vec<Entry>,
+    /// The sleep or wake that failed for a passing reason and waits to be
+    /// tried again.
+    retry: Option<Retry>,
 }
 
 impl State {
@@ -137,6 +146,8 @@ pub struct App<C> {
     registry_file: Arc<RegistryFile>,
     /// Wakes the timer when the tracker changed outside it.
     changed: Notify,
+    /// Wakes the retry loop when the retry changed.
+    retry_changed: Notify,
     events: mpsc::UnboundedSender<Event>,
     /// This app, for spawning sleep and wake tasks from `&self`.
     me: std::sync::Weak<App<C>>,
@@ -175,11 +186,13 @@ impl<C: CloudControl> App<C> {
                 holds: Holds::default(),
                 last_sleep: Vec::new(),
                 tagged: Vec::new(),
+                retry: None,
             }),
             settings_file,
             manager,
             registry_file: Arc::new(registry_file),
             changed: Notify::new(),
+            retry_changed: Notify::new(),
             events,
         });
         (app, rx)
@@ -457,6 +470,7 @@ impl<C: CloudControl> App<C> {
                             before: None,
                             saved: None,
                             error: None,
+                            retrying: None,
                         }));
                         outcomes
                     })
@@ -474,9 +488,11 @@ impl<C: CloudControl> App<C> {
         match result {
             Ok(outcomes) => {
                 tracing::info!("{}:\n{}", op.done(), format_outcomes(&outcomes));
+                let retrying = self.follow_up(op, trigger, &outcomes);
+                // What is tried again is reported when it is given up.
                 let failed: Vec<Outcome> = outcomes
                     .iter()
-                    .filter(|o| o.action.is_failure())
+                    .filter(|o| o.action.is_failure() && (o.retrying.is_none() || !retrying))
                     .cloned()
                     .collect();
                 if !failed.is_empty() {
@@ -501,6 +517,107 @@ impl<C: CloudControl> App<C> {
                 });
                 Err(CommandError::State(e.to_string()))
             }
+        }
+    }
+
+    /// After a try of `op`: schedules the next one if some resources failed
+    /// for a passing reason (see [`Retry`]), says so at the first failure,
+    /// and replaces any earlier retry. Returns whether a retry is pending.
+    fn follow_up(&self, op: Operation, trigger: Trigger, outcomes: &[Outcome]) -> bool {
+        let t = now();
+        let pending: Vec<&Outcome> = outcomes.iter().filter(|o| o.retrying.is_some()).collect();
+        // The network first: its return is watched for.
+        let cause = (pending.iter().filter_map(|o| o.retrying)).max_by_key(|c| c.is_network());
+        let mut state = self.lock();
+        let previous = state.retry.take();
+        let Some(cause) = cause else {
+            if let Some(p) = previous.filter(|p| p.operation == op) {
+                tracing::info!("{} after {} failed tries", op.done(), p.attempts);
+            }
+            return false;
+        };
+        let resources = pending.iter().map(|o| o.resource.clone()).collect();
+        let retry = match Retry::after_failure(previous.as_ref(), op, trigger, cause, resources, t)
+        {
+            Ok(retry) => retry,
+            Err(last) => {
+                tracing::error!(
+                    "{}: given up after {} tries over {} min",
+                    last.text(),
+                    last.attempts,
+                    t.saturating_duration_since(last.since).as_secs() / 60
+                );
+                return false;
+            }
+        };
+        tracing::warn!(
+            "{}: tried again in {} s",
+            retry.text(),
+            retry.at.saturating_duration_since(t).as_secs_f64()
+        );
+        if retry.attempts == 1 {
+            self.emit(Event::Retrying {
+                operation: op,
+                cause,
+                resources: pending
+                    .iter()
+                    .map(|o| o.resource.short_name().to_string())
+                    .collect(),
+            });
+        }
+        state.retry = Some(retry);
+        drop(state);
+        self.retry_changed.notify_one();
+        true
+    }
+
+    /// Tries again the sleep or wake that failed for a passing reason, when
+    /// its pause is over; while the network is the cause, looks every
+    /// [`PROBE_EVERY`] whether AWS answers a TCP connection and then tries
+    /// at once. A retry the user's state no longer wants (a wake while the
+    /// user is away again, a sleep after the return) is dropped: the sleep
+    /// or wake that followed took its place. Until `shutdown` resolves.
+    pub async fn run_retry(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let t = now();
+            let due =
+                (self.lock().retry.as_ref()).map(|r| r.probe_at(t, PROBE_EVERY).unwrap_or(r.at));
+            let wait = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.retry_changed.notified() => continue,
+                _ = wait => {}
+            }
+            let Some(retry) = self.lock().retry.clone() else {
+                continue;
+            };
+            if now() < retry.at {
+                let mut regions: Vec<&str> = retry.resources.iter().map(|r| r.region()).collect();
+                regions.sort_unstable();
+                regions.dedup();
+                let cloud = self.manager.cloud();
+                let answers =
+                    futures::future::join_all(regions.iter().map(|r| cloud.reachable(r))).await;
+                if !answers.contains(&true) {
+                    continue;
+                }
+                tracing::info!("AWS answers again: {} at once", retry.text());
+            }
+            let away = self.lock().tracker.state(now()) == IdleState::Asleep;
+            if away != (retry.operation == Operation::Sleeping) {
+                let mut state = self.lock();
+                if state.retry.as_ref() == Some(&retry) {
+                    state.retry = None;
+                }
+                continue;
+            }
+            let _ = self.run(retry.operation, retry.trigger).await;
         }
     }
 
@@ -627,6 +744,7 @@ impl<C: CloudControl> App<C> {
         let saved_this_week_usd = self.manager.saved_this_week();
         let t = now();
         let state = self.lock();
+        let retry = state.retry.as_ref();
         let (name, sleep_in, paused_for) = match state.tracker.state(t) {
             IdleState::Active { sleep_in } => (StateName::Active, Some(sleep_in), None),
             IdleState::Warning { sleep_in } => (StateName::Warning, Some(sleep_in), None),
@@ -648,15 +766,19 @@ impl<C: CloudControl> App<C> {
                 .asleep()
                 .into_values()
                 .map(|r| AsleepRow {
-                    resource: r.resource,
                     saved: r.saved,
                     phase: r.phase,
                     since: r.since,
+                    retrying: retry
+                        .filter(|x| x.resources.contains(&r.resource))
+                        .map(Retry::text),
+                    resource: r.resource,
                 })
                 .collect(),
             busy: busy_rows(&state.last_sleep),
             registered: self.registry_file.cached_len(),
-            operation: state.operation,
+            operation: state.operation.or(retry.map(|r| r.operation)),
+            retrying: retry.map(|r| r.row(t)),
             dry_run: self.manager.dry_run(),
             config_error: (!state.config_errors.is_empty()).then(|| {
                 state

@@ -187,6 +187,11 @@ pub async fn run<C: CloudControl>(
         "state refresh",
         app.clone().run_refresh(quit_future(&quit_rx)),
     );
+    keep(
+        &mut tasks,
+        "retries",
+        app.clone().run_retry(quit_future(&quit_rx)),
+    );
     let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
     // Held until the end: the activity channel stays open even when every
     // detector failed to start. Locks reach the app (they start the grace).

@@ -14,6 +14,7 @@ use crate::core::prices::PriceBook;
 use crate::core::registry::Entry;
 use crate::core::report::{Action, Outcome, StatusRow};
 use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
+use crate::core::retry::Cause;
 use crate::core::savings::{self, SavingsReport};
 use crate::core::settings::{AwsSettings, BusySettings};
 use crate::store::history::{HistoryError, HistoryFile};
@@ -530,8 +531,14 @@ impl<C: CloudControl> Manager<C> {
                     continue;
                 }
                 SleepDecision::AlreadyAsleep { saved } => {
-                    if !self.dry_run && !records.contains_key(&entry.id) {
-                        records.insert(entry.id.clone(), record(entry, saved, Phase::Asleep));
+                    if !self.dry_run {
+                        // Adopted, or a wake that never got through.
+                        let r = records
+                            .entry(entry.id.clone())
+                            .or_insert_with(|| record(entry, saved, Phase::Asleep));
+                        if r.phase == Phase::Waking {
+                            r.phase = Phase::Asleep;
+                        }
                     }
                     (Action::AlreadyAsleep, Some(saved))
                 }
@@ -546,6 +553,7 @@ impl<C: CloudControl> Manager<C> {
                         before,
                         saved: None,
                         error: Some(reason),
+                        retrying: None,
                     });
                     continue;
                 }
@@ -571,6 +579,7 @@ impl<C: CloudControl> Manager<C> {
                 before,
                 saved,
                 error: None,
+                retrying: None,
             });
         }
         let fresh: Vec<(&Entry, &Observed)> = candidates
@@ -594,6 +603,7 @@ impl<C: CloudControl> Manager<C> {
                         before: Some(obs.capacity),
                         saved: None,
                         error: Some(reason),
+                        retrying: None,
                     });
                     continue;
                 }
@@ -607,6 +617,7 @@ impl<C: CloudControl> Manager<C> {
                     before: Some(obs.capacity),
                     saved: Some(*saved),
                     error: note,
+                    retrying: None,
                 });
             } else {
                 records.insert(entry.id.clone(), record(entry, *saved, Phase::Stopping));
@@ -620,7 +631,9 @@ impl<C: CloudControl> Manager<C> {
         // The record is on disk before any mutating call.
         self.save(&records)?;
 
-        // Tag, then stop; a resource whose stop failed loses its tag again.
+        // Tag, then stop; a resource whose stop failed for good loses its
+        // tag again (one that failed for a passing reason keeps it and its
+        // record: the sleep is tried again).
         // What each is made of is read meanwhile, for the history.
         let (tagged, facts) = tokio::join!(
             self.write_sleep_tags(
@@ -650,7 +663,9 @@ impl<C: CloudControl> Manager<C> {
         let undo = to_stop
             .iter()
             .zip(tagged.iter().zip(&stops))
-            .filter(|(_, (tag, stop))| tag.is_ok() && stop.is_err())
+            .filter(|(_, (tag, stop))| {
+                tag.is_ok() && matches!(stop, Err(e) if e.transient().is_none())
+            })
             .map(|((e, _, _, _), _)| (e.id.clone(), e.profile.clone(), None));
         let forget = to_forget
             .iter()
@@ -669,28 +684,32 @@ impl<C: CloudControl> Manager<C> {
             .into_iter();
         let stopped = to_stop.into_iter().zip(tagged.into_iter().zip(stops)).map(
             |((entry, saved, before, note), (tagged, stop))| {
-                let (action, error) = match stop {
-                    Err(e) => (Action::Failed, Some(e.to_string())),
+                let (action, error, retrying) = match stop {
+                    Err(e) => (Action::Failed, Some(e.to_string()), e.transient()),
                     Ok(how) => match (reached.next().expect("one check per stop"), tagged) {
-                        (Err(shows), _) => (Action::DidNotReach, Some(shows)),
+                        (Err(shows), _) => {
+                            (Action::DidNotReach, Some(shows), Some(Cause::NotConfirmed))
+                        }
                         (Ok(()), Err(e)) => (
                             Action::Stopped,
                             Some(format!("stopped, but the sleep tag was not written: {e}")),
+                            None,
                         ),
                         (Ok(()), Ok(())) => {
                             let notes: Vec<String> = how.into_iter().chain(note).collect();
                             (
                                 Action::Stopped,
                                 (!notes.is_empty()).then(|| notes.join("; ")),
+                                None,
                             )
                         }
                     },
                 };
-                (entry, before, saved, action, error)
+                (entry, before, saved, action, error, retrying)
             },
         );
 
-        for ((entry, before, saved, action, error), facts) in stopped.zip(facts) {
+        for ((entry, before, saved, action, error, retrying), facts) in stopped.zip(facts) {
             match action {
                 Action::Stopped => {
                     if let Some(r) = records.get_mut(&entry.id) {
@@ -698,9 +717,9 @@ impl<C: CloudControl> Manager<C> {
                     }
                     logged.push(event(Change::Sleep, &entry.id, Some(saved), trigger, facts));
                 }
-                // Still recorded as stopping, with its tag: the next sleep
-                // tries again, a wake restores it.
-                Action::DidNotReach => {
+                // Still recorded as stopping, with its tag: the sleep is
+                // tried again, a wake restores it.
+                _ if retrying.is_some() => {
                     tracing::warn!("{}: {}", entry.id, error.as_deref().unwrap_or(""))
                 }
                 _ => {
@@ -713,6 +732,7 @@ impl<C: CloudControl> Manager<C> {
                 before: Some(before),
                 saved: Some(saved),
                 error,
+                retrying,
             });
         }
         self.save(&records)?;
@@ -730,6 +750,13 @@ impl<C: CloudControl> Manager<C> {
     ) -> Result<Vec<Outcome>, RecordsError> {
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
+        // Every record stays, as waking, until its wake is confirmed.
+        if !self.dry_run && records.values().any(|r| r.phase != Phase::Waking) {
+            for r in records.values_mut() {
+                r.phase = Phase::Waking;
+            }
+            self.save(&records)?;
+        }
         // Registered resources, plus recorded ones no longer registered.
         let mut targets: BTreeMap<ResourceId, Option<String>> = entries
             .iter()
@@ -866,11 +893,13 @@ impl<C: CloudControl> Manager<C> {
                 (Err(e), _) => {
                     out.action = Action::Failed;
                     out.error = Some(e.to_string());
+                    out.retrying = e.transient();
                 }
                 (Ok(Err(shows)), _) => {
                     tracing::warn!("{id}: {shows}");
                     out.action = Action::DidNotReach;
                     out.error = Some(shows);
+                    out.retrying = Some(Cause::NotConfirmed);
                 }
                 (Ok(Ok(())), untag) => {
                     records.remove(&id);
@@ -1000,6 +1029,7 @@ impl<C: CloudControl> Manager<C> {
                 saved: Some(record.saved),
                 error: error.or(Some(why)),
                 resource: id,
+                retrying: None,
             });
         }
         if outcomes.iter().any(|o| o.action == Action::StartedByHand) {
@@ -1086,6 +1116,7 @@ impl<C: CloudControl> Manager<C> {
             before: Some(obs.capacity),
             saved: None,
             error: None,
+            retrying: None,
         }
     }
 
@@ -1149,6 +1180,7 @@ fn failed(id: &ResourceId, saved: Option<Capacity>, e: CloudError) -> Outcome {
         before: None,
         saved,
         error: Some(e.to_string()),
+        retrying: e.transient(),
     }
 }
 
@@ -1159,6 +1191,7 @@ fn row(id: &ResourceId, action: Action, obs: &Observed, saved: Capacity) -> Outc
         before: Some(obs.capacity),
         saved: Some(saved),
         error: None,
+        retrying: None,
     }
 }
 

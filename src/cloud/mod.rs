@@ -10,6 +10,7 @@ use crate::core::resource::{
     AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
     RdsInstance, ResourceId,
 };
+use crate::core::retry::Cause;
 use std::future::Future;
 use std::time::SystemTime;
 
@@ -26,8 +27,10 @@ pub enum ErrorKind {
     Credentials,
     /// The resource is in a state that does not allow the call.
     InvalidState,
-    /// Could not reach AWS (connection, timeout).
+    /// Could not reach AWS (connection, DNS, timeout).
     Network,
+    /// AWS answered with a server error (5xx) after the SDK's retries.
+    Unavailable,
     /// An EC2 instance that cannot hibernate (not configured for it, or
     /// not able to right now): it can still be stopped.
     CannotHibernate,
@@ -85,6 +88,14 @@ impl CloudError {
             | "InvalidDBInstanceState"
             | "InvalidDBInstanceStateFault"
             | "InvalidDBClusterStateFault" => ErrorKind::InvalidState,
+            "InternalError"
+            | "InternalFailure"
+            | "InternalServerError"
+            | "InternalServerException"
+            | "ServerException"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "Unavailable" => ErrorKind::Unavailable,
             "UnsupportedHibernationConfiguration" => ErrorKind::CannotHibernate,
             "UnsupportedOperation" => ErrorKind::Unsupported,
             _ => ErrorKind::Other,
@@ -93,6 +104,28 @@ impl CloudError {
             kind,
             code: code.map(String::from),
             message: message.into(),
+        }
+    }
+}
+
+impl CloudError {
+    /// Why the call failed, if the failure passes by itself (network
+    /// unreachable, DNS, timeout, throttling, an AWS server error) so the
+    /// call is worth trying again later; `None` for a permanent error
+    /// (access denied, not found, unsupported, bad credentials, ...).
+    pub fn transient(&self) -> Option<Cause> {
+        let text = self.message.to_ascii_lowercase();
+        match self.kind {
+            ErrorKind::Network if text.contains("dns") || text.contains("lookup") => {
+                Some(Cause::Dns)
+            }
+            ErrorKind::Network if text.contains("timeout") || text.contains("timed out") => {
+                Some(Cause::Timeout)
+            }
+            ErrorKind::Network => Some(Cause::Network),
+            ErrorKind::Throttled => Some(Cause::Throttled),
+            ErrorKind::Unavailable => Some(Cause::Unavailable),
+            _ => None,
         }
     }
 }
@@ -243,6 +276,13 @@ pub trait CloudControl: Send + Sync + 'static {
     /// calls, with freshly loaded credentials.
     fn reconfigure(&self, _aws: &crate::core::settings::AwsSettings) {}
 
+    /// Whether AWS in `region` answers a TCP connection now (no AWS call):
+    /// a cheap sign that the network is back, to try a failed sleep or wake
+    /// again at once.
+    fn reachable(&self, _region: &str) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
+
     /// Checks the credentials.
     fn whoami(
         &self,
@@ -266,4 +306,49 @@ where
         out.extend(futures::future::join_all(chunk.iter().map(&call)).await);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_are_told_from_permanent_ones() {
+        let net = |m: &str| CloudError::new(ErrorKind::Network, m).transient();
+        assert_eq!(
+            net("dispatch failure: io error: Connection refused (os error 111)"),
+            Some(Cause::Network)
+        );
+        assert_eq!(net("dns error: failed to lookup address"), Some(Cause::Dns));
+        assert_eq!(
+            net("operation timeout (all attempts) occurred"),
+            Some(Cause::Timeout)
+        );
+        let coded = |c: &str| CloudError::from_code(Some(c), "m").transient();
+        assert_eq!(coded("ThrottlingException"), Some(Cause::Throttled));
+        assert_eq!(coded("RequestLimitExceeded"), Some(Cause::Throttled));
+        assert_eq!(coded("ServiceUnavailable"), Some(Cause::Unavailable));
+        assert_eq!(coded("InternalError"), Some(Cause::Unavailable));
+        for permanent in [
+            "AccessDeniedException",
+            "UnauthorizedOperation",
+            "InvalidInstanceID.NotFound",
+            "ServiceNotFoundException",
+            "UnsupportedOperation",
+            "UnsupportedHibernationConfiguration",
+            "ExpiredToken",
+            "IncorrectInstanceState",
+            "ValidationException",
+        ] {
+            assert_eq!(coded(permanent), None, "{permanent}");
+        }
+        assert_eq!(
+            CloudError::new(ErrorKind::Unavailable, "HTTP 503").transient(),
+            Some(Cause::Unavailable)
+        );
+        assert_eq!(
+            CloudError::new(ErrorKind::Credentials, "no credentials").transient(),
+            None
+        );
+    }
 }

@@ -375,6 +375,7 @@ mod tests {
             before: None,
             saved: None,
             error: error.map(String::from),
+            retrying: None,
         }
     }
 

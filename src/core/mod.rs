@@ -17,6 +17,7 @@ pub mod registry_edit;
 pub mod reply;
 pub mod report;
 pub mod resource;
+pub mod retry;
 pub mod savings;
 pub mod settings;
 pub mod settings_edit;

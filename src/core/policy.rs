@@ -12,6 +12,9 @@ pub enum Phase {
     Stopping,
     /// The stop call succeeded.
     Asleep,
+    /// A wake has begun; it stays so until the wake is confirmed (and the
+    /// record dropped), however often it has to be tried again.
+    Waking,
 }
 
 /// What cloudnap remembers about a resource it put to sleep.

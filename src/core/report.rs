@@ -2,6 +2,7 @@
 //! tables. Pure: built by the manager, shown by the CLI, STATUS and the tray.
 
 use crate::core::resource::{Capacity, ResourceId};
+use crate::core::retry::Cause;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -71,6 +72,10 @@ pub struct Outcome {
     /// Why it failed, why it is busy, or a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why it failed, when the failure passes by itself: the sleep or wake
+    /// is tried again (see [`crate::core::retry`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<Cause>,
 }
 
 /// One row of a status report.

@@ -7,6 +7,7 @@ use crate::core::holds::{AwakeRow, HoldRow};
 use crate::core::policy::Phase;
 use crate::core::report::Outcome;
 use crate::core::resource::{Capacity, ResourceId};
+use crate::core::retry::Cause;
 use serde::Serialize;
 
 /// The idle timer's state.
@@ -75,6 +76,26 @@ pub struct AsleepRow {
     pub phase: Phase,
     /// Unix seconds when the sleep was recorded.
     pub since: u64,
+    /// While its wake (or sleep) is tried again: "waking: retrying
+    /// (network unreachable, attempt 4)".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<String>,
+}
+
+/// A sleep or wake that failed for a passing reason, waiting to be tried
+/// again (see [`crate::core::retry`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryRow {
+    pub operation: Operation,
+    /// Tries made so far, all failed.
+    pub attempts: u32,
+    /// Why the last one failed: "network unreachable".
+    pub cause: Cause,
+    pub next_in_seconds: f64,
+    /// Since the first failure.
+    pub failing_for_seconds: f64,
+    /// "waking: retrying (network unreachable, attempt 4)".
+    pub text: String,
 }
 
 /// A resource a sleep left running because it is at work; it is checked
@@ -176,7 +197,10 @@ pub struct Status {
     pub busy: Vec<BusyRow>,
     /// Entries in services.yaml.
     pub registered: usize,
+    /// The sleep or wake in progress, also while it waits to be tried again.
     pub operation: Option<Operation>,
+    /// The sleep or wake waiting to be tried again, if one is.
+    pub retrying: Option<RetryRow>,
     pub dry_run: bool,
     /// Every invalid config file's error, one per line.
     pub config_error: Option<String>,
@@ -245,6 +269,14 @@ pub enum Event {
     /// The periodic check let go of resources started by hand, or stopped
     /// again databases AWS started by itself while the user is away.
     Refreshed(Vec<Outcome>),
+    /// A sleep or wake failed for a passing reason for `resources` (short
+    /// names): it is tried again until it succeeds or 30 minutes have passed
+    /// (then an [`Event::Error`] follows). Sent at the first failure.
+    Retrying {
+        operation: Operation,
+        cause: Cause,
+        resources: Vec<String>,
+    },
     /// A sleep or wake failed, in whole (`error`) or for some resources.
     Error {
         operation: Operation,

@@ -111,6 +111,10 @@ pub fn tray_view(status: &Status) -> TrayView {
     if let Some(op) = status.operation {
         line = format!("{}…", capitalize(op.name()));
     }
+    if let Some(retry) = &status.retrying {
+        icon = IconState::Error;
+        line = capitalize(&retry.text);
+    }
     if let Some(e) = &status.config_error {
         icon = IconState::Error;
         let first = e.lines().next().unwrap_or(e);
@@ -275,6 +279,19 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
                 list(&started),
             )
         }
+        Event::Retrying {
+            operation,
+            cause,
+            resources,
+        } => note(
+            NoteKind::Error,
+            format!("cloudnap: {} failed, trying again", operation.name()),
+            format!(
+                "{}: {}\nTried again by itself until it works, for up to 30 minutes.",
+                capitalize(cause.text()),
+                list(resources)
+            ),
+        ),
         Event::Error {
             operation,
             failed,
@@ -326,6 +343,7 @@ mod tests {
             busy: vec![],
             registered: 0,
             operation: None,
+            retrying: None,
             dry_run: false,
             config_error: None,
             inputs: crate::core::status::Inputs::Seen,
@@ -360,6 +378,7 @@ mod tests {
             before: None,
             saved: None,
             error: None,
+            retrying: None,
         }
     }
 
@@ -393,6 +412,7 @@ mod tests {
             saved: Capacity::of(Kind::Ec2, Running(true)),
             phase: crate::core::policy::Phase::Asleep,
             since: 0,
+            retrying: None,
         };
         let v = tray_view(&Status {
             asleep: vec![row.clone(), row],
@@ -412,6 +432,49 @@ mod tests {
             ..status(StateName::Asleep)
         });
         assert_eq!(v.line, "Waking…");
+    }
+
+    #[test]
+    fn a_retried_wake_shows_in_the_tray_and_is_notified_once() {
+        use crate::core::retry::Cause;
+        let v = tray_view(&Status {
+            operation: Some(Operation::Waking),
+            retrying: Some(crate::core::status::RetryRow {
+                operation: Operation::Waking,
+                attempts: 4,
+                cause: Cause::Network,
+                next_in_seconds: 8.0,
+                failing_for_seconds: 7.0,
+                text: "waking: retrying (network unreachable, attempt 4)".into(),
+            }),
+            ..status(StateName::Active)
+        });
+        assert_eq!(
+            (v.icon, v.line.as_str()),
+            (
+                IconState::Error,
+                "Waking: retrying (network unreachable, attempt 4)"
+            )
+        );
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let note = note_for(
+            &Event::Retrying {
+                operation: Operation::Waking,
+                cause: Cause::Network,
+                resources: vec!["i-1".into(), "web".into()],
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(note.kind, NoteKind::Error);
+        assert_eq!(note.summary, "cloudnap: waking failed, trying again");
+        assert_eq!(
+            note.body,
+            "Network unreachable: i-1, web\nTried again by itself until it works, for up to 30 minutes."
+        );
     }
 
     #[test]

@@ -11,8 +11,10 @@
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const CBOR_PREFIX: &str = "/service/GraniteServiceVersion20100801/operation/";
 
@@ -21,24 +23,72 @@ pub struct Forwarder {
     pub url: String,
     counts: Arc<Mutex<BTreeMap<String, usize>>>,
     held: Arc<Mutex<Option<String>>>,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Forwarder {
     /// Starts one in front of `upstream` (`http://127.0.0.1:PORT`).
     pub fn start(upstream: &str) -> Forwarder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}");
         let upstream = upstream.trim_start_matches("http://").to_string();
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
         let held = Arc::new(Mutex::new(None));
-        let (c, h) = (counts.clone(), held.clone());
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (c, h, k, o) = (counts.clone(), held.clone(), cut.clone(), open.clone());
         std::thread::spawn(move || {
-            for conn in listener.incoming().map_while(Result::ok) {
-                let (c, h, upstream) = (c.clone(), h.clone(), upstream.clone());
-                std::thread::spawn(move || serve(conn, &upstream, &c, &h));
+            // Polled, so that a cut can close the port (connections refused).
+            let mut listener = Some(listener);
+            loop {
+                if k.load(Ordering::SeqCst) {
+                    listener = None;
+                } else if listener.is_none() {
+                    listener = TcpListener::bind(addr).ok();
+                }
+                let Some(l) = &listener else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                l.set_nonblocking(true).unwrap();
+                match l.accept() {
+                    Ok((conn, _)) if k.load(Ordering::SeqCst) => {
+                        let _ = conn.shutdown(Shutdown::Both);
+                    }
+                    Ok((conn, _)) => {
+                        conn.set_nonblocking(false).unwrap();
+                        o.lock().unwrap().push(conn.try_clone().unwrap());
+                        let (c, h, upstream) = (c.clone(), h.clone(), upstream.clone());
+                        std::thread::spawn(move || serve(conn, &upstream, &c, &h));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
             }
         });
-        Forwarder { url, counts, held }
+        Forwarder {
+            url,
+            counts,
+            held,
+            cut,
+            open,
+        }
+    }
+
+    /// Cuts the network: its port refuses connections and the open ones
+    /// are closed, until [`Self::restore`].
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for conn in self.open.lock().unwrap().drain(..) {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Brings the network back after [`Self::cut`]: the port accepts again
+    /// (within a few milliseconds).
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
     }
 
     /// From now on, requests of `operation` are counted but never forwarded

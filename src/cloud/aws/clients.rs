@@ -10,12 +10,31 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// A 5 s connect timeout and the given limit for a whole operation.
+/// A 5 s connect timeout, 10 s for each attempt (a black-holed connection
+/// fails an attempt, not the whole wake, and is retried), and the given
+/// limit for a whole operation.
 pub(super) fn timeouts(operation: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(10))
         .operation_timeout(operation)
         .build()
+}
+
+/// `host:port` of an endpoint URL (the scheme's port when none is given).
+fn host_port(url: &str) -> String {
+    let (port, rest) = match url.split_once("://") {
+        Some(("http", rest)) => (80, rest),
+        Some((_, rest)) => (443, rest),
+        None => (443, url),
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or(rest);
+    let bracketed = host.rsplit_once(']').map_or(host, |(_, p)| p);
+    if bracketed.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// Keys typed into the credential dialog, checked before they are saved.
@@ -153,9 +172,40 @@ impl ClientCache {
         cache
     }
 
+    /// `host:port` of the endpoint that answers for `region`: the endpoint
+    /// override, else the region's STS endpoint.
+    pub(super) fn address(&self, region: &str) -> String {
+        let endpoint = self.config.lock().expect("aws config").0.clone();
+        match endpoint {
+            Some(url) => host_port(&url),
+            None => format!("sts.{region}.amazonaws.com:443"),
+        }
+    }
+
     /// Uses a new default profile and endpoint for clients built from now on.
     pub(super) fn reconfigure(&self, aws: &AwsSettings) {
         *self.config.lock().expect("aws config") = (aws.endpoint_url.clone(), aws.profile.clone());
         self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_address_of_an_endpoint() {
+        assert_eq!(host_port("http://127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(host_port("http://localhost/"), "localhost:80");
+        assert_eq!(
+            host_port("https://vpce.example.com/x"),
+            "vpce.example.com:443"
+        );
+        assert_eq!(host_port("http://[::1]:9"), "[::1]:9");
+        let cache = ClientCache::new(&crate::core::settings::Settings::default().aws);
+        assert_eq!(
+            cache.address("eu-west-1"),
+            "sts.eu-west-1.amazonaws.com:443"
+        );
     }
 }

@@ -41,6 +41,15 @@ fn uncoded(raw: &aws_sdk_ec2::config::http::HttpResponse) -> CloudError {
     }
 }
 
+/// `e`, as an AWS server error (passing: see [`CloudError::transient`]) when
+/// the answer was a 5xx that no known code names.
+fn server_side(mut e: CloudError, raw: &aws_sdk_ec2::config::http::HttpResponse) -> CloudError {
+    if e.kind == ErrorKind::Other && raw.status().is_server_error() {
+        e.kind = ErrorKind::Unavailable;
+    }
+    e
+}
+
 /// Maps an SDK error to a [`CloudError`], keeping the AWS error code.
 pub(super) fn aws_err<E>(e: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> CloudError
 where
@@ -56,13 +65,20 @@ where
             };
             CloudError::new(kind, text)
         }
-        SdkError::ServiceError(se) if e.code().is_none() => uncoded(se.raw()),
-        SdkError::ResponseError(re) if !re.raw().status().is_success() => uncoded(re.raw()),
-        SdkError::ServiceError(_) => CloudError::from_code(
-            e.code(),
-            e.message()
-                .map(String::from)
-                .unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+        SdkError::ServiceError(se) if e.code().is_none() => {
+            server_side(uncoded(se.raw()), se.raw())
+        }
+        SdkError::ResponseError(re) if !re.raw().status().is_success() => {
+            server_side(uncoded(re.raw()), re.raw())
+        }
+        SdkError::ServiceError(se) => server_side(
+            CloudError::from_code(
+                e.code(),
+                e.message()
+                    .map(String::from)
+                    .unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+            ),
+            se.raw(),
         ),
         _ => {
             let text = DisplayErrorContext(&e).to_string();
@@ -174,6 +190,23 @@ mod tests {
         let err = ecs::set_desired(&client, "c", "s", 3).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Throttled, "{err:?}");
         assert_eq!(rule.num_calls(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_server_error_after_the_sdk_retries_is_transient() {
+        let rule = mock!(aws_sdk_ecs::Client::update_service)
+            .sequence()
+            .http_status(503, Some("{}".into()))
+            .times(10)
+            .build();
+        let client = ecs_client(&rule);
+        let err = ecs::set_desired(&client, "c", "s", 3).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unavailable, "{err:?}");
+        assert_eq!(
+            err.transient(),
+            Some(crate::core::retry::Cause::Unavailable)
+        );
+        assert_eq!(rule.num_calls(), 5, "retried by the SDK first");
     }
 
     #[tokio::test]

@@ -459,6 +459,14 @@ impl CloudControl for AwsCloud {
         self.clients.reconfigure(aws);
     }
 
+    async fn reachable(&self, region: &str) -> bool {
+        let connect = tokio::net::TcpStream::connect(self.clients.address(region));
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), connect).await,
+            Ok(Ok(_))
+        )
+    }
+
     async fn whoami(&self, region: &str, profile: Option<&str>) -> Result<Identity, CloudError> {
         clients::identity(&self.clients.get(region, profile).await.sts).await
     }
