@@ -15,8 +15,9 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const R: &str = "eu-west-2";
-/// The inactivity timeout of this test.
-const TIMEOUT: Duration = Duration::from_secs(4);
+/// The inactivity timeout of this test: longer than the cut and the 5 s
+/// after it, so that the user, back, stays so.
+const TIMEOUT: Duration = Duration::from_secs(20);
 
 async fn up(id: &str, cluster: &str) -> (String, i32) {
     (
@@ -63,7 +64,7 @@ async fn a_wake_cut_off_by_the_network_is_retried_and_done_when_it_returns() {
     let d = Daemon::start(&cfg);
 
     // Asleep by idleness, both recorded as asleep.
-    d.wait_status(TIMEOUT + Duration::from_secs(15), "asleep", |s| {
+    d.wait_status(TIMEOUT + Duration::from_secs(10), "asleep", |s| {
         s["state"] == "asleep" && s["operation"].is_null() && asleep(s).len() == 2
     })
     .await;
