@@ -502,10 +502,15 @@ impl<C: CloudControl> App<C> {
                         error: None,
                     });
                 }
-                self.emit(match op {
-                    Operation::Sleeping => Event::Asleep(outcomes.clone()),
-                    Operation::Waking => Event::Awake(outcomes.clone()),
-                });
+                // A try that did nothing is not reported: the retry is.
+                let done = (outcomes.iter())
+                    .any(|o| matches!(o.action, Action::Stopped | Action::Restored));
+                if !retrying || done {
+                    self.emit(match op {
+                        Operation::Sleeping => Event::Asleep(outcomes.clone()),
+                        Operation::Waking => Event::Awake(outcomes.clone()),
+                    });
+                }
                 Ok(outcomes)
             }
             Err(e) => {
@@ -1227,6 +1232,95 @@ mod tests {
             cloud.get(&svc()).capacity,
             Capacity::of(Kind::Ecs, Desired(3))
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_cut_off_by_the_network_is_retried_without_new_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(3)));
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        tokio::spawn(app.clone().run_timer(std::future::pending()));
+        tokio::spawn(app.clone().run_retry(std::future::pending()));
+        app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "asleep");
+
+        // The network is down at the key press.
+        *cloud.offline.lock().unwrap() = true;
+        let pressed = tokio::time::Instant::now();
+        press(&app, ActivityKind::Keyboard);
+        assert_eq!(next_event(&mut rx).await, "retrying");
+        let status = app.status();
+        let retry = status.retrying.clone().unwrap();
+        assert_eq!(
+            retry.text,
+            "waking: retrying (network unreachable, attempt 1)"
+        );
+        assert_eq!(status.operation, Some(Operation::Waking));
+        assert_eq!(status.asleep.len(), 1);
+        assert_eq!(status.asleep[0].phase, crate::core::policy::Phase::Waking);
+        assert_eq!(
+            status.asleep[0].retrying.as_deref(),
+            Some(retry.text.as_str())
+        );
+
+        // Tried at 1, 3 and 7 s; back at 8 s, tried within the probe's second.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert_eq!(app.status().retrying.unwrap().attempts, 4);
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
+        *cloud.offline.lock().unwrap() = false;
+        let back = tokio::time::Instant::now();
+        assert_eq!(next_event(&mut rx).await, "awake");
+        assert!(back.elapsed() <= PROBE_EVERY, "{:?}", back.elapsed());
+        assert!(pressed.elapsed() <= Duration::from_secs(9));
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(3))
+        );
+        let status = app.status();
+        assert_eq!((status.retrying, status.operation), (None, None));
+        assert!(status.asleep.is_empty());
+        assert!(matches!(app.state(), IdleState::Active { .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_wake_waits_out_its_pause_and_a_permanent_error_is_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        tokio::spawn(app.clone().run_retry(std::future::pending()));
+        app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "asleep");
+
+        cloud.throttle.lock().unwrap().push(svc());
+        app.handle(Command::WakeNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "retrying");
+        // Throttling: no probe, the pauses are waited out (1, then 2 s).
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(app.status().retrying.unwrap().attempts, 2);
+        cloud.throttle.lock().unwrap().clear();
+        let back = tokio::time::Instant::now();
+        assert_eq!(next_event(&mut rx).await, "awake");
+        assert_eq!(back.elapsed(), Duration::from_millis(500));
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
+
+        // AccessDenied: an error at once, and nothing pending.
+        app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        cloud.deny.lock().unwrap().push(svc());
+        app.handle(Command::WakeNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "error");
+        assert_eq!(app.status().retrying, None);
+        let calls = cloud.calls.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(cloud.calls.lock().unwrap().len(), calls, "not tried again");
     }
 
     #[tokio::test(start_paused = true)]

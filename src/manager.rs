@@ -1339,6 +1339,97 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_wake_cut_off_keeps_its_records_waking_until_a_later_try_succeeds() {
+        let (_d, cloud, m) = setup(false);
+        let (a, b) = (ecs("a"), ec2(1, "us-east-1"));
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(3)));
+        cloud.add(&b, Capacity::of(Kind::Ec2, Running(true)));
+        let all = entries(&[&a, &b]);
+        m.sleep(&all, &busy_settings(), Trigger::Idle)
+            .await
+            .unwrap();
+
+        *cloud.offline.lock().unwrap() = true;
+        let out = m.wake(&all, Trigger::Idle).await.unwrap();
+        assert!(
+            out.iter()
+                .all(|o| o.action == Action::Failed && o.retrying == Some(Cause::Network)),
+            "{out:?}"
+        );
+        let records = m.records().unwrap();
+        assert_eq!(records.len(), 2);
+        assert!(records.values().all(|r| r.phase == Phase::Waking));
+
+        *cloud.offline.lock().unwrap() = false;
+        let out = m.wake(&all, Trigger::Idle).await.unwrap();
+        assert!(out.iter().all(|o| o.action == Action::Restored), "{out:?}");
+        assert!(m.records().unwrap().is_empty());
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(3)));
+        assert_eq!(cloud.get(&a).sleep_tag, None);
+    }
+
+    #[tokio::test]
+    async fn a_wake_that_never_got_through_is_asleep_again_at_the_next_sleep() {
+        let (_d, cloud, m) = setup(false);
+        let a = ecs("a");
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(2)));
+        m.sleep(&entries(&[&a]), &busy_settings(), Trigger::Idle)
+            .await
+            .unwrap();
+        *cloud.offline.lock().unwrap() = true;
+        m.wake(&entries(&[&a]), Trigger::Idle).await.unwrap();
+        *cloud.offline.lock().unwrap() = false;
+        let out = m
+            .sleep(&entries(&[&a]), &busy_settings(), Trigger::Idle)
+            .await
+            .unwrap();
+        assert_eq!(out[0].action, Action::AlreadyAsleep);
+        assert_eq!(m.records().unwrap()[&a].phase, Phase::Asleep);
+        assert_eq!(
+            m.records().unwrap()[&a].saved,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_throttled_stop_keeps_its_record_and_tag_and_is_finished_when_tried_again() {
+        let (_d, cloud, m) = setup(false);
+        let (slow, denied) = (ecs("slow"), ecs("denied"));
+        cloud.add(&slow, Capacity::of(Kind::Ecs, Desired(2)));
+        cloud.add(&denied, Capacity::of(Kind::Ecs, Desired(1)));
+        cloud.throttle.lock().unwrap().push(slow.clone());
+        cloud.deny.lock().unwrap().push(denied.clone());
+        let both = entries(&[&slow, &denied]);
+        let out = m
+            .sleep(&both, &busy_settings(), Trigger::Idle)
+            .await
+            .unwrap();
+        let of = |id: &ResourceId| out.iter().find(|o| &o.resource == id).unwrap().clone();
+        assert_eq!(of(&slow).action, Action::Failed);
+        assert_eq!(of(&slow).retrying, Some(Cause::Throttled));
+        assert_eq!(of(&denied).retrying, None, "AccessDenied is not retried");
+        let records = m.records().unwrap();
+        assert_eq!(records.keys().collect::<Vec<_>>(), [&slow]);
+        assert_eq!(records[&slow].phase, Phase::Stopping);
+        assert_eq!(
+            cloud.get(&slow).sleep_tag,
+            Some(Capacity::of(Kind::Ecs, Desired(2)))
+        );
+
+        cloud.throttle.lock().unwrap().clear();
+        let out = m
+            .sleep(&entries(&[&slow]), &busy_settings(), Trigger::Idle)
+            .await
+            .unwrap();
+        assert_eq!(out[0].action, Action::Stopped);
+        assert_eq!(m.records().unwrap()[&slow].phase, Phase::Asleep);
+        assert_eq!(
+            cloud.get(&slow).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
+    }
+
+    #[tokio::test]
     async fn state_is_recorded_before_any_mutating_call() {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");

@@ -46,6 +46,11 @@ pub struct FakeCloud {
     pub no_hibernation: Mutex<Vec<ResourceId>>,
     /// The instances that were hibernated, in order.
     pub hibernated: Mutex<Vec<ResourceId>>,
+    /// Whether the network is down: every call fails with a connection
+    /// refused, and `reachable` says no.
+    pub offline: Mutex<bool>,
+    /// Resources whose `set_capacity` calls fail with ThrottlingException.
+    pub throttle: Mutex<Vec<ResourceId>>,
 }
 
 impl FakeCloud {
@@ -68,6 +73,17 @@ impl FakeCloud {
         self.resources.lock().unwrap()[id].clone()
     }
 
+    /// A connection refused while [`Self::offline`].
+    fn online(&self) -> Result<(), CloudError> {
+        if *self.offline.lock().unwrap() {
+            return Err(CloudError::new(
+                ErrorKind::Network,
+                "dispatch failure: tcp connect error: Connection refused (os error 111)",
+            ));
+        }
+        Ok(())
+    }
+
     fn mutate(
         &self,
         call: &'static str,
@@ -75,6 +91,13 @@ impl FakeCloud {
         f: impl FnOnce(&mut FakeResource),
     ) -> Result<(), CloudError> {
         self.calls.lock().unwrap().push((call, id.clone()));
+        self.online()?;
+        if call == "set_capacity" && self.throttle.lock().unwrap().contains(id) {
+            return Err(CloudError::from_code(
+                Some("ThrottlingException"),
+                "Rate exceeded",
+            ));
+        }
         if self.deny.lock().unwrap().contains(id) {
             return Err(CloudError::from_code(
                 Some("AccessDeniedException"),
@@ -92,6 +115,7 @@ impl FakeCloud {
 
 impl CloudControl for FakeCloud {
     async fn inspect(&self, id: &ResourceId, _: Option<&str>) -> Result<Observed, CloudError> {
+        self.online()?;
         let map = self.resources.lock().unwrap();
         let r = map
             .get(id)
@@ -215,6 +239,10 @@ impl CloudControl for FakeCloud {
         _: Option<&str>,
     ) -> Result<Vec<RdsCluster>, CloudError> {
         Ok(Vec::new())
+    }
+
+    async fn reachable(&self, _: &str) -> bool {
+        !*self.offline.lock().unwrap()
     }
 
     async fn whoami(&self, _: &str, _: Option<&str>) -> Result<Identity, CloudError> {
