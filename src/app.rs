@@ -515,6 +515,8 @@ impl<C: CloudControl> App<C> {
             }
             Err(e) => {
                 tracing::error!("{}: {e}", op.name());
+                // The state file failed: not a passing cause, no more tries.
+                self.lock().retry = None;
                 self.emit(Event::Error {
                     operation: op,
                     failed: Vec::new(),

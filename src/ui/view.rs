@@ -1,6 +1,7 @@
 //! What the tray shows and what notifications say, computed from the app's
 //! STATUS and events. Pure: no tray library, no D-Bus.
 
+use crate::core::policy::Phase;
 use crate::core::report::{Action, Outcome};
 use crate::core::status::{describe, Event, StateName, Status};
 
@@ -104,6 +105,18 @@ pub fn tray_view(status: &Status) -> TrayView {
             .map(|r| format!("{} ({})", r.resource.name(), r.why.join("; ")))
             .collect();
         line = format!("{line}; up: {}", list(&up));
+    }
+    // A wake given up (or cut short): the user is back, these are not.
+    let not_woken: Vec<String> = (status.asleep.iter())
+        .filter(|r| r.phase == Phase::Waking && status.state != StateName::Asleep)
+        .map(|r| r.resource.short_name().to_string())
+        .collect();
+    if !not_woken.is_empty() && status.operation.is_none() {
+        icon = IconState::Error;
+        line = format!(
+            "{line}; not woken: {} (Wake now tries again)",
+            list(&not_woken)
+        );
     }
     if let Some(saved) = status.saved_this_week_usd.filter(|s| *s >= 0.005) {
         line = format!("{line}; Saved ≈ ${saved:.2} this week");
@@ -454,6 +467,27 @@ mod tests {
             (
                 IconState::Error,
                 "Waking: retrying (network unreachable, attempt 4)"
+            )
+        );
+        // Given up: the tray does not say all is awake.
+        let row = AsleepRow {
+            resource: ec2("i-1"),
+            saved: Capacity::of(Kind::Ec2, Running(true)),
+            phase: Phase::Waking,
+            since: 0,
+            retrying: None,
+        };
+        let v = tray_view(&Status {
+            sleep_in_seconds: Some(600.0),
+            registered: 2,
+            asleep: vec![row],
+            ..status(StateName::Active)
+        });
+        assert_eq!(
+            (v.icon, v.line.as_str()),
+            (
+                IconState::Error,
+                "Active: sleep in 10 min (2 resources); not woken: i-1 (Wake now tries again)"
             )
         );
         let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
