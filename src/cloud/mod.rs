@@ -106,9 +106,7 @@ impl CloudError {
             message: message.into(),
         }
     }
-}
 
-impl CloudError {
     /// Why the call failed, if the failure passes by itself (network
     /// unreachable, DNS, timeout, throttling, an AWS server error) so the
     /// call is worth trying again later; `None` for a permanent error
