@@ -24,6 +24,8 @@ mkdir -p "$CARGO_TARGET_DIR/test-artifacts"
 export CLOUDNAP_ARTIFACTS="$CARGO_TARGET_DIR/test-artifacts"
 
 cargo fmt --all -- --check
+# Windows: every target type-checked with warnings denied.
+build/windows.sh check
 cargo test --locked --no-fail-fast 2>&1 | tee "$CLOUDNAP_CACHE/test.log"
 # The README's demo, unattended: sleep from idleness, wake by command.
 ./build/demo.sh --once

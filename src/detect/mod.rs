@@ -139,14 +139,15 @@ pub fn plan(settings: &Settings, env: &session::SessionEnv) -> (Vec<DetectorRow>
     let plan = session::plan(env);
     tracing::info!("{plan}");
     let linux = cfg!(target_os = "linux");
-    let (k, m, sc, a, w, si) = (
+    let (k, m, sc, a, w) = (
         settings.keyboard.clone(),
         settings.mouse.clone(),
         settings.screen.clone(),
         settings.audio.clone(),
         settings.window.clone(),
-        settings.system_idle.clone(),
     );
+    #[cfg(target_os = "linux")]
+    let si = &settings.system_idle;
     let all: Vec<(session::Detector, bool, MakeSource)> = vec![
         (
             Input,

@@ -3,7 +3,10 @@
 //! tray host draws the icon and the menu.
 
 use crate::core::status::Status;
-use crate::ui::view::{tray_view, IconState, TrayView};
+#[cfg(any(target_os = "linux", test))]
+use crate::ui::view::IconState;
+#[cfg(target_os = "linux")]
+use crate::ui::view::{tray_view, TrayView};
 use std::sync::Arc;
 
 /// What a menu item asks for.
@@ -65,6 +68,7 @@ pub fn action_for(id: &str) -> Option<MenuAction> {
 pub type StatusFn = Arc<dyn Fn() -> Status + Send + Sync>;
 
 /// The PNG icon for `state`, from `assets/`.
+#[cfg(any(target_os = "linux", test))]
 fn icon_png(state: IconState) -> &'static [u8] {
     match state {
         IconState::Active => include_bytes!("../../assets/active.png"),
@@ -75,6 +79,7 @@ fn icon_png(state: IconState) -> &'static [u8] {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn icon(state: IconState) -> Result<tray_icon::Icon, String> {
     let img = image::load_from_memory_with_format(icon_png(state), image::ImageFormat::Png)
         .map_err(|e| format!("{}: {e}", state.file()))?
