@@ -1,0 +1,209 @@
+//! The Windows build, run: `cloudnap.exe` (cross-built by
+//! `build/windows.sh build`, whose path build/test.sh passes as
+//! `CLOUDNAP_WINDOWS_EXE`) under Wine, against moto, driven from Linux.
+//!
+//! Fails, never skips, when the exe or Wine is missing.
+#![cfg(target_os = "linux")]
+
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const REGION: &str = "eu-north-1";
+const WINE: &str = "/usr/lib/wine/wine64";
+
+/// The cross-built exe, with the test-only `bcryptprimitives.dll` beside it.
+fn exe() -> PathBuf {
+    let exe = std::env::var_os("CLOUDNAP_WINDOWS_EXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("CLOUDNAP_CACHE").map_or_else(
+                || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/cloudnap"),
+                PathBuf::from,
+            );
+            cache.join("target-win/x86_64-pc-windows-gnu/debug/cloudnap.exe")
+        });
+    for f in [exe.clone(), exe.with_file_name("bcryptprimitives.dll")] {
+        assert!(
+            f.is_file(),
+            "{} is missing: run build/windows.sh build (build/test.sh does)",
+            f.display()
+        );
+    }
+    exe
+}
+
+/// A private Wine prefix, created once (kept between runs in the target dir).
+fn prefix() -> &'static PathBuf {
+    static PREFIX: OnceLock<PathBuf> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        assert!(
+            std::path::Path::new(WINE).is_file(),
+            "{WINE} is missing: apt-get install wine64 (build/test.sh does)"
+        );
+        let prefix = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wineprefix");
+        let ok = wine_env(&mut Command::new(WINE), &prefix)
+            .args(["wineboot", "--init"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "wineboot --init failed in {}", prefix.display());
+        prefix
+    })
+}
+
+/// Wine's environment: `prefix`, no debug channels, no Mono/Gecko
+/// installers, no display (the smoke tests need none).
+fn wine_env<'a>(c: &'a mut Command, prefix: &PathBuf) -> &'a mut Command {
+    c.env("WINEPREFIX", prefix)
+        .env("WINEDEBUG", "-all")
+        .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+}
+
+/// `wine64 cloudnap.exe --config-dir DIR args...` with moto credentials. A
+/// Unix path such as the config dir's `/tmp/...` is, to a Windows program,
+/// a path on the current drive, which Wine maps to `/` (`Z:`).
+fn exe_command(cfg: &ConfigDir, args: &[&str]) -> Command {
+    let exe = exe();
+    let mut c = cfg.command_via(WINE, &[exe.to_str().unwrap()], args);
+    wine_env(&mut c, prefix());
+    c
+}
+
+fn run(cfg: &ConfigDir, args: &[&str]) -> Output {
+    let out = exe_command(cfg, args).output().unwrap();
+    eprintln!(
+        "$ wine64 cloudnap.exe {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// An EC2 instance and an ECS service at 3 tasks, registered in a config dir.
+struct Fleet {
+    instance: String,
+    cluster: String,
+}
+
+impl Fleet {
+    async fn create() -> Fleet {
+        let cluster = unique("win");
+        ecs_service(REGION, &cluster, "web", 3).await;
+        Fleet {
+            instance: ec2_instance(REGION, false, &[]).await,
+            cluster,
+        }
+    }
+
+    fn services_yaml(&self) -> String {
+        format!(
+            "ec2_instances:\n  - instance_id: {}\n    region: {REGION}\necs_services:\n  - cluster_name: {}\n    service_name: web\n    region: {REGION}\n",
+            self.instance, self.cluster
+        )
+    }
+
+    /// (EC2 state, ECS desired count).
+    async fn state(&self) -> (String, i32) {
+        (
+            ec2_state(REGION, &self.instance).await.0,
+            ecs_desired(REGION, &self.cluster, "web").await.0,
+        )
+    }
+
+    async fn assert_asleep(&self) {
+        assert_eq!(self.state().await, ("stopped".to_string(), 0));
+    }
+
+    async fn assert_awake(&self) {
+        assert_eq!(self.state().await, ("running".to_string(), 3));
+    }
+}
+
+/// Settings for `run`: moto, detectors off, an ephemeral UDP port, and
+/// commands from other users accepted (see
+/// [`a_linux_client_is_refused_when_the_owner_check_cannot_see_it`]).
+fn run_settings(extra: serde_json::Value) -> String {
+    let mut extra = detectors_off(extra);
+    extra["udp_server"]["allow_other_users"] = true.into();
+    daemon_settings(&[REGION], extra)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_sleep_status_and_wake_are_exact() {
+    let fleet = Fleet::create().await;
+    let cfg = ConfigDir::new(&[REGION], &fleet.services_yaml());
+
+    let out = run(&cfg, &["check"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("123456789012"),
+        "the account from STS"
+    );
+
+    let out = run(&cfg, &["sleep"]);
+    assert_eq!(out.status.code(), Some(0));
+    fleet.assert_asleep().await;
+    assert!(cfg.file("state.json").is_file());
+
+    let out = run(&cfg, &["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"]["service_name"] == "web")
+        .unwrap();
+    assert_eq!(web["asleep"]["desired"], 3, "{web}");
+
+    let out = run(&cfg, &["wake"]);
+    assert_eq!(out.status.code(), Some(0));
+    fleet.assert_awake().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_answers_status_over_udp_and_a_second_run_is_refused() {
+    let cfg = ConfigDir::with_settings(&run_settings(serde_json::json!({})), "");
+    let d = Daemon::spawn(exe_command(&cfg, &["run"]));
+    let status = d.ok("STATUS").await;
+    assert_eq!(status["state"], "active", "{status}");
+
+    let out = run(&cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cloudnap is already running (use `cloudnap send STATUS`)"),
+        "the same refusal as on Linux"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_while_asleep_still_wakes_exactly() {
+    let fleet = Fleet::create().await;
+    let cfg =
+        ConfigDir::with_settings(&run_settings(serde_json::json!({})), &fleet.services_yaml());
+    let mut d = Daemon::spawn(exe_command(&cfg, &["run"]));
+    d.ok("SLEEP_NOW").await;
+    d.wait_status(Duration::from_secs(60), "asleep", |s| {
+        s["state"] == "asleep"
+    })
+    .await;
+    fleet.assert_asleep().await;
+
+    d.child.kill().unwrap(); // SIGKILL
+    d.child.wait().unwrap();
+    let d = Daemon::spawn(exe_command(&cfg, &["run"]));
+    let status = d.ok("STATUS").await;
+    assert_eq!(status["state"], "asleep", "{status}");
+    d.ok("WAKE_NOW").await;
+    d.wait_status(Duration::from_secs(60), "awake", |s| s["state"] == "active")
+        .await;
+    fleet.assert_awake().await;
+}
