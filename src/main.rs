@@ -5,12 +5,12 @@ use clap::{Parser, Subcommand};
 use cloudnap::cloud::aws::pricing::PriceList;
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
-use cloudnap::core::history::Trigger;
+use cloudnap::core::history::{HistoryEvent, Trigger};
 use cloudnap::core::prices::{PriceBook, Wanted};
 use cloudnap::core::registry::Registry;
 use cloudnap::core::report::{format_outcomes, format_status, Action, Outcome};
 use cloudnap::core::resource::Kind;
-use cloudnap::core::savings::{format_html, format_text, parse_since};
+use cloudnap::core::savings::{self, format_html, format_text, parse_since};
 use cloudnap::core::settings::Settings;
 use cloudnap::daemon;
 use cloudnap::manager::{now_seconds, Manager};
@@ -308,11 +308,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-/// The AWS Price List's prices of what the report covers (cached 30 days
-/// beside the state), in front of the table shipped with cloudnap.
-fn price_book(paths: &Paths, history: &HistoryFile, since: f64, now: f64) -> Result<PriceBook> {
+/// The AWS Price List's prices of what the report over `events` covers
+/// (cached 30 days beside the state), in front of the table shipped with
+/// cloudnap.
+fn price_book(paths: &Paths, events: &[HistoryEvent], since: f64, now: f64) -> Result<PriceBook> {
     let wanted = Wanted::default();
-    history.report(since, now, &PriceBook::with_first(Box::new(wanted.clone())))?;
+    savings::compute(
+        events,
+        since,
+        now,
+        &PriceBook::with_first(Box::new(wanted.clone())),
+    );
     let items = wanted.items();
     if items.is_empty() {
         return Ok(PriceBook::default());
@@ -345,8 +351,14 @@ fn savings_report(
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let history = HistoryFile::beside(&paths.state);
-    let report = history.report(since, now, &price_book(paths, &history, since, now)?)?;
+    let (events, warnings) = HistoryFile::beside(&paths.state).events_since(since)?;
+    let mut report = savings::compute(
+        &events,
+        since,
+        now,
+        &price_book(paths, &events, since, now)?,
+    );
+    report.warnings = warnings;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

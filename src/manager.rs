@@ -238,9 +238,10 @@ impl<C: CloudControl> Manager<C> {
         Ok(records)
     }
 
-    /// `many` for each group of EC2 instances sharing a region and profile
-    /// (one AWS call per group where the API allows), `one` for everything
-    /// else, at most `concurrency` at a time. Results keep the input order.
+    /// `many` for each group of EC2 instances sharing a region and profile,
+    /// and of ECS services sharing a cluster (one AWS call per group where
+    /// the API allows), `one` for everything else, at most `concurrency` at
+    /// a time. Results keep the input order.
     async fn grouped<T, R, M, MF, O, OF>(
         &self,
         items: Vec<(ResourceId, Option<String>, T)>,
@@ -254,16 +255,23 @@ impl<C: CloudControl> Manager<C> {
         O: FnMut((ResourceId, Option<String>, T)) -> OF,
         OF: Future<Output = R>,
     {
-        let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
+        // EC2 instances batch by region, ECS services by cluster.
+        let mut groups: BTreeMap<(String, Option<String>, Option<String>), Vec<usize>> =
+            BTreeMap::new();
         let mut singles = Vec::new();
         for (i, (id, profile, _)) in items.iter().enumerate() {
-            match id {
-                ResourceId::Ec2 { region, .. } => groups
-                    .entry((region.clone(), profile.clone()))
-                    .or_default()
-                    .push(i),
-                _ => singles.push(i),
-            }
+            let cluster = match id {
+                ResourceId::Ec2 { .. } => None,
+                ResourceId::Ecs { cluster_name, .. } => Some(cluster_name.clone()),
+                ResourceId::Eks { .. } => {
+                    singles.push(i);
+                    continue;
+                }
+            };
+            groups
+                .entry((id.region().to_string(), profile.clone(), cluster))
+                .or_default()
+                .push(i);
         }
         let groups: Vec<Vec<usize>> = groups.into_values().collect();
         let batches = futures::future::join_all(groups.iter().map(|g| {

@@ -96,25 +96,58 @@ pub fn month_of(at: f64) -> String {
 /// months, by month (to append to that month's file), and the lines that
 /// stay. `None` when nothing would move. Unparseable lines stay (a torn
 /// last line is dropped once a later line follows it anyway).
+///
+/// A sleep is filed with the month of the wake that ends it, and a sleep
+/// not ended yet stays in the current file: so a monthly file holds whole
+/// sleeps, and a report that starts after a month ends never needs its
+/// file ([`needed_for`]).
 pub fn compaction(text: &str, now: f64) -> Option<(BTreeMap<String, String>, String)> {
     let current = month_of(now);
-    let mut moved: BTreeMap<String, String> = BTreeMap::new();
-    let mut keep = String::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str::<HistoryEvent>(line) {
-            Ok(e) if month_of(e.at) < current => {
-                let m = moved.entry(month_of(e.at)).or_default();
-                m.push_str(line);
-                m.push('\n');
+    let lines: Vec<(&str, Option<HistoryEvent>)> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| (l, serde_json::from_str::<HistoryEvent>(l).ok()))
+        .collect();
+    // The month each line is filed under: a wake's own; a sleep's, that of
+    // the next wake of its resource (none yet: it stays).
+    let mut filed: Vec<Option<String>> = vec![None; lines.len()];
+    let mut waiting: BTreeMap<&ResourceId, Vec<usize>> = BTreeMap::new();
+    let mut order: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].1.is_some()).collect();
+    order.sort_by(|&a, &b| {
+        let at = |i: usize| lines[i].1.as_ref().map_or(0.0, |e| e.at);
+        at(a).total_cmp(&at(b))
+    });
+    for i in order {
+        let Some(e) = &lines[i].1 else { continue };
+        match e.change {
+            Change::Sleep => waiting.entry(&e.resource).or_default().push(i),
+            Change::Wake => {
+                let month = month_of(e.at);
+                for j in waiting.remove(&e.resource).unwrap_or_default() {
+                    filed[j] = Some(month.clone());
+                }
+                filed[i] = Some(month);
             }
-            Ok(_) => {
-                keep.push_str(line);
-                keep.push('\n');
-            }
-            Err(_) => {}
         }
     }
+    let mut moved: BTreeMap<String, String> = BTreeMap::new();
+    let mut keep = String::new();
+    for ((line, event), month) in lines.iter().zip(filed) {
+        let out = match (event, month) {
+            (None, _) => continue,
+            (Some(_), Some(m)) if m < current => moved.entry(m).or_default(),
+            (Some(_), _) => &mut keep,
+        };
+        out.push_str(line);
+        out.push('\n');
+    }
     (!moved.is_empty()).then_some((moved, keep))
+}
+
+/// Whether a monthly file of `month` (`2026-10`) can hold anything of a
+/// period starting at `since`: every sleep in it ended in that month.
+pub fn needed_for(month: &str, since: f64) -> bool {
+    month >= month_of(since).as_str()
 }
 
 /// Sorts events by time and drops exact repeats (a compaction interrupted
@@ -156,25 +189,60 @@ mod tests {
         assert!(warnings[0].contains("line 1"));
     }
 
+    fn on(id: &str, at: f64, change: Change) -> HistoryEvent {
+        let mut e = ev(at, change);
+        e.resource = ResourceId::Ec2 {
+            instance_id: id.into(),
+            region: "us-east-1".into(),
+        };
+        e
+    }
+
     #[test]
-    fn compaction_moves_earlier_months_only() {
-        // 2025-10-15 and 2025-11-02.
-        let (oct, nov) = (1_760_486_400.0, 1_762_041_600.0);
-        let text = format!(
-            "{}{}",
-            ev(oct, Change::Sleep).to_line(),
-            ev(nov, Change::Wake).to_line()
+    fn compaction_files_whole_sleeps_under_the_month_they_ended() {
+        // 2025-09-30, 2025-10-10, 2025-10-11, 2025-10-30, 2025-11-02, 2025-12-01.
+        let (sep30, oct10, oct11, oct30, nov2, dec1) = (
+            1_759_190_400.0,
+            1_760_054_400.0,
+            1_760_140_800.0,
+            1_761_782_400.0,
+            1_762_041_600.0,
+            1_764_547_200.0,
         );
-        let (moved, keep) = compaction(&text, nov + 10.0).unwrap();
+        let lines = [
+            on("i-open", sep30, Change::Sleep),
+            on("i-a", oct10, Change::Sleep),
+            on("i-a", oct11, Change::Wake),
+            on("i-b", oct30, Change::Sleep),
+            on("i-b", nov2, Change::Wake),
+        ];
+        let text: String = lines.iter().map(HistoryEvent::to_line).collect();
+        let (moved, keep) = compaction(&text, nov2 + 10.0).unwrap();
+        // i-a's sleep ended in October; i-b's in November; i-open's not yet.
         assert_eq!(moved.keys().collect::<Vec<_>>(), ["2025-10"]);
-        assert_eq!(keep, ev(nov, Change::Wake).to_line());
-        assert!(compaction(&keep, nov + 10.0).is_none());
+        assert_eq!(
+            moved["2025-10"],
+            format!("{}{}", lines[1].to_line(), lines[2].to_line())
+        );
+        let stay = |ls: &[&HistoryEvent]| ls.iter().map(|e| e.to_line()).collect::<String>();
+        assert_eq!(keep, stay(&[&lines[0], &lines[3], &lines[4]]));
+        assert!(compaction(&keep, nov2 + 10.0).is_none());
+        let (moved, keep) = compaction(&keep, dec1).unwrap();
+        assert_eq!(moved.keys().collect::<Vec<_>>(), ["2025-11"]);
+        assert_eq!(
+            keep,
+            lines[0].to_line(),
+            "an open sleep stays in the current file"
+        );
+        // A period from November 2 needs no file of October.
+        assert!(!needed_for("2025-10", nov2));
+        assert!(needed_for("2025-11", nov2));
         let merged = merge(vec![
-            ev(nov, Change::Wake),
-            ev(oct, Change::Sleep),
-            ev(oct, Change::Sleep),
+            ev(nov2, Change::Wake),
+            ev(oct10, Change::Sleep),
+            ev(oct10, Change::Sleep),
         ]);
         assert_eq!(merged.len(), 2);
-        assert_eq!(merged[0].at, oct);
+        assert_eq!(merged[0].at, oct10);
     }
 }

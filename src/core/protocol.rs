@@ -642,7 +642,10 @@ pub fn parse(datagram: &[u8]) -> Result<Request, ParseError> {
 }
 
 fn parse_text(text: &str) -> Result<Request, ParseError> {
-    if text.len() >= 5 && text[..5].eq_ignore_ascii_case("AUTH:") {
+    if text
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("AUTH:"))
+    {
         return parse_signed_text(text);
     }
     let mut fields: Vec<&str> = text.split(':').collect();
@@ -1239,6 +1242,15 @@ mod tests {
     }
 
     #[test]
+    fn a_multibyte_character_where_auth_would_end_is_an_error_not_a_panic() {
+        assert!(
+            error("ABCDé".as_bytes()).contains("unknown command"),
+            "{}",
+            error("ABCDé".as_bytes())
+        );
+    }
+
+    #[test]
     fn text_commands() {
         assert_eq!(
             cmd("LIST_EC2"),
@@ -1601,6 +1613,11 @@ mod tests {
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn parse_never_panics_on_text_with_multibyte_characters(s in "\\PC{0,12}") {
+            let _ = parse(s.as_bytes());
         }
 
         #[test]

@@ -242,7 +242,9 @@ fn control_plane_carriers(events: &[HistoryEvent]) -> BTreeSet<ResourceId> {
 
 /// The report over `[since, now]` from `events` (any order), priced by
 /// `prices`. A sleep with no wake is asleep until `now`; a second sleep
-/// while asleep continues the first; a wake with no sleep is ignored.
+/// while asleep continues the first; a wake with no sleep is ignored. Only
+/// resources that slept or woke in the period, or slept through part of
+/// it, are listed.
 pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook) -> SavingsReport {
     let since = since.min(now);
     let carriers = control_plane_carriers(events);
@@ -306,10 +308,14 @@ pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook
             close(start, now, &mut out);
             out.asleep_now = start.at <= now;
         }
-        let first = evs.first().map_or(since, |e| e.at).max(since);
-        if first >= now && out.asleep.is_empty() && !out.asleep_now {
-            continue; // it all happened after the period
+        // A resource that neither slept nor woke in the period, nor slept
+        // through part of it, is not in the report (so a report never needs
+        // the history files of months that ended before it).
+        let in_period = evs.iter().any(|e| (since..=now).contains(&e.at));
+        if !in_period && out.asleep.is_empty() && !out.asleep_now {
+            continue;
         }
+        let first = evs.first().map_or(since, |e| e.at).max(since);
         out.awake_seconds = ((now - first) - out.asleep_seconds).max(0.0);
         out.tracked_since = first.min(now);
         out.sources = sources.into_iter().collect();
@@ -617,6 +623,26 @@ mod tests {
         close(x.saved_usd, 0.052);
         // 730 GB of gp3 at $0.08/GB-month is $0.08/h; two IPv4 $0.01/h.
         close(x.still_costing_usd, 5.0 * 0.09);
+    }
+
+    #[test]
+    fn only_resources_that_slept_or_woke_in_the_period_are_listed() {
+        let (a, b, c) = (ec2("i-a"), ec2("i-b"), ec2("i-c"));
+        let events = [
+            // Awake since before the period: not listed.
+            sleep(&a, T0, UP, t3_micro()),
+            wake(&a, T0 + H),
+            // Asleep through the start of the period: listed.
+            sleep(&b, T0, UP, t3_micro()),
+            wake(&b, T0 + 3.0 * H),
+            // Woke in the period: listed.
+            wake(&c, T0 + 4.0 * H),
+        ];
+        let r = compute(&events, T0 + 2.0 * H, T0 + 5.0 * H, &PriceBook::default());
+        let listed: Vec<_> = r.resources.iter().map(|x| x.id.as_str()).collect();
+        assert_eq!(listed, ["i-b", "i-c"]);
+        close(r.resources[0].asleep_seconds, H);
+        close(r.resources[1].awake_seconds, H);
     }
 
     #[test]

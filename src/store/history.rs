@@ -114,16 +114,26 @@ impl HistoryFile {
         Ok(moved.len())
     }
 
-    /// Every event of every history file, in time order, and a warning for
+    /// The events of every history file that can hold part of a period
+    /// starting at `since` (monthly files that ended before it are not
+    /// read: [`history::needed_for`]), in time order, and a warning for
     /// each skipped line. No files: no events.
-    pub fn load(&self) -> Result<(Vec<HistoryEvent>, Vec<String>), HistoryError> {
+    pub fn events_since(
+        &self,
+        since: f64,
+    ) -> Result<(Vec<HistoryEvent>, Vec<String>), HistoryError> {
         let mut files: Vec<PathBuf> = match fs::read_dir(&self.dir) {
             Ok(d) => d
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.file_name()
                         .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("history") && n.ends_with(".jsonl"))
+                        .and_then(|n| n.strip_prefix("history"))
+                        .and_then(|n| n.strip_suffix(".jsonl"))
+                        .is_some_and(|n| match n.strip_prefix('-') {
+                            Some(month) => history::needed_for(month, since),
+                            None => n.is_empty(),
+                        })
                 })
                 .collect(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -141,18 +151,16 @@ impl HistoryFile {
         }
         Ok((history::merge(events), warnings))
     }
-}
 
-impl HistoryFile {
-    /// The savings report over `[since, now]` from every history file,
-    /// with the skipped lines as warnings.
+    /// The savings report over `[since, now]`, with the skipped lines as
+    /// warnings.
     pub fn report(
         &self,
         since: f64,
         now: f64,
         prices: &PriceBook,
     ) -> Result<SavingsReport, HistoryError> {
-        let (events, warnings) = self.load()?;
+        let (events, warnings) = self.events_since(since)?;
         let mut report = savings::compute(&events, since, now, prices);
         report.warnings = warnings;
         Ok(report)
@@ -165,10 +173,10 @@ mod tests {
     use crate::core::history::{Change, Trigger};
     use crate::core::resource::ResourceId;
 
-    fn ev(at: f64) -> HistoryEvent {
+    fn ev(at: f64, change: Change) -> HistoryEvent {
         HistoryEvent {
             at,
-            change: Change::Sleep,
+            change,
             resource: ResourceId::Ec2 {
                 instance_id: "i-1".into(),
                 region: "us-east-1".into(),
@@ -183,24 +191,29 @@ mod tests {
     fn appends_survive_a_torn_line_and_compaction_keeps_everything() {
         let dir = tempfile::tempdir().unwrap();
         let h = HistoryFile::beside(&dir.path().join("state.json"));
-        // 2025-10-15, then 2025-11-02.
-        h.append(&[ev(1_760_486_400.0)]).unwrap();
+        // A sleep on 2025-10-15 and a wake on 2025-10-16, then 2025-11-02.
+        let (oct15, oct16, nov2) = (1_760_486_400.0, 1_760_572_800.0, 1_762_041_600.0);
+        h.append(&[ev(oct15, Change::Sleep), ev(oct16, Change::Wake)])
+            .unwrap();
         fs::OpenOptions::new()
             .append(true)
             .open(h.current())
             .unwrap()
             .write_all(b"{\"at\":17")
             .unwrap();
-        h.append(&[ev(1_762_041_600.0)]).unwrap();
-        let (events, warnings) = h.load().unwrap();
-        assert_eq!(events.len(), 2);
+        h.append(&[ev(nov2, Change::Sleep)]).unwrap();
+        let (events, warnings) = h.events_since(0.0).unwrap();
+        assert_eq!(events.len(), 3);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
 
-        assert_eq!(h.compact(1_762_041_700.0).unwrap(), 1);
+        assert_eq!(h.compact(nov2 + 100.0).unwrap(), 1);
         assert!(dir.path().join("history-2025-10.jsonl").exists());
-        let (after, warnings) = h.load().unwrap();
+        let (after, warnings) = h.events_since(0.0).unwrap();
         assert_eq!(after, events);
         assert!(warnings.is_empty(), "{warnings:?}");
-        assert_eq!(h.compact(1_762_041_700.0).unwrap(), 0);
+        assert_eq!(h.compact(nov2 + 100.0).unwrap(), 0);
+        // A period from November does not read October's file.
+        let (november, _) = h.events_since(nov2 - 60.0).unwrap();
+        assert_eq!(november, events[2..]);
     }
 }

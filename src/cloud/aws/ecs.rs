@@ -1,13 +1,76 @@
 //! ECS services: describe, desired count, the sleep tag, and listing.
 
 use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
+use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::busy::Deployment;
-use crate::core::resource::{Capacity, EcsService, Facts, Kind, Observed};
+use crate::core::resource::{Capacity, EcsService, Facts, Kind, Observed, ResourceId};
 use aws_sdk_ecs::types::{DeploymentRolloutState, LaunchType, Service, ServiceField, Tag};
 use aws_sdk_ecs::Client;
+use std::collections::HashMap;
 use std::time::SystemTime;
+
+/// The services of one cluster (`(region, cluster, services)`) when all of
+/// `ids` are ECS services of the same region and cluster.
+pub(super) fn same_cluster<'a>(
+    ids: impl IntoIterator<Item = &'a ResourceId>,
+) -> Option<(&'a str, &'a str, Vec<String>)> {
+    let mut place = None;
+    let mut services = Vec::new();
+    for id in ids {
+        match id {
+            ResourceId::Ecs {
+                cluster_name,
+                service_name,
+                region,
+            } if place.is_none_or(|p| p == (region.as_str(), cluster_name.as_str())) => {
+                place = Some((region.as_str(), cluster_name.as_str()));
+                services.push(service_name.clone());
+            }
+            _ => return None,
+        }
+    }
+    place.map(|(region, cluster)| (region, cluster, services))
+}
+
+/// Each of `services` (names or ARNs) of `cluster` that is not `INACTIVE`,
+/// with its tags, or `NotFound`; described 10 at a time (the API's limit).
+/// `Err` when a call fails.
+pub(super) async fn describe_many(
+    ecs: &Client,
+    cluster: &str,
+    services: &[String],
+) -> Result<Vec<Result<Service, CloudError>>, CloudError> {
+    let mut found: HashMap<String, Service> = HashMap::new();
+    for chunk in services.chunks(10) {
+        let out = ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .include(ServiceField::Tags)
+            .send()
+            .await
+            .map_err(aws_err)?;
+        for s in out
+            .services()
+            .iter()
+            .filter(|s| s.status() != Some("INACTIVE"))
+        {
+            for key in [s.service_name(), s.service_arn()].into_iter().flatten() {
+                found.insert(key.to_string(), s.clone());
+            }
+        }
+    }
+    Ok(services
+        .iter()
+        .map(|name| {
+            found
+                .get(name)
+                .cloned()
+                .ok_or_else(|| not_found(format!("ECS service {cluster}/{name}")))
+        })
+        .collect())
+}
 
 /// A service that is not `INACTIVE`, with its tags, or `NotFound`.
 pub(super) async fn describe(
@@ -15,19 +78,7 @@ pub(super) async fn describe(
     cluster: &str,
     service: &str,
 ) -> Result<Service, CloudError> {
-    let out = ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .include(ServiceField::Tags)
-        .send()
-        .await
-        .map_err(aws_err)?;
-    out.services()
-        .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-        .cloned()
-        .ok_or_else(|| not_found(format!("ECS service {cluster}/{service}")))
+    only(describe_many(ecs, cluster, &[service.to_string()]).await?)
 }
 
 /// Capacity, protection, sleep tag and status of a described service.
@@ -57,36 +108,76 @@ pub(super) fn observe(s: &Service) -> Observed {
     }
 }
 
-/// A service's launch type and its task definition's size, for pricing.
-pub(super) async fn facts(ecs: &Client, cluster: &str, service: &str) -> Result<Facts, CloudError> {
-    let s = describe(ecs, cluster, service).await?;
-    let fargate = s.launch_type() == Some(&LaunchType::Fargate)
-        || s.capacity_provider_strategy()
-            .iter()
-            .any(|c| c.capacity_provider().starts_with("FARGATE"));
-    let launch = if fargate {
-        "FARGATE".to_string()
-    } else {
-        s.launch_type()
-            .map_or_else(|| "EC2".to_string(), |l| l.as_str().to_string())
+/// The launch type and task size of each of `services` of `cluster`, for
+/// pricing: the services described 10 a call, each task definition once.
+pub(super) async fn facts_many(
+    ecs: &Client,
+    cluster: &str,
+    services: &[String],
+) -> Vec<Result<Facts, CloudError>> {
+    let described = match describe_many(ecs, cluster, services).await {
+        Ok(d) => d,
+        Err(e) => return vec![Err(e); services.len()],
     };
-    let mut facts = Facts {
-        launch_type: Some(launch),
-        ..Facts::default()
-    };
-    if let Some(arn) = s.task_definition() {
-        let def = ecs
+    let mut sizes: HashMap<&str, Result<TaskSize, CloudError>> = HashMap::new();
+    for arn in described
+        .iter()
+        .flatten()
+        .filter_map(|s| s.task_definition())
+    {
+        if sizes.contains_key(arn) {
+            continue;
+        }
+        let size = ecs
             .describe_task_definition()
             .task_definition(arn)
             .send()
             .await
-            .map_err(aws_err)?;
-        if let Some(td) = def.task_definition() {
-            facts.task_cpu_units = td.cpu().and_then(|c| units(c, "vcpu"));
-            facts.task_memory_mib = td.memory().and_then(|m| units(m, "gb"));
-        }
+            .map_err(aws_err)
+            .map(|def| {
+                def.task_definition().map_or((None, None), |td| {
+                    (
+                        td.cpu().and_then(|c| units(c, "vcpu")),
+                        td.memory().and_then(|m| units(m, "gb")),
+                    )
+                })
+            });
+        sizes.insert(arn, size);
     }
-    Ok(facts)
+    described
+        .iter()
+        .map(|s| {
+            let s = s.as_ref().map_err(Clone::clone)?;
+            let (task_cpu_units, task_memory_mib) = match s.task_definition() {
+                Some(arn) => sizes[arn].clone()?,
+                None => (None, None),
+            };
+            Ok(Facts {
+                launch_type: Some(launch_type(s)),
+                task_cpu_units,
+                task_memory_mib,
+                ..Facts::default()
+            })
+        })
+        .collect()
+}
+
+/// A task definition's vCPU units and memory in MiB, where it sets them.
+type TaskSize = (Option<u32>, Option<u32>);
+
+/// `FARGATE` (by launch type or capacity provider), or the launch type
+/// (`EC2` when none is given).
+fn launch_type(s: &Service) -> String {
+    let fargate = s.launch_type() == Some(&LaunchType::Fargate)
+        || s.capacity_provider_strategy()
+            .iter()
+            .any(|c| c.capacity_provider().starts_with("FARGATE"));
+    if fargate {
+        "FARGATE".to_string()
+    } else {
+        s.launch_type()
+            .map_or_else(|| "EC2".to_string(), |l| l.as_str().to_string())
+    }
 }
 
 /// A task size as ECS writes it: `512` (units, MiB) or `1 vCPU`/`2 GB`

@@ -90,6 +90,27 @@ impl AwsCloud {
         self.arns.lock().expect("arn cache").get(id).cloned()
     }
 
+    /// What each of the ECS services `ids` is, from their description (one
+    /// result per id), remembering their ARNs for tagging.
+    fn observe_ecs(
+        &self,
+        ids: &[ResourceId],
+        described: Result<Vec<Result<aws_sdk_ecs::types::Service, CloudError>>, CloudError>,
+    ) -> Vec<Result<Observed, CloudError>> {
+        match described {
+            Ok(all) => ids
+                .iter()
+                .zip(all)
+                .map(|(id, s)| {
+                    let s = s?;
+                    self.remember_arn(id, s.service_arn());
+                    Ok(ecs::observe(&s))
+                })
+                .collect(),
+            Err(e) => vec![Err(e); ids.len()],
+        }
+    }
+
     /// The ARN that tags of `id` are written to: the instance id, the ECS
     /// service, or the EKS cluster.
     async fn arn_of(&self, c: &Clients, id: &ResourceId) -> Result<String, CloudError> {
@@ -132,9 +153,9 @@ impl CloudControl for AwsCloud {
                 service_name,
                 ..
             } => {
-                let s = ecs::describe(&c.ecs, cluster_name, service_name).await?;
-                self.remember_arn(id, s.service_arn());
-                Ok(ecs::observe(&s))
+                let described =
+                    ecs::describe_many(&c.ecs, cluster_name, slice::from_ref(service_name)).await;
+                only(self.observe_ecs(slice::from_ref(id), described))
             }
             ResourceId::Eks {
                 cluster_name,
@@ -223,6 +244,10 @@ impl CloudControl for AwsCloud {
             let c = self.clients.get(region, profile).await;
             return ec2::facts(&c.ec2, &instances).await;
         }
+        if let Some((region, cluster, services)) = ecs::same_cluster(ids) {
+            let c = self.clients.get(region, profile).await;
+            return ecs::facts_many(&c.ecs, cluster, &services).await;
+        }
         each_in_order(ids, 16, |id| async move {
             let c = self.clients.get(id.region(), profile).await;
             match id {
@@ -233,7 +258,9 @@ impl CloudControl for AwsCloud {
                     cluster_name,
                     service_name,
                     ..
-                } => ecs::facts(&c.ecs, cluster_name, service_name).await,
+                } => {
+                    only(ecs::facts_many(&c.ecs, cluster_name, slice::from_ref(service_name)).await)
+                }
                 ResourceId::Eks {
                     cluster_name,
                     nodegroup_name,
@@ -272,18 +299,22 @@ impl CloudControl for AwsCloud {
 
     /// EC2 instances of one region are described in one call; if that call
     /// fails (one id vanished), they are asked one by one for exact errors.
+    /// ECS services of one cluster are described 10 a call.
     async fn inspect_many(
         &self,
         ids: &[ResourceId],
         profile: Option<&str>,
     ) -> Vec<Result<Observed, CloudError>> {
-        match ec2::same_region(ids) {
-            Some((region, instances)) => {
-                let c = self.clients.get(region, profile).await;
-                ec2::inspect(&c.ec2, &instances).await
-            }
-            None => each_in_order(ids, 16, |id| self.inspect(id, profile)).await,
+        if let Some((region, instances)) = ec2::same_region(ids) {
+            let c = self.clients.get(region, profile).await;
+            return ec2::inspect(&c.ec2, &instances).await;
         }
+        if let Some((region, cluster, services)) = ecs::same_cluster(ids) {
+            let c = self.clients.get(region, profile).await;
+            let described = ecs::describe_many(&c.ecs, cluster, &services).await;
+            return self.observe_ecs(ids, described);
+        }
+        each_in_order(ids, 16, |id| self.inspect(id, profile)).await
     }
 
     /// EC2 instances of one region are started, and stopped, with one call

@@ -313,7 +313,9 @@ impl PriceList {
     pub async fn new(aws: &AwsSettings, cache: PriceCache) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(PRICING_REGION))
-            .retry_config(retry_config())
+            // One retry: a report waits on this, and the shipped table
+            // answers when the Price List cannot be reached.
+            .retry_config(retry_config().with_max_attempts(2))
             .timeout_config(timeouts(Duration::from_secs(30)));
         if let Some(p) = &aws.profile {
             loader = loader.profile_name(p);
