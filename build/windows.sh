@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Windows, cross-built here with Debian's Rust (rustc-web, whose std source
 # -Zbuild-std compiles for the target) and mingw-w64.
-# Usage: build/windows.sh ci        builds every target (lib, bins, tests), warnings
-#                                   denied, in one pass: the type-check CI needs and
-#                                   the debug cloudnap.exe tests/windows.rs runs, plus
-#                                   the Wine test shim beside it; prints the exe's path
-#                                   on the last line
+# Usage: build/windows.sh ci        what CI needs, each dependency compiled once: every
+#                                   target (lib, bins, tests, unit tests) compiled with
+#                                   warnings denied, and the debug cloudnap.exe that
+#                                   tests/windows.rs runs, with the Wine test shim beside
+#                                   it; prints the exe's path on the last line
 #        build/windows.sh check     type-checks every target, warnings denied (no exe)
 #        build/windows.sh build     the debug cloudnap.exe and the shim only
 #        build/windows.sh release   release cloudnap.exe and cloudnap-credentials.exe;
@@ -41,16 +41,28 @@ shim() {
 
 case "${1:-}" in
   ci)
-    # A check and a build would compile every dependency twice (metadata
-    # only, then code); building all targets compiles them once.
-    wcargo build --all-targets
+    # `check` next to `build` would compile every dependency twice (metadata,
+    # then code), and a plain `build --all-targets` links a ~600 MB exe per
+    # test file (~1 min each) that never runs on Windows. So: the exes built
+    # (with one test target, so dev-dependency features unify as for the
+    # tests and the dependencies are shared), then each test target and unit
+    # test compiled in full, not linked (build/wine/no-link.sh).
+    wcargo build --bins --test windows
+    wcargo rustc --lib --profile test -- -C linker="$PWD/build/wine/no-link.sh"
+    for bin in cloudnap cloudnap-credentials; do
+      wcargo rustc --bin "$bin" --profile test -- -C linker="$PWD/build/wine/no-link.sh"
+    done
+    for t in tests/*.rs; do
+      wcargo rustc --test "$(basename "$t" .rs)" -- -C linker="$PWD/build/wine/no-link.sh"
+    done
     shim
     ;;
   check)
     wcargo check --all-targets
     ;;
   build)
-    wcargo build --bin cloudnap
+    # With a test target: the dependencies' features, hence builds, are ci's.
+    wcargo build --bin cloudnap --test windows
     shim
     ;;
   release)

@@ -207,3 +207,20 @@ async fn a_run_killed_while_asleep_still_wakes_exactly() {
         .await;
     fleet.assert_awake().await;
 }
+
+/// Fail safe: Wine cannot say which process owns a Linux socket, so by
+/// default (no `allow_other_users`) a Linux client's command is refused
+/// with the owner check's error, and nothing is done.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_linux_client_is_refused_when_the_owner_check_cannot_see_it() {
+    let settings = daemon_settings(&[REGION], detectors_off(serde_json::json!({})));
+    let cfg = ConfigDir::with_settings(&settings, "");
+    let d = Daemon::spawn(exe_command(&cfg, &["run"]));
+    let error = d.err("SLEEP_NOW").await;
+    assert_eq!(
+        error,
+        "permission denied: could not tell which user sent this (the system names no process owning the sending socket)"
+    );
+    let log = d.log.lock().unwrap().clone();
+    assert!(log.contains("refused a command from"), "{log}");
+}
