@@ -2,10 +2,13 @@
 //! `build/windows.sh build`, whose path build/test.sh passes as
 //! `CLOUDNAP_WINDOWS_EXE`) under Wine, against moto, driven from Linux.
 //!
-//! Fails, never skips, when the exe or Wine is missing.
+//! Fails, never skips, when the exe or Wine is missing. The X server (Xvfb
+//! with openbox) is for the detector test only; the others run Wine with no
+//! display.
 #![cfg(target_os = "linux")]
 
 mod common;
+common::before_main!(X);
 use common::*;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -36,33 +39,45 @@ fn exe() -> PathBuf {
     exe
 }
 
-/// A private Wine prefix, created once (kept between runs in the target dir).
+/// A private Wine prefix with no display, created once (kept between runs
+/// in the target dir).
 fn prefix() -> &'static PathBuf {
     static PREFIX: OnceLock<PathBuf> = OnceLock::new();
-    PREFIX.get_or_init(|| {
-        assert!(
-            std::path::Path::new(WINE).is_file(),
-            "{WINE} is missing: apt-get install wine64 (build/test.sh does)"
-        );
-        let prefix = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wineprefix");
-        let ok = wine_env(&mut Command::new(WINE), &prefix)
-            .args(["wineboot", "--init"])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "wineboot --init failed in {}", prefix.display());
-        prefix
-    })
+    PREFIX.get_or_init(|| init_prefix("wineprefix", false))
+}
+
+/// A Wine prefix (own wineserver) on the test's X display.
+fn x_prefix() -> &'static PathBuf {
+    static PREFIX: OnceLock<PathBuf> = OnceLock::new();
+    PREFIX.get_or_init(|| init_prefix("wineprefix-x", true))
+}
+
+fn init_prefix(name: &str, display: bool) -> PathBuf {
+    assert!(
+        std::path::Path::new(WINE).is_file(),
+        "{WINE} is missing: apt-get install wine64 (build/test.sh does)"
+    );
+    let prefix = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let ok = wine_env(&mut Command::new(WINE), &prefix, display)
+        .args(["wineboot", "--init"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "wineboot --init failed in {}", prefix.display());
+    prefix
 }
 
 /// Wine's environment: `prefix`, no debug channels, no Mono/Gecko
-/// installers, no display (the smoke tests need none).
-fn wine_env<'a>(c: &'a mut Command, prefix: &PathBuf) -> &'a mut Command {
+/// installers, and the test's X display or none.
+fn wine_env<'a>(c: &'a mut Command, prefix: &PathBuf, display: bool) -> &'a mut Command {
     c.env("WINEPREFIX", prefix)
         .env("WINEDEBUG", "-all")
         .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_DISPLAY");
+    if !display {
+        c.env_remove("DISPLAY");
+    }
+    c
 }
 
 /// `wine64 cloudnap.exe --config-dir DIR args...` with moto credentials. A
@@ -71,7 +86,7 @@ fn wine_env<'a>(c: &'a mut Command, prefix: &PathBuf) -> &'a mut Command {
 fn exe_command(cfg: &ConfigDir, args: &[&str]) -> Command {
     let exe = exe();
     let mut c = cfg.command_via(WINE, &[exe.to_str().unwrap()], args);
-    wine_env(&mut c, prefix());
+    wine_env(&mut c, prefix(), false);
     c
 }
 
@@ -223,4 +238,67 @@ async fn a_linux_client_is_refused_when_the_owner_check_cannot_see_it() {
     );
     let log = d.log.lock().unwrap().clone();
     assert!(log.contains("refused a command from"), "{log}");
+}
+
+/// A child process killed on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Under Wine on an X display, what xdotool types into a Wine window
+/// (notepad) and its pointer moves reach the keyboard/mouse detector
+/// (rdev's low-level Windows hooks), as keyboard and mouse activity.
+#[tokio::test(flavor = "multi_thread")]
+async fn xdotool_input_into_a_wine_window_is_seen_by_the_input_detector() {
+    require_display();
+    let prefix = x_prefix();
+    let notepad = Killed(
+        wine_env(&mut Command::new(WINE), prefix, true)
+            .arg("notepad")
+            .spawn()
+            .unwrap(),
+    );
+    let found = Command::new("timeout")
+        .args(["60", "xdotool", "search", "--sync", "--name", "Notepad"])
+        .output()
+        .unwrap();
+    let window = String::from_utf8_lossy(&found.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no notepad window within 60 s"))
+        .to_string();
+
+    let mut extra = detectors_off(serde_json::json!({
+        "keyboard": {"enabled": true}, "mouse": {"enabled": true}
+    }));
+    extra["udp_server"]["allow_other_users"] = true.into();
+    let cfg = ConfigDir::with_settings(&daemon_settings(&[REGION], extra), "");
+    let exe = exe();
+    let mut run = cfg.command_via(WINE, &[exe.to_str().unwrap()], &["run"]);
+    wine_env(&mut run, prefix, true);
+    let d = Daemon::spawn(run);
+    let limit = Duration::from_secs(30);
+    d.wait_status(limit, "with its input detector running", |s| {
+        s["detectors"][0]["name"] == "keyboard/mouse" && s["detectors"][0]["state"] == "running"
+    })
+    .await;
+
+    xdotool(&["windowactivate", "--sync", &window]);
+    xdotool(&["type", "--delay", "50", "cloudnap"]);
+    d.wait_status(limit, "seeing the keys", |s| {
+        s["last_activity"]["kind"] == "keyboard"
+    })
+    .await;
+    xdotool(&["mousemove", "--window", &window, "40", "40"]);
+    xdotool(&["mousemove", "--window", &window, "80", "60"]);
+    d.wait_status(limit, "seeing the pointer", |s| {
+        s["last_activity"]["kind"] == "mouse"
+    })
+    .await;
+    drop(notepad);
 }
