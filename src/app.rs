@@ -109,6 +109,9 @@ struct State {
     /// stayed up, and what is busy (checked again at each state check
     /// while the user stays away).
     last_sleep: Vec<Outcome>,
+    /// Resources found by their `cloudnap:managed=true` tag at the last
+    /// search (each sleep, and at start), not in services.yaml.
+    tagged: Vec<Entry>,
 }
 
 impl State {
@@ -171,6 +174,7 @@ impl<C: CloudControl> App<C> {
                 detectors: Vec::new(),
                 holds: Holds::default(),
                 last_sleep: Vec::new(),
+                tagged: Vec::new(),
             }),
             settings_file,
             manager,
@@ -294,6 +298,31 @@ impl<C: CloudControl> App<C> {
         registry
     }
 
+    /// What cloudnap manages: services.yaml, and the resources found by tag
+    /// at the last search.
+    fn entries(&self) -> Vec<Entry> {
+        let mut entries = self.registry().entries;
+        let tagged: Vec<Entry> = (self.lock().tagged.iter())
+            .filter(|t| !entries.iter().any(|e| e.id == t.id))
+            .cloned()
+            .collect();
+        entries.extend(tagged);
+        entries
+    }
+
+    /// Searches the configured regions for resources tagged
+    /// `cloudnap:managed=true` (when `aws.tag_discovery` is on) and returns
+    /// [`Self::entries`] with them.
+    pub async fn discover(&self) -> Vec<Entry> {
+        let aws = self.settings().aws.clone();
+        let all = self
+            .manager
+            .with_tagged(self.registry().entries, &aws.regions, aws.tag_discovery)
+            .await;
+        self.lock().tagged = all.iter().filter(|e| e.tagged).cloned().collect();
+        all
+    }
+
     /// The detectors' states changed: applies the blind rule (no input
     /// detector runs: nothing sleeps by itself) and says so once.
     pub fn detectors_changed(&self, detectors: Vec<DetectorRow>) {
@@ -356,10 +385,10 @@ impl<C: CloudControl> App<C> {
         match event {
             IdleEvent::Warn { sleep_in } => {
                 let t = now();
+                let entries = self.entries();
                 let names: Vec<String> = {
                     let state = self.lock();
-                    self.registry()
-                        .entries
+                    entries
                         .iter()
                         .filter(|e| state.holds.covering(t, &e.id).is_empty())
                         .map(|e| e.id.name())
@@ -404,7 +433,10 @@ impl<C: CloudControl> App<C> {
     /// Runs a sleep or a wake of the registered resources and reports it.
     async fn run(&self, op: Operation, trigger: Trigger) -> Result<Vec<Outcome>, CommandError> {
         self.lock().operation = Some(op);
-        let entries = self.registry().entries;
+        let entries = match op {
+            Operation::Sleeping => self.discover().await,
+            Operation::Waking => self.entries(),
+        };
         let result = match op {
             Operation::Sleeping => {
                 // What a hold covers is left up and reported as held.
@@ -444,7 +476,7 @@ impl<C: CloudControl> App<C> {
                 tracing::info!("{}:\n{}", op.done(), format_outcomes(&outcomes));
                 let failed: Vec<Outcome> = outcomes
                     .iter()
-                    .filter(|o| o.action == Action::Failed)
+                    .filter(|o| o.action.is_failure())
                     .cloned()
                     .collect();
                 if !failed.is_empty() {
@@ -509,7 +541,8 @@ impl<C: CloudControl> App<C> {
     }
 
     /// Every `service_state_check_interval`, checks what is held asleep
-    /// against AWS (see [`Manager::refresh`]) until `shutdown` resolves.
+    /// against AWS (see [`Manager::refresh`]; the user is away while the
+    /// tracker is asleep) until `shutdown` resolves.
     pub async fn run_refresh(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
@@ -518,7 +551,8 @@ impl<C: CloudControl> App<C> {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            match self.manager.refresh().await {
+            let away = self.lock().tracker.state(now()) == IdleState::Asleep;
+            match self.manager.refresh(away).await {
                 Ok(dropped) if !dropped.is_empty() => self.emit(Event::Refreshed(dropped)),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("refreshing the state: {e}"),
@@ -531,7 +565,7 @@ impl<C: CloudControl> App<C> {
     /// running because it was at work, if it is not any more; what is still
     /// busy stays on the list for the next check.
     async fn recheck_busy(&self) {
-        let registered = self.registry().entries;
+        let registered = self.entries();
         let entries: Vec<Entry> = {
             let (t, state) = (now(), self.lock());
             let busy = busy_rows(&state.last_sleep);
@@ -657,8 +691,7 @@ impl<C: CloudControl> App<C> {
             None => Scope::All,
             Some(name) => {
                 let found: Vec<ResourceId> = self
-                    .registry()
-                    .entries
+                    .entries()
                     .into_iter()
                     .map(|e| e.id)
                     .filter(|id| id.name() == name || id.to_string() == name)
@@ -740,8 +773,19 @@ impl<C: CloudControl> App<C> {
         Ok(Reply::Status(Box::new(self.status())))
     }
 
+    /// Why `id` must not be registered alone, if its kind is checked on
+    /// registration and AWS shows it is part of a group (see
+    /// [`crate::core::resource::Observed::part_of`]). When AWS cannot be
+    /// asked, it may be registered: sleep checks again.
+    async fn part_of(&self, id: &ResourceId) -> Option<String> {
+        if !id.kind().spec().checked_on_register {
+            return None;
+        }
+        self.manager.cloud().inspect(id, None).await.ok()?.part_of
+    }
+
     fn entry_of(&self, id: &ResourceId) -> Option<Entry> {
-        self.registry().entries.into_iter().find(|e| &e.id == id)
+        self.entries().into_iter().find(|e| &e.id == id)
     }
 
     async fn list(
@@ -771,6 +815,15 @@ impl<C: CloudControl> App<C> {
             },
             Some(Kind::Eks) => Listing::Eks {
                 clusters: eks().await?,
+            },
+            Some(Kind::Asg) => Listing::Asg {
+                groups: per_region(regions, |r| cloud.list_asg(r, None)).await?,
+            },
+            Some(Kind::Rds) => Listing::Rds {
+                instances: per_region(regions, |r| cloud.list_rds(r, None)).await?,
+            },
+            Some(Kind::RdsCluster) => Listing::RdsClusters {
+                clusters: per_region(regions, |r| cloud.list_rds_clusters(r, None)).await?,
             },
             None => {
                 let (ec2, ecs, eks) = tokio::try_join!(ec2(), ecs(), eks())?;
@@ -922,10 +975,15 @@ impl<C: CloudControl> App<C> {
                 .await
             }
             Command::Stop { id } => Box::pin(self.by_hand(&id, |now, _, _| now.asleep())).await,
-            Command::ScaleEks { id, desired } => {
+            Command::Scale { id, desired } => {
                 Box::pin(self.by_hand(&id, |now, _, _| scale_target(now, desired))).await
             }
             Command::Register { id, description } => {
+                if let Some(reason) = self.part_of(&id).await {
+                    return Err(CommandError::Invalid(format!(
+                        "{id} is {reason}: register the group instead"
+                    )));
+                }
                 let new = entry(id.clone(), description);
                 let count = Box::pin(self.edit_registry(move |s| s.register(new))).await?;
                 Ok(Reply::Registered {
@@ -942,12 +1000,13 @@ impl<C: CloudControl> App<C> {
                 })
             }
             Command::ListRegistered => {
-                let (registry, error) = self.registry_file.current();
+                let error = self.registry_file.current().1;
                 Ok(Reply::Registry {
-                    services: registry
-                        .entries
+                    services: self
+                        .entries()
                         .into_iter()
                         .map(|e| RegisteredRow {
+                            source: e.source(),
                             resource: e.id,
                             description: e.description,
                             profile: e.profile,
@@ -965,6 +1024,7 @@ impl<C: CloudControl> App<C> {
 mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
+    use crate::core::resource::Desired;
     use crate::store::records::RecordsFile;
     use serde_json::Value;
 
@@ -1003,11 +1063,7 @@ mod tests {
     }
 
     fn svc() -> ResourceId {
-        ResourceId::Ecs {
-            cluster_name: "c".into(),
-            service_name: "s".into(),
-            region: "us-east-1".into(),
-        }
+        ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1")
     }
 
     async fn next_event(rx: &mut mpsc::UnboundedReceiver<Event>) -> String {
@@ -1019,7 +1075,7 @@ mod tests {
     async fn idle_warns_sleeps_and_first_activity_wakes_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 3 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(3)));
         let (app, mut rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
 
@@ -1034,7 +1090,10 @@ mod tests {
         );
         assert_eq!(next_event(&mut rx).await, "asleep");
         assert_eq!(start.elapsed().as_secs(), 10 * 60);
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 0 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
 
         // An hour later, one key press wakes it at once.
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -1042,14 +1101,17 @@ mod tests {
         press(&app, ActivityKind::Keyboard);
         assert_eq!(next_event(&mut rx).await, "awake");
         assert_eq!(pressed.elapsed(), Duration::ZERO);
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 3 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(3))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn activity_during_the_warning_cancels_the_sleep() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let (app, mut rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         assert_eq!(next_event(&mut rx).await, "warning");
@@ -1064,7 +1126,7 @@ mod tests {
     async fn every_sleep_and_wake_is_in_the_history_and_report_tells_it() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         cloud.facts.lock().unwrap().insert(
             svc(),
             crate::core::resource::Facts {
@@ -1104,7 +1166,7 @@ mod tests {
     async fn a_restart_while_asleep_wakes_on_the_first_activity() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 4 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(4)));
         let (first, _rx) = app(dir.path(), cloud.clone());
         first.handle(Command::SleepNow).await.unwrap();
         drop(first);
@@ -1113,18 +1175,21 @@ mod tests {
         assert_eq!(app.state(), IdleState::Asleep);
         press(&app, ActivityKind::Keyboard);
         assert_eq!(next_event(&mut rx).await, "awake");
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 4 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(4))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_refresh_lets_go_of_a_resource_started_by_hand() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let (app, mut rx) = app(dir.path(), cloud.clone());
         app.handle(Command::SleepNow).await.unwrap();
         assert_eq!(app.status().asleep.len(), 1);
-        cloud.add(&svc(), Capacity::Ecs { desired: 5 }); // started by hand
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(5))); // started by hand
         tokio::spawn(app.clone().run_refresh(std::future::pending()));
         loop {
             if next_event(&mut rx).await == "refreshed" {
@@ -1135,7 +1200,7 @@ mod tests {
         app.handle(Command::WakeNow).await.unwrap();
         assert_eq!(
             cloud.get(&svc()).capacity,
-            Capacity::Ecs { desired: 5 },
+            Capacity::of(Kind::Ecs, Desired(5)),
             "left as the user set it"
         );
     }
@@ -1175,7 +1240,7 @@ mod tests {
     async fn a_hold_on_one_resource_is_left_up_and_status_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let (app, mut rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         let hold = |only: &str| Command::Hold {
@@ -1209,7 +1274,7 @@ mod tests {
     async fn pause_keeps_awake_and_commands_report_status() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let (app, _rx) = app(dir.path(), cloud.clone());
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         let status = ask(&app, Command::Pause { minutes: 60.0 }).await;
@@ -1231,14 +1296,17 @@ mod tests {
         assert_eq!(status["state"], "asleep");
         assert_eq!(status["asleep"][0]["saved"]["desired"], 2);
         app.handle(Command::WakeNow).await.unwrap();
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_busy_resource_sleeps_at_a_later_check_once_it_is_idle() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let cpu = ("CPUUtilization".to_string(), "s".to_string());
         cloud.metrics.lock().unwrap().insert(cpu.clone(), 80.0);
         let (app, mut rx) = app(dir.path(), cloud.clone());
@@ -1253,24 +1321,33 @@ mod tests {
         tokio::spawn(app.clone().run_refresh(std::future::pending()));
         // The first check (5 min) finds it still at work.
         tokio::time::sleep(Duration::from_secs(5 * 60 + 1)).await;
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
         assert_eq!(app.status().busy.len(), 1);
         // Then it goes quiet: the next check puts it to sleep.
         cloud.metrics.lock().unwrap().insert(cpu, 3.0);
         assert_eq!(next_event(&mut rx).await, "asleep");
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 0 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
         assert!(app.status().busy.is_empty());
         // And the user's return wakes it exactly.
         press(&app, ActivityKind::Keyboard);
         assert_eq!(next_event(&mut rx).await, "awake");
-        assert_eq!(cloud.get(&svc()).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn busy_resources_are_not_checked_again_once_the_user_is_back() {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::Ecs { desired: 2 });
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         let cpu = ("CPUUtilization".to_string(), "s".to_string());
         cloud.metrics.lock().unwrap().insert(cpu.clone(), 80.0);
         let (app, _rx) = app(dir.path(), cloud.clone());
@@ -1282,7 +1359,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(11 * 60)).await;
         assert_eq!(
             cloud.get(&svc()).capacity,
-            Capacity::Ecs { desired: 2 },
+            Capacity::of(Kind::Ecs, Desired(2)),
             "the user is here: not stopped"
         );
     }

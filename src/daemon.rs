@@ -224,6 +224,11 @@ pub async fn run<C: CloudControl>(
         }
     }
 
+    // Tagged resources show in LIST_REGISTERED_SERVICES from the start
+    // (each sleep searches again).
+    let searcher = app.clone();
+    tokio::spawn(async move { searcher.discover().await });
+
     tracing::info!("cloudnap is running; state: {:?}", app.state());
     let quit = quit_future(&quit_rx);
     tokio::pin!(quit);
@@ -350,6 +355,7 @@ mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
     use crate::core::resource::{Capacity, ResourceId};
+    use crate::core::resource::{Desired, Kind};
     use crate::server::client;
     use std::time::Duration;
 
@@ -364,12 +370,8 @@ mod tests {
         .unwrap();
         let (settings, _) = Settings::parse("{}").unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        let svc = ResourceId::Ecs {
-            cluster_name: "c".into(),
-            service_name: "s".into(),
-            region: "us-east-1".into(),
-        };
-        cloud.add(&svc, Capacity::Ecs { desired: 3 });
+        let svc = ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1");
+        cloud.add(&svc, Capacity::of(Kind::Ecs, Desired(3)));
         let socket = server::bind(([127, 0, 0, 1], 0).into()).unwrap();
         let addr = socket.local_addr().unwrap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -394,13 +396,19 @@ mod tests {
         assert_eq!(status["result"]["registered"], 1);
         let slept = ask("SLEEP_NOW").await.unwrap();
         assert_eq!(slept["result"][0]["action"], "stopped", "{slept}");
-        assert_eq!(cloud.get(&svc).capacity, Capacity::Ecs { desired: 0 });
+        assert_eq!(
+            cloud.get(&svc).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
         let woke = ask(r#"{"id":"w","type":"WAKE_NOW","timestamp":1621234567}"#)
             .await
             .unwrap();
         assert_eq!(woke["content"][0]["action"], "restored", "{woke}");
         assert!(woke["timestamp"].is_u64(), "{woke}");
-        assert_eq!(cloud.get(&svc).capacity, Capacity::Ecs { desired: 3 });
+        assert_eq!(
+            cloud.get(&svc).capacity,
+            Capacity::of(Kind::Ecs, Desired(3))
+        );
 
         let asked = std::time::Instant::now();
         stop_tx.send(()).unwrap();

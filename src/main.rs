@@ -8,8 +8,8 @@ use cloudnap::cloud::CloudControl;
 use cloudnap::core::history::{HistoryEvent, Trigger};
 use cloudnap::core::prices::{PriceBook, Wanted};
 use cloudnap::core::registry::Registry;
-use cloudnap::core::report::{format_outcomes, format_status, Action, Outcome};
-use cloudnap::core::resource::Kind;
+use cloudnap::core::report::{format_outcomes, format_status, Outcome};
+use cloudnap::core::resource::{Kind, Observed};
 use cloudnap::core::savings::{self, format_html, format_text, parse_since};
 use cloudnap::core::settings::Settings;
 use cloudnap::daemon;
@@ -263,6 +263,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         settings.aws.dry_run,
     )
     .with_history(HistoryFile::beside(&paths.state));
+    // services.yaml and the resources tagged `cloudnap:managed=true`.
+    let aws = settings.aws.clone();
+    let tagged = || manager.with_tagged(registry.entries.clone(), &aws.regions, aws.tag_discovery);
     rt.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => {
@@ -286,15 +289,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Command::Sleep => report(
                 cli.json,
                 manager
-                    .sleep(&registry.entries, &settings.busy, Trigger::Command)
+                    .sleep(&tagged().await, &settings.busy, Trigger::Command)
                     .await?,
             ),
             Command::Wake => report(
                 cli.json,
-                manager.wake(&registry.entries, Trigger::Command).await?,
+                manager.wake(&tagged().await, Trigger::Command).await?,
             ),
             Command::Status => {
-                let rows = manager.status(&registry.entries).await?;
+                let rows = manager.status(&tagged().await).await?;
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
@@ -543,20 +546,21 @@ struct HoldArgs {
     command: Vec<String>,
 }
 
-/// Sends one command to the running cloudnap; its reply, or why none came.
+/// How long `cloudnap hold` waits for a reply to its first and last request.
+const ASK_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends one command to the running cloudnap and waits up to `wait` for its
+/// reply; the reply, or why none came.
 async fn ask(
     settings: &Settings,
     to: Option<SocketAddr>,
     command: &str,
+    wait: Duration,
 ) -> Result<serde_json::Value, String> {
     let (default_to, datagram) = daemon_request(settings, command);
-    let reply = client::request(
-        to.unwrap_or(default_to),
-        datagram.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let reply = client::request(to.unwrap_or(default_to), datagram.as_bytes(), wait)
+        .await
+        .map_err(|e| e.to_string())?;
     if client::is_error(&reply) {
         let message = reply["error"]
             .as_str()
@@ -586,7 +590,7 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let held = rt.block_on(ask(&settings, to, &request));
+    let held = rt.block_on(ask(&settings, to, &request, ASK_WAIT));
     let id = match (&held, with_command) {
         (Ok(reply), _) => reply["content"]["hold"]["id"].as_u64(),
         (Err(e), true) => {
@@ -616,7 +620,7 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
         Err(e) => {
             eprintln!("error: cannot run {}: {e}", args.command[0]);
             if let Some(id) = id {
-                let _ = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}")));
+                let _ = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"), ASK_WAIT));
             }
             return Ok(ExitCode::from(127));
         }
@@ -626,7 +630,10 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
         let _ = done_tx.send(child.wait());
     });
     let status = rt.block_on(async {
-        let mut renew = tokio::time::interval(args.lease / 3);
+        // A renewal waits one period at most: a lost datagram or a busy
+        // daemon is retried at the next tick, well inside the lease.
+        let period = args.lease / 3;
+        let mut renew = tokio::time::interval(period);
         renew.tick().await;
         let mut renewing = id;
         loop {
@@ -636,7 +643,7 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
                 _ = tokio::signal::ctrl_c() => {}
                 _ = renew.tick() => {
                     if let Some(id) = renewing {
-                        if let Err(e) = ask(&settings, to, &format!("HOLD_RENEW:{id}")).await {
+                        if let Err(e) = ask(&settings, to, &format!("HOLD_RENEW:{id}"), period).await {
                             eprintln!("warning: hold {id} not renewed: {e}");
                             if !e.starts_with("no reply") {
                                 renewing = None;
@@ -648,7 +655,7 @@ fn hold_awake(paths: &Paths, to: Option<SocketAddr>, args: HoldArgs) -> Result<E
         }
     });
     if let Some(id) = id {
-        if let Err(e) = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"))) {
+        if let Err(e) = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"), ASK_WAIT)) {
             eprintln!("warning: hold {id} not released ({e}); its lease ends it");
         }
     }
@@ -706,10 +713,7 @@ fn report(json: bool, outcomes: Vec<Outcome>) -> Result<ExitCode> {
     } else {
         print!("{}", format_outcomes(&outcomes));
     }
-    let failed = outcomes
-        .iter()
-        .filter(|o| o.action == Action::Failed)
-        .count();
+    let failed = outcomes.iter().filter(|o| o.action.is_failure()).count();
     if failed > 0 {
         eprintln!("{failed} resource(s) failed");
         return Ok(ExitCode::from(EXIT_FAILED));
@@ -749,12 +753,27 @@ async fn check(
     );
     let count = |k: Kind| registry.entries.iter().filter(|e| e.id.kind() == k).count();
     println!("services:  {} (valid)", paths.services.display());
-    println!(
-        "  {} EC2 instance(s), {} ECS service(s), {} EKS nodegroup(s)",
-        count(Kind::Ec2),
-        count(Kind::Ecs),
-        count(Kind::Eks)
-    );
+    let counts: Vec<String> = Kind::ALL
+        .iter()
+        .map(|&k| format!("{} {k} {}(s)", count(k), k.spec().noun))
+        .collect();
+    println!("  {}", counts.join(", "));
+    for e in registry
+        .entries
+        .iter()
+        .filter(|e| e.id.kind().spec().checked_on_register)
+    {
+        if let Ok(Observed {
+            part_of: Some(reason),
+            ..
+        }) = cloud.inspect(&e.id, e.profile.as_deref()).await
+        {
+            println!(
+                "  warning: {} is {reason}: sleep leaves it running; register the group instead",
+                e.id
+            );
+        }
+    }
     println!("state:     {}", paths.state.display());
     let region = &settings.aws.regions[0];
     match cloud.whoami(region, None).await {

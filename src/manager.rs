@@ -2,16 +2,18 @@
 //! exactly as they were, following [`crate::core::policy`], recording every
 //! sleep in the state file (before the mutating calls) and in AWS tags.
 
+use crate::cloud::aws::MANAGED_TAG;
 use crate::cloud::{CloudControl, CloudError, ErrorKind};
 use crate::core::busy::{self, Check};
 use crate::core::history::{Change, HistoryEvent, Trigger};
 use crate::core::policy::{
-    decide_sleep, decide_wake, Phase, SleepDecision, SleepRecord, WakeDecision,
+    decide_refresh, decide_sleep, decide_wake, reached, Phase, RefreshDecision, SleepDecision,
+    SleepRecord, WakeDecision,
 };
 use crate::core::prices::PriceBook;
 use crate::core::registry::Entry;
 use crate::core::report::{Action, Outcome, StatusRow};
-use crate::core::resource::{Capacity, Facts, Observed, ResourceId};
+use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::savings::{self, SavingsReport};
 use crate::core::settings::BusySettings;
 use crate::store::history::{HistoryError, HistoryFile};
@@ -20,7 +22,12 @@ use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Reads of a transition's result before it counts as `did_not_reach`, and
+/// the pause before the second (doubling after): 1 + 2 + 4 + 8 s.
+const CONFIRM_READS: u32 = 5;
+const CONFIRM_FIRST_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs sleep, wake and status against a [`CloudControl`].
 pub struct Manager<C> {
@@ -260,10 +267,10 @@ impl<C: CloudControl> Manager<C> {
             BTreeMap::new();
         let mut singles = Vec::new();
         for (i, (id, profile, _)) in items.iter().enumerate() {
-            let cluster = match id {
-                ResourceId::Ec2 { .. } => None,
-                ResourceId::Ecs { cluster_name, .. } => Some(cluster_name.clone()),
-                ResourceId::Eks { .. } => {
+            let cluster = match id.kind() {
+                Kind::Ec2 => None,
+                Kind::Ecs => Some(id.part(0).to_string()),
+                _ => {
                     singles.push(i);
                     continue;
                 }
@@ -316,6 +323,49 @@ impl<C: CloudControl> Manager<C> {
             |(id, p, ())| async move { cloud.inspect(&id, p.as_deref()).await },
         )
         .await
+    }
+
+    /// Reads back each of `items` until it shows the capacity set on it (see
+    /// [`reached`]), for a bounded time: `Err(what AWS shows)` for one that
+    /// did not get there.
+    async fn confirm(
+        &self,
+        items: Vec<(ResourceId, Option<String>, Capacity)>,
+    ) -> Vec<Result<(), String>> {
+        let mut results: Vec<Option<Result<(), String>>> = vec![None; items.len()];
+        let mut pause = CONFIRM_FIRST_PAUSE;
+        for attempt in 1..=CONFIRM_READS {
+            let pending: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 1 {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            let observed = self
+                .inspect_all(
+                    pending
+                        .iter()
+                        .map(|&i| (items[i].0.clone(), items[i].1.clone()))
+                        .collect(),
+                )
+                .await;
+            let last = attempt == CONFIRM_READS;
+            for (&i, obs) in pending.iter().zip(observed) {
+                let set = items[i].2;
+                results[i] = match obs {
+                    Ok(o) if reached(o.capacity, set) => Some(Ok(())),
+                    Ok(o) if last => Some(Err(format!(
+                        "did_not_reach: AWS shows {} ({}), not {set}",
+                        o.capacity, o.status
+                    ))),
+                    Err(e) if last => Some(Err(format!("did_not_reach: not read back: {e}"))),
+                    _ => None,
+                };
+            }
+        }
+        results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
     }
 
     async fn set_capacities(
@@ -450,6 +500,18 @@ impl<C: CloudControl> Manager<C> {
                 }
                 SleepDecision::LeaveDown => (Action::LeftDown, None),
                 SleepDecision::Protected => (Action::Protected, None),
+                SleepDecision::NotAlone => {
+                    let reason = obs.part_of.clone().unwrap_or_default();
+                    tracing::warn!("{}: left running, {reason}", entry.id);
+                    outcomes.push(Outcome {
+                        resource: entry.id.clone(),
+                        action: Action::Failed,
+                        before,
+                        saved: None,
+                        error: Some(reason),
+                    });
+                    continue;
+                }
                 SleepDecision::StartedByHand => {
                     if !self.dry_run {
                         if records.remove(&entry.id).is_some() {
@@ -554,31 +616,54 @@ impl<C: CloudControl> Manager<C> {
             .iter()
             .map(|e| (e.id.clone(), e.profile.clone(), None));
         let _ = self.write_sleep_tags(undo.chain(forget).collect()).await;
+        let mut reached = self
+            .confirm(
+                to_stop
+                    .iter()
+                    .zip(&stops)
+                    .filter(|(_, stop)| stop.is_ok())
+                    .map(|((e, saved, _, _), _)| (e.id.clone(), e.profile.clone(), saved.asleep()))
+                    .collect(),
+            )
+            .await
+            .into_iter();
         let stopped = to_stop.into_iter().zip(tagged.into_iter().zip(stops)).map(
             |((entry, saved, before, note), (tagged, stop))| {
-                let error = match (&stop, tagged) {
-                    (Err(e), _) => Some(e.to_string()),
-                    (Ok(()), Err(e)) => {
-                        Some(format!("stopped, but the sleep tag was not written: {e}"))
-                    }
-                    _ => note,
+                let (action, error) = match stop {
+                    Err(e) => (Action::Failed, Some(e.to_string())),
+                    Ok(()) => match (reached.next().expect("one check per stop"), tagged) {
+                        (Err(shows), _) => (Action::DidNotReach, Some(shows)),
+                        (Ok(()), Err(e)) => (
+                            Action::Stopped,
+                            Some(format!("stopped, but the sleep tag was not written: {e}")),
+                        ),
+                        (Ok(()), Ok(())) => (Action::Stopped, note),
+                    },
                 };
-                (entry, before, saved, stop.is_ok(), error)
+                (entry, before, saved, action, error)
             },
         );
 
-        for ((entry, before, saved, ok, error), facts) in stopped.zip(facts) {
-            if ok {
-                if let Some(r) = records.get_mut(&entry.id) {
-                    r.phase = Phase::Asleep;
+        for ((entry, before, saved, action, error), facts) in stopped.zip(facts) {
+            match action {
+                Action::Stopped => {
+                    if let Some(r) = records.get_mut(&entry.id) {
+                        r.phase = Phase::Asleep;
+                    }
+                    logged.push(event(Change::Sleep, &entry.id, Some(saved), trigger, facts));
                 }
-                logged.push(event(Change::Sleep, &entry.id, Some(saved), trigger, facts));
-            } else {
-                records.remove(&entry.id);
+                // Still recorded as stopping, with its tag: the next sleep
+                // tries again, a wake restores it.
+                Action::DidNotReach => {
+                    tracing::warn!("{}: {}", entry.id, error.as_deref().unwrap_or(""))
+                }
+                _ => {
+                    records.remove(&entry.id);
+                }
             }
             outcomes.push(Outcome {
                 resource: entry.id.clone(),
-                action: if ok { Action::Stopped } else { Action::Failed },
+                action,
                 before: Some(before),
                 saved: Some(saved),
                 error,
@@ -641,7 +726,7 @@ impl<C: CloudControl> Manager<C> {
                     outcomes.push(row(id, Action::WouldRestore, &obs, saved));
                 }
                 WakeDecision::Restore { saved } => {
-                    to_wake.push((id.clone(), profile.clone(), obs, saved))
+                    to_wake.push((id.clone(), profile.clone(), obs, saved, true))
                 }
                 WakeDecision::AlreadyUp => {
                     outcomes.push(row(id, Action::AlreadyUp, &obs, saved));
@@ -650,7 +735,7 @@ impl<C: CloudControl> Manager<C> {
                             logged.push(event(Change::Wake, id, Some(saved), trigger, None));
                         }
                         if obs.sleep_tag.is_some() {
-                            to_wake.push((id.clone(), profile.clone(), obs, saved));
+                            to_wake.push((id.clone(), profile.clone(), obs, saved, false));
                         }
                     }
                 }
@@ -665,20 +750,43 @@ impl<C: CloudControl> Manager<C> {
             .set_capacities(
                 to_wake
                     .iter()
-                    .filter(|(_, _, obs, _)| !obs.capacity.is_up())
-                    .map(|(id, p, _, saved)| (id.clone(), p.clone(), *saved))
+                    .filter(|(_, _, _, _, restore)| *restore)
+                    .map(|(id, p, _, saved, _)| (id.clone(), p.clone(), *saved))
                     .collect(),
             )
             .await
             .into_iter();
         let restores: Vec<Result<(), CloudError>> = to_wake
             .iter()
-            .map(|(_, _, obs, _)| {
-                if obs.capacity.is_up() {
-                    Ok(())
-                } else {
+            .map(|(_, _, _, _, restore)| {
+                if *restore {
                     restored.next().expect("one result per restore")
+                } else {
+                    Ok(())
                 }
+            })
+            .collect();
+        // What was restored is read back; what did not come back keeps its
+        // record and tag for the next wake.
+        let mut reached = self
+            .confirm(
+                to_wake
+                    .iter()
+                    .zip(&restores)
+                    .filter(|((.., restore), r)| *restore && r.is_ok())
+                    .map(|((id, p, _, saved, _), _)| (id.clone(), p.clone(), *saved))
+                    .collect(),
+            )
+            .await
+            .into_iter();
+        let restores: Vec<Result<Result<(), String>, CloudError>> = to_wake
+            .iter()
+            .zip(restores)
+            .map(|((.., restore), r)| {
+                r.map(|()| match restore {
+                    true => reached.next().expect("one check per restore"),
+                    false => Ok(()),
+                })
             })
             .collect();
         let mut untagged = self
@@ -686,24 +794,25 @@ impl<C: CloudControl> Manager<C> {
                 to_wake
                     .iter()
                     .zip(&restores)
-                    .filter(|(_, r)| r.is_ok())
-                    .map(|((id, p, _, _), _)| (id.clone(), p.clone(), None))
+                    .filter(|(_, r)| matches!(r, Ok(Ok(()))))
+                    .map(|((id, p, _, _, _), _)| (id.clone(), p.clone(), None))
                     .collect(),
             )
             .await
             .into_iter();
-        let woken = to_wake
-            .into_iter()
-            .zip(restores)
-            .map(|((id, _, obs, saved), restore)| {
-                let untag = match restore {
-                    Ok(()) => untagged.next().expect("one result per untag"),
-                    Err(_) => Ok(()),
-                };
-                (id, obs, saved, restore, untag)
-            });
-        for (id, obs, saved, restore, untag) in woken {
-            if obs.capacity.is_up() {
+        let woken =
+            to_wake
+                .into_iter()
+                .zip(restores)
+                .map(|((id, _, obs, saved, restored), restore)| {
+                    let untag = match restore {
+                        Ok(Ok(())) => untagged.next().expect("one result per untag"),
+                        _ => Ok(()),
+                    };
+                    (id, obs, saved, restored, restore, untag)
+                });
+        for (id, obs, saved, restored, restore, untag) in woken {
+            if !restored {
                 continue; // reported above as AlreadyUp
             }
             let mut out = row(&id, Action::Restored, &obs, saved);
@@ -712,7 +821,12 @@ impl<C: CloudControl> Manager<C> {
                     out.action = Action::Failed;
                     out.error = Some(e.to_string());
                 }
-                (Ok(()), untag) => {
+                (Ok(Err(shows)), _) => {
+                    tracing::warn!("{id}: {shows}");
+                    out.action = Action::DidNotReach;
+                    out.error = Some(shows);
+                }
+                (Ok(Ok(())), untag) => {
                     records.remove(&id);
                     logged.push(event(Change::Wake, &id, Some(saved), trigger, None));
                     out.error = untag
@@ -743,6 +857,13 @@ impl<C: CloudControl> Manager<C> {
         let mut records = self.records().unwrap_or_default();
         let saved = records.get(id).map(|r| r.saved).or(obs.sleep_tag);
         let capacity = target(obs.capacity, saved);
+        if let (Some(part), true) = (&obs.part_of, obs.capacity.is_up() && !capacity.is_up()) {
+            // Stopped alone, it would be replaced by its group.
+            return Err(CloudError::new(
+                ErrorKind::InvalidState,
+                format!("{part}: stop the group, not one of its members"),
+            ));
+        }
         if self.dry_run {
             return Ok(capacity);
         }
@@ -767,11 +888,13 @@ impl<C: CloudControl> Manager<C> {
         Ok(capacity)
     }
 
-    /// Checks what cloudnap holds asleep against AWS: a resource someone
-    /// started by hand is no longer cloudnap's to wake or to stop again, so
-    /// its record and tag are dropped. Skipped (empty) while a sleep or wake
-    /// runs. Returns what was dropped.
-    pub async fn refresh(&self) -> Result<Vec<Outcome>, RecordsError> {
+    /// Checks what cloudnap holds asleep against AWS (see
+    /// [`decide_refresh`]): a resource someone started by hand is no longer
+    /// cloudnap's to wake or to stop again, so its record and tag are
+    /// dropped; a database AWS started by itself while the user is `away` is
+    /// stopped again. Skipped (empty) while a sleep or wake runs. Returns
+    /// what was dropped or stopped again.
+    pub async fn refresh(&self, away: bool) -> Result<Vec<Outcome>, RecordsError> {
         let Ok(_busy) = self.busy.try_lock() else {
             return Ok(Vec::new());
         };
@@ -785,39 +908,137 @@ impl<C: CloudControl> Manager<C> {
         let mut outcomes = Vec::new();
         for ((id, profile), obs) in asleep.into_iter().zip(observed) {
             let Ok(obs) = obs else { continue };
-            if decide_sleep(&obs, records.get(&id)) != SleepDecision::StartedByHand {
+            let Some(record) = records.get(&id) else {
+                continue;
+            };
+            let why = match decide_refresh(&obs, record, away, now_unix()) {
+                RefreshDecision::Keep => continue,
+                RefreshDecision::StopAgain { why } => why,
+                RefreshDecision::LetGo => {
+                    outcomes.push(self.let_go(&mut records, id, profile, &obs).await);
+                    continue;
+                }
+            };
+            if self.dry_run {
+                tracing::info!("{id} is up again while you are away ({why}): would stop it again");
+                outcomes.push(row(&id, Action::WouldStop, &obs, record.saved));
                 continue;
             }
-            tracing::info!("{id} was started by hand; cloudnap no longer holds it asleep");
-            records.remove(&id);
-            self.log_history(&[event(
-                Change::Wake,
-                &id,
-                Some(obs.capacity),
-                Trigger::Refresh,
-                None,
-            )]);
-            if obs.sleep_tag.is_some() && !self.dry_run {
-                if let Err(e) = self
-                    .cloud
-                    .set_sleep_tag(&id, profile.as_deref(), None)
-                    .await
-                {
-                    tracing::warn!("{id}: removing the sleep tag: {e}");
+            let asleep = record.saved.asleep();
+            let stop = self
+                .cloud
+                .set_capacity(&id, profile.as_deref(), asleep)
+                .await;
+            let error = match stop {
+                Ok(()) => {
+                    tracing::warn!(
+                        "{id} was up again while you are away ({why}): stopped it again"
+                    );
+                    None
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(
+                        "{id} was up again while you are away ({why}); stopping it again \
+                         failed, tried again at the next check: {e}"
+                    );
+                    Some(e.to_string())
+                }
+            };
             outcomes.push(Outcome {
-                resource: id,
-                action: Action::StartedByHand,
+                action: if error.is_none() {
+                    Action::Stopped
+                } else {
+                    Action::Failed
+                },
                 before: Some(obs.capacity),
-                saved: None,
-                error: None,
+                saved: Some(record.saved),
+                error: error.or(Some(why)),
+                resource: id,
             });
         }
-        if !outcomes.is_empty() {
+        if outcomes.iter().any(|o| o.action == Action::StartedByHand) {
             self.save(&records)?;
         }
         Ok(outcomes)
+    }
+
+    /// `registered` and, when `discovery` is on, the resources of `regions`
+    /// tagged `cloudnap:managed=true` that are not in it (marked
+    /// [`Entry::tagged`]). A region that cannot be searched is skipped with a
+    /// warning: its tagged resources are left alone (they stay up).
+    pub async fn with_tagged(
+        &self,
+        registered: Vec<Entry>,
+        regions: &[String],
+        discovery: bool,
+    ) -> Vec<Entry> {
+        if !discovery {
+            return registered;
+        }
+        let found = futures::future::join_all(
+            regions
+                .iter()
+                .map(|region| self.cloud.discover(region, None)),
+        )
+        .await;
+        let mut entries = registered;
+        for (region, found) in regions.iter().zip(found) {
+            match found {
+                Ok(ids) => {
+                    for id in ids {
+                        if !entries.iter().any(|e| e.id == id) {
+                            entries.push(Entry {
+                                id,
+                                profile: None,
+                                description: format!("tagged {MANAGED_TAG}=true"),
+                                desired_size: None,
+                                tagged: true,
+                            });
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "resources tagged {MANAGED_TAG}=true in {region} not searched: {e}"
+                ),
+            }
+        }
+        entries
+    }
+
+    /// Forgets `id`, which someone started by hand: its record (logged as a
+    /// wake) and its sleep tag.
+    async fn let_go(
+        &self,
+        records: &mut Records,
+        id: ResourceId,
+        profile: Option<String>,
+        obs: &Observed,
+    ) -> Outcome {
+        tracing::info!("{id} was started by hand; cloudnap no longer holds it asleep");
+        records.remove(&id);
+        self.log_history(&[event(
+            Change::Wake,
+            &id,
+            Some(obs.capacity),
+            Trigger::Refresh,
+            None,
+        )]);
+        if obs.sleep_tag.is_some() && !self.dry_run {
+            if let Err(e) = self
+                .cloud
+                .set_sleep_tag(&id, profile.as_deref(), None)
+                .await
+            {
+                tracing::warn!("{id}: removing the sleep tag: {e}");
+            }
+        }
+        Outcome {
+            resource: id,
+            action: Action::StartedByHand,
+            before: Some(obs.capacity),
+            saved: None,
+            error: None,
+        }
     }
 
     /// The current state of every registered resource and what is asleep.
@@ -837,6 +1058,7 @@ impl<C: CloudControl> Manager<C> {
                         capacity: Some(o.capacity),
                         asleep: recorded.or(o.sleep_tag),
                         protected: o.protected,
+                        source: e.source(),
                         error: None,
                     },
                     Err(err) => StatusRow {
@@ -846,6 +1068,7 @@ impl<C: CloudControl> Manager<C> {
                         capacity: None,
                         asleep: recorded,
                         protected: false,
+                        source: e.source(),
                         error: Some(err.to_string()),
                     },
                 }
@@ -899,13 +1122,10 @@ fn sort(outcomes: &mut [Outcome]) {
 mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
+    use crate::core::resource::{Desired, Running};
 
     fn ecs(name: &str) -> ResourceId {
-        ResourceId::Ecs {
-            cluster_name: "c".into(),
-            service_name: name.into(),
-            region: "us-east-1".into(),
-        }
+        ResourceId::new(Kind::Ecs, ["c", name], "us-east-1")
     }
 
     fn entries(ids: &[&ResourceId]) -> Vec<Entry> {
@@ -915,8 +1135,23 @@ mod tests {
                 profile: None,
                 description: String::new(),
                 desired_size: None,
+                tagged: false,
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn tagged_resources_join_the_registered_ones_once() {
+        let (_dir, cloud, m) = setup(false);
+        let (a, b) = (ec2(1, "us-east-1"), ec2(2, "us-east-1"));
+        *cloud.tagged.lock().unwrap() = vec![a.clone(), b.clone(), ec2(3, "eu-west-1")];
+        let regions = ["us-east-1".to_string()];
+
+        let all = m.with_tagged(entries(&[&a]), &regions, true).await;
+        let found: Vec<(&ResourceId, &str)> = all.iter().map(|e| (&e.id, e.source())).collect();
+        assert_eq!(found, [(&a, "services.yaml"), (&b, "tag")]);
+        let off = m.with_tagged(entries(&[&a]), &regions, false).await;
+        assert_eq!(off.len(), 1);
     }
 
     fn busy_settings() -> BusySettings {
@@ -924,10 +1159,7 @@ mod tests {
     }
 
     fn ec2(n: u32, region: &str) -> ResourceId {
-        ResourceId::Ec2 {
-            instance_id: format!("i-{n:017x}"),
-            region: region.into(),
-        }
+        ResourceId::new(Kind::Ec2, [format!("i-{n:017x}")], region)
     }
 
     fn setup(dry_run: bool) -> (tempfile::TempDir, Arc<FakeCloud>, Manager<FakeCloud>) {
@@ -946,8 +1178,8 @@ mod tests {
     async fn one_failure_does_not_stop_the_others() {
         let (_d, cloud, m) = setup(false);
         let (a, b, missing) = (ecs("a"), ecs("b"), ecs("missing"));
-        cloud.add(&a, Capacity::Ecs { desired: 3 });
-        cloud.add(&b, Capacity::Ecs { desired: 1 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(3)));
+        cloud.add(&b, Capacity::of(Kind::Ecs, Desired(1)));
         cloud.deny.lock().unwrap().push(b.clone());
         let out = m
             .sleep(
@@ -961,8 +1193,8 @@ mod tests {
         assert_eq!(action(&a), Action::Stopped);
         assert_eq!(action(&b), Action::Failed);
         assert_eq!(action(&missing), Action::Failed);
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 0 });
-        assert_eq!(cloud.get(&b).capacity, Capacity::Ecs { desired: 1 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(0)));
+        assert_eq!(cloud.get(&b).capacity, Capacity::of(Kind::Ecs, Desired(1)));
         // The failed one is not recorded, so wake leaves it alone.
         let records = m.records().unwrap();
         assert_eq!(records.keys().collect::<Vec<_>>(), vec![&a]);
@@ -970,7 +1202,7 @@ mod tests {
         cloud.deny.lock().unwrap().clear();
         let out = m.wake(&entries(&[&a, &b]), Trigger::Command).await.unwrap();
         assert_eq!(out.len(), 1);
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 3 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(3)));
         assert_eq!(cloud.get(&a).sleep_tag, None);
         assert!(m.records().unwrap().is_empty());
     }
@@ -979,7 +1211,7 @@ mod tests {
     async fn state_is_recorded_before_any_mutating_call() {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
-        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(2)));
         // Deny everything: the record must have been written, then dropped.
         cloud.deny.lock().unwrap().push(a.clone());
         let out = m
@@ -995,7 +1227,7 @@ mod tests {
     async fn dry_run_makes_no_mutating_call() {
         let (_d, cloud, m) = setup(true);
         let a = ecs("a");
-        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(2)));
         let out = m
             .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
             .await
@@ -1009,7 +1241,7 @@ mod tests {
     async fn started_by_hand_while_asleep_is_forgotten_not_stopped_again() {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
-        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(2)));
         m.sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
             .await
             .unwrap();
@@ -1020,30 +1252,67 @@ mod tests {
             .unwrap()
             .get_mut(&a)
             .unwrap()
-            .capacity = Capacity::Ecs { desired: 5 };
+            .capacity = Capacity::of(Kind::Ecs, Desired(5));
         let out = m
             .sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
             .await
             .unwrap();
         assert_eq!(out[0].action, Action::StartedByHand);
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(5)));
         assert_eq!(cloud.get(&a).sleep_tag, None);
         // And wake does not override the user's 5.
         m.wake(&entries(&[&a]), Trigger::Command).await.unwrap();
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 5 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(5)));
+    }
+
+    #[tokio::test]
+    async fn a_database_up_again_is_stopped_again_while_away_and_let_go_when_present() {
+        let (_d, cloud, m) = setup(false);
+        let db = ResourceId::new(Kind::Rds, ["db1"], "us-east-1");
+        let (up, down) = (
+            Capacity::of(Kind::Rds, Running(true)),
+            Capacity::of(Kind::Rds, Running(false)),
+        );
+        cloud.add(&db, up);
+        m.sleep(&entries(&[&db]), &busy_settings(), Trigger::Idle)
+            .await
+            .unwrap();
+        let restart = || {
+            cloud
+                .resources
+                .lock()
+                .unwrap()
+                .get_mut(&db)
+                .unwrap()
+                .capacity = up
+        };
+        restart(); // AWS starts it by itself
+        let out = m.refresh(true).await.unwrap();
+        assert_eq!(out[0].action, Action::Stopped);
+        assert_eq!(cloud.get(&db).capacity, down);
+        assert_eq!(cloud.get(&db).sleep_tag, Some(up), "still held asleep");
+        assert!(
+            m.refresh(true).await.unwrap().is_empty(),
+            "asleep: nothing to do"
+        );
+        restart(); // the user, present, starts it
+        let out = m.refresh(false).await.unwrap();
+        assert_eq!(out[0].action, Action::StartedByHand);
+        assert_eq!(cloud.get(&db).capacity, up);
+        assert!(m.records().unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn wake_covers_recorded_resources_that_were_unregistered() {
         let (_d, cloud, m) = setup(false);
         let a = ecs("a");
-        cloud.add(&a, Capacity::Ecs { desired: 4 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(4)));
         m.sleep(&entries(&[&a]), &busy_settings(), Trigger::Command)
             .await
             .unwrap();
         let out = m.wake(&[], Trigger::Command).await.unwrap();
         assert_eq!(out[0].action, Action::Restored);
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 4 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(4)));
     }
 
     #[tokio::test]
@@ -1056,9 +1325,9 @@ mod tests {
             ec2(3, "us-west-2"),
         );
         for id in [&busy, &idle, &other] {
-            cloud.add(id, Capacity::Ec2 { running: true });
+            cloud.add(id, Capacity::of(Kind::Ec2, Running(true)));
         }
-        cloud.add(&quiet, Capacity::Ecs { desired: 2 });
+        cloud.add(&quiet, Capacity::of(Kind::Ecs, Desired(2)));
         let cpu = |id: &ResourceId| ("CPUUtilization".to_string(), id.name());
         cloud.metrics.lock().unwrap().extend([
             (cpu(&busy), 63.0),
@@ -1080,7 +1349,10 @@ mod tests {
             row(&busy).error.as_deref(),
             Some("busy: CPU 63 % over 10 min")
         );
-        assert_eq!(cloud.get(&busy).capacity, Capacity::Ec2 { running: true });
+        assert_eq!(
+            cloud.get(&busy).capacity,
+            Capacity::of(Kind::Ec2, Running(true))
+        );
         assert_eq!(cloud.get(&busy).sleep_tag, None, "not tagged either");
         assert!(!m.records().unwrap().contains_key(&busy), "not recorded");
         for id in [&idle, &quiet, &other] {
@@ -1111,14 +1383,17 @@ mod tests {
         assert_eq!(out[0].action, Action::Stopped);
         assert_eq!(out[1].action, Action::AlreadyAsleep);
         assert_eq!(cloud.metric_calls.lock().unwrap().len(), 1);
-        assert_eq!(cloud.get(&busy).capacity, Capacity::Ec2 { running: false });
+        assert_eq!(
+            cloud.get(&busy).capacity,
+            Capacity::of(Kind::Ec2, Running(false))
+        );
     }
 
     #[tokio::test]
     async fn an_ecs_deployment_in_progress_is_busy_and_the_veto_can_be_turned_off() {
         let (_d, cloud, m) = setup(false);
         let a = ecs("deploying");
-        cloud.add(&a, Capacity::Ecs { desired: 2 });
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(2)));
         cloud
             .resources
             .lock()
@@ -1138,7 +1413,7 @@ mod tests {
             out[0].error.as_deref(),
             Some("busy: ECS deployment in progress")
         );
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ecs { desired: 2 });
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(2)));
         assert!(
             cloud.metric_calls.lock().unwrap().is_empty(),
             "a deployment needs no metrics"
@@ -1161,7 +1436,7 @@ mod tests {
     async fn unreadable_metrics_do_not_keep_anything_up_but_are_noted() {
         let (_d, cloud, m) = setup(false);
         let a = ec2(1, "eu-west-1");
-        cloud.add(&a, Capacity::Ec2 { running: true });
+        cloud.add(&a, Capacity::of(Kind::Ec2, Running(true)));
         cloud
             .metrics
             .lock()
@@ -1177,14 +1452,17 @@ mod tests {
             out[0].error.as_deref(),
             Some("busy check skipped: CloudWatch: AccessDeniedException: denied")
         );
-        assert_eq!(cloud.get(&a).capacity, Capacity::Ec2 { running: false });
+        assert_eq!(
+            cloud.get(&a).capacity,
+            Capacity::of(Kind::Ec2, Running(false))
+        );
     }
 
     #[tokio::test]
     async fn dry_run_reports_busy_resources_too() {
         let (_d, cloud, m) = setup(true);
         let a = ec2(1, "eu-west-1");
-        cloud.add(&a, Capacity::Ec2 { running: true });
+        cloud.add(&a, Capacity::of(Kind::Ec2, Running(true)));
         cloud
             .metrics
             .lock()

@@ -92,7 +92,11 @@ async fn services_yaml_edits_are_live_and_an_invalid_edit_keeps_the_last_good_on
         std::fs::read_to_string(cfg.file("services.yaml")).unwrap(),
         broken
     );
-    assert!(d.log.lock().unwrap().contains("services.yaml is invalid"));
+    // The log reaches the test through a pipe, a moment after STATUS.
+    within(Duration::from_secs(2), async || {
+        d.log.lock().unwrap().contains("services.yaml is invalid")
+    })
+    .await;
 
     // Fixing it clears the error.
     std::fs::write(cfg.file("services.yaml"), &yaml).unwrap();

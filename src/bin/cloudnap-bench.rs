@@ -513,7 +513,7 @@ fn owner_lookup_micros() -> f64 {
 /// compacted into monthly files as the daemon would.
 fn report_year(bin: &str, table: &mut Vec<(String, String)>) {
     use cloudnap::core::history::{Change, HistoryEvent, Trigger};
-    use cloudnap::core::resource::{Capacity, Facts, ResourceId, Volume};
+    use cloudnap::core::resource::{Capacity, Facts, Kind, ResourceId, Running, Volume};
     use cloudnap::store::history::HistoryFile;
     let dir = std::env::temp_dir().join(format!("cloudnap-bench-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -535,15 +535,12 @@ fn report_year(bin: &str, table: &mut Vec<(String, String)>) {
     for day in 0..365 {
         let evening = now - f64::from(365 - day) * 86_400.0;
         for n in 0..200 {
-            let resource = ResourceId::Ec2 {
-                instance_id: format!("i-{n:017x}"),
-                region: "us-east-1".into(),
-            };
+            let resource = ResourceId::new(Kind::Ec2, [format!("i-{n:017x}")], "us-east-1");
             let line = |at, change, facts| HistoryEvent {
                 at,
                 change,
                 resource: resource.clone(),
-                saved: Some(Capacity::Ec2 { running: true }),
+                saved: Some(Capacity::of(Kind::Ec2, Running(true))),
                 trigger: Trigger::Idle,
                 facts,
             };

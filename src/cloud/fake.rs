@@ -3,7 +3,8 @@
 use super::{CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, Deployment, MetricQuery};
 use crate::core::resource::{
-    Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
+    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
+    RdsInstance, ResourceId,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +17,8 @@ pub struct FakeResource {
     pub protected: bool,
     pub sleep_tag: Option<Capacity>,
     pub deployments: Vec<Deployment>,
+    /// Why it is never stopped alone (see [`Observed::part_of`]).
+    pub part_of: Option<String>,
 }
 
 /// Resources in memory, a log of mutating calls, and injectable failures.
@@ -34,6 +37,8 @@ pub struct FakeCloud {
     pub metric_calls: Mutex<Vec<String>>,
     /// Whether `metric_data` fails with AccessDenied.
     pub deny_metrics: Mutex<bool>,
+    /// What `discover` finds (tagged `cloudnap:managed=true`).
+    pub tagged: Mutex<Vec<ResourceId>>,
     /// What `facts_many` answers per resource (default: nothing known).
     pub facts: Mutex<HashMap<ResourceId, Facts>>,
 }
@@ -48,6 +53,7 @@ impl FakeCloud {
                 protected: false,
                 sleep_tag: None,
                 deployments: Vec::new(),
+                part_of: None,
             },
         );
     }
@@ -91,6 +97,7 @@ impl CloudControl for FakeCloud {
             sleep_tag: r.sleep_tag,
             status: r.capacity.to_string(),
             deployments: r.deployments.clone(),
+            part_of: r.part_of.clone(),
         })
     }
 
@@ -161,7 +168,38 @@ impl CloudControl for FakeCloud {
         Ok(Vec::new())
     }
 
+    async fn discover(&self, region: &str, _: Option<&str>) -> Result<Vec<ResourceId>, CloudError> {
+        Ok(self
+            .tagged
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|id| id.region() == region)
+            .cloned()
+            .collect())
+    }
+
     async fn list_eks(&self, _: &str, _: Option<&str>) -> Result<Vec<EksNodegroup>, CloudError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_asg(
+        &self,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<Vec<AutoScalingGroup>, CloudError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_rds(&self, _: &str, _: Option<&str>) -> Result<Vec<RdsInstance>, CloudError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_rds_clusters(
+        &self,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<Vec<RdsCluster>, CloudError> {
         Ok(Vec::new())
     }
 

@@ -7,7 +7,8 @@ pub mod fake;
 
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
-    Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, ResourceId,
+    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
+    RdsInstance, ResourceId,
 };
 use std::future::Future;
 use std::time::SystemTime;
@@ -72,7 +73,11 @@ impl CloudError {
             | "AuthFailure"
             | "SignatureDoesNotMatch"
             | "InvalidSignatureException" => ErrorKind::Credentials,
-            "IncorrectInstanceState" | "ResourceInUseException" => ErrorKind::InvalidState,
+            "IncorrectInstanceState"
+            | "ResourceInUseException"
+            | "InvalidDBInstanceState"
+            | "InvalidDBInstanceStateFault"
+            | "InvalidDBClusterStateFault" => ErrorKind::InvalidState,
             _ => ErrorKind::Other,
         };
         CloudError {
@@ -189,12 +194,41 @@ pub trait CloudControl: Send + Sync + 'static {
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<EcsService>, CloudError>> + Send;
 
+    /// The resources of a region tagged `cloudnap:managed=true`, of the kinds
+    /// that can be found by tag.
+    fn discover(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<ResourceId>, CloudError>> + Send;
+
     /// All EKS nodegroups of all clusters in a region.
     fn list_eks(
         &self,
         region: &str,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<EksNodegroup>, CloudError>> + Send;
+
+    /// All Auto Scaling groups in a region.
+    fn list_asg(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<AutoScalingGroup>, CloudError>> + Send;
+
+    /// All RDS DB instances in a region.
+    fn list_rds(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<RdsInstance>, CloudError>> + Send;
+
+    /// All Aurora DB clusters in a region.
+    fn list_rds_clusters(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<RdsCluster>, CloudError>> + Send;
 
     /// Uses changed AWS settings (default profile, endpoint) for later
     /// calls, with freshly loaded credentials.

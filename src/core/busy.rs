@@ -99,18 +99,12 @@ pub const RULES: &[Rule] = &[
 /// The CloudWatch dimensions naming a resource's metrics (none: it has no
 /// metrics, so it is never busy by them).
 pub fn dimensions(id: &ResourceId) -> Vec<(&'static str, String)> {
-    match id {
-        ResourceId::Ec2 { instance_id, .. } => vec![("InstanceId", instance_id.clone())],
-        ResourceId::Ecs {
-            cluster_name,
-            service_name,
-            ..
-        } => vec![
-            ("ClusterName", cluster_name.clone()),
-            ("ServiceName", service_name.clone()),
-        ],
-        ResourceId::Eks { .. } => Vec::new(),
-    }
+    id.kind()
+        .spec()
+        .dimensions
+        .iter()
+        .map(|&(name, index)| (name, id.part(index).to_string()))
+        .collect()
 }
 
 /// One metric read: a `MetricStat` query of `GetMetricData`.
@@ -342,23 +336,13 @@ mod tests {
 
     fn ec2(n: usize, region: &str) -> (ResourceId, Option<String>) {
         (
-            ResourceId::Ec2 {
-                instance_id: format!("i-{n:017x}"),
-                region: region.into(),
-            },
+            ResourceId::new(Kind::Ec2, [format!("i-{n:017x}")], region),
             None,
         )
     }
 
     fn ecs(name: &str) -> (ResourceId, Option<String>) {
-        (
-            ResourceId::Ecs {
-                cluster_name: "dev".into(),
-                service_name: name.into(),
-                region: "eu-west-1".into(),
-            },
-            None,
-        )
+        (ResourceId::new(Kind::Ecs, ["dev", name], "eu-west-1"), None)
     }
 
     fn at(now: SystemTime, secs_ago: u64, value: f64) -> Datapoint {
@@ -406,14 +390,7 @@ mod tests {
     fn disabled_metrics_and_kinds_without_metrics_are_not_read() {
         let off = settings(r#"{"busy":{"ec2_cpu_percent":null,"ec2_network_kb_per_second":0}}"#);
         assert!(plan(&[ec2(1, "eu-west-1")], &off).is_empty());
-        let eks = (
-            ResourceId::Eks {
-                cluster_name: "c".into(),
-                nodegroup_name: "n".into(),
-                region: "eu-west-1".into(),
-            },
-            None,
-        );
+        let eks = (ResourceId::new(Kind::Eks, ["c", "n"], "eu-west-1"), None);
         assert!(plan(&[eks], &settings("{}")).is_empty());
         let b = plan(&[ecs("api")], &settings("{}"));
         assert_eq!(b.len(), 1);

@@ -161,16 +161,14 @@ pub fn merge(mut events: Vec<HistoryEvent>) -> Vec<HistoryEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::resource::{Kind, Running};
 
     fn ev(at: f64, change: Change) -> HistoryEvent {
         HistoryEvent {
             at,
             change,
-            resource: ResourceId::Ec2 {
-                instance_id: "i-1".into(),
-                region: "us-east-1".into(),
-            },
-            saved: Some(Capacity::Ec2 { running: true }),
+            resource: ResourceId::new(Kind::Ec2, ["i-1"], "us-east-1"),
+            saved: Some(Capacity::of(Kind::Ec2, Running(true))),
             trigger: Trigger::Idle,
             facts: None,
         }
@@ -191,10 +189,7 @@ mod tests {
 
     fn on(id: &str, at: f64, change: Change) -> HistoryEvent {
         let mut e = ev(at, change);
-        e.resource = ResourceId::Ec2 {
-            instance_id: id.into(),
-            region: "us-east-1".into(),
-        };
+        e.resource = ResourceId::new(Kind::Ec2, [id], "us-east-1");
         e
     }
 

@@ -283,15 +283,13 @@ pub fn why_awake(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::resource::Kind;
 
     const S: Duration = Duration::from_secs(1);
     const MIN: Duration = Duration::from_secs(60);
 
     fn ec2(id: &str) -> ResourceId {
-        ResourceId::Ec2 {
-            instance_id: id.into(),
-            region: "us-east-1".into(),
-        }
+        ResourceId::new(Kind::Ec2, [id], "us-east-1")
     }
 
     /// "+Ns": the instant as seconds after `t0`.

@@ -8,6 +8,7 @@ pub mod history;
 pub mod holds;
 pub mod idle;
 pub mod ini;
+pub mod kinds;
 pub mod policy;
 pub mod prices;
 pub mod protocol;

@@ -19,8 +19,8 @@ spot or free tier; Linux unless the instance reports another OS; EBS at list pri
 /// Hours in the month EBS prices are quoted for.
 pub const HOURS_PER_MONTH: f64 = 730.0;
 
-/// Something with an hourly price. (RDS instances and Auto Scaling groups
-/// become variants here once they are resource kinds.)
+/// Something with an hourly price. (RDS databases are not priced yet: they
+/// become variants here when they are.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PriceItem {
     /// One EC2 instance of a type, in a region, running an OS (`Linux`,

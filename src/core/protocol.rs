@@ -9,6 +9,7 @@ use crate::core::reply::{CommandError, HelpRow, Reply};
 use crate::core::resource::{Kind, ResourceId};
 use crate::core::settings::is_valid_region;
 use serde_json::{json, Map, Value};
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A parsed command.
@@ -25,8 +26,8 @@ pub enum Command {
     Start { id: ResourceId, count: Option<i32> },
     /// Stop an instance, or scale a service/nodegroup to 0.
     Stop { id: ResourceId },
-    /// Set a nodegroup's desired size.
-    ScaleEks { id: ResourceId, desired: i32 },
+    /// Set a group's desired size (kinds with `SCALE_*`).
+    Scale { id: ResourceId, desired: i32 },
     /// Add a resource to services.yaml.
     Register { id: ResourceId, description: String },
     /// Remove a resource from services.yaml.
@@ -74,7 +75,7 @@ impl Command {
             Command::List { .. }
                 | Command::Start { .. }
                 | Command::Stop { .. }
-                | Command::ScaleEks { .. }
+                | Command::Scale { .. }
                 | Command::SleepNow
                 | Command::WakeNow
         )
@@ -133,10 +134,8 @@ const MAX_COUNT: i64 = 10_000;
 /// A field of a text command, after its name.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Field {
-    InstanceId,
-    Cluster,
-    Service,
-    Nodegroup,
+    /// A name field of the command's kind, with its label.
+    Name(&'static str),
     Region,
     OptRegion,
     /// A required count with this label.
@@ -155,10 +154,7 @@ enum Field {
 impl Field {
     fn label(self) -> &'static str {
         match self {
-            Field::InstanceId => "instance_id",
-            Field::Cluster => "cluster",
-            Field::Service => "service",
-            Field::Nodegroup => "nodegroup",
+            Field::Name(l) => l,
             Field::Region | Field::OptRegion => "region",
             Field::Count(l) | Field::OptCount(l) => l,
             Field::Minutes => "minutes",
@@ -179,6 +175,8 @@ impl Field {
 /// A text command's fields, read and checked.
 #[derive(Debug, Default)]
 struct Args {
+    /// The command's kind, if it has one.
+    kind: Option<Kind>,
     id: Option<ResourceId>,
     region: Option<String>,
     count: Option<i32>,
@@ -197,18 +195,57 @@ impl Args {
 
 /// One text command: its name, its fields and what it does.
 pub struct TextCommand {
-    pub name: &'static str,
-    fields: &'static [Field],
+    pub name: String,
+    /// The kind of resource it is about, if any.
+    kind: Option<Kind>,
+    fields: Vec<Field>,
     /// What the command does, for `HELP` and docs/protocol.md.
-    pub does: &'static str,
+    pub does: String,
     build: fn(Args) -> Result<Command, String>,
 }
 
 impl TextCommand {
+    /// A command about no kind of resource.
+    fn plain(
+        name: &str,
+        fields: &[Field],
+        does: &str,
+        build: fn(Args) -> Result<Command, String>,
+    ) -> Self {
+        TextCommand {
+            name: name.to_string(),
+            kind: None,
+            fields: fields.to_vec(),
+            does: does.to_string(),
+            build,
+        }
+    }
+
+    /// `<verb>_<label>` of `kind`: its name fields and region, then `extra`.
+    fn of_kind(
+        verb: &str,
+        kind: Kind,
+        extra: &[Field],
+        does: &str,
+        build: fn(Args) -> Result<Command, String>,
+    ) -> Self {
+        let spec = kind.spec();
+        let mut fields: Vec<Field> = spec.names.iter().map(|f| Name(f.label)).collect();
+        fields.push(Region);
+        fields.extend_from_slice(extra);
+        TextCommand {
+            name: format!("{verb}_{}", spec.label),
+            kind: Some(kind),
+            fields,
+            does: does.to_string(),
+            build,
+        }
+    }
+
     /// The command's form, e.g. `START_ECS:cluster:service:region[:count]`.
     pub fn form(&self) -> String {
-        let mut form = self.name.to_string();
-        for f in self.fields {
+        let mut form = self.name.clone();
+        for f in &self.fields {
             if f.optional() {
                 form += &format!("[:{}]", f.label());
             } else {
@@ -221,280 +258,307 @@ impl TextCommand {
 
 use Field::*;
 
-const EC2_ID: &[Field] = &[InstanceId, Region];
-const ECS_ID: &[Field] = &[Cluster, Service, Region];
-const EKS_ID: &[Field] = &[Cluster, Nodegroup, Region];
-
-/// Every text command. Names are matched case-insensitively.
-pub const TEXT_COMMANDS: &[TextCommand] = &[
-    TextCommand {
-        name: "LIST_EC2",
-        fields: &[OptRegion],
-        does: "EC2 instances: `{\"instances\": [{instance_id, region, instance_type, state, name, public_ip, private_ip}]}`",
-        build: |a| Ok(Command::List { kind: Some(Kind::Ec2), region: a.region }),
-    },
-    TextCommand {
-        name: "LIST_ECS",
-        fields: &[OptRegion],
-        does: "ECS clusters with their services: `{\"clusters\": [{cluster_name, region, services: [{service_name, status, desired_count, running_count, pending_count, ...}]}]}`",
-        build: |a| Ok(Command::List { kind: Some(Kind::Ecs), region: a.region }),
-    },
-    TextCommand {
-        name: "LIST_EKS",
-        fields: &[OptRegion],
-        does: "EKS clusters with their nodegroups: `{\"clusters\": [{cluster_name, region, nodegroups: [{nodegroup_name, status, min_size, desired_size, max_size, ...}]}]}`",
-        build: |a| Ok(Command::List { kind: Some(Kind::Eks), region: a.region }),
-    },
-    TextCommand {
-        name: "LIST_ALL_SERVICES",
-        fields: &[OptRegion],
-        does: "`{\"ec2\": [instances], \"ecs\": [clusters], \"eks\": [clusters]}`",
-        build: |a| Ok(Command::List { kind: None, region: a.region }),
-    },
-    TextCommand {
-        name: "START_EC2",
-        fields: EC2_ID,
-        does: "starts the instance (waits while it is still stopping)",
-        build: |a| Ok(Command::Start { id: a.id()?, count: None }),
-    },
-    TextCommand {
-        name: "STOP_EC2",
-        fields: EC2_ID,
-        does: "stops the instance",
-        build: |a| Ok(Command::Stop { id: a.id()? }),
-    },
-    TextCommand {
-        name: "START_ECS",
-        fields: &[Cluster, Service, Region, OptCount("count")],
-        does: "sets the desired count to `count`, else the count cloudnap saved when it put the service to sleep, else 1",
-        build: |a| Ok(Command::Start { id: a.id()?, count: a.count }),
-    },
-    TextCommand {
-        name: "STOP_ECS",
-        fields: ECS_ID,
-        does: "desired count 0",
-        build: |a| Ok(Command::Stop { id: a.id()? }),
-    },
-    TextCommand {
-        name: "START_EKS",
-        fields: &[Cluster, Nodegroup, Region, OptCount("desired")],
-        does: "`desired`, else the saved min/desired/max, else the entry's `desired_size` (default 1)",
-        build: |a| Ok(Command::Start { id: a.id()?, count: a.count }),
-    },
-    TextCommand {
-        name: "STOP_EKS",
-        fields: EKS_ID,
-        does: "min and desired 0, max unchanged",
-        build: |a| Ok(Command::Stop { id: a.id()? }),
-    },
-    TextCommand {
-        name: "SCALE_EKS",
-        fields: &[Cluster, Nodegroup, Region, Count("count")],
-        does: "desired `count`; min lowered / max raised if needed",
-        build: |a| Ok(Command::ScaleEks { id: a.id()?, desired: a.count.unwrap_or_default() }),
-    },
-    TextCommand {
-        name: "REGISTER_EC2",
-        fields: &[InstanceId, Region, Description],
-        does: "adds the instance to services.yaml",
-        build: |a| Ok(Command::Register { id: a.id()?, description: a.description }),
-    },
-    TextCommand {
-        name: "REGISTER_ECS",
-        fields: &[Cluster, Service, Region, Description],
-        does: "adds the service to services.yaml",
-        build: |a| Ok(Command::Register { id: a.id()?, description: a.description }),
-    },
-    TextCommand {
-        name: "REGISTER_EKS",
-        fields: &[Cluster, Nodegroup, Region, Description],
-        does: "adds the nodegroup to services.yaml",
-        build: |a| Ok(Command::Register { id: a.id()?, description: a.description }),
-    },
-    TextCommand {
-        name: "UNREGISTER_EC2",
-        fields: EC2_ID,
-        does: "removes the instance from services.yaml",
-        build: |a| Ok(Command::Unregister { id: a.id()? }),
-    },
-    TextCommand {
-        name: "UNREGISTER_ECS",
-        fields: ECS_ID,
-        does: "removes the service from services.yaml",
-        build: |a| Ok(Command::Unregister { id: a.id()? }),
-    },
-    TextCommand {
-        name: "UNREGISTER_EKS",
-        fields: EKS_ID,
-        does: "removes the nodegroup from services.yaml",
-        build: |a| Ok(Command::Unregister { id: a.id()? }),
-    },
-    TextCommand {
-        name: "LIST_REGISTERED_SERVICES",
-        fields: &[],
-        does: "`{\"services\": [{resource, description, profile, desired_size}], \"config_error\": null}`",
-        build: |_| Ok(Command::ListRegistered),
-    },
-    TextCommand {
-        name: "STATUS",
-        fields: &[],
-        does: "idle state, time to sleep, what is asleep (below)",
-        build: |_| Ok(Command::Status),
-    },
-    TextCommand {
-        name: "SLEEP_NOW",
-        fields: &[],
-        does: "puts registered resources to sleep now; the reply is the per-resource report",
-        build: |_| Ok(Command::SleepNow),
-    },
-    TextCommand {
-        name: "WAKE_NOW",
-        fields: &[],
-        does: "wakes what cloudnap put to sleep; the reply is the per-resource report",
-        build: |_| Ok(Command::WakeNow),
-    },
-    TextCommand {
-        name: "PAUSE",
-        fields: &[Minutes],
-        does: "keeps resources awake for that long (wakes them if asleep)",
-        build: |a| Ok(Command::Pause { minutes: a.minutes }),
-    },
-    TextCommand {
-        name: "RESUME",
-        fields: &[],
-        does: "ends a pause and every other hold; the idle countdown restarts",
-        build: |_| Ok(Command::Resume),
-    },
-    TextCommand {
-        name: "HOLD",
-        fields: &[Minutes, Reason],
-        does: "keeps every resource awake for that long (wakes them if asleep), with the rest of the datagram as its reason; the reply is the hold `{\"hold\": {id, reason, only, lease_seconds, expires_in_seconds, ends_in_seconds}}`",
-        build: |a| Ok(Command::Hold {
+/// Every text command: for each kind its `LIST_`, `START_`, `STOP_`,
+/// `SCALE_`, `REGISTER_` and `UNREGISTER_` commands, then the others.
+/// Names are matched case-insensitively.
+pub static TEXT_COMMANDS: LazyLock<Vec<TextCommand>> = LazyLock::new(|| {
+    let mut t = Vec::new();
+    for kind in Kind::ALL {
+        let spec = kind.spec();
+        t.push(TextCommand {
+            name: format!("LIST_{}", spec.label),
+            kind: Some(kind),
+            fields: vec![OptRegion],
+            does: spec.list.to_string(),
+            build: |a| {
+                Ok(Command::List {
+                    kind: a.kind,
+                    region: a.region,
+                })
+            },
+        });
+    }
+    t.push(TextCommand::plain(
+        "LIST_ALL_SERVICES",
+        &[OptRegion],
+        "`{\"ec2\": [instances], \"ecs\": [clusters], \"eks\": [clusters]}`",
+        |a| {
+            Ok(Command::List {
+                kind: None,
+                region: a.region,
+            })
+        },
+    ));
+    for kind in Kind::ALL {
+        let spec = kind.spec();
+        let count: Vec<Field> = spec.start_count.into_iter().map(OptCount).collect();
+        t.push(TextCommand::of_kind(
+            "START",
+            kind,
+            &count,
+            spec.start,
+            |a| {
+                Ok(Command::Start {
+                    id: a.id()?,
+                    count: a.count,
+                })
+            },
+        ));
+        t.push(TextCommand::of_kind("STOP", kind, &[], spec.stop, |a| {
+            Ok(Command::Stop { id: a.id()? })
+        }));
+        if let Some(does) = spec.scale {
+            t.push(TextCommand::of_kind(
+                "SCALE",
+                kind,
+                &[Count("count")],
+                does,
+                |a| {
+                    Ok(Command::Scale {
+                        id: a.id()?,
+                        desired: a.count.unwrap_or_default(),
+                    })
+                },
+            ));
+        }
+    }
+    for kind in Kind::ALL {
+        let does = format!("adds the {} to services.yaml", kind.spec().noun);
+        t.push(TextCommand::of_kind(
+            "REGISTER",
+            kind,
+            &[Description],
+            &does,
+            |a| {
+                Ok(Command::Register {
+                    id: a.id()?,
+                    description: a.description,
+                })
+            },
+        ));
+    }
+    for kind in Kind::ALL {
+        let does = format!("removes the {} from services.yaml", kind.spec().noun);
+        t.push(TextCommand::of_kind("UNREGISTER", kind, &[], &does, |a| {
+            Ok(Command::Unregister { id: a.id()? })
+        }));
+    }
+    t.extend([
+    TextCommand::plain(
+        "LIST_REGISTERED_SERVICES",
+        &[],
+        "`{\"services\": [{resource, description, profile, desired_size, source}], \"config_error\": null}` (source: `services.yaml`, or `tag` for a resource found by its `cloudnap:managed=true` tag)",
+        |_| Ok(Command::ListRegistered),
+    ),
+    TextCommand::plain(
+        "STATUS",
+        &[],
+        "idle state, time to sleep, what is asleep (below)",
+        |_| Ok(Command::Status),
+    ),
+    TextCommand::plain(
+        "SLEEP_NOW",
+        &[],
+        "puts registered resources to sleep now; the reply is the per-resource report",
+        |_| Ok(Command::SleepNow),
+    ),
+    TextCommand::plain(
+        "WAKE_NOW",
+        &[],
+        "wakes what cloudnap put to sleep; the reply is the per-resource report",
+        |_| Ok(Command::WakeNow),
+    ),
+    TextCommand::plain(
+        "PAUSE",
+        &[Minutes],
+        "keeps resources awake for that long (wakes them if asleep)",
+        |a| Ok(Command::Pause { minutes: a.minutes }),
+    ),
+    TextCommand::plain(
+        "RESUME",
+        &[],
+        "ends a pause and every other hold; the idle countdown restarts",
+        |_| Ok(Command::Resume),
+    ),
+    TextCommand::plain(
+        "HOLD",
+        &[Minutes, Reason],
+        "keeps every resource awake for that long (wakes them if asleep), with the rest of the datagram as its reason; the reply is the hold `{\"hold\": {id, reason, only, lease_seconds, expires_in_seconds, ends_in_seconds}}`",
+        |a| Ok(Command::Hold {
             minutes: Some(a.minutes),
             reason: if a.description.is_empty() { "HOLD".into() } else { a.description },
             only: None,
             lease_seconds: None,
         }),
-    },
-    TextCommand {
-        name: "HOLD_RENEW",
-        fields: &[HoldId],
-        does: "renews the lease of hold `id` (holds with a lease end if not renewed in time)",
-        build: |a| Ok(Command::HoldRenew { id: a.hold_id }),
-    },
-    TextCommand {
-        name: "HOLD_RELEASE",
-        fields: &[HoldId],
-        does: "ends hold `id`; the idle countdown restarts when no hold is left",
-        build: |a| Ok(Command::HoldRelease { id: a.hold_id }),
-    },
-    TextCommand {
-        name: "LIST_HOLDS",
-        fields: &[],
-        does: "`{\"holds\": [{id, reason, only, lease_seconds, expires_in_seconds, ends_in_seconds}]}`",
-        build: |_| Ok(Command::ListHolds),
-    },
-    TextCommand {
-        name: "REPORT",
-        fields: &[OptCount("days")],
-        does: "savings over the last `days` (default 7), as `cloudnap report --json`: `{since, until, resources: [{resource, kind, id, region, awake_seconds, asleep_seconds, saved_usd, still_costing_usd, asleep_now, sources, notes, asleep: [[from, to]], tracked_since}], totals: {asleep_seconds, saved_usd, still_costing_usd, sources}, assumptions, warnings}` (unix seconds and dollars, unrounded)",
-        build: |a| report_days(a.count.map(i64::from)),
-    },
-    TextCommand {
-        name: "USER_ACTIVITY",
-        fields: &[],
-        does: "counts as user activity (wakes resources if asleep)",
-        build: |_| Ok(Command::UserActivity),
-    },
-    TextCommand {
-        name: "HELP",
-        fields: &[],
-        does: "every text command and JSON type with what it does",
-        build: |_| Ok(Command::Help),
-    },
-];
+    ),
+    TextCommand::plain(
+        "HOLD_RENEW",
+        &[HoldId],
+        "renews the lease of hold `id` (holds with a lease end if not renewed in time)",
+        |a| Ok(Command::HoldRenew { id: a.hold_id }),
+    ),
+    TextCommand::plain(
+        "HOLD_RELEASE",
+        &[HoldId],
+        "ends hold `id`; the idle countdown restarts when no hold is left",
+        |a| Ok(Command::HoldRelease { id: a.hold_id }),
+    ),
+    TextCommand::plain(
+        "LIST_HOLDS",
+        &[],
+        "`{\"holds\": [{id, reason, only, lease_seconds, expires_in_seconds, ends_in_seconds}]}`",
+        |_| Ok(Command::ListHolds),
+    ),
+    TextCommand::plain(
+        "REPORT",
+        &[OptCount("days")],
+        "savings over the last `days` (default 7), as `cloudnap report --json`: `{since, until, resources: [{resource, kind, id, region, awake_seconds, asleep_seconds, saved_usd, still_costing_usd, asleep_now, sources, notes, asleep: [[from, to]], tracked_since}], totals: {asleep_seconds, saved_usd, still_costing_usd, sources}, assumptions, warnings}` (unix seconds and dollars, unrounded)",
+        |a| report_days(a.count.map(i64::from)),
+    ),
+    TextCommand::plain(
+        "USER_ACTIVITY",
+        &[],
+        "counts as user activity (wakes resources if asleep)",
+        |_| Ok(Command::UserActivity),
+    ),
+    TextCommand::plain(
+        "HELP",
+        &[],
+        "every text command and JSON type with what it does",
+        |_| Ok(Command::Help),
+    ),
+    ]);
+    t
+});
 
 /// One JSON envelope type: its name, its `content` and what it does.
 pub struct JsonType {
-    pub name: &'static str,
+    pub name: String,
     /// The `content` object's keys, for `HELP` and docs/protocol.md.
-    pub content: &'static str,
+    pub content: String,
+    /// The kind of resource it lists, if any.
+    kind: Option<Kind>,
     build: fn(&Content) -> Result<Command, String>,
 }
 
-/// Every JSON envelope type.
-pub const JSON_TYPES: &[JsonType] = &[
-    JsonType {
-        name: "AWS_EC2_LIST",
-        content: "`{\"region\"?}`; reply `{\"instances\": [...]}` as `LIST_EC2`",
-        build: |c| Ok(Command::List { kind: Some(Kind::Ec2), region: c.region(false)? }),
-    },
-    JsonType {
-        name: "AWS_ECS_LIST",
-        content: "`{\"region\"?}`; reply `{\"clusters\": [...]}` as `LIST_ECS`",
-        build: |c| Ok(Command::List { kind: Some(Kind::Ecs), region: c.region(false)? }),
-    },
-    JsonType {
-        name: "AWS_EKS_LIST",
-        content: "`{\"region\"?}`; reply `{\"clusters\": [...]}` as `LIST_EKS`",
-        build: |c| Ok(Command::List { kind: Some(Kind::Eks), region: c.region(false)? }),
-    },
-    JsonType {
-        name: "AWS_SERVICE_STATUS",
-        content: "`{\"action\": \"START\"|\"STOP\"|\"SCALE\", \"service_type\": \"EC2\"|\"ECS\"|\"EKS\", \"instance_id\"` or `\"cluster_name\"+\"service_name\"` or `\"cluster_name\"+\"nodegroup_name\", \"desired_size\"?, \"region\"}`; `SCALE` is for EKS and needs `desired_size`",
-        build: service_status,
-    },
-    JsonType {
-        name: "REGISTER_SERVICE",
-        content: "`{\"service_type\", ids as above, \"region\", \"description\"?}`",
-        build: |c| {
+impl JsonType {
+    fn plain(name: &str, content: &str, build: fn(&Content) -> Result<Command, String>) -> Self {
+        JsonType {
+            name: name.to_string(),
+            content: content.to_string(),
+            kind: None,
+            build,
+        }
+    }
+}
+
+/// `a, b or c`.
+fn one_of(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The labels of every kind: `EC2, ECS or EKS`.
+fn kind_labels() -> String {
+    one_of(&Kind::ALL.map(|k| k.spec().label.to_string()))
+}
+
+/// The kinds that have `SCALE_*`, e.g. `EKS nodegroups`.
+fn scalable() -> String {
+    let kinds: Vec<String> = Kind::ALL
+        .iter()
+        .map(|k| k.spec())
+        .filter(|s| s.scale.is_some())
+        .map(|s| format!("{} {}s", s.label, s.noun))
+        .collect();
+    one_of(&kinds)
+}
+
+/// Every JSON envelope type: for each kind its `AWS_<label>_LIST`, then the
+/// others.
+pub static JSON_TYPES: LazyLock<Vec<JsonType>> = LazyLock::new(|| {
+    let mut t = Vec::new();
+    for kind in Kind::ALL {
+        let spec = kind.spec();
+        t.push(JsonType {
+            name: format!("AWS_{}_LIST", spec.label),
+            content: format!(
+                "`{{\"region\"?}}`; reply `{{\"{}\": [...]}}` as `LIST_{}`",
+                spec.list_key, spec.label
+            ),
+            kind: Some(kind),
+            build: |c| {
+                Ok(Command::List {
+                    kind: c.kind,
+                    region: c.region(false)?,
+                })
+            },
+        });
+    }
+    let quoted = |s: &str| format!("\"{s}\"");
+    let types: Vec<String> = Kind::ALL.iter().map(|k| quoted(k.spec().label)).collect();
+    let ids: Vec<String> = Kind::ALL
+        .iter()
+        .map(|k| {
+            k.spec()
+                .names
+                .iter()
+                .map(|f| quoted(f.key))
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    let scale_labels: Vec<String> = Kind::ALL
+        .iter()
+        .map(|k| k.spec())
+        .filter(|s| s.scale.is_some())
+        .map(|s| s.label.to_string())
+        .collect();
+    t.push(JsonType::plain(
+        "AWS_SERVICE_STATUS",
+        &format!(
+            "`{{\"action\": \"START\"|\"STOP\"|\"SCALE\", \"service_type\": {}, {}, \"desired_size\"?, \"region\"}}`; `SCALE` is for {} and needs `desired_size`",
+            types.join("|"),
+            ids.join("` or `"),
+            one_of(&scale_labels)
+        ),
+        service_status,
+    ));
+    t.extend([
+    JsonType::plain(
+        "REGISTER_SERVICE",
+        "`{\"service_type\", ids as above, \"region\", \"description\"?}`",
+        |c| {
             Ok(Command::Register {
                 id: c.resource_id()?,
                 description: c.string("description", false)?.unwrap_or_default(),
             })
         },
-    },
-    JsonType {
-        name: "UNREGISTER_SERVICE",
-        content: "`{\"service_type\", ids as above, \"region\"}`",
-        build: |c| Ok(Command::Unregister { id: c.resource_id()? }),
-    },
-    JsonType {
-        name: "LIST_REGISTERED_SERVICES",
-        content: "none",
-        build: |_| Ok(Command::ListRegistered),
-    },
-    JsonType {
-        name: "STATUS",
-        content: "none",
-        build: |_| Ok(Command::Status),
-    },
-    JsonType {
-        name: "USER_ACTIVITY",
-        content: "none",
-        build: |_| Ok(Command::UserActivity),
-    },
-    JsonType {
-        name: "PAUSE",
-        content: "`{\"minutes\": 60}`",
-        build: |c| {
-            let minutes = match c.0.get("minutes") {
-                Some(Value::Number(n)) => minutes(&n.to_string()),
-                Some(Value::String(s)) => minutes(s),
-                _ => Err("content.minutes must be a number above 0".into()),
-            };
-            Ok(Command::Pause { minutes: minutes? })
-        },
-    },
-    JsonType {
-        name: "RESUME",
-        content: "none",
-        build: |_| Ok(Command::Resume),
-    },
-    JsonType {
-        name: "HOLD",
-        content: "`{\"minutes\"?, \"reason\"?, \"only\"?, \"lease_seconds\"?}`: `only` names one registered resource (`i-0abc`, `cluster/service`); with `lease_seconds` (at most 120) the hold ends unless renewed in time; needs `minutes` or `lease_seconds`",
-        build: |c| {
+    ),
+    JsonType::plain(
+        "UNREGISTER_SERVICE",
+        "`{\"service_type\", ids as above, \"region\"}`",
+        |c| Ok(Command::Unregister { id: c.resource_id()? }),
+    ),
+    JsonType::plain("LIST_REGISTERED_SERVICES", "none", |_| Ok(Command::ListRegistered)),
+    JsonType::plain("STATUS", "none", |_| Ok(Command::Status)),
+    JsonType::plain("USER_ACTIVITY", "none", |_| Ok(Command::UserActivity)),
+    JsonType::plain("PAUSE", "`{\"minutes\": 60}`", |c| {
+        let minutes = match c.map.get("minutes") {
+            Some(Value::Number(n)) => minutes(&n.to_string()),
+            Some(Value::String(s)) => minutes(s),
+            _ => Err("content.minutes must be a number above 0".into()),
+        };
+        Ok(Command::Pause { minutes: minutes? })
+    }),
+    JsonType::plain("RESUME", "none", |_| Ok(Command::Resume)),
+    JsonType::plain(
+        "HOLD",
+        "`{\"minutes\"?, \"reason\"?, \"only\"?, \"lease_seconds\"?}`: `only` names one registered resource (`i-0abc`, `cluster/service`); with `lease_seconds` (at most 120) the hold ends unless renewed in time; needs `minutes` or `lease_seconds`",
+        |c| {
             let minutes = c.number("minutes", minutes)?;
             let lease_seconds = c.number("lease_seconds", lease)?;
             if minutes.is_none() && lease_seconds.is_none() {
@@ -507,45 +571,23 @@ pub const JSON_TYPES: &[JsonType] = &[
                 lease_seconds,
             })
         },
-    },
-    JsonType {
-        name: "HOLD_RENEW",
-        content: "`{\"id\": 3}`",
-        build: |c| Ok(Command::HoldRenew { id: c.hold_id()? }),
-    },
-    JsonType {
-        name: "HOLD_RELEASE",
-        content: "`{\"id\": 3}`",
-        build: |c| Ok(Command::HoldRelease { id: c.hold_id()? }),
-    },
-    JsonType {
-        name: "LIST_HOLDS",
-        content: "none",
-        build: |_| Ok(Command::ListHolds),
-    },
-    JsonType {
-        name: "REPORT",
-        content: "`{\"days\": 30}` (optional, default 7)",
-        build: |c| report_days(c.count("days")?.map(i64::from)),
-    },
-    JsonType {
-        name: "SLEEP_NOW",
-        content: "none",
-        build: |_| Ok(Command::SleepNow),
-    },
-    JsonType {
-        name: "WAKE_NOW",
-        content: "none",
-        build: |_| Ok(Command::WakeNow),
-    },
-    JsonType {
-        name: "HELP",
-        content: "none",
-        build: |_| Ok(Command::Help),
-    },
-];
+    ),
+    JsonType::plain("HOLD_RENEW", "`{\"id\": 3}`", |c| Ok(Command::HoldRenew { id: c.hold_id()? })),
+    JsonType::plain("HOLD_RELEASE", "`{\"id\": 3}`", |c| {
+        Ok(Command::HoldRelease { id: c.hold_id()? })
+    }),
+    JsonType::plain("LIST_HOLDS", "none", |_| Ok(Command::ListHolds)),
+    JsonType::plain("REPORT", "`{\"days\": 30}` (optional, default 7)", |c| {
+        report_days(c.count("days")?.map(i64::from))
+    }),
+    JsonType::plain("SLEEP_NOW", "none", |_| Ok(Command::SleepNow)),
+    JsonType::plain("WAKE_NOW", "none", |_| Ok(Command::WakeNow)),
+    JsonType::plain("HELP", "none", |_| Ok(Command::Help)),
+    ]);
+    t
+});
 
-/// `AWS_SERVICE_STATUS`: start, stop or (EKS) scale one resource.
+/// `AWS_SERVICE_STATUS`: start, stop or (kinds with `SCALE_*`) scale one resource.
 fn service_status(c: &Content) -> Result<Command, String> {
     let id = c.resource_id()?;
     let action = c.string("action", true)?.unwrap_or_default();
@@ -555,14 +597,15 @@ fn service_status(c: &Content) -> Result<Command, String> {
             id,
         }),
         "STOP" => Ok(Command::Stop { id }),
-        "SCALE" if id.kind() == Kind::Eks => Ok(Command::ScaleEks {
+        "SCALE" if id.kind().spec().scale.is_some() => Ok(Command::Scale {
             desired: c
                 .count("desired_size")?
                 .ok_or("content.desired_size is required for SCALE")?,
             id,
         }),
         "SCALE" => Err(format!(
-            "content.action SCALE is for EKS nodegroups; for {} use START or STOP",
+            "content.action SCALE is for {}; for {} use START or STOP",
+            scalable(),
             id.kind()
         )),
         other => Err(format!(
@@ -579,14 +622,14 @@ pub fn help() -> Reply {
             .iter()
             .map(|c| HelpRow {
                 form: c.form(),
-                does: c.does,
+                does: c.does.clone(),
             })
             .collect(),
         json_types: JSON_TYPES
             .iter()
             .map(|t| HelpRow {
-                form: t.name.to_string(),
-                does: t.content,
+                form: t.name.clone(),
+                does: t.content.clone(),
             })
             .collect(),
     }
@@ -595,7 +638,7 @@ pub fn help() -> Reply {
 /// The text command table of docs/protocol.md, in Markdown.
 pub fn text_commands_markdown() -> String {
     let mut s = "| command | does |\n| --- | --- |\n".to_string();
-    for c in TEXT_COMMANDS {
+    for c in TEXT_COMMANDS.iter() {
         s += &format!("| `{}` | {} |\n", c.form(), c.does);
     }
     s
@@ -604,13 +647,13 @@ pub fn text_commands_markdown() -> String {
 /// The JSON type table of docs/protocol.md, in Markdown.
 pub fn json_types_markdown() -> String {
     let mut s = "| type | content |\n| --- | --- |\n".to_string();
-    for t in JSON_TYPES {
+    for t in JSON_TYPES.iter() {
         s += &format!("| `{}` | {} |\n", t.name, t.content);
     }
     s
 }
 
-fn names<T>(table: &[T], name: impl Fn(&T) -> &'static str) -> String {
+fn names<T>(table: &[T], name: impl Fn(&T) -> &str) -> String {
     table.iter().map(name).collect::<Vec<_>>().join(", ")
 }
 
@@ -671,7 +714,7 @@ fn parse_text(text: &str) -> Result<Request, ParseError> {
             message: format!(
                 "unknown command `{}`; known commands: {}",
                 truncate(fields[0], 64),
-                names(TEXT_COMMANDS, |c| c.name)
+                names(&TEXT_COMMANDS, |c| &c.name)
             ),
         });
     };
@@ -755,12 +798,15 @@ fn read_text(spec: &TextCommand, args: &[&str]) -> Result<Command, String> {
             spec.form()
         ));
     }
-    let mut a = Args::default();
+    let mut a = Args {
+        kind: spec.kind,
+        ..Args::default()
+    };
     let (mut names, mut count) = (Vec::new(), None);
     for (i, field) in spec.fields.iter().enumerate() {
         let Some(value) = args.get(i) else { break };
         match field {
-            InstanceId | Cluster | Service | Nodegroup => names.push(value.to_string()),
+            Name(_) => names.push(value.to_string()),
             Region | OptRegion if is_valid_region(value) => a.region = Some(value.to_string()),
             Region | OptRegion => {
                 return Err(format!(
@@ -774,25 +820,8 @@ fn read_text(spec: &TextCommand, args: &[&str]) -> Result<Command, String> {
             Description | Reason => a.description = args[i..].join(":").trim().to_string(),
         }
     }
-    if !names.is_empty() {
-        let region = a.region.clone().unwrap_or_default();
-        let id = match (spec.fields[0], spec.fields[1], names.as_slice()) {
-            (InstanceId, _, [instance_id]) => ResourceId::Ec2 {
-                instance_id: instance_id.clone(),
-                region,
-            },
-            (Cluster, Service, [cluster_name, service_name]) => ResourceId::Ecs {
-                cluster_name: cluster_name.clone(),
-                service_name: service_name.clone(),
-                region,
-            },
-            (_, _, [cluster_name, nodegroup_name]) => ResourceId::Eks {
-                cluster_name: cluster_name.clone(),
-                nodegroup_name: nodegroup_name.clone(),
-                region,
-            },
-            _ => return Err(format!("expected {}", spec.form())),
-        };
+    if let (Some(kind), false) = (spec.kind, names.is_empty()) {
+        let id = ResourceId::new(kind, names, a.region.clone().unwrap_or_default());
         check_id(&id).map_err(|e| format!("{}: {e}", spec.name))?;
         a.id = Some(id);
     }
@@ -922,7 +951,7 @@ fn parse_json(text: &str) -> Result<Request, ParseError> {
     if !env.get("type").is_some_and(Value::is_string) {
         return Err(err(format!(
             "`type` must be a string, one of: {}",
-            names(JSON_TYPES, |t| t.name)
+            names(&JSON_TYPES, |t| &t.name)
         )));
     }
     let credential = match env.get("token") {
@@ -940,10 +969,14 @@ fn parse_json(text: &str) -> Result<Request, ParseError> {
         return Err(err(format!(
             "unknown type `{}`; known types: {}",
             truncate(&kind, 64),
-            names(JSON_TYPES, |t| t.name)
+            names(&JSON_TYPES, |t| &t.name)
         )));
     };
-    let command = (spec.build)(&Content(content)).map_err(err)?;
+    let command = (spec.build)(&Content {
+        map: content,
+        kind: spec.kind,
+    })
+    .map_err(err)?;
     Ok(Request {
         format,
         credential,
@@ -974,11 +1007,15 @@ fn parse_signed_json(
 }
 
 /// Typed access to an envelope's `content`.
-struct Content<'a>(&'a Map<String, Value>);
+struct Content<'a> {
+    map: &'a Map<String, Value>,
+    /// The kind of resource of the envelope's type, if any.
+    kind: Option<Kind>,
+}
 
 impl Content<'_> {
     fn string(&self, key: &str, required: bool) -> Result<Option<String>, String> {
-        match self.0.get(key) {
+        match self.map.get(key) {
             None | Some(Value::Null) if !required => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             None | Some(Value::Null) => Err(format!("content.{key} is required")),
@@ -997,7 +1034,7 @@ impl Content<'_> {
     }
 
     fn count(&self, key: &str) -> Result<Option<i32>, String> {
-        match self.0.get(key) {
+        match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
                 .as_i64()
@@ -1015,7 +1052,7 @@ impl Content<'_> {
         key: &str,
         check: fn(&str) -> Result<f64, String>,
     ) -> Result<Option<f64>, String> {
-        match self.0.get(key) {
+        match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => check(&n.to_string()).map(Some),
             Some(Value::String(s)) => check(s).map(Some),
@@ -1024,7 +1061,7 @@ impl Content<'_> {
     }
 
     fn hold_id(&self) -> Result<u64, String> {
-        match self.0.get("id") {
+        match self.map.get("id") {
             Some(Value::Number(n)) => hold_id(&n.to_string()),
             Some(Value::String(s)) => hold_id(s),
             _ => Err("content.id must be a hold id (a whole number)".into()),
@@ -1036,28 +1073,20 @@ impl Content<'_> {
         let region = self.region(true)?.unwrap_or_default();
         let req =
             |k: &str| -> Result<String, String> { Ok(self.string(k, true)?.unwrap_or_default()) };
-        let id = match service_type.to_ascii_uppercase().as_str() {
-            "EC2" => ResourceId::Ec2 {
-                instance_id: req("instance_id")?,
-                region,
-            },
-            "ECS" => ResourceId::Ecs {
-                cluster_name: req("cluster_name")?,
-                service_name: req("service_name")?,
-                region,
-            },
-            "EKS" => ResourceId::Eks {
-                cluster_name: req("cluster_name")?,
-                nodegroup_name: req("nodegroup_name")?,
-                region,
-            },
-            other => {
-                return Err(format!(
-                    "content.service_type `{}` must be EC2, ECS or EKS",
-                    truncate(other, 32)
-                ))
-            }
-        };
+        let kind = Kind::from_label(&service_type).ok_or_else(|| {
+            format!(
+                "content.service_type `{}` must be {}",
+                truncate(&service_type, 32),
+                kind_labels()
+            )
+        })?;
+        let names = kind
+            .spec()
+            .names
+            .iter()
+            .map(|f| req(f.key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = ResourceId::new(kind, names, region);
         check_id(&id)?;
         Ok(id)
     }
@@ -1266,11 +1295,7 @@ mod tests {
                 region: Some("eu-west-1".into())
             }
         );
-        let ecs = ResourceId::Ecs {
-            cluster_name: "c".into(),
-            service_name: "s".into(),
-            region: "us-east-1".into(),
-        };
+        let ecs = ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1");
         assert_eq!(
             cmd("START_ECS:c:s:us-east-1"),
             Command::Start {
@@ -1291,7 +1316,7 @@ mod tests {
         );
         assert!(matches!(
             cmd("SCALE_EKS:k:ng:us-east-1:3"),
-            Command::ScaleEks { desired: 3, .. }
+            Command::Scale { desired: 3, .. }
         ));
         assert_eq!(
             cmd("REGISTER_ECS:c:s:us-east-1:my api: v2"),
@@ -1524,7 +1549,7 @@ mod tests {
         };
         assert!(matches!(
             scale("EKS", r#","desired_size":3"#).unwrap().command,
-            Command::ScaleEks { desired: 3, .. }
+            Command::Scale { desired: 3, .. }
         ));
         assert!(scale("EKS", "")
             .unwrap_err()
@@ -1563,13 +1588,13 @@ mod tests {
 
     #[test]
     fn every_command_in_the_tables_parses_and_help_lists_them() {
-        for c in TEXT_COMMANDS {
+        for c in TEXT_COMMANDS.iter() {
             let err = parse(format!("{}:{}", c.name, "x:".repeat(8)).as_bytes());
             if let Err(e) = err {
                 assert!(!e.message.starts_with("unknown command"), "{}", c.name);
             }
         }
-        for t in JSON_TYPES {
+        for t in JSON_TYPES.iter() {
             let r = parse(format!(r#"{{"type":"{}"}}"#, t.name).as_bytes());
             if let Err(e) = r {
                 assert!(!e.message.starts_with("unknown type"), "{}", t.name);
@@ -1584,10 +1609,21 @@ mod tests {
         };
         assert_eq!(commands.len(), TEXT_COMMANDS.len());
         assert_eq!(json_types.len(), JSON_TYPES.len());
-        assert!(error(b"FROB").ends_with(&names(TEXT_COMMANDS, |c| c.name)));
+        assert!(error(b"FROB").ends_with(&names(&TEXT_COMMANDS, |c| &c.name)));
+        let form = |name: &str| {
+            TEXT_COMMANDS
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .form()
+        };
         assert_eq!(
-            TEXT_COMMANDS[6].form(),
+            form("START_ECS"),
             "START_ECS:cluster:service:region[:count]"
+        );
+        assert_eq!(
+            form("REGISTER_ASG"),
+            "REGISTER_ASG:group:region[:description]"
         );
     }
 

@@ -3,10 +3,13 @@
 //! Parsed with serde_yaml into raw entries, then validated into [`Entry`]s.
 //! Every error names the line it is about.
 
-use crate::core::resource::ResourceId;
+use crate::core::resource::{Kind, ResourceId};
 use crate::core::settings::is_valid_region;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::LazyLock;
 
 /// Why `services.yaml` could not be used.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -30,6 +33,20 @@ pub struct Entry {
     pub description: String,
     /// EKS only: desired size used by `START` when no sleep record exists.
     pub desired_size: Option<i32>,
+    /// Found by its `cloudnap:managed=true` tag, not in services.yaml.
+    pub tagged: bool,
+}
+
+impl Entry {
+    /// Where the entry comes from, as `status` and `LIST_REGISTERED_SERVICES`
+    /// show it: `services.yaml` or `tag`.
+    pub fn source(&self) -> &'static str {
+        if self.tagged {
+            "tag"
+        } else {
+            "services.yaml"
+        }
+    }
 }
 
 /// The parsed registry, in file order.
@@ -38,49 +55,213 @@ pub struct Registry {
     pub entries: Vec<Entry>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    ec2_instances: Option<Vec<RawEc2>>,
-    ecs_services: Option<Vec<RawEcs>>,
-    eks_nodegroups: Option<Vec<RawEks>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEc2 {
-    instance_id: String,
+/// One entry of a section, as written: its kind's name fields in order.
+struct RawEntry {
+    kind: Kind,
+    names: Vec<String>,
     region: String,
-    #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
     profile: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEcs {
-    cluster_name: String,
-    service_name: String,
-    region: String,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    profile: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEks {
-    cluster_name: String,
-    nodegroup_name: String,
-    region: String,
-    #[serde(default)]
     desired_size: Option<i32>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    profile: Option<String>,
+}
+
+/// The file's entries, section by section, with serde's errors (and so
+/// their lines) for unknown sections and fields.
+#[derive(Default)]
+struct RawFile(Vec<RawEntry>);
+
+/// Every section key.
+static SECTIONS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| Kind::ALL.iter().map(|k| k.spec().section).collect());
+
+impl<'de> Deserialize<'de> for RawFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct File;
+        impl<'de> Visitor<'de> for File {
+            type Value = RawFile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "sections {}", SECTIONS.join(", "))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFile, A::Error> {
+                let mut sections = Vec::new();
+                while let Some(key) = map.next_key_seed(Key(None))? {
+                    let Named::Section(kind) = key else {
+                        return Err(A::Error::custom("a field outside an entry"));
+                    };
+                    let entries: Option<Entries> = map.next_value_seed(Section(kind))?;
+                    sections.push((kind, entries.map_or_else(Vec::new, |e| e.0)));
+                }
+                sections.sort_by_key(|(kind, _)| *kind);
+                Ok(RawFile(sections.into_iter().flat_map(|(_, e)| e).collect()))
+            }
+        }
+        d.deserialize_map(File)
+    }
+}
+
+/// A key of the file (`Key(None)`: a section) or of an entry of a kind.
+/// Unknown keys are errors at their line.
+struct Key(Option<Kind>);
+
+/// What a [`Key`] named.
+enum Named {
+    Section(Kind),
+    /// The name field at this index.
+    Name(usize),
+    /// `region`, `desired_size`, `description` or `profile`.
+    Other(&'static str),
+}
+
+/// The fields of every entry after its names (`desired_size` only for kinds
+/// that take it).
+const OTHER_FIELDS: [&str; 4] = ["region", "desired_size", "description", "profile"];
+
+impl Key {
+    /// What `key` names, if it is known here.
+    fn named(&self, key: &str) -> Option<Named> {
+        let Some(kind) = self.0 else {
+            return Kind::ALL
+                .into_iter()
+                .find(|k| k.spec().section == key)
+                .map(Named::Section);
+        };
+        let spec = kind.spec();
+        if let Some(i) = spec.names.iter().position(|f| f.key == key) {
+            return Some(Named::Name(i));
+        }
+        OTHER_FIELDS
+            .into_iter()
+            .find(|f| *f == key && (*f != "desired_size" || spec.desired_size))
+            .map(Named::Other)
+    }
+
+    /// Every key known here, for the error message.
+    fn known(&self) -> Vec<&'static str> {
+        let Some(kind) = self.0 else {
+            return SECTIONS.clone();
+        };
+        let spec = kind.spec();
+        let names = spec.names.iter().map(|f| f.key);
+        let others = OTHER_FIELDS
+            .into_iter()
+            .filter(|f| *f != "desired_size" || spec.desired_size);
+        names.chain(others).collect()
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Named;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Named, D::Error> {
+        // Checked inside the visitor, so serde_yaml puts the key's line on errors.
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Named;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Named, E> {
+        self.named(key).ok_or_else(|| {
+            let known: Vec<String> = self.known().iter().map(|k| format!("`{k}`")).collect();
+            E::custom(format!(
+                "unknown field `{key}`, expected one of {}",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+/// A section's entries.
+struct Entries(Vec<RawEntry>);
+
+/// The seed of a section of `kind`.
+struct Section(Kind);
+
+impl<'de> DeserializeSeed<'de> for Section {
+    type Value = Option<Entries>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Entries>, D::Error> {
+        struct Items(Kind);
+        impl<'de> Visitor<'de> for Items {
+            type Value = Option<Entries>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a list of {}", self.0.spec().section)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_seq(self)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = seq.next_element_seed(Item(self.0))? {
+                    out.push(e);
+                }
+                Ok(Some(Entries(out)))
+            }
+        }
+        d.deserialize_option(Items(self.0))
+    }
+}
+
+/// The seed of one entry of `kind`.
+struct Item(Kind);
+
+impl<'de> DeserializeSeed<'de> for Item {
+    type Value = RawEntry;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawEntry, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Item {
+    type Value = RawEntry;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a {} entry", self.0.spec().noun)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEntry, A::Error> {
+        let spec = self.0.spec();
+        let mut names: Vec<Option<String>> = vec![None; spec.names.len()];
+        let (mut region, mut description, mut profile, mut desired_size) = (None, None, None, None);
+        while let Some(key) = map.next_key_seed(Key(Some(self.0)))? {
+            let (slot, field) = match key {
+                Named::Name(i) => (&mut names[i], spec.names[i].key),
+                Named::Other("region") => (&mut region, "region"),
+                Named::Other("description") => (&mut description, "description"),
+                Named::Other("profile") => (&mut profile, "profile"),
+                Named::Other(_) => {
+                    desired_size = map.next_value::<Option<i32>>()?;
+                    continue;
+                }
+                Named::Section(_) => return Err(A::Error::custom("a section inside an entry")),
+            };
+            if slot.is_some() {
+                return Err(A::Error::duplicate_field(field));
+            }
+            *slot = match field {
+                "description" | "profile" => map.next_value::<Option<String>>()?,
+                _ => Some(map.next_value::<String>()?),
+            };
+        }
+        let names = names
+            .into_iter()
+            .zip(spec.names)
+            .map(|(name, f)| name.ok_or_else(|| A::Error::missing_field(f.key)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RawEntry {
+            kind: self.0,
+            names,
+            region: region.ok_or_else(|| A::Error::missing_field("region"))?,
+            description,
+            profile,
+            desired_size,
+        })
+    }
 }
 
 /// Checks a resource name: non-empty, no `:` (the UDP field separator), no whitespace.
@@ -104,28 +285,11 @@ pub fn check_id(id: &ResourceId) -> Result<(), String> {
             id.region()
         ));
     }
-    match id {
-        ResourceId::Ec2 { instance_id, .. } => {
-            check_name("instance_id", instance_id)?;
-            if !instance_id.starts_with("i-") {
-                return Err(format!(
-                    "instance_id `{instance_id}` must look like i-0123456789abcdef0"
-                ));
-            }
-            Ok(())
-        }
-        ResourceId::Ecs {
-            cluster_name,
-            service_name,
-            ..
-        } => check_name("cluster_name", cluster_name).and(check_name("service_name", service_name)),
-        ResourceId::Eks {
-            cluster_name,
-            nodegroup_name,
-            ..
-        } => check_name("cluster_name", cluster_name)
-            .and(check_name("nodegroup_name", nodegroup_name)),
+    let spec = id.kind().spec();
+    for (field, name) in spec.names.iter().zip(id.names()) {
+        check_name(field.key, name)?;
     }
+    (spec.check)(id.names())
 }
 
 /// The 1-based line of the `nth` (0-based) occurrence of `needle` after a
@@ -205,44 +369,21 @@ impl Registry {
                 profile,
                 description: description.unwrap_or_default(),
                 desired_size,
+                tagged: false,
             });
         };
-        let ec2 = raw.ec2_instances.unwrap_or_default().into_iter().map(|e| {
-            let needle = e.instance_id.clone();
-            let id = ResourceId::Ec2 {
-                instance_id: e.instance_id,
-                region: e.region,
-            };
-            (id, "instance_id", needle, e.profile, e.description, None)
-        });
-        let ecs = raw.ecs_services.unwrap_or_default().into_iter().map(|e| {
-            let needle = e.cluster_name.clone();
-            let id = ResourceId::Ecs {
-                cluster_name: e.cluster_name,
-                service_name: e.service_name,
-                region: e.region,
-            };
-            (id, "cluster_name", needle, e.profile, e.description, None)
-        });
-        let eks = raw.eks_nodegroups.unwrap_or_default().into_iter().map(|e| {
-            let needle = e.cluster_name.clone();
-            let id = ResourceId::Eks {
-                cluster_name: e.cluster_name,
-                nodegroup_name: e.nodegroup_name,
-                region: e.region,
-            };
-            let desired = e.desired_size;
-            (
+        for e in raw.0 {
+            let id = ResourceId::new(e.kind, e.names, e.region);
+            let (key, needle) = (e.kind.spec().names[0].key, id.part(0).to_string());
+            push(
                 id,
-                "cluster_name",
-                needle,
+                key,
+                &needle,
                 e.profile,
                 e.description,
-                desired,
-            )
-        });
-        for (id, key, needle, profile, description, desired) in ec2.chain(ecs).chain(eks) {
-            push(id, key, &needle, profile, description, desired, &mut errors);
+                e.desired_size,
+                &mut errors,
+            );
         }
         if errors.is_empty() {
             Ok(Registry { entries })

@@ -8,11 +8,7 @@ use crate::core::resource::{Kind, ResourceId};
 
 /// The top-level key holding entries of `kind`.
 pub fn section_key(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Ec2 => "ec2_instances",
-        Kind::Ecs => "ecs_services",
-        Kind::Eks => "eks_nodegroups",
-    }
+    kind.spec().section
 }
 
 fn scalar(s: &str) -> String {
@@ -23,33 +19,15 @@ fn scalar(s: &str) -> String {
 
 /// One list item, each line starting with `indent`.
 pub fn render_entry(e: &Entry, indent: &str) -> String {
-    let mut fields: Vec<(&str, String)> = match &e.id {
-        ResourceId::Ec2 {
-            instance_id,
-            region,
-        } => vec![
-            ("instance_id", scalar(instance_id)),
-            ("region", scalar(region)),
-        ],
-        ResourceId::Ecs {
-            cluster_name,
-            service_name,
-            region,
-        } => vec![
-            ("cluster_name", scalar(cluster_name)),
-            ("service_name", scalar(service_name)),
-            ("region", scalar(region)),
-        ],
-        ResourceId::Eks {
-            cluster_name,
-            nodegroup_name,
-            region,
-        } => vec![
-            ("cluster_name", scalar(cluster_name)),
-            ("nodegroup_name", scalar(nodegroup_name)),
-            ("region", scalar(region)),
-        ],
-    };
+    let mut fields: Vec<(&str, String)> =
+        e.id.kind()
+            .spec()
+            .names
+            .iter()
+            .zip(e.id.names())
+            .map(|(field, name)| (field.key, scalar(name)))
+            .collect();
+    fields.push(("region", scalar(e.id.region())));
     if let Some(d) = e.desired_size {
         fields.push(("desired_size", d.to_string()));
     }
@@ -72,7 +50,7 @@ pub fn render_entry(e: &Entry, indent: &str) -> String {
 /// The whole registry in canonical form.
 pub fn render(r: &Registry) -> String {
     let mut out = String::from("# cloudnap services registry (rewritten by cloudnap)\n");
-    for kind in [Kind::Ec2, Kind::Ecs, Kind::Eks] {
+    for kind in Kind::ALL {
         let entries: Vec<&Entry> = r.entries.iter().filter(|e| e.id.kind() == kind).collect();
         if entries.is_empty() {
             out += &format!("{}: []\n", section_key(kind));
@@ -154,22 +132,13 @@ fn block_id(kind: Kind, block: &[&str]) -> Option<ResourceId> {
     let v: serde_yaml::Value = serde_yaml::from_str(&block.join("\n")).ok()?;
     let m = v.as_sequence()?.first()?.as_mapping()?;
     let get = |k: &str| m.get(k).and_then(|v| v.as_str()).map(String::from);
-    Some(match kind {
-        Kind::Ec2 => ResourceId::Ec2 {
-            instance_id: get("instance_id")?,
-            region: get("region")?,
-        },
-        Kind::Ecs => ResourceId::Ecs {
-            cluster_name: get("cluster_name")?,
-            service_name: get("service_name")?,
-            region: get("region")?,
-        },
-        Kind::Eks => ResourceId::Eks {
-            cluster_name: get("cluster_name")?,
-            nodegroup_name: get("nodegroup_name")?,
-            region: get("region")?,
-        },
-    })
+    let names = kind
+        .spec()
+        .names
+        .iter()
+        .map(|f| get(f.key))
+        .collect::<Option<Vec<_>>>()?;
+    Some(ResourceId::new(kind, names, get("region")?))
 }
 
 /// `text` without the item for `id`, or `None` if it cannot be found as a
@@ -203,13 +172,11 @@ mod tests {
 
     fn ec2(id: &str) -> Entry {
         Entry {
-            id: ResourceId::Ec2 {
-                instance_id: id.into(),
-                region: "us-east-1".into(),
-            },
+            id: ResourceId::new(Kind::Ec2, [id], "us-east-1"),
             profile: None,
             description: "box: one".into(),
             desired_size: None,
+            tagged: false,
         }
     }
 
@@ -229,14 +196,11 @@ mod tests {
     #[test]
     fn insert_into_empty_flow_list_and_missing_section() {
         let ecs = Entry {
-            id: ResourceId::Ecs {
-                cluster_name: "c".into(),
-                service_name: "yes".into(),
-                region: "eu-west-1".into(),
-            },
+            id: ResourceId::new(Kind::Ecs, ["c", "yes"], "eu-west-1"),
             profile: Some("work".into()),
             description: String::new(),
             desired_size: None,
+            tagged: false,
         };
         let out = insert_entry(TEXT, &ecs).unwrap();
         assert_eq!(Registry::parse(&out).unwrap().entries[1], ecs);

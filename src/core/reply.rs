@@ -4,7 +4,10 @@
 
 use crate::core::holds::HoldRow;
 use crate::core::report::Outcome;
-use crate::core::resource::{Capacity, Ec2Instance, EcsService, EksNodegroup, ResourceId};
+use crate::core::resource::{
+    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, RdsCluster, RdsInstance,
+    ResourceId,
+};
 use crate::core::status::Status;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -62,13 +65,16 @@ pub struct RegisteredRow {
     pub description: String,
     pub profile: Option<String>,
     pub desired_size: Option<i32>,
+    /// `services.yaml`, or `tag` for a resource found by its
+    /// `cloudnap:managed=true` tag.
+    pub source: &'static str,
 }
 
 /// One command of the protocol, as `HELP` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HelpRow {
     pub form: String,
-    pub does: &'static str,
+    pub does: String,
 }
 
 /// What `LIST_*` found. The keys are those of the original cloudnap
@@ -84,6 +90,15 @@ pub enum Listing {
     },
     Eks {
         clusters: Vec<EksCluster>,
+    },
+    Asg {
+        groups: Vec<AutoScalingGroup>,
+    },
+    Rds {
+        instances: Vec<RdsInstance>,
+    },
+    RdsClusters {
+        clusters: Vec<RdsCluster>,
     },
     /// `LIST_ALL_SERVICES`.
     All {

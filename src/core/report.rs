@@ -22,6 +22,9 @@ pub enum Action {
     WouldRestore,
     AlreadyUp,
     Failed,
+    /// AWS took the call, but the resource did not show the capacity set
+    /// within the bounded read-back (what it shows is in the error).
+    DidNotReach,
 }
 
 impl Action {
@@ -40,7 +43,13 @@ impl Action {
             Action::WouldRestore => "would_restore",
             Action::AlreadyUp => "already_up",
             Action::Failed => "failed",
+            Action::DidNotReach => "did_not_reach",
         }
+    }
+
+    /// Whether the row is an error: exit code, notification, tray.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Action::Failed | Action::DidNotReach)
     }
 }
 
@@ -74,6 +83,8 @@ pub struct StatusRow {
     /// The capacity cloudnap will restore, if it put the resource to sleep.
     pub asleep: Option<Capacity>,
     pub protected: bool,
+    /// `services.yaml`, or `tag` (see [`crate::core::registry::Entry::source`]).
+    pub source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -5,7 +5,7 @@
 
 use crate::core::history::{Change, HistoryEvent};
 use crate::core::prices::{PriceBook, PriceItem, Source, ASSUMPTIONS};
-use crate::core::resource::{Capacity, Facts, ResourceId};
+use crate::core::resource::{Capacity, Desired, Facts, Kind, ResourceId, Running, Scaling};
 use chrono::{NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,8 +133,8 @@ fn rates(
             _ => "Linux".into(),
         },
     };
-    match saved {
-        Some(Capacity::Ec2 { .. }) => {
+    match saved.map(|c| c.level) {
+        Some(Running(_)) => {
             match &facts.instance_type {
                 Some(t) => r.add(prices, instance(t, facts.os.as_deref()), 1.0, false, t),
                 None => r.notes.push("instance type unknown".into()),
@@ -165,7 +165,7 @@ fn rates(
                 );
             }
         }
-        Some(Capacity::Ecs { desired }) => match facts.launch_type.as_deref() {
+        Some(Desired(desired)) => match facts.launch_type.as_deref() {
             Some("FARGATE") => match (facts.task_cpu_units, facts.task_memory_mib) {
                 (Some(cpu), Some(mib)) => {
                     let tasks = f64::from(desired.max(0));
@@ -197,7 +197,7 @@ fn rates(
                 .push("runs on EC2 capacity: counted on its instances".into()),
             None => r.notes.push("launch type unknown".into()),
         },
-        Some(Capacity::Eks { desired, .. }) => {
+        Some(Scaling { desired, .. }) => {
             match facts.instance_types.first() {
                 Some(t) => r.add(
                     prices,
@@ -223,14 +223,10 @@ fn rates(
 fn control_plane_carriers(events: &[HistoryEvent]) -> BTreeSet<ResourceId> {
     let mut first: BTreeMap<(String, String), ResourceId> = BTreeMap::new();
     for e in events {
-        if let ResourceId::Eks {
-            cluster_name,
-            region,
-            ..
-        } = &e.resource
-        {
+        if e.resource.kind() == Kind::Eks {
+            let cluster = e.resource.part(0).to_string();
             let slot = first
-                .entry((region.clone(), cluster_name.clone()))
+                .entry((e.resource.region().to_string(), cluster))
                 .or_insert_with(|| e.resource.clone());
             if e.resource < *slot {
                 *slot = e.resource.clone();
@@ -548,10 +544,7 @@ mod tests {
     const T0: f64 = 1_762_000_000.0;
 
     fn ec2(n: &str) -> ResourceId {
-        ResourceId::Ec2 {
-            instance_id: n.into(),
-            region: "us-east-1".into(),
-        }
+        ResourceId::new(Kind::Ec2, [n], "us-east-1")
     }
 
     fn t3_micro() -> Facts {
@@ -588,7 +581,7 @@ mod tests {
         assert!((a - b).abs() < 1e-9, "{a} != {b}");
     }
 
-    const UP: Capacity = Capacity::Ec2 { running: true };
+    const UP: Capacity = Capacity::of(Kind::Ec2, Running(true));
 
     #[test]
     fn ten_hours_of_a_t3_micro_save_ten_cents_and_four_tenths() {
@@ -667,19 +660,20 @@ mod tests {
 
     #[test]
     fn each_sleep_is_priced_at_the_capacity_it_saved() {
-        let ng = ResourceId::Eks {
-            cluster_name: "c".into(),
-            nodegroup_name: "n".into(),
-            region: "us-east-1".into(),
-        };
+        let ng = ResourceId::new(Kind::Eks, ["c", "n"], "us-east-1");
         let facts = Facts {
             instance_types: vec!["m5.large".into()],
             ..Facts::default()
         };
-        let eks = |d| Capacity::Eks {
-            min: 0,
-            desired: d,
-            max: 5,
+        let eks = |d| {
+            Capacity::of(
+                Kind::Eks,
+                Scaling {
+                    min: 0,
+                    desired: d,
+                    max: 5,
+                },
+            )
         };
         let events = [
             sleep(&ng, T0, eks(2), facts.clone()),
@@ -696,11 +690,7 @@ mod tests {
 
     #[test]
     fn fargate_is_priced_by_task_size_and_ecs_on_ec2_is_not_counted_twice() {
-        let svc = |n: &str| ResourceId::Ecs {
-            cluster_name: "c".into(),
-            service_name: n.into(),
-            region: "us-east-1".into(),
-        };
+        let svc = |n: &str| ResourceId::new(Kind::Ecs, ["c", n], "us-east-1");
         let fargate = Facts {
             launch_type: Some("FARGATE".into()),
             task_cpu_units: Some(512),
@@ -711,7 +701,7 @@ mod tests {
             launch_type: Some("EC2".into()),
             ..Facts::default()
         };
-        let two = Capacity::Ecs { desired: 2 };
+        let two = Capacity::of(Kind::Ecs, Desired(2));
         let events = [
             sleep(&svc("f"), T0, two, fargate),
             sleep(&svc("e"), T0, two, on_ec2),

@@ -118,6 +118,9 @@ pub struct AwsSettings {
     pub dry_run: bool,
     /// Upper bound on AWS calls in flight at once.
     pub max_concurrent_calls: usize,
+    /// Resources tagged `cloudnap:managed=true` in `regions` are managed as
+    /// if they were in services.yaml.
+    pub tag_discovery: bool,
 }
 
 /// The busy veto: resources at work (by their CloudWatch metrics, or an ECS
@@ -456,6 +459,7 @@ fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
             "service_state_check_interval_minutes",
             "dry_run",
             "max_concurrent_calls",
+            "tag_discovery",
         ],
     );
     AwsSettings {
@@ -479,6 +483,7 @@ fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
         )),
         dry_run: c.boolean(&s, "dry_run", false),
         max_concurrent_calls: c.int(&s, "max_concurrent_calls", 16, 1, 256) as usize,
+        tag_discovery: c.boolean(&s, "tag_discovery", true),
     }
 }
 

@@ -242,7 +242,8 @@ pub enum Event {
     Asleep(Vec<Outcome>),
     /// A wake finished: its report.
     Awake(Vec<Outcome>),
-    /// The periodic check let go of resources started by hand.
+    /// The periodic check let go of resources started by hand, or stopped
+    /// again databases AWS started by itself while the user is away.
     Refreshed(Vec<Outcome>),
     /// A sleep or wake failed, in whole (`error`) or for some resources.
     Error {

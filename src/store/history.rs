@@ -171,16 +171,14 @@ impl HistoryFile {
 mod tests {
     use super::*;
     use crate::core::history::{Change, Trigger};
+    use crate::core::resource::Kind;
     use crate::core::resource::ResourceId;
 
     fn ev(at: f64, change: Change) -> HistoryEvent {
         HistoryEvent {
             at,
             change,
-            resource: ResourceId::Ec2 {
-                instance_id: "i-1".into(),
-                region: "us-east-1".into(),
-            },
+            resource: ResourceId::new(Kind::Ec2, ["i-1"], "us-east-1"),
             saved: None,
             trigger: Trigger::Command,
             facts: None,

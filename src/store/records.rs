@@ -99,28 +99,28 @@ mod tests {
     use super::*;
     use crate::core::policy::Phase;
     use crate::core::resource::Capacity;
+    use crate::core::resource::{Kind, Scaling};
 
     #[test]
     fn round_trips_and_handles_missing_and_corrupt_files() {
         let dir = tempfile::tempdir().unwrap();
         let f = RecordsFile::new(dir.path().join("state.json"));
         assert!(f.load().unwrap().is_empty());
-        let id = ResourceId::Eks {
-            cluster_name: "c".into(),
-            nodegroup_name: "n".into(),
-            region: "us-east-1".into(),
-        };
+        let id = ResourceId::new(Kind::Eks, ["c", "n"], "us-east-1");
         let mut r = Records::new();
         r.insert(
             id.clone(),
             SleepRecord {
                 resource: id.clone(),
                 profile: None,
-                saved: Capacity::Eks {
-                    min: 1,
-                    desired: 2,
-                    max: 4,
-                },
+                saved: Capacity::of(
+                    Kind::Eks,
+                    Scaling {
+                        min: 1,
+                        desired: 2,
+                        max: 4,
+                    },
+                ),
                 phase: Phase::Asleep,
                 since: 7,
             },

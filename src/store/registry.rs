@@ -143,18 +143,17 @@ pub fn entry(id: ResourceId, description: String) -> Entry {
         profile: None,
         description,
         desired_size: None,
+        tagged: false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::resource::Kind;
 
     fn id(n: u32) -> ResourceId {
-        ResourceId::Ec2 {
-            instance_id: format!("i-{n}"),
-            region: "us-east-1".into(),
-        }
+        ResourceId::new(Kind::Ec2, [format!("i-{n}")], "us-east-1")
     }
 
     #[test]

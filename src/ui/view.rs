@@ -2,7 +2,6 @@
 //! STATUS and events. Pure: no tray library, no D-Bus.
 
 use crate::core::report::{Action, Outcome};
-use crate::core::resource::ResourceId;
 use crate::core::status::{describe, Event, StateName, Status};
 
 /// The tray icon's state.
@@ -184,11 +183,7 @@ fn names(outcomes: &[Outcome], actions: &[Action]) -> Vec<String> {
     outcomes
         .iter()
         .filter(|o| actions.contains(&o.action))
-        .map(|o| match &o.resource {
-            ResourceId::Ec2 { instance_id, .. } => instance_id.clone(),
-            ResourceId::Ecs { service_name, .. } => service_name.clone(),
-            ResourceId::Eks { nodegroup_name, .. } => nodegroup_name.clone(),
-        })
+        .map(|o| o.resource.short_name().to_string())
         .collect()
 }
 
@@ -285,7 +280,7 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
             failed,
             error,
         } => {
-            let failed = names(failed, &[Action::Failed]);
+            let failed = names(failed, &[Action::Failed, Action::DidNotReach]);
             let body = if failed.is_empty() {
                 error.clone().unwrap_or_default()
             } else {
@@ -318,6 +313,7 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
 mod tests {
     use super::*;
     use crate::core::resource::Capacity;
+    use crate::core::resource::{Kind, ResourceId, Running};
     use crate::core::status::{AsleepRow, ConfigFile, Operation};
 
     fn status(state: StateName) -> Status {
@@ -368,10 +364,7 @@ mod tests {
     }
 
     fn ec2(id: &str) -> ResourceId {
-        ResourceId::Ec2 {
-            instance_id: id.into(),
-            region: "us-east-1".into(),
-        }
+        ResourceId::new(Kind::Ec2, [id], "us-east-1")
     }
 
     #[test]
@@ -397,7 +390,7 @@ mod tests {
         assert_eq!(v.line, "Sleeping in 45 s (3 resources)");
         let row = AsleepRow {
             resource: ec2("i-1"),
-            saved: Capacity::Ec2 { running: true },
+            saved: Capacity::of(Kind::Ec2, Running(true)),
             phase: crate::core::policy::Phase::Asleep,
             since: 0,
         };
@@ -492,16 +485,8 @@ mod tests {
             "{}",
             late.body
         );
-        let ecs = ResourceId::Ecs {
-            cluster_name: "c".into(),
-            service_name: "web".into(),
-            region: "us-east-1".into(),
-        };
-        let eks = ResourceId::Eks {
-            cluster_name: "c".into(),
-            nodegroup_name: "ng".into(),
-            region: "us-east-1".into(),
-        };
+        let ecs = ResourceId::new(Kind::Ecs, ["c", "web"], "us-east-1");
+        let eks = ResourceId::new(Kind::Eks, ["c", "ng"], "us-east-1");
         let outcomes = vec![
             outcome(ecs, Action::Stopped),
             outcome(ec2("i-1"), Action::AlreadyAsleep),

@@ -6,6 +6,8 @@
 //! and the JSON answer comes back as CBOR. Every other request passes through
 //! unchanged.
 
+#![allow(dead_code)] // each test binary uses part of it
+
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +20,7 @@ const CBOR_PREFIX: &str = "/service/GraniteServiceVersion20100801/operation/";
 pub struct Forwarder {
     pub url: String,
     counts: Arc<Mutex<BTreeMap<String, usize>>>,
+    held: Arc<Mutex<Option<String>>>,
 }
 
 impl Forwarder {
@@ -27,14 +30,21 @@ impl Forwarder {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_string();
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
-        let c = counts.clone();
+        let held = Arc::new(Mutex::new(None));
+        let (c, h) = (counts.clone(), held.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().map_while(Result::ok) {
-                let (c, upstream) = (c.clone(), upstream.clone());
-                std::thread::spawn(move || serve(conn, &upstream, &c));
+                let (c, h, upstream) = (c.clone(), h.clone(), upstream.clone());
+                std::thread::spawn(move || serve(conn, &upstream, &c, &h));
             }
         });
-        Forwarder { url, counts }
+        Forwarder { url, counts, held }
+    }
+
+    /// From now on, requests of `operation` are counted but never forwarded
+    /// nor answered: the caller hangs in it (to kill it mid-way).
+    pub fn hold(&self, operation: &str) {
+        *self.held.lock().unwrap() = Some(operation.to_string());
     }
 
     /// Requests of `operation` seen so far, in any region.
@@ -162,15 +172,27 @@ fn upstream_call(
     (status, headers, raw[split + 4..].to_vec())
 }
 
-fn serve(conn: TcpStream, upstream: &str, counts: &Mutex<BTreeMap<String, usize>>) {
+fn serve(
+    conn: TcpStream,
+    upstream: &str,
+    counts: &Mutex<BTreeMap<String, usize>>,
+    held: &Mutex<Option<String>>,
+) {
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
     while let Some(req) = read_request(&mut r) {
+        let operation = req.operation();
         *counts
             .lock()
             .unwrap()
-            .entry(format!("{} {}", req.operation(), req.region()))
+            .entry(format!("{operation} {}", req.region()))
             .or_default() += 1;
+        if held.lock().unwrap().as_deref() == Some(operation.as_str()) {
+            // Unanswered, the connection open: the caller waits.
+            loop {
+                std::thread::park();
+            }
+        }
         let (status, mut headers, body) = match req.path.strip_prefix(CBOR_PREFIX) {
             Some(op) => {
                 let json = cbor_to_json(&mut &req.body[..]).unwrap_or(Value::Object(Map::new()));

@@ -63,22 +63,30 @@ pub(super) async fn identity(sts: &aws_sdk_sts::Client) -> Result<Identity, Clou
 /// The SDK clients for one region and profile.
 #[derive(Clone, Debug)]
 pub(super) struct Clients {
+    pub(super) appscaling: aws_sdk_applicationautoscaling::Client,
+    pub(super) autoscaling: aws_sdk_autoscaling::Client,
     pub(super) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(super) ec2: aws_sdk_ec2::Client,
     pub(super) ecs: aws_sdk_ecs::Client,
     pub(super) eks: aws_sdk_eks::Client,
+    pub(super) rds: aws_sdk_rds::Client,
     pub(super) sts: aws_sdk_sts::Client,
+    pub(super) tagging: aws_sdk_resourcegroupstagging::Client,
 }
 
 impl Clients {
     /// Clients sharing one SDK configuration.
-    fn new(conf: &aws_config::SdkConfig) -> Self {
+    pub(super) fn new(conf: &aws_config::SdkConfig) -> Self {
         Clients {
+            appscaling: aws_sdk_applicationautoscaling::Client::new(conf),
+            autoscaling: aws_sdk_autoscaling::Client::new(conf),
             cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
             ec2: aws_sdk_ec2::Client::new(conf),
             ecs: aws_sdk_ecs::Client::new(conf),
             eks: aws_sdk_eks::Client::new(conf),
+            rds: aws_sdk_rds::Client::new(conf),
             sts: aws_sdk_sts::Client::new(conf),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(conf),
         }
     }
 }
@@ -130,6 +138,19 @@ impl ClientCache {
         let clients = Clients::new(&loader.load().await);
         map.insert(key, clients.clone());
         clients
+    }
+
+    /// A cache whose clients for `region` and the default profile are
+    /// `clients` (mocked SDK clients in tests).
+    #[cfg(test)]
+    pub(super) fn with(region: &str, clients: Clients) -> Self {
+        let cache = ClientCache::new(&crate::core::settings::Settings::default().aws);
+        cache
+            .clients
+            .try_lock()
+            .expect("a new cache")
+            .insert((region.to_string(), None, 0), clients);
+        cache
     }
 
     /// Uses a new default profile and endpoint for clients built from now on.

@@ -7,7 +7,10 @@
 use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::{each_in_order, CloudError, ErrorKind};
-use crate::core::resource::{Capacity, Ec2Instance, Facts, Kind, Observed, ResourceId, Volume};
+use crate::core::kinds::asg;
+use crate::core::resource::{
+    Capacity, Ec2Instance, Facts, Kind, Observed, ResourceId, Running, Volume,
+};
 use aws_sdk_ec2::types::{Filter, Instance, Tag};
 use aws_sdk_ec2::Client;
 use std::collections::HashMap;
@@ -23,13 +26,10 @@ pub(super) fn same_region<'a>(
     let mut region = None;
     let mut instances = Vec::new();
     for id in ids {
-        match id {
-            ResourceId::Ec2 {
-                region: r,
-                instance_id,
-            } if region.is_none_or(|x| x == r) => {
-                region = Some(r.as_str());
-                instances.push(instance_id.clone());
+        match id.kind() {
+            Kind::Ec2 if region.is_none_or(|x| x == id.region()) => {
+                region = Some(id.region());
+                instances.push(id.part(0).to_string());
             }
             _ => return None,
         }
@@ -120,9 +120,10 @@ fn observe(i: &Instance) -> Observed {
         .iter()
         .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
     Observed {
-        capacity: Capacity::Ec2 {
-            running: matches!(state.as_str(), "pending" | "running"),
-        },
+        capacity: Capacity::of(
+            Kind::Ec2,
+            Running(matches!(state.as_str(), "pending" | "running")),
+        ),
         protected: has_protect(tags.clone()),
         sleep_tag: sleep_tag(
             Kind::Ec2,
@@ -130,6 +131,10 @@ fn observe(i: &Instance) -> Observed {
         ),
         status: state,
         deployments: Vec::new(),
+        part_of: tags
+            .clone()
+            .find(|(k, _)| *k == asg::MEMBER_TAG)
+            .map(|(_, group)| asg::member_reason(group)),
     }
 }
 
@@ -330,30 +335,16 @@ pub(super) async fn list(ec2: &Client, region: &str) -> Result<Vec<Ec2Instance>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_config::{BehaviorVersion, Region};
     use aws_sdk_ec2::error::ErrorMetadata;
     use aws_sdk_ec2::operation::describe_instances::{
         DescribeInstancesError, DescribeInstancesInput, DescribeInstancesOutput,
     };
     use aws_sdk_ec2::operation::start_instances::{StartInstancesError, StartInstancesOutput};
     use aws_sdk_ec2::types::{InstanceState, InstanceStateName, Reservation};
-    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+    use aws_smithy_mocks::{mock, Rule};
 
     fn client(rules: &[&Rule]) -> Client {
-        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-        for rule in rules {
-            mocks = mocks.with_rule(rule);
-        }
-        let conf = aws_sdk_ec2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .http_client(aws_smithy_mocks::create_mock_http_client())
-            .interceptor(mocks)
-            .build();
-        Client::from_conf(conf)
+        mocked!(aws_sdk_ec2, rules)
     }
 
     fn error(code: &str) -> ErrorMetadata {

@@ -1,10 +1,12 @@
 //! ECS services: describe, desired count, the sleep tag, and listing.
 
+use super::appscaling::Dimension;
 use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::busy::Deployment;
-use crate::core::resource::{Capacity, EcsService, Facts, Kind, Observed, ResourceId};
+use crate::core::resource::{Capacity, Desired, EcsService, Facts, Kind, Observed, ResourceId};
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_ecs::types::{DeploymentRolloutState, LaunchType, Service, ServiceField, Tag};
 use aws_sdk_ecs::Client;
 use std::collections::HashMap;
@@ -18,17 +20,12 @@ pub(super) fn same_cluster<'a>(
     let mut place = None;
     let mut services = Vec::new();
     for id in ids {
-        match id {
-            ResourceId::Ecs {
-                cluster_name,
-                service_name,
-                region,
-            } if place.is_none_or(|p| p == (region.as_str(), cluster_name.as_str())) => {
-                place = Some((region.as_str(), cluster_name.as_str()));
-                services.push(service_name.clone());
-            }
-            _ => return None,
+        let here = (id.region(), id.part(0));
+        if id.kind() != Kind::Ecs || place.is_some_and(|p| p != here) {
+            return None;
         }
+        place = Some(here);
+        services.push(id.part(1).to_string());
     }
     place.map(|(region, cluster)| (region, cluster, services))
 }
@@ -72,6 +69,17 @@ pub(super) async fn describe_many(
         .collect())
 }
 
+/// What Application Auto Scaling scales a service by.
+pub(super) const SCALING: Dimension = Dimension {
+    namespace: ServiceNamespace::Ecs,
+    dimension: ScalableDimension::EcsServiceDesiredCount,
+};
+
+/// A service's id in Application Auto Scaling.
+pub(super) fn scaling_id(cluster: &str, service: &str) -> String {
+    format!("service/{cluster}/{service}")
+}
+
 /// A service that is not `INACTIVE`, with its tags, or `NotFound`.
 pub(super) async fn describe(
     ecs: &Client,
@@ -88,9 +96,7 @@ pub(super) fn observe(s: &Service) -> Observed {
         .iter()
         .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
     Observed {
-        capacity: Capacity::Ecs {
-            desired: s.desired_count(),
-        },
+        capacity: Capacity::of(Kind::Ecs, Desired(s.desired_count())),
         protected: has_protect(tags.clone()),
         sleep_tag: sleep_tag(
             Kind::Ecs,
@@ -105,6 +111,7 @@ pub(super) fn observe(s: &Service) -> Observed {
                 created: d.created_at().and_then(|t| SystemTime::try_from(*t).ok()),
             })
             .collect(),
+        part_of: None,
     }
 }
 

@@ -4,7 +4,7 @@
 use super::error::{aws_err, not_found};
 use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
-use crate::core::resource::{Capacity, EksNodegroup, Facts, Kind, Observed};
+use crate::core::resource::{Capacity, EksNodegroup, Facts, Kind, Observed, Scaling};
 use aws_sdk_eks::types::{Cluster, Nodegroup, NodegroupScalingConfig};
 use aws_sdk_eks::Client;
 
@@ -55,7 +55,7 @@ fn sleep_tag_key(nodegroup: &str) -> String {
 pub(super) fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed {
     let (min, desired, max) = scaling(ng);
     Observed {
-        capacity: Capacity::Eks { min, desired, max },
+        capacity: Capacity::of(Kind::Eks, Scaling { min, desired, max }),
         protected: has_protect(ng.tags().into_iter().flatten()),
         sleep_tag: sleep_tag(
             Kind::Eks,
@@ -69,6 +69,7 @@ pub(super) fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|| "unknown".into()),
         deployments: Vec::new(),
+        part_of: None,
     }
 }
 

@@ -1,9 +1,35 @@
-//! [`CloudControl`] over the AWS SDK: EC2, ECS, EKS, CloudWatch and STS clients per
+//! [`CloudControl`] over the AWS SDK: EC2, ECS, EKS, Auto Scaling, RDS, CloudWatch and STS clients per
 //! (region, profile), the standard credential chain, an optional endpoint
 //! override, and retries with backoff for throttling and 5xx answers.
 //!
 //! [`AwsCloud`] dispatches by resource kind to one module per service.
 
+/// In tests: an SDK client of `$sdk` (`aws_sdk_ec2`) answering by the
+/// aws-smithy-mocks `$rules` only (any order).
+#[cfg(test)]
+macro_rules! mocked {
+    ($sdk:ident, $rules:expr) => {{
+        let mut mocks = aws_smithy_mocks::MockResponseInterceptor::new()
+            .rule_mode(aws_smithy_mocks::RuleMode::MatchAny);
+        for rule in $rules {
+            mocks = mocks.with_rule(rule);
+        }
+        $sdk::Client::from_conf(
+            $sdk::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider($sdk::config::Credentials::new(
+                    "AKIDTEST", "secret", None, None, "test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(mocks)
+                .build(),
+        )
+    }};
+}
+
+mod appscaling;
+mod autoscaling;
 mod clients;
 mod cloudwatch;
 mod ec2;
@@ -11,6 +37,8 @@ mod ecs;
 mod eks;
 mod error;
 pub mod pricing;
+mod rds;
+mod tagging;
 
 pub use clients::{whoami_with_keys, Keys};
 pub use error::retry_config;
@@ -18,18 +46,20 @@ pub use error::retry_config;
 use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::resource::{
-    Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Kind, Observed, ResourceId,
+    AutoScalingGroup, Capacity, Desired, Ec2Instance, EcsService, EksNodegroup, Facts, Kind,
+    Observed, RdsCluster, RdsInstance, ResourceId, Running, Scaling,
 };
 use crate::core::settings::AwsSettings;
 use clients::{ClientCache, Clients};
 use std::collections::HashMap;
-use std::slice;
 use std::time::SystemTime;
 
 /// Tag holding the capacity a sleeping resource had.
 pub const SLEEP_TAG: &str = "cloudnap:sleeping";
 /// Tag that protects a resource from ever being stopped.
 pub const PROTECT_TAG: &str = "cloudnap:protect";
+/// Tag (`=true`) that puts a resource under cloudnap without services.yaml.
+pub const MANAGED_TAG: &str = "cloudnap:managed";
 
 /// Every item of a paginated request, or the first error.
 macro_rules! all_items {
@@ -64,7 +94,8 @@ fn only<T>(results: Vec<T>) -> T {
 /// AWS implementation of [`CloudControl`].
 pub struct AwsCloud {
     clients: ClientCache,
-    /// ARNs learnt by `inspect`, needed to tag ECS services and EKS clusters.
+    /// ARNs learnt by `inspect`, needed to tag ECS services, EKS clusters
+    /// and RDS databases.
     arns: std::sync::Mutex<HashMap<ResourceId, String>>,
 }
 
@@ -90,47 +121,81 @@ impl AwsCloud {
         self.arns.lock().expect("arn cache").get(id).cloned()
     }
 
-    /// What each of the ECS services `ids` is, from their description (one
-    /// result per id), remembering their ARNs for tagging.
-    fn observe_ecs(
+    /// What each of the ECS services `ids` of `cluster` is (one result per
+    /// id): described 10 a call, their scalable targets in one call,
+    /// remembering their ARNs for tagging. Without permission to read
+    /// scalable targets, services are seen without them (warned once).
+    async fn observe_ecs(
         &self,
+        c: &Clients,
+        cluster: &str,
         ids: &[ResourceId],
-        described: Result<Vec<Result<aws_sdk_ecs::types::Service, CloudError>>, CloudError>,
     ) -> Vec<Result<Observed, CloudError>> {
-        match described {
-            Ok(all) => ids
-                .iter()
-                .zip(all)
-                .map(|(id, s)| {
-                    let s = s?;
-                    self.remember_arn(id, s.service_arn());
-                    Ok(ecs::observe(&s))
-                })
-                .collect(),
-            Err(e) => vec![Err(e); ids.len()],
-        }
+        let services: Vec<String> = ids.iter().map(|id| id.part(1).to_string()).collect();
+        let scaling_ids: Vec<String> = services
+            .iter()
+            .map(|s| ecs::scaling_id(cluster, s))
+            .collect();
+        let (described, targets) = tokio::join!(
+            ecs::describe_many(&c.ecs, cluster, &services),
+            appscaling::targets(&c.appscaling, &ecs::SCALING, &scaling_ids)
+        );
+        let targets = match targets {
+            Ok(t) => t,
+            Err(e) if e.kind == ErrorKind::AccessDenied => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(
+                        "ECS services are put to sleep without their Application Auto Scaling \
+                         targets (AWS may scale them back up): {e}"
+                    )
+                });
+                HashMap::new()
+            }
+            Err(e) => return vec![Err(e); ids.len()],
+        };
+        let described = match described {
+            Ok(d) => d,
+            Err(e) => return vec![Err(e); ids.len()],
+        };
+        ids.iter()
+            .zip(described)
+            .map(|(id, s)| {
+                let s = s?;
+                self.remember_arn(id, s.service_arn());
+                let mut observed = ecs::observe(&s);
+                let scaling_id = ecs::scaling_id(cluster, s.service_name().unwrap_or_default());
+                observed.capacity.target = targets.get(&scaling_id).copied();
+                Ok(observed)
+            })
+            .collect()
     }
 
     /// The ARN that tags of `id` are written to: the instance id, the ECS
-    /// service, or the EKS cluster.
+    /// service, the EKS cluster, or the RDS database.
     async fn arn_of(&self, c: &Clients, id: &ResourceId) -> Result<String, CloudError> {
         if let Some(arn) = self.known_arn(id) {
             return Ok(arn);
         }
-        match id {
-            ResourceId::Ecs {
-                cluster_name,
-                service_name,
-                ..
-            } => {
-                let svc = ecs::describe(&c.ecs, cluster_name, service_name).await?;
+        let (first, second) = (id.part(0), id.part(1));
+        match id.kind() {
+            Kind::Ecs => {
+                let svc = ecs::describe(&c.ecs, first, second).await?;
                 self.remember_arn(id, svc.service_arn());
             }
-            ResourceId::Eks { cluster_name, .. } => {
-                let cluster = eks::cluster(&c.eks, cluster_name).await?;
+            Kind::Eks => {
+                let cluster = eks::cluster(&c.eks, first).await?;
                 self.remember_arn(id, cluster.arn());
             }
-            ResourceId::Ec2 { instance_id, .. } => return Ok(instance_id.clone()),
+            Kind::Rds => {
+                let db = rds::instance(&c.rds, first).await?;
+                self.remember_arn(id, db.db_instance_arn());
+            }
+            Kind::RdsCluster => {
+                let cluster = rds::cluster(&c.rds, first).await?;
+                self.remember_arn(id, cluster.db_cluster_arn());
+            }
+            Kind::Ec2 | Kind::Asg => return Ok(first.to_string()),
         }
         self.known_arn(id)
             .ok_or_else(|| CloudError::new(ErrorKind::Other, format!("{id} has no ARN")))
@@ -144,31 +209,31 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Result<Observed, CloudError> {
         let c = self.clients.get(id.region(), profile).await;
-        match id {
-            ResourceId::Ec2 { instance_id, .. } => {
-                only(ec2::inspect(&c.ec2, slice::from_ref(instance_id)).await)
-            }
-            ResourceId::Ecs {
-                cluster_name,
-                service_name,
-                ..
-            } => {
-                let described =
-                    ecs::describe_many(&c.ecs, cluster_name, slice::from_ref(service_name)).await;
-                only(self.observe_ecs(slice::from_ref(id), described))
-            }
-            ResourceId::Eks {
-                cluster_name,
-                nodegroup_name,
-                ..
-            } => {
+        let (first, second) = (id.part(0), id.part(1));
+        match id.kind() {
+            Kind::Ec2 => only(ec2::inspect(&c.ec2, &[first.to_string()]).await),
+            Kind::Ecs => only(self.observe_ecs(&c, first, std::slice::from_ref(id)).await),
+            Kind::Eks => {
                 let (ng, cluster) = tokio::join!(
-                    eks::nodegroup(&c.eks, cluster_name, nodegroup_name),
-                    eks::cluster(&c.eks, cluster_name)
+                    eks::nodegroup(&c.eks, first, second),
+                    eks::cluster(&c.eks, first)
                 );
                 let (ng, cluster) = (ng?, cluster?);
                 self.remember_arn(id, cluster.arn());
-                Ok(eks::observe(&ng, &cluster, nodegroup_name))
+                Ok(eks::observe(&ng, &cluster, second))
+            }
+            Kind::Asg => Ok(autoscaling::observe(
+                &autoscaling::describe(&c.autoscaling, first).await?,
+            )),
+            Kind::Rds => {
+                let db = rds::instance(&c.rds, first).await?;
+                self.remember_arn(id, db.db_instance_arn());
+                Ok(rds::observe_instance(&db))
+            }
+            Kind::RdsCluster => {
+                let cluster = rds::cluster(&c.rds, first).await?;
+                self.remember_arn(id, cluster.db_cluster_arn());
+                Ok(rds::observe_cluster(&cluster))
             }
         }
     }
@@ -180,26 +245,33 @@ impl CloudControl for AwsCloud {
         capacity: Capacity,
     ) -> Result<(), CloudError> {
         let c = self.clients.get(id.region(), profile).await;
-        match (id, capacity) {
-            (ResourceId::Ec2 { instance_id, .. }, Capacity::Ec2 { running }) => {
-                only(ec2::set_running(&c.ec2, slice::from_ref(instance_id), running).await)
+        let (first, second) = (id.part(0), id.part(1));
+        match (id.kind(), capacity.level) {
+            _ if capacity.kind != id.kind() => Err(CloudError::new(
+                ErrorKind::Other,
+                format!("capacity {capacity} does not apply to {id}"),
+            )),
+            (Kind::Ec2, Running(running)) => {
+                only(ec2::set_running(&c.ec2, &[first.to_string()], running).await)
             }
-            (
-                ResourceId::Ecs {
-                    cluster_name,
-                    service_name,
-                    ..
-                },
-                Capacity::Ecs { desired },
-            ) => ecs::set_desired(&c.ecs, cluster_name, service_name, desired).await,
-            (
-                ResourceId::Eks {
-                    cluster_name,
-                    nodegroup_name,
-                    ..
-                },
-                Capacity::Eks { min, desired, max },
-            ) => eks::set_scaling(&c.eks, cluster_name, nodegroup_name, (min, desired, max)).await,
+            // The scalable target first, both ways: held down before the
+            // count goes to 0, back before the count comes back.
+            (Kind::Ecs, Desired(desired)) => {
+                if let Some(target) = capacity.target {
+                    let scaling_id = ecs::scaling_id(first, second);
+                    appscaling::set(&c.appscaling, &ecs::SCALING, &scaling_id, target).await?;
+                }
+                ecs::set_desired(&c.ecs, first, second, desired).await
+            }
+            (Kind::Eks, Scaling { min, desired, max }) => {
+                eks::set_scaling(&c.eks, first, second, (min, desired, max)).await
+            }
+            (Kind::Asg, Scaling { min, desired, max }) => {
+                autoscaling::set_scaling(&c.autoscaling, first, (min, desired, max)).await
+            }
+            (kind @ (Kind::Rds | Kind::RdsCluster), Running(running)) => {
+                rds::set_running(&c.rds, kind, first, running).await
+            }
             _ => Err(CloudError::new(
                 ErrorKind::Other,
                 format!("capacity {capacity} does not apply to {id}"),
@@ -215,12 +287,12 @@ impl CloudControl for AwsCloud {
     ) -> Result<(), CloudError> {
         let c = self.clients.get(id.region(), profile).await;
         let arn = self.arn_of(&c, id).await?;
-        match id {
-            ResourceId::Ec2 { .. } => only(ec2::set_sleep_tag(&c.ec2, &[arn], saved).await),
-            ResourceId::Ecs { .. } => ecs::set_sleep_tag(&c.ecs, arn, saved).await,
-            ResourceId::Eks { nodegroup_name, .. } => {
-                eks::set_sleep_tag(&c.eks, arn, nodegroup_name, saved).await
-            }
+        match id.kind() {
+            Kind::Ec2 => only(ec2::set_sleep_tag(&c.ec2, &[arn], saved).await),
+            Kind::Ecs => ecs::set_sleep_tag(&c.ecs, arn, saved).await,
+            Kind::Eks => eks::set_sleep_tag(&c.eks, arn, id.part(1), saved).await,
+            Kind::Asg => autoscaling::set_sleep_tag(&c.autoscaling, &arn, saved).await,
+            Kind::Rds | Kind::RdsCluster => rds::set_sleep_tag(&c.rds, &arn, saved).await,
         }
     }
 
@@ -250,24 +322,16 @@ impl CloudControl for AwsCloud {
         }
         each_in_order(ids, 16, |id| async move {
             let c = self.clients.get(id.region(), profile).await;
-            match id {
-                ResourceId::Ec2 { instance_id, .. } => {
-                    only(ec2::facts(&c.ec2, slice::from_ref(instance_id)).await)
-                }
-                ResourceId::Ecs {
-                    cluster_name,
-                    service_name,
-                    ..
-                } => {
-                    only(ecs::facts_many(&c.ecs, cluster_name, slice::from_ref(service_name)).await)
-                }
-                ResourceId::Eks {
-                    cluster_name,
-                    nodegroup_name,
-                    ..
-                } => Ok(eks::facts(
-                    &eks::nodegroup(&c.eks, cluster_name, nodegroup_name).await?,
+            let (first, second) = (id.part(0), id.part(1));
+            match id.kind() {
+                Kind::Ec2 => only(ec2::facts(&c.ec2, &[first.to_string()]).await),
+                Kind::Ecs => only(ecs::facts_many(&c.ecs, first, &[second.to_string()]).await),
+                Kind::Eks => Ok(eks::facts(&eks::nodegroup(&c.eks, first, second).await?)),
+                Kind::Asg => Ok(autoscaling::facts(
+                    &autoscaling::describe(&c.autoscaling, first).await?,
                 )),
+                // Not priced yet: the report notes the type as unknown.
+                Kind::Rds | Kind::RdsCluster => Ok(Facts::default()),
             }
         })
         .await
@@ -287,6 +351,39 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Result<Vec<EcsService>, CloudError> {
         ecs::list(&self.clients.get(region, profile).await.ecs, region).await
+    }
+
+    async fn list_asg(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> Result<Vec<AutoScalingGroup>, CloudError> {
+        autoscaling::list(&self.clients.get(region, profile).await.autoscaling, region).await
+    }
+
+    async fn discover(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> Result<Vec<ResourceId>, CloudError> {
+        let c = self.clients.get(region, profile).await;
+        tagging::discover(&c.tagging).await
+    }
+
+    async fn list_rds(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> Result<Vec<RdsInstance>, CloudError> {
+        rds::list(&self.clients.get(region, profile).await.rds, region).await
+    }
+
+    async fn list_rds_clusters(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+    ) -> Result<Vec<RdsCluster>, CloudError> {
+        rds::list_clusters(&self.clients.get(region, profile).await.rds, region).await
     }
 
     async fn list_eks(
@@ -309,10 +406,9 @@ impl CloudControl for AwsCloud {
             let c = self.clients.get(region, profile).await;
             return ec2::inspect(&c.ec2, &instances).await;
         }
-        if let Some((region, cluster, services)) = ecs::same_cluster(ids) {
+        if let Some((region, cluster, _)) = ecs::same_cluster(ids) {
             let c = self.clients.get(region, profile).await;
-            let described = ecs::describe_many(&c.ecs, cluster, &services).await;
-            return self.observe_ecs(ids, described);
+            return self.observe_ecs(&c, cluster, ids).await;
         }
         each_in_order(ids, 16, |id| self.inspect(id, profile)).await
     }
@@ -325,7 +421,14 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Vec<Result<(), CloudError>> {
         match ec2::group(items) {
-            Some((region, ids, Capacity::Ec2 { running })) => {
+            Some((
+                region,
+                ids,
+                Capacity {
+                    level: Running(running),
+                    ..
+                },
+            )) => {
                 let c = self.clients.get(region, profile).await;
                 ec2::set_running(&c.ec2, &ids, running).await
             }
@@ -365,5 +468,99 @@ impl CloudControl for AwsCloud {
 
     async fn whoami(&self, region: &str, profile: Option<&str>) -> Result<Identity, CloudError> {
         clients::identity(&self.clients.get(region, profile).await.sts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::history::Trigger;
+    use crate::core::registry::Entry;
+    use crate::core::report::Action;
+    use crate::core::settings::Settings;
+    use crate::manager::Manager;
+    use crate::store::records::RecordsFile;
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_applicationautoscaling::operation::describe_scalable_targets::DescribeScalableTargetsOutput;
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::operation::tag_resource::TagResourceOutput;
+    use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+    use aws_sdk_ecs::types::Service;
+    use aws_smithy_mocks::{mock, Rule};
+    use std::sync::Arc;
+
+    const R: &str = "us-east-1";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_aws_accepts_but_that_does_not_happen_is_did_not_reach() {
+        // AWS takes the UpdateService, but the service stays at 3.
+        let describe = mock!(aws_sdk_ecs::Client::describe_services)
+            .sequence()
+            .output(|| {
+                DescribeServicesOutput::builder()
+                    .services(
+                        Service::builder()
+                            .service_name("api")
+                            .service_arn("arn:aws:ecs:us-east-1:1:service/c/api")
+                            .status("ACTIVE")
+                            .desired_count(3)
+                            .build(),
+                    )
+                    .build()
+            })
+            .repeatedly()
+            .build();
+        let update = mock!(aws_sdk_ecs::Client::update_service)
+            .then_output(|| UpdateServiceOutput::builder().build());
+        let tag = mock!(aws_sdk_ecs::Client::tag_resource)
+            .sequence()
+            .output(|| TagResourceOutput::builder().build())
+            .repeatedly()
+            .build();
+        let targets = mock!(aws_sdk_applicationautoscaling::Client::describe_scalable_targets)
+            .sequence()
+            .output(|| DescribeScalableTargetsOutput::builder().build())
+            .repeatedly()
+            .build();
+        let conf = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(R))
+            .build();
+        let clients = Clients {
+            ecs: mocked!(aws_sdk_ecs, [&describe, &update, &tag] as [&Rule; 3]),
+            appscaling: mocked!(aws_sdk_applicationautoscaling, [&targets]),
+            ..Clients::new(&conf)
+        };
+        let cloud = AwsCloud {
+            clients: ClientCache::with(R, clients),
+            arns: std::sync::Mutex::new(HashMap::new()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let m = Manager::new(Arc::new(cloud), RecordsFile::new(&state), 4, false);
+        let entry = Entry {
+            id: ResourceId::new(Kind::Ecs, ["c", "api"], R),
+            profile: None,
+            description: String::new(),
+            desired_size: None,
+            tagged: false,
+        };
+
+        let out = m
+            .sleep(&[entry], &Settings::default().busy, Trigger::Command)
+            .await
+            .unwrap();
+
+        assert_eq!(out[0].action, Action::DidNotReach, "{out:?}");
+        assert_eq!(
+            out[0].error.as_deref(),
+            Some("did_not_reach: AWS shows desired 3 (ACTIVE), not desired 0")
+        );
+        assert_eq!(update.num_calls(), 1);
+        // Read back five times (the first inspect, the facts, then 5 reads).
+        assert_eq!(describe.num_calls(), 7);
+        // Still recorded, as stopping: the next sleep tries again.
+        let text = std::fs::read_to_string(&state).unwrap();
+        assert!(text.contains(r#""phase": "stopping""#), "{text}");
     }
 }

@@ -1,0 +1,133 @@
+//! EC2 Auto Scaling groups: describe, min/desired/max, the sleep tag (a group
+//! tag, not propagated to instances), and listing.
+
+use super::error::{aws_err, not_found};
+use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
+use crate::cloud::CloudError;
+use crate::core::resource::{AutoScalingGroup as Listed, Capacity, Facts, Kind, Observed, Scaling};
+use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag};
+use aws_sdk_autoscaling::Client;
+
+/// A group, or `NotFound`.
+pub(super) async fn describe(asg: &Client, group: &str) -> Result<AutoScalingGroup, CloudError> {
+    asg.describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .map_err(aws_err)?
+        .auto_scaling_groups
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found(format!("Auto Scaling group {group}")))
+}
+
+/// `(min, desired, max)` of a group.
+fn scaling(g: &AutoScalingGroup) -> (i32, i32, i32) {
+    (
+        g.min_size().unwrap_or(0),
+        g.desired_capacity().unwrap_or(0),
+        g.max_size().unwrap_or(0),
+    )
+}
+
+/// Capacity, protection, sleep tag and status of group `g`.
+pub(super) fn observe(g: &AutoScalingGroup) -> Observed {
+    let tags = g
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+    let (min, desired, max) = scaling(g);
+    Observed {
+        capacity: Capacity::of(Kind::Asg, Scaling { min, desired, max }),
+        protected: has_protect(tags.clone()),
+        sleep_tag: sleep_tag(
+            Kind::Asg,
+            tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
+        ),
+        status: g.status().unwrap_or("active").to_string(),
+        deployments: Vec::new(),
+        part_of: None,
+    }
+}
+
+/// What a group's instances are, for pricing.
+pub(super) fn facts(g: &AutoScalingGroup) -> Facts {
+    let mut instance_types: Vec<String> = g
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_type().map(String::from))
+        .collect();
+    instance_types.dedup();
+    Facts {
+        instance_types,
+        ..Facts::default()
+    }
+}
+
+/// Sets a group's min, desired and max size.
+pub(super) async fn set_scaling(
+    asg: &Client,
+    group: &str,
+    (min, desired, max): (i32, i32, i32),
+) -> Result<(), CloudError> {
+    asg.update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .min_size(min)
+        .desired_capacity(desired)
+        .max_size(max)
+        .send()
+        .await
+        .map_err(aws_err)?;
+    Ok(())
+}
+
+/// Writes (`Some`) or removes (`None`) the sleep tag of `group`.
+pub(super) async fn set_sleep_tag(
+    asg: &Client,
+    group: &str,
+    saved: Option<Capacity>,
+) -> Result<(), CloudError> {
+    let tag = Tag::builder()
+        .resource_id(group)
+        .resource_type("auto-scaling-group")
+        .key(SLEEP_TAG)
+        .propagate_at_launch(false);
+    match saved {
+        Some(saved) => {
+            asg.create_or_update_tags()
+                .tags(tag.value(saved.to_tag()).build())
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+        None => {
+            asg.delete_tags()
+                .tags(tag.build())
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// All groups in `region`.
+pub(super) async fn list(asg: &Client, region: &str) -> Result<Vec<Listed>, CloudError> {
+    let groups = all_items!(asg.describe_auto_scaling_groups())?;
+    Ok(groups
+        .iter()
+        .map(|g| {
+            let (min, desired, max) = scaling(g);
+            Listed {
+                group_name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
+                region: region.to_string(),
+                status: g.status().unwrap_or("active").to_string(),
+                min_size: min,
+                desired_size: desired,
+                max_size: max,
+                instances: g.instances().len(),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,291 @@
+//! RDS DB instances and Aurora clusters: describe, stop and start (waiting
+//! while a database is still stopping), the sleep tag on their ARN, and
+//! listing.
+
+use super::error::{aws_err, not_found};
+use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
+use crate::cloud::{CloudError, ErrorKind};
+use crate::core::kinds::rds;
+use crate::core::resource::{
+    Capacity, Kind, Observed, RdsCluster as ListedCluster, RdsInstance as Listed, Running,
+};
+use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
+use aws_sdk_rds::Client;
+use std::time::Duration;
+
+/// A DB instance, or `NotFound`.
+pub(super) async fn instance(rds: &Client, id: &str) -> Result<DbInstance, CloudError> {
+    rds.describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .map_err(aws_err)?
+        .db_instances
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found(format!("RDS DB instance {id}")))
+}
+
+/// A DB cluster, or `NotFound`.
+pub(super) async fn cluster(rds: &Client, id: &str) -> Result<DbCluster, CloudError> {
+    rds.describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+        .map_err(aws_err)?
+        .db_clusters
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found(format!("RDS DB cluster {id}")))
+}
+
+/// Whether a database in `status` is up: everything but `stopped` and
+/// `stopping` (`starting`, `available`, `backing-up`, `modifying`, ...
+/// all cost).
+fn is_up(status: &str) -> bool {
+    !matches!(status, "stopped" | "stopping")
+}
+
+fn observe(kind: Kind, status: &str, tags: &[Tag], part_of: Option<String>) -> Observed {
+    let tags = tags
+        .iter()
+        .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+    Observed {
+        capacity: Capacity::of(kind, Running(is_up(status))),
+        protected: has_protect(tags.clone()),
+        sleep_tag: sleep_tag(
+            kind,
+            tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
+        ),
+        status: status.to_string(),
+        deployments: Vec::new(),
+        part_of,
+    }
+}
+
+/// State, protection and sleep tag of a DB instance; one of an Aurora
+/// cluster is never stopped alone.
+pub(super) fn observe_instance(db: &DbInstance) -> Observed {
+    observe(
+        Kind::Rds,
+        db.db_instance_status().unwrap_or("unknown"),
+        db.tag_list(),
+        db.db_cluster_identifier().map(rds::member_reason),
+    )
+}
+
+/// State, protection and sleep tag of a DB cluster.
+pub(super) fn observe_cluster(c: &DbCluster) -> Observed {
+    observe(
+        Kind::RdsCluster,
+        c.status().unwrap_or("unknown"),
+        c.tag_list(),
+        None,
+    )
+}
+
+/// The status of a DB instance or cluster now.
+async fn status(rds: &Client, kind: Kind, id: &str) -> Result<String, CloudError> {
+    let status = match kind {
+        Kind::RdsCluster => cluster(rds, id).await?.status,
+        _ => instance(rds, id).await?.db_instance_status,
+    };
+    Ok(status.unwrap_or_default())
+}
+
+/// One start or stop call for a DB instance or cluster.
+async fn start_or_stop(
+    rds: &Client,
+    kind: Kind,
+    id: &str,
+    running: bool,
+) -> Result<(), CloudError> {
+    match (kind, running) {
+        (Kind::RdsCluster, true) => drop(
+            rds.start_db_cluster()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .map_err(aws_err)?,
+        ),
+        (Kind::RdsCluster, false) => drop(
+            rds.stop_db_cluster()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .map_err(aws_err)?,
+        ),
+        (_, true) => drop(
+            rds.start_db_instance()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map_err(aws_err)?,
+        ),
+        (_, false) => drop(
+            rds.stop_db_instance()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map_err(aws_err)?,
+        ),
+    }
+    Ok(())
+}
+
+/// Starts (`running`) or stops a DB instance or cluster. One already there
+/// (or stopping, for a stop) is left as it is; a start waits while it is
+/// still stopping (at most 2 minutes). Any other state AWS refuses (a stop
+/// while it is `starting` or `backing-up`) is that refusal.
+pub(super) async fn set_running(
+    rds: &Client,
+    kind: Kind,
+    id: &str,
+    running: bool,
+) -> Result<(), CloudError> {
+    for _ in 0..60 {
+        let refused = match start_or_stop(rds, kind, id, running).await {
+            Err(e) if e.kind == ErrorKind::InvalidState => e,
+            done => return done,
+        };
+        match status(rds, kind, id).await?.as_str() {
+            "stopping" if running => tokio::time::sleep(Duration::from_secs(2)).await,
+            now if is_up(now) == running => return Ok(()),
+            _ => return Err(refused),
+        }
+    }
+    Err(CloudError::new(
+        ErrorKind::InvalidState,
+        format!(
+            "{} {id} did not stop in 2 minutes, so it could not be started",
+            kind.spec().noun
+        ),
+    ))
+}
+
+/// Writes (`Some`) or removes (`None`) the sleep tag of the database `arn`.
+pub(super) async fn set_sleep_tag(
+    rds: &Client,
+    arn: &str,
+    saved: Option<Capacity>,
+) -> Result<(), CloudError> {
+    match saved {
+        Some(saved) => {
+            rds.add_tags_to_resource()
+                .resource_name(arn)
+                .tags(Tag::builder().key(SLEEP_TAG).value(saved.to_tag()).build())
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+        None => {
+            rds.remove_tags_from_resource()
+                .resource_name(arn)
+                .tag_keys(SLEEP_TAG)
+                .send()
+                .await
+                .map_err(aws_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// All DB instances in `region`.
+pub(super) async fn list(rds: &Client, region: &str) -> Result<Vec<Listed>, CloudError> {
+    let dbs = all_items!(rds.describe_db_instances())?;
+    Ok(dbs
+        .iter()
+        .map(|db| Listed {
+            db_instance_identifier: db.db_instance_identifier().unwrap_or_default().to_string(),
+            region: region.to_string(),
+            status: db.db_instance_status().unwrap_or_default().to_string(),
+            engine: db.engine().unwrap_or_default().to_string(),
+            db_instance_class: db.db_instance_class().unwrap_or_default().to_string(),
+            db_cluster_identifier: db.db_cluster_identifier().map(String::from),
+        })
+        .collect())
+}
+
+/// All DB clusters in `region`.
+pub(super) async fn list_clusters(
+    rds: &Client,
+    region: &str,
+) -> Result<Vec<ListedCluster>, CloudError> {
+    let clusters = all_items!(rds.describe_db_clusters())?;
+    Ok(clusters
+        .iter()
+        .map(|c| ListedCluster {
+            db_cluster_identifier: c.db_cluster_identifier().unwrap_or_default().to_string(),
+            region: region.to_string(),
+            status: c.status().unwrap_or_default().to_string(),
+            engine: c.engine().unwrap_or_default().to_string(),
+            members: c
+                .db_cluster_members()
+                .iter()
+                .filter_map(|m| m.db_instance_identifier().map(String::from))
+                .collect(),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_rds::error::ErrorMetadata;
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+    use aws_sdk_rds::operation::start_db_instance::{StartDBInstanceError, StartDbInstanceOutput};
+    use aws_sdk_rds::operation::stop_db_instance::StopDBInstanceError;
+    use aws_smithy_mocks::{mock, Rule};
+
+    fn client(rules: &[&Rule]) -> Client {
+        mocked!(aws_sdk_rds, rules)
+    }
+
+    fn invalid_state() -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code("InvalidDBInstanceState")
+            .message("from the mock")
+            .build()
+    }
+
+    fn status(status: &'static str) -> impl Fn() -> DescribeDbInstancesOutput {
+        move || {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(DbInstance::builder().db_instance_status(status).build())
+                .build()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopping_database_is_started_once_it_has_stopped() {
+        let start = mock!(Client::start_db_instance)
+            .sequence()
+            .error(|| StartDBInstanceError::generic(invalid_state()))
+            .times(2)
+            .output(|| StartDbInstanceOutput::builder().build())
+            .build();
+        let describe = mock!(Client::describe_db_instances).then_output(status("stopping"));
+        let rds = client(&[&start, &describe]);
+
+        assert_eq!(set_running(&rds, Kind::Rds, "db", true).await, Ok(()));
+        assert_eq!((start.num_calls(), describe.num_calls()), (3, 2));
+    }
+
+    #[tokio::test]
+    async fn a_database_already_there_is_left_and_a_refused_stop_is_reported() {
+        let start = mock!(Client::start_db_instance)
+            .then_error(|| StartDBInstanceError::generic(invalid_state()));
+        let stop = mock!(Client::stop_db_instance)
+            .then_error(|| StopDBInstanceError::generic(invalid_state()));
+        let describe = mock!(Client::describe_db_instances).then_output(status("starting"));
+        let rds = client(&[&start, &stop, &describe]);
+
+        assert_eq!(set_running(&rds, Kind::Rds, "db", true).await, Ok(()));
+        let err = set_running(&rds, Kind::Rds, "db", false).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidState);
+        assert_eq!(err.code.as_deref(), Some("InvalidDBInstanceState"));
+        assert_eq!((start.num_calls(), stop.num_calls()), (1, 1));
+    }
+}

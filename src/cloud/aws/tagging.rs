@@ -1,0 +1,27 @@
+//! The Resource Groups Tagging API: resources tagged `cloudnap:managed=true`.
+
+use super::{all_items, MANAGED_TAG};
+use crate::cloud::CloudError;
+use crate::core::kinds::Kind;
+use crate::core::resource::ResourceId;
+use aws_sdk_resourcegroupstagging::types::TagFilter;
+use aws_sdk_resourcegroupstagging::Client;
+
+/// The resources of the client's region tagged [`MANAGED_TAG`]`=true`, of
+/// every kind found by tag; ARNs that name none are skipped.
+pub(super) async fn discover(client: &Client) -> Result<Vec<ResourceId>, CloudError> {
+    let types: Vec<String> = Kind::ALL
+        .into_iter()
+        .filter_map(|k| k.spec().tagged.as_ref())
+        .map(|t| t.resource_type.to_string())
+        .collect();
+    let mappings = all_items!(client
+        .get_resources()
+        .tag_filters(TagFilter::builder().key(MANAGED_TAG).values("true").build())
+        .set_resource_type_filters(Some(types)))?;
+    Ok(mappings
+        .iter()
+        .filter_map(|m| m.resource_arn())
+        .filter_map(ResourceId::from_arn)
+        .collect())
+}

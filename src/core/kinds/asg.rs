@@ -1,0 +1,39 @@
+//! EC2 Auto Scaling groups: min 0 / desired 0 (max kept) and back. Their
+//! instances are never stopped alone (the group would replace them).
+
+use super::{no_check, NameField, Shape, Spec, Tagged};
+
+/// An Auto Scaling group.
+pub static SPEC: Spec = Spec {
+    label: "ASG",
+    section: "autoscaling_groups",
+    noun: "group",
+    names: &[NameField {
+        key: "group_name",
+        label: "group",
+    }],
+    check: no_check,
+    shape: Shape::Scaling,
+    desired_size: false,
+    list: "Auto Scaling groups: `{\"groups\": [{group_name, region, status, min_size, desired_size, max_size, instances}]}`",
+    list_key: "groups",
+    start_count: Some("desired"),
+    start: "`desired`, else the saved min/desired/max, else desired 1",
+    stop: "min and desired 0, max unchanged",
+    scale: None,
+    checked_on_register: false,
+    restarts_after: None,
+    dimensions: &[],
+    tagged: Some(Tagged {
+        resource_type: "autoscaling:autoScalingGroup",
+        names_after: "autoScalingGroupName/",
+    }),
+};
+
+/// The tag AWS puts on every instance of a group: its value names the group.
+pub const MEMBER_TAG: &str = "aws:autoscaling:groupName";
+
+/// Why an instance of group `group` is never stopped on its own.
+pub fn member_reason(group: &str) -> String {
+    format!("in_autoscaling_group: {group}")
+}

@@ -1,0 +1,36 @@
+//! ECS services: desired count 0 and back.
+
+use super::{no_check, NameField, Shape, Spec, Tagged};
+
+/// An ECS service in a cluster.
+pub static SPEC: Spec = Spec {
+    label: "ECS",
+    section: "ecs_services",
+    noun: "service",
+    names: &[
+        NameField {
+            key: "cluster_name",
+            label: "cluster",
+        },
+        NameField {
+            key: "service_name",
+            label: "service",
+        },
+    ],
+    check: no_check,
+    shape: Shape::Desired,
+    desired_size: false,
+    list: "ECS clusters with their services: `{\"clusters\": [{cluster_name, region, services: [{service_name, status, desired_count, running_count, pending_count, ...}]}]}`",
+    list_key: "clusters",
+    start_count: Some("count"),
+    start: "sets the desired count to `count`, else the count cloudnap saved when it put the service to sleep, else 1",
+    stop: "desired count 0",
+    scale: None,
+    checked_on_register: false,
+    restarts_after: None,
+    dimensions: &[("ClusterName", 0), ("ServiceName", 1)],
+    tagged: Some(Tagged {
+        resource_type: "ecs:service",
+        names_after: "service/",
+    }),
+};

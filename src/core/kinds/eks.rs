@@ -1,0 +1,36 @@
+//! EKS managed nodegroups: min 0 / desired 0 (max kept) and back.
+
+use super::{no_check, NameField, Shape, Spec, Tagged};
+
+/// An EKS nodegroup in a cluster.
+pub static SPEC: Spec = Spec {
+    label: "EKS",
+    section: "eks_nodegroups",
+    noun: "nodegroup",
+    names: &[
+        NameField {
+            key: "cluster_name",
+            label: "cluster",
+        },
+        NameField {
+            key: "nodegroup_name",
+            label: "nodegroup",
+        },
+    ],
+    check: no_check,
+    shape: Shape::Scaling,
+    desired_size: true,
+    list: "EKS clusters with their nodegroups: `{\"clusters\": [{cluster_name, region, nodegroups: [{nodegroup_name, status, min_size, desired_size, max_size, ...}]}]}`",
+    list_key: "clusters",
+    start_count: Some("desired"),
+    start: "`desired`, else the saved min/desired/max, else the entry's `desired_size` (default 1)",
+    stop: "min and desired 0, max unchanged",
+    scale: Some("desired `count`; min lowered / max raised if needed"),
+    checked_on_register: false,
+    restarts_after: None,
+    dimensions: &[],
+    tagged: Some(Tagged {
+        resource_type: "eks:nodegroup",
+        names_after: "nodegroup/",
+    }),
+};
