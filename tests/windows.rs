@@ -240,6 +240,28 @@ async fn a_linux_client_is_refused_when_the_owner_check_cannot_see_it() {
     assert!(log.contains("refused a command from"), "{log}");
 }
 
+/// With the tray on, under Wine on an X display: tray-icon's Windows
+/// backend publishes the icon (`Shell_NotifyIcon` accepts it) from its
+/// winit loop on the tray thread, and the daemon answers meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tray_icon_is_published_by_the_windows_backend() {
+    require_display();
+    let _turn = X_DISPLAY.lock().await;
+    let (_cfg, d) = x_daemon(serde_json::json!({ "desktop": { "tray": true } }));
+    let t0 = std::time::Instant::now();
+    while !d.log.lock().unwrap().contains("tray icon shown") {
+        let log = d.log.lock().unwrap().clone();
+        assert!(!log.contains("no tray icon"), "{log}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no tray after 30 s: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = d.ok("STATUS").await;
+    assert_eq!(status["state"], "active", "{status}");
+}
+
 /// A child process killed on drop.
 struct Killed(std::process::Child);
 
@@ -250,15 +272,14 @@ impl Drop for Killed {
     }
 }
 
-/// Under Wine on an X display, what xdotool types into a Wine window
-/// (notepad) and its pointer moves reach the keyboard/mouse detector
-/// (rdev's low-level Windows hooks), as keyboard and mouse activity.
-#[tokio::test(flavor = "multi_thread")]
-async fn xdotool_input_into_a_wine_window_is_seen_by_the_input_detector() {
+/// The tests on the X display take turns (each finds its notepad by name).
+static X_DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Wine's notepad on the test's X display, and its window id.
+fn notepad() -> (Killed, String) {
     require_display();
-    let prefix = x_prefix();
     let notepad = Killed(
-        wine_env(&mut Command::new(WINE), prefix, true)
+        wine_env(&mut Command::new(WINE), x_prefix(), true)
             .arg("notepad")
             .spawn()
             .unwrap(),
@@ -272,16 +293,68 @@ async fn xdotool_input_into_a_wine_window_is_seen_by_the_input_detector() {
         .next()
         .unwrap_or_else(|| panic!("no notepad window within 60 s"))
         .to_string();
+    (notepad, window)
+}
 
-    let mut extra = detectors_off(serde_json::json!({
-        "keyboard": {"enabled": true}, "mouse": {"enabled": true}
-    }));
+/// `cloudnap.exe run` under Wine on the test's X display, with only the
+/// detectors `enabled` turned on and Linux clients allowed; its config dir.
+fn x_daemon(enabled: serde_json::Value) -> (ConfigDir, Daemon) {
+    let mut extra = detectors_off(enabled);
     extra["udp_server"]["allow_other_users"] = true.into();
     let cfg = ConfigDir::with_settings(&daemon_settings(&[REGION], extra), "");
     let exe = exe();
     let mut run = cfg.command_via(WINE, &[exe.to_str().unwrap()], &["run"]);
-    wine_env(&mut run, prefix, true);
+    wine_env(&mut run, x_prefix(), true);
     let d = Daemon::spawn(run);
+    (cfg, d)
+}
+
+/// The session idle time (`GetLastInputInfo`), under Wine on an X display:
+/// xdotool typing into notepad shows as `system_idle` activity.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_last_input_info_sees_xdotool_typing() {
+    let _turn = X_DISPLAY.lock().await;
+    let (notepad, window) = notepad();
+    let (_cfg, d) = x_daemon(serde_json::json!({
+        "system_idle": {"enabled": true, "check_interval_sec": 0.5}
+    }));
+    let limit = Duration::from_secs(30);
+    d.wait_status(limit, "with the session idle detector running", |s| {
+        s["detectors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["name"] == "system_idle" && r["state"] == "running")
+    })
+    .await;
+    xdotool(&["windowactivate", "--sync", &window]);
+    // Nothing happens for 3 s: nothing is seen (or only what came before).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let quiet = d.ok("STATUS").await;
+    let ago = quiet["last_activity"]["seconds_ago"].as_f64();
+    assert!(
+        ago.is_none_or(|a| a >= 2.0),
+        "activity with no input: {quiet}"
+    );
+    xdotool(&["type", "--delay", "100", "cloudnap naps"]);
+    d.wait_status(limit, "seeing the keys", |s| {
+        s["last_activity"]["kind"] == "system_idle"
+            && s["last_activity"]["seconds_ago"].as_f64() < Some(1.5)
+    })
+    .await;
+    drop(notepad);
+}
+
+/// Under Wine on an X display, what xdotool types into a Wine window
+/// (notepad) and its pointer moves reach the keyboard/mouse detector
+/// (rdev's low-level Windows hooks), as keyboard and mouse activity.
+#[tokio::test(flavor = "multi_thread")]
+async fn xdotool_input_into_a_wine_window_is_seen_by_the_input_detector() {
+    let _turn = X_DISPLAY.lock().await;
+    let (notepad, window) = notepad();
+    let (_cfg, d) = x_daemon(serde_json::json!({
+        "keyboard": {"enabled": true}, "mouse": {"enabled": true}
+    }));
     let limit = Duration::from_secs(30);
     d.wait_status(limit, "with its input detector running", |s| {
         s["detectors"][0]["name"] == "keyboard/mouse" && s["detectors"][0]["state"] == "running"
