@@ -317,7 +317,7 @@ impl<C: CloudControl> App<C> {
         let aws = self.settings().aws.clone();
         let all = self
             .manager
-            .with_tagged(self.registry().entries, &aws.regions, aws.tag_discovery)
+            .with_tagged(self.registry().entries, &aws)
             .await;
         self.lock().tagged = all.iter().filter(|e| e.tagged).cloned().collect();
         all

@@ -265,7 +265,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     .with_history(HistoryFile::beside(&paths.state));
     // services.yaml and the resources tagged `cloudnap:managed=true`.
     let aws = settings.aws.clone();
-    let tagged = || manager.with_tagged(registry.entries.clone(), &aws.regions, aws.tag_discovery);
+    let tagged = || manager.with_tagged(registry.entries.clone(), &aws);
     rt.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => {

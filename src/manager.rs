@@ -15,7 +15,7 @@ use crate::core::registry::Entry;
 use crate::core::report::{Action, Outcome, StatusRow};
 use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::savings::{self, SavingsReport};
-use crate::core::settings::BusySettings;
+use crate::core::settings::{AwsSettings, BusySettings};
 use crate::store::history::{HistoryError, HistoryFile};
 use crate::store::records::{Records, RecordsError, RecordsFile};
 use futures::stream::{self, StreamExt};
@@ -381,6 +381,43 @@ impl<C: CloudControl> Manager<C> {
         .await
     }
 
+    /// Sets each item's sleep capacity. An EC2 instance AWS will not
+    /// hibernate is stopped instead, with a note saying so.
+    async fn stop(
+        &self,
+        items: Vec<(ResourceId, Option<String>, Capacity)>,
+    ) -> Vec<Result<Option<String>, CloudError>> {
+        let first = self.set_capacities(items.clone()).await;
+        let refused: Vec<usize> = (0..items.len())
+            .filter(|&i| {
+                items[i].2.hibernate
+                    && matches!(&first[i], Err(e) if e.kind == ErrorKind::CannotHibernate)
+            })
+            .collect();
+        let plain = self
+            .set_capacities(
+                refused
+                    .iter()
+                    .map(|&i| {
+                        let (id, profile, to) = items[i].clone();
+                        (id, profile, to.hibernating(false))
+                    })
+                    .collect(),
+            )
+            .await;
+        let mut out: Vec<_> = first.into_iter().map(|r| r.map(|()| None)).collect();
+        for (i, stopped) in refused.into_iter().zip(plain) {
+            let why = out[i].as_ref().err().map(ToString::to_string);
+            out[i] = stopped.map(|()| {
+                Some(format!(
+                    "stopped, not hibernated: {}",
+                    why.unwrap_or_default()
+                ))
+            });
+        }
+        out
+    }
+
     async fn write_sleep_tags(
         &self,
         items: Vec<(ResourceId, Option<String>, Option<Capacity>)>,
@@ -600,10 +637,13 @@ impl<C: CloudControl> Manager<C> {
             )
         );
         let stops = self
-            .set_capacities(
+            .stop(
                 to_stop
                     .iter()
-                    .map(|(e, saved, _, _)| (e.id.clone(), e.profile.clone(), saved.asleep()))
+                    .map(|(e, saved, _, _)| {
+                        let asleep = saved.asleep().hibernating(e.hibernate);
+                        (e.id.clone(), e.profile.clone(), asleep)
+                    })
                     .collect(),
             )
             .await;
@@ -631,13 +671,19 @@ impl<C: CloudControl> Manager<C> {
             |((entry, saved, before, note), (tagged, stop))| {
                 let (action, error) = match stop {
                     Err(e) => (Action::Failed, Some(e.to_string())),
-                    Ok(()) => match (reached.next().expect("one check per stop"), tagged) {
+                    Ok(how) => match (reached.next().expect("one check per stop"), tagged) {
                         (Err(shows), _) => (Action::DidNotReach, Some(shows)),
                         (Ok(()), Err(e)) => (
                             Action::Stopped,
                             Some(format!("stopped, but the sleep tag was not written: {e}")),
                         ),
-                        (Ok(()), Ok(())) => (Action::Stopped, note),
+                        (Ok(()), Ok(())) => {
+                            let notes: Vec<String> = how.into_iter().chain(note).collect();
+                            (
+                                Action::Stopped,
+                                (!notes.is_empty()).then(|| notes.join("; ")),
+                            )
+                        }
                     },
                 };
                 (entry, before, saved, action, error)
@@ -962,37 +1008,40 @@ impl<C: CloudControl> Manager<C> {
         Ok(outcomes)
     }
 
-    /// `registered` and, when `discovery` is on, the resources of `regions`
-    /// tagged `cloudnap:managed=true` that are not in it (marked
-    /// [`Entry::tagged`]). A region that cannot be searched is skipped with a
-    /// warning: its tagged resources are left alone (they stay up).
-    pub async fn with_tagged(
-        &self,
-        registered: Vec<Entry>,
-        regions: &[String],
-        discovery: bool,
-    ) -> Vec<Entry> {
-        if !discovery {
-            return registered;
+    /// `registered` and, when `aws.tag_discovery` is on, the resources of
+    /// `aws.regions` tagged `cloudnap:managed=true` that are not in it
+    /// (marked [`Entry::tagged`]), each hibernating if `aws.ec2_hibernate`
+    /// says so. A region that cannot be searched is skipped with a warning:
+    /// its tagged resources are left alone (they stay up).
+    pub async fn with_tagged(&self, registered: Vec<Entry>, aws: &AwsSettings) -> Vec<Entry> {
+        let mut entries = registered;
+        if aws.tag_discovery {
+            self.discover_into(&mut entries, &aws.regions).await;
         }
+        for e in &mut entries {
+            e.hibernate |= aws.ec2_hibernate && e.id.kind().spec().hibernates;
+        }
+        entries
+    }
+
+    /// Adds to `entries` the resources of `regions` tagged
+    /// `cloudnap:managed=true` that are not in it.
+    async fn discover_into(&self, entries: &mut Vec<Entry>, regions: &[String]) {
         let found = futures::future::join_all(
             regions
                 .iter()
                 .map(|region| self.cloud.discover(region, None)),
         )
         .await;
-        let mut entries = registered;
         for (region, found) in regions.iter().zip(found) {
             match found {
                 Ok(ids) => {
                     for id in ids {
                         if !entries.iter().any(|e| e.id == id) {
                             entries.push(Entry {
-                                id,
-                                profile: None,
                                 description: format!("tagged {MANAGED_TAG}=true"),
-                                desired_size: None,
                                 tagged: true,
+                                ..Entry::new(id)
                             });
                         }
                     }
@@ -1002,7 +1051,6 @@ impl<C: CloudControl> Manager<C> {
                 ),
             }
         }
-        entries
     }
 
     /// Forgets `id`, which someone started by hand: its record (logged as a
@@ -1129,15 +1177,7 @@ mod tests {
     }
 
     fn entries(ids: &[&ResourceId]) -> Vec<Entry> {
-        ids.iter()
-            .map(|id| Entry {
-                id: (*id).clone(),
-                profile: None,
-                description: String::new(),
-                desired_size: None,
-                tagged: false,
-            })
-            .collect()
+        ids.iter().map(|id| Entry::new((*id).clone())).collect()
     }
 
     #[tokio::test]
@@ -1145,13 +1185,71 @@ mod tests {
         let (_dir, cloud, m) = setup(false);
         let (a, b) = (ec2(1, "us-east-1"), ec2(2, "us-east-1"));
         *cloud.tagged.lock().unwrap() = vec![a.clone(), b.clone(), ec2(3, "eu-west-1")];
-        let regions = ["us-east-1".to_string()];
+        let mut aws = crate::core::settings::Settings::default().aws;
+        aws.regions = vec!["us-east-1".to_string()];
 
-        let all = m.with_tagged(entries(&[&a]), &regions, true).await;
+        let all = m.with_tagged(entries(&[&a]), &aws).await;
         let found: Vec<(&ResourceId, &str)> = all.iter().map(|e| (&e.id, e.source())).collect();
         assert_eq!(found, [(&a, "services.yaml"), (&b, "tag")]);
-        let off = m.with_tagged(entries(&[&a]), &regions, false).await;
-        assert_eq!(off.len(), 1);
+        assert!(all.iter().all(|e| !e.hibernate));
+        aws.tag_discovery = false;
+        let off = m.with_tagged(entries(&[&a, &ecs("web")]), &aws).await;
+        assert_eq!(off.len(), 2);
+        // `aws.ec2_hibernate`: every EC2 entry hibernates, nothing else does.
+        aws.ec2_hibernate = true;
+        let all = m.with_tagged(entries(&[&a, &ecs("web")]), &aws).await;
+        assert_eq!(
+            all.iter().map(|e| e.hibernate).collect::<Vec<_>>(),
+            [true, false]
+        );
+    }
+
+    #[tokio::test]
+    async fn hibernation_falls_back_to_a_stop_with_a_note_and_wake_restores_both() {
+        let (_d, cloud, m) = setup(false);
+        let (can, cannot, plain) = (
+            ec2(1, "us-east-1"),
+            ec2(2, "us-east-1"),
+            ec2(3, "us-east-1"),
+        );
+        for id in [&can, &cannot, &plain] {
+            cloud.add(id, Capacity::of(Kind::Ec2, Running(true)));
+        }
+        cloud.no_hibernation.lock().unwrap().push(cannot.clone());
+        let mut all = entries(&[&can, &cannot, &plain]);
+        all[0].hibernate = true;
+        all[1].hibernate = true;
+
+        let out = m
+            .sleep(&all, &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
+
+        let of = |id: &ResourceId| out.iter().find(|o| &o.resource == id).unwrap();
+        assert!(out.iter().all(|o| o.action == Action::Stopped), "{out:?}");
+        assert_eq!(of(&can).error, None);
+        assert_eq!(
+            of(&cannot).error.as_deref(),
+            Some("stopped, not hibernated: UnsupportedHibernationConfiguration: not configured for hibernation")
+        );
+        assert_eq!(
+            *cloud.hibernated.lock().unwrap(),
+            std::slice::from_ref(&can)
+        );
+        for id in [&can, &cannot, &plain] {
+            assert_eq!(
+                cloud.get(id).capacity,
+                Capacity::of(Kind::Ec2, Running(false))
+            );
+        }
+        // What was saved is "running", however it went to sleep.
+        m.wake(&all, Trigger::Command).await.unwrap();
+        for id in [&can, &cannot, &plain] {
+            assert_eq!(
+                cloud.get(id).capacity,
+                Capacity::of(Kind::Ec2, Running(true))
+            );
+        }
     }
 
     fn busy_settings() -> BusySettings {

@@ -184,8 +184,10 @@ async fn a_missing_resource_fails_by_name_and_the_rest_still_sleep_and_wake() {
     let cluster = unique("ecs");
     ecs_service(A, &cluster, "api", 2).await;
     let id = ec2_instance(A, false, &[]).await;
+    // `hibernate: true` sends StopInstances with Hibernate (moto stops it
+    // plainly; the fallback is tested against aws-smithy-mocks).
     let services = format!(
-        "ec2_instances:\n  - instance_id: {id}\n    region: {A}\n  - instance_id: i-0000000000deadbee\n    region: {A}\necs_services:\n  - cluster_name: {cluster}\n    service_name: api\n    region: {A}\n  - cluster_name: {cluster}\n    service_name: ghost\n    region: {A}\n"
+        "ec2_instances:\n  - instance_id: {id}\n    region: {A}\n    hibernate: true\n  - instance_id: i-0000000000deadbee\n    region: {A}\necs_services:\n  - cluster_name: {cluster}\n    service_name: api\n    region: {A}\n  - cluster_name: {cluster}\n    service_name: ghost\n    region: {A}\n"
     );
     let cfg = ConfigDir::new(&[A], &services);
 

@@ -41,6 +41,11 @@ pub struct FakeCloud {
     pub tagged: Mutex<Vec<ResourceId>>,
     /// What `facts_many` answers per resource (default: nothing known).
     pub facts: Mutex<HashMap<ResourceId, Facts>>,
+    /// Instances that refuse to hibernate (as AWS does those not
+    /// configured for it).
+    pub no_hibernation: Mutex<Vec<ResourceId>>,
+    /// The instances that were hibernated, in order.
+    pub hibernated: Mutex<Vec<ResourceId>>,
 }
 
 impl FakeCloud {
@@ -107,7 +112,16 @@ impl CloudControl for FakeCloud {
         _: Option<&str>,
         c: Capacity,
     ) -> Result<(), CloudError> {
-        self.mutate("set_capacity", id, |r| r.capacity = c)
+        if c.hibernate {
+            if self.no_hibernation.lock().unwrap().contains(id) {
+                return Err(CloudError::from_code(
+                    Some("UnsupportedHibernationConfiguration"),
+                    "not configured for hibernation",
+                ));
+            }
+            self.hibernated.lock().unwrap().push(id.clone());
+        }
+        self.mutate("set_capacity", id, |r| r.capacity = c.hibernating(false))
     }
 
     async fn set_sleep_tag(

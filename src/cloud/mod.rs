@@ -28,6 +28,13 @@ pub enum ErrorKind {
     InvalidState,
     /// Could not reach AWS (connection, timeout).
     Network,
+    /// An EC2 instance that cannot hibernate (not configured for it, or
+    /// not able to right now): it can still be stopped.
+    CannotHibernate,
+    /// AWS does not support the call for this resource (a Spot or an
+    /// instance-store instance cannot be stopped): trying again changes
+    /// nothing.
+    Unsupported,
     /// Anything else.
     Other,
 }
@@ -78,6 +85,8 @@ impl CloudError {
             | "InvalidDBInstanceState"
             | "InvalidDBInstanceStateFault"
             | "InvalidDBClusterStateFault" => ErrorKind::InvalidState,
+            "UnsupportedHibernationConfiguration" => ErrorKind::CannotHibernate,
+            "UnsupportedOperation" => ErrorKind::Unsupported,
             _ => ErrorKind::Other,
         };
         CloudError {

@@ -3,6 +3,7 @@
 //! Parsed with serde_yaml into raw entries, then validated into [`Entry`]s.
 //! Every error names the line it is about.
 
+use crate::core::kinds::Spec;
 use crate::core::resource::{Kind, ResourceId};
 use crate::core::settings::is_valid_region;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
@@ -33,11 +34,25 @@ pub struct Entry {
     pub description: String,
     /// EKS only: desired size used by `START` when no sleep record exists.
     pub desired_size: Option<i32>,
+    /// EC2 only: sleep hibernates the instance when AWS allows it.
+    pub hibernate: bool,
     /// Found by its `cloudnap:managed=true` tag, not in services.yaml.
     pub tagged: bool,
 }
 
 impl Entry {
+    /// An entry for `id` with no profile, description or options.
+    pub fn new(id: ResourceId) -> Entry {
+        Entry {
+            id,
+            profile: None,
+            description: String::new(),
+            desired_size: None,
+            hibernate: false,
+            tagged: false,
+        }
+    }
+
     /// Where the entry comes from, as `status` and `LIST_REGISTERED_SERVICES`
     /// show it: `services.yaml` or `tag`.
     pub fn source(&self) -> &'static str {
@@ -63,6 +78,7 @@ struct RawEntry {
     description: Option<String>,
     profile: Option<String>,
     desired_size: Option<i32>,
+    hibernate: bool,
 }
 
 /// The file's entries, section by section, with serde's errors (and so
@@ -108,13 +124,28 @@ enum Named {
     Section(Kind),
     /// The name field at this index.
     Name(usize),
-    /// `region`, `desired_size`, `description` or `profile`.
+    /// One of [`OTHER_FIELDS`].
     Other(&'static str),
 }
 
-/// The fields of every entry after its names (`desired_size` only for kinds
-/// that take it).
-const OTHER_FIELDS: [&str; 4] = ["region", "desired_size", "description", "profile"];
+/// The fields of an entry after its names (`desired_size` and `hibernate`
+/// only for kinds that take them).
+const OTHER_FIELDS: [&str; 5] = [
+    "region",
+    "desired_size",
+    "hibernate",
+    "description",
+    "profile",
+];
+
+/// Whether entries of `spec` take the field `field` of [`OTHER_FIELDS`].
+fn takes(spec: &Spec, field: &str) -> bool {
+    match field {
+        "desired_size" => spec.desired_size,
+        "hibernate" => spec.hibernates,
+        _ => true,
+    }
+}
 
 impl Key {
     /// What `key` names, if it is known here.
@@ -131,7 +162,7 @@ impl Key {
         }
         OTHER_FIELDS
             .into_iter()
-            .find(|f| *f == key && (*f != "desired_size" || spec.desired_size))
+            .find(|f| *f == key && takes(spec, f))
             .map(Named::Other)
     }
 
@@ -142,9 +173,7 @@ impl Key {
         };
         let spec = kind.spec();
         let names = spec.names.iter().map(|f| f.key);
-        let others = OTHER_FIELDS
-            .into_iter()
-            .filter(|f| *f != "desired_size" || spec.desired_size);
+        let others = OTHER_FIELDS.into_iter().filter(|f| takes(spec, f));
         names.chain(others).collect()
     }
 }
@@ -228,12 +257,17 @@ impl<'de> Visitor<'de> for Item {
         let spec = self.0.spec();
         let mut names: Vec<Option<String>> = vec![None; spec.names.len()];
         let (mut region, mut description, mut profile, mut desired_size) = (None, None, None, None);
+        let mut hibernate = false;
         while let Some(key) = map.next_key_seed(Key(Some(self.0)))? {
             let (slot, field) = match key {
                 Named::Name(i) => (&mut names[i], spec.names[i].key),
                 Named::Other("region") => (&mut region, "region"),
                 Named::Other("description") => (&mut description, "description"),
                 Named::Other("profile") => (&mut profile, "profile"),
+                Named::Other("hibernate") => {
+                    hibernate = map.next_value::<Option<bool>>()?.unwrap_or(false);
+                    continue;
+                }
                 Named::Other(_) => {
                     desired_size = map.next_value::<Option<i32>>()?;
                     continue;
@@ -260,6 +294,7 @@ impl<'de> Visitor<'de> for Item {
             description,
             profile,
             desired_size,
+            hibernate,
         })
     }
 }
@@ -334,6 +369,7 @@ impl Registry {
                         profile: Option<String>,
                         description: Option<String>,
                         desired_size: Option<i32>,
+                        hibernate: bool,
                         errors: &mut Vec<String>| {
             let n = occurrences.entry((key, needle.to_string())).or_insert(0);
             let here = (key, needle.to_string(), *n);
@@ -369,6 +405,7 @@ impl Registry {
                 profile,
                 description: description.unwrap_or_default(),
                 desired_size,
+                hibernate,
                 tagged: false,
             });
         };
@@ -382,6 +419,7 @@ impl Registry {
                 e.profile,
                 e.description,
                 e.desired_size,
+                e.hibernate,
                 &mut errors,
             );
         }
@@ -428,6 +466,23 @@ eks_nodegroups:
         assert_eq!(r.entries[1].profile.as_deref(), Some("work"));
         assert_eq!(r.entries[2].desired_size, Some(2));
         assert_eq!(r.entries[2].id.name(), "k8s/workers");
+    }
+
+    #[test]
+    fn hibernate_is_an_ec2_option_only() {
+        let ec2 =
+            "ec2_instances:\n  - instance_id: i-0abc\n    region: us-east-1\n    hibernate: true\n";
+        let r = Registry::parse(ec2).unwrap();
+        assert!(r.entries[0].hibernate);
+        let edited = crate::core::registry_edit::insert_entry("", &r.entries[0]).unwrap();
+        assert_eq!(Registry::parse(&edited).unwrap(), r, "{edited}");
+        let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    hibernate: true\n";
+        let e = Registry::parse(ecs).unwrap_err().to_string();
+        assert!(
+            e.contains("line 5") && e.contains("unknown field `hibernate`"),
+            "{e}"
+        );
+        assert!(!Registry::parse(SAMPLE).unwrap().entries[0].hibernate);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub fn render_entry(e: &Entry, indent: &str) -> String {
     if let Some(d) = e.desired_size {
         fields.push(("desired_size", d.to_string()));
     }
+    if e.hibernate {
+        fields.push(("hibernate", "true".to_string()));
+    }
     if !e.description.is_empty() {
         fields.push(("description", scalar(&e.description)));
     }
@@ -172,11 +175,8 @@ mod tests {
 
     fn ec2(id: &str) -> Entry {
         Entry {
-            id: ResourceId::new(Kind::Ec2, [id], "us-east-1"),
-            profile: None,
             description: "box: one".into(),
-            desired_size: None,
-            tagged: false,
+            ..Entry::new(ResourceId::new(Kind::Ec2, [id], "us-east-1"))
         }
     }
 
@@ -196,11 +196,8 @@ mod tests {
     #[test]
     fn insert_into_empty_flow_list_and_missing_section() {
         let ecs = Entry {
-            id: ResourceId::new(Kind::Ecs, ["c", "yes"], "eu-west-1"),
             profile: Some("work".into()),
-            description: String::new(),
-            desired_size: None,
-            tagged: false,
+            ..Entry::new(ResourceId::new(Kind::Ecs, ["c", "yes"], "eu-west-1"))
         };
         let out = insert_entry(TEXT, &ecs).unwrap();
         assert_eq!(Registry::parse(&out).unwrap().entries[1], ecs);

@@ -136,6 +136,10 @@ pub struct Capacity {
     /// has one: sleep must hold it down too, or AWS scales the resource
     /// straight back up.
     pub target: Option<ScalableTarget>,
+    /// A stop that hibernates the EC2 instance (its memory saved to its
+    /// root volume) instead of shutting it down. Only a capacity that sleep
+    /// sets has it; what AWS shows and what sleep saves never do.
+    pub hibernate: bool,
 }
 
 /// An Application Auto Scaling scalable target's bounds and suspended
@@ -233,6 +237,8 @@ struct CapacityRepr {
     max: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     target: Option<ScalableTarget>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    hibernate: bool,
 }
 
 impl From<Capacity> for CapacityRepr {
@@ -244,6 +250,7 @@ impl From<Capacity> for CapacityRepr {
             desired: None,
             max: None,
             target: c.target,
+            hibernate: c.hibernate,
         };
         match c.level {
             Running(running) => r.running = Some(running),
@@ -270,6 +277,7 @@ impl TryFrom<CapacityRepr> for Capacity {
         };
         Ok(Capacity {
             target: r.target,
+            hibernate: r.hibernate && level == Running(false),
             ..Capacity::of(r.kind, level)
         })
     }
@@ -282,6 +290,16 @@ impl Capacity {
             kind,
             level,
             target: None,
+            hibernate: false,
+        }
+    }
+
+    /// This capacity, hibernating when it is an EC2 instance's stop and
+    /// `hibernate` is asked for.
+    pub fn hibernating(self, hibernate: bool) -> Capacity {
+        Capacity {
+            hibernate: hibernate && self.level == Running(false),
+            ..self
         }
     }
 
@@ -389,7 +407,9 @@ impl Capacity {
 impl fmt::Display for Capacity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.level {
-            Running(running) => f.write_str(if running { "running" } else { "stopped" }),
+            Running(true) => f.write_str("running"),
+            Running(false) if self.hibernate => f.write_str("hibernated"),
+            Running(false) => f.write_str("stopped"),
             Desired(desired) => write!(f, "desired {desired}"),
             Scaling { min, desired, max } => write!(f, "{min}/{desired}/{max}"),
         }?;

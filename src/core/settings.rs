@@ -121,6 +121,9 @@ pub struct AwsSettings {
     /// Resources tagged `cloudnap:managed=true` in `regions` are managed as
     /// if they were in services.yaml.
     pub tag_discovery: bool,
+    /// Sleep hibernates every EC2 instance configured for hibernation, as
+    /// `hibernate: true` on its entry does.
+    pub ec2_hibernate: bool,
 }
 
 /// The busy veto: resources at work (by their CloudWatch metrics, or an ECS
@@ -460,6 +463,7 @@ fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
             "dry_run",
             "max_concurrent_calls",
             "tag_discovery",
+            "ec2_hibernate",
         ],
     );
     AwsSettings {
@@ -484,6 +488,7 @@ fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
         dry_run: c.boolean(&s, "dry_run", false),
         max_concurrent_calls: c.int(&s, "max_concurrent_calls", 16, 1, 256) as usize,
         tag_discovery: c.boolean(&s, "tag_discovery", true),
+        ec2_hibernate: c.boolean(&s, "ec2_hibernate", false),
     }
 }
 

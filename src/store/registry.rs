@@ -139,11 +139,8 @@ impl RegistryFile {
 /// An entry with only an id and description.
 pub fn entry(id: ResourceId, description: String) -> Entry {
     Entry {
-        id,
-        profile: None,
         description,
-        desired_size: None,
-        tagged: false,
+        ..Entry::new(id)
     }
 }
 

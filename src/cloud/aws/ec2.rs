@@ -219,26 +219,27 @@ fn state(i: &Instance) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Starts (`running`) or stops each of `ids`.
+/// Starts each of `ids`, or stops it (hibernating it when `to` says so).
 pub(super) async fn set_running(
     ec2: &Client,
     ids: &[String],
-    running: bool,
+    to: Capacity,
 ) -> Vec<Result<(), CloudError>> {
-    let batch = async { all_ok(ids, start_or_stop(ec2, ids, running).await) };
+    let running = to.level == Running(true);
+    let batch = async { all_ok(ids, start_or_stop(ec2, ids, to).await) };
     batch_or_each(ids, batch, move |id| async move {
         if running {
             start_when_stopped(ec2, id).await
         } else {
-            start_or_stop(ec2, slice::from_ref(id), false).await
+            start_or_stop(ec2, slice::from_ref(id), to).await
         }
     })
     .await
 }
 
-/// One call starting (`running`) or stopping all of `ids`.
-async fn start_or_stop(ec2: &Client, ids: &[String], running: bool) -> Result<(), CloudError> {
-    if running {
+/// One call starting or stopping (or hibernating) all of `ids`.
+async fn start_or_stop(ec2: &Client, ids: &[String], to: Capacity) -> Result<(), CloudError> {
+    if to.level == Running(true) {
         ec2.start_instances()
             .set_instance_ids(Some(ids.to_vec()))
             .send()
@@ -247,6 +248,7 @@ async fn start_or_stop(ec2: &Client, ids: &[String], running: bool) -> Result<()
     } else {
         ec2.stop_instances()
             .set_instance_ids(Some(ids.to_vec()))
+            .set_hibernate(to.hibernate.then_some(true))
             .send()
             .await
             .map_err(aws_err)?;
@@ -258,7 +260,7 @@ async fn start_or_stop(ec2: &Client, ids: &[String], running: bool) -> Result<()
 async fn start_when_stopped(ec2: &Client, instance_id: &str) -> Result<(), CloudError> {
     let ids = [instance_id.to_string()];
     for _ in 0..60 {
-        match start_or_stop(ec2, &ids, true).await {
+        match start_or_stop(ec2, &ids, Capacity::of(Kind::Ec2, Running(true))).await {
             Ok(()) => return Ok(()),
             Err(e) if e.kind == ErrorKind::InvalidState => {
                 tokio::time::sleep(Duration::from_secs(2)).await
@@ -340,6 +342,7 @@ mod tests {
         DescribeInstancesError, DescribeInstancesInput, DescribeInstancesOutput,
     };
     use aws_sdk_ec2::operation::start_instances::{StartInstancesError, StartInstancesOutput};
+    use aws_sdk_ec2::operation::stop_instances::{StopInstancesError, StopInstancesOutput};
     use aws_sdk_ec2::types::{InstanceState, InstanceStateName, Reservation};
     use aws_smithy_mocks::{mock, Rule};
 
@@ -422,9 +425,67 @@ mod tests {
             .build();
         let ec2 = client(&[&start]);
 
-        let out = set_running(&ec2, &ids(&["i-a"]), true).await;
+        let out = set_running(&ec2, &ids(&["i-a"]), Capacity::of(Kind::Ec2, Running(true))).await;
 
         assert_eq!(out, vec![Ok(())]);
         assert_eq!(start.num_calls(), 3);
+    }
+
+    fn stopped() -> Capacity {
+        Capacity::of(Kind::Ec2, Running(false))
+    }
+
+    #[tokio::test]
+    async fn a_hibernation_aws_refuses_is_cannot_hibernate_for_that_instance_only() {
+        // One StopInstances with Hibernate for both fails (one is not
+        // configured for it): each is asked again on its own.
+        let both = mock!(Client::stop_instances)
+            .match_requests(|r| r.instance_ids().len() == 2 && r.hibernate() == Some(true))
+            .then_error(|| {
+                StopInstancesError::generic(error("UnsupportedHibernationConfiguration"))
+            });
+        let can = mock!(Client::stop_instances)
+            .match_requests(|r| r.instance_ids() == ["i-a"] && r.hibernate() == Some(true))
+            .then_output(|| StopInstancesOutput::builder().build());
+        let cannot = mock!(Client::stop_instances)
+            .match_requests(|r| r.instance_ids() == ["i-b"] && r.hibernate() == Some(true))
+            .then_error(|| {
+                StopInstancesError::generic(error("UnsupportedHibernationConfiguration"))
+            });
+        let ec2 = client(&[&both, &can, &cannot]);
+
+        let out = set_running(&ec2, &ids(&["i-a", "i-b"]), stopped().hibernating(true)).await;
+
+        assert_eq!(out[0], Ok(()));
+        assert_eq!(
+            out[1].as_ref().unwrap_err().kind,
+            ErrorKind::CannotHibernate
+        );
+        assert_eq!([&both, &can, &cannot].map(|r| r.num_calls()), [1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_spot_instance_that_cannot_stop_is_reported_with_aws_reason_once() {
+        let spot = mock!(Client::stop_instances)
+            .match_requests(|r| r.hibernate().is_none())
+            .then_error(|| {
+                StopInstancesError::generic(
+                    ErrorMetadata::builder()
+                        .code("UnsupportedOperation")
+                        .message("You can't stop the Spot Instance 'i-a' because it is associated with a one-time Spot Instance request.")
+                        .build(),
+                )
+            });
+        let ec2 = client(&[&spot]);
+
+        let out = set_running(&ec2, &ids(&["i-a"]), stopped()).await;
+
+        let e = out[0].as_ref().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unsupported);
+        assert!(
+            e.to_string().contains("can't stop the Spot Instance 'i-a'"),
+            "{e}"
+        );
+        assert_eq!(spot.num_calls(), 1, "not retried");
     }
 }

@@ -251,8 +251,8 @@ impl CloudControl for AwsCloud {
                 ErrorKind::Other,
                 format!("capacity {capacity} does not apply to {id}"),
             )),
-            (Kind::Ec2, Running(running)) => {
-                only(ec2::set_running(&c.ec2, &[first.to_string()], running).await)
+            (Kind::Ec2, Running(_)) => {
+                only(ec2::set_running(&c.ec2, &[first.to_string()], capacity).await)
             }
             // The scalable target first, both ways: held down before the
             // count goes to 0, back before the count comes back.
@@ -421,16 +421,9 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
     ) -> Vec<Result<(), CloudError>> {
         match ec2::group(items) {
-            Some((
-                region,
-                ids,
-                Capacity {
-                    level: Running(running),
-                    ..
-                },
-            )) => {
+            Some((region, ids, to)) if to.kind == Kind::Ec2 => {
                 let c = self.clients.get(region, profile).await;
-                ec2::set_running(&c.ec2, &ids, running).await
+                ec2::set_running(&c.ec2, &ids, to).await
             }
             _ => {
                 each_in_order(items, 16, |(id, capacity)| {
@@ -538,13 +531,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
         let m = Manager::new(Arc::new(cloud), RecordsFile::new(&state), 4, false);
-        let entry = Entry {
-            id: ResourceId::new(Kind::Ecs, ["c", "api"], R),
-            profile: None,
-            description: String::new(),
-            desired_size: None,
-            tagged: false,
-        };
+        let entry = Entry::new(ResourceId::new(Kind::Ecs, ["c", "api"], R));
 
         let out = m
             .sleep(&[entry], &Settings::default().busy, Trigger::Command)

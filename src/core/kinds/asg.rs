@@ -15,6 +15,7 @@ pub static SPEC: Spec = Spec {
     check: no_check,
     shape: Shape::Scaling,
     desired_size: false,
+    hibernates: false,
     list: "Auto Scaling groups: `{\"groups\": [{group_name, region, status, min_size, desired_size, max_size, instances}]}`",
     list_key: "groups",
     start_count: Some("desired"),

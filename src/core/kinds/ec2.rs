@@ -14,6 +14,7 @@ pub static SPEC: Spec = Spec {
     check,
     shape: Shape::Running,
     desired_size: false,
+    hibernates: true,
     list: "EC2 instances: `{\"instances\": [{instance_id, region, instance_type, state, name, public_ip, private_ip}]}`",
     list_key: "instances",
     start_count: None,

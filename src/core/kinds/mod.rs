@@ -107,6 +107,9 @@ pub struct Spec {
     /// Whether its services.yaml entries take `desired_size` (for `START`
     /// without a saved capacity).
     pub desired_size: bool,
+    /// Whether its services.yaml entries take `hibernate: true` (and
+    /// `aws.ec2_hibernate` applies to it).
+    pub hibernates: bool,
     /// What `LIST_<label>` answers, for `HELP` and docs/protocol.md.
     pub list: &'static str,
     /// The reply key of `LIST_<label>` (`instances`, `clusters`).
