@@ -12,7 +12,9 @@ STARTED_PIDS=()
 # moto, X11 libraries for the detectors, Xvfb/openbox/xdotool to test them,
 # and headless sway (typed into with wtype) and mutter (driven through its
 # RemoteDesktop D-Bus API with python3-dbus) for the Wayland detectors;
-# nc and openssl for the documented ways of sending signed commands.
+# nc and openssl for the documented ways of sending signed commands;
+# Debian's Rust with its std source, mingw-w64 and Wine for the Windows
+# build and its smoke tests (build/windows.sh, tests/windows.rs).
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
   libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
@@ -20,7 +22,8 @@ APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox
   haskell-gtk-sni-tray-utils imagemagick dbus-x11 dbus-bin
   sway wtype foot mutter dbus-user-session python3-dbus python3-gi
-  netcat-openbsd openssl chromium)
+  netcat-openbsd openssl chromium
+  rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64)
 
 ensure_packages() {
   local missing=()

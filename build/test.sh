@@ -24,6 +24,10 @@ mkdir -p "$CARGO_TARGET_DIR/test-artifacts"
 export CLOUDNAP_ARTIFACTS="$CARGO_TARGET_DIR/test-artifacts"
 
 cargo fmt --all -- --check
+# Windows: every target compiled with warnings denied, and the debug
+# cloudnap.exe that tests/windows.rs runs under Wine.
+CLOUDNAP_WINDOWS_EXE=$(build/windows.sh ci | tail -1)
+export CLOUDNAP_WINDOWS_EXE
 cargo test --locked --no-fail-fast 2>&1 | tee "$CLOUDNAP_CACHE/test.log"
 # The README's demo, unattended: sleep from idleness, wake by command.
 ./build/demo.sh --once

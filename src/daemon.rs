@@ -261,8 +261,11 @@ fn start_tray<C: CloudControl>(app: &Arc<App<C>>, actions: UnboundedSender<MenuA
     let started = tray::spawn(Arc::new(move || status_of.status()), move |action| {
         let _ = actions.send(action);
     });
-    if let Err(e) = started {
-        tracing::warn!("no tray icon ({e}); cloudnap keeps running: use `cloudnap send STATUS`");
+    match started {
+        Ok(()) => tracing::info!("tray icon shown"),
+        Err(e) => {
+            tracing::warn!("no tray icon ({e}); cloudnap keeps running: use `cloudnap send STATUS`")
+        }
     }
 }
 

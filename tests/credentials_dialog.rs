@@ -95,8 +95,10 @@ fn check_shows_the_account_and_save_writes_a_private_profile() {
         config,
         format!("{OTHER_CONFIG}\n[profile cloudnap]\nregion = us-east-1\n")
     );
-    use std::os::unix::fs::PermissionsExt;
+    // Owner-only files (on Windows that would be an ACL: not set, see README).
+    #[cfg(unix)]
     for f in ["credentials", "config"] {
+        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(f))
             .unwrap()
             .permissions()

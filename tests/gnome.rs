@@ -2,6 +2,8 @@
 //! (started by build/test.sh with a session bus of its own), with input
 //! through mutter's RemoteDesktop D-Bus API: mutter offers no Wayland idle
 //! protocol, only `org.gnome.Mutter.IdleMonitor`.
+// D-Bus and Wayland: Linux desktops only (zbus is a Linux dependency).
+#![cfg(target_os = "linux")]
 
 mod common;
 #[path = "common/desktop.rs"]

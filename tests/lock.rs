@@ -1,6 +1,8 @@
 //! The screen lock source in the real `cloudnap run`, against a fake
 //! `org.freedesktop.ScreenSaver` and a fake logind, each exported by the
 //! test on a private bus (the daemon's session bus and system bus).
+// D-Bus and Wayland: Linux desktops only (zbus is a Linux dependency).
+#![cfg(target_os = "linux")]
 
 mod common;
 #[path = "common/desktop.rs"]

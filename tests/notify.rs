@@ -3,6 +3,8 @@
 //! on a private `dbus-daemon --session`): the warning says what will sleep,
 //! when and why, carries the *Keep awake* / *Sleep now* buttons where the
 //! server supports actions, and a button the user chooses is carried out.
+// D-Bus and Wayland: Linux desktops only (zbus is a Linux dependency).
+#![cfg(target_os = "linux")]
 
 mod common;
 #[path = "common/desktop.rs"]

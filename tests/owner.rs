@@ -2,6 +2,8 @@
 //! user, commanded over real UDP by another (refused, nothing changes) and
 //! by its owner (accepted, also through `nc`); and signed commands where a
 //! plain token is not enough.
+// Unix users and setpriv: Linux only.
+#![cfg(target_os = "linux")]
 
 mod common;
 use common::*;

@@ -2,6 +2,8 @@
 //! (started by build/test.sh as an unprivileged user, foot focused) with
 //! real key presses through `wtype`, and no X display at all. sway 1.7
 //! offers only `org_kde_kwin_idle`, so that is what this exercises.
+// D-Bus and Wayland: Linux desktops only (zbus is a Linux dependency).
+#![cfg(target_os = "linux")]
 
 mod common;
 #[path = "common/desktop.rs"]

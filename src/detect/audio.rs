@@ -32,22 +32,43 @@ fn fail(message: impl std::fmt::Display) -> DetectError {
 }
 
 /// The monitor source of the default output device (PulseAudio names it
-/// `<sink>.monitor`).
-fn output_monitor() -> Result<cpal::Device, DetectError> {
+/// `<sink>.monitor`), captured as one channel at 8 kHz (the server
+/// converts).
+#[cfg(not(windows))]
+fn output_monitor() -> Result<(cpal::Device, cpal::StreamConfig), DetectError> {
     let host = cpal::default_host();
     let output = host
         .default_output_device()
         .ok_or_else(|| fail("no default output device"))?;
     let sink = output.id().map_err(fail)?;
     let monitor = format!("{}.monitor", sink.id());
-    host.input_devices()
+    let device = host
+        .input_devices()
         .map_err(fail)?
         .find(|d| d.id().is_ok_and(|id| id.id() == monitor))
         .ok_or_else(|| {
             fail(format!(
                 "no monitor source `{monitor}` for the default output (is PulseAudio or PipeWire's pulse server running?)"
             ))
-        })
+        })?;
+    let config = cpal::StreamConfig {
+        channels: 1,
+        sample_rate: 8_000,
+        buffer_size: cpal::BufferSize::Default,
+    };
+    Ok((device, config))
+}
+
+/// The default output device itself, in its own format: cpal's WASAPI
+/// backend captures an output device in loopback mode (what it plays,
+/// never a microphone).
+#[cfg(windows)]
+fn output_monitor() -> Result<(cpal::Device, cpal::StreamConfig), DetectError> {
+    let device = cpal::default_host()
+        .default_output_device()
+        .ok_or_else(|| fail("no default output device"))?;
+    let config = device.default_output_config().map_err(fail)?.config();
+    Ok((device, config))
 }
 
 impl ActivitySource for AudioSource {
@@ -56,7 +77,7 @@ impl ActivitySource for AudioSource {
     }
 
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
-        let device = output_monitor()?;
+        let (device, config) = output_monitor()?;
         // The loudest buffer since the last check, as f32 bits.
         let peak = Arc::new(AtomicU32::new(0));
         let server = SoundServer::connect();
@@ -69,11 +90,6 @@ impl ActivitySource for AudioSource {
                 stream = None;
             } else if stream.is_none() {
                 let level = peak.clone();
-                let config = cpal::StreamConfig {
-                    channels: 1,
-                    sample_rate: 8_000,
-                    buffer_size: cpal::BufferSize::Default,
-                };
                 let s = device
                     .build_input_stream(
                         config,

@@ -14,7 +14,7 @@ mod lock;
 mod microphone;
 mod screen;
 pub mod session;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 mod system_idle;
 #[cfg(target_os = "linux")]
 mod wayland;
@@ -139,14 +139,15 @@ pub fn plan(settings: &Settings, env: &session::SessionEnv) -> (Vec<DetectorRow>
     let plan = session::plan(env);
     tracing::info!("{plan}");
     let linux = cfg!(target_os = "linux");
-    let (k, m, sc, a, w, si) = (
+    let (k, m, sc, a, w) = (
         settings.keyboard.clone(),
         settings.mouse.clone(),
         settings.screen.clone(),
         settings.audio.clone(),
         settings.window.clone(),
-        settings.system_idle.clone(),
     );
+    #[cfg(any(target_os = "linux", windows))]
+    let si = &settings.system_idle;
     let all: Vec<(session::Detector, bool, MakeSource)> = vec![
         (
             Input,
@@ -173,7 +174,7 @@ pub fn plan(settings: &Settings, env: &session::SessionEnv) -> (Vec<DetectorRow>
             let mic = settings.microphone.clone();
             Box::new(move || Box::new(microphone::MicrophoneSource::new(&mic)))
         }),
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         (SystemIdle, si.enabled, {
             let si = si.clone();
             Box::new(move || Box::new(system_idle::SystemIdleSource::new(&si)))

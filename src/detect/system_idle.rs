@@ -1,14 +1,13 @@
-//! The X server's own idle time (MIT-SCREEN-SAVER extension): near free, and
-//! it sees every input the server sees.
+//! The session's own idle time: the X server's (MIT-SCREEN-SAVER extension)
+//! on Linux, `GetLastInputInfo` on Windows. Near free, and it sees every
+//! input the session sees.
 
 use super::{ActivitySource, DetectError, Sink};
 use crate::core::activity::{idle_shows_input, ActivityKind};
 use crate::core::settings::SystemIdleSettings;
 use std::time::Duration;
-use x11rb::connection::Connection;
-use x11rb::protocol::screensaver::ConnectionExt as _;
 
-/// Polls the X server's milliseconds since the last input.
+/// Polls the session's milliseconds since the last input.
 pub struct SystemIdleSource {
     interval: Duration,
 }
@@ -31,16 +30,7 @@ impl ActivitySource for SystemIdleSource {
     }
 
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
-        let (conn, screen) = x11rb::connect(None).map_err(fail)?;
-        let root = conn.setup().roots[screen].root;
-        let idle_ms = || -> Result<u64, DetectError> {
-            let reply = conn
-                .screensaver_query_info(root)
-                .map_err(fail)?
-                .reply()
-                .map_err(fail)?;
-            Ok(u64::from(reply.ms_since_user_input))
-        };
+        let mut idle_ms = idle_clock()?;
         let mut previous = Some(idle_ms()?);
         while !sink.is_closed() {
             std::thread::sleep(self.interval);
@@ -52,4 +42,41 @@ impl ActivitySource for SystemIdleSource {
         }
         Ok(())
     }
+}
+
+/// The X server's milliseconds since the last input.
+#[cfg(target_os = "linux")]
+fn idle_clock() -> Result<impl FnMut() -> Result<u64, DetectError>, DetectError> {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::screensaver::ConnectionExt as _;
+    let (conn, screen) = x11rb::connect(None).map_err(fail)?;
+    let root = conn.setup().roots[screen].root;
+    Ok(move || {
+        let reply = conn
+            .screensaver_query_info(root)
+            .map_err(fail)?
+            .reply()
+            .map_err(fail)?;
+        Ok(u64::from(reply.ms_since_user_input))
+    })
+}
+
+/// Milliseconds since the session's last input (`GetLastInputInfo`).
+#[cfg(windows)]
+fn idle_clock() -> Result<impl FnMut() -> Result<u64, DetectError>, DetectError> {
+    use windows_sys::Win32::System::SystemInformation::GetTickCount;
+    use windows_sys::Win32::UI::Input::KeyboardAndMouse::{GetLastInputInfo, LASTINPUTINFO};
+    Ok(|| {
+        let mut info = LASTINPUTINFO {
+            cbSize: std::mem::size_of::<LASTINPUTINFO>() as u32,
+            dwTime: 0,
+        };
+        // SAFETY: `info` is a valid LASTINPUTINFO with its size set.
+        if unsafe { GetLastInputInfo(&mut info) } == 0 {
+            return Err(fail("GetLastInputInfo failed"));
+        }
+        // SAFETY: no arguments; the tick count wraps like `dwTime` does.
+        let now = unsafe { GetTickCount() };
+        Ok(u64::from(now.wrapping_sub(info.dwTime)))
+    })
 }

@@ -12,6 +12,11 @@ pub enum PeerError {
     Io(#[from] std::io::Error),
     #[error("the sending socket is gone")]
     NotFound,
+    /// Windows: the UDP table names no process for the socket (Wine says
+    /// process 0 for every one).
+    #[cfg(windows)]
+    #[error("the system names no process owning the sending socket")]
+    NoOwner,
     #[error("the kernel's answer could not be read")]
     BadAnswer,
 }
@@ -429,6 +434,9 @@ mod windows {
             pids.extend(self.owners(peer, &V6)?);
             pids.sort_unstable();
             pids.dedup();
+            if pids.first() == Some(&0) {
+                return Err(PeerError::NoOwner);
+            }
             // Several sockets may match (wildcard and exact, or shared ports):
             // any one that may not command decides, fail safe.
             let senders: Vec<Sender> = pids.into_iter().map(|pid| self.user_of(pid)).collect();

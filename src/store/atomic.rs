@@ -1,8 +1,10 @@
 //! Crash-safe file writes: temp file in the same directory, fsync, rename,
-//! fsync of the directory. A reader sees the old file or the new one, never
-//! a mix, and a crash never leaves a truncated file.
+//! then the rename made durable (Unix: fsync of the directory; Windows: a
+//! write-through `MoveFileExW`, since a directory cannot be opened as a
+//! file there). A reader sees the old file or the new one, never a mix,
+//! and a crash never leaves a truncated file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -48,14 +50,42 @@ fn write(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        File::open(dir)?.sync_all()
+        replace(&tmp, path, dir)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Renames `tmp` over `path` (both in `dir`) and makes the rename durable.
+#[cfg(unix)]
+fn replace(tmp: &Path, path: &Path, dir: &Path) -> io::Result<()> {
+    fs::rename(tmp, path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Renames `tmp` over `path` and returns once the rename is on disk.
+#[cfg(windows)]
+fn replace(tmp: &Path, path: &Path, _dir: &Path) -> io::Result<()> {
+    use std::os::windows::ffi::OsStrExt;
+    use windows_sys::Win32::Storage::FileSystem::{
+        MoveFileExW, MOVEFILE_REPLACE_EXISTING, MOVEFILE_WRITE_THROUGH,
+    };
+    let wide = |p: &Path| -> Vec<u16> { p.as_os_str().encode_wide().chain([0]).collect() };
+    let (from, to) = (wide(tmp), wide(path));
+    // SAFETY: both are NUL-terminated UTF-16 strings that outlive the call.
+    let ok = unsafe {
+        MoveFileExW(
+            from.as_ptr(),
+            to.as_ptr(),
+            MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,14 @@
 //! The tray icon and its menu. On Linux tray-icon publishes a
 //! StatusNotifierItem over D-Bus (its `ksni` backend, no GTK); the desktop's
-//! tray host draws the icon and the menu.
+//! tray host draws the icon and the menu. On Windows tray-icon's native
+//! backend (`Shell_NotifyIcon`) runs on a winit event loop of its own
+//! thread, which also wakes once a second to follow the status.
 
 use crate::core::status::Status;
-use crate::ui::view::{tray_view, IconState, TrayView};
+#[cfg(any(target_os = "linux", windows, test))]
+use crate::ui::view::IconState;
+#[cfg(any(target_os = "linux", windows))]
+use crate::ui::view::{tray_view, TrayView};
 use std::sync::Arc;
 
 /// What a menu item asks for.
@@ -65,6 +70,7 @@ pub fn action_for(id: &str) -> Option<MenuAction> {
 pub type StatusFn = Arc<dyn Fn() -> Status + Send + Sync>;
 
 /// The PNG icon for `state`, from `assets/`.
+#[cfg(any(target_os = "linux", windows, test))]
 fn icon_png(state: IconState) -> &'static [u8] {
     match state {
         IconState::Active => include_bytes!("../../assets/active.png"),
@@ -75,6 +81,7 @@ fn icon_png(state: IconState) -> &'static [u8] {
     }
 }
 
+#[cfg(any(target_os = "linux", windows))]
 fn icon(state: IconState) -> Result<tray_icon::Icon, String> {
     let img = image::load_from_memory_with_format(icon_png(state), image::ImageFormat::Png)
         .map_err(|e| format!("{}: {e}", state.file()))?
@@ -84,10 +91,11 @@ fn icon(state: IconState) -> Result<tray_icon::Icon, String> {
 }
 
 /// Starts the tray on its own thread. Menu choices are passed to `act`
-/// (from tray-icon's D-Bus thread); the status line and icon follow
-/// `status`, checked once a second and redrawn only when they change.
-/// Returns once the icon is published, or why it cannot be.
-#[cfg(target_os = "linux")]
+/// (from tray-icon's D-Bus thread on Linux, the tray thread on Windows);
+/// the status line and icon follow `status`, checked once a second and
+/// redrawn only when they change. Returns once the icon is published, or
+/// why it cannot be.
+#[cfg(any(target_os = "linux", windows))]
 pub fn spawn(
     status: StatusFn,
     act: impl Fn(MenuAction) + Send + Sync + 'static,
@@ -105,26 +113,79 @@ pub fn spawn(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("tray".into())
-        .spawn(move || match build(&status) {
-            Ok(mut shown) => {
-                let _ = ready_tx.send(Ok(()));
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                    shown.follow(&status);
-                }
-            }
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-            }
-        })
+        .spawn(move || serve(status, ready_tx))
         .map_err(|e| e.to_string())?;
     ready_rx
         .recv()
         .map_err(|_| "the tray thread stopped".to_string())?
 }
 
-/// The published icon and what it shows.
+/// Whether the tray could be shown, sent once by the tray thread.
+#[cfg(any(target_os = "linux", windows))]
+type Ready = std::sync::mpsc::Sender<Result<(), String>>;
+
+/// Builds the icon and says on `ready` whether that worked.
+#[cfg(any(target_os = "linux", windows))]
+fn publish(status: &StatusFn, ready: &Ready) -> Option<Shown> {
+    let built = build(status);
+    let _ = ready.send(built.as_ref().map(|_| ()).map_err(Clone::clone));
+    built.ok()
+}
+
+/// Linux: the icon, then a look at the status once a second, forever
+/// (tray-icon's D-Bus thread serves the host).
 #[cfg(target_os = "linux")]
+fn serve(status: StatusFn, ready: Ready) {
+    if let Some(mut shown) = publish(&status, &ready) {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            shown.follow(&status);
+        }
+    }
+}
+
+/// Windows: a winit event loop on this (non-main) thread, the icon built
+/// on it (its window's messages come to this thread), then the loop,
+/// waking once a second to follow the status.
+#[cfg(windows)]
+fn serve(status: StatusFn, ready: Ready) {
+    use std::time::{Duration, Instant};
+    use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
+    use winit::platform::windows::EventLoopBuilderExtWindows;
+
+    struct Follow(Shown, StatusFn);
+    impl winit::application::ApplicationHandler for Follow {
+        fn new_events(&mut self, el: &ActiveEventLoop, _: winit::event::StartCause) {
+            self.0.follow(&self.1);
+            el.set_control_flow(ControlFlow::WaitUntil(
+                Instant::now() + Duration::from_secs(1),
+            ));
+        }
+        fn resumed(&mut self, _: &ActiveEventLoop) {}
+        fn window_event(
+            &mut self,
+            _: &ActiveEventLoop,
+            _: winit::window::WindowId,
+            _: winit::event::WindowEvent,
+        ) {
+        }
+    }
+    let event_loop = match EventLoop::builder().with_any_thread(true).build() {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    if let Some(shown) = publish(&status, &ready) {
+        if let Err(e) = event_loop.run_app(&mut Follow(shown, status)) {
+            tracing::warn!("the tray's event loop ended: {e}");
+        }
+    }
+}
+
+/// The published icon and what it shows.
+#[cfg(any(target_os = "linux", windows))]
 struct Shown {
     tray: tray_icon::TrayIcon,
     line: tray_icon::menu::MenuItem,
@@ -133,7 +194,7 @@ struct Shown {
 }
 
 /// The icon for `state` among the decoded ones.
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 fn pick(icons: &[(IconState, tray_icon::Icon)], state: IconState) -> Option<tray_icon::Icon> {
     icons
         .iter()
@@ -141,7 +202,7 @@ fn pick(icons: &[(IconState, tray_icon::Icon)], state: IconState) -> Option<tray
         .map(|(_, i)| i.clone())
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 impl Shown {
     /// Redraws what changed since the last look at `status`.
     fn follow(&mut self, status: &StatusFn) {
@@ -158,7 +219,7 @@ impl Shown {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 fn build(status: &StatusFn) -> Result<Shown, String> {
     use tray_icon::menu::{Menu, MenuItem, PredefinedMenuItem};
     let menu = Menu::new();
@@ -196,7 +257,7 @@ fn build(status: &StatusFn) -> Result<Shown, String> {
 }
 
 /// Not built for this platform yet (see README).
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 pub fn spawn(
     _status: StatusFn,
     _act: impl Fn(MenuAction) + Send + Sync + 'static,
