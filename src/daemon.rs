@@ -192,6 +192,11 @@ pub async fn run<C: CloudControl>(
         "retries",
         app.clone().run_retry(quit_future(&quit_rx)),
     );
+    keep(
+        &mut tasks,
+        "AWS-side deadline",
+        app.clone().run_deadline(quit_future(&quit_rx)),
+    );
     let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
     // Held until the end: the activity channel stays open even when every
     // detector failed to start. Locks reach the app (they start the grace).

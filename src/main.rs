@@ -776,6 +776,23 @@ async fn check(
     }
     println!("state:     {}", paths.state.display());
     let region = &settings.aws.regions[0];
+    let aws = &settings.aws;
+    // The deadline's state; cloudnap works without it, so it never fails
+    // the check.
+    match (&aws.deadline_role_arn, aws.deadline) {
+        (_, false) => println!("deadline:  off (aws.deadline: false)"),
+        (None, true) => println!(
+            "deadline:  NOT ARMED: aws.deadline_role_arn is not set; if this machine sleeps or \
+             cloudnap stops, resources keep running until it is back"
+        ),
+        (Some(role), true) => match cloud.list_schedules(region, None, "").await {
+            Ok(_) => println!(
+                "deadline:  on, {:?} after the idle timeout, run as {role}",
+                aws.deadline_margin
+            ),
+            Err(e) => println!("deadline:  NOT ARMED: EventBridge Scheduler in {region}: {e}"),
+        },
+    }
     match cloud.whoami(region, None).await {
         Ok(id) => {
             println!("credentials: account {} ({})", id.account, id.arn);

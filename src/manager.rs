@@ -5,10 +5,11 @@
 use crate::cloud::aws::MANAGED_TAG;
 use crate::cloud::{CloudControl, CloudError, ErrorKind};
 use crate::core::busy::{self, Check};
+use crate::core::deadline::Schedule;
 use crate::core::history::{Change, HistoryEvent, Trigger};
 use crate::core::policy::{
-    decide_refresh, decide_sleep, decide_wake, reached, Phase, RefreshDecision, SleepDecision,
-    SleepRecord, WakeDecision,
+    decide_refresh, decide_sleep, decide_wake, reached, tagged_asleep, Phase, RefreshDecision,
+    SleepDecision, SleepRecord, WakeDecision,
 };
 use crate::core::prices::PriceBook;
 use crate::core::registry::Entry;
@@ -791,7 +792,7 @@ impl<C: CloudControl> Manager<C> {
                     continue;
                 }
             };
-            let Some(saved) = recorded.or(obs.sleep_tag) else {
+            let Some(saved) = recorded.or(tagged_asleep(&obs)) else {
                 continue;
             };
             match decide_wake(&obs, saved) {
@@ -930,7 +931,7 @@ impl<C: CloudControl> Manager<C> {
         let _busy = self.busy.lock().await;
         let obs = self.cloud.inspect(id, profile).await?;
         let mut records = self.records().unwrap_or_default();
-        let saved = records.get(id).map(|r| r.saved).or(obs.sleep_tag);
+        let saved = records.get(id).map(|r| r.saved).or(tagged_asleep(&obs));
         let capacity = target(obs.capacity, saved);
         if let (Some(part), true) = (&obs.part_of, obs.capacity.is_up() && !capacity.is_up()) {
             // Stopped alone, it would be replaced by its group.
@@ -959,8 +960,89 @@ impl<C: CloudControl> Manager<C> {
             if obs.sleep_tag.is_some() {
                 self.cloud.set_sleep_tag(id, profile, None).await?;
             }
+        } else if !capacity.is_up() && saved.is_none() && obs.sleep_tag.is_some() {
+            // Stopped by hand while up: the tag the deadline wrote ahead
+            // must not make a wake start it again.
+            self.cloud.set_sleep_tag(id, profile, None).await?;
         }
         Ok(capacity)
+    }
+
+    /// Arms (or moves) the AWS-side deadline of every entry that is up and
+    /// could be put to sleep now (see [`crate::core::deadline`]): its
+    /// capacity is written to its sleep tag first (when the tag does not
+    /// hold it already), as a sleep does, so that a wake restores exactly
+    /// after AWS put it to sleep; then its schedule (`schedule_of`) is set,
+    /// run as `role_arn`. What is down, asleep by cloudnap, protected or
+    /// part of a group gets none. Calls: the batched inspect of a sleep, a
+    /// tag write per resource whose capacity changed, and one call per
+    /// schedule. `None` (nothing done) while a sleep or wake runs; else per
+    /// entry: whether it is armed, or why not.
+    pub async fn arm_deadline(
+        &self,
+        entries: &[Entry],
+        schedule_of: impl Fn(&ResourceId) -> Schedule,
+        role_arn: &str,
+    ) -> Option<Vec<(ResourceId, Option<String>, Result<bool, CloudError>)>> {
+        let _busy = self.busy.try_lock().ok()?;
+        let records = self.records().ok()?;
+        let free: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| !records.contains_key(&e.id))
+            .collect();
+        let observed = self
+            .inspect_all(
+                free.iter()
+                    .map(|e| (e.id.clone(), e.profile.clone()))
+                    .collect(),
+            )
+            .await;
+        let mut out: Vec<(ResourceId, Option<String>, Result<bool, CloudError>)> = Vec::new();
+        let mut tags = Vec::new();
+        for (e, obs) in free.iter().zip(observed) {
+            let armable = match obs.map(|o| (decide_sleep(&o, None), o.sleep_tag)) {
+                Err(err) => Err(err),
+                Ok((SleepDecision::Stop { saved }, tag)) => {
+                    if tag != Some(saved) {
+                        tags.push((e.id.clone(), e.profile.clone(), Some(saved)));
+                    }
+                    Ok(true)
+                }
+                Ok(_) => Ok(false),
+            };
+            out.push((e.id.clone(), e.profile.clone(), armable));
+        }
+        let tagged = self.write_sleep_tags(tags.clone()).await;
+        for ((id, ..), result) in tags.iter().zip(tagged) {
+            if let (Err(e), Some(o)) = (result, out.iter_mut().find(|o| &o.0 == id)) {
+                o.2 = Err(e);
+            }
+        }
+        let mut regions: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
+        for (i, (id, profile, armed)) in out.iter().enumerate() {
+            if matches!(armed, Ok(true)) {
+                let key = (id.region().to_string(), profile.clone());
+                regions.entry(key).or_default().push(i);
+            }
+        }
+        let cloud = &self.cloud;
+        let put = futures::future::join_all(regions.iter().map(|((region, profile), at)| {
+            let schedules: Vec<Schedule> = at.iter().map(|&i| schedule_of(&out[i].0)).collect();
+            async move {
+                cloud
+                    .put_schedules(region, profile.as_deref(), &schedules, role_arn)
+                    .await
+            }
+        }))
+        .await;
+        for (at, results) in regions.values().zip(put) {
+            for (&i, result) in at.iter().zip(results) {
+                if let Err(e) = result {
+                    out[i].2 = Err(e);
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Checks what cloudnap holds asleep against AWS (see
@@ -1135,7 +1217,7 @@ impl<C: CloudControl> Manager<C> {
                         description: e.description.clone(),
                         status: o.status,
                         capacity: Some(o.capacity),
-                        asleep: recorded.or(o.sleep_tag),
+                        asleep: recorded.or(tagged_asleep(&o)),
                         protected: o.protected,
                         source: e.source(),
                         error: None,
@@ -1211,6 +1293,67 @@ mod tests {
 
     fn entries(ids: &[&ResourceId]) -> Vec<Entry> {
         ids.iter().map(|id| Entry::new((*id).clone())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_tag_written_ahead_by_the_deadline_is_kept_until_aws_sleeps_it() {
+        let (_dir, cloud, m) = setup(false);
+        let web = ecs("web");
+        let up = Capacity::of(Kind::Ecs, Desired(2));
+        cloud.add(&web, up);
+        let armed = m
+            .arm_deadline(
+                &entries(&[&web]),
+                |id| crate::core::deadline::schedule("m", id, 100),
+                "role",
+            )
+            .await
+            .unwrap();
+        assert!(matches!(armed[0].2, Ok(true)), "{armed:?}");
+        assert_eq!(cloud.get(&web).sleep_tag, Some(up));
+        assert_eq!(cloud.schedules.lock().unwrap().len(), 1);
+        // Up with its tag: not asleep, and a wake leaves the tag.
+        let rows = m.status(&entries(&[&web])).await.unwrap();
+        assert_eq!(rows[0].asleep, None);
+        let woken = m.wake(&entries(&[&web]), Trigger::Command).await.unwrap();
+        assert!(woken.is_empty(), "{woken:?}");
+        assert_eq!(cloud.get(&web).sleep_tag, Some(up));
+        // AWS put it to sleep: a wake restores it exactly.
+        cloud
+            .resources
+            .lock()
+            .unwrap()
+            .get_mut(&web)
+            .unwrap()
+            .capacity = Capacity::of(Kind::Ecs, Desired(0));
+        let armed = m
+            .arm_deadline(
+                &entries(&[&web]),
+                |id| crate::core::deadline::schedule("m", id, 200),
+                "role",
+            )
+            .await
+            .unwrap();
+        assert!(matches!(armed[0].2, Ok(false)), "down: no deadline");
+        m.wake(&entries(&[&web]), Trigger::Command).await.unwrap();
+        assert_eq!(cloud.get(&web).capacity, up);
+        assert_eq!(cloud.get(&web).sleep_tag, None);
+
+        // Armed again, then stopped by hand: a wake leaves it down.
+        let schedule_of = |id: &ResourceId| crate::core::deadline::schedule("m", id, 300);
+        m.arm_deadline(&entries(&[&web]), schedule_of, "role")
+            .await
+            .unwrap();
+        assert_eq!(cloud.get(&web).sleep_tag, Some(up));
+        m.set_by_hand(&web, None, |now, _| now.asleep())
+            .await
+            .unwrap();
+        assert_eq!(cloud.get(&web).sleep_tag, None);
+        m.wake(&entries(&[&web]), Trigger::Command).await.unwrap();
+        assert_eq!(
+            cloud.get(&web).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
     }
 
     #[tokio::test]

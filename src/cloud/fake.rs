@@ -2,11 +2,12 @@
 
 use super::{CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, Deployment, MetricQuery};
+use crate::core::deadline::Schedule;
 use crate::core::resource::{
     AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
     RdsInstance, ResourceId,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -51,6 +52,10 @@ pub struct FakeCloud {
     pub offline: Mutex<bool>,
     /// Resources whose `set_capacity` calls fail with ThrottlingException.
     pub throttle: Mutex<Vec<ResourceId>>,
+    /// The deadline schedules by region and name.
+    pub schedules: Mutex<BTreeMap<(String, String), Schedule>>,
+    /// Whether schedule calls fail with AccessDenied.
+    pub deny_schedules: Mutex<bool>,
 }
 
 impl FakeCloud {
@@ -79,6 +84,18 @@ impl FakeCloud {
             return Err(CloudError::new(
                 ErrorKind::Network,
                 "dispatch failure: tcp connect error: Connection refused (os error 111)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A schedule call: AccessDenied while [`Self::deny_schedules`].
+    fn schedule_call(&self) -> Result<(), CloudError> {
+        self.online()?;
+        if *self.deny_schedules.lock().unwrap() {
+            return Err(CloudError::from_code(
+                Some("AccessDeniedException"),
+                "not authorized to perform: scheduler:CreateSchedule",
             ));
         }
         Ok(())
@@ -243,6 +260,58 @@ impl CloudControl for FakeCloud {
 
     async fn reachable(&self, _: &str) -> bool {
         !*self.offline.lock().unwrap()
+    }
+
+    async fn put_schedules(
+        &self,
+        region: &str,
+        _: Option<&str>,
+        schedules: &[Schedule],
+        _: &str,
+    ) -> Vec<Result<(), CloudError>> {
+        schedules
+            .iter()
+            .map(|s| {
+                self.schedule_call()?;
+                let key = (region.to_string(), s.name.clone());
+                self.schedules.lock().unwrap().insert(key, s.clone());
+                Ok(())
+            })
+            .collect()
+    }
+
+    async fn delete_schedules(
+        &self,
+        region: &str,
+        _: Option<&str>,
+        names: &[String],
+    ) -> Vec<Result<(), CloudError>> {
+        names
+            .iter()
+            .map(|n| {
+                self.schedule_call()?;
+                let key = (region.to_string(), n.clone());
+                self.schedules.lock().unwrap().remove(&key);
+                Ok(())
+            })
+            .collect()
+    }
+
+    async fn list_schedules(
+        &self,
+        region: &str,
+        _: Option<&str>,
+        prefix: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        self.schedule_call()?;
+        Ok(self
+            .schedules
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(r, n)| r == region && n.starts_with(prefix))
+            .map(|(_, n)| n.clone())
+            .collect())
     }
 
     async fn whoami(&self, _: &str, _: Option<&str>) -> Result<Identity, CloudError> {

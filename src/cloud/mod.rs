@@ -6,6 +6,7 @@ pub mod aws;
 pub mod fake;
 
 use crate::core::busy::{Datapoint, MetricQuery};
+use crate::core::deadline::Schedule;
 use crate::core::resource::{
     AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
     RdsInstance, ResourceId,
@@ -269,6 +270,36 @@ pub trait CloudControl: Send + Sync + 'static {
         region: &str,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<RdsCluster>, CloudError>> + Send;
+
+    /// Creates or moves the deadline `schedules` (see
+    /// [`crate::core::deadline`]) of one region and profile, run as
+    /// `role_arn`: one call each (the Scheduler API has no batch call).
+    /// Results keep the order of `schedules`.
+    fn put_schedules(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+        schedules: &[Schedule],
+        role_arn: &str,
+    ) -> impl Future<Output = Vec<Result<(), CloudError>>> + Send;
+
+    /// Deletes the deadline schedules `names` of one region and profile (one
+    /// already gone is fine); results keep the order of `names`.
+    fn delete_schedules(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+        names: &[String],
+    ) -> impl Future<Output = Vec<Result<(), CloudError>>> + Send;
+
+    /// The names of the deadline schedules of one region and profile that
+    /// start with `prefix`.
+    fn list_schedules(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
 
     /// Uses changed AWS settings (default profile, endpoint) for later
     /// calls, with freshly loaded credentials.

@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod auth;
 pub mod busy;
+pub mod deadline;
 pub mod history;
 pub mod holds;
 pub mod idle;

@@ -73,6 +73,16 @@ pub fn decide_sleep(observed: &Observed, record: Option<&SleepRecord>) -> SleepD
     }
 }
 
+/// The capacity a resource's sleep tag says it sleeps at, when the resource
+/// shows it asleep: down, or its scaling still held down the way sleep holds
+/// it. A tag on a resource that is up is not a sleep: it is written ahead by
+/// the AWS-side deadline (see [`crate::core::deadline`]), so that a sleep
+/// AWS does by itself is restored exactly; such a tag is left in place.
+pub fn tagged_asleep(observed: &Observed) -> Option<Capacity> {
+    let tag = observed.sleep_tag?;
+    (!observed.capacity.is_up() || released(observed.capacity, tag).is_some()).then_some(tag)
+}
+
 /// What the periodic state check does with a resource cloudnap holds asleep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshDecision {
@@ -249,6 +259,29 @@ mod tests {
         assert_eq!(
             decide_sleep(&stale, None),
             SleepDecision::Stop { saved: ECS3 }
+        );
+    }
+
+    #[test]
+    fn a_tag_written_ahead_on_a_resource_that_is_up_is_no_sleep() {
+        let ahead = Observed {
+            sleep_tag: Some(ECS3),
+            ..obs(ECS3)
+        };
+        assert_eq!(tagged_asleep(&ahead), None);
+        assert_eq!(
+            decide_sleep(&ahead, None),
+            SleepDecision::Stop { saved: ECS3 }
+        );
+        // Slept by the deadline: the tag is what wake restores.
+        let slept = Observed {
+            sleep_tag: Some(ECS3),
+            ..obs(ECS0)
+        };
+        assert_eq!(tagged_asleep(&slept), Some(ECS3));
+        assert_eq!(
+            decide_sleep(&slept, None),
+            SleepDecision::AlreadyAsleep { saved: ECS3 }
         );
     }
 

@@ -124,6 +124,15 @@ pub struct AwsSettings {
     /// Sleep hibernates every EC2 instance configured for hibernation, as
     /// `hibernate: true` on its entry does.
     pub ec2_hibernate: bool,
+    /// The AWS-side deadline (see [`crate::core::deadline`]): while
+    /// resources are awake, AWS itself puts them to sleep if cloudnap has
+    /// not been there to move it on.
+    pub deadline: bool,
+    /// How long after the idle timeout the deadline comes.
+    pub deadline_margin: Duration,
+    /// The IAM role EventBridge Scheduler assumes to put resources to sleep;
+    /// without it no deadline is armed.
+    pub deadline_role_arn: Option<String>,
 }
 
 /// The busy veto: resources at work (by their CloudWatch metrics, or an ECS
@@ -464,6 +473,9 @@ fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
             "max_concurrent_calls",
             "tag_discovery",
             "ec2_hibernate",
+            "deadline",
+            "deadline_margin_minutes",
+            "deadline_role_arn",
         ],
     );
     AwsSettings {
@@ -489,6 +501,13 @@ fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
         max_concurrent_calls: c.int(&s, "max_concurrent_calls", 16, 1, 256) as usize,
         tag_discovery: c.boolean(&s, "tag_discovery", true),
         ec2_hibernate: c.boolean(&s, "ec2_hibernate", false),
+        deadline: c.boolean(&s, "deadline", true),
+        deadline_margin: minutes(c.num(&s, "deadline_margin_minutes", 10.0, 0.0, 1440.0)),
+        deadline_role_arn: c.opt_string(&s, "deadline_role_arn", |a| {
+            (a.starts_with("arn:") && a.contains(":role/"))
+                .then_some(())
+                .ok_or("an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
+        }),
     }
 }
 

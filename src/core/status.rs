@@ -215,6 +215,9 @@ pub struct Status {
     /// Dollars sleeping saved over the last 7 days (see `REPORT`), if a
     /// history is kept.
     pub saved_this_week_usd: Option<f64>,
+    /// Why the AWS-side deadline cannot be armed, if it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_off: Option<String>,
 }
 
 /// One of the two config files cloudnap watches.
@@ -293,6 +296,8 @@ pub enum Event {
     Blind { detectors: Vec<DetectorRow> },
     /// An input detector runs again.
     Seeing,
+    /// The AWS-side deadline cannot be armed (`why`): said once.
+    DeadlineOff { why: String },
 }
 
 #[cfg(test)]

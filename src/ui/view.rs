@@ -330,6 +330,14 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
                 describe(detectors)
             ),
         ),
+        Event::DeadlineOff { why } => note(
+            NoteKind::Error,
+            "cloudnap: no AWS-side deadline".into(),
+            format!(
+                "{why}.\nIf this machine sleeps or cloudnap stops, your resources keep running \
+                 until it is back. See aws.deadline_role_arn in the README."
+            ),
+        ),
         Event::ConfigError { file, error } => note(
             NoteKind::Error,
             format!("cloudnap: {} is invalid", file.name()),
@@ -364,6 +372,7 @@ mod tests {
             holds: vec![],
             awake: vec![],
             saved_this_week_usd: None,
+            deadline_off: None,
         }
     }
 

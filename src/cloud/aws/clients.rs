@@ -89,6 +89,7 @@ pub(super) struct Clients {
     pub(super) ecs: aws_sdk_ecs::Client,
     pub(super) eks: aws_sdk_eks::Client,
     pub(super) rds: aws_sdk_rds::Client,
+    pub(super) scheduler: aws_sdk_scheduler::Client,
     pub(super) sts: aws_sdk_sts::Client,
     pub(super) tagging: aws_sdk_resourcegroupstagging::Client,
 }
@@ -104,6 +105,7 @@ impl Clients {
             ecs: aws_sdk_ecs::Client::new(conf),
             eks: aws_sdk_eks::Client::new(conf),
             rds: aws_sdk_rds::Client::new(conf),
+            scheduler: aws_sdk_scheduler::Client::new(conf),
             sts: aws_sdk_sts::Client::new(conf),
             tagging: aws_sdk_resourcegroupstagging::Client::new(conf),
         }

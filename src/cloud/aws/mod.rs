@@ -1,4 +1,5 @@
-//! [`CloudControl`] over the AWS SDK: EC2, ECS, EKS, Auto Scaling, RDS, CloudWatch and STS clients per
+//! [`CloudControl`] over the AWS SDK: EC2, ECS, EKS, Auto Scaling, RDS, CloudWatch, EventBridge
+//! Scheduler and STS clients per
 //! (region, profile), the standard credential chain, an optional endpoint
 //! override, and retries with backoff for throttling and 5xx answers.
 //!
@@ -38,6 +39,7 @@ mod eks;
 mod error;
 pub mod pricing;
 mod rds;
+mod scheduler;
 mod tagging;
 
 pub use clients::{whoami_with_keys, Keys};
@@ -45,13 +47,14 @@ pub use error::retry_config;
 
 use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, MetricQuery};
+use crate::core::deadline::Schedule;
 use crate::core::resource::{
     AutoScalingGroup, Capacity, Desired, Ec2Instance, EcsService, EksNodegroup, Facts, Kind,
     Observed, RdsCluster, RdsInstance, ResourceId, Running, Scaling,
 };
 use crate::core::settings::AwsSettings;
 use clients::{ClientCache, Clients};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 /// Tag holding the capacity a sleeping resource had.
@@ -97,6 +100,8 @@ pub struct AwsCloud {
     /// ARNs learnt by `inspect`, needed to tag ECS services, EKS clusters
     /// and RDS databases.
     arns: std::sync::Mutex<HashMap<ResourceId, String>>,
+    /// The regions and profiles whose deadline schedule group exists.
+    schedule_groups: std::sync::Mutex<HashSet<(String, Option<String>)>>,
 }
 
 impl AwsCloud {
@@ -105,6 +110,7 @@ impl AwsCloud {
         AwsCloud {
             clients: ClientCache::new(aws),
             arns: std::sync::Mutex::new(HashMap::new()),
+            schedule_groups: std::sync::Mutex::new(HashSet::new()),
         }
     }
 
@@ -455,6 +461,46 @@ impl CloudControl for AwsCloud {
         }
     }
 
+    async fn put_schedules(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+        schedules: &[Schedule],
+        role_arn: &str,
+    ) -> Vec<Result<(), CloudError>> {
+        let c = self.clients.get(region, profile).await;
+        let key = (region.to_string(), profile.map(String::from));
+        if !self.schedule_groups.lock().expect("groups").contains(&key) {
+            if let Err(e) = scheduler::ensure_group(&c.scheduler).await {
+                return schedules.iter().map(|_| Err(e.clone())).collect();
+            }
+            self.schedule_groups.lock().expect("groups").insert(key);
+        }
+        let c = &c;
+        each_in_order(schedules, 8, |s| scheduler::put(&c.scheduler, s, role_arn)).await
+    }
+
+    async fn delete_schedules(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+        names: &[String],
+    ) -> Vec<Result<(), CloudError>> {
+        let c = self.clients.get(region, profile).await;
+        let c = &c;
+        each_in_order(names, 8, |n| scheduler::delete(&c.scheduler, n)).await
+    }
+
+    async fn list_schedules(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+        prefix: &str,
+    ) -> Result<Vec<String>, CloudError> {
+        let c = self.clients.get(region, profile).await;
+        scheduler::list(&c.scheduler, prefix).await
+    }
+
     fn reconfigure(&self, aws: &AwsSettings) {
         self.clients.reconfigure(aws);
     }
@@ -535,6 +581,7 @@ mod tests {
         let cloud = AwsCloud {
             clients: ClientCache::with(R, clients),
             arns: std::sync::Mutex::new(HashMap::new()),
+            schedule_groups: std::sync::Mutex::new(HashSet::new()),
         };
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");

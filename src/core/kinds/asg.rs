@@ -1,7 +1,9 @@
 //! EC2 Auto Scaling groups: min 0 / desired 0 (max kept) and back. Their
 //! instances are never stopped alone (the group would replace them).
 
-use super::{no_check, NameField, Shape, Spec, Tagged};
+use super::{field, no_check, NameField, Shape, Spec, Tagged};
+use crate::core::deadline::SleepCall;
+use serde_json::json;
 
 /// An Auto Scaling group.
 pub static SPEC: Spec = Spec {
@@ -29,6 +31,7 @@ pub static SPEC: Spec = Spec {
         resource_type: "autoscaling:autoScalingGroup",
         names_after: "autoScalingGroupName/",
     }),
+    sleep_call,
 };
 
 /// The tag AWS puts on every instance of a group: its value names the group.
@@ -37,4 +40,12 @@ pub const MEMBER_TAG: &str = "aws:autoscaling:groupName";
 /// Why an instance of group `group` is never stopped on its own.
 pub fn member_reason(group: &str) -> String {
     format!("in_autoscaling_group: {group}")
+}
+
+/// UpdateAutoScalingGroup with min and desired 0 (max kept).
+fn sleep_call(names: &[String]) -> SleepCall {
+    SleepCall {
+        action: "autoscaling:updateAutoScalingGroup",
+        input: json!({"AutoScalingGroupName": field(names, 0), "MinSize": 0, "DesiredCapacity": 0}),
+    }
 }

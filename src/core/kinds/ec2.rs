@@ -1,6 +1,8 @@
 //! EC2 instances: stopped and started.
 
-use super::{NameField, Shape, Spec, Tagged};
+use super::{field, NameField, Shape, Spec, Tagged};
+use crate::core::deadline::SleepCall;
+use serde_json::json;
 
 /// An EC2 instance.
 pub static SPEC: Spec = Spec {
@@ -28,6 +30,7 @@ pub static SPEC: Spec = Spec {
         resource_type: "ec2:instance",
         names_after: "instance/",
     }),
+    sleep_call,
 };
 
 fn check(names: &[String]) -> Result<(), String> {
@@ -36,5 +39,13 @@ fn check(names: &[String]) -> Result<(), String> {
             "instance_id `{id}` must look like i-0123456789abcdef0"
         )),
         _ => Ok(()),
+    }
+}
+
+/// StopInstances.
+fn sleep_call(names: &[String]) -> SleepCall {
+    SleepCall {
+        action: "ec2:stopInstances",
+        input: json!({"InstanceIds": [field(names, 0)]}),
     }
 }

@@ -1,6 +1,8 @@
 //! ECS services: desired count 0 and back.
 
-use super::{no_check, NameField, Shape, Spec, Tagged};
+use super::{field, no_check, NameField, Shape, Spec, Tagged};
+use crate::core::deadline::SleepCall;
+use serde_json::json;
 
 /// An ECS service in a cluster.
 pub static SPEC: Spec = Spec {
@@ -34,4 +36,13 @@ pub static SPEC: Spec = Spec {
         resource_type: "ecs:service",
         names_after: "service/",
     }),
+    sleep_call,
 };
+
+/// UpdateService with desired count 0.
+fn sleep_call(names: &[String]) -> SleepCall {
+    SleepCall {
+        action: "ecs:updateService",
+        input: json!({"Cluster": field(names, 0), "Service": field(names, 1), "DesiredCount": 0}),
+    }
+}

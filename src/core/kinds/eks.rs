@@ -1,6 +1,8 @@
 //! EKS managed nodegroups: min 0 / desired 0 (max kept) and back.
 
-use super::{no_check, NameField, Shape, Spec, Tagged};
+use super::{field, no_check, NameField, Shape, Spec, Tagged};
+use crate::core::deadline::SleepCall;
+use serde_json::json;
 
 /// An EKS nodegroup in a cluster.
 pub static SPEC: Spec = Spec {
@@ -34,4 +36,17 @@ pub static SPEC: Spec = Spec {
         resource_type: "eks:nodegroup",
         names_after: "nodegroup/",
     }),
+    sleep_call,
 };
+
+/// UpdateNodegroupConfig with min and desired 0 (max kept).
+fn sleep_call(names: &[String]) -> SleepCall {
+    SleepCall {
+        action: "eks:updateNodegroupConfig",
+        input: json!({
+            "ClusterName": field(names, 0),
+            "NodegroupName": field(names, 1),
+            "ScalingConfig": {"MinSize": 0, "DesiredSize": 0},
+        }),
+    }
+}

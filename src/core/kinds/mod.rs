@@ -10,6 +10,7 @@ mod ecs;
 mod eks;
 pub mod rds;
 
+use crate::core::deadline::SleepCall;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -134,6 +135,10 @@ pub struct Spec {
     /// How its resources are found by their `cloudnap:managed=true` tag, if
     /// they can be.
     pub tagged: Option<Tagged>,
+    /// The API call that puts a resource (named by its name fields) to
+    /// sleep as cloudnap's own sleep does, for the AWS-side deadline (see
+    /// [`crate::core::deadline`]).
+    pub sleep_call: fn(&[String]) -> SleepCall,
 }
 
 /// How resources of a kind are found by tag (Resource Groups Tagging API)
@@ -147,6 +152,11 @@ pub struct Tagged {
     /// part (`instance/` in `instance/i-0abc`); parts after them (a
     /// nodegroup's id) are ignored.
     pub names_after: &'static str,
+}
+
+/// The name field at `index` (empty if there is none).
+fn field(names: &[String], index: usize) -> &str {
+    names.get(index).map_or("", String::as_str)
 }
 
 /// No checks beyond the generic ones.

@@ -4,7 +4,9 @@
 //! stopped: while the user is away cloudnap stops it again (see
 //! [`crate::core::policy::decide_refresh`]).
 
-use super::{no_check, NameField, Shape, Spec, Tagged};
+use super::{field, no_check, NameField, Shape, Spec, Tagged};
+use crate::core::deadline::SleepCall;
+use serde_json::json;
 
 /// How long AWS lets a database stay stopped before it starts it again.
 const RESTARTS_AFTER: u64 = 7 * 24 * 3600;
@@ -35,6 +37,7 @@ pub static INSTANCE: Spec = Spec {
         resource_type: "rds:db",
         names_after: "db:",
     }),
+    sleep_call: stop_instance,
 };
 
 /// An Aurora DB cluster.
@@ -63,9 +66,26 @@ pub static CLUSTER: Spec = Spec {
         resource_type: "rds:cluster",
         names_after: "cluster:",
     }),
+    sleep_call: stop_cluster,
 };
 
 /// Why an instance of cluster `cluster` is never stopped on its own.
 pub fn member_reason(cluster: &str) -> String {
     format!("in_rds_cluster: {cluster}")
+}
+
+/// StopDBInstance.
+fn stop_instance(names: &[String]) -> SleepCall {
+    SleepCall {
+        action: "rds:stopDBInstance",
+        input: json!({"DbInstanceIdentifier": field(names, 0)}),
+    }
+}
+
+/// StopDBCluster.
+fn stop_cluster(names: &[String]) -> SleepCall {
+    SleepCall {
+        action: "rds:stopDBCluster",
+        input: json!({"DbClusterIdentifier": field(names, 0)}),
+    }
 }

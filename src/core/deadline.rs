@@ -1,0 +1,273 @@
+//! The AWS-side deadline (a dead man's switch): while resources are awake,
+//! one EventBridge Scheduler one-time schedule per resource, in the schedule
+//! group [`GROUP`], puts it to sleep the way cloudnap would (see each kind's
+//! `sleep_call`) if cloudnap is not there to move the deadline on: a
+//! suspended laptop, a crash, a dead battery, a lost network. Pure: when the
+//! deadline is, when it is worth moving, what each schedule is called and
+//! calls.
+
+use crate::core::resource::ResourceId;
+use std::time::Duration;
+
+/// The schedule group holding every cloudnap deadline.
+pub const GROUP: &str = "cloudnap";
+
+/// The longest a schedule name may be (AWS: 1 to 64 characters).
+pub const MAX_NAME: usize = 64;
+
+/// How long at most the deadline may lag behind while the user is active
+/// before it is moved: at most one move per resource every 3 minutes.
+pub const MOVE_EVERY: Duration = Duration::from_secs(180);
+
+/// A deadline earlier than the armed one by less than this is not worth a
+/// call (the idle clock and the wall clock drift by a second or so).
+const SLACK: u64 = 5;
+
+/// The API call a schedule's universal target makes: `service:action` (as
+/// in `arn:aws:scheduler:::aws-sdk:ec2:stopInstances`) and its JSON input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SleepCall {
+    /// `ec2:stopInstances`.
+    pub action: &'static str,
+    /// The call's parameters, named as in the service's API reference.
+    pub input: serde_json::Value,
+}
+
+impl SleepCall {
+    /// The universal target ARN of the call.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:scheduler:::aws-sdk:{}", self.action)
+    }
+}
+
+/// The schedule for one resource: its name, when it fires, what it calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub name: String,
+    /// Unix seconds.
+    pub at: u64,
+    pub call: SleepCall,
+}
+
+/// The schedule that puts `id` to sleep at `at` (Unix seconds), for `member`
+/// (see [`member`]).
+pub fn schedule(member: &str, id: &ResourceId, at: u64) -> Schedule {
+    Schedule {
+        name: name(member, id),
+        at,
+        call: (id.kind().spec().sleep_call)(id.names()),
+    }
+}
+
+/// When the deadline is at `now` (Unix seconds): when the idle timeout
+/// ends (`left` from now) plus `margin`, so that cloudnap's own sleep comes
+/// first whenever it is there to do it.
+pub fn deadline_at(now: u64, left: Duration, margin: Duration) -> u64 {
+    now.saturating_add(left.as_secs())
+        .saturating_add(margin.as_secs())
+}
+
+/// How far the armed deadline may lag behind the wanted one before it is
+/// moved: [`MOVE_EVERY`], but at most half of `timeout + margin`, so that a
+/// deadline never fires while the user is active, however short the
+/// timeout.
+pub fn move_every(timeout: Duration, margin: Duration) -> Duration {
+    MOVE_EVERY.min((timeout + margin) / 2)
+}
+
+/// Whether a deadline armed for `armed` (Unix seconds; `None`: not armed)
+/// must be set to `wanted`: when it is not armed, when `wanted` is earlier
+/// (a shorter timeout: the deadline must never come later than promised),
+/// or when it lags `wanted` by `every` or more (the user has been active).
+pub fn needs_move(armed: Option<u64>, wanted: u64, every: Duration) -> bool {
+    match armed {
+        None => true,
+        Some(armed) => wanted + SLACK < armed || wanted >= armed + every.as_secs(),
+    }
+}
+
+/// The member part of schedule names: `host-user`, reduced to the
+/// characters AWS allows in names (others become `_`) and to 32
+/// characters, so one user's machines keep their own deadlines apart.
+pub fn member(host: &str, user: &str) -> String {
+    format!("{host}-{user}")
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+            _ => '_',
+        })
+        .take(32)
+        .collect()
+}
+
+/// The prefix of every schedule name of `member`.
+pub fn prefix(member: &str) -> String {
+    format!("{member}.")
+}
+
+/// The schedule name for `id`: `member.kind.hash`, where hash is 16 hex
+/// digits of a stable (FNV-1a) hash of the kind, names and region: the same
+/// on every run and machine, at most 64 characters.
+pub fn name(member: &str, id: &ResourceId) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let label = id.kind().spec().label;
+    for part in std::iter::once(label)
+        .chain(id.names().iter().map(String::as_str))
+        .chain(std::iter::once(id.region()))
+    {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!(
+        "{}{}.{hash:016x}",
+        prefix(member),
+        label.to_ascii_lowercase()
+    )
+}
+
+/// The schedules of `member` (by name) that are for none of `wanted`:
+/// left by a crashed run, or for a resource no longer registered or awake.
+pub fn stale<'a>(member: &str, found: &'a [String], wanted: &[String]) -> Vec<&'a str> {
+    let prefix = prefix(member);
+    found
+        .iter()
+        .filter(|n| n.starts_with(&prefix) && !wanted.contains(n))
+        .map(String::as_str)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::resource::Kind;
+    use serde_json::json;
+
+    const MIN: u64 = 60;
+
+    #[test]
+    fn the_deadline_is_the_end_of_the_timeout_plus_the_margin() {
+        let now = 1_000_000;
+        let at = deadline_at(
+            now,
+            Duration::from_secs(30 * MIN),
+            Duration::from_secs(10 * MIN),
+        );
+        assert_eq!(at, now + 40 * MIN);
+        // 12 idle minutes later the wanted deadline has not moved.
+        let later = deadline_at(
+            now + 12 * MIN,
+            Duration::from_secs(18 * MIN),
+            Duration::from_secs(10 * MIN),
+        );
+        assert_eq!(later, at);
+    }
+
+    #[test]
+    fn an_active_user_moves_the_deadline_at_most_every_few_minutes() {
+        let (timeout, margin) = (Duration::from_secs(30 * MIN), Duration::from_secs(10 * MIN));
+        let every = move_every(timeout, margin);
+        assert_eq!(every, MOVE_EVERY);
+        let t0 = 1_000_000;
+        let armed = deadline_at(t0, timeout, margin);
+        assert!(needs_move(None, armed, every), "not armed yet");
+        let mut moves = 0;
+        let mut current = armed;
+        // Active every second for an hour (the fake clock): one move per
+        // 3 minutes, and the armed deadline never comes within the timeout
+        // of an active user.
+        for s in 1..=3600 {
+            let now = t0 + s;
+            let wanted = deadline_at(now, timeout, margin);
+            if needs_move(Some(current), wanted, every) {
+                current = wanted;
+                moves += 1;
+            }
+            assert!(current >= now + timeout.as_secs() + margin.as_secs() - every.as_secs());
+        }
+        assert_eq!(moves, 3600 / 180);
+    }
+
+    #[test]
+    fn an_idle_user_or_a_jitter_moves_nothing_but_an_earlier_deadline_does() {
+        let every = MOVE_EVERY;
+        assert!(!needs_move(Some(1000), 1000, every));
+        assert!(!needs_move(Some(1000), 1000 + 179, every));
+        assert!(!needs_move(Some(1000), 996, every), "a clock jitter");
+        assert!(needs_move(Some(1000), 1000 + 180, every));
+        assert!(needs_move(Some(1000), 900, every), "a shorter timeout");
+    }
+
+    #[test]
+    fn a_short_timeout_moves_more_often_so_it_never_fires_while_active() {
+        let every = move_every(Duration::from_secs(6), Duration::ZERO);
+        assert_eq!(every, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn names_identify_member_and_resource_within_aws_limits() {
+        let m = member("my.laptop", "jo smith");
+        assert_eq!(m, "my_laptop-jo_smith");
+        let long = member(&"h".repeat(80), "u");
+        assert_eq!(long.len(), 32);
+        let ecs = ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1");
+        let n = name(&m, &ecs);
+        assert!(n.starts_with("my_laptop-jo_smith.ecs."), "{n}");
+        assert_eq!(n, name(&m, &ecs.clone()), "stable");
+        let other = ResourceId::new(Kind::Ecs, ["cs", ""], "us-east-1");
+        assert_ne!(n, name(&m, &other), "fields are kept apart");
+        let cluster = ResourceId::new(Kind::RdsCluster, ["db"], "eu-west-1");
+        let n = name(&long, &cluster);
+        assert!(n.len() <= MAX_NAME, "{n}");
+        assert!(n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    }
+
+    #[test]
+    fn stale_schedules_are_this_members_that_are_not_wanted() {
+        let m = member("h", "u");
+        let a = name(&m, &ResourceId::new(Kind::Ec2, ["i-1"], "us-east-1"));
+        let b = name(&m, &ResourceId::new(Kind::Ec2, ["i-2"], "us-east-1"));
+        let theirs = name("h-other", &ResourceId::new(Kind::Ec2, ["i-3"], "us-east-1"));
+        let found = vec![a.clone(), b.clone(), theirs];
+        assert_eq!(
+            stale(&m, &found, std::slice::from_ref(&a)),
+            vec![b.as_str()]
+        );
+    }
+
+    #[test]
+    fn every_kind_sleeps_by_its_own_call() {
+        let call = |kind, names: &[&str]| {
+            schedule("m", &ResourceId::new(kind, names.to_vec(), "us-east-1"), 7).call
+        };
+        let ec2 = call(Kind::Ec2, &["i-1"]);
+        assert_eq!(ec2.arn(), "arn:aws:scheduler:::aws-sdk:ec2:stopInstances");
+        assert_eq!(ec2.input, json!({"InstanceIds": ["i-1"]}));
+        let ecs = call(Kind::Ecs, &["c", "s"]);
+        assert_eq!(ecs.arn(), "arn:aws:scheduler:::aws-sdk:ecs:updateService");
+        assert_eq!(
+            ecs.input,
+            json!({"Cluster": "c", "Service": "s", "DesiredCount": 0})
+        );
+        let eks = call(Kind::Eks, &["c", "ng"]);
+        assert_eq!(eks.action, "eks:updateNodegroupConfig");
+        assert_eq!(
+            eks.input,
+            json!({"ClusterName": "c", "NodegroupName": "ng",
+                   "ScalingConfig": {"MinSize": 0, "DesiredSize": 0}})
+        );
+        let asg = call(Kind::Asg, &["g"]);
+        assert_eq!(asg.action, "autoscaling:updateAutoScalingGroup");
+        assert_eq!(
+            asg.input,
+            json!({"AutoScalingGroupName": "g", "MinSize": 0, "DesiredCapacity": 0})
+        );
+        assert_eq!(call(Kind::Rds, &["db"]).action, "rds:stopDBInstance");
+        assert_eq!(
+            call(Kind::RdsCluster, &["cl"]).input,
+            json!({"DbClusterIdentifier": "cl"})
+        );
+    }
+}

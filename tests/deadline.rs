@@ -1,0 +1,338 @@
+//! The AWS-side deadline, with the real binary against moto (which keeps
+//! EventBridge Scheduler schedules but never fires them): after the start
+//! each resource has a one-time schedule in group `cloudnap` with the right
+//! universal target, role, input and time; activity moves it; `kill -9`
+//! leaves it armed; the test then does what the scheduler would (the
+//! target's call with its input, through the SDK) and `cloudnap wake`
+//! restores exactly what ran before. The daemon talks to moto through a
+//! forwarder that counts its calls on the wire (printed: calls per arm and
+//! per move).
+
+mod common;
+#[path = "common/forwarder.rs"]
+mod forwarder;
+
+use common::*;
+use forwarder::Forwarder;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const R: &str = "ap-northeast-3";
+const ROLE: &str = "arn:aws:iam::123456789012:role/cloudnap-deadline";
+/// The inactivity timeout and the deadline margin of this test: the
+/// deadline is 26 s ahead, moved when it lags by 13 s.
+const TIMEOUT: Duration = Duration::from_secs(20);
+const MARGIN: Duration = Duration::from_secs(6);
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// One schedule as AWS keeps it.
+#[derive(Debug, Clone, PartialEq)]
+struct Armed {
+    arn: String,
+    role: String,
+    input: Value,
+    /// Unix seconds.
+    at: u64,
+    after_completion: String,
+}
+
+/// Unix seconds of an `at(2026-11-23T18:40:00)` expression in UTC.
+fn at_seconds(expression: &str) -> u64 {
+    let text = expression
+        .strip_prefix("at(")
+        .and_then(|t| t.strip_suffix(')'))
+        .unwrap();
+    let t = aws_sdk_scheduler::primitives::DateTime::from_str(
+        &format!("{text}Z"),
+        aws_sdk_scheduler::primitives::DateTimeFormat::DateTime,
+    )
+    .unwrap();
+    t.secs() as u64
+}
+
+/// The schedules of group `cloudnap` in R whose input names `needle` (this
+/// test's instance or cluster), by name.
+async fn schedules(needle: &str) -> BTreeMap<String, Armed> {
+    let scheduler = aws_sdk_scheduler::Client::new(&sdk(R).await);
+    let Ok(list) = scheduler
+        .list_schedules()
+        .group_name("cloudnap")
+        .send()
+        .await
+    else {
+        return BTreeMap::new();
+    };
+    let mut found = BTreeMap::new();
+    for s in list.schedules() {
+        let name = s.name().unwrap();
+        let got = scheduler
+            .get_schedule()
+            .group_name("cloudnap")
+            .name(name)
+            .send()
+            .await
+            .unwrap();
+        let target = got.target().unwrap();
+        let input: Value = serde_json::from_str(target.input().unwrap()).unwrap();
+        if !input.to_string().contains(needle) {
+            continue;
+        }
+        found.insert(
+            name.to_string(),
+            Armed {
+                arn: target.arn().to_string(),
+                role: target.role_arn().to_string(),
+                input,
+                at: at_seconds(got.schedule_expression().unwrap()),
+                after_completion: got
+                    .action_after_completion()
+                    .map(|a| a.as_str().to_string())
+                    .unwrap_or_default(),
+            },
+        );
+    }
+    found
+}
+
+/// Waits until `needle`'s schedule exists and `done` holds for it.
+async fn schedule_of(needle: &str, limit: Duration, done: impl Fn(&Armed) -> bool) -> Armed {
+    let t0 = Instant::now();
+    loop {
+        if let Some(a) = schedules(needle).await.into_values().next().filter(&done) {
+            return a;
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "no schedule for {needle}: {:?}",
+            schedules(needle).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Does what EventBridge Scheduler does when `armed` fires: its universal
+/// target's call with its input, through the SDK.
+async fn fire(armed: &Armed) {
+    let conf = sdk(R).await;
+    let input = &armed.input;
+    match armed
+        .arn
+        .strip_prefix("arn:aws:scheduler:::aws-sdk:")
+        .unwrap()
+    {
+        "ec2:stopInstances" => {
+            let ids = input["InstanceIds"].as_array().unwrap();
+            aws_sdk_ec2::Client::new(&conf)
+                .stop_instances()
+                .set_instance_ids(Some(
+                    ids.iter().map(|i| i.as_str().unwrap().into()).collect(),
+                ))
+                .send()
+                .await
+                .unwrap();
+        }
+        "ecs:updateService" => {
+            aws_sdk_ecs::Client::new(&conf)
+                .update_service()
+                .cluster(input["Cluster"].as_str().unwrap())
+                .service(input["Service"].as_str().unwrap())
+                .desired_count(input["DesiredCount"].as_i64().unwrap() as i32)
+                .send()
+                .await
+                .unwrap();
+        }
+        other => panic!("unexpected target {other}"),
+    }
+}
+
+/// The calls in `after` that are not in `before`, by operation (REST paths
+/// cut to their first segment: `PUT /schedules`).
+fn calls(
+    before: &BTreeMap<String, usize>,
+    after: &BTreeMap<String, usize>,
+) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (k, n) in after {
+        let extra = n - before.get(k).copied().unwrap_or(0);
+        if extra > 0 {
+            let op: Vec<&str> = k.split(' ').collect();
+            let name = match op.as_slice() {
+                [method, path, ..] if path.starts_with('/') => {
+                    format!("{method} /{}", path[1..].split(['/', '?']).next().unwrap())
+                }
+                _ => op[0].to_string(),
+            };
+            *out.entry(name).or_default() += extra;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exactly() {
+    let fwd = Forwarder::start(&moto_url());
+    let id = ec2_instance(R, false, &[]).await;
+    let cluster = unique("deadline");
+    ecs_service(R, &cluster, "web", 2).await;
+    let yaml = format!(
+        "ec2_instances:\n  - instance_id: {id}\n    region: {R}\necs_services:\n  - cluster_name: {cluster}\n    service_name: web\n    region: {R}\n"
+    );
+    let settings = daemon_settings(
+        &[R],
+        detectors_off(json!({
+            "activity_monitor": {
+                "inactivity_timeout_minutes": TIMEOUT.as_secs_f64() / 60.0,
+                "warning_minutes": 0
+            },
+            "aws": {
+                "endpoint_url": fwd.url,
+                "deadline_role_arn": ROLE,
+                "deadline_margin_minutes": MARGIN.as_secs_f64() / 60.0
+            }
+        })),
+    );
+    let cfg = ConfigDir::with_settings(&settings, &yaml);
+    let start = unix_now();
+    let mut d = Daemon::start(&cfg);
+
+    // Armed at start: one schedule per resource, at the end of the timeout
+    // plus the margin.
+    let expected = start + (TIMEOUT + MARGIN).as_secs();
+    let window = |a: &Armed| (expected - 2..=expected + 5).contains(&a.at);
+    let ec2 = schedule_of(&id, Duration::from_secs(10), window).await;
+    let ecs = schedule_of(&cluster, Duration::from_secs(10), window).await;
+    let armed_calls = fwd.counts();
+    eprintln!(
+        "calls to arm 2 resources: {:?}",
+        calls(&BTreeMap::new(), &armed_calls)
+    );
+    assert_eq!(ec2.arn, "arn:aws:scheduler:::aws-sdk:ec2:stopInstances");
+    assert_eq!(ec2.input, json!({"InstanceIds": [id]}));
+    assert_eq!(ecs.arn, "arn:aws:scheduler:::aws-sdk:ecs:updateService");
+    assert_eq!(
+        ecs.input,
+        json!({"Cluster": cluster, "Service": "web", "DesiredCount": 0})
+    );
+    for a in [&ec2, &ecs] {
+        assert_eq!(a.role, ROLE);
+        assert_eq!(a.after_completion, "DELETE");
+    }
+    let names: Vec<String> = schedules(&id)
+        .await
+        .into_keys()
+        .chain(schedules(&cluster).await.into_keys())
+        .collect();
+    assert!(
+        names[0].contains(".ec2.") && names[1].contains(".ecs."),
+        "{names:?}"
+    );
+    assert!(names.iter().all(|n| n.len() <= 64), "{names:?}");
+
+    // The capacity is written ahead into the sleep tag, and an awake
+    // resource with it is not taken for asleep.
+    let tag = |tags: &[(String, String)]| {
+        tags.iter()
+            .find(|(k, _)| k == "cloudnap:sleeping")
+            .map(|(_, v)| v.clone())
+    };
+    let (state, tags) = ec2_state(R, &id).await;
+    assert_eq!(state, "running");
+    assert!(tag(&tags).is_some(), "{tags:?}");
+    assert!(ecs_desired(R, &cluster, "web")
+        .await
+        .1
+        .contains(&"cloudnap:sleeping".to_string()));
+    let status = d.ok("STATUS").await;
+    assert_eq!(status["asleep"], json!([]), "{status}");
+    assert!(status.get("deadline_off").is_none(), "{status}");
+
+    // An active user moves it (at most every 13 s here).
+    let first = ec2.at;
+    let t0 = Instant::now();
+    let moved = loop {
+        d.ok("USER_ACTIVITY").await;
+        let now = schedules(&id).await.into_values().next().unwrap();
+        if now.at > first {
+            break now;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(25), "not moved: {now:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let lag = unix_now() + (TIMEOUT + MARGIN).as_secs() - moved.at;
+    assert!(moved.at >= first + 13 && lag <= 6, "{first} -> {moved:?}");
+    let ecs_moved = schedule_of(&cluster, Duration::from_secs(5), |a| a.at == moved.at).await;
+    let moved_calls = calls(&armed_calls, &fwd.counts());
+    eprintln!("calls to move 2 deadlines: {moved_calls:?}");
+    assert_eq!(
+        moved_calls.get("PUT /schedules"),
+        Some(&2),
+        "one update each: {moved_calls:?}"
+    );
+    assert_eq!(moved_calls.get("POST /schedules"), None, "{moved_calls:?}");
+
+    // kill -9: the deadline stays armed.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        schedules(&id).await.into_values().next(),
+        Some(moved.clone())
+    );
+    assert_eq!(
+        schedules(&cluster).await.into_values().next(),
+        Some(ecs_moved.clone())
+    );
+
+    // It fires: the resources sleep as cloudnap would, their capacity in
+    // their tags.
+    fire(&moved).await;
+    fire(&ecs_moved).await;
+    let (state, tags) = ec2_state(R, &id).await;
+    assert_eq!(state, "stopped");
+    assert!(tag(&tags).is_some(), "{tags:?}");
+    let (desired, tags) = ecs_desired(R, &cluster, "web").await;
+    assert_eq!(desired, 0);
+    assert!(tags.contains(&"cloudnap:sleeping".to_string()), "{tags:?}");
+
+    // `cloudnap wake` restores exactly: the service at its earlier 2 tasks.
+    let out = cfg.run(&["wake"]);
+    assert!(out.status.success());
+    assert_eq!(ec2_state(R, &id).await.0, "running");
+    let (desired, tags) = ecs_desired(R, &cluster, "web").await;
+    assert_eq!(desired, 2);
+    assert!(!tags.contains(&"cloudnap:sleeping".to_string()), "{tags:?}");
+}
+
+#[test]
+fn check_says_whether_the_deadline_can_be_armed() {
+    let stdout = |settings: Value| {
+        let cfg = ConfigDir::with_settings(&daemon_settings(&[R], settings), "ec2_instances: []\n");
+        let out = cfg.run(&["check"]);
+        assert!(out.status.success(), "works on without it");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = stdout(json!({}));
+    assert!(
+        text.contains("deadline:  NOT ARMED: aws.deadline_role_arn is not set"),
+        "{text}"
+    );
+    let text = stdout(json!({"aws": {"deadline_role_arn": ROLE}}));
+    assert!(
+        text.contains(&format!(
+            "deadline:  on, 600s after the idle timeout, run as {ROLE}"
+        )),
+        "{text}"
+    );
+    let text = stdout(json!({"aws": {"deadline": false}}));
+    assert!(
+        text.contains("deadline:  off (aws.deadline: false)"),
+        "{text}"
+    );
+}
