@@ -1215,9 +1215,9 @@ impl<C: CloudControl> Manager<C> {
                     Ok(o) => StatusRow {
                         resource: e.id.clone(),
                         description: e.description.clone(),
+                        asleep: recorded.or(tagged_asleep(&o)),
                         status: o.status,
                         capacity: Some(o.capacity),
-                        asleep: recorded.or(tagged_asleep(&o)),
                         protected: o.protected,
                         source: e.source(),
                         error: None,

@@ -23,6 +23,22 @@ fn at_expression(at: u64) -> String {
     format!("at({})", text.trim_end_matches('Z'))
 }
 
+/// `$request` (a create or an update of a schedule) with every field of
+/// `$schedule`, run as `$role`.
+macro_rules! filled {
+    ($request:expr, $schedule:expr, $role:expr) => {
+        $request
+            .group_name(GROUP)
+            .name(&$schedule.name)
+            .schedule_expression(at_expression($schedule.at))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(off()?)
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .target(target($schedule, $role)?)
+            .description("cloudnap deadline: sleeps the resource unless cloudnap moves it on")
+    };
+}
+
 /// Moves `schedule` or creates it, run as `role_arn`: one call to move it
 /// (the frequent case), two to create it.
 pub(super) async fn put(
@@ -30,9 +46,14 @@ pub(super) async fn put(
     schedule: &Schedule,
     role_arn: &str,
 ) -> Result<(), CloudError> {
-    match update(client, schedule, role_arn).await {
-        Err(e) if e.kind == ErrorKind::NotFound => create(client, schedule, role_arn).await,
-        done => done,
+    let update = filled!(client.update_schedule(), schedule, role_arn);
+    match update.send().await.map_err(aws_err) {
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            let create = filled!(client.create_schedule(), schedule, role_arn);
+            create.send().await.map_err(aws_err)?;
+            Ok(())
+        }
+        done => done.map(|_| ()),
     }
 }
 
@@ -53,44 +74,12 @@ fn target(schedule: &Schedule, role_arn: &str) -> Result<Target, CloudError> {
         .map_err(|e| CloudError::new(ErrorKind::Other, e.to_string()))
 }
 
+/// No flexible window: the schedule fires at its time.
 fn off() -> Result<FlexibleTimeWindow, CloudError> {
     FlexibleTimeWindow::builder()
         .mode(FlexibleTimeWindowMode::Off)
         .build()
         .map_err(|e| CloudError::new(ErrorKind::Other, e.to_string()))
-}
-
-async fn create(client: &Client, schedule: &Schedule, role_arn: &str) -> Result<(), CloudError> {
-    client
-        .create_schedule()
-        .group_name(GROUP)
-        .name(&schedule.name)
-        .schedule_expression(at_expression(schedule.at))
-        .schedule_expression_timezone("UTC")
-        .flexible_time_window(off()?)
-        .action_after_completion(ActionAfterCompletion::Delete)
-        .target(target(schedule, role_arn)?)
-        .description("cloudnap deadline: sleeps the resource if cloudnap has not moved it on")
-        .send()
-        .await
-        .map_err(aws_err)?;
-    Ok(())
-}
-
-async fn update(client: &Client, schedule: &Schedule, role_arn: &str) -> Result<(), CloudError> {
-    client
-        .update_schedule()
-        .group_name(GROUP)
-        .name(&schedule.name)
-        .schedule_expression(at_expression(schedule.at))
-        .schedule_expression_timezone("UTC")
-        .flexible_time_window(off()?)
-        .action_after_completion(ActionAfterCompletion::Delete)
-        .target(target(schedule, role_arn)?)
-        .send()
-        .await
-        .map_err(aws_err)?;
-    Ok(())
 }
 
 /// Creates the schedule group unless it exists.
