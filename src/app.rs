@@ -158,8 +158,11 @@ fn host_name() -> String {
     // most that many bytes.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    ok.then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
-        .unwrap_or_default()
+    if ok {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(windows)]
