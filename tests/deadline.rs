@@ -308,6 +308,68 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     let (desired, tags) = ecs_desired(R, &cluster, "web").await;
     assert_eq!(desired, 2);
     assert!(!tags.contains(&"cloudnap:sleeping".to_string()), "{tags:?}");
+
+    // The next run deletes this machine's schedules that are for nothing
+    // registered and up (a crashed run's), and arms its own again.
+    let member = names[0].split('.').next().unwrap().to_string();
+    let stale = format!("{member}.ec2.0000000000000000");
+    let scheduler = aws_sdk_scheduler::Client::new(&sdk(R).await);
+    let target = aws_sdk_scheduler::types::Target::builder()
+        .arn("arn:aws:scheduler:::aws-sdk:ec2:stopInstances")
+        .role_arn(ROLE)
+        .input(json!({"InstanceIds": ["i-00000000"], "stale": &id}).to_string())
+        .build()
+        .unwrap();
+    scheduler
+        .create_schedule()
+        .group_name("cloudnap")
+        .name(&stale)
+        .schedule_expression("at(2030-01-01T00:00:00)")
+        .flexible_time_window(
+            aws_sdk_scheduler::types::FlexibleTimeWindow::builder()
+                .mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off)
+                .build()
+                .unwrap(),
+        )
+        .target(target)
+        .send()
+        .await
+        .unwrap();
+    assert!(schedules(&id).await.contains_key(&stale));
+    let restart = unix_now();
+    let d = Daemon::start(&cfg);
+    let again = schedule_of(&id, Duration::from_secs(10), |a| a.at > moved.at).await;
+    assert!(
+        again.at >= restart + (TIMEOUT + MARGIN).as_secs() - 2,
+        "{again:?}"
+    );
+    let t0 = Instant::now();
+    while schedules(&id).await.contains_key(&stale) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "stale one not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // cloudnap's own sleep removes the deadlines; the return sets them again.
+    d.ok("SLEEP_NOW").await;
+    d.wait_status(Duration::from_secs(10), "asleep", |s| {
+        s["state"] == "asleep" && s["operation"].is_null()
+    })
+    .await;
+    let t0 = Instant::now();
+    while !(schedules(&id).await.is_empty() && schedules(&cluster).await.is_empty()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "still armed while asleep"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    d.ok("USER_ACTIVITY").await;
+    schedule_of(&id, Duration::from_secs(10), |_| true).await;
+    schedule_of(&cluster, Duration::from_secs(10), |_| true).await;
+    assert_eq!(ecs_desired(R, &cluster, "web").await.0, 2);
 }
 
 #[test]
