@@ -86,12 +86,16 @@ pub fn needs_move(armed: Option<u64>, wanted: u64, every: Duration) -> bool {
     }
 }
 
-/// The member part of schedule names: `host-user`, reduced to the
-/// characters AWS allows in names (others become `_`) and to 32
-/// characters, so one user's machines keep their own deadlines apart.
+/// The member part of schedule names: `host-user` (`host` when the user
+/// is unknown), reduced to the characters AWS allows in names (others
+/// become `_`) and to 32 characters, so one user's machines keep their own
+/// deadlines apart.
 pub fn member(host: &str, user: &str) -> String {
-    format!("{host}-{user}")
-        .chars()
+    let both = match user {
+        "" => host.to_string(),
+        user => format!("{host}-{user}"),
+    };
+    both.chars()
         .map(|c| match c {
             'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
             _ => '_',
@@ -208,6 +212,7 @@ mod tests {
     fn names_identify_member_and_resource_within_aws_limits() {
         let m = member("my.laptop", "jo smith");
         assert_eq!(m, "my_laptop-jo_smith");
+        assert_eq!(member("vm", ""), "vm");
         let long = member(&"h".repeat(80), "u");
         assert_eq!(long.len(), 32);
         let ecs = ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1");
