@@ -22,7 +22,7 @@ use crate::core::status::{
 };
 use crate::manager::{now_seconds, Manager};
 use crate::server::Handler;
-use crate::store::config::load_settings_file;
+use crate::store::config::{load_settings_file, Paths};
 use crate::store::registry::{entry, EditError, RegistryFile};
 use futures::future::try_join_all;
 use std::collections::BTreeMap;
@@ -141,14 +141,15 @@ struct Deadline {
     cleaned: bool,
 }
 
-/// `host-user` of this machine, for the schedule names of the deadline
-/// (see [`deadline::member`]).
-fn member() -> String {
+/// `host-user-install` of this install, for the schedule names of the
+/// deadline (see [`deadline::member`]).
+fn member(settings_file: &Path) -> String {
     let user = ["USER", "USERNAME", "LOGNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok())
         .unwrap_or_default();
-    deadline::member(&host_name(), &user)
+    let install = Paths::in_dir(settings_file.parent().unwrap_or(settings_file)).install_id();
+    deadline::member(&host_name(), &user, install)
 }
 
 #[cfg(unix)]
@@ -225,6 +226,7 @@ impl<C: CloudControl> App<C> {
             Err(e) => tracing::warn!("{e}"),
         }
         registry_file.current();
+        let member = member(&settings_file);
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
             state: Mutex::new(State {
@@ -247,7 +249,7 @@ impl<C: CloudControl> App<C> {
             retry_changed: Notify::new(),
             events,
             deadline_changed: Notify::new(),
-            member: member(),
+            member,
         });
         (app, rx)
     }

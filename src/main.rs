@@ -403,18 +403,7 @@ async fn quit_signal() {
 
 /// Claims "the cloudnap of this config dir"; `None` if another one holds it.
 fn single_instance(paths: &Paths) -> Result<Option<single_instance::SingleInstance>> {
-    let dir = paths
-        .settings
-        .parent()
-        .and_then(|d| d.canonicalize().ok())
-        .unwrap_or_else(|| paths.settings.clone());
-    // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = dir
-        .to_string_lossy()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = paths.install_id();
     let guard = single_instance::SingleInstance::new(&format!("cloudnap-{hash:016x}"))?;
     Ok(guard.is_single().then_some(guard))
 }

@@ -86,22 +86,29 @@ pub fn needs_move(armed: Option<u64>, wanted: u64, every: Duration) -> bool {
     }
 }
 
-/// The member part of schedule names: `host-user` (`host` when the user
-/// is unknown), reduced to the characters AWS allows in names (others
-/// become `_`) and to 32 characters, so one user's machines keep their own
+/// The member part of schedule names: `host-user-install` (`host-install`
+/// when the user is unknown), where `install` tells apart the config
+/// directories of one user on one host (see [`Paths::install_id`]). Reduced
+/// to the characters AWS allows in names (others become `_`) and to 32
+/// characters, so one user's machines and installs keep their own
 /// deadlines apart.
-pub fn member(host: &str, user: &str) -> String {
+///
+/// [`Paths::install_id`]: crate::store::config::Paths::install_id
+pub fn member(host: &str, user: &str, install: u64) -> String {
     let both = match user {
         "" => host.to_string(),
         user => format!("{host}-{user}"),
     };
-    both.chars()
+    let mut member: String = both
+        .chars()
         .map(|c| match c {
             'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
             _ => '_',
         })
-        .take(32)
-        .collect()
+        .take(25)
+        .collect();
+    member.push_str(&format!("-{:06x}", install & 0xff_ffff));
+    member
 }
 
 /// The prefix of every schedule name of `member`.
@@ -113,16 +120,13 @@ pub fn prefix(member: &str) -> String {
 /// digits of a stable (FNV-1a) hash of the kind, names and region: the same
 /// on every run and machine, at most 64 characters.
 pub fn name(member: &str, id: &ResourceId) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let label = id.kind().spec().label;
-    for part in std::iter::once(label)
-        .chain(id.names().iter().map(String::as_str))
-        .chain(std::iter::once(id.region()))
-    {
-        for byte in part.bytes().chain(std::iter::once(0)) {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let hash = super::fnv1a(
+        std::iter::once(label)
+            .chain(id.names().iter().map(String::as_str))
+            .chain(std::iter::once(id.region()))
+            .flat_map(|part| part.bytes().chain(std::iter::once(0))),
+    );
     format!(
         "{}{}.{hash:016x}",
         prefix(member),
@@ -210,14 +214,15 @@ mod tests {
 
     #[test]
     fn names_identify_member_and_resource_within_aws_limits() {
-        let m = member("my.laptop", "jo smith");
-        assert_eq!(m, "my_laptop-jo_smith");
-        assert_eq!(member("vm", ""), "vm");
-        let long = member(&"h".repeat(80), "u");
+        let m = member("my.laptop", "jo smith", 0xabc_def012);
+        assert_eq!(m, "my_laptop-jo_smith-ef0012");
+        assert_eq!(member("vm", "", 1), "vm-000001");
+        assert_ne!(member("vm", "", 1), member("vm", "", 2), "installs apart");
+        let long = member(&"h".repeat(80), "u", 7);
         assert_eq!(long.len(), 32);
         let ecs = ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1");
         let n = name(&m, &ecs);
-        assert!(n.starts_with("my_laptop-jo_smith.ecs."), "{n}");
+        assert!(n.starts_with("my_laptop-jo_smith-ef0012.ecs."), "{n}");
         assert_eq!(n, name(&m, &ecs.clone()), "stable");
         let other = ResourceId::new(Kind::Ecs, ["cs", ""], "us-east-1");
         assert_ne!(n, name(&m, &other), "fields are kept apart");
@@ -231,10 +236,13 @@ mod tests {
 
     #[test]
     fn stale_schedules_are_this_members_that_are_not_wanted() {
-        let m = member("h", "u");
+        let m = member("h", "u", 1);
         let a = name(&m, &ResourceId::new(Kind::Ec2, ["i-1"], "us-east-1"));
         let b = name(&m, &ResourceId::new(Kind::Ec2, ["i-2"], "us-east-1"));
-        let theirs = name("h-other", &ResourceId::new(Kind::Ec2, ["i-3"], "us-east-1"));
+        let theirs = name(
+            &member("h", "u", 2),
+            &ResourceId::new(Kind::Ec2, ["i-3"], "us-east-1"),
+        );
         let found = vec![a.clone(), b.clone(), theirs];
         assert_eq!(
             stale(&m, &found, std::slice::from_ref(&a)),

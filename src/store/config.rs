@@ -42,6 +42,17 @@ impl Paths {
         }
     }
 
+    /// A number that tells this install (its config directory) apart from
+    /// others of the same user on the same host: the same on every run.
+    pub fn install_id(&self) -> u64 {
+        let dir = self
+            .settings
+            .parent()
+            .and_then(|d| d.canonicalize().ok())
+            .unwrap_or_else(|| self.settings.clone());
+        crate::core::fnv1a(dir.to_string_lossy().bytes())
+    }
+
     /// The platform's locations: config in the config dir (XDG_CONFIG_HOME on
     /// Linux), state and logs in the local data dir.
     pub fn platform() -> Result<Paths, ConfigError> {
