@@ -169,13 +169,7 @@ async fn check_sleep_status_and_wake_are_exact() {
 
     let out = run(&cfg, &["status", "--json"]);
     assert_eq!(out.status.code(), Some(0));
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let web = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resource"]["service_name"] == "web")
-        .unwrap();
+    let web = status_row(&out, "web");
     assert_eq!(web["asleep"]["desired"], 3, "{web}");
 
     let out = run(&cfg, &["wake"]);
