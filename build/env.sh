@@ -233,7 +233,8 @@ start_mutter() {
 stop_started() {
   if [ -n "${PULSE_STARTED:-}" ]; then
     pulseaudio --kill 2>/dev/null || true
-    rm -rf "$XDG_RUNTIME_DIR"
+    # The server may still be writing there as it exits: try again once.
+    rm -rf "$XDG_RUNTIME_DIR" 2>/dev/null || { sleep 1; rm -rf "$XDG_RUNTIME_DIR"; } || true
   fi
   for pid in "${STARTED_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true

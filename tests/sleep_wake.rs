@@ -129,13 +129,7 @@ async fn sleep_then_wake_restores_exact_capacities() {
 
     let out = cfg.run(&["status", "--json"]);
     assert!(out.status.success());
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let web = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resource"]["service_name"] == "web")
-        .unwrap();
+    let web = status_row(&out, "web");
     assert_eq!(web["asleep"]["desired"], 3);
 
     assert_eq!(run_counting(&cfg, "wake", "restored"), (Some(0), 4));

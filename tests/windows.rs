@@ -169,13 +169,7 @@ async fn check_sleep_status_and_wake_are_exact() {
 
     let out = run(&cfg, &["status", "--json"]);
     assert_eq!(out.status.code(), Some(0));
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let web = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resource"]["service_name"] == "web")
-        .unwrap();
+    let web = status_row(&out, "web");
     assert_eq!(web["asleep"]["desired"], 3, "{web}");
 
     let out = run(&cfg, &["wake"]);
@@ -275,25 +269,40 @@ impl Drop for Killed {
 /// The tests on the X display take turns (each finds its notepad by name).
 static X_DISPLAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Wine's notepad on the test's X display, and its window id.
+/// The ids of the windows named Notepad on the test's X display.
+fn notepad_windows() -> Vec<String> {
+    let out = Command::new("xdotool")
+        .args(["search", "--name", "Notepad"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Wine's notepad on the test's X display, and its window id: a window
+/// that was not there before (an earlier test's may still be closing).
 fn notepad() -> (Killed, String) {
     require_display();
+    let before = notepad_windows();
     let notepad = Killed(
         wine_env(&mut Command::new(WINE), x_prefix(), true)
             .arg("notepad")
             .spawn()
             .unwrap(),
     );
-    let found = Command::new("timeout")
-        .args(["60", "xdotool", "search", "--sync", "--name", "Notepad"])
-        .output()
-        .unwrap();
-    let window = String::from_utf8_lossy(&found.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_else(|| panic!("no notepad window within 60 s"))
-        .to_string();
-    (notepad, window)
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(w) = notepad_windows().into_iter().find(|w| !before.contains(w)) {
+            return (notepad, w);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no notepad window within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `cloudnap.exe run` under Wine on the test's X display, with only the

@@ -721,6 +721,17 @@ pub fn daemon_settings(regions: &[&str], extra: serde_json::Value) -> String {
     s.to_string()
 }
 
+/// The row of the ECS service `service` in `cloudnap status --json` output.
+pub fn status_row(out: &Output, service: &str) -> serde_json::Value {
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"]["service_name"] == service)
+        .unwrap_or_else(|| panic!("no row for {service}: {rows}"))
+        .clone()
+}
+
 /// Runs xdotool with `args`; panics if it fails.
 pub fn xdotool(args: &[&str]) {
     require_display();
