@@ -215,14 +215,14 @@ mod tests {
     #[test]
     fn names_identify_member_and_resource_within_aws_limits() {
         let m = member("my.laptop", "jo smith", 0xabc_def012);
-        assert_eq!(m, "my_laptop-jo_smith-ef0012");
+        assert_eq!(m, "my_laptop-jo_smith-def012");
         assert_eq!(member("vm", "", 1), "vm-000001");
         assert_ne!(member("vm", "", 1), member("vm", "", 2), "installs apart");
         let long = member(&"h".repeat(80), "u", 7);
         assert_eq!(long.len(), 32);
         let ecs = ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1");
         let n = name(&m, &ecs);
-        assert!(n.starts_with("my_laptop-jo_smith-ef0012.ecs."), "{n}");
+        assert!(n.starts_with("my_laptop-jo_smith-def012.ecs."), "{n}");
         assert_eq!(n, name(&m, &ecs.clone()), "stable");
         let other = ResourceId::new(Kind::Ecs, ["cs", ""], "us-east-1");
         assert_ne!(n, name(&m, &other), "fields are kept apart");
