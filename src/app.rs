@@ -20,6 +20,7 @@ use crate::core::status::{
     describe, AsleepRow, BusyRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
     StateName, Status,
 };
+use crate::detect::power::PowerEvent;
 use crate::manager::{now_seconds, Manager};
 use crate::server::Handler;
 use crate::store::config::{load_settings_file, Paths};
@@ -139,6 +140,9 @@ struct Deadline {
     off: Option<String>,
     /// Whether the schedules of earlier runs have been looked for.
     cleaned: bool,
+    /// While the machine is going down (suspend, shutdown): the deadline
+    /// comes no later than this (Unix seconds).
+    cap: Option<u64>,
 }
 
 /// `host-user-install` of this install, for the schedule names of the
@@ -201,6 +205,8 @@ pub struct App<C> {
     me: std::sync::Weak<App<C>>,
     /// Wakes the deadline loop when the state changed.
     deadline_changed: Notify,
+    /// Taken while the deadline is being armed or moved: one at a time.
+    deadline_turn: tokio::sync::Mutex<()>,
     /// This machine and user, in the deadline's schedule names.
     member: String,
 }
@@ -249,6 +255,7 @@ impl<C: CloudControl> App<C> {
             retry_changed: Notify::new(),
             events,
             deadline_changed: Notify::new(),
+            deadline_turn: tokio::sync::Mutex::new(()),
             member,
         });
         (app, rx)
@@ -727,6 +734,7 @@ impl<C: CloudControl> App<C> {
     /// wanted (a crashed run's, a resource no longer registered or up).
     /// Returns when to look again.
     async fn keep_deadline(&self) -> Duration {
+        let _turn = self.deadline_turn.lock().await;
         let settings = self.settings();
         let aws = &settings.aws;
         let t = now();
@@ -765,14 +773,15 @@ impl<C: CloudControl> App<C> {
             _ => Vec::new(),
         };
         let ids: Vec<ResourceId> = wanted.iter().map(|e| e.id.clone()).collect();
-        let at = deadline_at(
+        let normal = deadline_at(
             now_seconds() as u64,
             left.unwrap_or_default(),
             aws.deadline_margin,
         );
-        let (armed_at, same) = {
+        let (armed_at, same, at) = {
             let state = self.lock();
-            (state.deadline.at, state.deadline.wanted == ids)
+            let at = state.deadline.cap.map_or(normal, |cap| cap.min(normal));
+            (state.deadline.at, state.deadline.wanted == ids, at)
         };
         if !ids.is_empty() && (!same || needs_move(armed_at, at, every)) {
             let member = self.member.clone();
@@ -934,6 +943,65 @@ impl<C: CloudControl> App<C> {
             self.emit(Event::DeadlineOff { why: why.clone() });
         }
         state.deadline.off = Some(why);
+    }
+
+    /// Follows suspend, shutdown and resume (see [`crate::detect::power`])
+    /// until the channel closes.
+    pub async fn run_power(&self, mut events: mpsc::UnboundedReceiver<PowerEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                PowerEvent::Leaving { shutdown, ready } => {
+                    self.leaving(shutdown).await;
+                    let _ = ready.send(());
+                }
+                PowerEvent::Resumed => self.resumed(),
+            }
+        }
+    }
+
+    /// The machine is about to suspend or shut down: the AWS-side deadline
+    /// moves to `power.suspend_grace_minutes` from now, if that is sooner,
+    /// and stays there until the machine is back.
+    async fn leaving(&self, shutdown: bool) {
+        let what = if shutdown { "shutdown" } else { "suspend" };
+        let grace = self.settings().power.suspend_grace;
+        self.lock().deadline.cap = Some(now_seconds() as u64 + grace.as_secs());
+        self.keep_deadline().await;
+        let (at, armed) = {
+            let state = self.lock();
+            (state.deadline.at, state.deadline.armed.len())
+        };
+        match at {
+            Some(at) => tracing::info!(
+                "{what}: the AWS-side deadline of {armed} resource(s) is in {} s",
+                at.saturating_sub(now_seconds() as u64)
+            ),
+            None => tracing::info!("{what}: no AWS-side deadline is armed"),
+        }
+    }
+
+    /// The machine is back from suspend: that is the user's return. What
+    /// the AWS-side deadline may have put to sleep meanwhile is woken.
+    fn resumed(&self) {
+        let (came, asleep) = {
+            let mut state = self.lock();
+            state.deadline.cap = None;
+            let came = deadline::may_have_come(state.deadline.at, now_seconds() as u64);
+            (came, state.tracker.state(now()) == IdleState::Asleep)
+        };
+        tracing::info!("resumed from suspend");
+        self.activity(Activity {
+            kind: ActivityKind::Resumed,
+            at: now(),
+        });
+        // Asleep, the activity wakes everything already.
+        if came && !asleep {
+            tracing::info!("the AWS-side deadline came while suspended: waking what it slept");
+            if let Some(app) = self.me.upgrade() {
+                tokio::spawn(async move { app.run(Operation::Waking, Trigger::Resume).await });
+            }
+        }
+        self.deadline_changed.notify_one();
     }
 
     /// Runs a services.yaml edit off the async workers (it fsyncs); returns

@@ -197,6 +197,24 @@ pub async fn run<C: CloudControl>(
         "AWS-side deadline",
         app.clone().run_deadline(quit_future(&quit_rx)),
     );
+    if app.settings().power.enabled {
+        let (power_tx, power_rx) = tokio::sync::mpsc::unbounded_channel();
+        let spawned = std::thread::Builder::new()
+            .name("power".into())
+            .spawn(move || {
+                if let Err(e) = detect::power::follow(power_tx) {
+                    tracing::info!("{e}: the AWS-side deadline is not moved before a suspend");
+                }
+            });
+        match spawned {
+            // Ends when the thread does (no logind, say): not a failure.
+            Ok(_) => drop(tokio::spawn({
+                let app = app.clone();
+                async move { app.run_power(power_rx).await }
+            })),
+            Err(e) => tracing::warn!("power events are not followed: {e}"),
+        }
+    }
     let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
     // Held until the end: the activity channel stays open even when every
     // detector failed to start. Locks reach the app (they start the grace).

@@ -11,12 +11,15 @@
 mod common;
 #[path = "common/forwarder.rs"]
 mod forwarder;
+#[path = "common/scheduler.rs"]
+mod scheduler;
 
 use common::*;
 use forwarder::Forwarder;
+use scheduler::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const R: &str = "ap-northeast-3";
 const ROLE: &str = "arn:aws:iam::123456789012:role/cloudnap-deadline";
@@ -24,133 +27,6 @@ const ROLE: &str = "arn:aws:iam::123456789012:role/cloudnap-deadline";
 /// deadline is 26 s ahead, moved when it lags by 13 s.
 const TIMEOUT: Duration = Duration::from_secs(20);
 const MARGIN: Duration = Duration::from_secs(6);
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// One schedule as AWS keeps it.
-#[derive(Debug, Clone, PartialEq)]
-struct Armed {
-    arn: String,
-    role: String,
-    input: Value,
-    /// Unix seconds.
-    at: u64,
-    after_completion: String,
-}
-
-/// Unix seconds of an `at(2026-11-23T18:40:00)` expression in UTC.
-fn at_seconds(expression: &str) -> u64 {
-    let text = expression
-        .strip_prefix("at(")
-        .and_then(|t| t.strip_suffix(')'))
-        .unwrap();
-    let t = aws_sdk_scheduler::primitives::DateTime::from_str(
-        &format!("{text}Z"),
-        aws_sdk_scheduler::primitives::DateTimeFormat::DateTime,
-    )
-    .unwrap();
-    t.secs() as u64
-}
-
-/// The schedules of group `cloudnap` in R whose input names `needle` (this
-/// test's instance or cluster), by name.
-async fn schedules(needle: &str) -> BTreeMap<String, Armed> {
-    let scheduler = aws_sdk_scheduler::Client::new(&sdk(R).await);
-    let Ok(list) = scheduler
-        .list_schedules()
-        .group_name("cloudnap")
-        .send()
-        .await
-    else {
-        return BTreeMap::new();
-    };
-    let mut found = BTreeMap::new();
-    for s in list.schedules() {
-        let name = s.name().unwrap();
-        let got = scheduler
-            .get_schedule()
-            .group_name("cloudnap")
-            .name(name)
-            .send()
-            .await
-            .unwrap();
-        let target = got.target().unwrap();
-        let input: Value = serde_json::from_str(target.input().unwrap()).unwrap();
-        if !input.to_string().contains(needle) {
-            continue;
-        }
-        found.insert(
-            name.to_string(),
-            Armed {
-                arn: target.arn().to_string(),
-                role: target.role_arn().to_string(),
-                input,
-                at: at_seconds(got.schedule_expression().unwrap()),
-                after_completion: got
-                    .action_after_completion()
-                    .map(|a| a.as_str().to_string())
-                    .unwrap_or_default(),
-            },
-        );
-    }
-    found
-}
-
-/// Waits until `needle`'s schedule exists and `done` holds for it.
-async fn schedule_of(needle: &str, limit: Duration, done: impl Fn(&Armed) -> bool) -> Armed {
-    let t0 = Instant::now();
-    loop {
-        if let Some(a) = schedules(needle).await.into_values().next().filter(&done) {
-            return a;
-        }
-        assert!(
-            t0.elapsed() < limit,
-            "no schedule for {needle}: {:?}",
-            schedules(needle).await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Does what EventBridge Scheduler does when `armed` fires: its universal
-/// target's call with its input, through the SDK.
-async fn fire(armed: &Armed) {
-    let conf = sdk(R).await;
-    let input = &armed.input;
-    match armed
-        .arn
-        .strip_prefix("arn:aws:scheduler:::aws-sdk:")
-        .unwrap()
-    {
-        "ec2:stopInstances" => {
-            let ids = input["InstanceIds"].as_array().unwrap();
-            aws_sdk_ec2::Client::new(&conf)
-                .stop_instances()
-                .set_instance_ids(Some(
-                    ids.iter().map(|i| i.as_str().unwrap().into()).collect(),
-                ))
-                .send()
-                .await
-                .unwrap();
-        }
-        "ecs:updateService" => {
-            aws_sdk_ecs::Client::new(&conf)
-                .update_service()
-                .cluster(input["Cluster"].as_str().unwrap())
-                .service(input["Service"].as_str().unwrap())
-                .desired_count(input["DesiredCount"].as_i64().unwrap() as i32)
-                .send()
-                .await
-                .unwrap();
-        }
-        other => panic!("unexpected target {other}"),
-    }
-}
 
 /// The calls in `after` that are not in `before`, by operation (REST paths
 /// cut to their first segment: `PUT /schedules`).
@@ -206,8 +82,8 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     // plus the margin.
     let expected = start + (TIMEOUT + MARGIN).as_secs();
     let window = |a: &Armed| (expected - 2..=expected + 5).contains(&a.at);
-    let ec2 = schedule_of(&id, Duration::from_secs(10), window).await;
-    let ecs = schedule_of(&cluster, Duration::from_secs(10), window).await;
+    let ec2 = schedule_of(R, &id, Duration::from_secs(10), window).await;
+    let ecs = schedule_of(R, &cluster, Duration::from_secs(10), window).await;
     let armed_calls = fwd.counts();
     eprintln!(
         "calls to arm 2 resources: {:?}",
@@ -224,10 +100,10 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
         assert_eq!(a.role, ROLE);
         assert_eq!(a.after_completion, "DELETE");
     }
-    let names: Vec<String> = schedules(&id)
+    let names: Vec<String> = schedules(R, &id)
         .await
         .into_keys()
-        .chain(schedules(&cluster).await.into_keys())
+        .chain(schedules(R, &cluster).await.into_keys())
         .collect();
     assert!(
         names[0].contains(".ec2.") && names[1].contains(".ecs."),
@@ -258,7 +134,7 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     let t0 = Instant::now();
     let moved = loop {
         d.ok("USER_ACTIVITY").await;
-        let now = schedules(&id).await.into_values().next().unwrap();
+        let now = schedules(R, &id).await.into_values().next().unwrap();
         if now.at > first {
             break now;
         }
@@ -267,7 +143,7 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     };
     let lag = unix_now() + (TIMEOUT + MARGIN).as_secs() - moved.at;
     assert!(moved.at >= first + 13 && lag <= 6, "{first} -> {moved:?}");
-    let ecs_moved = schedule_of(&cluster, Duration::from_secs(5), |a| a.at == moved.at).await;
+    let ecs_moved = schedule_of(R, &cluster, Duration::from_secs(5), |a| a.at == moved.at).await;
     let moved_calls = calls(&armed_calls, &fwd.counts());
     eprintln!("calls to move 2 deadlines: {moved_calls:?}");
     assert_eq!(
@@ -282,18 +158,18 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     d.child.wait().unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        schedules(&id).await.into_values().next(),
+        schedules(R, &id).await.into_values().next(),
         Some(moved.clone())
     );
     assert_eq!(
-        schedules(&cluster).await.into_values().next(),
+        schedules(R, &cluster).await.into_values().next(),
         Some(ecs_moved.clone())
     );
 
     // It fires: the resources sleep as cloudnap would, their capacity in
     // their tags.
-    fire(&moved).await;
-    fire(&ecs_moved).await;
+    fire(R, &moved).await;
+    fire(R, &ecs_moved).await;
     let (state, tags) = ec2_state(R, &id).await;
     assert_eq!(state, "stopped");
     assert!(tag(&tags).is_some(), "{tags:?}");
@@ -335,16 +211,16 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
         .send()
         .await
         .unwrap();
-    assert!(schedules(&id).await.contains_key(&stale));
+    assert!(schedules(R, &id).await.contains_key(&stale));
     let restart = unix_now();
     let d = Daemon::start(&cfg);
-    let again = schedule_of(&id, Duration::from_secs(10), |a| a.at > moved.at).await;
+    let again = schedule_of(R, &id, Duration::from_secs(10), |a| a.at > moved.at).await;
     assert!(
         again.at >= restart + (TIMEOUT + MARGIN).as_secs() - 2,
         "{again:?}"
     );
     let t0 = Instant::now();
-    while schedules(&id).await.contains_key(&stale) {
+    while schedules(R, &id).await.contains_key(&stale) {
         assert!(
             t0.elapsed() < Duration::from_secs(5),
             "stale one not deleted"
@@ -359,7 +235,7 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     })
     .await;
     let t0 = Instant::now();
-    while !(schedules(&id).await.is_empty() && schedules(&cluster).await.is_empty()) {
+    while !(schedules(R, &id).await.is_empty() && schedules(R, &cluster).await.is_empty()) {
         assert!(
             t0.elapsed() < Duration::from_secs(5),
             "still armed while asleep"
@@ -367,8 +243,8 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     d.ok("USER_ACTIVITY").await;
-    schedule_of(&id, Duration::from_secs(10), |_| true).await;
-    schedule_of(&cluster, Duration::from_secs(10), |_| true).await;
+    schedule_of(R, &id, Duration::from_secs(10), |_| true).await;
+    schedule_of(R, &cluster, Duration::from_secs(10), |_| true).await;
     assert_eq!(ecs_desired(R, &cluster, "web").await.0, 2);
 }
 

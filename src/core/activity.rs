@@ -29,6 +29,8 @@ pub enum ActivityKind {
     GnomeIdle,
     /// The screen was unlocked: the user is back (counts as activity).
     Unlocked,
+    /// The machine resumed from suspend: the user opened it.
+    Resumed,
     /// The screen was locked. Not activity: the orchestrator is to start
     /// its short lock grace countdown instead (see [`Self::is_activity`]).
     Locked,
@@ -49,6 +51,7 @@ impl ActivityKind {
             ActivityKind::WaylandIdle => "wayland_idle",
             ActivityKind::GnomeIdle => "gnome_idle",
             ActivityKind::Unlocked => "unlocked",
+            ActivityKind::Resumed => "resumed",
             ActivityKind::Locked => "locked",
         }
     }

@@ -86,6 +86,16 @@ pub fn needs_move(armed: Option<u64>, wanted: u64, every: Duration) -> bool {
     }
 }
 
+/// How far this machine's clock may be from AWS's, for [`may_have_come`].
+const CLOCK_SKEW: u64 = 60;
+
+/// Whether a deadline armed for `armed` (Unix seconds) may have put
+/// resources to sleep by `now`: once it is close enough that the two
+/// clocks may disagree.
+pub fn may_have_come(armed: Option<u64>, now: u64) -> bool {
+    armed.is_some_and(|at| at <= now + CLOCK_SKEW)
+}
+
 /// The member part of schedule names: `host-user-install` (`host-install`
 /// when the user is unknown), where `install` tells apart the config
 /// directories of one user on one host (see [`Paths::install_id`]). Reduced
@@ -232,6 +242,14 @@ mod tests {
         assert!(n
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    }
+
+    #[test]
+    fn a_deadline_may_have_come_from_a_minute_before_it() {
+        assert!(!may_have_come(None, 1000));
+        assert!(!may_have_come(Some(1061), 1000));
+        assert!(may_have_come(Some(1060), 1000));
+        assert!(may_have_come(Some(500), 1000));
     }
 
     #[test]

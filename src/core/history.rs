@@ -30,6 +30,8 @@ pub enum Trigger {
     HoldEnded,
     /// A refresh found it started by someone else.
     Refresh,
+    /// The machine resumed after the AWS-side deadline had come.
+    Resume,
 }
 
 /// One line of the history.

@@ -103,6 +103,17 @@ pub struct ScreenLockSettings {
     pub lock_grace: Duration,
 }
 
+/// Suspend and shutdown, as the OS announces them (logind on Linux): the
+/// AWS-side deadline is moved before the machine goes down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PowerSettings {
+    pub enabled: bool,
+    /// Before a suspend or shutdown, the AWS-side deadline moves to this
+    /// long from then (if sooner than it was): a short suspend costs
+    /// nothing, a night's sleeps the resources too.
+    pub suspend_grace: Duration,
+}
+
 /// AWS access.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AwsSettings {
@@ -215,6 +226,7 @@ pub struct Settings {
     pub window: WindowSettings,
     pub system_idle: SystemIdleSettings,
     pub screen_lock: ScreenLockSettings,
+    pub power: PowerSettings,
     pub aws: AwsSettings,
     pub busy: BusySettings,
     pub udp: UdpSettings,
@@ -267,6 +279,7 @@ struct Sections {
     window: WindowSettings,
     system_idle: SystemIdleSettings,
     screen_lock: ScreenLockSettings,
+    power: PowerSettings,
     aws: AwsSettings,
     busy: BusySettings,
     udp: UdpSettings,
@@ -305,6 +318,7 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
             "window",
             "system_idle",
             "screen_lock",
+            "power",
             "aws",
             "busy",
             "udp_server",
@@ -321,6 +335,7 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
         window: window(c, &root),
         system_idle: system_idle(c, &root),
         screen_lock: screen_lock(c, &root),
+        power: power(c, &root),
         aws: aws(c, &root),
         busy: busy(c, &root),
         udp: udp_server(c, &root),
@@ -362,6 +377,7 @@ fn resolve(s: Sections, c: &mut Checker) -> Settings {
         window: s.window,
         system_idle: s.system_idle,
         screen_lock: s.screen_lock,
+        power: s.power,
         aws: s.aws,
         busy: s.busy,
         udp: s.udp,
@@ -457,6 +473,14 @@ fn screen_lock(c: &mut Checker, root: &Sec) -> ScreenLockSettings {
     ScreenLockSettings {
         enabled: c.boolean(&s, "enabled", true),
         lock_grace: minutes(c.num(&s, "lock_grace_minutes", 2.0, 0.0, 1440.0)),
+    }
+}
+
+fn power(c: &mut Checker, root: &Sec) -> PowerSettings {
+    let s = c.sec(root, "power", &["enabled", "suspend_grace_minutes"]);
+    PowerSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        suspend_grace: minutes(c.num(&s, "suspend_grace_minutes", 15.0, 0.0, 1440.0)),
     }
 }
 

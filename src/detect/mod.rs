@@ -12,6 +12,7 @@ mod input;
 mod lock;
 #[cfg(target_os = "linux")]
 mod microphone;
+pub mod power;
 mod screen;
 pub mod session;
 #[cfg(any(target_os = "linux", windows))]
