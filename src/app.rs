@@ -755,7 +755,8 @@ impl<C: CloudControl> App<C> {
         let poll = (every / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
         match (aws.deadline, &aws.deadline_role_arn) {
             (true, None) => self.deadline_off(
-                "aws.deadline_role_arn is not set (the role EventBridge Scheduler runs as)".into(),
+                "aws.deadline_role_arn is not set: `cloudnap aws-setup` makes the role and sets it"
+                    .into(),
             ),
             (false, _) => self.lock().deadline.off = None,
             (true, Some(_)) => {}
@@ -1629,6 +1630,54 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(schedules(&cloud).contains_key(&mine));
         assert_eq!(cloud.get(&svc()).sleep_tag, Some(up));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_suspend_brings_the_deadline_to_the_grace_until_the_machine_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(3)));
+        let settings = WITH_ROLE.replacen('{', r#"{"power":{"suspend_grace_minutes":1},"#, 1);
+        let (app, _rx) = app_with(dir.path(), cloud.clone(), &settings);
+        tokio::spawn(app.clone().run_deadline(std::future::pending()));
+        let (power, events) = mpsc::unbounded_channel();
+        tokio::spawn({
+            let app = app.clone();
+            async move { app.run_power(events).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mine = deadline::name(&app.member, &svc());
+        let at = || schedules(&cloud)[&mine].at;
+        let normal = now_seconds() as u64 + 15 * 60;
+        assert!(at() + 3 >= normal, "{} {normal}", at());
+
+        // Going down: moved to the grace before cloudnap says it is ready.
+        let (ready, answered) = std::sync::mpsc::sync_channel(1);
+        power
+            .send(PowerEvent::Leaving {
+                shutdown: false,
+                ready,
+            })
+            .unwrap();
+        while answered.try_recv().is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let soon = now_seconds() as u64 + 60;
+        assert!((soon - 2..=soon).contains(&at()), "{} {soon}", at());
+        // Activity before the machine is down does not move it back.
+        press(&app, ActivityKind::Keyboard);
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        assert!(at() <= soon, "moved back: {}", at());
+
+        // Back: that is the user, and the deadline is normal again (it had
+        // not come, so nothing is woken).
+        power.send(PowerEvent::Resumed).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(at() + 3 >= now_seconds() as u64 + 15 * 60, "{}", at());
+        assert_eq!(
+            app.status().last_activity.map(|a| a.kind),
+            Some(ActivityKind::Resumed)
+        );
     }
 
     #[tokio::test(start_paused = true)]

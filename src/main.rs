@@ -6,12 +6,14 @@ use cloudnap::cloud::aws::pricing::PriceList;
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
 use cloudnap::core::history::{HistoryEvent, Trigger};
+use cloudnap::core::iam;
 use cloudnap::core::prices::{PriceBook, Wanted};
 use cloudnap::core::registry::Registry;
 use cloudnap::core::report::{format_outcomes, format_status, Outcome};
 use cloudnap::core::resource::{Kind, Observed};
 use cloudnap::core::savings::{self, format_html, format_text, parse_since};
 use cloudnap::core::settings::Settings;
+use cloudnap::core::settings_edit::set_aws_string;
 use cloudnap::daemon;
 use cloudnap::manager::{now_seconds, Manager};
 use cloudnap::server::client;
@@ -64,6 +66,14 @@ enum Command {
     Run,
     /// Open the AWS credentials dialog.
     Credentials,
+    /// Create (or update) the IAM role the AWS-side deadline runs as, with
+    /// a policy allowing only the sleep calls on registered resources and
+    /// on those tagged cloudnap:managed=true, and set aws.deadline_role_arn.
+    AwsSetup {
+        /// Print the role and its policies; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Send a command to the running cloudnap and print its reply.
     Send {
         /// Seconds to wait for the reply.
@@ -286,6 +296,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 unreachable!("handled above")
             }
             Command::Check => check(&paths, &settings, &registry, &*cloud).await,
+            Command::AwsSetup { dry_run } => {
+                aws_setup(&paths, &settings, &registry, &cloud, dry_run).await
+            }
             Command::Sleep => report(
                 cli.json,
                 manager
@@ -710,6 +723,69 @@ fn report(json: bool, outcomes: Vec<Outcome>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cloudnap aws-setup`: the deadline's role (see [`iam::deadline_role`])
+/// in the account of the default credentials, for the resources registered
+/// without a profile of their own.
+async fn aws_setup(
+    paths: &Paths,
+    settings: &Settings,
+    registry: &Registry,
+    cloud: &AwsCloud,
+    dry_run: bool,
+) -> Result<ExitCode> {
+    let region = &settings.aws.regions[0];
+    let who = match cloud.whoami(region, None).await {
+        Ok(who) => who,
+        Err(e) => {
+            println!("credentials: FAILED: {e}");
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    let (mine, other): (Vec<_>, Vec<_>) =
+        (registry.entries.iter()).partition(|e| e.profile.is_none());
+    let ids: Vec<_> = mine.iter().map(|e| e.id.clone()).collect();
+    let role = iam::deadline_role(&who.account, &ids);
+    for e in other {
+        println!(
+            "note: {} uses profile {}: not covered (its account needs its own role)",
+            e.id,
+            e.profile.as_deref().unwrap_or_default()
+        );
+    }
+    if dry_run {
+        println!(
+            "role {} (dry run: nothing changed)",
+            iam::role_arn(&who.account)
+        );
+        println!("trust policy:\n{:#}", role.trust);
+        println!("policy {}:\n{:#}", role.policy_name, role.policy);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (arn, created) = match cloud.put_role(region, None, &role).await {
+        Ok(done) => done,
+        Err(e) => {
+            println!("IAM: FAILED: {e}");
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    println!(
+        "role {arn} {} (policy {}: {} registered resource(s) and those tagged cloudnap:managed=true)",
+        if created { "created" } else { "updated" },
+        role.policy_name,
+        ids.len()
+    );
+    if settings.aws.deadline_role_arn.as_deref() != Some(arn.as_str()) {
+        let text = std::fs::read_to_string(&paths.settings)?;
+        let updated = set_aws_string(&text, "deadline_role_arn", &arn)?;
+        write_atomic(&paths.settings, updated.as_bytes())?;
+        println!(
+            "settings: aws.deadline_role_arn set in {}",
+            paths.settings.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn check(
     paths: &Paths,
     settings: &Settings,
@@ -772,7 +848,8 @@ async fn check(
         (_, false) => println!("deadline:  off (aws.deadline: false)"),
         (None, true) => println!(
             "deadline:  NOT ARMED: aws.deadline_role_arn is not set; if this machine sleeps or \
-             cloudnap stops, resources keep running until it is back"
+             cloudnap stops, resources keep running until it is back (`cloudnap aws-setup` \
+             makes the role and sets it)"
         ),
         (Some(role), true) => match cloud.list_schedules(region, None, "").await {
             Ok(_) => println!(

@@ -66,7 +66,10 @@ impl CloudError {
     /// Classifies an AWS error code.
     pub fn from_code(code: Option<&str>, message: impl Into<String>) -> Self {
         let kind = match code.unwrap_or("") {
-            c if c.contains("NotFound") || c == "InvalidInstanceID.Malformed" => {
+            c if c.contains("NotFound")
+                || c == "InvalidInstanceID.Malformed"
+                || c == "NoSuchEntity" =>
+            {
                 ErrorKind::NotFound
             }
             c if c.contains("AccessDenied") || c == "UnauthorizedOperation" => {

@@ -7,6 +7,7 @@ pub mod busy;
 pub mod deadline;
 pub mod history;
 pub mod holds;
+pub mod iam;
 pub mod idle;
 pub mod ini;
 pub mod kinds;

@@ -38,6 +38,18 @@ impl ResourceId {
         })
     }
 
+    /// The resource's ARN in `account`, as IAM policies name it (`*` for
+    /// parts cloudnap does not know, such as an Auto Scaling group's id).
+    pub fn arn(&self, account: &str) -> Option<String> {
+        let tagged = self.kind.spec().tagged.as_ref()?;
+        let (service, resource) = tagged.arn.split_once(':')?;
+        Some(format!(
+            "arn:aws:{service}:{}:{account}:{}",
+            self.region,
+            resource.replace("{}", &self.names.join("/"))
+        ))
+    }
+
     /// The resource of `kind` named by `names` (in the order of its spec's
     /// name fields) in `region`.
     pub fn new<S: Into<String>>(
@@ -565,6 +577,24 @@ pub struct EksNodegroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_has_an_arn_that_names_it_again() {
+        for kind in Kind::ALL {
+            let names: Vec<String> = (0..kind.spec().names.len())
+                .map(|i| format!("n{i}"))
+                .collect();
+            let id = ResourceId::new(kind, names, "eu-west-1");
+            let arn = id.arn("123456789012").unwrap();
+            assert!(arn.starts_with("arn:aws:") && arn.contains(":eu-west-1:123456789012:"));
+            assert_eq!(ResourceId::from_arn(&arn), Some(id), "{arn}");
+        }
+        let asg = ResourceId::new(Kind::Asg, ["web"], "us-east-1");
+        assert_eq!(
+            asg.arn("1").unwrap(),
+            "arn:aws:autoscaling:us-east-1:1:autoScalingGroup:*:autoScalingGroupName/web"
+        );
+    }
 
     #[test]
     fn arns_of_tagged_resources_name_them() {

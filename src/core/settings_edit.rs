@@ -3,18 +3,23 @@
 
 use crate::core::settings::{Settings, SettingsError};
 
-/// `text` with `aws.profile` set to `profile`. Refuses a file that is not
-/// valid settings (so a broken file is never rewritten) and a result that
-/// would not be.
+/// `text` with `aws.profile` set to `profile` (see [`set_aws_string`]).
 pub fn set_aws_profile(text: &str, profile: &str) -> Result<String, SettingsError> {
+    set_aws_string(text, "profile", profile)
+}
+
+/// `text` with `aws.<key>` set to the string `value`. Refuses a file that
+/// is not valid settings (so a broken file is never rewritten) and a result
+/// that would not be.
+pub fn set_aws_string(text: &str, key: &str, value: &str) -> Result<String, SettingsError> {
     Settings::parse(text)?;
-    let out = edit(text, profile);
+    let out = edit(text, key, value);
     Settings::parse(&out)?;
     Ok(out)
 }
 
-fn edit(text: &str, profile: &str) -> String {
-    let value = serde_json::to_string(profile).expect("a string serializes");
+fn edit(text: &str, wanted: &str, value: &str) -> String {
+    let value = serde_json::to_string(value).expect("a string serializes");
     let b = text.as_bytes();
     // The key that opened each enclosing container (None for the top level).
     let mut stack: Vec<Option<String>> = Vec::new();
@@ -29,7 +34,7 @@ fn edit(text: &str, profile: &str) -> String {
                 if b.get(j) == Some(&b':') {
                     let name = serde_json::from_str::<String>(&text[i..=end]).unwrap_or_default();
                     let v = skip_ws(b, j + 1);
-                    if name == "profile" && in_aws(&stack) {
+                    if name == wanted && in_aws(&stack) {
                         let v_end = if b[v] == b'"' {
                             string_end(b, v) + 1
                         } else {
@@ -62,12 +67,13 @@ fn edit(text: &str, profile: &str) -> String {
         }
         i += 1;
     }
-    // No `profile` key: add it to the `aws` object, or add an `aws` object.
+    // No such key: add it to the `aws` object, or add an `aws` object.
+    let key = serde_json::to_string(wanted).expect("a string serializes");
     let (at, member) = match aws_open {
-        Some(open) => (open, format!("\"profile\": {value}")),
+        Some(open) => (open, format!("{key}: {value}")),
         None => (
             text.find('{').expect("settings are an object"),
-            format!("\"aws\": {{ \"profile\": {value} }}"),
+            format!("\"aws\": {{ {key}: {value} }}"),
         ),
     };
     let rest = &text[at + 1..];
@@ -126,6 +132,26 @@ mod tests {
         assert_eq!(
             out2,
             text.replace("\"profile\": null", "\"profile\": \"prod\"")
+        );
+    }
+
+    #[test]
+    fn sets_any_aws_string_key() {
+        let role = "arn:aws:iam::1:role/cloudnap-deadline";
+        let text = crate::core::settings::DEFAULT_SETTINGS_JSON;
+        let out = set_aws_string(text, "deadline_role_arn", role).unwrap();
+        let parsed = Settings::parse(&out).unwrap().0;
+        assert_eq!(parsed.aws.deadline_role_arn.as_deref(), Some(role));
+        assert_eq!(parsed.aws.profile, None);
+        let out = set_aws_string(
+            r#"{"aws": {"regions": ["eu-west-1"]}}"#,
+            "deadline_role_arn",
+            role,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            format!(r#"{{"aws": {{"deadline_role_arn": "{role}", "regions": ["eu-west-1"]}}}}"#)
         );
     }
 

@@ -37,6 +37,7 @@ mod ec2;
 mod ecs;
 mod eks;
 mod error;
+mod iam;
 pub mod pricing;
 mod rds;
 mod scheduler;
@@ -112,6 +113,18 @@ impl AwsCloud {
             arns: std::sync::Mutex::new(HashMap::new()),
             schedule_groups: std::sync::Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Creates or updates the IAM `role` (see [`crate::core::iam`]) with
+    /// the credentials of `profile`. Returns its ARN and whether it was
+    /// created.
+    pub async fn put_role(
+        &self,
+        region: &str,
+        profile: Option<&str>,
+        role: &crate::core::iam::Role,
+    ) -> Result<(String, bool), CloudError> {
+        iam::put_role(&self.clients.get(region, profile).await.iam, role).await
     }
 
     fn remember_arn(&self, id: &ResourceId, arn: Option<&str>) {

@@ -30,6 +30,7 @@ pub static SPEC: Spec = Spec {
     tagged: Some(Tagged {
         resource_type: "autoscaling:autoScalingGroup",
         names_after: "autoScalingGroupName/",
+        arn: "autoscaling:autoScalingGroup:*:autoScalingGroupName/{}",
     }),
     sleep_call,
 };

@@ -29,6 +29,7 @@ pub static SPEC: Spec = Spec {
     tagged: Some(Tagged {
         resource_type: "ec2:instance",
         names_after: "instance/",
+        arn: "ec2:instance/{}",
     }),
     sleep_call,
 };

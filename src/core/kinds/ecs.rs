@@ -35,6 +35,7 @@ pub static SPEC: Spec = Spec {
     tagged: Some(Tagged {
         resource_type: "ecs:service",
         names_after: "service/",
+        arn: "ecs:service/{}",
     }),
     sleep_call,
 };

@@ -35,6 +35,7 @@ pub static SPEC: Spec = Spec {
     tagged: Some(Tagged {
         resource_type: "eks:nodegroup",
         names_after: "nodegroup/",
+        arn: "eks:nodegroup/{}/*",
     }),
     sleep_call,
 };

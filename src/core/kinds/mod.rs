@@ -152,6 +152,10 @@ pub struct Tagged {
     /// part (`instance/` in `instance/i-0abc`); parts after them (a
     /// nodegroup's id) are ignored.
     pub names_after: &'static str,
+    /// The ARN's service and resource parts, `{}` standing for the name
+    /// fields joined by `/` (`ec2:instance/{}`), `*` for parts cloudnap
+    /// does not know: what IAM policies name.
+    pub arn: &'static str,
 }
 
 /// The name field at `index` (empty if there is none).

@@ -36,6 +36,7 @@ pub static INSTANCE: Spec = Spec {
     tagged: Some(Tagged {
         resource_type: "rds:db",
         names_after: "db:",
+        arn: "rds:db:{}",
     }),
     sleep_call: stop_instance,
 };
@@ -65,6 +66,7 @@ pub static CLUSTER: Spec = Spec {
     tagged: Some(Tagged {
         resource_type: "rds:cluster",
         names_after: "cluster:",
+        arn: "rds:cluster:{}",
     }),
     sleep_call: stop_cluster,
 };
