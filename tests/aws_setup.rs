@@ -72,12 +72,7 @@ fn stdout(out: &std::process::Output) -> String {
 async fn aws_setup_makes_the_least_privilege_role_and_sets_it() {
     let iam = aws_sdk_iam::Client::new(&sdk(R).await);
     delete_role(&iam).await;
-    let id = ec2_instance(R, false, &[]).await;
-    let cluster = unique("setup");
-    ecs_service(R, &cluster, "web", 1).await;
-    let yaml = format!(
-        "ec2_instances:\n  - instance_id: {id}\n    region: {R}\necs_services:\n  - cluster_name: {cluster}\n    service_name: web\n    region: {R}\n"
-    );
+    let (id, cluster, yaml) = instance_and_service(R, "setup", 1).await;
     let cfg = ConfigDir::new(&[R], &yaml);
     let settings_before = std::fs::read_to_string(cfg.file("settings.json")).unwrap();
 

@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const R: &str = "ap-northeast-3";
-const ROLE: &str = "arn:aws:iam::123456789012:role/cloudnap-deadline";
 /// The inactivity timeout and the deadline margin of this test: the
 /// deadline is 26 s ahead, moved when it lags by 13 s.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -54,25 +53,17 @@ fn calls(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exactly() {
     let fwd = Forwarder::start(&moto_url());
-    let id = ec2_instance(R, false, &[]).await;
-    let cluster = unique("deadline");
-    ecs_service(R, &cluster, "web", 2).await;
-    let yaml = format!(
-        "ec2_instances:\n  - instance_id: {id}\n    region: {R}\necs_services:\n  - cluster_name: {cluster}\n    service_name: web\n    region: {R}\n"
-    );
-    let settings = daemon_settings(
-        &[R],
-        detectors_off(json!({
-            "activity_monitor": {
-                "inactivity_timeout_minutes": TIMEOUT.as_secs_f64() / 60.0,
-                "warning_minutes": 0
-            },
+    let (id, cluster, yaml) = instance_and_service(R, "deadline", 2).await;
+    let settings = timeout_settings(
+        R,
+        TIMEOUT,
+        json!({
             "aws": {
                 "endpoint_url": fwd.url,
                 "deadline_role_arn": ROLE,
                 "deadline_margin_minutes": MARGIN.as_secs_f64() / 60.0
             }
-        })),
+        }),
     );
     let cfg = ConfigDir::with_settings(&settings, &yaml);
     let start = unix_now();

@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const R: &str = "eu-north-1";
-const ROLE: &str = "arn:aws:iam::123456789012:role/cloudnap-deadline";
 const TIMEOUT: Duration = Duration::from_secs(600);
 const MARGIN: Duration = Duration::from_secs(6);
 const GRACE: Duration = Duration::from_secs(6);
@@ -102,25 +101,17 @@ async fn suspend_moves_the_deadline_before_the_lock_goes_and_resume_wakes_exactl
         .build()
         .unwrap();
 
-    let id = ec2_instance(R, false, &[]).await;
-    let cluster = unique("power");
-    ecs_service(R, &cluster, "web", 2).await;
-    let yaml = format!(
-        "ec2_instances:\n  - instance_id: {id}\n    region: {R}\necs_services:\n  - cluster_name: {cluster}\n    service_name: web\n    region: {R}\n"
-    );
-    let settings = daemon_settings(
-        &[R],
-        detectors_off(json!({
-            "activity_monitor": {
-                "inactivity_timeout_minutes": TIMEOUT.as_secs_f64() / 60.0,
-                "warning_minutes": 0
-            },
+    let (id, cluster, yaml) = instance_and_service(R, "power", 2).await;
+    let settings = timeout_settings(
+        R,
+        TIMEOUT,
+        json!({
             "power": {"suspend_grace_minutes": GRACE.as_secs_f64() / 60.0},
             "aws": {
                 "deadline_role_arn": ROLE,
                 "deadline_margin_minutes": MARGIN.as_secs_f64() / 60.0
             }
-        })),
+        }),
     );
     let cfg = ConfigDir::with_settings(&settings, &yaml);
     let mut command = cfg.command(&["run"]);

@@ -44,21 +44,13 @@ fn asleep(status: &Value) -> Vec<(String, Option<String>)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wake_cut_off_by_the_network_is_retried_and_done_when_it_returns() {
     let fwd = Forwarder::start(&moto_url());
-    let id = ec2_instance(R, false, &[]).await;
-    let cluster = unique("retry");
-    ecs_service(R, &cluster, "web", 2).await;
-    let yaml = format!(
-        "ec2_instances:\n  - instance_id: {id}\n    region: {R}\necs_services:\n  - cluster_name: {cluster}\n    service_name: web\n    region: {R}\n"
-    );
-    let settings = daemon_settings(
-        &[R],
-        detectors_off(json!({
-            "activity_monitor": {
-                "inactivity_timeout_minutes": TIMEOUT.as_secs_f64() / 60.0,
-                "warning_minutes": 0
-            },
+    let (id, cluster, yaml) = instance_and_service(R, "retry", 2).await;
+    let settings = timeout_settings(
+        R,
+        TIMEOUT,
+        json!({
             "aws": {"endpoint_url": fwd.url}
-        })),
+        }),
     );
     let cfg = ConfigDir::with_settings(&settings, &yaml);
     let d = Daemon::start(&cfg);

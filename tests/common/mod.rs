@@ -750,6 +750,40 @@ pub fn xdotool_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// An EC2 instance (running) and ECS service `web` at `desired` in a new
+/// cluster named after `prefix`, both in `region`: their ids and the
+/// services.yaml that registers them.
+pub async fn instance_and_service(
+    region: &str,
+    prefix: &str,
+    desired: i32,
+) -> (String, String, String) {
+    let id = ec2_instance(region, false, &[]).await;
+    let cluster = unique(prefix);
+    ecs_service(region, &cluster, "web", desired).await;
+    let yaml = format!(
+        "ec2_instances:\n  - instance_id: {id}\n    region: {region}\necs_services:\n  - cluster_name: {cluster}\n    service_name: web\n    region: {region}\n"
+    );
+    (id, cluster, yaml)
+}
+
+/// Daemon settings for `region` with every activity detector off, the
+/// idle timeout `timeout` (no warning), and `extra` merged in.
+pub fn timeout_settings(
+    region: &str,
+    timeout: std::time::Duration,
+    extra: serde_json::Value,
+) -> String {
+    let mut settings = serde_json::json!({
+        "activity_monitor": {
+            "inactivity_timeout_minutes": timeout.as_secs_f64() / 60.0,
+            "warning_minutes": 0
+        }
+    });
+    merge(&mut settings, extra);
+    daemon_settings(&[region], detectors_off(settings))
+}
+
 /// Settings with every activity detector off: the daemon sees activity
 /// only from `USER_ACTIVITY`, whatever desktop the test runs in (its
 /// `inputs` are "disabled in settings", never blind).

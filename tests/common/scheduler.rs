@@ -6,6 +6,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The deadline role of the tests (moto does not check it).
+pub const ROLE: &str = "arn:aws:iam::123456789012:role/cloudnap-deadline";
+
 /// Unix seconds now.
 pub fn unix_now() -> u64 {
     SystemTime::now()
