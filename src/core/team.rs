@@ -187,12 +187,18 @@ impl Lock {
         }
     }
 
-    /// `me`'s sleep, before the stop: the capacity to wake it to.
-    pub fn saving(&self, me: &str, saved: Capacity, now: SystemTime) -> Lock {
+    /// `me`'s sleep, before the stop: the capacity to wake it to, the
+    /// `observed` one unless a capacity is saved already (a sleep taken
+    /// over: the resource may be down by now).
+    pub fn saving(&self, me: &str, observed: Capacity, now: SystemTime) -> Lock {
+        let saved = self.saved.unwrap_or(observed);
         self.next(me, Phase::Sleeping, Some(saved), now)
     }
 
-    /// After `me`'s stop: asleep at the saved capacity.
+    /// After `me`'s stop: asleep at the saved capacity. If this write is
+    /// refused, another member took the lock over while `me` was stopping
+    /// it (`me` was cut off longer than its lease): `me` restores the saved
+    /// capacity (fail safe) and steps again.
     pub fn asleep(&self, me: &str, now: SystemTime) -> Lock {
         self.next(me, Phase::Asleep, self.saved, now)
     }
@@ -246,7 +252,8 @@ pub enum Step {
 
 /// The step of member `me` for the resource of `lock`, given every presence
 /// item, whether `me` vetoes its sleep (busy, or its own hold not yet in its
-/// presence item), at table time `now`.
+/// presence item), at table time `now`. Called only while `me` has no sleep
+/// or wake of this resource under way.
 ///
 /// Nobody present: the resource is put to sleep (unless held or vetoed); a
 /// sleep or wake whose owner is gone is taken over, keeping the saved
@@ -254,14 +261,16 @@ pub enum Step {
 /// progress is waited for; an orphaned one is taken over as a wake.
 pub fn step(me: &str, lock: &Lock, members: &[Presence], vetoed: bool, now: SystemTime) -> Step {
     let anyone = members.iter().any(|m| m.present(now));
-    let orphaned = lock.orphaned(members, now);
+    // `me` has nothing under way when it steps: a sleep or wake of its own
+    // is from before a restart, and as orphaned as a dead member's.
+    let orphaned = lock.owner == me || lock.orphaned(members, now);
     let take = |phase| Step::Take(lock.next(me, phase, lock.saved, now));
     match (anyone, lock.phase) {
         (true, Phase::Idle) => Step::Stay,
         (true, Phase::Asleep) => take(Phase::Waking),
         (true, Phase::Sleeping | Phase::Waking) if orphaned => take(Phase::Waking),
-        (true, Phase::Sleeping) if lock.owner != me => Step::Wait,
-        (true, Phase::Sleeping | Phase::Waking) => Step::DoneBy(lock.owner.clone()),
+        (true, Phase::Sleeping) => Step::Wait,
+        (true, Phase::Waking) => Step::DoneBy(lock.owner.clone()),
         (false, Phase::Asleep) => Step::DoneBy(lock.owner.clone()),
         (false, Phase::Sleeping | Phase::Waking) if !orphaned => Step::DoneBy(lock.owner.clone()),
         (false, _) => match members.iter().find(|m| m.holds_on(&lock.resource, now)) {
@@ -596,10 +605,283 @@ mod tests {
     }
 
     #[test]
+    fn a_taken_over_sleep_keeps_the_capacity_saved_first() {
+        let taken = Lock::none(api())
+            .next(B, Phase::Sleeping, None, at(0))
+            .saving(B, three(), at(0));
+        // B died after its stop: A, taking over, sees the resource at 0.
+        let zero = Capacity::of(Kind::Ecs, Desired(0));
+        let again = taken
+            .next(A, Phase::Sleeping, taken.saved, at(200))
+            .saving(A, zero, at(200));
+        assert_eq!(again.saved, Some(three()));
+    }
+
+    #[test]
+    fn a_member_restarted_mid_sleep_takes_its_own_lock_over() {
+        let team = [member(A, State::Away, 0), member(B, State::Away, 0)];
+        let sleeping = Lock::none(api()).next(A, Phase::Sleeping, None, at(0));
+        assert!(matches!(
+            step(A, &sleeping, &team, false, at(1)),
+            Step::Take(l) if l.phase == Phase::Sleeping && l.version == 2
+        ));
+        assert_eq!(
+            step(B, &sleeping, &team, false, at(1)),
+            Step::DoneBy(A.into())
+        );
+    }
+
+    #[test]
     fn phases_round_trip_their_names() {
         for p in [Phase::Idle, Phase::Sleeping, Phase::Asleep, Phase::Waking] {
             assert_eq!(Phase::from_name(p.as_str()), Some(p));
         }
         assert_eq!(Phase::from_name("gone"), None);
+    }
+
+    /// The protocol as members run it, one table operation at a time,
+    /// interleaved at random, against a model table (compare-and-set on
+    /// the version) and one resource; members go away, come back, die, and
+    /// (`zombies`) come back from the dead with their half-done work.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        const N: usize = 3;
+        const LEASE: u64 = 10;
+        const IDS: [&str; N] = [A, B, C];
+
+        #[derive(Debug, Clone)]
+        enum Ev {
+            Toggle(usize),
+            Kill(usize),
+            Revive(usize),
+            Tick(usize),
+            Advance(u64),
+        }
+
+        /// A member's work in progress, after a successful lock write.
+        #[derive(Debug, Clone)]
+        enum Work {
+            None,
+            Took(Lock),
+            Saved(Lock),
+            Stopped(Lock),
+            Waking(Lock),
+            Woke(Lock),
+        }
+
+        struct World {
+            now: u64,
+            table: Vec<Option<Presence>>,
+            lock: Lock,
+            up: bool,
+            state: [State; N],
+            alive: [bool; N],
+            work: Vec<Work>,
+        }
+
+        impl World {
+            fn new() -> World {
+                let mut w = World {
+                    now: 0,
+                    table: vec![None; N],
+                    lock: Lock::none(api()),
+                    up: true,
+                    state: [State::Active; N],
+                    alive: [true; N],
+                    work: vec![Work::None; N],
+                };
+                (0..N).for_each(|m| w.renew(m, true));
+                w
+            }
+
+            fn renew(&mut self, m: usize, changed: bool) {
+                let since = match (&self.table[m], changed) {
+                    (Some(p), false) => p.since,
+                    _ => at(self.now),
+                };
+                self.table[m] = Some(Presence {
+                    since,
+                    ..member(IDS[m], self.state[m], self.now)
+                });
+                self.table[m].as_mut().unwrap().expires = at(self.now + LEASE);
+            }
+
+            fn members(&self) -> Vec<Presence> {
+                self.table.iter().flatten().cloned().collect()
+            }
+
+            /// The table's conditional write.
+            fn put(&mut self, lock: &Lock) -> bool {
+                let ok = self.lock.version + 1 == lock.version;
+                if ok {
+                    self.lock = lock.clone();
+                }
+                ok
+            }
+
+            /// Member `m` does its next table operation (or resource call).
+            fn tick(&mut self, m: usize) -> bool {
+                let me = IDS[m];
+                let now = at(self.now);
+                let members = self.members();
+                let (next, acted) = match self.work[m].clone() {
+                    Work::None => match step(me, &self.lock, &members, false, now) {
+                        Step::Take(l) if self.put(&l) => match l.phase {
+                            Phase::Sleeping => (Work::Took(l), true),
+                            _ => (Work::Waking(l), true),
+                        },
+                        Step::Take(_) => (Work::None, true),
+                        _ => (Work::None, false),
+                    },
+                    Work::Took(l) => match confirm_sleep(me, &l, &members, now) {
+                        Confirm::Sleep => {
+                            let saving = l.saving(me, three(), now);
+                            let next = if self.put(&saving) {
+                                Work::Saved(saving)
+                            } else {
+                                Work::None
+                            };
+                            (next, true)
+                        }
+                        Confirm::Release(r) => {
+                            self.put(&r);
+                            (Work::None, true)
+                        }
+                    },
+                    Work::Saved(l) => {
+                        self.up = false;
+                        (Work::Stopped(l), true)
+                    }
+                    Work::Stopped(l) => {
+                        if !self.put(&l.asleep(me, now)) {
+                            self.up = true;
+                        }
+                        (Work::None, true)
+                    }
+                    Work::Waking(l) => {
+                        if l.saved.is_some() {
+                            self.up = true;
+                        }
+                        (Work::Woke(l), true)
+                    }
+                    Work::Woke(l) => {
+                        self.put(&l.woken(me, now));
+                        (Work::None, true)
+                    }
+                };
+                self.work[m] = next;
+                acted
+            }
+
+            fn apply(&mut self, ev: &Ev, zombies: bool) {
+                match *ev {
+                    Ev::Toggle(m) if self.alive[m] => {
+                        self.state[m] = match self.state[m] {
+                            State::Active => State::Away,
+                            State::Away => State::Active,
+                        };
+                        self.renew(m, true);
+                    }
+                    Ev::Kill(m) => self.alive[m] = false,
+                    Ev::Revive(m) if !self.alive[m] => {
+                        self.alive[m] = true;
+                        if !zombies {
+                            self.work[m] = Work::None;
+                        }
+                        self.renew(m, false);
+                    }
+                    Ev::Tick(m) if self.alive[m] => {
+                        self.tick(m);
+                    }
+                    Ev::Advance(s) => {
+                        self.now += s;
+                        for m in 0..N {
+                            if self.alive[m] {
+                                self.renew(m, false);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+
+            /// Every lease of the dead runs out; the living act until
+            /// nothing changes.
+            fn settle(&mut self) {
+                self.apply(&Ev::Advance(LEASE + 1), false);
+                for _ in 0..100 {
+                    let mut acted = false;
+                    for m in 0..N {
+                        if self.alive[m] {
+                            acted |= self.tick(m);
+                        }
+                    }
+                    if !acted {
+                        return;
+                    }
+                }
+                panic!("never settled: {:?}", self.lock);
+            }
+
+            fn anyone(&self) -> bool {
+                (0..N).any(|m| self.alive[m] && self.state[m] == State::Active)
+            }
+        }
+
+        fn events() -> impl Strategy<Value = Vec<Ev>> {
+            let m = 0..N;
+            let ev = prop_oneof![
+                1 => m.clone().prop_map(Ev::Toggle),
+                1 => m.clone().prop_map(Ev::Kill),
+                1 => m.clone().prop_map(Ev::Revive),
+                4 => m.prop_map(Ev::Tick),
+                1 => (1..2 * LEASE).prop_map(Ev::Advance),
+            ];
+            proptest::collection::vec(ev, 0..60)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// After things settle: up and idle while anyone is present,
+            /// asleep once every lease has run out (if any member is still
+            /// running to do it); at most one living
+            /// member has a sleep or wake under way at any time.
+            #[test]
+            fn one_sleeper_one_waker_and_never_asleep_while_present(evs in events()) {
+                let mut w = World::new();
+                for ev in &evs {
+                    w.apply(ev, false);
+                    let busy = (0..N)
+                        .filter(|m| w.alive[*m] && !matches!(w.work[*m], Work::None))
+                        .count();
+                    prop_assert!(busy <= 1, "{busy} at once after {ev:?}");
+                }
+                w.settle();
+                if w.anyone() {
+                    prop_assert!(w.up && w.lock.phase == Phase::Idle, "{:?}", w.lock);
+                } else if w.alive.contains(&true) {
+                    prop_assert!(!w.up && w.lock.phase == Phase::Asleep, "{:?}", w.lock);
+                    prop_assert_eq!(w.lock.saved, Some(three()));
+                }
+            }
+
+            /// Members cut off for longer than their lease that come back
+            /// and finish what they were doing never leave it down while
+            /// anyone is present.
+            #[test]
+            fn zombies_never_leave_it_down_while_someone_is_present(evs in events()) {
+                let mut w = World::new();
+                for ev in &evs {
+                    w.apply(ev, true);
+                }
+                w.settle();
+                if w.anyone() {
+                    prop_assert!(w.up, "{:?}", w.lock);
+                }
+            }
+        }
     }
 }

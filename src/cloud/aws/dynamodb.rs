@@ -389,7 +389,10 @@ impl TeamTable {
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
                 let now = self.lock(&lock.resource).await?;
-                Ok(if now == *lock {
+                // One write per version succeeds: this one if it is ours.
+                let ours = (now.version, &now.owner, now.phase, now.saved)
+                    == (lock.version, &lock.owner, lock.phase, lock.saved);
+                Ok(if ours {
                     Written::Done
                 } else {
                     Written::Conflict(now)
