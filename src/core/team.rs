@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 /// Whether a member is at its machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// At the machine (by cloudnap's own idle tracking).
     Active,
+    /// Idle past the timeout, or the screen locked.
     Away,
 }
 

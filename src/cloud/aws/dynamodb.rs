@@ -40,6 +40,7 @@ const KEEP: Duration = Duration::from_secs(86_400);
 /// Why `team init` cannot use the table.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
+    /// A call to DynamoDB failed.
     #[error(transparent)]
     Cloud(#[from] CloudError),
     /// A table of that name exists with other keys.
@@ -53,7 +54,7 @@ pub enum InitError {
 /// What `team init` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Init {
-    /// The table was created (on-demand billing, TTL on [`TTL`]).
+    /// The table was created (on-demand billing, TTL on `ttl`).
     Created,
     /// The table was there with the right keys (its TTL turned on if it
     /// was off).
