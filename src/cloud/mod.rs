@@ -79,7 +79,8 @@ impl CloudError {
             | "ThrottlingException"
             | "RequestLimitExceeded"
             | "TooManyRequestsException"
-            | "RequestThrottled" => ErrorKind::Throttled,
+            | "RequestThrottled"
+            | "ProvisionedThroughputExceededException" => ErrorKind::Throttled,
             "InvalidClientTokenId"
             | "UnrecognizedClientException"
             | "ExpiredToken"

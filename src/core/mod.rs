@@ -24,6 +24,7 @@ pub mod savings;
 pub mod settings;
 pub mod settings_edit;
 pub mod status;
+pub mod team;
 
 /// FNV-1a of `bytes`: a hash that is the same on every build and machine
 /// (unlike std's), for names that must stay stable.

@@ -146,6 +146,23 @@ pub struct AwsSettings {
     pub deadline_role_arn: Option<String>,
 }
 
+/// Team mode (the `team` section; absent, or without a `table`, it is
+/// off): shared resources sleep only when every member is away,
+/// coordinated through a DynamoDB table (see [`crate::core::team`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamSettings {
+    /// The DynamoDB table every member uses.
+    pub table: String,
+    /// The table's region (the same for every member).
+    pub region: String,
+    /// This member's id; `None`: the STS caller ARN `@` the host name.
+    pub member: Option<String>,
+    /// How often the presence item is renewed.
+    pub heartbeat: Duration,
+    /// How long a presence item lasts unless renewed.
+    pub lease: Duration,
+}
+
 /// The busy veto: resources at work (by their CloudWatch metrics, or an ECS
 /// deployment in progress) are left running by a sleep.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,6 +245,8 @@ pub struct Settings {
     pub screen_lock: ScreenLockSettings,
     pub power: PowerSettings,
     pub aws: AwsSettings,
+    /// Team mode; `None`: off.
+    pub team: Option<TeamSettings>,
     pub busy: BusySettings,
     pub udp: UdpSettings,
     pub desktop: DesktopSettings,
@@ -281,6 +300,7 @@ struct Sections {
     screen_lock: ScreenLockSettings,
     power: PowerSettings,
     aws: AwsSettings,
+    team: Option<TeamSettings>,
     busy: BusySettings,
     udp: UdpSettings,
     desktop: DesktopSettings,
@@ -320,6 +340,7 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
             "screen_lock",
             "power",
             "aws",
+            "team",
             "busy",
             "udp_server",
             "desktop",
@@ -337,6 +358,7 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
         screen_lock: screen_lock(c, &root),
         power: power(c, &root),
         aws: aws(c, &root),
+        team: team(c, &root),
         busy: busy(c, &root),
         udp: udp_server(c, &root),
         desktop: desktop(c, &root),
@@ -379,6 +401,7 @@ fn resolve(s: Sections, c: &mut Checker) -> Settings {
         screen_lock: s.screen_lock,
         power: s.power,
         aws: s.aws,
+        team: s.team,
         busy: s.busy,
         udp: s.udp,
         desktop: s.desktop,
@@ -533,6 +556,61 @@ fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
                 .ok_or("an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
         }),
     }
+}
+
+fn team(c: &mut Checker, root: &Sec) -> Option<TeamSettings> {
+    let s = c.sec(
+        root,
+        "team",
+        &[
+            "table",
+            "region",
+            "member",
+            "heartbeat_seconds",
+            "lease_seconds",
+        ],
+    );
+    let table = c.opt_string(&s, "table", |t| {
+        (t.len() >= 3
+            && t.len() <= 255
+            && t.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch)))
+        .then_some(())
+        .ok_or("a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _ . -)")
+    });
+    let region = c.opt_string(&s, "region", |r| {
+        is_valid_region(r)
+            .then_some(())
+            .ok_or("an AWS region name such as \"us-east-1\"")
+    });
+    let member = c.opt_string(&s, "member", |m| {
+        (!m.trim().is_empty() && m.len() <= 512 && !m.contains(char::is_control))
+            .then_some(())
+            .ok_or("a non-empty name of at most 512 characters")
+    });
+    let heartbeat = c.num(&s, "heartbeat_seconds", 60.0, 0.1, 3600.0);
+    let lease = c.num(&s, "lease_seconds", 180.0, 3.0, 86_400.0);
+    if lease < 2.0 * heartbeat {
+        c.errors.push(format!(
+            "`team.lease_seconds` must be at least twice `team.heartbeat_seconds` \
+             (got {lease} and {heartbeat}): one late renewal must not end a lease"
+        ));
+    }
+    let table = table?;
+    let Some(region) = region else {
+        c.errors.push(
+            "`team.region` must be set when `team.table` is (every member uses the same table)"
+                .into(),
+        );
+        return None;
+    };
+    Some(TeamSettings {
+        table,
+        region,
+        member,
+        heartbeat: Duration::from_secs_f64(heartbeat),
+        lease: Duration::from_secs_f64(lease),
+    })
 }
 
 fn busy(c: &mut Checker, root: &Sec) -> BusySettings {
@@ -925,6 +1003,66 @@ mod tests {
             !Settings::default().udp.require_signature
                 && !Settings::default().udp.allow_other_users
         );
+    }
+
+    #[test]
+    fn team_mode_is_off_without_a_table_and_checked_with_one() {
+        assert_eq!(Settings::default().team, None);
+        let (s, w) = Settings::parse(r#"{"team":{"table":null,"region":null}}"#).unwrap();
+        assert!(s.team.is_none() && w.is_empty(), "{w:?}");
+        let (s, w) =
+            Settings::parse(r#"{"team":{"table":"cloudnap-team","region":"eu-west-1","leese":1}}"#)
+                .unwrap();
+        assert_eq!(
+            s.team,
+            Some(TeamSettings {
+                table: "cloudnap-team".into(),
+                region: "eu-west-1".into(),
+                member: None,
+                heartbeat: Duration::from_secs(60),
+                lease: Duration::from_secs(180),
+            })
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`team.leese`"), "{w:?}");
+        let (s, _) = Settings::parse(
+            r#"{"team":{"table":"t.1","region":"us-east-1","member":"dev-a@laptop-1",
+                "heartbeat_seconds":0.5,"lease_seconds":3}}"#,
+        )
+        .unwrap();
+        let team = s.team.unwrap();
+        assert_eq!(team.member.as_deref(), Some("dev-a@laptop-1"));
+        assert_eq!(
+            (team.heartbeat, team.lease),
+            (Duration::from_millis(500), Duration::from_secs(3))
+        );
+        for (bad, key) in [
+            (
+                r#"{"table":"x y","region":"us-east-1"}"#,
+                "`team.table` must be a DynamoDB",
+            ),
+            (r#"{"table":"team"}"#, "`team.region` must be set"),
+            (
+                r#"{"table":"team","region":"mars"}"#,
+                "`team.region` must be an AWS region",
+            ),
+            (
+                r#"{"table":"team","region":"us-east-1","member":""}"#,
+                "`team.member`",
+            ),
+            (
+                r#"{"table":"team","region":"us-east-1","heartbeat_seconds":60,"lease_seconds":90}"#,
+                "at least twice",
+            ),
+            (
+                r#"{"table":"team","region":"us-east-1","lease_seconds":1}"#,
+                "`team.lease_seconds`",
+            ),
+            ("[]", "`team` must be an object"),
+        ] {
+            let err = Settings::parse(&format!(r#"{{"team":{bad}}}"#)).unwrap_err();
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -114,6 +114,28 @@ impl Clients {
     }
 }
 
+/// The SDK configuration for `region`: the standard credential chain (of
+/// `profile`, if given), `endpoint_url` if given, [`retry_config`], and
+/// `operation` as the limit of a whole call.
+pub(super) async fn load(
+    region: &str,
+    profile: Option<&str>,
+    endpoint_url: Option<&str>,
+    operation: Duration,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .retry_config(retry_config())
+        .timeout_config(timeouts(operation));
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
 /// Region, profile and configuration epoch of a set of clients.
 type ClientKey = (String, Option<String>, u64);
 
@@ -148,17 +170,14 @@ impl ClientCache {
             return c.clone();
         }
         map.retain(|k, _| k.2 == epoch);
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .retry_config(retry_config())
-            .timeout_config(timeouts(Duration::from_secs(60)));
-        if let Some(p) = &profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(url) = &endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let clients = Clients::new(&loader.load().await);
+        let conf = load(
+            region,
+            profile.as_deref(),
+            endpoint_url.as_deref(),
+            Duration::from_secs(60),
+        )
+        .await;
+        let clients = Clients::new(&conf);
         map.insert(key, clients.clone());
         clients
     }

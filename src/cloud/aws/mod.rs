@@ -4,6 +4,7 @@
 //! override, and retries with backoff for throttling and 5xx answers.
 //!
 //! [`AwsCloud`] dispatches by resource kind to one module per service.
+//! [`dynamodb`] is the team table of team mode, outside [`CloudControl`].
 
 /// In tests: an SDK client of `$sdk` (`aws_sdk_ec2`) answering by the
 /// aws-smithy-mocks `$rules` only (any order).
@@ -33,6 +34,7 @@ mod appscaling;
 mod autoscaling;
 mod clients;
 mod cloudwatch;
+pub mod dynamodb;
 mod ec2;
 mod ecs;
 mod eks;
