@@ -54,6 +54,11 @@ fn calls(
 async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exactly() {
     let fwd = Forwarder::start(&moto_url());
     let (id, cluster, yaml) = instance_and_service(R, "deadline", 2).await;
+    let eks = unique("deadline-eks");
+    eks_nodegroup(R, &eks, "workers", (1, 2, 4)).await;
+    let yaml = format!(
+        "{yaml}eks_nodegroups:\n  - cluster_name: {eks}\n    nodegroup_name: workers\n    region: {R}\n"
+    );
     let settings = timeout_settings(
         R,
         TIMEOUT,
@@ -77,7 +82,7 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     let ecs = schedule_of(R, &cluster, Duration::from_secs(10), window).await;
     let armed_calls = fwd.counts();
     eprintln!(
-        "calls to arm 2 resources: {:?}",
+        "calls to arm 3 resources: {:?}",
         calls(&BTreeMap::new(), &armed_calls)
     );
     assert_eq!(ec2.arn, "arn:aws:scheduler:::aws-sdk:ec2:stopInstances");
@@ -135,11 +140,17 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     let lag = unix_now() + (TIMEOUT + MARGIN).as_secs() - moved.at;
     assert!(moved.at >= first + 13 && lag <= 6, "{first} -> {moved:?}");
     let ecs_moved = schedule_of(R, &cluster, Duration::from_secs(5), |a| a.at == moved.at).await;
+    let eks_moved = schedule_of(R, &eks, Duration::from_secs(5), |a| a.at == moved.at).await;
+    assert_eq!(
+        eks_moved.input,
+        json!({"ClusterName": eks, "NodegroupName": "workers",
+               "ScalingConfig": {"MinSize": 0, "DesiredSize": 0}})
+    );
     let moved_calls = calls(&armed_calls, &fwd.counts());
-    eprintln!("calls to move 2 deadlines: {moved_calls:?}");
+    eprintln!("calls to move 3 deadlines: {moved_calls:?}");
     assert_eq!(
         moved_calls.get("PUT /schedules"),
-        Some(&2),
+        Some(&3),
         "one update each: {moved_calls:?}"
     );
     assert_eq!(moved_calls.get("POST /schedules"), None, "{moved_calls:?}");
@@ -161,6 +172,8 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     // their tags.
     fire(R, &moved).await;
     fire(R, &ecs_moved).await;
+    fire(R, &eks_moved).await;
+    assert_eq!(eks_scaling(R, &eks, "workers").await.0, (0, 0, 4));
     let (state, tags) = ec2_state(R, &id).await;
     assert_eq!(state, "stopped");
     assert!(tag(&tags).is_some(), "{tags:?}");
@@ -168,9 +181,11 @@ async fn the_deadline_is_armed_moved_survives_a_kill_and_its_sleep_is_woken_exac
     assert_eq!(desired, 0);
     assert!(tags.contains(&"cloudnap:sleeping".to_string()), "{tags:?}");
 
-    // `cloudnap wake` restores exactly: the service at its earlier 2 tasks.
+    // `cloudnap wake` restores exactly: the service at its earlier 2 tasks,
+    // the nodegroup at its earlier min, desired and max.
     let out = cfg.run(&["wake"]);
     assert!(out.status.success());
+    assert_eq!(eks_scaling(R, &eks, "workers").await.0, (1, 2, 4));
     assert_eq!(ec2_state(R, &id).await.0, "running");
     let (desired, tags) = ecs_desired(R, &cluster, "web").await;
     assert_eq!(desired, 2);

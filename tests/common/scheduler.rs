@@ -143,6 +143,23 @@ pub async fn fire(region: &str, armed: &Armed) {
                 .await
                 .unwrap();
         }
+        "eks:updateNodegroupConfig" => {
+            let scaling = &input["ScalingConfig"];
+            let size = |k: &str| scaling[k].as_i64().map(|n| n as i32);
+            aws_sdk_eks::Client::new(&conf)
+                .update_nodegroup_config()
+                .cluster_name(input["ClusterName"].as_str().unwrap())
+                .nodegroup_name(input["NodegroupName"].as_str().unwrap())
+                .scaling_config(
+                    aws_sdk_eks::types::NodegroupScalingConfig::builder()
+                        .set_min_size(size("MinSize"))
+                        .set_desired_size(size("DesiredSize"))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
         other => panic!("unexpected target {other}"),
     }
 }
