@@ -502,8 +502,12 @@ eks_nodegroups:
     fn shared_is_an_option_of_every_kind_and_round_trips() {
         for kind in Kind::ALL {
             let spec = kind.spec();
+            let name = |i| match kind {
+                Kind::Ec2 => "i-0123456789abcdef0".to_string(),
+                _ => format!("n{i}"),
+            };
             let names: String = (spec.names.iter().enumerate())
-                .map(|(i, f)| format!("    {}: n{i}\n", f.key))
+                .map(|(i, f)| format!("    {}: {}\n", f.key, name(i)))
                 .collect::<String>()
                 .replacen("    ", "  - ", 1);
             let text = format!(
