@@ -8,6 +8,8 @@
 //! and the other reports `done by` the first.
 
 mod common;
+#[path = "common/forwarder.rs"]
+mod forwarder;
 use common::*;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,11 @@ struct Team {
 
 impl Team {
     async fn start(personal: [&str; 3]) -> Team {
+        Self::start_via(personal, &moto_url()).await
+    }
+
+    /// As [`Team::start`], the daemons' AWS calls going to `endpoint`.
+    async fn start_via(personal: [&str; 3], endpoint: &str) -> Team {
         let table = unique("team");
         let cluster = unique("shared");
         ecs_service(R, &cluster, "web", 3).await;
@@ -33,7 +40,7 @@ impl Team {
                     R,
                     Duration::from_secs(600),
                     serde_json::json!({
-                        "aws": {"deadline": false},
+                        "aws": {"deadline": false, "endpoint_url": endpoint},
                         "team": {"table": table, "region": R, "member": MEMBERS[i],
                                  "heartbeat_seconds": 1, "lease_seconds": 3}
                     }),
@@ -216,14 +223,68 @@ async fn two_members_leaving_at_once_make_one_sleeper_the_other_says_done_by() {
     let sleeps: Vec<usize> = (0..3).map(|i| team.sleeps(i)).collect();
     assert_eq!(sleeps.iter().sum::<usize>(), 1, "one sleeper: {sleeps:?}");
     let sleeper = sleeps.iter().position(|n| *n == 1).unwrap();
-    assert_ne!(sleeper, 0, "A left first, with B and C present");
-    let other = 3 - sleeper;
-    let row = team.row(other).await;
-    assert_eq!(
-        row["note"],
-        format!("done by {}", MEMBERS[sleeper]),
-        "{row}"
+    // Any member may win (A's heartbeat steps too): the others say so.
+    for i in (0..3).filter(|i| *i != sleeper) {
+        let row = team.row(i).await;
+        assert_eq!(
+            row["note"],
+            format!("done by {}", MEMBERS[sleeper]),
+            "{row}"
+        );
+        assert_eq!(row["by"], MEMBERS[sleeper]);
+    }
+    eprintln!("test took {:?}", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamodb_down_keeps_shared_resources_up_while_personal_ones_go_on() {
+    let t0 = Instant::now();
+    let fwd = forwarder::Forwarder::start(&moto_url());
+    let b_box = ec2_instance(R, false, &[]).await;
+    let b_yaml = format!("ec2_instances:\n  - instance_id: {b_box}\n    region: {R}\n");
+    let team = Team::start_via(["", &b_yaml, ""], &fwd.url).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // DynamoDB stops answering; then everybody leaves.
+    fwd.refuse("DynamoDB_20120810.");
+    for i in 0..3 {
+        team.d(i).ok("SLEEP_NOW").await;
+    }
+    let status = team
+        .d(1)
+        .wait_status(Duration::from_secs(20), "team_error", |s| {
+            s["team_error"].is_string()
+        })
+        .await;
+    eprintln!("team_error: {}", status["team_error"]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(team.desired().await, 3, "fail safe: shared stays up");
+    let b_state = ec2_state(R, &b_box).await.0;
+    assert!(
+        ["stopped", "stopping"].contains(&b_state.as_str()),
+        "B's own sleeps: {b_state}"
     );
-    assert_eq!(row["by"], MEMBERS[sleeper]);
+    // B's own wakes and sleeps as before.
+    team.d(1).ok("USER_ACTIVITY").await;
+    let t = Instant::now();
+    while ec2_state(R, &b_box).await.0 != "running" {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "B's own did not wake"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(team.desired().await, 3);
+    team.d(1).ok("SLEEP_NOW").await;
+    // DynamoDB is back: coordination resumes, the shared service sleeps.
+    fwd.accept();
+    team.wait_desired(0, Duration::from_secs(30)).await;
+    team.d(1)
+        .wait_status(Duration::from_secs(10), "no team_error", |s| {
+            s["team_error"].is_null()
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sleeps: usize = (0..3).map(|i| team.sleeps(i)).sum();
+    assert_eq!(sleeps, 1);
     eprintln!("test took {:?}", t0.elapsed());
 }
