@@ -420,3 +420,404 @@ fn failed(entry: &Entry, error: String) -> Outcome {
         retrying: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Team mode at random: four members (each an `App` with its own
+    //! config dir) share one fake table and one fake cloud holding the
+    //! shared ECS service `c/shared` at 3; each has its own `c/own-X`.
+
+    use super::*;
+    use crate::cloud::fake::{FakeCloud, FakeTable};
+    use crate::core::activity::{Activity, ActivityKind};
+    use crate::core::protocol::Command;
+    use crate::core::resource::{Capacity, Desired, Kind};
+    use crate::core::settings::Settings;
+    use crate::manager::Manager;
+    use crate::server::Handler;
+    use crate::store::history::HistoryFile;
+    use crate::store::records::RecordsFile;
+    use crate::store::registry::RegistryFile;
+    use futures::future::BoxFuture;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tokio::task::JoinHandle;
+    use tokio::time::Instant;
+
+    const ROUNDS: usize = 200;
+    /// A round: its actions in the first second, then it settles.
+    const ROUND: Duration = Duration::from_secs(10);
+    const LEASE: Duration = Duration::from_secs(3);
+    /// The idle timeout: a member left alone goes away by itself.
+    const IDLE: Duration = Duration::from_secs(60);
+    const NAMES: [&str; 4] = ["a", "b", "c", "d"];
+
+    /// xorshift64*: enough randomness for a seeded test.
+    struct Rng(u64);
+
+    impl Rng {
+        fn new(seed: u64) -> Rng {
+            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        }
+    }
+
+    /// One member's connection to the shared table: every call takes a
+    /// random 0-40 ms each way, and once the member is killed, a call in
+    /// flight never comes back (a `kill -9` between any two table calls,
+    /// or after a write whose answer it never saw).
+    struct Conn {
+        table: Arc<FakeTable>,
+        dead: AtomicBool,
+        rng: Mutex<Rng>,
+    }
+
+    impl Conn {
+        async fn wire(&self) {
+            let ms = self.rng.lock().unwrap().below(41);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            if self.dead.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+        }
+
+        fn call<'a, T: Send + 'a>(
+            &'a self,
+            call: impl Future<Output = T> + Send + 'a,
+        ) -> BoxFuture<'a, T> {
+            Box::pin(async move {
+                self.wire().await;
+                let answer = call.await;
+                self.wire().await;
+                answer
+            })
+        }
+    }
+
+    impl TeamTable for Conn {
+        fn now(&self) -> SystemTime {
+            self.table.now()
+        }
+
+        fn put_presence<'a>(
+            &'a self,
+            member: &'a str,
+            state: State,
+            since: SystemTime,
+            holds: &'a [Scope],
+            lease: Duration,
+        ) -> BoxFuture<'a, Result<Presence, CloudError>> {
+            self.call(self.table.put_presence(member, state, since, holds, lease))
+        }
+
+        fn presence(&self) -> BoxFuture<'_, Result<Vec<Presence>, CloudError>> {
+            self.call(self.table.presence())
+        }
+
+        fn lock<'a>(&'a self, resource: &'a ResourceId) -> BoxFuture<'a, Result<Lock, CloudError>> {
+            self.call(self.table.lock(resource))
+        }
+
+        fn put_lock<'a>(&'a self, lock: &'a Lock) -> BoxFuture<'a, Result<Written, CloudError>> {
+            self.call(self.table.put_lock(lock))
+        }
+    }
+
+    /// A running cloudnap of a member, and what its user did.
+    struct Running {
+        app: Arc<App<FakeCloud>>,
+        conn: Arc<Conn>,
+        tasks: Vec<JoinHandle<()>>,
+        /// Away by SLEEP_NOW (or asleep since before a restart).
+        away: bool,
+        /// The last activity (or the start).
+        active_at: Instant,
+    }
+
+    enum Life {
+        Running(Running),
+        /// Killed; present (to the others) until its lease has run out.
+        Killed {
+            present_until: Instant,
+        },
+    }
+
+    impl Life {
+        fn present(&self, t: Instant) -> bool {
+            match self {
+                Life::Running(r) => !r.away && t < r.active_at + IDLE,
+                Life::Killed { present_until } => t < *present_until,
+            }
+        }
+
+        fn running(&self) -> Option<&Running> {
+            match self {
+                Life::Running(r) => Some(r),
+                Life::Killed { .. } => None,
+            }
+        }
+
+        /// When it stops being present by itself, if it is present.
+        fn leaves(&self) -> Option<Instant> {
+            match self {
+                Life::Running(r) if !r.away => Some(r.active_at + IDLE),
+                Life::Running(_) => None,
+                Life::Killed { present_until } => Some(*present_until),
+            }
+        }
+    }
+
+    fn shared() -> ResourceId {
+        ResourceId::new(Kind::Ecs, ["c", "shared"], "us-east-1")
+    }
+
+    fn own(name: &str) -> ResourceId {
+        ResourceId::new(
+            Kind::Ecs,
+            ["c".to_string(), format!("own-{name}")],
+            "us-east-1",
+        )
+    }
+
+    /// Starts member `name`'s cloudnap in `dir` (again, after a kill: its
+    /// state.json is kept).
+    fn start(
+        dir: &Path,
+        name: &str,
+        cloud: &Arc<FakeCloud>,
+        table: &Arc<FakeTable>,
+        seed: u64,
+    ) -> Running {
+        let settings = format!(
+            r#"{{"activity_monitor":{{"inactivity_timeout_minutes":1,"warning_minutes":0.25}},
+                "team":{{"table":"team","region":"us-east-1","member":"dev-{name}@laptop",
+                        "heartbeat_seconds":1,"lease_seconds":3}}}}"#
+        );
+        let (settings, _) = Settings::parse(&settings).unwrap();
+        std::fs::write(
+            dir.join("services.yaml"),
+            format!(
+                "ecs_services:\n  - cluster_name: c\n    service_name: own-{name}\n    region: us-east-1\n  - cluster_name: c\n    service_name: shared\n    region: us-east-1\n    shared: true\n"
+            ),
+        )
+        .unwrap();
+        let state = dir.join("state.json");
+        let manager = Manager::new(cloud.clone(), RecordsFile::new(state.clone()), 4, false)
+            .with_history(HistoryFile::beside(&state));
+        let (app, _) = App::new(
+            settings,
+            dir.join("settings.json"),
+            manager,
+            RegistryFile::new(dir.join("services.yaml")),
+        );
+        let conn = Arc::new(Conn {
+            table: table.clone(),
+            dead: AtomicBool::new(false),
+            rng: Mutex::new(Rng::new(seed)),
+        });
+        let tasks = vec![
+            tokio::spawn(app.clone().run_team(conn.clone(), std::future::pending())),
+            tokio::spawn(app.clone().run_timer(std::future::pending())),
+        ];
+        Running {
+            away: app.state() == IdleState::Asleep,
+            app,
+            conn,
+            tasks,
+            active_at: Instant::now(),
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Act {
+        Activity,
+        SleepNow,
+        Kill,
+        Restart,
+    }
+
+    /// Counts the periods in which nobody is present and some member's
+    /// cloudnap runs: each may stop the shared service once.
+    struct Periods {
+        at: Instant,
+        sleepable: bool,
+        begun: usize,
+    }
+
+    impl Periods {
+        /// Follows every member leaving by itself up to `t`, then looks at
+        /// `t` (after what happened at `t`).
+        fn until(&mut self, lives: &[Life], t: Instant) {
+            let mut times: Vec<Instant> = (lives.iter())
+                .filter_map(Life::leaves)
+                .filter(|&l| self.at < l && l < t)
+                .collect();
+            times.sort();
+            for at in times.into_iter().chain([t]) {
+                let sleepable = !lives.iter().any(|l| l.present(at))
+                    && lives.iter().any(|l| l.running().is_some());
+                if sleepable && !self.sleepable {
+                    self.begun += 1;
+                }
+                self.sleepable = sleepable;
+                self.at = at;
+            }
+        }
+    }
+
+    /// The issue's randomized test: 200 rounds of members becoming active,
+    /// going away (SLEEP_NOW, or their idle timeout) and being killed and
+    /// restarted at random instants, with random table latencies. After
+    /// each round settles: the shared service is at 3 and its lock idle
+    /// while anyone is present; at 0 with 3 saved (lock and tag) when
+    /// nobody is and some member runs; stopped at most once per period
+    /// with nobody present; each running member's own service up exactly
+    /// while it is present. `CLOUDNAP_TEAM_SEED` picks another seed.
+    #[tokio::test(start_paused = true)]
+    async fn members_coming_going_and_dying_at_random_never_leave_it_asleep_while_present() {
+        let seed: u64 = std::env::var("CLOUDNAP_TEAM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(17);
+        let began = std::time::Instant::now();
+        let mut rng = Rng::new(seed);
+        let three = Capacity::of(Kind::Ecs, Desired(3));
+        let cloud = Arc::new(FakeCloud::default());
+        let table = Arc::new(FakeTable::default());
+        cloud.add(&shared(), three);
+        let dirs: Vec<_> = NAMES.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut lives: Vec<Life> = Vec::new();
+        for (i, name) in NAMES.iter().enumerate() {
+            cloud.add(&own(name), three);
+            let conn_seed = seed ^ (i as u64 + 1) << 32;
+            lives.push(Life::Running(start(
+                dirs[i].path(),
+                name,
+                &cloud,
+                &table,
+                conn_seed,
+            )));
+        }
+        let stops = || {
+            (cloud.set.lock().unwrap().iter())
+                .filter(|(id, c)| *id == shared() && !c.is_up())
+                .count()
+        };
+        let mut periods = Periods {
+            at: Instant::now(),
+            sleepable: false,
+            begun: 0,
+        };
+        let mut stopped = 0;
+        let mut restarts = 0;
+        for round in 0..ROUNDS {
+            let begin = Instant::now();
+            let mut plan: Vec<(Duration, usize, Act)> = Vec::new();
+            for (i, life) in lives.iter().enumerate() {
+                let act = match (life, rng.below(100)) {
+                    (Life::Running(_), 0..=39) => Some(Act::Activity),
+                    (Life::Running(_), 40..=54) => Some(Act::SleepNow),
+                    (Life::Running(_), 55..=61) => Some(Act::Kill),
+                    (Life::Killed { .. }, 0..=34) => Some(Act::Restart),
+                    _ => None,
+                };
+                if let Some(act) = act {
+                    plan.push((Duration::from_millis(rng.below(1000)), i, act));
+                }
+            }
+            plan.sort_by_key(|p| p.0);
+            let ctx = format!("seed {seed}, round {round}, plan {plan:?}");
+            periods.begun = 0;
+            for &(offset, i, act) in &plan {
+                let at = begin + offset;
+                tokio::time::sleep_until(at).await;
+                periods.until(&lives, at);
+                let name = NAMES[i];
+                match (act, &mut lives[i]) {
+                    (Act::Activity, Life::Running(r)) => {
+                        r.app.activity(Activity {
+                            kind: ActivityKind::Keyboard,
+                            at: at.into_std(),
+                        });
+                        (r.away, r.active_at) = (false, at);
+                    }
+                    (Act::SleepNow, Life::Running(r)) => {
+                        r.app.handle(Command::SleepNow).await.unwrap();
+                        r.away = true;
+                    }
+                    (Act::Kill, Life::Running(r)) => {
+                        r.conn.dead.store(true, Ordering::SeqCst);
+                        for task in &r.tasks {
+                            task.abort();
+                        }
+                        let present_until = if lives[i].present(at) { at + LEASE } else { at };
+                        lives[i] = Life::Killed { present_until };
+                    }
+                    (Act::Restart, Life::Killed { .. }) => {
+                        restarts += 1;
+                        let conn_seed = seed ^ ((i as u64 + 1) << 32) ^ restarts;
+                        lives[i] =
+                            Life::Running(start(dirs[i].path(), name, &cloud, &table, conn_seed));
+                    }
+                    _ => unreachable!(),
+                }
+                periods.until(&lives, at);
+            }
+            let end = begin + ROUND;
+            tokio::time::sleep_until(end).await;
+            periods.until(&lives, end);
+
+            // Settled.
+            let present = lives.iter().any(|l| l.present(end));
+            let running = lives.iter().any(|l| l.running().is_some());
+            let service = cloud.get(&shared());
+            let lock = (table.locks.lock().unwrap().get(&shared()).cloned())
+                .unwrap_or_else(|| Lock::none(shared()));
+            let now_stopped = stops();
+            let who: Vec<String> = (lives.iter().zip(NAMES))
+                .map(|(l, n)| match l {
+                    Life::Running(_) if l.present(end) => format!("{n} present"),
+                    Life::Running(_) => format!("{n} away"),
+                    Life::Killed { .. } => format!("{n} killed"),
+                })
+                .collect();
+            let ctx = format!(
+                "{ctx}\nmembers {who:?}\nservice {:?} tag {:?}\nlock {lock:?}\nstops {stopped} -> {now_stopped}, periods with nobody present {}",
+                service.capacity, service.sleep_tag, periods.begun
+            );
+            assert!(
+                now_stopped - stopped <= periods.begun,
+                "stopped more than once per period: {ctx}"
+            );
+            stopped = now_stopped;
+            if present {
+                assert_eq!(service.capacity, three, "asleep while present: {ctx}");
+                assert_eq!((lock.phase, lock.saved), (Phase::Idle, None), "{ctx}");
+            } else if running {
+                assert!(!service.capacity.is_up(), "up with nobody present: {ctx}");
+                assert_eq!(lock.phase, Phase::Asleep, "{ctx}");
+                assert_eq!(lock.saved, Some(three), "saved in the lock: {ctx}");
+                assert_eq!(service.sleep_tag, Some(three), "saved in the tag: {ctx}");
+            }
+            for (life, name) in lives.iter().zip(NAMES) {
+                if life.running().is_some() {
+                    let up = cloud.get(&own(name)).capacity.is_up();
+                    assert_eq!(up, life.present(end), "{name}'s own service: {ctx}");
+                }
+            }
+        }
+        let took = began.elapsed();
+        println!(
+            "seed {seed}: {ROUNDS} rounds, {stopped} stops of the shared service, {restarts} restarts, in {took:?}"
+        );
+        assert!(took < Duration::from_secs(120), "{took:?}");
+    }
+}

@@ -31,6 +31,8 @@ pub struct FakeCloud {
     pub resources: Mutex<HashMap<ResourceId, FakeResource>>,
     /// Mutating calls, in order: `("set_capacity" | "set_sleep_tag", id)`.
     pub calls: Mutex<Vec<(&'static str, ResourceId)>>,
+    /// Every `set_capacity` that went through, with the capacity set.
+    pub set: Mutex<Vec<(ResourceId, Capacity)>>,
     /// Resources whose mutating calls fail with AccessDenied.
     pub deny: Mutex<Vec<ResourceId>>,
     /// The value every datapoint of a metric has, by (metric name, last
@@ -167,7 +169,9 @@ impl CloudControl for FakeCloud {
             }
             self.hibernated.lock().unwrap().push(id.clone());
         }
-        self.mutate("set_capacity", id, |r| r.capacity = c.hibernating(false))
+        self.mutate("set_capacity", id, |r| r.capacity = c.hibernating(false))?;
+        self.set.lock().unwrap().push((id.clone(), c));
+        Ok(())
     }
 
     async fn set_sleep_tag(
