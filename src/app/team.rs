@@ -439,8 +439,7 @@ mod tests {
     use crate::store::records::RecordsFile;
     use crate::store::registry::RegistryFile;
     use futures::future::BoxFuture;
-    use std::path::Path;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
     use std::time::Duration;
     use tokio::task::JoinHandle;
@@ -451,8 +450,8 @@ mod tests {
     const ROUND: Duration = Duration::from_secs(10);
     const LEASE: Duration = Duration::from_secs(3);
     /// The idle timeout: a member left alone goes away by itself.
-    const IDLE: Duration = Duration::from_secs(60);
-    const NAMES: [&str; 4] = ["a", "b", "c", "d"];
+    const IDLE: Duration = Duration::from_secs(30);
+    const NAMES: [&str; 3] = ["a", "b", "c"];
 
     /// xorshift64*: enough randomness for a seeded test.
     struct Rng(u64);
@@ -478,6 +477,8 @@ mod tests {
         table: Arc<FakeTable>,
         dead: AtomicBool,
         rng: Mutex<Rng>,
+        /// Counts the calls cut off by a kill (of every member).
+        cut: Arc<AtomicUsize>,
     }
 
     impl Conn {
@@ -485,6 +486,7 @@ mod tests {
             let ms = self.rng.lock().unwrap().below(41);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             if self.dead.load(Ordering::SeqCst) {
+                self.cut.fetch_add(1, Ordering::SeqCst);
                 std::future::pending::<()>().await;
             }
         }
@@ -587,52 +589,64 @@ mod tests {
         )
     }
 
-    /// Starts member `name`'s cloudnap in `dir` (again, after a kill: its
-    /// state.json is kept).
-    fn start(
-        dir: &Path,
-        name: &str,
-        cloud: &Arc<FakeCloud>,
-        table: &Arc<FakeTable>,
+    /// What the members share, and their config dirs.
+    struct World {
         seed: u64,
-    ) -> Running {
-        let settings = format!(
-            r#"{{"activity_monitor":{{"inactivity_timeout_minutes":1,"warning_minutes":0.25}},
-                "team":{{"table":"team","region":"us-east-1","member":"dev-{name}@laptop",
-                        "heartbeat_seconds":1,"lease_seconds":3}}}}"#
-        );
-        let (settings, _) = Settings::parse(&settings).unwrap();
-        std::fs::write(
-            dir.join("services.yaml"),
-            format!(
-                "ecs_services:\n  - cluster_name: c\n    service_name: own-{name}\n    region: us-east-1\n  - cluster_name: c\n    service_name: shared\n    region: us-east-1\n    shared: true\n"
-            ),
-        )
-        .unwrap();
-        let state = dir.join("state.json");
-        let manager = Manager::new(cloud.clone(), RecordsFile::new(state.clone()), 4, false)
-            .with_history(HistoryFile::beside(&state));
-        let (app, _) = App::new(
-            settings,
-            dir.join("settings.json"),
-            manager,
-            RegistryFile::new(dir.join("services.yaml")),
-        );
-        let conn = Arc::new(Conn {
-            table: table.clone(),
-            dead: AtomicBool::new(false),
-            rng: Mutex::new(Rng::new(seed)),
-        });
-        let tasks = vec![
-            tokio::spawn(app.clone().run_team(conn.clone(), std::future::pending())),
-            tokio::spawn(app.clone().run_timer(std::future::pending())),
-        ];
-        Running {
-            away: app.state() == IdleState::Asleep,
-            app,
-            conn,
-            tasks,
-            active_at: Instant::now(),
+        cloud: Arc<FakeCloud>,
+        table: Arc<FakeTable>,
+        dirs: Vec<tempfile::TempDir>,
+        /// The calls cut off by a kill.
+        cut: Arc<AtomicUsize>,
+        /// The cloudnaps started so far.
+        started: u64,
+    }
+
+    impl World {
+        /// Starts member `i`'s cloudnap in its dir (again, after a kill:
+        /// its state.json is kept).
+        fn start(&mut self, i: usize) -> Running {
+            let (name, dir) = (NAMES[i], self.dirs[i].path());
+            let settings = format!(
+                r#"{{"activity_monitor":{{"inactivity_timeout_minutes":0.5,"warning_minutes":0.25}},
+                    "team":{{"table":"team","region":"us-east-1","member":"dev-{name}@laptop",
+                            "heartbeat_seconds":1,"lease_seconds":3}}}}"#
+            );
+            let (settings, _) = Settings::parse(&settings).unwrap();
+            std::fs::write(
+                dir.join("services.yaml"),
+                format!(
+                    "ecs_services:\n  - cluster_name: c\n    service_name: own-{name}\n    region: us-east-1\n  - cluster_name: c\n    service_name: shared\n    region: us-east-1\n    shared: true\n"
+                ),
+            )
+            .unwrap();
+            let state = dir.join("state.json");
+            let records = RecordsFile::new(state.clone());
+            let manager = Manager::new(self.cloud.clone(), records, 4, false)
+                .with_history(HistoryFile::beside(&state));
+            let (app, _) = App::new(
+                settings,
+                dir.join("settings.json"),
+                manager,
+                RegistryFile::new(dir.join("services.yaml")),
+            );
+            self.started += 1;
+            let conn = Arc::new(Conn {
+                table: self.table.clone(),
+                dead: AtomicBool::new(false),
+                rng: Mutex::new(Rng::new(self.seed ^ (self.started << 32))),
+                cut: self.cut.clone(),
+            });
+            let tasks = vec![
+                tokio::spawn(app.clone().run_team(conn.clone(), std::future::pending())),
+                tokio::spawn(app.clone().run_timer(std::future::pending())),
+            ];
+            Running {
+                away: app.state() == IdleState::Asleep,
+                app,
+                conn,
+                tasks,
+                active_at: Instant::now(),
+            }
         }
     }
 
@@ -690,47 +704,54 @@ mod tests {
         let began = std::time::Instant::now();
         let mut rng = Rng::new(seed);
         let three = Capacity::of(Kind::Ecs, Desired(3));
-        let cloud = Arc::new(FakeCloud::default());
-        let table = Arc::new(FakeTable::default());
+        let mut world = World {
+            seed,
+            cloud: Arc::new(FakeCloud::default()),
+            table: Arc::new(FakeTable::default()),
+            dirs: NAMES.iter().map(|_| tempfile::tempdir().unwrap()).collect(),
+            cut: Arc::new(AtomicUsize::new(0)),
+            started: 0,
+        };
+        let (cloud, table) = (world.cloud.clone(), world.table.clone());
         cloud.add(&shared(), three);
-        let dirs: Vec<_> = NAMES.iter().map(|_| tempfile::tempdir().unwrap()).collect();
         let mut lives: Vec<Life> = Vec::new();
         for (i, name) in NAMES.iter().enumerate() {
             cloud.add(&own(name), three);
-            let conn_seed = seed ^ (i as u64 + 1) << 32;
-            lives.push(Life::Running(start(
-                dirs[i].path(),
-                name,
-                &cloud,
-                &table,
-                conn_seed,
-            )));
+            lives.push(Life::Running(world.start(i)));
         }
         let stops = || {
             (cloud.set.lock().unwrap().iter())
                 .filter(|(id, c)| *id == shared() && !c.is_up())
                 .count()
         };
+        // The first round begins half a round after the start, so no idle
+        // timeout ends as a round does.
+        tokio::time::sleep(ROUND / 2).await;
         let mut periods = Periods {
             at: Instant::now(),
             sleepable: false,
             begun: 0,
         };
         let mut stopped = 0;
-        let mut restarts = 0;
+        let mut seen = [0; 3];
         for round in 0..ROUNDS {
             let begin = Instant::now();
             let mut plan: Vec<(Duration, usize, Act)> = Vec::new();
             for (i, life) in lives.iter().enumerate() {
-                let act = match (life, rng.below(100)) {
-                    (Life::Running(_), 0..=39) => Some(Act::Activity),
-                    (Life::Running(_), 40..=54) => Some(Act::SleepNow),
-                    (Life::Running(_), 55..=61) => Some(Act::Kill),
-                    (Life::Killed { .. }, 0..=34) => Some(Act::Restart),
-                    _ => None,
+                let acts: &[Act] = match (life, rng.below(100)) {
+                    (Life::Running(_), 0..=19) => &[Act::Activity],
+                    (Life::Running(_), 20..=39) => &[Act::SleepNow],
+                    (Life::Running(_), 40..=43) => &[Act::Kill],
+                    // Killed in the middle of the wake or sleep it causes.
+                    (Life::Running(_), 44..=46) => &[Act::Activity, Act::Kill],
+                    (Life::Running(_), 47..=49) => &[Act::SleepNow, Act::Kill],
+                    (Life::Killed { .. }, 0..=39) => &[Act::Restart],
+                    _ => &[],
                 };
-                if let Some(act) = act {
-                    plan.push((Duration::from_millis(rng.below(1000)), i, act));
+                let mut at = Duration::from_millis(rng.below(1000));
+                for &act in acts {
+                    plan.push((at, i, act));
+                    at += Duration::from_millis(rng.below(300));
                 }
             }
             plan.sort_by_key(|p| p.0);
@@ -740,7 +761,6 @@ mod tests {
                 let at = begin + offset;
                 tokio::time::sleep_until(at).await;
                 periods.until(&lives, at);
-                let name = NAMES[i];
                 match (act, &mut lives[i]) {
                     (Act::Activity, Life::Running(r)) => {
                         r.app.activity(Activity {
@@ -762,10 +782,7 @@ mod tests {
                         lives[i] = Life::Killed { present_until };
                     }
                     (Act::Restart, Life::Killed { .. }) => {
-                        restarts += 1;
-                        let conn_seed = seed ^ ((i as u64 + 1) << 32) ^ restarts;
-                        lives[i] =
-                            Life::Running(start(dirs[i].path(), name, &cloud, &table, conn_seed));
+                        lives[i] = Life::Running(world.start(i));
                     }
                     _ => unreachable!(),
                 }
@@ -798,6 +815,7 @@ mod tests {
                 "stopped more than once per period: {ctx}"
             );
             stopped = now_stopped;
+            seen[usize::from(!present) + usize::from(!present && !running)] += 1;
             if present {
                 assert_eq!(service.capacity, three, "asleep while present: {ctx}");
                 assert_eq!((lock.phase, lock.saved), (Phase::Idle, None), "{ctx}");
@@ -816,7 +834,8 @@ mod tests {
         }
         let took = began.elapsed();
         println!(
-            "seed {seed}: {ROUNDS} rounds, {stopped} stops of the shared service, {restarts} restarts, in {took:?}"
+            "seed {seed}: {ROUNDS} rounds ({} with a member present, {} all away, {} all killed), {stopped} stops of the shared service, {} restarts ({} calls cut off by a kill), in {took:?}",
+            seen[0], seen[1], seen[2], world.started - NAMES.len() as u64, world.cut.load(Ordering::SeqCst)
         );
         assert!(took < Duration::from_secs(120), "{took:?}");
     }
