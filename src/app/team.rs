@@ -734,6 +734,7 @@ mod tests {
         };
         let mut stopped = 0;
         let mut seen = [0; 3];
+        let mut before = Vec::new();
         for round in 0..ROUNDS {
             let begin = Instant::now();
             let mut plan: Vec<(Duration, usize, Act)> = Vec::new();
@@ -748,14 +749,16 @@ mod tests {
                     (Life::Killed { .. }, 0..=39) => &[Act::Restart],
                     _ => &[],
                 };
-                let mut at = Duration::from_millis(rng.below(1000));
+                // Never at 0: an idle timeout would end as a round does.
+                let mut at = Duration::from_millis(1 + rng.below(999));
                 for &act in acts {
                     plan.push((at, i, act));
                     at += Duration::from_millis(rng.below(300));
                 }
             }
             plan.sort_by_key(|p| p.0);
-            let ctx = format!("seed {seed}, round {round}, plan {plan:?}");
+            let ctx = format!("seed {seed}, round {round}, plan {plan:?} (before: {before:?})");
+            before = plan.clone();
             periods.begun = 0;
             for &(offset, i, act) in &plan {
                 let at = begin + offset;
@@ -801,8 +804,20 @@ mod tests {
             let now_stopped = stops();
             let who: Vec<String> = (lives.iter().zip(NAMES))
                 .map(|(l, n)| match l {
-                    Life::Running(_) if l.present(end) => format!("{n} present"),
-                    Life::Running(_) => format!("{n} away"),
+                    Life::Running(r) => {
+                        let state = if l.present(end) { "present" } else { "away" };
+                        let app = r.app.lock();
+                        let team = &app.team;
+                        let row = (team.rows.values())
+                            .map(|r| format!("{:?} {:?}", r.phase, r.note))
+                            .collect::<Vec<_>>();
+                        format!(
+                            "{n} {state} ({:?}): {row:?}, error {:?}, under way {}",
+                            app.tracker.state(end.into_std()),
+                            team.error,
+                            team.under_way.len()
+                        )
+                    }
                     Life::Killed { .. } => format!("{n} killed"),
                 })
                 .collect();
