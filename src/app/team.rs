@@ -423,7 +423,7 @@ fn failed(entry: &Entry, error: String) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    //! Team mode at random: four members (each an `App` with its own
+    //! Team mode at random: three members (each an `App` with its own
     //! config dir) share one fake table and one fake cloud holding the
     //! shared ECS service `c/shared` at 3; each has its own `c/own-X`.
 
