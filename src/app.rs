@@ -2,7 +2,9 @@
 //! and the live settings; turns activity, timer deadlines, commands (UDP and
 //! tray), config edits and periodic refreshes into sleep and wake.
 
-use crate::cloud::{CloudControl, CloudError, ErrorKind};
+mod team;
+
+use crate::cloud::{CloudControl, CloudError, ErrorKind, TeamTable};
 use crate::core::activity::{Activity, ActivityKind};
 use crate::core::deadline::{self, deadline_at, move_every, needs_move};
 use crate::core::history::Trigger;
@@ -125,6 +127,8 @@ struct State {
     retry: Option<Retry>,
     /// The AWS-side deadline as last armed.
     deadline: Deadline,
+    /// Team mode, as this member knows it.
+    team: team::Team,
 }
 
 /// The AWS-side deadline (see [`crate::core::deadline`]) as last armed.
@@ -209,6 +213,10 @@ pub struct App<C> {
     deadline_turn: tokio::sync::Mutex<()>,
     /// This machine and user, in the deadline's schedule names.
     member: String,
+    /// Wakes the team loop: an idle transition or a hold changed.
+    team_changed: Notify,
+    /// The team table, once team mode runs.
+    team_table: std::sync::OnceLock<Arc<dyn TeamTable>>,
 }
 
 impl<C: CloudControl> App<C> {
@@ -247,6 +255,7 @@ impl<C: CloudControl> App<C> {
                 tagged: Vec::new(),
                 retry: None,
                 deadline: Deadline::default(),
+                team: team::Team::default(),
             }),
             settings_file,
             manager,
@@ -257,6 +266,8 @@ impl<C: CloudControl> App<C> {
             deadline_changed: Notify::new(),
             deadline_turn: tokio::sync::Mutex::new(()),
             member,
+            team_changed: Notify::new(),
+            team_table: std::sync::OnceLock::new(),
         });
         (app, rx)
     }
@@ -387,6 +398,14 @@ impl<C: CloudControl> App<C> {
         entries
     }
 
+    /// Splits `entries` into this member's own and the team's (`shared`,
+    /// with team mode on): the team's never sleep by this member's own
+    /// sleep, nor get an AWS-side deadline (see [`Self::run_team`]).
+    fn split_shared(&self, entries: Vec<Entry>) -> (Vec<Entry>, Vec<Entry>) {
+        let team = self.settings().team.is_some();
+        entries.into_iter().partition(|e| !(team && e.shared))
+    }
+
     /// Searches the configured regions for resources tagged
     /// `cloudnap:managed=true` (when `aws.tag_discovery` is on) and returns
     /// [`Self::entries`] with them.
@@ -462,7 +481,7 @@ impl<C: CloudControl> App<C> {
         match event {
             IdleEvent::Warn { sleep_in } => {
                 let t = now();
-                let entries = self.entries();
+                let (entries, _) = self.split_shared(self.entries());
                 let names: Vec<String> = {
                     let state = self.lock();
                     entries
@@ -510,10 +529,12 @@ impl<C: CloudControl> App<C> {
     /// Runs a sleep or a wake of the registered resources and reports it.
     async fn run(&self, op: Operation, trigger: Trigger) -> Result<Vec<Outcome>, CommandError> {
         self.lock().operation = Some(op);
-        let entries = match op {
+        self.team_changed.notify_one();
+        let all = match op {
             Operation::Sleeping => self.discover().await,
             Operation::Waking => self.entries(),
         };
+        let (entries, shared) = self.split_shared(all);
         let result = match op {
             Operation::Sleeping => {
                 // What a hold covers is left up and reported as held.
@@ -539,7 +560,12 @@ impl<C: CloudControl> App<C> {
                         outcomes
                     })
             }
-            Operation::Waking => self.manager.wake(&entries, trigger).await,
+            Operation::Waking => {
+                let theirs = |id: &ResourceId| shared.iter().any(|e| &e.id == id);
+                (self.manager)
+                    .wake_personal(&entries, |id| !theirs(id), trigger)
+                    .await
+            }
         };
         {
             let mut state = self.lock();
@@ -764,7 +790,7 @@ impl<C: CloudControl> App<C> {
         let role = aws.deadline_role_arn.as_deref();
         let wanted: Vec<Entry> = match (left, role) {
             (Some(_), Some(_)) if aws.deadline && !self.manager.dry_run() => {
-                let entries = self.entries();
+                let (entries, _) = self.split_shared(self.entries());
                 let state = self.lock();
                 entries
                     .into_iter()
@@ -1109,6 +1135,7 @@ impl<C: CloudControl> App<C> {
     /// The app's state as STATUS reports it.
     pub fn status(&self) -> Status {
         let saved_this_week_usd = self.manager.saved_this_week();
+        let (team, team_error) = self.team_status();
         let t = now();
         let state = self.lock();
         let retry = state.retry.as_ref();
@@ -1160,6 +1187,8 @@ impl<C: CloudControl> App<C> {
             holds: state.holds.active(t).iter().map(|h| h.row(t)).collect(),
             saved_this_week_usd,
             deadline_off: state.deadline.off.clone(),
+            team,
+            team_error,
             awake: if name == StateName::Asleep {
                 why_awake(&state.last_sleep, &state.holds, t, &|at| clock_at(t, at))
             } else {
@@ -1231,6 +1260,7 @@ impl<C: CloudControl> App<C> {
             self.react(e, Trigger::Command);
         }
         self.changed.notify_one();
+        self.team_changed.notify_one();
         Ok(Reply::Hold { hold: hold.row(t) })
     }
 
@@ -1250,6 +1280,7 @@ impl<C: CloudControl> App<C> {
             self.react(e, Trigger::HoldEnded);
         }
         self.changed.notify_one();
+        self.team_changed.notify_one();
         let hold = hold.row(t);
         if release {
             tracing::info!("hold {id} released: {}", hold.reason);
@@ -2091,6 +2122,116 @@ mod tests {
             cloud.get(&svc()).capacity,
             Capacity::of(Kind::Ecs, Desired(2)),
             "the user is here: not stopped"
+        );
+    }
+
+    /// Team mode with a fake table: `c/s` is this member's, `c/shared` the
+    /// team's; B is another member whose presence the test writes.
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_resource_sleeps_only_when_every_member_is_away_and_fails_safe() {
+        use crate::cloud::fake::FakeTable;
+        use crate::core::team::{Phase, State as Presence};
+        const B: &str = "dev-b@laptop-2";
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        let shared = ResourceId::new(Kind::Ecs, ["c", "shared"], "us-east-1");
+        let three = Capacity::of(Kind::Ecs, Desired(3));
+        let zero = Capacity::of(Kind::Ecs, Desired(0));
+        cloud.add(&svc(), three);
+        cloud.add(&shared, three);
+        let (app, _rx) = app_with(
+            dir.path(),
+            cloud.clone(),
+            r#"{"activity_monitor":{"inactivity_timeout_minutes":10,"warning_minutes":1},
+                "aws":{"deadline_role_arn":"arn:aws:iam::123456789012:role/d"},
+                "team":{"table":"team","region":"us-east-1","member":"dev-a@laptop-1",
+                        "heartbeat_seconds":1,"lease_seconds":3}}"#,
+        );
+        std::fs::write(
+            dir.path().join("services.yaml"),
+            "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n  - cluster_name: c\n    service_name: shared\n    region: us-east-1\n    shared: true\n",
+        )
+        .unwrap();
+        app.config_changed(&dir.path().join("services.yaml"));
+        let table = Arc::new(FakeTable::default());
+        let lease = Duration::from_secs(3);
+        table.put_member(B, Presence::Active, Duration::from_secs(600));
+        tokio::spawn(app.clone().run_team(table.clone(), std::future::pending()));
+        tokio::spawn(app.clone().run_deadline(std::future::pending()));
+        let settle = || tokio::time::sleep(Duration::from_millis(1500));
+        settle().await;
+        // No AWS-side deadline for the shared one.
+        let armed: Vec<String> = schedules(&cloud).into_keys().collect();
+        assert_eq!(armed, [deadline::name(&app.member, &svc())]);
+
+        // A goes away while B is present: only A's own resource sleeps.
+        app.handle(Command::SleepNow).await.unwrap();
+        settle().await;
+        assert_eq!(cloud.get(&svc()).capacity, zero);
+        assert_eq!(cloud.get(&shared).capacity, three, "B is present");
+        let team = app.status().team.unwrap();
+        assert_eq!(team.member, "dev-a@laptop-1");
+        assert_eq!(team.presence_line, format!("1 of 2 present: {B}"));
+        assert_eq!(team.resources[0].phase, "idle");
+
+        // B's lease runs out (a kill -9): A puts it to sleep, saving 3.
+        table.put_member(B, Presence::Active, lease);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(cloud.get(&shared).capacity, zero);
+        assert_eq!(cloud.get(&shared).sleep_tag, Some(three), "in the tag");
+        let lock = table.locks.lock().unwrap()[&shared].clone();
+        assert_eq!((lock.phase, lock.saved), (Phase::Asleep, Some(three)));
+        assert!(app.status().asleep.iter().all(|r| r.resource != shared));
+        assert!(app
+            .status()
+            .team
+            .unwrap()
+            .presence_line
+            .starts_with("all away since"));
+
+        // B is back: A (still away) wakes it, exactly.
+        table.put_member(B, Presence::Active, Duration::from_secs(600));
+        settle().await;
+        assert_eq!(cloud.get(&shared).capacity, three);
+        assert_eq!(cloud.get(&svc()).capacity, zero, "A's own stays asleep");
+        let lock = table.locks.lock().unwrap()[&shared].clone();
+        assert_eq!((lock.phase, lock.saved), (Phase::Idle, None));
+
+        // The table unreachable, B gone: nothing shared sleeps, the error
+        // shows, A's own resources wake and sleep as before.
+        *table.down.lock().unwrap() = true;
+        table.put_member(B, Presence::Away, lease);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(cloud.get(&shared).capacity, three, "fail safe");
+        let error = app.status().team_error.unwrap();
+        assert!(error.contains("Connection refused"), "{error}");
+        press(&app, ActivityKind::Keyboard);
+        settle().await;
+        assert_eq!(cloud.get(&svc()).capacity, three);
+        app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(cloud.get(&svc()).capacity, zero);
+        // Back: coordination resumes.
+        *table.down.lock().unwrap() = false;
+        settle().await;
+        assert_eq!(app.status().team_error, None);
+        assert_eq!(cloud.get(&shared).capacity, zero);
+
+        // A's hold keeps it up across members: A comes back, holds, leaves.
+        press(&app, ActivityKind::Keyboard);
+        settle().await;
+        assert_eq!(cloud.get(&shared).capacity, three);
+        app.hold(Some(60.0), "demo".into(), Some("c/shared".into()), None)
+            .unwrap();
+        // Away by the idle timer (SLEEP_NOW would end the hold).
+        app.lock().tracker.force_sleep(now());
+        app.team_changed.notify_one();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(cloud.get(&shared).capacity, three, "held");
+        let row = app.status().team.unwrap().resources[0].clone();
+        assert_eq!(
+            row.note.as_deref(),
+            Some("held by dev-a@laptop-1"),
+            "{row:?}"
         );
     }
 }

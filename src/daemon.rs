@@ -5,7 +5,7 @@
 //! logged and ends the daemon cleanly (a sleep or wake in progress finishes).
 
 use crate::app::App;
-use crate::cloud::{CloudControl, ErrorKind};
+use crate::cloud::{CloudControl, ErrorKind, TeamTable};
 use crate::core::auth::Policy;
 use crate::core::history::Trigger;
 use crate::core::protocol::Command;
@@ -45,6 +45,8 @@ pub struct Config<C> {
     /// Whether to start the desktop parts: the activity detectors, the tray
     /// and the credentials dialog (off in in-process tests).
     pub desktop: bool,
+    /// The team table, when team mode is on (`team` in settings.json).
+    pub team: Option<Arc<dyn TeamTable>>,
 }
 
 /// Why the daemon stopped other than by its shutdown future.
@@ -93,6 +95,7 @@ pub async fn run<C: CloudControl>(
         cloud,
         socket,
         desktop,
+        team,
     } = config;
     let udp = settings.udp.clone();
     let manager = Manager::new(
@@ -197,6 +200,13 @@ pub async fn run<C: CloudControl>(
         "AWS-side deadline",
         app.clone().run_deadline(quit_future(&quit_rx)),
     );
+    if let Some(table) = team {
+        keep(
+            &mut tasks,
+            "team heartbeat",
+            app.clone().run_team(table, quit_future(&quit_rx)),
+        );
+    }
     if app.settings().power.enabled {
         let (power_tx, power_rx) = tokio::sync::mpsc::unbounded_channel();
         let spawned = std::thread::Builder::new()
@@ -413,6 +423,7 @@ mod tests {
                 cloud: cloud.clone(),
                 socket: Some(socket),
                 desktop: false,
+                team: None,
             },
             async move {
                 let _ = stop_rx.await;

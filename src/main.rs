@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use cloudnap::cloud::aws::dynamodb::{Init, TeamTable};
 use cloudnap::cloud::aws::pricing::PriceList;
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
@@ -14,6 +15,7 @@ use cloudnap::core::resource::{Kind, Observed};
 use cloudnap::core::savings::{self, format_html, format_text, parse_since};
 use cloudnap::core::settings::Settings;
 use cloudnap::core::settings_edit::set_aws_string;
+use cloudnap::core::team;
 use cloudnap::daemon;
 use cloudnap::manager::{now_seconds, Manager};
 use cloudnap::server::client;
@@ -74,6 +76,12 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Team mode: `init` creates (or checks) the team table; `status` prints
+    /// the table's view (members, states, leases, locks).
+    Team {
+        #[command(subcommand)]
+        action: TeamAction,
+    },
     /// Send a command to the running cloudnap and print its reply.
     Send {
         /// Seconds to wait for the reply.
@@ -117,6 +125,15 @@ enum Command {
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum TeamAction {
+    /// Create the team table (on-demand billing, TTL) if it is missing,
+    /// check its schema if it exists.
+    Init,
+    /// Print the team table's view: members, states, leases, locks.
+    Status,
 }
 
 /// Logs to stderr and, for `run`, to a daily file in `log_dir` (the newest
@@ -279,12 +296,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
     rt.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
             Command::Run => {
+                let team = match &settings.team {
+                    Some(team) => {
+                        let table = TeamTable::connect(team, &settings.aws).await;
+                        Some(Arc::new(table) as Arc<dyn cloudnap::cloud::TeamTable>)
+                    }
+                    None => None,
+                };
                 let config = daemon::Config {
                     paths: paths.clone(),
                     settings,
                     cloud: cloud.clone(),
                     socket: None,
                     desktop: true,
+                    team,
                 };
                 daemon::run(config, quit_signal()).await?;
                 Ok(ExitCode::SUCCESS)
@@ -296,6 +321,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 unreachable!("handled above")
             }
             Command::Check => check(&paths, &settings, &registry, &*cloud).await,
+            Command::Team { action } => team_command(&settings, action, cli.json).await,
             Command::AwsSetup { dry_run } => {
                 aws_setup(&paths, &settings, &registry, &cloud, dry_run).await
             }
@@ -316,6 +342,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 } else {
                     print!("{}", format_status(&rows));
                     print_detectors(&settings).await;
+                    print_team(&settings, &rows).await;
                 }
                 let failed = rows.iter().any(|r| r.error.is_some());
                 Ok(ExitCode::from(if failed { EXIT_FAILED } else { 0 }))
@@ -868,5 +895,101 @@ async fn check(
             println!("credentials: FAILED: {e}");
             Ok(ExitCode::from(EXIT_FAILED))
         }
+    }
+}
+
+/// Every presence item and every lock item of `table`.
+async fn team_view(
+    table: &TeamTable,
+) -> Result<(Vec<team::Presence>, Vec<team::Lock>), cloudnap::cloud::CloudError> {
+    Ok((table.presence().await?, table.locks().await?))
+}
+
+/// A table time as a local wall-clock time: "14:05".
+fn wall(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Local>::from(t)
+        .format("%H:%M")
+        .to_string()
+}
+
+/// `cloudnap team init|status`.
+async fn team_command(settings: &Settings, action: TeamAction, json: bool) -> Result<ExitCode> {
+    let Some(team) = &settings.team else {
+        eprintln!("error: team mode is off: set team.table and team.region in settings.json");
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let table = TeamTable::connect(team, &settings.aws).await;
+    match action {
+        TeamAction::Init => match table.init().await {
+            Ok(Init::Created) => {
+                println!(
+                    "table {} created in {} (on-demand billing, TTL on `ttl`)",
+                    team.table, team.region
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(Init::Existed) => {
+                println!(
+                    "table {} in {}: key schema ok, TTL on",
+                    team.table, team.region
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                println!("table {}: FAILED: {e}", team.table);
+                Ok(ExitCode::from(EXIT_FAILED))
+            }
+        },
+        TeamAction::Status => {
+            let (members, locks) = match team_view(&table).await {
+                Ok(found) => found,
+                Err(e) => {
+                    println!("table {}: FAILED: {e}", team.table);
+                    return Ok(ExitCode::from(EXIT_FAILED));
+                }
+            };
+            let now = table.now();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&team::table_json(&members, &locks, now))?
+                );
+            } else {
+                print!("{}", team::format_table(&members, &locks, now, &wall));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The team's lines of `cloudnap status`: who is present, and the lock of
+/// each shared resource (read from the team table).
+async fn print_team(settings: &Settings, rows: &[cloudnap::core::report::StatusRow]) {
+    let Some(team) = &settings.team else {
+        return;
+    };
+    let table = TeamTable::connect(team, &settings.aws).await;
+    match team_view(&table).await {
+        Ok((members, locks)) => {
+            println!(
+                "team:      {}",
+                team::presence_line(&members, table.now(), &wall)
+            );
+            for l in locks
+                .iter()
+                .filter(|l| rows.iter().any(|r| r.resource == l.resource))
+            {
+                println!(
+                    "  {} (shared): {}, last by {}",
+                    l.resource,
+                    l.phase.as_str(),
+                    team::display_name(&l.owner)
+                );
+            }
+        }
+        Err(e) => println!(
+            "team:      table {} unreachable: {e} (shared resources stay up)",
+            team.table
+        ),
     }
 }

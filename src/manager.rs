@@ -750,10 +750,103 @@ impl<C: CloudControl> Manager<C> {
         trigger: Trigger,
     ) -> Result<Vec<Outcome>, RecordsError> {
         let _busy = self.busy.lock().await;
+        self.wake_where(entries, |_| true, trigger).await
+    }
+
+    /// [`Self::wake`] of `entries` and of the recorded resources that
+    /// `recorded` picks (the others' records are left alone: team
+    /// resources, which the team wakes).
+    pub async fn wake_personal(
+        &self,
+        entries: &[Entry],
+        recorded: impl Fn(&ResourceId) -> bool,
+        trigger: Trigger,
+    ) -> Result<Vec<Outcome>, RecordsError> {
+        let _busy = self.busy.lock().await;
+        self.wake_where(entries, recorded, trigger).await
+    }
+
+    /// Wakes one team resource to `saved` (the capacity in its lock item,
+    /// which any member may have saved): recorded as waking first, as a
+    /// wake of this member's own; the record is gone afterwards whatever
+    /// the outcome (the lock item keeps the truth).
+    pub async fn wake_shared(
+        &self,
+        entry: &Entry,
+        saved: Capacity,
+        trigger: Trigger,
+    ) -> Result<Vec<Outcome>, RecordsError> {
+        let _busy = self.busy.lock().await;
+        if !self.dry_run {
+            let mut records = self.records()?;
+            records.insert(entry.id.clone(), record(entry, saved, Phase::Waking));
+            self.save(&records)?;
+        }
+        let woken = self
+            .wake_where(std::slice::from_ref(entry), |id| *id == entry.id, trigger)
+            .await;
+        self.forget(&entry.id)?;
+        woken
+    }
+
+    /// Sleeps one team resource (the busy veto already checked, so none
+    /// here); its record is gone afterwards (the lock item and the tag keep
+    /// the capacity).
+    pub async fn sleep_shared(
+        &self,
+        entry: &Entry,
+        busy: &BusySettings,
+        trigger: Trigger,
+    ) -> Result<Vec<Outcome>, RecordsError> {
+        let veto = BusySettings {
+            enabled: false,
+            ..busy.clone()
+        };
+        let slept = self
+            .sleep(std::slice::from_ref(entry), &veto, trigger)
+            .await;
+        let _busy = self.busy.lock().await;
+        self.forget(&entry.id)?;
+        slept
+    }
+
+    /// Drops the record of `id`, if any.
+    fn forget(&self, id: &ResourceId) -> Result<(), RecordsError> {
+        let mut records = self.records()?;
+        if records.remove(id).is_some() {
+            self.save(&records)?;
+        }
+        Ok(())
+    }
+
+    /// What `entry` looks like now and whether it is at work (the busy
+    /// veto of a sleep, see [`crate::core::busy`]).
+    pub async fn busy_check(
+        &self,
+        entry: &Entry,
+        settings: &BusySettings,
+    ) -> Result<(Observed, Check), CloudError> {
+        let obs = self
+            .cloud
+            .inspect(&entry.id, entry.profile.as_deref())
+            .await?;
+        let check = self.busy_checks(&[(entry, &obs)], settings).await;
+        Ok((obs, check.into_iter().next().unwrap_or(Check::Idle)))
+    }
+
+    async fn wake_where(
+        &self,
+        entries: &[Entry],
+        recorded: impl Fn(&ResourceId) -> bool,
+        trigger: Trigger,
+    ) -> Result<Vec<Outcome>, RecordsError> {
         let mut records = self.records()?;
         // Every record stays, as waking, until its wake is confirmed.
-        if !self.dry_run && records.values().any(|r| r.phase != Phase::Waking) {
-            for r in records.values_mut() {
+        let mine = |id: &ResourceId| recorded(id) || entries.iter().any(|e| &e.id == id);
+        if !self.dry_run
+            && (records.values()).any(|r| mine(&r.resource) && r.phase != Phase::Waking)
+        {
+            for r in records.values_mut().filter(|r| mine(&r.resource)) {
                 r.phase = Phase::Waking;
             }
             self.save(&records)?;
@@ -763,7 +856,7 @@ impl<C: CloudControl> Manager<C> {
             .iter()
             .map(|e| (e.id.clone(), e.profile.clone()))
             .collect();
-        for r in records.values() {
+        for r in records.values().filter(|r| recorded(&r.resource)) {
             targets
                 .entry(r.resource.clone())
                 .or_insert(r.profile.clone());
@@ -1148,11 +1241,12 @@ impl<C: CloudControl> Manager<C> {
         for (region, found) in regions.iter().zip(found) {
             match found {
                 Ok(ids) => {
-                    for id in ids {
+                    for (id, shared) in ids {
                         if !entries.iter().any(|e| e.id == id) {
                             entries.push(Entry {
                                 description: format!("tagged {MANAGED_TAG}=true"),
                                 tagged: true,
+                                shared,
                                 ..Entry::new(id)
                             });
                         }
@@ -1361,12 +1455,19 @@ mod tests {
         let (_dir, cloud, m) = setup(false);
         let (a, b) = (ec2(1, "us-east-1"), ec2(2, "us-east-1"));
         *cloud.tagged.lock().unwrap() = vec![a.clone(), b.clone(), ec2(3, "eu-west-1")];
+        *cloud.shared.lock().unwrap() = vec![b.clone()];
         let mut aws = crate::core::settings::Settings::default().aws;
         aws.regions = vec!["us-east-1".to_string()];
 
         let all = m.with_tagged(entries(&[&a]), &aws).await;
-        let found: Vec<(&ResourceId, &str)> = all.iter().map(|e| (&e.id, e.source())).collect();
-        assert_eq!(found, [(&a, "services.yaml"), (&b, "tag")]);
+        let found: Vec<(&ResourceId, &str, bool)> = (all.iter())
+            .map(|e| (&e.id, e.source(), e.shared))
+            .collect();
+        assert_eq!(
+            found,
+            [(&a, "services.yaml", false), (&b, "tag", true)],
+            "tagged cloudnap:shared=true: a team resource"
+        );
         assert!(all.iter().all(|e| !e.hibernate));
         aws.tag_discovery = false;
         let off = m.with_tagged(entries(&[&a, &ecs("web")]), &aws).await;

@@ -1,15 +1,18 @@
 //! An in-memory [`CloudControl`] for unit tests of the core and the manager.
 
-use super::{CloudControl, CloudError, ErrorKind, Identity};
+use super::{CloudControl, CloudError, ErrorKind, Identity, TeamTable};
 use crate::core::busy::{Datapoint, Deployment, MetricQuery};
 use crate::core::deadline::Schedule;
+use crate::core::holds::Scope;
 use crate::core::resource::{
     AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
     RdsInstance, ResourceId,
 };
+use crate::core::team::{Lock, Presence, State, Written};
+use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// One fake resource.
 #[derive(Debug, Clone)]
@@ -28,6 +31,8 @@ pub struct FakeCloud {
     pub resources: Mutex<HashMap<ResourceId, FakeResource>>,
     /// Mutating calls, in order: `("set_capacity" | "set_sleep_tag", id)`.
     pub calls: Mutex<Vec<(&'static str, ResourceId)>>,
+    /// Every `set_capacity` that went through, with the capacity set.
+    pub set: Mutex<Vec<(ResourceId, Capacity)>>,
     /// Resources whose mutating calls fail with AccessDenied.
     pub deny: Mutex<Vec<ResourceId>>,
     /// The value every datapoint of a metric has, by (metric name, last
@@ -40,6 +45,8 @@ pub struct FakeCloud {
     pub deny_metrics: Mutex<bool>,
     /// What `discover` finds (tagged `cloudnap:managed=true`).
     pub tagged: Mutex<Vec<ResourceId>>,
+    /// Which of `tagged` are tagged `cloudnap:shared=true` too.
+    pub shared: Mutex<Vec<ResourceId>>,
     /// What `facts_many` answers per resource (default: nothing known).
     pub facts: Mutex<HashMap<ResourceId, Facts>>,
     /// Instances that refuse to hibernate (as AWS does those not
@@ -162,7 +169,9 @@ impl CloudControl for FakeCloud {
             }
             self.hibernated.lock().unwrap().push(id.clone());
         }
-        self.mutate("set_capacity", id, |r| r.capacity = c.hibernating(false))
+        self.mutate("set_capacity", id, |r| r.capacity = c.hibernating(false))?;
+        self.set.lock().unwrap().push((id.clone(), c));
+        Ok(())
     }
 
     async fn set_sleep_tag(
@@ -223,14 +232,19 @@ impl CloudControl for FakeCloud {
         Ok(Vec::new())
     }
 
-    async fn discover(&self, region: &str, _: Option<&str>) -> Result<Vec<ResourceId>, CloudError> {
+    async fn discover(
+        &self,
+        region: &str,
+        _: Option<&str>,
+    ) -> Result<Vec<(ResourceId, bool)>, CloudError> {
+        let shared = self.shared.lock().unwrap();
         Ok(self
             .tagged
             .lock()
             .unwrap()
             .iter()
             .filter(|id| id.region() == region)
-            .cloned()
+            .map(|id| (id.clone(), shared.contains(id)))
             .collect())
     }
 
@@ -318,6 +332,115 @@ impl CloudControl for FakeCloud {
         Ok(Identity {
             account: "000000000000".into(),
             arn: "arn:aws:iam::000000000000:user/fake".into(),
+        })
+    }
+}
+
+/// An in-memory [`TeamTable`]: the table's clock is tokio's (so paused
+/// time moves it), writes are compare-and-set on the version, and `down`
+/// makes every call fail as an unreachable DynamoDB does.
+pub struct FakeTable {
+    start: (tokio::time::Instant, SystemTime),
+    pub presence: Mutex<BTreeMap<String, Presence>>,
+    pub locks: Mutex<BTreeMap<ResourceId, Lock>>,
+    /// Every call fails with a connection refused while set.
+    pub down: Mutex<bool>,
+}
+
+impl Default for FakeTable {
+    fn default() -> Self {
+        FakeTable {
+            start: (tokio::time::Instant::now(), SystemTime::now()),
+            presence: Mutex::new(BTreeMap::new()),
+            locks: Mutex::new(BTreeMap::new()),
+            down: Mutex::new(false),
+        }
+    }
+}
+
+impl FakeTable {
+    fn up(&self) -> Result<(), CloudError> {
+        if *self.down.lock().unwrap() {
+            return Err(CloudError::new(
+                ErrorKind::Network,
+                "dispatch failure: io error: Connection refused (os error 111)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Another member's presence item, as its cloudnap would write it.
+    pub fn put_member(&self, member: &str, state: State, lease: Duration) {
+        let now = TeamTable::now(self);
+        self.presence.lock().unwrap().insert(
+            member.to_string(),
+            Presence {
+                member: member.to_string(),
+                state,
+                since: now,
+                expires: now + lease,
+                holds: Vec::new(),
+            },
+        );
+    }
+}
+
+impl TeamTable for FakeTable {
+    fn now(&self) -> SystemTime {
+        self.start.1 + (tokio::time::Instant::now() - self.start.0)
+    }
+
+    fn put_presence<'a>(
+        &'a self,
+        member: &'a str,
+        state: State,
+        since: SystemTime,
+        holds: &'a [Scope],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Presence, CloudError>> {
+        Box::pin(async move {
+            self.up()?;
+            let p = Presence {
+                member: member.to_string(),
+                state,
+                since,
+                expires: TeamTable::now(self) + lease,
+                holds: holds.to_vec(),
+            };
+            (self.presence.lock().unwrap()).insert(member.to_string(), p.clone());
+            Ok(p)
+        })
+    }
+
+    fn presence(&self) -> BoxFuture<'_, Result<Vec<Presence>, CloudError>> {
+        Box::pin(async move {
+            self.up()?;
+            Ok(self.presence.lock().unwrap().values().cloned().collect())
+        })
+    }
+
+    fn lock<'a>(&'a self, resource: &'a ResourceId) -> BoxFuture<'a, Result<Lock, CloudError>> {
+        Box::pin(async move {
+            self.up()?;
+            Ok((self.locks.lock().unwrap().get(resource).cloned())
+                .unwrap_or_else(|| Lock::none(resource.clone())))
+        })
+    }
+
+    fn put_lock<'a>(&'a self, lock: &'a Lock) -> BoxFuture<'a, Result<Written, CloudError>> {
+        Box::pin(async move {
+            self.up()?;
+            let mut locks = self.locks.lock().unwrap();
+            let before = locks.get(&lock.resource).map_or(0, |l| l.version);
+            if before + 1 == lock.version {
+                locks.insert(lock.resource.clone(), lock.clone());
+                Ok(Written::Done)
+            } else {
+                let now = locks.get(&lock.resource).cloned();
+                Ok(Written::Conflict(
+                    now.unwrap_or_else(|| Lock::none(lock.resource.clone())),
+                ))
+            }
         })
     }
 }

@@ -7,13 +7,16 @@ pub mod fake;
 
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::deadline::Schedule;
+use crate::core::holds::Scope;
 use crate::core::resource::{
     AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
     RdsInstance, ResourceId,
 };
 use crate::core::retry::Cause;
+use crate::core::team::{Lock, Presence, State, Written};
+use futures::future::BoxFuture;
 use std::future::Future;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// What kind of failure a cloud call had, so callers can branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,12 +243,13 @@ pub trait CloudControl: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<EcsService>, CloudError>> + Send;
 
     /// The resources of a region tagged `cloudnap:managed=true`, of the kinds
-    /// that can be found by tag.
+    /// that can be found by tag, each with whether it is tagged
+    /// `cloudnap:shared=true` too (a team resource).
     fn discover(
         &self,
         region: &str,
         profile: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<ResourceId>, CloudError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(ResourceId, bool)>, CloudError>> + Send;
 
     /// All EKS nodegroups of all clusters in a region.
     fn list_eks(
@@ -322,6 +326,35 @@ pub trait CloudControl: Send + Sync + 'static {
         region: &str,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Identity, CloudError>> + Send;
+}
+
+/// The team table of team mode (see [`crate::core::team`] and
+/// docs/team.md) as the app uses it: DynamoDB
+/// ([`aws::dynamodb::TeamTable`]), or a fake in tests. Object safe (boxed
+/// futures): the app holds one whatever it is.
+pub trait TeamTable: Send + Sync {
+    /// The table's time now (see [`crate::core::team::TableClock`]).
+    fn now(&self) -> SystemTime;
+
+    /// Writes `member`'s presence item (a lease of `lease` from now, in
+    /// table time); returns it as written.
+    fn put_presence<'a>(
+        &'a self,
+        member: &'a str,
+        state: State,
+        since: SystemTime,
+        holds: &'a [Scope],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Presence, CloudError>>;
+
+    /// Every presence item (a consistent read).
+    fn presence(&self) -> BoxFuture<'_, Result<Vec<Presence>, CloudError>>;
+
+    /// The lock item of `resource` (a consistent read); version 0 if none.
+    fn lock<'a>(&'a self, resource: &'a ResourceId) -> BoxFuture<'a, Result<Lock, CloudError>>;
+
+    /// Writes `lock` if the item is still at the version before it.
+    fn put_lock<'a>(&'a self, lock: &'a Lock) -> BoxFuture<'a, Result<Written, CloudError>>;
 }
 
 /// `call` for every item, `at_once` at a time; results keep the order of

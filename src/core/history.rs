@@ -32,6 +32,9 @@ pub enum Trigger {
     Refresh,
     /// The machine resumed after the AWS-side deadline had come.
     Resume,
+    /// Team mode: every member away (a shared resource's sleep), or the
+    /// first one back (its wake).
+    Team,
 }
 
 /// One line of the history.

@@ -38,6 +38,10 @@ pub struct Entry {
     pub hibernate: bool,
     /// Found by its `cloudnap:managed=true` tag, not in services.yaml.
     pub tagged: bool,
+    /// A team resource (`shared: true`, or the tag `cloudnap:shared=true`):
+    /// with team mode on it sleeps only when every member is away (see
+    /// [`crate::core::team`]), never by this member's own sleep.
+    pub shared: bool,
 }
 
 impl Entry {
@@ -50,6 +54,7 @@ impl Entry {
             desired_size: None,
             hibernate: false,
             tagged: false,
+            shared: false,
         }
     }
 
@@ -79,6 +84,7 @@ struct RawEntry {
     profile: Option<String>,
     desired_size: Option<i32>,
     hibernate: bool,
+    shared: bool,
 }
 
 /// The file's entries, section by section, with serde's errors (and so
@@ -130,10 +136,11 @@ enum Named {
 
 /// The fields of an entry after its names (`desired_size` and `hibernate`
 /// only for kinds that take them).
-const OTHER_FIELDS: [&str; 5] = [
+const OTHER_FIELDS: [&str; 6] = [
     "region",
     "desired_size",
     "hibernate",
+    "shared",
     "description",
     "profile",
 ];
@@ -257,7 +264,7 @@ impl<'de> Visitor<'de> for Item {
         let spec = self.0.spec();
         let mut names: Vec<Option<String>> = vec![None; spec.names.len()];
         let (mut region, mut description, mut profile, mut desired_size) = (None, None, None, None);
-        let mut hibernate = false;
+        let (mut hibernate, mut shared) = (false, false);
         while let Some(key) = map.next_key_seed(Key(Some(self.0)))? {
             let (slot, field) = match key {
                 Named::Name(i) => (&mut names[i], spec.names[i].key),
@@ -266,6 +273,10 @@ impl<'de> Visitor<'de> for Item {
                 Named::Other("profile") => (&mut profile, "profile"),
                 Named::Other("hibernate") => {
                     hibernate = map.next_value::<Option<bool>>()?.unwrap_or(false);
+                    continue;
+                }
+                Named::Other("shared") => {
+                    shared = map.next_value::<Option<bool>>()?.unwrap_or(false);
                     continue;
                 }
                 Named::Other(_) => {
@@ -295,6 +306,7 @@ impl<'de> Visitor<'de> for Item {
             profile,
             desired_size,
             hibernate,
+            shared,
         })
     }
 }
@@ -369,7 +381,7 @@ impl Registry {
                         profile: Option<String>,
                         description: Option<String>,
                         desired_size: Option<i32>,
-                        hibernate: bool,
+                        (hibernate, shared): (bool, bool),
                         errors: &mut Vec<String>| {
             let n = occurrences.entry((key, needle.to_string())).or_insert(0);
             let here = (key, needle.to_string(), *n);
@@ -407,6 +419,7 @@ impl Registry {
                 desired_size,
                 hibernate,
                 tagged: false,
+                shared,
             });
         };
         for e in raw.0 {
@@ -419,7 +432,7 @@ impl Registry {
                 e.profile,
                 e.description,
                 e.desired_size,
-                e.hibernate,
+                (e.hibernate, e.shared),
                 &mut errors,
             );
         }
@@ -483,6 +496,40 @@ eks_nodegroups:
             "{e}"
         );
         assert!(!Registry::parse(SAMPLE).unwrap().entries[0].hibernate);
+    }
+
+    #[test]
+    fn shared_is_an_option_of_every_kind_and_round_trips() {
+        for kind in Kind::ALL {
+            let spec = kind.spec();
+            let name = |i| match kind {
+                Kind::Ec2 => "i-0123456789abcdef0".to_string(),
+                _ => format!("n{i}"),
+            };
+            let names: String = (spec.names.iter().enumerate())
+                .map(|(i, f)| format!("    {}: {}\n", f.key, name(i)))
+                .collect::<String>()
+                .replacen("    ", "  - ", 1);
+            let text = format!(
+                "{}:\n{names}    region: us-east-1\n    shared: true\n",
+                spec.section
+            );
+            let r = Registry::parse(&text).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            assert!(r.entries[0].shared, "{text}");
+            let edited = crate::core::registry_edit::insert_entry("", &r.entries[0]).unwrap();
+            assert_eq!(Registry::parse(&edited).unwrap(), r, "{edited}");
+            let off = text.replace("shared: true", "shared: false");
+            assert!(!Registry::parse(&off).unwrap().entries[0].shared);
+        }
+        assert!(!Registry::parse(SAMPLE).unwrap().entries[1].shared);
+        // Unknown fields are named as before, with `shared` among the known.
+        let e = Registry::parse("ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    sharde: true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 5") && e.contains("unknown field `sharde`") && e.contains("`shared`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub fn render_entry(e: &Entry, indent: &str) -> String {
     if e.hibernate {
         fields.push(("hibernate", "true".to_string()));
     }
+    if e.shared {
+        fields.push(("shared", "true".to_string()));
+    }
     if !e.description.is_empty() {
         fields.push(("description", scalar(&e.description)));
     }

@@ -218,6 +218,39 @@ pub struct Status {
     /// Why the AWS-side deadline cannot be armed, if it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline_off: Option<String>,
+    /// Team mode, when it is on: who is present, and each shared resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamStatus>,
+    /// Why the team table cannot be used now (unreachable, throttled):
+    /// meanwhile no shared resource is put to sleep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_error: Option<String>,
+}
+
+/// Team mode in `STATUS` (see [`crate::core::team`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamStatus {
+    /// This member, as people read it (`dev-a@laptop-1`); empty until known.
+    pub member: String,
+    /// `2 of 3 present: dev-a@laptop-1, dev-b@laptop-2`, or `all away since
+    /// 14:05`, as of the last read of the table.
+    pub presence_line: String,
+    pub resources: Vec<TeamRow>,
+}
+
+/// One shared resource in `STATUS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TeamRow {
+    pub resource: ResourceId,
+    /// Its lock's phase: `idle`, `sleeping`, `asleep`, `waking`.
+    pub phase: String,
+    /// The team's presence, as [`TeamStatus::presence_line`].
+    pub presence_line: String,
+    /// Who did its last sleep or wake (`dev-c@laptop-3`), if anyone.
+    pub by: Option<String>,
+    /// What this member saw or did at its last step: `done by
+    /// dev-c@laptop-3`, `held by ...`, `asleep (slept by this member)`, ...
+    pub note: Option<String>,
 }
 
 /// One of the two config files cloudnap watches.

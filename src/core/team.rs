@@ -113,6 +113,77 @@ pub fn presence_line(
     }
 }
 
+/// `cloudnap team status`: the presence line, every member (state, since
+/// when, what is left of its lease, holds) and every lock item.
+pub fn format_table(
+    members: &[Presence],
+    locks: &[Lock],
+    now: SystemTime,
+    clock: &impl Fn(SystemTime) -> String,
+) -> String {
+    let mut out = format!("{}\n", presence_line(members, now, clock));
+    out += &format!("members ({}):\n", members.len());
+    for m in members {
+        let lease = match m.expires.duration_since(now) {
+            Ok(left) => format!("lease {} s left", left.as_secs()),
+            Err(_) => format!("lease ran out at {}", clock(m.expires)),
+        };
+        let state = match (m.present(now), m.state) {
+            (true, _) => "present",
+            (false, State::Active) => "gone",
+            (false, State::Away) => "away",
+        };
+        let holds = if m.holds.is_empty() {
+            String::new()
+        } else {
+            format!(", {} hold(s)", m.holds.len())
+        };
+        out += &format!(
+            "  {}: {state} since {}, {lease}{holds}\n",
+            display_name(&m.member),
+            clock(m.since)
+        );
+    }
+    out += &format!("locks ({}):\n", locks.len());
+    for l in locks {
+        let saved = l.saved.map(|c| format!(", saved {c}")).unwrap_or_default();
+        out += &format!(
+            "  {}: {} v{} by {} at {}{saved}\n",
+            l.resource,
+            l.phase.as_str(),
+            l.version,
+            display_name(&l.owner),
+            clock(l.updated)
+        );
+    }
+    out
+}
+
+/// `cloudnap team status --json`.
+pub fn table_json(members: &[Presence], locks: &[Lock], now: SystemTime) -> serde_json::Value {
+    let ms = |t: SystemTime| millis(t);
+    serde_json::json!({
+        "members": members.iter().map(|m| serde_json::json!({
+            "member": m.member,
+            "name": display_name(&m.member),
+            "state": match m.state { State::Active => "active", State::Away => "away" },
+            "present": m.present(now),
+            "since_ms": ms(m.since),
+            "expires_ms": ms(m.expires),
+            "holds": m.holds.len(),
+        })).collect::<Vec<_>>(),
+        "locks": locks.iter().map(|l| serde_json::json!({
+            "resource": l.resource,
+            "phase": l.phase.as_str(),
+            "version": l.version,
+            "owner": l.owner,
+            "saved": l.saved,
+            "updated_ms": ms(l.updated),
+        })).collect::<Vec<_>>(),
+        "now_ms": ms(now),
+    })
+}
+
 /// Where a shared resource is in its sleep/wake cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -227,6 +298,16 @@ impl Lock {
             .iter()
             .any(|m| m.member == self.owner && m.live(now))
     }
+}
+
+/// The outcome of a conditional lock write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// Written (or found already written: a retry of a write that had
+    /// gone through).
+    Done,
+    /// Another member wrote first; the lock as it is now.
+    Conflict(Lock),
 }
 
 /// What a member does about one shared resource, from the lock item and a

@@ -118,6 +118,13 @@ pub fn tray_view(status: &Status) -> TrayView {
             list(&not_woken)
         );
     }
+    if let Some(team) = &status.team {
+        line = format!("{line}; team: {}", team.presence_line);
+    }
+    if let Some(e) = &status.team_error {
+        icon = IconState::Error;
+        line = format!("{line}; team table unreachable, shared resources stay up: {e}");
+    }
     if let Some(saved) = status.saved_this_week_usd.filter(|s| *s >= 0.005) {
         line = format!("{line}; Saved ≈ ${saved:.2} this week");
     }
@@ -373,6 +380,8 @@ mod tests {
             awake: vec![],
             saved_this_week_usd: None,
             deadline_off: None,
+            team: None,
+            team_error: None,
         }
     }
 

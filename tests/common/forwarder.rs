@@ -23,6 +23,7 @@ pub struct Forwarder {
     pub url: String,
     counts: Arc<Mutex<BTreeMap<String, usize>>>,
     held: Arc<Mutex<Option<String>>>,
+    refused: Arc<Mutex<Option<String>>>,
     cut: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
@@ -36,9 +37,11 @@ impl Forwarder {
         let upstream = upstream.trim_start_matches("http://").to_string();
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
         let held = Arc::new(Mutex::new(None));
+        let refused: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let cut = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
         let (c, h, k, o) = (counts.clone(), held.clone(), cut.clone(), open.clone());
+        let f = refused.clone();
         std::thread::spawn(move || {
             // Polled, so that a cut can close the port (connections refused).
             let mut listener = Some(listener);
@@ -60,8 +63,9 @@ impl Forwarder {
                     Ok((conn, _)) => {
                         conn.set_nonblocking(false).unwrap();
                         o.lock().unwrap().push(conn.try_clone().unwrap());
-                        let (c, h, upstream) = (c.clone(), h.clone(), upstream.clone());
-                        std::thread::spawn(move || serve(conn, &upstream, &c, &h));
+                        let (c, h, f) = (c.clone(), h.clone(), f.clone());
+                        let upstream = upstream.clone();
+                        std::thread::spawn(move || serve(conn, &upstream, &c, &h, &f));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -71,6 +75,7 @@ impl Forwarder {
             url,
             counts,
             held,
+            refused,
             cut,
             open,
         }
@@ -95,6 +100,18 @@ impl Forwarder {
     /// nor answered: the caller hangs in it (to kill it mid-way).
     pub fn hold(&self, operation: &str) {
         *self.held.lock().unwrap() = Some(operation.to_string());
+    }
+
+    /// From now on (until [`Self::accept`]), requests whose `X-Amz-Target`
+    /// starts with `prefix` (`DynamoDB_20120810.`) are answered HTTP 503
+    /// without reaching moto: that service is down, the others work.
+    pub fn refuse(&self, prefix: &str) {
+        *self.refused.lock().unwrap() = Some(prefix.to_string());
+    }
+
+    /// Ends [`Self::refuse`].
+    pub fn accept(&self) {
+        *self.refused.lock().unwrap() = None;
     }
 
     /// Requests of `operation` seen so far, in any region.
@@ -227,6 +244,7 @@ fn serve(
     upstream: &str,
     counts: &Mutex<BTreeMap<String, usize>>,
     held: &Mutex<Option<String>>,
+    refused: &Mutex<Option<String>>,
 ) {
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
@@ -243,7 +261,14 @@ fn serve(
                 std::thread::park();
             }
         }
+        let refuse = refused.lock().unwrap().clone();
+        let target = req.header("x-amz-target").unwrap_or_default();
         let (status, mut headers, body) = match req.path.strip_prefix(CBOR_PREFIX) {
+            _ if refuse.is_some_and(|p| target.starts_with(&p)) => (
+                "HTTP/1.1 503 Service Unavailable".to_string(),
+                vec![("Content-Type".into(), "application/x-amz-json-1.0".into())],
+                br#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"refused by the test"}"#.to_vec(),
+            ),
             Some(op) => {
                 let json = cbor_to_json(&mut &req.body[..]).unwrap_or(Value::Object(Map::new()));
                 let mut h: Vec<(String, String)> = req

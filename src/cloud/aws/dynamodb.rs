@@ -14,6 +14,7 @@ use crate::cloud::{CloudError, ErrorKind};
 use crate::core::holds::Scope;
 use crate::core::resource::{Capacity, ResourceId};
 use crate::core::settings::{AwsSettings, TeamSettings};
+pub use crate::core::team::Written;
 use crate::core::team::{Lock, Phase, Presence, State, TableClock};
 use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -23,6 +24,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_dynamodb::Client;
+use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -59,16 +61,6 @@ pub enum Init {
     /// The table was there with the right keys (its TTL turned on if it
     /// was off).
     Existed,
-}
-
-/// The outcome of a conditional lock write.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Written {
-    /// Written (or found already written: a retry of a write that had
-    /// gone through).
-    Done,
-    /// Another member wrote first; the lock as it is now.
-    Conflict(Lock),
 }
 
 /// The local clock (the system clock, or a skewed one in tests).
@@ -412,6 +404,37 @@ impl TeamTable {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(pk))
             .consistent_read(true))
+    }
+}
+
+impl crate::cloud::TeamTable for TeamTable {
+    fn now(&self) -> SystemTime {
+        TeamTable::now(self)
+    }
+
+    fn put_presence<'a>(
+        &'a self,
+        member: &'a str,
+        state: State,
+        since: SystemTime,
+        holds: &'a [Scope],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Presence, CloudError>> {
+        Box::pin(TeamTable::put_presence(
+            self, member, state, since, holds, lease,
+        ))
+    }
+
+    fn presence(&self) -> BoxFuture<'_, Result<Vec<Presence>, CloudError>> {
+        Box::pin(TeamTable::presence(self))
+    }
+
+    fn lock<'a>(&'a self, resource: &'a ResourceId) -> BoxFuture<'a, Result<Lock, CloudError>> {
+        Box::pin(TeamTable::lock(self, resource))
+    }
+
+    fn put_lock<'a>(&'a self, lock: &'a Lock) -> BoxFuture<'a, Result<Written, CloudError>> {
+        Box::pin(TeamTable::put_lock(self, lock))
     }
 }
 

@@ -66,6 +66,9 @@ pub const SLEEP_TAG: &str = "cloudnap:sleeping";
 pub const PROTECT_TAG: &str = "cloudnap:protect";
 /// Tag (`=true`) that puts a resource under cloudnap without services.yaml.
 pub const MANAGED_TAG: &str = "cloudnap:managed";
+/// Tag (`=true`) that makes a resource found by [`MANAGED_TAG`] a team
+/// resource (as `shared: true` in services.yaml).
+pub const SHARED_TAG: &str = "cloudnap:shared";
 
 /// Every item of a paginated request, or the first error.
 macro_rules! all_items {
@@ -386,7 +389,7 @@ impl CloudControl for AwsCloud {
         &self,
         region: &str,
         profile: Option<&str>,
-    ) -> Result<Vec<ResourceId>, CloudError> {
+    ) -> Result<Vec<(ResourceId, bool)>, CloudError> {
         let c = self.clients.get(region, profile).await;
         tagging::discover(&c.tagging).await
     }
