@@ -230,8 +230,13 @@ async fn a_linux_client_is_refused_when_the_owner_check_cannot_see_it() {
         error,
         "permission denied: could not tell which user sent this (the system names no process owning the sending socket)"
     );
-    let log = d.log.lock().unwrap().clone();
-    assert!(log.contains("refused a command from"), "{log}");
+    // The log line may come a moment after the reply.
+    let t0 = std::time::Instant::now();
+    while !d.log.lock().unwrap().contains("refused a command from") {
+        let log = d.log.lock().unwrap().clone();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// With the tray on, under Wine on an X display: tray-icon's Windows
