@@ -2,7 +2,7 @@
 # Windows, cross-built here with Debian's Rust (rustc-web, whose std source
 # -Zbuild-std compiles for the target) and mingw-w64.
 # Usage: build/windows.sh ci        what CI needs, each dependency compiled once: every
-#                                   target (lib, bins, tests, unit tests) compiled with
+#                                   target (lib, bins, tests, unit tests) checked with
 #                                   warnings denied, and the debug cloudnap.exe that
 #                                   tests/windows.rs runs, with the Wine test shim beside
 #                                   it; prints the exe's path on the last line
@@ -22,12 +22,15 @@ DEBUG_DIR=$WIN_TARGET_DIR/$TARGET/debug
 # Debian's toolchain, not a rustup one earlier in PATH; RUSTC_BOOTSTRAP
 # unlocks -Zbuild-std (there is no prebuilt Windows std in Debian) and
 # -Zwarnings, which fails the build on any warning of this crate without
-# changing the flags it is compiled with (a warm cache stays warm). No debug
-# info in the debug build (dependencies have none already): the exe is only
-# run by the smoke tests, and linking it is faster.
+# changing the flags it is compiled with (a warm cache stays warm). The test
+# targets never run on Windows: build/wine/rustc-tests-no-codegen.sh
+# type-checks them without generating code. No debug info in the debug build
+# (dependencies have none already): the exe is only run by the smoke tests,
+# and linking it is faster.
 wcargo() {
   env PATH=/usr/bin:/bin:/usr/sbin:/sbin RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
     RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$WIN_TARGET_DIR" CARGO_PROFILE_DEV_DEBUG=0 \
+    RUSTC_WRAPPER="$PWD/build/wine/rustc-tests-no-codegen.sh" \
     /usr/bin/cargo "$1" --target "$TARGET" -Zbuild-std=std,panic_abort \
     -Zwarnings --config 'build.warnings="deny"' --locked "${@:2}"
 }
@@ -41,20 +44,9 @@ shim() {
 
 case "${1:-}" in
   ci)
-    # `check` next to `build` would compile every dependency twice (metadata,
-    # then code), and a plain `build --all-targets` links a ~600 MB exe per
-    # test file (~1 min each) that never runs on Windows. So: the exes built
-    # (with one test target, so dev-dependency features unify as for the
-    # tests and the dependencies are shared), then each test target and unit
-    # test compiled in full, not linked (build/wine/no-link.sh).
-    wcargo build --bins --test windows
-    wcargo rustc --lib --profile test -- -C linker="$PWD/build/wine/no-link.sh"
-    for bin in cloudnap cloudnap-credentials; do
-      wcargo rustc --bin "$bin" --profile test -- -C linker="$PWD/build/wine/no-link.sh"
-    done
-    for t in tests/*.rs; do
-      wcargo rustc --test "$(basename "$t" .rs)" -- -C linker="$PWD/build/wine/no-link.sh"
-    done
+    # One cargo run: the exes built (the dev profile, as `build`), every test
+    # target and unit test type-checked only (the wrapper above).
+    wcargo test --no-run
     shim
     ;;
   check)
