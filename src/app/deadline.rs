@@ -1,0 +1,491 @@
+//! The AWS-side deadline in the orchestrator: the schedules of
+//! [`crate::core::deadline`] armed, moved and removed as the idle state
+//! changes, and brought forward while the machine suspends or shuts down
+//! (see [`crate::detect::power`]).
+
+use super::{clock_at, host_name, now, App};
+use crate::cloud::{CloudControl, ErrorKind};
+use crate::core::activity::{Activity, ActivityKind};
+use crate::core::deadline::{self, deadline_at, move_every, needs_move};
+use crate::core::history::Trigger;
+use crate::core::idle::IdleState;
+use crate::core::registry::Entry;
+use crate::core::resource::ResourceId;
+use crate::core::status::{Event, Operation};
+use crate::detect::power::PowerEvent;
+use crate::manager::now_seconds;
+use crate::store::config::Paths;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The AWS-side deadline (see [`crate::core::deadline`]) as last armed.
+#[derive(Default)]
+pub(super) struct Deadline {
+    /// Unix seconds it is armed for, if it is.
+    at: Option<u64>,
+    /// The resources it was last armed for (registered and not held).
+    wanted: Vec<ResourceId>,
+    /// The schedules set, by resource: profile and schedule name.
+    armed: BTreeMap<ResourceId, (Option<String>, String)>,
+    /// Why it cannot be armed, once said.
+    pub(super) off: Option<String>,
+    /// Whether the schedules of earlier runs have been looked for.
+    cleaned: bool,
+    /// While the machine is going down (suspend, shutdown): the deadline
+    /// comes no later than this (Unix seconds).
+    cap: Option<u64>,
+}
+
+/// `host-user-install` of this install, for the schedule names of the
+/// deadline (see [`deadline::member`]).
+pub(super) fn member(settings_file: &Path) -> String {
+    let user = ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok())
+        .unwrap_or_default();
+    let install = Paths::in_dir(settings_file.parent().unwrap_or(settings_file)).install_id();
+    deadline::member(&host_name(), &user, install)
+}
+
+impl<C: CloudControl> App<C> {
+    /// Keeps the AWS-side deadline as the idle state wants it (see
+    /// [`Self::keep_deadline`]) until `shutdown` resolves. The schedules
+    /// stay armed when cloudnap stops: that is what they are for.
+    pub async fn run_deadline(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let pause = self.keep_deadline().await;
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.deadline_changed.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Arms, moves or removes the AWS-side deadline: while the user is here
+    /// (active, warned or paused) every registered resource that is up and
+    /// not held has one, at the end of the idle timeout plus
+    /// `aws.deadline_margin_minutes`, moved when it lags by
+    /// [`move_every`]; asleep, blind, `aws.deadline` off or dry run: none.
+    /// The first time, also deletes this machine's schedules that are not
+    /// wanted (a crashed run's, a resource no longer registered or up).
+    /// Returns when to look again.
+    async fn keep_deadline(&self) -> Duration {
+        let _turn = self.deadline_turn.lock().await;
+        let settings = self.settings();
+        let aws = &settings.aws;
+        let t = now();
+        let (left, timeout) = {
+            let state = self.lock();
+            if state.operation.is_some() {
+                return Duration::from_secs(1);
+            }
+            let timeout = state.tracker.config().timeout;
+            let left = match state.tracker.state(t) {
+                IdleState::Active { sleep_in } | IdleState::Warning { sleep_in } => Some(sleep_in),
+                IdleState::Paused { remaining } => Some(remaining + timeout),
+                IdleState::Asleep | IdleState::Blind => None,
+            };
+            (left, timeout)
+        };
+        let every = move_every(timeout, aws.deadline_margin);
+        let poll = (every / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        match (aws.deadline, &aws.deadline_role_arn) {
+            (true, None) => self.deadline_off(
+                "aws.deadline_role_arn is not set: `cloudnap aws-setup` makes the role and sets it"
+                    .into(),
+            ),
+            (false, _) => self.lock().deadline.off = None,
+            (true, Some(_)) => {}
+        }
+        let role = aws.deadline_role_arn.as_deref();
+        let wanted: Vec<Entry> = match (left, role) {
+            (Some(_), Some(_)) if aws.deadline && !self.manager.dry_run() => {
+                let (entries, _) = self.split_shared(self.entries());
+                let state = self.lock();
+                entries
+                    .into_iter()
+                    .filter(|e| state.holds.covering(t, &e.id).is_empty())
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let ids: Vec<ResourceId> = wanted.iter().map(|e| e.id.clone()).collect();
+        let normal = deadline_at(
+            now_seconds() as u64,
+            left.unwrap_or_default(),
+            aws.deadline_margin,
+        );
+        let (armed_at, same, at) = {
+            let state = self.lock();
+            let at = state.deadline.cap.map_or(normal, |cap| cap.min(normal));
+            (state.deadline.at, state.deadline.wanted == ids, at)
+        };
+        if !ids.is_empty() && (!same || needs_move(armed_at, at, every)) {
+            let member = self.member.clone();
+            let role = role.unwrap_or_default();
+            let schedule_of = |id: &ResourceId| deadline::schedule(&member, id, at);
+            let Some(results) = self.manager.arm_deadline(&wanted, schedule_of, role).await else {
+                return Duration::from_secs(1);
+            };
+            let mut armed = BTreeMap::new();
+            let mut denied = None;
+            for (id, profile, result) in results {
+                match result {
+                    Ok(true) => {
+                        let name = deadline::name(&member, &id);
+                        armed.insert(id, (profile, name));
+                    }
+                    Ok(false) => {}
+                    Err(e) if e.kind == ErrorKind::AccessDenied => denied = Some(e.to_string()),
+                    Err(e) => tracing::warn!("{id}: its AWS-side deadline is not set: {e}"),
+                }
+            }
+            if !armed.is_empty() {
+                tracing::info!(
+                    "AWS-side deadline for {} resource(s) at {}",
+                    armed.len(),
+                    clock_at(
+                        t,
+                        t + Duration::from_secs(at.saturating_sub(now_seconds() as u64))
+                    )
+                );
+            }
+            let gone = {
+                let mut state = self.lock();
+                let previous = std::mem::take(&mut state.deadline.armed);
+                state.deadline.at = (!armed.is_empty()).then_some(at);
+                state.deadline.wanted = ids;
+                let gone: Vec<(ResourceId, Option<String>, String)> = previous
+                    .into_iter()
+                    .filter(|(id, _)| !armed.contains_key(id))
+                    .map(|(id, (profile, name))| (id, profile, name))
+                    .collect();
+                state.deadline.armed = armed;
+                gone
+            };
+            self.delete_schedules(gone).await;
+            if let Some(why) = denied {
+                self.deadline_off(format!("no permission to set it: {why}"));
+            } else {
+                let mut state = self.lock();
+                if !state.deadline.armed.is_empty() {
+                    if let Some(was) = state.deadline.off.take() {
+                        tracing::info!("AWS-side deadline armed (it was off: {was})");
+                    }
+                }
+            }
+        } else if ids.is_empty() {
+            let gone: Vec<(ResourceId, Option<String>, String)> = {
+                let mut state = self.lock();
+                state.deadline.at = None;
+                state.deadline.wanted.clear();
+                std::mem::take(&mut state.deadline.armed)
+                    .into_iter()
+                    .map(|(id, (profile, name))| (id, profile, name))
+                    .collect()
+            };
+            self.delete_schedules(gone).await;
+        }
+        // Only where the deadline was set up: without a role, none can
+        // have been armed.
+        if role.is_some() && !std::mem::replace(&mut self.lock().deadline.cleaned, true) {
+            self.clean_deadlines().await;
+        }
+        poll
+    }
+
+    /// Deletes the schedules `gone` (resource, profile, name).
+    async fn delete_schedules(&self, gone: Vec<(ResourceId, Option<String>, String)>) {
+        let mut by_region: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
+        for (id, profile, name) in gone {
+            (by_region
+                .entry((id.region().to_string(), profile))
+                .or_default())
+            .push(name);
+        }
+        self.delete_in_regions(by_region).await;
+    }
+
+    /// Deletes schedules by region and profile, saying what failed.
+    async fn delete_in_regions(&self, names: BTreeMap<(String, Option<String>), Vec<String>>) {
+        let cloud = self.manager.cloud();
+        let results =
+            futures::future::join_all(names.iter().map(|((region, profile), n)| {
+                cloud.delete_schedules(region, profile.as_deref(), n)
+            }))
+            .await;
+        for ((region, _), results) in names.keys().zip(results) {
+            for e in results.into_iter().filter_map(Result::err) {
+                tracing::warn!("deleting an AWS-side deadline in {region}: {e}");
+            }
+        }
+    }
+
+    /// Deletes this machine's schedules, in every region of the registered
+    /// resources and of `aws.regions`, that are for no resource armed now:
+    /// left by a crashed run, or for a resource no longer registered or up.
+    async fn clean_deadlines(&self) {
+        let mut regions: BTreeMap<(String, Option<String>), ()> = BTreeMap::new();
+        for e in self.entries() {
+            regions.insert((e.id.region().to_string(), e.profile.clone()), ());
+        }
+        for r in &self.settings().aws.regions {
+            regions.insert((r.clone(), None), ());
+        }
+        let prefix = deadline::prefix(&self.member);
+        let cloud = self.manager.cloud();
+        let found =
+            futures::future::join_all(regions.keys().map(|(region, profile)| {
+                cloud.list_schedules(region, profile.as_deref(), &prefix)
+            }))
+            .await;
+        let armed: Vec<String> = (self.lock().deadline.armed.values())
+            .map(|(_, name)| name.clone())
+            .collect();
+        let mut stale = BTreeMap::new();
+        for (key, found) in regions.into_keys().zip(found) {
+            match found {
+                Ok(found) => {
+                    let names: Vec<String> = deadline::stale(&self.member, &found, &armed)
+                        .into_iter()
+                        .map(String::from)
+                        .collect();
+                    if !names.is_empty() {
+                        tracing::info!(
+                            "{} stale AWS-side deadline(s) in {} deleted",
+                            names.len(),
+                            key.0
+                        );
+                        stale.insert(key, names);
+                    }
+                }
+                Err(e) if e.kind == ErrorKind::AccessDenied => {
+                    self.deadline_off(format!("no permission to list it: {e}"));
+                }
+                Err(e) => tracing::warn!("AWS-side deadlines in {}: {e}", key.0),
+            }
+        }
+        self.delete_in_regions(stale).await;
+    }
+
+    /// Says once (log, notification; STATUS while it lasts) why the
+    /// AWS-side deadline cannot be armed: cloudnap works on without it.
+    fn deadline_off(&self, why: String) {
+        let mut state = self.lock();
+        if state.deadline.off.is_none() {
+            tracing::warn!(
+                "no AWS-side deadline: {why}; if this machine sleeps or cloudnap stops, \
+                 resources stay up until it is back"
+            );
+            self.emit(Event::DeadlineOff { why: why.clone() });
+        }
+        state.deadline.off = Some(why);
+    }
+
+    /// Follows suspend, shutdown and resume (see [`crate::detect::power`])
+    /// until the channel closes.
+    pub async fn run_power(&self, mut events: mpsc::UnboundedReceiver<PowerEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                PowerEvent::Leaving { shutdown, ready } => {
+                    self.leaving(shutdown).await;
+                    let _ = ready.send(());
+                }
+                PowerEvent::Resumed => self.resumed(),
+            }
+        }
+    }
+
+    /// The machine is about to suspend or shut down: the AWS-side deadline
+    /// moves to `power.suspend_grace_minutes` from now, if that is sooner,
+    /// and stays there until the machine is back.
+    async fn leaving(&self, shutdown: bool) {
+        let what = if shutdown { "shutdown" } else { "suspend" };
+        let grace = self.settings().power.suspend_grace;
+        self.lock().deadline.cap = Some(now_seconds() as u64 + grace.as_secs());
+        self.keep_deadline().await;
+        let (at, armed) = {
+            let state = self.lock();
+            (state.deadline.at, state.deadline.armed.len())
+        };
+        match at {
+            Some(at) => tracing::info!(
+                "{what}: the AWS-side deadline of {armed} resource(s) is in {} s",
+                at.saturating_sub(now_seconds() as u64)
+            ),
+            None => tracing::info!("{what}: no AWS-side deadline is armed"),
+        }
+    }
+
+    /// The machine is back from suspend: that is the user's return. What
+    /// the AWS-side deadline may have put to sleep meanwhile is woken.
+    fn resumed(&self) {
+        let (came, asleep) = {
+            let mut state = self.lock();
+            state.deadline.cap = None;
+            let came = deadline::may_have_come(state.deadline.at, now_seconds() as u64);
+            (came, state.tracker.state(now()) == IdleState::Asleep)
+        };
+        tracing::info!("resumed from suspend");
+        self.activity(Activity {
+            kind: ActivityKind::Resumed,
+            at: now(),
+        });
+        // Asleep, the activity wakes everything already.
+        if came && !asleep {
+            tracing::info!("the AWS-side deadline came while suspended: waking what it slept");
+            if let Some(app) = self.me.upgrade() {
+                tokio::spawn(async move { app.run(Operation::Waking, Trigger::Resume).await });
+            }
+        }
+        self.deadline_changed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::tests::{app, app_with, next_event, press, schedules, svc, WITH_ROLE};
+    use crate::cloud::fake::FakeCloud;
+    use crate::core::protocol::Command;
+    use crate::core::resource::{Capacity, Desired, Kind};
+    use crate::server::Handler;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_is_armed_at_start_dropped_by_sleep_and_set_again_by_wake() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        let up = Capacity::of(Kind::Ecs, Desired(3));
+        cloud.add(&svc(), up);
+        let (app, mut rx) = app_with(dir.path(), cloud.clone(), WITH_ROLE);
+        // A crashed run's schedule for a resource no longer registered, and
+        // another machine's.
+        let gone = ResourceId::new(Kind::Ec2, ["i-9"], "us-east-1");
+        let stale = deadline::schedule(&app.member, &gone, 1);
+        let theirs = deadline::schedule("other-host", &gone, 1);
+        for s in [&stale, &theirs] {
+            let key = ("us-east-1".to_string(), s.name.clone());
+            cloud.schedules.lock().unwrap().insert(key, s.clone());
+        }
+        tokio::spawn(app.clone().run_deadline(std::future::pending()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+
+        let armed = schedules(&cloud);
+        let mine = deadline::name(&app.member, &svc());
+        let mut expected_names = vec![theirs.name.clone(), mine.clone()];
+        expected_names.sort();
+        assert_eq!(
+            armed.keys().cloned().collect::<Vec<_>>(),
+            expected_names,
+            "the stale one deleted"
+        );
+        let at = armed[&mine].at;
+        let expected = now_seconds() as u64 + 15 * 60;
+        assert!(
+            (expected - 3..=expected + 1).contains(&at),
+            "{at} {expected}"
+        );
+        assert_eq!(armed[&mine].call.action, "ecs:updateService");
+        assert_eq!(cloud.get(&svc()).sleep_tag, Some(up), "written ahead");
+        assert!(app.status().asleep.is_empty(), "not taken for asleep");
+        assert_eq!(app.status().deadline_off, None);
+
+        // cloudnap's own sleep: no deadline; the wake sets it again.
+        app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!schedules(&cloud).contains_key(&mine));
+        press(&app, ActivityKind::Keyboard);
+        assert_eq!(next_event(&mut rx).await, "awake");
+        assert_eq!(cloud.get(&svc()).capacity, up);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(schedules(&cloud).contains_key(&mine));
+        assert_eq!(cloud.get(&svc()).sleep_tag, Some(up));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_suspend_brings_the_deadline_to_the_grace_until_the_machine_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(3)));
+        let settings = WITH_ROLE.replacen('{', r#"{"power":{"suspend_grace_minutes":1},"#, 1);
+        let (app, _rx) = app_with(dir.path(), cloud.clone(), &settings);
+        tokio::spawn(app.clone().run_deadline(std::future::pending()));
+        let (power, events) = mpsc::unbounded_channel();
+        tokio::spawn({
+            let app = app.clone();
+            async move { app.run_power(events).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mine = deadline::name(&app.member, &svc());
+        let at = || schedules(&cloud)[&mine].at;
+        let normal = now_seconds() as u64 + 15 * 60;
+        assert!(at() + 3 >= normal, "{} {normal}", at());
+
+        // Going down: moved to the grace before cloudnap says it is ready.
+        let (ready, answered) = std::sync::mpsc::sync_channel(1);
+        power
+            .send(PowerEvent::Leaving {
+                shutdown: false,
+                ready,
+            })
+            .unwrap();
+        while answered.try_recv().is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let soon = now_seconds() as u64 + 60;
+        assert!((soon - 2..=soon).contains(&at()), "{} {soon}", at());
+        // Activity before the machine is down does not move it back.
+        press(&app, ActivityKind::Keyboard);
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        assert!(at() <= soon, "moved back: {}", at());
+
+        // Back: that is the user, and the deadline is normal again (it had
+        // not come, so nothing is woken).
+        power.send(PowerEvent::Resumed).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(at() + 3 >= now_seconds() as u64 + 15 * 60, "{}", at());
+        assert_eq!(
+            app.status().last_activity.map(|a| a.kind),
+            Some(ActivityKind::Resumed)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_role_or_permission_the_deadline_is_off_and_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(3)));
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        tokio::spawn(app.clone().run_deadline(std::future::pending()));
+        assert_eq!(next_event(&mut rx).await, "deadline_off");
+        let why = app.status().deadline_off.unwrap();
+        assert!(why.contains("aws.deadline_role_arn is not set"), "{why}");
+        app.deadline_changed.notify_one();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(rx.try_recv().is_err(), "said once");
+        assert!(schedules(&cloud).is_empty());
+        assert_eq!(
+            cloud.get(&svc()).sleep_tag,
+            None,
+            "no tag without a deadline"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(3)));
+        *cloud.deny_schedules.lock().unwrap() = true;
+        let (app, mut rx) = app_with(dir.path(), cloud.clone(), WITH_ROLE);
+        tokio::spawn(app.clone().run_deadline(std::future::pending()));
+        assert_eq!(next_event(&mut rx).await, "deadline_off");
+        let why = app.status().deadline_off.unwrap();
+        assert!(why.contains("AccessDenied"), "{why}");
+        assert!(matches!(app.state(), IdleState::Active { .. }), "works on");
+    }
+}
