@@ -57,13 +57,23 @@ pub async fn schedules(region: &str, needle: &str) -> BTreeMap<String, Armed> {
     let mut found = BTreeMap::new();
     for s in list.schedules() {
         let name = s.name().unwrap();
-        let got = scheduler
+        let got = match scheduler
             .get_schedule()
             .group_name("cloudnap")
             .name(name)
             .send()
             .await
-            .unwrap();
+        {
+            Ok(got) => got,
+            // Deleted between the list and this read (by the daemon under test).
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                continue
+            }
+            Err(e) => panic!("GetSchedule {name}: {e:?}"),
+        };
         let target = got.target().unwrap();
         let input: Value = serde_json::from_str(target.input().unwrap()).unwrap();
         if !input.to_string().contains(needle) {
