@@ -1,30 +1,31 @@
 //! Watches the config files for edits (debounced), so a hand edit of
 //! `services.yaml` or `settings.json` is picked up within a second or two.
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-/// How long the file must be quiet before a change is reported.
+/// How long a file must be quiet before its change is reported.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
-/// A running watch; dropping it stops watching.
-pub struct Watch(#[allow(dead_code)] Debouncer<RecommendedWatcher>);
+/// A running watch; dropping it stops watching (and its thread).
+pub struct Watch(#[allow(dead_code)] RecommendedWatcher);
 
-/// Calls `changed(file)` (from a watcher thread) whenever one of `files`
-/// changes. Their directories are watched, not the files, because editors and
-/// atomic writers replace a file rather than write into it.
+/// Calls `changed(file)` (from a watcher thread) once one of `files` has
+/// changed and then stayed quiet for [`DEBOUNCE`]. Their directories are
+/// watched, not the files, because editors and atomic writers replace a file
+/// rather than write into it.
 pub fn watch(
     files: Vec<PathBuf>,
     changed: impl Fn(&Path) + Send + 'static,
-) -> notify_debouncer_mini::notify::Result<Watch> {
-    let watched = files.clone();
-    let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| {
-        let Ok(events) = result else { return };
-        for file in &watched {
-            if events.iter().any(|e| same_file(&e.path, file)) {
-                changed(file);
+) -> notify::Result<Watch> {
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+        if let Some(event) = event.ok().filter(|e| is_edit(&e.kind)) {
+            for path in event.paths {
+                let _ = tx.send(path);
             }
         }
     })?;
@@ -32,11 +33,50 @@ pub fn watch(
     dirs.sort();
     dirs.dedup();
     for dir in dirs {
-        debouncer
-            .watcher()
-            .watch(dir, RecursiveMode::NonRecursive)?;
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
-    Ok(Watch(debouncer))
+    std::thread::Builder::new()
+        .name("config-watch".into())
+        .spawn(move || debounce(&rx, &files, changed))?;
+    Ok(Watch(watcher))
+}
+
+/// Opening or reading a file is not an edit. Reacting to it would make every
+/// read of a changed file (the daemon's own included) report it again: an
+/// endless re-read, and reads that can land between an editor's truncate and
+/// its write.
+fn is_edit(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(access) => *access == AccessKind::Close(AccessMode::Write),
+        _ => true,
+    }
+}
+
+/// Collects the watched files that events name and reports each once
+/// [`DEBOUNCE`] has passed since the last of them; returns when the watcher
+/// is dropped.
+fn debounce(rx: &mpsc::Receiver<PathBuf>, files: &[PathBuf], changed: impl Fn(&Path)) {
+    let mut pending: Vec<&PathBuf> = Vec::new();
+    let mut due = Instant::now();
+    loop {
+        let next = if pending.is_empty() {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(due.saturating_duration_since(Instant::now()))
+        };
+        match next {
+            Ok(path) => {
+                if let Some(file) = files.iter().find(|f| same_file(&path, f)) {
+                    if !pending.contains(&file) {
+                        pending.push(file);
+                    }
+                    due = Instant::now() + DEBOUNCE;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => pending.drain(..).for_each(|f| changed(f)),
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }
 
 /// Event paths are absolute; configured paths may be relative.
@@ -83,6 +123,29 @@ mod tests {
         assert!(
             rx.recv_timeout(Duration::from_secs(1)).is_err(),
             "other files are not reported"
+        );
+    }
+
+    /// An editor that saves in place truncates, then writes; the callback
+    /// reads the file, as the daemon does. One edit is one report, with the
+    /// whole new content, and the callback's own read is not an edit.
+    #[test]
+    fn a_save_in_place_is_reported_once_even_when_the_callback_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("services.yaml");
+        std::fs::write(&file, "old").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let _w = watch(vec![file.clone()], move |p| {
+            let _ = tx.send(std::fs::read_to_string(p).unwrap());
+        })
+        .unwrap();
+
+        std::fs::write(&file, "new: content").unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(2)).unwrap();
+        assert_eq!(got, "new: content");
+        assert!(
+            rx.recv_timeout(Duration::from_secs(1)).is_err(),
+            "reading the file is not an edit"
         );
     }
 }
