@@ -2,6 +2,8 @@
 
 mod common;
 use common::*;
+use std::path::PathBuf;
+use std::time::Duration;
 
 const A: &str = "eu-west-1";
 const B: &str = "us-west-2";
@@ -260,6 +262,114 @@ fn check_reports_config_and_the_account() {
         text.contains("1 EC2 instance(s), 0 ECS service(s), 0 EKS nodegroup(s)"),
         "{text}"
     );
+    assert!(text.contains("account 123456789012"), "{text}");
+}
+
+/// A moto behind HTTPS, with a certificate for 127.0.0.1 from a private CA;
+/// killed on drop.
+struct TlsMoto {
+    url: String,
+    ca: PathBuf,
+    server: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsMoto {
+    fn start() -> TlsMoto {
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &str| {
+            let out = std::process::Command::new("openssl")
+                .current_dir(dir.path())
+                .args(args.split(' '))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl {args}: {out:?}");
+        };
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        openssl(&format!(
+            "req -x509 {ec} -days 2 -subj /CN=cloudnap-test-ca -keyout ca.key -out ca.pem"
+        ));
+        openssl(&format!(
+            "req {ec} -subj /CN=127.0.0.1 -keyout key.pem -out leaf.csr"
+        ));
+        std::fs::write(dir.path().join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl("x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.cnf -out cert.pem");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = std::process::Command::new(cache_dir().join("venv/bin/moto_server"))
+            .current_dir(dir.path())
+            .args([
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-c",
+                "cert.pem",
+                "-k",
+                "key.pem",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server from the venv of build/test.sh");
+        let up = (0..150).any(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "moto_server with TLS did not listen on {port}");
+        TlsMoto {
+            url: format!("https://127.0.0.1:{port}"),
+            ca: dir.path().join("ca.pem"),
+            server,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsMoto {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Real AWS is HTTPS: the SDK's client (rustls with ring, the system's root
+/// certificates, which `SSL_CERT_FILE` replaces) verifies the server: trusted,
+/// `check` reaches the account through it; untrusted, the same server is
+/// refused.
+#[test]
+fn aws_calls_go_over_https_and_an_untrusted_certificate_is_refused() {
+    let moto = TlsMoto::start();
+    let settings = serde_json::json!({ "aws": { "regions": [A], "endpoint_url": moto.url } });
+    let cfg = ConfigDir::with_settings(
+        &settings.to_string(),
+        "ec2_instances:\n  - instance_id: i-1234abcd\n    region: eu-west-1\n",
+    );
+
+    let refused = cfg
+        .command(&["check"])
+        .env_remove("SSL_CERT_FILE")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        stdout(&refused),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{text}");
+    assert!(!text.contains("account 123456789012"), "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+
+    let trusted = cfg
+        .command(&["check"])
+        .env("SSL_CERT_FILE", &moto.ca)
+        .output()
+        .unwrap();
+    let text = stdout(&trusted);
+    assert!(trusted.status.success(), "{text}");
     assert!(text.contains("account 123456789012"), "{text}");
 }
 

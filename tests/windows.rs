@@ -22,13 +22,7 @@ const WINE: &str = "/usr/lib/wine/wine64";
 fn exe() -> PathBuf {
     let exe = std::env::var_os("CLOUDNAP_WINDOWS_EXE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("CLOUDNAP_CACHE").map_or_else(
-                || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/cloudnap"),
-                PathBuf::from,
-            );
-            cache.join("target-win/x86_64-pc-windows-gnu/debug/cloudnap.exe")
-        });
+        .unwrap_or_else(|| cache_dir().join("target-win/x86_64-pc-windows-gnu/debug/cloudnap.exe"));
     for f in [exe.clone(), exe.with_file_name("bcryptprimitives.dll")] {
         assert!(
             f.is_file(),

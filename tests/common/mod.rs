@@ -325,6 +325,15 @@ fn has_test_desktop() -> bool {
     desktop_given() || X_STARTED.load(Ordering::Relaxed)
 }
 
+/// build/env.sh's cache: `$CLOUDNAP_CACHE`, else `~/.cache/cloudnap` (the
+/// moto venv, the Windows build).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("CLOUDNAP_CACHE").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/cloudnap"),
+        PathBuf::from,
+    )
+}
+
 /// A unique suffix for resource names, so tests sharing one moto server do not collide.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -341,6 +350,7 @@ pub async fn sdk(region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .endpoint_url(moto_url())
+        .http_client(cloudnap::cloud::aws::http_client())
         .credentials_provider(aws_sdk_ec2::config::Credentials::new(
             "testing", "testing", None, None, "tests",
         ))

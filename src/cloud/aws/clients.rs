@@ -6,9 +6,20 @@ use crate::cloud::{CloudError, Identity};
 use crate::core::settings::AwsSettings;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sts::config::SharedHttpClient;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The HTTPS client of every SDK configuration cloudnap builds: rustls with
+/// the *ring* provider and the system's root certificates (the SDK's default
+/// client is rustls with aws-lc-rs, a large C build).
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
 
 /// A 5 s connect timeout, 10 s for each attempt (a black-holed connection
 /// fails an attempt, not the whole wake, and is retried), and the given
@@ -61,6 +72,7 @@ pub async fn whoami_with_keys(
     let mut conf = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(keys.region.to_string()))
+        .http_client(http_client())
         .credentials_provider(credentials)
         .timeout_config(timeouts(Duration::from_secs(20)));
     if let Some(url) = endpoint_url {
@@ -125,6 +137,7 @@ pub(super) async fn load(
 ) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
+        .http_client(http_client())
         .retry_config(retry_config())
         .timeout_config(timeouts(operation));
     if let Some(p) = profile {

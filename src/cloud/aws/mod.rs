@@ -45,7 +45,7 @@ mod rds;
 mod scheduler;
 mod tagging;
 
-pub use clients::{whoami_with_keys, Keys};
+pub use clients::{http_client, whoami_with_keys, Keys};
 pub use error::retry_config;
 
 use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};

@@ -313,6 +313,7 @@ impl PriceList {
     pub async fn new(aws: &AwsSettings, cache: PriceCache) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(PRICING_REGION))
+            .http_client(super::clients::http_client())
             // One retry: a report waits on this, and the shipped table
             // answers when the Price List cannot be reached.
             .retry_config(retry_config().with_max_attempts(2))
