@@ -166,6 +166,16 @@ async fn the_shared_service_sleeps_once_all_are_away_and_is_back_within_2s() {
         line.as_str().unwrap().starts_with("all away since "),
         "{line}"
     );
+    // `cloudnap status` shows the same team view under the resources.
+    let out = team.cfgs[2].run(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\nteam:      all away since "), "{text}");
+    let shared = format!("(shared): asleep, last by {}", MEMBERS[sleeper]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  ") && l.contains(&team.cluster) && l.ends_with(&shared)),
+        "{shared} in {text}"
+    );
 
     // C comes back: the service is at 3 again within 2 s.
     team.d(2).ok("USER_ACTIVITY").await;
