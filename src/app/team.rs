@@ -283,6 +283,15 @@ impl<C: CloudControl> App<C> {
             self.team_row(&now, Some(note));
             return Ok(());
         }
+        // Read again right before stopping: a member cut off since that
+        // write for longer than its lease (suspended) finds the lock taken
+        // over, and leaves alone what the taker may have woken already.
+        let now = table.lock(&entry.id).await?;
+        if now.version != saving.version {
+            let note = format!("taken over by {}", display_name(&now.owner));
+            self.team_row(&now, Some(note));
+            return Ok(());
+        }
         let outcomes = (self.manager.sleep_shared(entry, &busy, Trigger::Team).await)
             .unwrap_or_else(|e| vec![failed(entry, e.to_string())]);
         let down = outcomes.iter().all(|o| {

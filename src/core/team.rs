@@ -833,6 +833,8 @@ mod tests {
                             (Work::None, true)
                         }
                     },
+                    // The lock read right before the stop (team_sleep).
+                    Work::Saved(l) if self.lock.version != l.version => (Work::None, true),
                     Work::Saved(l) => {
                         self.up = false;
                         (Work::Stopped(l), true)

@@ -402,6 +402,33 @@ mod tests {
         assert_eq!(v.line, "Asleep: 0 resources stopped");
     }
 
+    #[test]
+    fn the_status_line_shows_the_team_and_an_unreachable_table() {
+        let team = crate::core::status::TeamStatus {
+            member: "dev-a@laptop-1".into(),
+            presence_line: "1 of 2 present: dev-b@laptop-2".into(),
+            resources: vec![],
+        };
+        let v = tray_view(&Status {
+            team: Some(team),
+            ..status(StateName::Asleep)
+        });
+        assert_eq!(
+            v.line,
+            "Asleep: 0 resources stopped; team: 1 of 2 present: dev-b@laptop-2"
+        );
+        assert_eq!(v.icon, IconState::Asleep);
+        let v = tray_view(&Status {
+            team_error: Some("dispatch failure".into()),
+            ..status(StateName::Asleep)
+        });
+        assert_eq!(
+            v.line,
+            "Asleep: 0 resources stopped; team table unreachable, shared resources stay up: dispatch failure"
+        );
+        assert_eq!(v.icon, IconState::Error);
+    }
+
     fn outcome(resource: ResourceId, action: Action) -> Outcome {
         Outcome {
             resource,
