@@ -488,6 +488,10 @@ mod tests {
         rng: Mutex<Rng>,
         /// Counts the calls cut off by a kill (of every member).
         cut: Arc<AtomicUsize>,
+        /// Once set: after this member's write of the capacity it saves to
+        /// sleep, it is suspended, and `dev-b@laptop` comes back and takes
+        /// the lock over to wake it before this member goes on.
+        suspend_after_saving: AtomicBool,
     }
 
     impl Conn {
@@ -538,7 +542,24 @@ mod tests {
         }
 
         fn put_lock<'a>(&'a self, lock: &'a Lock) -> BoxFuture<'a, Result<Written, CloudError>> {
-            self.call(self.table.put_lock(lock))
+            Box::pin(async move {
+                let written = self.call(self.table.put_lock(lock)).await;
+                let saving = lock.phase == Phase::Sleeping && lock.saved.is_some();
+                if saving && self.suspend_after_saving.swap(false, Ordering::SeqCst) {
+                    let b = "dev-b@laptop";
+                    self.table
+                        .put_member(b, State::Active, Duration::from_secs(3600));
+                    let waking = Lock {
+                        version: lock.version + 1,
+                        phase: Phase::Waking,
+                        owner: b.into(),
+                        updated: self.table.now(),
+                        ..lock.clone()
+                    };
+                    assert_eq!(self.table.put_lock(&waking).await, Ok(Written::Done));
+                }
+                written
+            })
         }
     }
 
@@ -644,6 +665,7 @@ mod tests {
                 dead: AtomicBool::new(false),
                 rng: Mutex::new(Rng::new(self.seed ^ (self.started << 32))),
                 cut: self.cut.clone(),
+                suspend_after_saving: AtomicBool::new(false),
             });
             let tasks = vec![
                 tokio::spawn(app.clone().run_team(conn.clone(), std::future::pending())),
@@ -694,6 +716,44 @@ mod tests {
                 self.at = at;
             }
         }
+    }
+
+    /// A member suspended right after it saved the capacity to sleep the
+    /// shared service, while another comes back and takes the lock over to
+    /// wake it: on resume it reads the lock again and leaves the service
+    /// alone (its own service sleeps).
+    #[tokio::test(start_paused = true)]
+    async fn a_member_suspended_after_saving_does_not_stop_what_was_taken_over() {
+        let three = Capacity::of(Kind::Ecs, Desired(3));
+        let mut world = World {
+            seed: 1,
+            cloud: Arc::new(FakeCloud::default()),
+            table: Arc::new(FakeTable::default()),
+            dirs: vec![tempfile::tempdir().unwrap()],
+            cut: Arc::new(AtomicUsize::new(0)),
+            started: 0,
+        };
+        world.cloud.add(&shared(), three);
+        world.cloud.add(&own("a"), three);
+        let a = world.start(0);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        a.conn.suspend_after_saving.store(true, Ordering::SeqCst);
+        a.app.handle(Command::SleepNow).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+
+        assert!(
+            !a.conn.suspend_after_saving.load(Ordering::SeqCst),
+            "it saved"
+        );
+        let set = world.cloud.set.lock().unwrap().clone();
+        let downs = |id: ResourceId| set.iter().filter(|(r, c)| *r == id && !c.is_up()).count();
+        assert_eq!(downs(shared()), 0, "{set:?}");
+        assert_eq!(downs(own("a")), 1, "{set:?}");
+        let lock = world.table.locks.lock().unwrap()[&shared()].clone();
+        assert_eq!(
+            (lock.phase, lock.owner.as_str()),
+            (Phase::Waking, "dev-b@laptop")
+        );
     }
 
     /// The randomized test: 200 rounds of members becoming active,
