@@ -126,15 +126,15 @@ impl Clients {
     }
 }
 
-/// The SDK configuration for `region`: the standard credential chain (of
-/// `profile`, if given), `endpoint_url` if given, [`retry_config`], and
-/// `operation` as the limit of a whole call.
-pub(super) async fn load(
+/// The SDK configuration loader for `region`: [`http_client`], the standard
+/// credential chain (of `profile`, if given), `endpoint_url` if given,
+/// [`retry_config`], and `operation` as the limit of a whole call.
+pub(super) fn loader(
     region: &str,
     profile: Option<&str>,
     endpoint_url: Option<&str>,
     operation: Duration,
-) -> aws_config::SdkConfig {
+) -> aws_config::ConfigLoader {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .http_client(http_client())
@@ -146,7 +146,7 @@ pub(super) async fn load(
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    loader.load().await
+    loader
 }
 
 /// Region, profile and configuration epoch of a set of clients.
@@ -183,12 +183,13 @@ impl ClientCache {
             return c.clone();
         }
         map.retain(|k, _| k.2 == epoch);
-        let conf = load(
+        let conf = loader(
             region,
             profile.as_deref(),
             endpoint_url.as_deref(),
             Duration::from_secs(60),
         )
+        .load()
         .await;
         let clients = Clients::new(&conf);
         map.insert(key, clients.clone());

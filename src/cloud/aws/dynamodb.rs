@@ -111,12 +111,13 @@ impl TeamTable {
     /// The table of `team`, reached with the AWS settings' profile and
     /// endpoint override.
     pub async fn connect(team: &TeamSettings, aws: &AwsSettings) -> TeamTable {
-        let conf = clients::load(
+        let conf = clients::loader(
             &team.region,
             aws.profile.as_deref(),
             aws.endpoint_url.as_deref(),
             Duration::from_secs(20),
         )
+        .load()
         .await;
         TeamTable::from_conf(&conf, &team.table)
     }

@@ -4,13 +4,12 @@
 //! Every failure (unreachable, access denied, throttled) is an `Err` so the
 //! caller can fall back to the shipped price table.
 
-use super::clients::timeouts;
+use super::clients::loader;
 use super::error::{aws_err, retry_config};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::core::prices::{Known, PriceItem, Source};
 use crate::core::settings::AwsSettings;
 use crate::store::price_cache::PriceCache;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_pricing::types::{Filter, FilterType};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -311,19 +310,15 @@ impl PriceList {
     /// A client in [`PRICING_REGION`] with the settings' default profile and
     /// endpoint override, the standard credential chain and retries.
     pub async fn new(aws: &AwsSettings, cache: PriceCache) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(PRICING_REGION))
-            .http_client(super::clients::http_client())
-            // One retry: a report waits on this, and the shipped table
-            // answers when the Price List cannot be reached.
-            .retry_config(retry_config().with_max_attempts(2))
-            .timeout_config(timeouts(Duration::from_secs(30)));
-        if let Some(p) = &aws.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(url) = &aws.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
+        let loader = loader(
+            PRICING_REGION,
+            aws.profile.as_deref(),
+            aws.endpoint_url.as_deref(),
+            Duration::from_secs(30),
+        )
+        // One retry: a report waits on this, and the shipped table answers
+        // when the Price List cannot be reached.
+        .retry_config(retry_config().with_max_attempts(2));
         let client = aws_sdk_pricing::Client::new(&loader.load().await);
         Self::with_client(client, cache)
     }
@@ -511,8 +506,8 @@ mod tests {
 
     fn prices(rule: &Rule, dir: &std::path::Path) -> PriceList {
         let conf = aws_sdk_pricing::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(PRICING_REGION))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(PRICING_REGION))
             .credentials_provider(aws_sdk_pricing::config::Credentials::new(
                 "AKIDTEST", "secret", None, None, "test",
             ))
