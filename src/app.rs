@@ -13,7 +13,7 @@ use crate::core::idle::{IdleConfig, IdleEvent, IdleState, IdleTracker};
 use crate::core::policy::{scale_target, start_target};
 use crate::core::protocol::{self, Command};
 use crate::core::registry::{Entry, Registry};
-use crate::core::reply::{ecs_clusters, eks_clusters, CommandError, Listing, RegisteredRow, Reply};
+use crate::core::reply::{CommandError, Listing, RegisteredRow, Reply};
 use crate::core::report::{format_outcomes, Action, Outcome};
 use crate::core::resource::{Capacity, Kind, ResourceId};
 use crate::core::retry::Retry;
@@ -984,6 +984,8 @@ impl<C: CloudControl> App<C> {
         self.entries().into_iter().find(|e| &e.id == id)
     }
 
+    /// `LIST_*`: the resources of `kind` (`None`: the kinds
+    /// `LIST_ALL_SERVICES` shows) in `region` or every configured region.
     async fn list(
         &self,
         kind: Option<Kind>,
@@ -991,39 +993,14 @@ impl<C: CloudControl> App<C> {
     ) -> Result<Listing, CommandError> {
         let regions = region.map_or_else(|| self.settings().aws.regions.clone(), |r| vec![r]);
         let (cloud, regions) = (self.manager.cloud(), regions.as_slice());
-        let ec2 = || per_region(regions, |r| cloud.list_ec2(r, None));
-        let ecs = || async {
-            per_region(regions, |r| cloud.list_ecs(r, None))
-                .await
-                .map(ecs_clusters)
-        };
-        let eks = || async {
-            per_region(regions, |r| cloud.list_eks(r, None))
-                .await
-                .map(eks_clusters)
-        };
+        let rows = |kind| per_region(regions, move |r| cloud.list(kind, r, None));
         Ok(match kind {
-            Some(Kind::Ec2) => Listing::Ec2 {
-                instances: ec2().await?,
-            },
-            Some(Kind::Ecs) => Listing::Ecs {
-                clusters: ecs().await?,
-            },
-            Some(Kind::Eks) => Listing::Eks {
-                clusters: eks().await?,
-            },
-            Some(Kind::Asg) => Listing::Asg {
-                groups: per_region(regions, |r| cloud.list_asg(r, None)).await?,
-            },
-            Some(Kind::Rds) => Listing::Rds {
-                instances: per_region(regions, |r| cloud.list_rds(r, None)).await?,
-            },
-            Some(Kind::RdsCluster) => Listing::RdsClusters {
-                clusters: per_region(regions, |r| cloud.list_rds_clusters(r, None)).await?,
-            },
+            Some(kind) => Listing::of(kind, rows(kind).await?),
             None => {
-                let (ec2, ecs, eks) = tokio::try_join!(ec2(), ecs(), eks())?;
-                Listing::All { ec2, ecs, eks }
+                let kinds = Kind::ALL.into_iter().filter(|k| k.spec().list_all);
+                let lists = try_join_all(kinds.map(|k| async move { Ok::<_, CommandError>((k, rows(k).await?)) }))
+                    .await?;
+                Listing::all(lists)
             }
         })
     }

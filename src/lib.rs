@@ -12,6 +12,7 @@ pub mod cloud;
 pub mod core;
 pub mod daemon;
 pub mod detect;
+pub mod kinds;
 pub mod manager;
 pub mod server;
 pub mod store;

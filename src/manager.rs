@@ -264,21 +264,17 @@ impl<C: CloudControl> Manager<C> {
         O: FnMut((ResourceId, Option<String>, T)) -> OF,
         OF: Future<Output = R>,
     {
-        // EC2 instances batch by region, ECS services by cluster.
-        let mut groups: BTreeMap<(String, Option<String>, Option<String>), Vec<usize>> =
+        // Each kind batches as its spec says (EC2 by region, ECS by cluster).
+        let mut groups: BTreeMap<(String, Option<String>, Kind, String), Vec<usize>> =
             BTreeMap::new();
         let mut singles = Vec::new();
         for (i, (id, profile, _)) in items.iter().enumerate() {
-            let cluster = match id.kind() {
-                Kind::Ec2 => None,
-                Kind::Ecs => Some(id.part(0).to_string()),
-                _ => {
-                    singles.push(i);
-                    continue;
-                }
+            let Some(key) = id.kind().spec().batch.key(id.names()) else {
+                singles.push(i);
+                continue;
             };
             groups
-                .entry((id.region().to_string(), profile.clone(), cluster))
+                .entry((id.region().to_string(), profile.clone(), id.kind(), key))
                 .or_default()
                 .push(i);
         }

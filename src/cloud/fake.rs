@@ -4,10 +4,7 @@ use super::{CloudControl, CloudError, ErrorKind, Identity, TeamTable};
 use crate::core::busy::{Datapoint, Deployment, MetricQuery};
 use crate::core::deadline::Schedule;
 use crate::core::holds::Scope;
-use crate::core::resource::{
-    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
-    RdsInstance, ResourceId,
-};
+use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::team::{Lock, Presence, State, Written};
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
@@ -224,12 +221,19 @@ impl CloudControl for FakeCloud {
             .collect()
     }
 
-    async fn list_ec2(&self, _: &str, _: Option<&str>) -> Result<Vec<Ec2Instance>, CloudError> {
-        Ok(Vec::new())
-    }
-
-    async fn list_ecs(&self, _: &str, _: Option<&str>) -> Result<Vec<EcsService>, CloudError> {
-        Ok(Vec::new())
+    /// Its resources of `kind` in `region`, named and with their capacity.
+    async fn list(
+        &self,
+        kind: Kind,
+        region: &str,
+        _: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, CloudError> {
+        let resources = self.resources.lock().unwrap();
+        Ok(resources
+            .iter()
+            .filter(|(id, _)| id.kind() == kind && id.region() == region)
+            .map(|(id, r)| serde_json::json!({"id": id, "region": region, "capacity": r.capacity}))
+            .collect())
     }
 
     async fn discover(
@@ -246,30 +250,6 @@ impl CloudControl for FakeCloud {
             .filter(|id| id.region() == region)
             .map(|id| (id.clone(), shared.contains(id)))
             .collect())
-    }
-
-    async fn list_eks(&self, _: &str, _: Option<&str>) -> Result<Vec<EksNodegroup>, CloudError> {
-        Ok(Vec::new())
-    }
-
-    async fn list_asg(
-        &self,
-        _: &str,
-        _: Option<&str>,
-    ) -> Result<Vec<AutoScalingGroup>, CloudError> {
-        Ok(Vec::new())
-    }
-
-    async fn list_rds(&self, _: &str, _: Option<&str>) -> Result<Vec<RdsInstance>, CloudError> {
-        Ok(Vec::new())
-    }
-
-    async fn list_rds_clusters(
-        &self,
-        _: &str,
-        _: Option<&str>,
-    ) -> Result<Vec<RdsCluster>, CloudError> {
-        Ok(Vec::new())
     }
 
     async fn reachable(&self, _: &str) -> bool {

@@ -8,10 +8,7 @@ pub mod fake;
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::deadline::Schedule;
 use crate::core::holds::Scope;
-use crate::core::resource::{
-    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, Facts, Observed, RdsCluster,
-    RdsInstance, ResourceId,
-};
+use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::retry::Cause;
 use crate::core::team::{Lock, Presence, State, Written};
 use futures::future::BoxFuture;
@@ -228,19 +225,14 @@ pub trait CloudControl: Send + Sync + 'static {
         range: (SystemTime, SystemTime),
     ) -> impl Future<Output = Result<Vec<Vec<Datapoint>>, CloudError>> + Send;
 
-    /// All EC2 instances in a region.
-    fn list_ec2(
+    /// Every resource of `kind` in `region`, as `LIST_*` rows (see
+    /// [`crate::kinds::listing::Listing`]).
+    fn list(
         &self,
+        kind: Kind,
         region: &str,
         profile: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<Ec2Instance>, CloudError>> + Send;
-
-    /// All ECS services of all clusters in a region.
-    fn list_ecs(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<EcsService>, CloudError>> + Send;
+    ) -> impl Future<Output = Result<Vec<serde_json::Value>, CloudError>> + Send;
 
     /// The resources of a region tagged `cloudnap:managed=true`, of the kinds
     /// that can be found by tag, each with whether it is tagged
@@ -250,34 +242,6 @@ pub trait CloudControl: Send + Sync + 'static {
         region: &str,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<(ResourceId, bool)>, CloudError>> + Send;
-
-    /// All EKS nodegroups of all clusters in a region.
-    fn list_eks(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<EksNodegroup>, CloudError>> + Send;
-
-    /// All Auto Scaling groups in a region.
-    fn list_asg(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<AutoScalingGroup>, CloudError>> + Send;
-
-    /// All RDS DB instances in a region.
-    fn list_rds(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<RdsInstance>, CloudError>> + Send;
-
-    /// All Aurora DB clusters in a region.
-    fn list_rds_clusters(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<RdsCluster>, CloudError>> + Send;
 
     /// Creates or moves the deadline `schedules` (see
     /// [`crate::core::deadline`]) of one region and profile, run as
@@ -359,7 +323,7 @@ pub trait TeamTable: Send + Sync {
 
 /// `call` for every item, `at_once` at a time; results keep the order of
 /// `items`.
-async fn each_in_order<'a, I, T, F>(
+pub(crate) async fn each_in_order<'a, I, T, F>(
     items: &'a [I],
     at_once: usize,
     call: impl Fn(&'a I) -> F,

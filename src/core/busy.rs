@@ -18,83 +18,32 @@ pub const PERIOD_SECONDS: i32 = 60;
 /// (tasks that never start), not as work: it does not keep the service up.
 pub const STUCK_DEPLOYMENT: Duration = Duration::from_secs(3600);
 
-/// How a rule turns its datapoints into one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reduce {
-    /// The mean of the `Average` datapoints (a percentage).
-    Mean,
-    /// The `Sum` datapoints of every metric added up, per second of the
-    /// window, in kB (1000 bytes).
-    KilobytesPerSecond,
-}
-
-impl Reduce {
-    /// The CloudWatch statistic read for it.
-    pub fn stat(self) -> &'static str {
-        match self {
-            Reduce::Mean => "Average",
-            Reduce::KilobytesPerSecond => "Sum",
-        }
-    }
-}
+pub use crate::kinds::{Metric, Reduce};
 
 /// One busy rule: a CloudWatch metric (or the sum of several) of one kind of
-/// resource, compared with a threshold under `busy` in settings.json.
+/// resource (its [`Metric`]), compared with a threshold under `busy` in
+/// settings.json.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rule {
     pub kind: Kind,
-    /// Its key under `busy` in settings.json.
-    pub setting: &'static str,
-    /// The threshold when settings.json does not set one.
-    pub default: f64,
-    /// The largest threshold allowed.
-    pub max: f64,
-    /// What the report calls it: `CPU`, `network`.
-    pub label: &'static str,
-    pub unit: &'static str,
-    pub namespace: &'static str,
-    pub metrics: &'static [&'static str],
-    pub reduce: Reduce,
+    pub metric: &'static Metric,
 }
 
-/// Every rule. A new kind of resource is one entry per metric here (RDS:
-/// `DatabaseConnections` and `CPUUtilization` in `AWS/RDS`) plus its
-/// dimensions in [`dimensions`].
-pub const RULES: &[Rule] = &[
-    Rule {
-        kind: Kind::Ec2,
-        setting: "ec2_cpu_percent",
-        default: 10.0,
-        max: 100.0,
-        label: "CPU",
-        unit: "%",
-        namespace: "AWS/EC2",
-        metrics: &["CPUUtilization"],
-        reduce: Reduce::Mean,
-    },
-    Rule {
-        kind: Kind::Ec2,
-        setting: "ec2_network_kb_per_second",
-        default: 100.0,
-        max: 10_000_000.0,
-        label: "network",
-        unit: "kB/s",
-        namespace: "AWS/EC2",
-        metrics: &["NetworkIn", "NetworkOut"],
-        reduce: Reduce::KilobytesPerSecond,
-    },
-    Rule {
-        kind: Kind::Ecs,
-        setting: "ecs_cpu_percent",
-        default: 10.0,
-        max: 100.0,
-        label: "CPU",
-        unit: "%",
-        namespace: "AWS/ECS",
-        metrics: &["CPUUtilization"],
-        reduce: Reduce::Mean,
-    },
-];
+impl std::ops::Deref for Rule {
+    type Target = Metric;
+    fn deref(&self) -> &Metric {
+        self.metric
+    }
+}
+
+/// Every rule: each kind's metrics (see [`crate::kinds::Spec::busy`]), in
+/// the order of the kinds.
+pub static RULES: std::sync::LazyLock<Vec<Rule>> = std::sync::LazyLock::new(|| {
+    Kind::ALL
+        .into_iter()
+        .flat_map(|kind| kind.spec().busy.iter().map(move |metric| Rule { kind, metric }))
+        .collect()
+});
 
 /// The CloudWatch dimensions naming a resource's metrics (none: it has no
 /// metrics, so it is never busy by them).
@@ -300,14 +249,7 @@ pub fn judge(
     checks
 }
 
-/// An ECS deployment as described.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deployment {
-    /// `rolloutState` is `IN_PROGRESS`.
-    pub in_progress: bool,
-    /// When it was created, if known.
-    pub created: Option<SystemTime>,
-}
+pub use crate::core::resource::Deployment;
 
 /// Whether an ECS service's deployments show a rollout under way (more than
 /// one deployment, or one `IN_PROGRESS`), unless it started more than

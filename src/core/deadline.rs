@@ -7,6 +7,7 @@
 //! calls.
 
 use crate::core::resource::ResourceId;
+pub use crate::kinds::spec::SleepCall;
 use std::time::Duration;
 
 /// The schedule group holding every cloudnap deadline.
@@ -22,23 +23,6 @@ pub const MOVE_EVERY: Duration = Duration::from_secs(180);
 /// A deadline earlier than the armed one by less than this is not worth a
 /// call (the idle clock and the wall clock drift by a second or so).
 const SLACK: u64 = 5;
-
-/// The API call a schedule's universal target makes: `service:action` (as
-/// in `arn:aws:scheduler:::aws-sdk:ec2:stopInstances`) and its JSON input.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SleepCall {
-    /// `ec2:stopInstances`.
-    pub action: &'static str,
-    /// The call's parameters, named as in the service's API reference.
-    pub input: serde_json::Value,
-}
-
-impl SleepCall {
-    /// The universal target ARN of the call.
-    pub fn arn(&self) -> String {
-        format!("arn:aws:scheduler:::aws-sdk:{}", self.action)
-    }
-}
 
 /// The schedule for one resource: its name, when it fires, what it calls.
 #[derive(Debug, Clone, PartialEq)]

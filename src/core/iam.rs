@@ -4,7 +4,7 @@
 //! sleep calls, on the registered resources and on those tagged
 //! `cloudnap:managed=true`. Pure: `cloudnap aws-setup` applies it.
 
-use crate::core::kinds::Kind;
+use crate::kinds::Kind;
 use crate::core::resource::ResourceId;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

@@ -10,7 +10,7 @@ pub mod holds;
 pub mod iam;
 pub mod idle;
 pub mod ini;
-pub mod kinds;
+pub mod operation;
 pub mod policy;
 pub mod prices;
 pub mod protocol;

@@ -3,7 +3,7 @@
 //! Parsed with serde_yaml into raw entries, then validated into [`Entry`]s.
 //! Every error names the line it is about.
 
-use crate::core::kinds::Spec;
+use crate::kinds::Spec;
 use crate::core::resource::{Kind, ResourceId};
 use crate::core::settings::is_valid_region;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};

@@ -4,13 +4,10 @@
 
 use crate::core::holds::HoldRow;
 use crate::core::report::Outcome;
-use crate::core::resource::{
-    AutoScalingGroup, Capacity, Ec2Instance, EcsService, EksNodegroup, RdsCluster, RdsInstance,
-    ResourceId,
-};
+use crate::core::resource::{Capacity, ResourceId};
+pub use crate::kinds::listing::Listing;
 use crate::core::status::Status;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// A command's result. Serialized untagged: each variant has its own keys.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,95 +74,6 @@ pub struct HelpRow {
     pub does: String,
 }
 
-/// What `LIST_*` found. The keys are those of the original cloudnap
-/// protocol: `instances` for EC2, `clusters` for ECS and EKS.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Listing {
-    Ec2 {
-        instances: Vec<Ec2Instance>,
-    },
-    Ecs {
-        clusters: Vec<EcsCluster>,
-    },
-    Eks {
-        clusters: Vec<EksCluster>,
-    },
-    Asg {
-        groups: Vec<AutoScalingGroup>,
-    },
-    Rds {
-        instances: Vec<RdsInstance>,
-    },
-    RdsClusters {
-        clusters: Vec<RdsCluster>,
-    },
-    /// `LIST_ALL_SERVICES`.
-    All {
-        ec2: Vec<Ec2Instance>,
-        ecs: Vec<EcsCluster>,
-        eks: Vec<EksCluster>,
-    },
-}
-
-/// An ECS cluster and its services.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EcsCluster {
-    pub cluster_name: String,
-    pub region: String,
-    pub services: Vec<EcsService>,
-}
-
-/// An EKS cluster and its nodegroups.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EksCluster {
-    pub cluster_name: String,
-    pub region: String,
-    pub nodegroups: Vec<EksNodegroup>,
-}
-
-/// Groups rows by (region, cluster), keeping each group's order.
-fn by_cluster<T, C>(
-    rows: Vec<T>,
-    key: impl Fn(&T) -> (String, String),
-    make: impl Fn(String, String, Vec<T>) -> C,
-) -> Vec<C> {
-    let mut groups: BTreeMap<(String, String), Vec<T>> = BTreeMap::new();
-    for row in rows {
-        groups.entry(key(&row)).or_default().push(row);
-    }
-    groups
-        .into_iter()
-        .map(|((region, cluster), rows)| make(cluster, region, rows))
-        .collect()
-}
-
-/// ECS services grouped into their clusters.
-pub fn ecs_clusters(services: Vec<EcsService>) -> Vec<EcsCluster> {
-    by_cluster(
-        services,
-        |s| (s.region.clone(), s.cluster_name.clone()),
-        |cluster_name, region, services| EcsCluster {
-            cluster_name,
-            region,
-            services,
-        },
-    )
-}
-
-/// EKS nodegroups grouped into their clusters.
-pub fn eks_clusters(nodegroups: Vec<EksNodegroup>) -> Vec<EksCluster> {
-    by_cluster(
-        nodegroups,
-        |n| (n.region.clone(), n.cluster_name.clone()),
-        |cluster_name, region, nodegroups| EksCluster {
-            cluster_name,
-            region,
-            nodegroups,
-        },
-    )
-}
-
 /// Why a command failed. Bad input changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
@@ -207,40 +115,6 @@ impl CommandError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn svc(cluster: &str, name: &str, region: &str) -> EcsService {
-        EcsService {
-            cluster_name: cluster.into(),
-            service_name: name.into(),
-            region: region.into(),
-            status: "ACTIVE".into(),
-            desired_count: 1,
-            running_count: 1,
-            pending_count: 0,
-        }
-    }
-
-    #[test]
-    fn services_are_nested_in_their_clusters_per_region() {
-        let clusters = ecs_clusters(vec![
-            svc("a", "api", "us-east-1"),
-            svc("b", "web", "us-east-1"),
-            svc("a", "db", "us-east-1"),
-            svc("a", "api", "eu-west-1"),
-        ]);
-        let names: Vec<_> = clusters
-            .iter()
-            .map(|c| (c.region.as_str(), c.cluster_name.as_str(), c.services.len()))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("eu-west-1", "a", 1),
-                ("us-east-1", "a", 2),
-                ("us-east-1", "b", 1)
-            ]
-        );
-    }
 
     #[test]
     fn cloud_errors_keep_their_code() {

@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::SystemTime;
 
-pub use crate::core::kinds::Kind;
-use crate::core::kinds::Shape;
+pub use crate::kinds::Kind;
+use crate::kinds::Shape;
 
 /// Which resource, in which region: the identity of a registered resource.
 /// Serialized as `{"type": "ECS", "cluster_name": ..., "service_name": ...,
@@ -19,7 +20,7 @@ pub struct ResourceId {
 
 impl ResourceId {
     /// The resource an ARN names, if it is of a kind found by tag (see
-    /// [`crate::core::kinds::Tagged`]).
+    /// [`crate::kinds::Tagged`]).
     pub fn from_arn(arn: &str) -> Option<ResourceId> {
         let mut parts = arn.splitn(6, ':').skip(2);
         let (service, region) = (parts.next()?, parts.next()?);
@@ -441,6 +442,15 @@ impl fmt::Display for Capacity {
     }
 }
 
+/// An ECS deployment as described.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment {
+    /// `rolloutState` is `IN_PROGRESS`.
+    pub in_progress: bool,
+    /// When it was created, if known.
+    pub created: Option<SystemTime>,
+}
+
 /// What cloudnap sees of a registered resource right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
@@ -454,7 +464,7 @@ pub struct Observed {
     pub status: String,
     /// An ECS service's deployments (empty for other kinds), for the busy
     /// veto.
-    pub deployments: Vec<crate::core::busy::Deployment>,
+    pub deployments: Vec<Deployment>,
     /// Why it is never stopped on its own, if it is part of a group that
     /// manages it (`in_autoscaling_group: web`): register the group instead.
     pub part_of: Option<String>,
@@ -500,78 +510,6 @@ fn is_zero(n: &u32) -> bool {
 pub struct Volume {
     pub gb: u32,
     pub volume_type: String,
-}
-
-/// An EC2 instance as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Ec2Instance {
-    pub instance_id: String,
-    pub region: String,
-    pub instance_type: String,
-    pub state: String,
-    pub name: Option<String>,
-    pub public_ip: Option<String>,
-    pub private_ip: Option<String>,
-}
-
-/// An ECS service as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EcsService {
-    pub cluster_name: String,
-    pub service_name: String,
-    pub region: String,
-    pub status: String,
-    pub desired_count: i32,
-    pub running_count: i32,
-    pub pending_count: i32,
-}
-
-/// An Auto Scaling group as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AutoScalingGroup {
-    pub group_name: String,
-    pub region: String,
-    pub status: String,
-    pub min_size: i32,
-    pub desired_size: i32,
-    pub max_size: i32,
-    /// How many instances it has now.
-    pub instances: usize,
-}
-
-/// An RDS DB instance as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RdsInstance {
-    pub db_instance_identifier: String,
-    pub region: String,
-    pub status: String,
-    pub engine: String,
-    pub db_instance_class: String,
-    /// The Aurora cluster it belongs to, if any (register that instead).
-    pub db_cluster_identifier: Option<String>,
-}
-
-/// An Aurora DB cluster as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RdsCluster {
-    pub db_cluster_identifier: String,
-    pub region: String,
-    pub status: String,
-    pub engine: String,
-    /// Its DB instances.
-    pub members: Vec<String>,
-}
-
-/// An EKS nodegroup as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EksNodegroup {
-    pub cluster_name: String,
-    pub nodegroup_name: String,
-    pub region: String,
-    pub status: String,
-    pub min_size: i32,
-    pub desired_size: i32,
-    pub max_size: i32,
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use crate::core::history::Trigger;
 use crate::core::resource::ResourceId;
-use crate::core::status::{Operation, RetryRow};
+pub use crate::core::operation::Operation;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -144,6 +144,22 @@ impl Retry {
             text: self.text(),
         }
     }
+}
+
+/// A sleep or wake that failed for a passing reason, waiting to be tried
+/// again (see [`crate::core::retry`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryRow {
+    pub operation: Operation,
+    /// Tries made so far, all failed.
+    pub attempts: u32,
+    /// Why the last one failed: "network unreachable".
+    pub cause: Cause,
+    pub next_in_seconds: f64,
+    /// Since the first failure.
+    pub failing_for_seconds: f64,
+    /// "waking: retrying (network unreachable, attempt 4)".
+    pub text: String,
 }
 
 #[cfg(test)]

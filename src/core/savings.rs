@@ -5,7 +5,7 @@
 
 use crate::core::history::{Change, HistoryEvent};
 use crate::core::prices::{PriceBook, PriceItem, Source, ASSUMPTIONS};
-use crate::core::resource::{Capacity, Desired, Facts, Kind, ResourceId, Running, Scaling};
+use crate::core::resource::{Capacity, Desired, Facts, ResourceId, Running, Scaling};
 use chrono::{NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -223,7 +223,7 @@ fn rates(
 fn control_plane_carriers(events: &[HistoryEvent]) -> BTreeSet<ResourceId> {
     let mut first: BTreeMap<(String, String), ResourceId> = BTreeMap::new();
     for e in events {
-        if e.resource.kind() == Kind::Eks {
+        if e.resource.kind().spec().control_plane {
             let cluster = e.resource.part(0).to_string();
             let slot = first
                 .entry((e.resource.region().to_string(), cluster))
@@ -537,6 +537,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+3
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kinds::Kind;
     use crate::core::history::Trigger;
     use crate::core::resource::Volume;
 

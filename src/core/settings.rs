@@ -4,7 +4,7 @@
 //! and invalid values produce an error naming the key and what is allowed.
 //! Keys starting with `_` are comments and are ignored.
 
-use crate::core::busy::RULES;
+use crate::kinds::{Kind, Metric};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -613,16 +613,20 @@ fn team(c: &mut Checker, root: &Sec) -> Option<TeamSettings> {
     })
 }
 
+/// Every kind's busy metrics.
+fn metrics() -> impl Iterator<Item = &'static Metric> {
+    Kind::ALL.into_iter().flat_map(|k| k.spec().busy)
+}
+
 fn busy(c: &mut Checker, root: &Sec) -> BusySettings {
     let mut known = vec!["enabled", "window_minutes", "ecs_deployments"];
-    known.extend(RULES.iter().map(|r| r.setting));
+    known.extend(metrics().map(|r| r.setting));
     let s = c.sec(root, "busy", &known);
     BusySettings {
         enabled: c.boolean(&s, "enabled", true),
         window: minutes(c.num(&s, "window_minutes", 10.0, 1.0, 1440.0)),
         ecs_deployments: c.boolean(&s, "ecs_deployments", true),
-        thresholds: RULES
-            .iter()
+        thresholds: metrics()
             .filter_map(|r| Some((r.setting, c.threshold(&s, r.setting, r.default, r.max)?)))
             .collect(),
     }

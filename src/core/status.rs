@@ -7,7 +7,9 @@ use crate::core::holds::{AwakeRow, HoldRow};
 use crate::core::policy::Phase;
 use crate::core::report::Outcome;
 use crate::core::resource::{Capacity, ResourceId};
+pub use crate::core::operation::Operation;
 use crate::core::retry::Cause;
+pub use crate::core::retry::RetryRow;
 use serde::Serialize;
 
 /// The idle timer's state.
@@ -24,37 +26,6 @@ pub enum StateName {
     Paused,
     /// No input source runs: nothing sleeps by itself.
     Blind,
-}
-
-/// A sleep or wake in progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Sleeping,
-    Waking,
-}
-
-impl Operation {
-    /// `sleeping` or `waking`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::Sleeping => "sleeping",
-            Operation::Waking => "waking",
-        }
-    }
-
-    /// What the resources are once it is done: `asleep` or `awake`.
-    pub fn done(self) -> &'static str {
-        match self {
-            Operation::Sleeping => "asleep",
-            Operation::Waking => "awake",
-        }
-    }
-}
-
-impl Serialize for Operation {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
 }
 
 /// The latest activity seen ("what keeps me awake?").
@@ -80,22 +51,6 @@ pub struct AsleepRow {
     /// (network unreachable, attempt 4)".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrying: Option<String>,
-}
-
-/// A sleep or wake that failed for a passing reason, waiting to be tried
-/// again (see [`crate::core::retry`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RetryRow {
-    pub operation: Operation,
-    /// Tries made so far, all failed.
-    pub attempts: u32,
-    /// Why the last one failed: "network unreachable".
-    pub cause: Cause,
-    pub next_in_seconds: f64,
-    /// Since the first failure.
-    pub failing_for_seconds: f64,
-    /// "waking: retrying (network unreachable, attempt 4)".
-    pub text: String,
 }
 
 /// A resource a sleep left running because it is at work; it is checked

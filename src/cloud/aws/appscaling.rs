@@ -10,15 +10,15 @@ use aws_sdk_applicationautoscaling::Client;
 use std::collections::HashMap;
 
 /// What a kind's resources are scaled by: a namespace and a dimension.
-pub(super) struct Dimension {
-    pub(super) namespace: ServiceNamespace,
-    pub(super) dimension: ScalableDimension,
+pub(crate) struct Dimension {
+    pub(crate) namespace: ServiceNamespace,
+    pub(crate) dimension: ScalableDimension,
 }
 
 /// The scalable targets of `resource_ids` (`service/cluster/name`) by
 /// resource id; a resource without one is absent. 50 ids a call (the API's
 /// limit).
-pub(super) async fn targets(
+pub(crate) async fn targets(
     client: &Client,
     of: &Dimension,
     resource_ids: &[String],
@@ -52,7 +52,7 @@ pub(super) async fn targets(
 
 /// Sets the target of `resource_id` to `target`'s bounds and suspended
 /// scaling.
-pub(super) async fn set(
+pub(crate) async fn set(
     client: &Client,
     of: &Dimension,
     resource_id: &str,

@@ -93,23 +93,23 @@ pub(super) async fn identity(sts: &aws_sdk_sts::Client) -> Result<Identity, Clou
 
 /// The SDK clients for one region and profile.
 #[derive(Clone, Debug)]
-pub(super) struct Clients {
-    pub(super) appscaling: aws_sdk_applicationautoscaling::Client,
-    pub(super) autoscaling: aws_sdk_autoscaling::Client,
-    pub(super) cloudwatch: aws_sdk_cloudwatch::Client,
-    pub(super) ec2: aws_sdk_ec2::Client,
-    pub(super) ecs: aws_sdk_ecs::Client,
-    pub(super) eks: aws_sdk_eks::Client,
-    pub(super) iam: aws_sdk_iam::Client,
-    pub(super) rds: aws_sdk_rds::Client,
-    pub(super) scheduler: aws_sdk_scheduler::Client,
-    pub(super) sts: aws_sdk_sts::Client,
-    pub(super) tagging: aws_sdk_resourcegroupstagging::Client,
+pub(crate) struct Clients {
+    pub(crate) appscaling: aws_sdk_applicationautoscaling::Client,
+    pub(crate) autoscaling: aws_sdk_autoscaling::Client,
+    pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
+    pub(crate) ec2: aws_sdk_ec2::Client,
+    pub(crate) ecs: aws_sdk_ecs::Client,
+    pub(crate) eks: aws_sdk_eks::Client,
+    pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) rds: aws_sdk_rds::Client,
+    pub(crate) scheduler: aws_sdk_scheduler::Client,
+    pub(crate) sts: aws_sdk_sts::Client,
+    pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
 }
 
 impl Clients {
     /// Clients sharing one SDK configuration.
-    pub(super) fn new(conf: &aws_config::SdkConfig) -> Self {
+    pub(crate) fn new(conf: &aws_config::SdkConfig) -> Self {
         Clients {
             appscaling: aws_sdk_applicationautoscaling::Client::new(conf),
             autoscaling: aws_sdk_autoscaling::Client::new(conf),

@@ -51,7 +51,7 @@ fn server_side(mut e: CloudError, raw: &aws_sdk_ec2::config::http::HttpResponse)
 }
 
 /// Maps an SDK error to a [`CloudError`], keeping the AWS error code.
-pub(super) fn aws_err<E>(e: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> CloudError
+pub(crate) fn aws_err<E>(e: SdkError<E, aws_sdk_ec2::config::http::HttpResponse>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -93,13 +93,13 @@ where
 }
 
 /// "`what` not found".
-pub(super) fn not_found(what: String) -> CloudError {
+pub(crate) fn not_found(what: String) -> CloudError {
     CloudError::new(ErrorKind::NotFound, format!("{what} not found"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::ecs;
+    use crate::kinds::ecs::aws as ecs;
     use super::*;
     use aws_config::{BehaviorVersion, Region};
     use aws_sdk_ecs::operation::update_service::{UpdateServiceError, UpdateServiceOutput};

@@ -30,18 +30,16 @@ macro_rules! mocked {
     }};
 }
 
-mod appscaling;
-mod autoscaling;
-mod clients;
+#[cfg(test)]
+pub(crate) use mocked;
+
+pub(crate) mod appscaling;
+pub(crate) mod clients;
 mod cloudwatch;
 pub mod dynamodb;
-mod ec2;
-mod ecs;
-mod eks;
-mod error;
+pub(crate) mod error;
 mod iam;
 pub mod pricing;
-mod rds;
 mod scheduler;
 mod tagging;
 
@@ -51,12 +49,11 @@ pub use error::retry_config;
 use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
 use crate::core::busy::{Datapoint, MetricQuery};
 use crate::core::deadline::Schedule;
-use crate::core::resource::{
-    AutoScalingGroup, Capacity, Desired, Ec2Instance, EcsService, EksNodegroup, Facts, Kind,
-    Observed, RdsCluster, RdsInstance, ResourceId, Running, Scaling,
-};
+use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::settings::AwsSettings;
-use clients::{ClientCache, Clients};
+use crate::kinds::adapter::{Arns, Cx, Each, KindAdapter};
+use crate::kinds::aws::adapter;
+use clients::ClientCache;
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
@@ -82,30 +79,30 @@ macro_rules! all_items {
             .map_err($crate::cloud::aws::error::aws_err)
     };
 }
-use all_items;
+pub(crate) use all_items;
 
 /// Whether the tags hold `cloudnap:protect=true` (any case).
-fn has_protect(tags: impl IntoIterator<Item = (impl AsRef<str>, impl AsRef<str>)>) -> bool {
+pub(crate) fn has_protect(tags: impl IntoIterator<Item = (impl AsRef<str>, impl AsRef<str>)>) -> bool {
     tags.into_iter()
         .any(|(k, v)| k.as_ref() == PROTECT_TAG && v.as_ref().eq_ignore_ascii_case("true"))
 }
 
 /// The capacity saved in a sleep tag's value, if it is one.
-fn sleep_tag(kind: Kind, value: Option<&str>) -> Option<Capacity> {
+pub(crate) fn sleep_tag(kind: Kind, value: Option<&str>) -> Option<Capacity> {
     value.and_then(|v| Capacity::from_tag(kind, v))
 }
 
 /// The only result of a call for one item.
-fn only<T>(results: Vec<T>) -> T {
+pub(crate) fn only<T>(results: Vec<T>) -> T {
     results.into_iter().next().expect("one result per item")
 }
 
-/// AWS implementation of [`CloudControl`].
+/// AWS implementation of [`CloudControl`]: each resource kind's calls are
+/// its [`KindAdapter`]'s (see [`crate::kinds`]).
 pub struct AwsCloud {
     clients: ClientCache,
-    /// ARNs learnt by `inspect`, needed to tag ECS services, EKS clusters
-    /// and RDS databases.
-    arns: std::sync::Mutex<HashMap<ResourceId, String>>,
+    /// ARNs learnt by observing, needed to tag some kinds.
+    arns: Arns,
     /// The regions and profiles whose deadline schedule group exists.
     schedule_groups: std::sync::Mutex<HashSet<(String, Option<String>)>>,
 }
@@ -115,7 +112,7 @@ impl AwsCloud {
     pub fn new(aws: &AwsSettings) -> Self {
         AwsCloud {
             clients: ClientCache::new(aws),
-            arns: std::sync::Mutex::new(HashMap::new()),
+            arns: Arns::default(),
             schedule_groups: std::sync::Mutex::new(HashSet::new()),
         }
     }
@@ -132,97 +129,121 @@ impl AwsCloud {
         iam::put_role(&self.clients.get(region, profile).await.iam, role).await
     }
 
-    fn remember_arn(&self, id: &ResourceId, arn: Option<&str>) {
-        if let Some(arn) = arn {
-            self.arns
-                .lock()
-                .expect("arn cache")
-                .insert(id.clone(), arn.to_string());
-        }
-    }
-
-    fn known_arn(&self, id: &ResourceId) -> Option<String> {
-        self.arns.lock().expect("arn cache").get(id).cloned()
-    }
-
-    /// What each of the ECS services `ids` of `cluster` is (one result per
-    /// id): described 10 a call, their scalable targets in one call,
-    /// remembering their ARNs for tagging. Without permission to read
-    /// scalable targets, services are seen without them (warned once).
-    async fn observe_ecs(
+    /// `C` by each kind's adapter for `items`: the items of one region, kind
+    /// and batch key (see [`crate::kinds::Batch`]) go together, the batches
+    /// at once; results keep the order of `items`.
+    async fn by_batch<C: Call>(
         &self,
-        c: &Clients,
-        cluster: &str,
-        ids: &[ResourceId],
-    ) -> Vec<Result<Observed, CloudError>> {
-        let services: Vec<String> = ids.iter().map(|id| id.part(1).to_string()).collect();
-        let scaling_ids: Vec<String> = services
-            .iter()
-            .map(|s| ecs::scaling_id(cluster, s))
-            .collect();
-        let (described, targets) = tokio::join!(
-            ecs::describe_many(&c.ecs, cluster, &services),
-            appscaling::targets(&c.appscaling, &ecs::SCALING, &scaling_ids)
-        );
-        let targets = match targets {
-            Ok(t) => t,
-            Err(e) if e.kind == ErrorKind::AccessDenied => {
-                static WARNED: std::sync::Once = std::sync::Once::new();
-                WARNED.call_once(|| {
-                    tracing::warn!(
-                        "ECS services are put to sleep without their Application Auto Scaling \
-                         targets (AWS may scale them back up): {e}"
-                    )
-                });
-                HashMap::new()
+        items: &[C::Item],
+        profile: Option<&str>,
+    ) -> Vec<Result<C::Out, CloudError>> {
+        let mut groups: Vec<((String, Kind, Option<String>), Vec<usize>)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let id = C::id(item);
+            let batch = id.kind().spec().batch.key(id.names());
+            let key = (id.region().to_string(), id.kind(), batch);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((key, vec![i])),
             }
-            Err(e) => return vec![Err(e); ids.len()],
-        };
-        let described = match described {
-            Ok(d) => d,
-            Err(e) => return vec![Err(e); ids.len()],
-        };
-        ids.iter()
-            .zip(described)
-            .map(|(id, s)| {
-                let s = s?;
-                self.remember_arn(id, s.service_arn());
-                let mut observed = ecs::observe(&s);
-                let scaling_id = ecs::scaling_id(cluster, s.service_name().unwrap_or_default());
-                observed.capacity.target = targets.get(&scaling_id).copied();
-                Ok(observed)
-            })
+        }
+        let mut clients = HashMap::new();
+        for ((region, _, _), _) in &groups {
+            if !clients.contains_key(region) {
+                clients.insert(region.clone(), self.clients.get(region, profile).await);
+            }
+        }
+        let batches: Vec<Vec<C::Item>> = groups
+            .iter()
+            .map(|(_, members)| members.iter().map(|&i| items[i].clone()).collect())
+            .collect();
+        let calls = groups.iter().zip(&batches).map(|(((region, kind, _), _), batch)| {
+            let cx = Cx {
+                clients: &clients[region],
+                arns: &self.arns,
+            };
+            C::call(adapter(*kind), cx, batch)
+        });
+        let answers = futures::future::join_all(calls).await;
+        let mut out: Vec<Option<Result<C::Out, CloudError>>> = items.iter().map(|_| None).collect();
+        for ((_, members), answer) in groups.iter().zip(answers) {
+            for (&i, result) in members.iter().zip(answer) {
+                out[i] = Some(result);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(CloudError::new(ErrorKind::Other, "no answer"))))
             .collect()
     }
+}
 
-    /// The ARN that tags of `id` are written to: the instance id, the ECS
-    /// service, the EKS cluster, or the RDS database.
-    async fn arn_of(&self, c: &Clients, id: &ResourceId) -> Result<String, CloudError> {
-        if let Some(arn) = self.known_arn(id) {
-            return Ok(arn);
-        }
-        let (first, second) = (id.part(0), id.part(1));
-        match id.kind() {
-            Kind::Ecs => {
-                let svc = ecs::describe(&c.ecs, first, second).await?;
-                self.remember_arn(id, svc.service_arn());
-            }
-            Kind::Eks => {
-                let cluster = eks::cluster(&c.eks, first).await?;
-                self.remember_arn(id, cluster.arn());
-            }
-            Kind::Rds => {
-                let db = rds::instance(&c.rds, first).await?;
-                self.remember_arn(id, db.db_instance_arn());
-            }
-            Kind::RdsCluster => {
-                let cluster = rds::cluster(&c.rds, first).await?;
-                self.remember_arn(id, cluster.db_cluster_arn());
-            }
-            Kind::Ec2 | Kind::Asg => return Ok(first.to_string()),
-        }
-        self.known_arn(id)
-            .ok_or_else(|| CloudError::new(ErrorKind::Other, format!("{id} has no ARN")))
+/// One of the calls every kind's adapter makes, on a batch of items.
+trait Call {
+    type Item: Clone;
+    type Out;
+    /// The resource an item is about.
+    fn id(item: &Self::Item) -> &ResourceId;
+    /// The adapter's call for `items`.
+    fn call<'a>(
+        adapter: &'static dyn KindAdapter,
+        cx: Cx<'a>,
+        items: &'a [Self::Item],
+    ) -> Each<'a, Self::Out>;
+}
+
+/// [`KindAdapter::observe`].
+struct Observe;
+
+impl Call for Observe {
+    type Item = ResourceId;
+    type Out = Observed;
+    fn id(item: &ResourceId) -> &ResourceId {
+        item
+    }
+    fn call<'a>(a: &'static dyn KindAdapter, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
+        a.observe(cx, ids)
+    }
+}
+
+/// [`KindAdapter::facts`].
+struct GetFacts;
+
+impl Call for GetFacts {
+    type Item = ResourceId;
+    type Out = Facts;
+    fn id(item: &ResourceId) -> &ResourceId {
+        item
+    }
+    fn call<'a>(a: &'static dyn KindAdapter, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts> {
+        a.facts(cx, ids)
+    }
+}
+
+/// [`KindAdapter::set_capacity`].
+struct SetCapacity;
+
+impl Call for SetCapacity {
+    type Item = (ResourceId, Capacity);
+    type Out = ();
+    fn id(item: &Self::Item) -> &ResourceId {
+        &item.0
+    }
+    fn call<'a>(a: &'static dyn KindAdapter, cx: Cx<'a>, items: &'a [Self::Item]) -> Each<'a, ()> {
+        a.set_capacity(cx, items)
+    }
+}
+
+/// [`KindAdapter::set_sleep_tags`].
+struct SetSleepTags;
+
+impl Call for SetSleepTags {
+    type Item = (ResourceId, Option<Capacity>);
+    type Out = ();
+    fn id(item: &Self::Item) -> &ResourceId {
+        &item.0
+    }
+    fn call<'a>(a: &'static dyn KindAdapter, cx: Cx<'a>, items: &'a [Self::Item]) -> Each<'a, ()> {
+        a.set_sleep_tags(cx, items)
     }
 }
 
@@ -232,34 +253,7 @@ impl CloudControl for AwsCloud {
         id: &ResourceId,
         profile: Option<&str>,
     ) -> Result<Observed, CloudError> {
-        let c = self.clients.get(id.region(), profile).await;
-        let (first, second) = (id.part(0), id.part(1));
-        match id.kind() {
-            Kind::Ec2 => only(ec2::inspect(&c.ec2, &[first.to_string()]).await),
-            Kind::Ecs => only(self.observe_ecs(&c, first, std::slice::from_ref(id)).await),
-            Kind::Eks => {
-                let (ng, cluster) = tokio::join!(
-                    eks::nodegroup(&c.eks, first, second),
-                    eks::cluster(&c.eks, first)
-                );
-                let (ng, cluster) = (ng?, cluster?);
-                self.remember_arn(id, cluster.arn());
-                Ok(eks::observe(&ng, &cluster, second))
-            }
-            Kind::Asg => Ok(autoscaling::observe(
-                &autoscaling::describe(&c.autoscaling, first).await?,
-            )),
-            Kind::Rds => {
-                let db = rds::instance(&c.rds, first).await?;
-                self.remember_arn(id, db.db_instance_arn());
-                Ok(rds::observe_instance(&db))
-            }
-            Kind::RdsCluster => {
-                let cluster = rds::cluster(&c.rds, first).await?;
-                self.remember_arn(id, cluster.db_cluster_arn());
-                Ok(rds::observe_cluster(&cluster))
-            }
-        }
+        only(self.inspect_many(std::slice::from_ref(id), profile).await)
     }
 
     async fn set_capacity(
@@ -268,39 +262,10 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
         capacity: Capacity,
     ) -> Result<(), CloudError> {
-        let c = self.clients.get(id.region(), profile).await;
-        let (first, second) = (id.part(0), id.part(1));
-        match (id.kind(), capacity.level) {
-            _ if capacity.kind != id.kind() => Err(CloudError::new(
-                ErrorKind::Other,
-                format!("capacity {capacity} does not apply to {id}"),
-            )),
-            (Kind::Ec2, Running(_)) => {
-                only(ec2::set_running(&c.ec2, &[first.to_string()], capacity).await)
-            }
-            // The scalable target first, both ways: held down before the
-            // count goes to 0, back before the count comes back.
-            (Kind::Ecs, Desired(desired)) => {
-                if let Some(target) = capacity.target {
-                    let scaling_id = ecs::scaling_id(first, second);
-                    appscaling::set(&c.appscaling, &ecs::SCALING, &scaling_id, target).await?;
-                }
-                ecs::set_desired(&c.ecs, first, second, desired).await
-            }
-            (Kind::Eks, Scaling { min, desired, max }) => {
-                eks::set_scaling(&c.eks, first, second, (min, desired, max)).await
-            }
-            (Kind::Asg, Scaling { min, desired, max }) => {
-                autoscaling::set_scaling(&c.autoscaling, first, (min, desired, max)).await
-            }
-            (kind @ (Kind::Rds | Kind::RdsCluster), Running(running)) => {
-                rds::set_running(&c.rds, kind, first, running).await
-            }
-            _ => Err(CloudError::new(
-                ErrorKind::Other,
-                format!("capacity {capacity} does not apply to {id}"),
-            )),
-        }
+        only(
+            self.set_capacity_many(&[(id.clone(), capacity)], profile)
+                .await,
+        )
     }
 
     async fn set_sleep_tag(
@@ -309,15 +274,7 @@ impl CloudControl for AwsCloud {
         profile: Option<&str>,
         saved: Option<Capacity>,
     ) -> Result<(), CloudError> {
-        let c = self.clients.get(id.region(), profile).await;
-        let arn = self.arn_of(&c, id).await?;
-        match id.kind() {
-            Kind::Ec2 => only(ec2::set_sleep_tag(&c.ec2, &[arn], saved).await),
-            Kind::Ecs => ecs::set_sleep_tag(&c.ecs, arn, saved).await,
-            Kind::Eks => eks::set_sleep_tag(&c.eks, arn, id.part(1), saved).await,
-            Kind::Asg => autoscaling::set_sleep_tag(&c.autoscaling, &arn, saved).await,
-            Kind::Rds | Kind::RdsCluster => rds::set_sleep_tag(&c.rds, &arn, saved).await,
-        }
+        only(self.set_sleep_tags(&[(id.clone(), saved)], profile).await)
     }
 
     async fn metric_data(
@@ -336,53 +293,21 @@ impl CloudControl for AwsCloud {
         ids: &[ResourceId],
         profile: Option<&str>,
     ) -> Vec<Result<Facts, CloudError>> {
-        if let Some((region, instances)) = ec2::same_region(ids) {
-            let c = self.clients.get(region, profile).await;
-            return ec2::facts(&c.ec2, &instances).await;
-        }
-        if let Some((region, cluster, services)) = ecs::same_cluster(ids) {
-            let c = self.clients.get(region, profile).await;
-            return ecs::facts_many(&c.ecs, cluster, &services).await;
-        }
-        each_in_order(ids, 16, |id| async move {
-            let c = self.clients.get(id.region(), profile).await;
-            let (first, second) = (id.part(0), id.part(1));
-            match id.kind() {
-                Kind::Ec2 => only(ec2::facts(&c.ec2, &[first.to_string()]).await),
-                Kind::Ecs => only(ecs::facts_many(&c.ecs, first, &[second.to_string()]).await),
-                Kind::Eks => Ok(eks::facts(&eks::nodegroup(&c.eks, first, second).await?)),
-                Kind::Asg => Ok(autoscaling::facts(
-                    &autoscaling::describe(&c.autoscaling, first).await?,
-                )),
-                // Not priced yet: the report notes the type as unknown.
-                Kind::Rds | Kind::RdsCluster => Ok(Facts::default()),
-            }
-        })
-        .await
+        self.by_batch::<GetFacts>(ids, profile).await
     }
 
-    async fn list_ec2(
+    async fn list(
         &self,
+        kind: Kind,
         region: &str,
         profile: Option<&str>,
-    ) -> Result<Vec<Ec2Instance>, CloudError> {
-        ec2::list(&self.clients.get(region, profile).await.ec2, region).await
-    }
-
-    async fn list_ecs(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> Result<Vec<EcsService>, CloudError> {
-        ecs::list(&self.clients.get(region, profile).await.ecs, region).await
-    }
-
-    async fn list_asg(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> Result<Vec<AutoScalingGroup>, CloudError> {
-        autoscaling::list(&self.clients.get(region, profile).await.autoscaling, region).await
+    ) -> Result<Vec<serde_json::Value>, CloudError> {
+        let clients = self.clients.get(region, profile).await;
+        let cx = Cx {
+            clients: &clients,
+            arns: &self.arns,
+        };
+        adapter(kind).list(cx, region).await
     }
 
     async fn discover(
@@ -394,89 +319,41 @@ impl CloudControl for AwsCloud {
         tagging::discover(&c.tagging).await
     }
 
-    async fn list_rds(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> Result<Vec<RdsInstance>, CloudError> {
-        rds::list(&self.clients.get(region, profile).await.rds, region).await
-    }
-
-    async fn list_rds_clusters(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> Result<Vec<RdsCluster>, CloudError> {
-        rds::list_clusters(&self.clients.get(region, profile).await.rds, region).await
-    }
-
-    async fn list_eks(
-        &self,
-        region: &str,
-        profile: Option<&str>,
-    ) -> Result<Vec<EksNodegroup>, CloudError> {
-        eks::list(&self.clients.get(region, profile).await.eks, region).await
-    }
-
-    /// EC2 instances of one region are described in one call; if that call
-    /// fails (one id vanished), they are asked one by one for exact errors.
-    /// ECS services of one cluster are described 10 a call.
+    /// Each kind's batches at once (see [`crate::kinds::Batch`]).
     async fn inspect_many(
         &self,
         ids: &[ResourceId],
         profile: Option<&str>,
     ) -> Vec<Result<Observed, CloudError>> {
-        if let Some((region, instances)) = ec2::same_region(ids) {
-            let c = self.clients.get(region, profile).await;
-            return ec2::inspect(&c.ec2, &instances).await;
-        }
-        if let Some((region, cluster, _)) = ecs::same_cluster(ids) {
-            let c = self.clients.get(region, profile).await;
-            return self.observe_ecs(&c, cluster, ids).await;
-        }
-        each_in_order(ids, 16, |id| self.inspect(id, profile)).await
+        self.by_batch::<Observe>(ids, profile).await
     }
 
-    /// EC2 instances of one region are started, and stopped, with one call
-    /// each; if it fails, one by one.
+    /// A capacity of another kind than its resource's is refused.
     async fn set_capacity_many(
         &self,
         items: &[(ResourceId, Capacity)],
         profile: Option<&str>,
     ) -> Vec<Result<(), CloudError>> {
-        match ec2::group(items) {
-            Some((region, ids, to)) if to.kind == Kind::Ec2 => {
-                let c = self.clients.get(region, profile).await;
-                ec2::set_running(&c.ec2, &ids, to).await
-            }
-            _ => {
-                each_in_order(items, 16, |(id, capacity)| {
-                    self.set_capacity(id, profile, *capacity)
-                })
-                .await
-            }
-        }
+        let fits = |(id, c): &&(ResourceId, Capacity)| c.kind == id.kind();
+        let fitting: Vec<_> = items.iter().filter(fits).cloned().collect();
+        let mut done = self.by_batch::<SetCapacity>(&fitting, profile).await.into_iter();
+        items
+            .iter()
+            .map(|item| match fits(&item) {
+                true => done.next().unwrap_or_else(|| {
+                    Err(CloudError::new(ErrorKind::Other, "no answer"))
+                }),
+                false => Err(crate::kinds::adapter::wrong_shape(&item.0, item.1)),
+            })
+            .collect()
     }
 
-    /// EC2 instances of one region are tagged (or untagged) with one call;
-    /// if it fails, one by one.
     async fn set_sleep_tags(
         &self,
         items: &[(ResourceId, Option<Capacity>)],
         profile: Option<&str>,
     ) -> Vec<Result<(), CloudError>> {
-        match ec2::group(items) {
-            Some((region, ids, saved)) => {
-                let c = self.clients.get(region, profile).await;
-                ec2::set_sleep_tag(&c.ec2, &ids, saved).await
-            }
-            None => {
-                each_in_order(items, 16, |(id, saved)| {
-                    self.set_sleep_tag(id, profile, *saved)
-                })
-                .await
-            }
-        }
+        self.by_batch::<SetSleepTags>(items, profile).await
     }
 
     async fn put_schedules(
@@ -539,6 +416,7 @@ impl CloudControl for AwsCloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clients::Clients;
     use crate::core::history::Trigger;
     use crate::core::registry::Entry;
     use crate::core::report::Action;
@@ -598,7 +476,7 @@ mod tests {
         };
         let cloud = AwsCloud {
             clients: ClientCache::with(R, clients),
-            arns: std::sync::Mutex::new(HashMap::new()),
+            arns: Arns::default(),
             schedule_groups: std::sync::Mutex::new(HashSet::new()),
         };
         let dir = tempfile::tempdir().unwrap();

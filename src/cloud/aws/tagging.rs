@@ -2,7 +2,7 @@
 
 use super::{all_items, MANAGED_TAG, SHARED_TAG};
 use crate::cloud::CloudError;
-use crate::core::kinds::Kind;
+use crate::kinds::Kind;
 use crate::core::resource::ResourceId;
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_sdk_resourcegroupstagging::Client;

@@ -1,15 +1,18 @@
 //! EKS nodegroups: describe, scaling, the sleep tag (kept on the cluster, one
 //! key per nodegroup), and listing.
 
-use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
+use crate::cloud::aws::error::{aws_err, not_found};
+use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
-use crate::core::resource::{Capacity, EksNodegroup, Facts, Kind, Observed, Scaling};
+use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Scaling};
+use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
+use futures::future::BoxFuture;
+use serde::Serialize;
 use aws_sdk_eks::types::{Cluster, Nodegroup, NodegroupScalingConfig};
 use aws_sdk_eks::Client;
 
 /// A cluster, or `NotFound`.
-pub(super) async fn cluster(eks: &Client, cluster: &str) -> Result<Cluster, CloudError> {
+async fn cluster(eks: &Client, cluster: &str) -> Result<Cluster, CloudError> {
     eks.describe_cluster()
         .name(cluster)
         .send()
@@ -20,7 +23,7 @@ pub(super) async fn cluster(eks: &Client, cluster: &str) -> Result<Cluster, Clou
 }
 
 /// A nodegroup, or `NotFound`.
-pub(super) async fn nodegroup(
+async fn nodegroup(
     eks: &Client,
     cluster: &str,
     nodegroup: &str,
@@ -52,7 +55,7 @@ fn sleep_tag_key(nodegroup: &str) -> String {
 
 /// Capacity, protection (a nodegroup tag), sleep tag (a cluster tag) and
 /// status of nodegroup `ng` named `name` in `cluster`.
-pub(super) fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed {
+fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed {
     let (min, desired, max) = scaling(ng);
     Observed {
         capacity: Capacity::of(Kind::Eks, Scaling { min, desired, max }),
@@ -74,7 +77,7 @@ pub(super) fn observe(ng: &Nodegroup, cluster: &Cluster, name: &str) -> Observed
 }
 
 /// What a nodegroup's nodes are, for pricing.
-pub(super) fn facts(ng: &Nodegroup) -> Facts {
+fn facts(ng: &Nodegroup) -> Facts {
     Facts {
         instance_types: ng.instance_types().to_vec(),
         ..Facts::default()
@@ -82,7 +85,7 @@ pub(super) fn facts(ng: &Nodegroup) -> Facts {
 }
 
 /// Sets a nodegroup's min, desired and max size.
-pub(super) async fn set_scaling(
+async fn set_scaling(
     eks: &Client,
     cluster: &str,
     nodegroup: &str,
@@ -106,7 +109,7 @@ pub(super) async fn set_scaling(
 
 /// Writes (`Some`) or removes (`None`) the sleep tag of `nodegroup` on
 /// the cluster `arn`.
-pub(super) async fn set_sleep_tag(
+async fn set_sleep_tag(
     eks: &Client,
     arn: String,
     nodegroup: &str,
@@ -134,7 +137,7 @@ pub(super) async fn set_sleep_tag(
 }
 
 /// All nodegroups of all clusters in `region`.
-pub(super) async fn list(eks: &Client, region: &str) -> Result<Vec<EksNodegroup>, CloudError> {
+async fn list(eks: &Client, region: &str) -> Result<Vec<EksNodegroup>, CloudError> {
     let clusters = all_items!(eks.list_clusters())?;
     let mut out = Vec::new();
     for cluster in clusters {
@@ -158,3 +161,76 @@ pub(super) async fn list(eks: &Client, region: &str) -> Result<Vec<EksNodegroup>
     }
     Ok(out)
 }
+/// An EKS nodegroup as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EksNodegroup {
+    pub cluster_name: String,
+    pub nodegroup_name: String,
+    pub region: String,
+    pub status: String,
+    pub min_size: i32,
+    pub desired_size: i32,
+    pub max_size: i32,
+}
+
+/// The EKS adapter: one nodegroup at a time (the API has no batch call).
+pub struct Eks;
+
+/// EKS nodegroups' adapter.
+pub static EKS: Eks = Eks;
+
+impl KindAdapter for Eks {
+    fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
+        Box::pin(each(ids, move |id| async move {
+            let (name, group) = (id.part(0), id.part(1));
+            let (ng, cluster) = tokio::join!(
+                nodegroup(&cx.clients.eks, name, group),
+                cluster(&cx.clients.eks, name)
+            );
+            let (ng, cluster) = (ng?, cluster?);
+            cx.arns.remember(id, cluster.arn());
+            Ok(observe(&ng, &cluster, group))
+        }))
+    }
+
+    fn set_capacity<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Capacity)]) -> Each<'a, ()> {
+        Box::pin(each(items, move |(id, to)| async move {
+            let Scaling { min, desired, max } = to.level else {
+                return Err(wrong_shape(id, *to));
+            };
+            set_scaling(&cx.clients.eks, id.part(0), id.part(1), (min, desired, max)).await
+        }))
+    }
+
+    /// The tag is the cluster's (nodegroup ARNs take no tags everywhere).
+    fn set_sleep_tags<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        items: &'a [(ResourceId, Option<Capacity>)],
+    ) -> Each<'a, ()> {
+        Box::pin(each(items, move |(id, saved)| async move {
+            let learn = async {
+                let c = cluster(&cx.clients.eks, id.part(0)).await?;
+                cx.arns.remember(id, c.arn());
+                Ok(())
+            };
+            let arn = cx.arns.of(id, learn).await?;
+            set_sleep_tag(&cx.clients.eks, arn, id.part(1), *saved).await
+        }))
+    }
+
+    fn facts<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts> {
+        Box::pin(each(ids, move |id| async move {
+            Ok(facts(&nodegroup(&cx.clients.eks, id.part(0), id.part(1)).await?))
+        }))
+    }
+
+    fn list<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        region: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<serde_json::Value>, CloudError>> {
+        Box::pin(async move { rows(list(&cx.clients.eks, region).await?) })
+    }
+}
+

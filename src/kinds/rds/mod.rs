@@ -4,8 +4,10 @@
 //! stopped: while the user is away cloudnap stops it again (see
 //! [`crate::core::policy::decide_refresh`]).
 
-use super::{field, no_check, NameField, Shape, Spec, Tagged};
-use crate::core::deadline::SleepCall;
+pub mod aws;
+
+use crate::kinds::spec::{field, Batch, no_check, NameField, Shape, Spec, SleepCall, Tagged};
+
 use serde_json::json;
 
 /// How long AWS lets a database stay stopped before it starts it again.
@@ -38,7 +40,11 @@ pub static INSTANCE: Spec = Spec {
         names_after: "db:",
         arn: "rds:db:{}",
     }),
-    sleep_call: stop_instance,
+    sleep_call: stop_instance,    batch: Batch::Each,
+    busy: &[],
+    list_group: None,
+    list_all: false,
+    control_plane: false,
 };
 
 /// An Aurora DB cluster.
@@ -68,7 +74,11 @@ pub static CLUSTER: Spec = Spec {
         names_after: "cluster:",
         arn: "rds:cluster:{}",
     }),
-    sleep_call: stop_cluster,
+    sleep_call: stop_cluster,    batch: Batch::Each,
+    busy: &[],
+    list_group: None,
+    list_all: false,
+    control_plane: false,
 };
 
 /// Why an instance of cluster `cluster` is never stopped on its own.

@@ -1,12 +1,14 @@
 //! EC2 Auto Scaling groups: min 0 / desired 0 (max kept) and back. Their
 //! instances are never stopped alone (the group would replace them).
 
-use super::{field, no_check, NameField, Shape, Spec, Tagged};
-use crate::core::deadline::SleepCall;
+pub mod aws;
+
+use crate::kinds::spec::{field, Batch, no_check, NameField, Shape, Spec, SleepCall, Tagged};
+
 use serde_json::json;
 
 /// An Auto Scaling group.
-pub static SPEC: Spec = Spec {
+pub static ASG: Spec = Spec {
     label: "ASG",
     section: "autoscaling_groups",
     noun: "group",
@@ -32,7 +34,11 @@ pub static SPEC: Spec = Spec {
         names_after: "autoScalingGroupName/",
         arn: "autoscaling:autoScalingGroup:*:autoScalingGroupName/{}",
     }),
-    sleep_call,
+    sleep_call,    batch: Batch::Each,
+    busy: &[],
+    list_group: None,
+    list_all: false,
+    control_plane: false,
 };
 
 /// The tag AWS puts on every instance of a group: its value names the group.

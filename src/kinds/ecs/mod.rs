@@ -1,11 +1,13 @@
 //! ECS services: desired count 0 and back.
 
-use super::{field, no_check, NameField, Shape, Spec, Tagged};
-use crate::core::deadline::SleepCall;
+pub mod aws;
+
+use crate::kinds::spec::{field, Batch, Metric, Reduce, no_check, NameField, Shape, Spec, SleepCall, Tagged};
+
 use serde_json::json;
 
 /// An ECS service in a cluster.
-pub static SPEC: Spec = Spec {
+pub static ECS: Spec = Spec {
     label: "ECS",
     section: "ecs_services",
     noun: "service",
@@ -37,7 +39,20 @@ pub static SPEC: Spec = Spec {
         names_after: "service/",
         arn: "ecs:service/{}",
     }),
-    sleep_call,
+    sleep_call,    batch: Batch::Field(0),
+    busy: &[Metric {
+        setting: "ecs_cpu_percent",
+        default: 10.0,
+        max: 100.0,
+        label: "CPU",
+        unit: "%",
+        namespace: "AWS/ECS",
+        metrics: &["CPUUtilization"],
+        reduce: Reduce::Mean,
+    }],
+    list_group: Some("services"),
+    list_all: true,
+    control_plane: false,
 };
 
 /// UpdateService with desired count 0.

@@ -1,73 +1,7 @@
-//! One module per kind of resource: everything the generic code (protocol,
-//! registry, records, policy, view) needs to know about a kind, as one
-//! [`Spec`]. Adding a kind is a module here with its `SPEC`, a [`Kind`]
-//! variant listed in [`Kind::ALL`] and [`Kind::spec`], and its adapter in
-//! `src/cloud/aws/`.
+//! What generic code knows about a kind of resource: its [`Spec`], pure data
+//! and functions (no SDK, no I/O). Each kind's folder fills one in.
 
-pub mod asg;
-mod ec2;
-mod ecs;
-mod eks;
-pub mod rds;
-
-use crate::core::deadline::SleepCall;
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// The kinds of resource cloudnap can put to sleep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Kind {
-    /// An EC2 instance.
-    Ec2,
-    /// An ECS service.
-    Ecs,
-    /// An EKS managed nodegroup.
-    Eks,
-    /// An EC2 Auto Scaling group.
-    Asg,
-    /// An RDS DB instance.
-    Rds,
-    /// An Aurora DB cluster.
-    RdsCluster,
-}
-
-impl Kind {
-    /// Every kind, in the order of services.yaml, the command tables and listings.
-    pub const ALL: [Kind; 6] = [
-        Kind::Ec2,
-        Kind::Ecs,
-        Kind::Eks,
-        Kind::Asg,
-        Kind::Rds,
-        Kind::RdsCluster,
-    ];
-
-    /// What this kind is.
-    pub fn spec(self) -> &'static Spec {
-        match self {
-            Kind::Ec2 => &ec2::SPEC,
-            Kind::Ecs => &ecs::SPEC,
-            Kind::Eks => &eks::SPEC,
-            Kind::Asg => &asg::SPEC,
-            Kind::Rds => &rds::INSTANCE,
-            Kind::RdsCluster => &rds::CLUSTER,
-        }
-    }
-
-    /// The kind whose label (`EC2`) this is, in any case.
-    pub fn from_label(label: &str) -> Option<Kind> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.spec().label.eq_ignore_ascii_case(label))
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.spec().label)
-    }
-}
+use serde_json::Value;
 
 /// One name field of a resource id.
 #[derive(Debug)]
@@ -101,7 +35,7 @@ pub struct Spec {
     pub noun: &'static str,
     /// The fields naming a resource within its region, in order.
     pub names: &'static [NameField],
-    /// Checks of the names beyond [`crate::core::registry::check_name`].
+    /// Checks of the names beyond the generic ones (`crate::core::registry::check_name`).
     pub check: fn(&[String]) -> Result<(), String>,
     /// What its capacity is made of.
     pub shape: Shape,
@@ -139,6 +73,98 @@ pub struct Spec {
     /// sleep as cloudnap's own sleep does, for the AWS-side deadline (see
     /// [`crate::core::deadline`]).
     pub sleep_call: fn(&[String]) -> SleepCall,
+    /// Which of its resources AWS answers together in one call.
+    pub batch: Batch,
+    /// Its busy rules: CloudWatch metrics compared with a threshold under
+    /// `busy` in settings.json (see `crate::core::busy`).
+    pub busy: &'static [Metric],
+    /// `LIST_*` rows grouped into `{cluster_name, region, <key>: [rows]}`
+    /// per cluster, under this key (`services`), instead of a flat list.
+    pub list_group: Option<&'static str>,
+    /// Whether `LIST_ALL_SERVICES` lists it (the original protocol's three).
+    pub list_all: bool,
+    /// Whether its resources share a cluster's control plane that is priced
+    /// once per cluster (EKS), not per resource.
+    pub control_plane: bool,
+}
+
+/// Which resources of a kind AWS answers together (one describe, one
+/// start or stop, one tag call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// All of a region's (EC2 instances).
+    Region,
+    /// Those sharing the name field at this index (ECS services of a cluster).
+    Field(usize),
+    /// One at a time.
+    Each,
+}
+
+impl Batch {
+    /// What resources named `names` are batched by: equal keys (of one
+    /// region and profile) go in one call; `None`, alone.
+    pub fn key(self, names: &[String]) -> Option<String> {
+        match self {
+            Batch::Region => Some(String::new()),
+            Batch::Field(i) => Some(field(names, i).to_string()),
+            Batch::Each => None,
+        }
+    }
+}
+
+/// How a busy metric's datapoints are reduced to one figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// The mean of the `Average` datapoints (a percentage).
+    Mean,
+    /// The `Sum` datapoints of every metric added up, per second of the
+    /// window, in kB (1000 bytes).
+    KilobytesPerSecond,
+}
+
+impl Reduce {
+    /// The CloudWatch statistic read for it.
+    pub fn stat(self) -> &'static str {
+        match self {
+            Reduce::Mean => "Average",
+            Reduce::KilobytesPerSecond => "Sum",
+        }
+    }
+}
+
+/// One busy rule of a kind: a CloudWatch metric (or the sum of several)
+/// compared with a threshold under `busy` in settings.json.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metric {
+    /// Its key under `busy` in settings.json.
+    pub setting: &'static str,
+    /// The threshold when settings.json does not set one.
+    pub default: f64,
+    /// The largest threshold allowed.
+    pub max: f64,
+    /// What the report calls it: `CPU`, `network`.
+    pub label: &'static str,
+    pub unit: &'static str,
+    pub namespace: &'static str,
+    pub metrics: &'static [&'static str],
+    pub reduce: Reduce,
+}
+
+/// The API call a deadline schedule's universal target makes: `service:action`
+/// (as in `arn:aws:scheduler:::aws-sdk:ec2:stopInstances`) and its JSON input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SleepCall {
+    /// `ec2:stopInstances`.
+    pub action: &'static str,
+    /// The call's parameters, named as in the service's API reference.
+    pub input: Value,
+}
+
+impl SleepCall {
+    /// The universal target ARN of the call.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:scheduler:::aws-sdk:{}", self.action)
+    }
 }
 
 /// How resources of a kind are found by tag (Resource Groups Tagging API)
@@ -159,26 +185,12 @@ pub struct Tagged {
 }
 
 /// The name field at `index` (empty if there is none).
-fn field(names: &[String], index: usize) -> &str {
+pub fn field(names: &[String], index: usize) -> &str {
     names.get(index).map_or("", String::as_str)
 }
 
 /// No checks beyond the generic ones.
-fn no_check(_: &[String]) -> Result<(), String> {
+pub fn no_check(_: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_kind_is_serialized_as_its_label() {
-        for kind in Kind::ALL {
-            let label = kind.spec().label;
-            assert_eq!(serde_json::to_value(kind).unwrap(), label);
-            assert_eq!(Kind::from_label(&label.to_lowercase()), Some(kind));
-            assert_eq!(serde_json::from_value::<Kind>(label.into()).unwrap(), kind);
-        }
-    }
-}

@@ -2,19 +2,20 @@
 //! while a database is still stopping), the sleep tag on their ARN, and
 //! listing.
 
-use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
+use crate::cloud::aws::error::{aws_err, not_found};
+use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::core::kinds::rds;
-use crate::core::resource::{
-    Capacity, Kind, Observed, RdsCluster as ListedCluster, RdsInstance as Listed, Running,
-};
+use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running};
+use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
+use crate::kinds::rds;
+use futures::future::BoxFuture;
+use serde::Serialize;
 use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
 use aws_sdk_rds::Client;
 use std::time::Duration;
 
 /// A DB instance, or `NotFound`.
-pub(super) async fn instance(rds: &Client, id: &str) -> Result<DbInstance, CloudError> {
+async fn instance(rds: &Client, id: &str) -> Result<DbInstance, CloudError> {
     rds.describe_db_instances()
         .db_instance_identifier(id)
         .send()
@@ -28,7 +29,7 @@ pub(super) async fn instance(rds: &Client, id: &str) -> Result<DbInstance, Cloud
 }
 
 /// A DB cluster, or `NotFound`.
-pub(super) async fn cluster(rds: &Client, id: &str) -> Result<DbCluster, CloudError> {
+async fn cluster(rds: &Client, id: &str) -> Result<DbCluster, CloudError> {
     rds.describe_db_clusters()
         .db_cluster_identifier(id)
         .send()
@@ -67,7 +68,7 @@ fn observe(kind: Kind, status: &str, tags: &[Tag], part_of: Option<String>) -> O
 
 /// State, protection and sleep tag of a DB instance; one of an Aurora
 /// cluster is never stopped alone.
-pub(super) fn observe_instance(db: &DbInstance) -> Observed {
+fn observe_instance(db: &DbInstance) -> Observed {
     observe(
         Kind::Rds,
         db.db_instance_status().unwrap_or("unknown"),
@@ -77,7 +78,7 @@ pub(super) fn observe_instance(db: &DbInstance) -> Observed {
 }
 
 /// State, protection and sleep tag of a DB cluster.
-pub(super) fn observe_cluster(c: &DbCluster) -> Observed {
+fn observe_cluster(c: &DbCluster) -> Observed {
     observe(
         Kind::RdsCluster,
         c.status().unwrap_or("unknown"),
@@ -139,7 +140,7 @@ async fn start_or_stop(
 /// (or stopping, for a stop) is left as it is; a start waits while it is
 /// still stopping (at most 2 minutes). Any other state AWS refuses (a stop
 /// while it is `starting` or `backing-up`) is that refusal.
-pub(super) async fn set_running(
+async fn set_running(
     rds: &Client,
     kind: Kind,
     id: &str,
@@ -166,7 +167,7 @@ pub(super) async fn set_running(
 }
 
 /// Writes (`Some`) or removes (`None`) the sleep tag of the database `arn`.
-pub(super) async fn set_sleep_tag(
+async fn set_sleep_tag(
     rds: &Client,
     arn: &str,
     saved: Option<Capacity>,
@@ -193,7 +194,7 @@ pub(super) async fn set_sleep_tag(
 }
 
 /// All DB instances in `region`.
-pub(super) async fn list(rds: &Client, region: &str) -> Result<Vec<Listed>, CloudError> {
+async fn list(rds: &Client, region: &str) -> Result<Vec<Listed>, CloudError> {
     let dbs = all_items!(rds.describe_db_instances())?;
     Ok(dbs
         .iter()
@@ -209,7 +210,7 @@ pub(super) async fn list(rds: &Client, region: &str) -> Result<Vec<Listed>, Clou
 }
 
 /// All DB clusters in `region`.
-pub(super) async fn list_clusters(
+async fn list_clusters(
     rds: &Client,
     region: &str,
 ) -> Result<Vec<ListedCluster>, CloudError> {
@@ -230,9 +231,103 @@ pub(super) async fn list_clusters(
         .collect())
 }
 
+/// An RDS DB instance as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listed {
+    pub db_instance_identifier: String,
+    pub region: String,
+    pub status: String,
+    pub engine: String,
+    pub db_instance_class: String,
+    /// The Aurora cluster it belongs to, if any (register that instead).
+    pub db_cluster_identifier: Option<String>,
+}
+
+/// An Aurora DB cluster as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedCluster {
+    pub db_cluster_identifier: String,
+    pub region: String,
+    pub status: String,
+    pub engine: String,
+    /// Its DB instances.
+    pub members: Vec<String>,
+}
+
+/// The RDS adapter of DB instances (`Kind::Rds`) or Aurora clusters
+/// (`Kind::RdsCluster`): one database at a time.
+pub struct Rds(Kind);
+
+/// RDS DB instances' adapter.
+pub static INSTANCE: Rds = Rds(Kind::Rds);
+/// Aurora DB clusters' adapter.
+pub static CLUSTER: Rds = Rds(Kind::RdsCluster);
+
+impl Rds {
+    /// What database `id` is now, remembering its ARN.
+    async fn observe_one(&self, cx: Cx<'_>, id: &ResourceId) -> Result<Observed, CloudError> {
+        let name = id.part(0);
+        if self.0 == Kind::RdsCluster {
+            let c = cluster(&cx.clients.rds, name).await?;
+            cx.arns.remember(id, c.db_cluster_arn());
+            Ok(observe_cluster(&c))
+        } else {
+            let db = instance(&cx.clients.rds, name).await?;
+            cx.arns.remember(id, db.db_instance_arn());
+            Ok(observe_instance(&db))
+        }
+    }
+}
+
+impl KindAdapter for Rds {
+    fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
+        Box::pin(each(ids, move |id| self.observe_one(cx, id)))
+    }
+
+    fn set_capacity<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Capacity)]) -> Each<'a, ()> {
+        Box::pin(each(items, move |(id, to)| async move {
+            let Running(running) = to.level else {
+                return Err(wrong_shape(id, *to));
+            };
+            set_running(&cx.clients.rds, self.0, id.part(0), running).await
+        }))
+    }
+
+    fn set_sleep_tags<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        items: &'a [(ResourceId, Option<Capacity>)],
+    ) -> Each<'a, ()> {
+        Box::pin(each(items, move |(id, saved)| async move {
+            let learn = async { self.observe_one(cx, id).await.map(drop) };
+            let arn = cx.arns.of(id, learn).await?;
+            set_sleep_tag(&cx.clients.rds, &arn, *saved).await
+        }))
+    }
+
+    /// Not priced yet: the report notes the type as unknown.
+    fn facts<'a>(&'a self, _: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts> {
+        Box::pin(async move { ids.iter().map(|_| Ok(Facts::default())).collect() })
+    }
+
+    fn list<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        region: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<serde_json::Value>, CloudError>> {
+        Box::pin(async move {
+            match self.0 {
+                Kind::RdsCluster => rows(list_clusters(&cx.clients.rds, region).await?),
+                _ => rows(list(&cx.clients.rds, region).await?),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::aws::mocked;
     use aws_sdk_rds::error::ErrorMetadata;
     use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
     use aws_sdk_rds::operation::start_db_instance::{StartDBInstanceError, StartDbInstanceOutput};

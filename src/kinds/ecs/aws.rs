@@ -1,39 +1,24 @@
 //! ECS services: describe, desired count, the sleep tag, and listing.
 
-use super::appscaling::Dimension;
-use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
-use crate::cloud::CloudError;
+use crate::cloud::aws::appscaling::{self, Dimension};
+use crate::cloud::aws::error::{aws_err, not_found};
+use crate::cloud::aws::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
+use crate::cloud::{CloudError, ErrorKind};
 use crate::core::busy::Deployment;
-use crate::core::resource::{Capacity, Desired, EcsService, Facts, Kind, Observed, ResourceId};
+use crate::core::resource::{Capacity, Desired, Facts, Kind, Observed, ResourceId};
+use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
+use futures::future::BoxFuture;
+use serde::Serialize;
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_ecs::types::{DeploymentRolloutState, LaunchType, Service, ServiceField, Tag};
 use aws_sdk_ecs::Client;
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-/// The services of one cluster (`(region, cluster, services)`) when all of
-/// `ids` are ECS services of the same region and cluster.
-pub(super) fn same_cluster<'a>(
-    ids: impl IntoIterator<Item = &'a ResourceId>,
-) -> Option<(&'a str, &'a str, Vec<String>)> {
-    let mut place = None;
-    let mut services = Vec::new();
-    for id in ids {
-        let here = (id.region(), id.part(0));
-        if id.kind() != Kind::Ecs || place.is_some_and(|p| p != here) {
-            return None;
-        }
-        place = Some(here);
-        services.push(id.part(1).to_string());
-    }
-    place.map(|(region, cluster)| (region, cluster, services))
-}
-
 /// Each of `services` (names or ARNs) of `cluster` that is not `INACTIVE`,
 /// with its tags, or `NotFound`; described 10 at a time (the API's limit).
 /// `Err` when a call fails.
-pub(super) async fn describe_many(
+async fn describe_many(
     ecs: &Client,
     cluster: &str,
     services: &[String],
@@ -70,18 +55,18 @@ pub(super) async fn describe_many(
 }
 
 /// What Application Auto Scaling scales a service by.
-pub(super) const SCALING: Dimension = Dimension {
+const SCALING: Dimension = Dimension {
     namespace: ServiceNamespace::Ecs,
     dimension: ScalableDimension::EcsServiceDesiredCount,
 };
 
 /// A service's id in Application Auto Scaling.
-pub(super) fn scaling_id(cluster: &str, service: &str) -> String {
+fn scaling_id(cluster: &str, service: &str) -> String {
     format!("service/{cluster}/{service}")
 }
 
 /// A service that is not `INACTIVE`, with its tags, or `NotFound`.
-pub(super) async fn describe(
+async fn describe(
     ecs: &Client,
     cluster: &str,
     service: &str,
@@ -90,7 +75,7 @@ pub(super) async fn describe(
 }
 
 /// Capacity, protection, sleep tag and status of a described service.
-pub(super) fn observe(s: &Service) -> Observed {
+fn observe(s: &Service) -> Observed {
     let tags = s
         .tags()
         .iter()
@@ -117,7 +102,7 @@ pub(super) fn observe(s: &Service) -> Observed {
 
 /// The launch type and task size of each of `services` of `cluster`, for
 /// pricing: the services described 10 a call, each task definition once.
-pub(super) async fn facts_many(
+async fn facts_many(
     ecs: &Client,
     cluster: &str,
     services: &[String],
@@ -198,7 +183,7 @@ fn units(text: &str, big: &str) -> Option<u32> {
 }
 
 /// Sets an ECS service's desired count.
-pub(super) async fn set_desired(
+pub(crate) async fn set_desired(
     ecs: &Client,
     cluster: &str,
     service: &str,
@@ -215,7 +200,7 @@ pub(super) async fn set_desired(
 }
 
 /// Writes (`Some`) or removes (`None`) the sleep tag of the service `arn`.
-pub(super) async fn set_sleep_tag(
+async fn set_sleep_tag(
     ecs: &Client,
     arn: String,
     saved: Option<Capacity>,
@@ -243,7 +228,7 @@ pub(super) async fn set_sleep_tag(
 }
 
 /// All services of all clusters in `region`.
-pub(super) async fn list(ecs: &Client, region: &str) -> Result<Vec<EcsService>, CloudError> {
+async fn list(ecs: &Client, region: &str) -> Result<Vec<EcsService>, CloudError> {
     let clusters = all_items!(ecs.list_clusters())?;
     let mut out = Vec::new();
     for cluster_arn in clusters {
@@ -274,3 +259,123 @@ pub(super) async fn list(ecs: &Client, region: &str) -> Result<Vec<EcsService>, 
     }
     Ok(out)
 }
+/// An ECS service as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EcsService {
+    pub cluster_name: String,
+    pub service_name: String,
+    pub region: String,
+    pub status: String,
+    pub desired_count: i32,
+    pub running_count: i32,
+    pub pending_count: i32,
+}
+
+/// The ECS adapter: the services of a cluster described 10 a call, with
+/// their Application Auto Scaling targets in one call.
+pub struct Ecs;
+
+/// ECS services' adapter.
+pub static ECS: Ecs = Ecs;
+
+/// What each of the services `ids` (of one cluster) is, remembering their
+/// ARNs for tagging. Without permission to read scalable targets, services
+/// are seen without them (warned once).
+async fn observe_cluster(cx: Cx<'_>, ids: &[ResourceId]) -> Vec<Result<Observed, CloudError>> {
+    let Some(cluster) = ids.first().map(|id| id.part(0)) else {
+        return Vec::new();
+    };
+    let c = cx.clients;
+    let services: Vec<String> = ids.iter().map(|id| id.part(1).to_string()).collect();
+    let scaling_ids: Vec<String> = services.iter().map(|s| scaling_id(cluster, s)).collect();
+    let (described, targets) = tokio::join!(
+        describe_many(&c.ecs, cluster, &services),
+        appscaling::targets(&c.appscaling, &SCALING, &scaling_ids)
+    );
+    let targets = match targets {
+        Ok(t) => t,
+        Err(e) if e.kind == ErrorKind::AccessDenied => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "ECS services are put to sleep without their Application Auto Scaling \
+                     targets (AWS may scale them back up): {e}"
+                )
+            });
+            HashMap::new()
+        }
+        Err(e) => return vec![Err(e); ids.len()],
+    };
+    let described = match described {
+        Ok(d) => d,
+        Err(e) => return vec![Err(e); ids.len()],
+    };
+    ids.iter()
+        .zip(described)
+        .map(|(id, s)| {
+            let s = s?;
+            cx.arns.remember(id, s.service_arn());
+            let mut observed = observe(&s);
+            let scaling_id = scaling_id(cluster, s.service_name().unwrap_or_default());
+            observed.capacity.target = targets.get(&scaling_id).copied();
+            Ok(observed)
+        })
+        .collect()
+}
+
+impl KindAdapter for Ecs {
+    fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
+        Box::pin(observe_cluster(cx, ids))
+    }
+
+    /// The scalable target first, both ways: held down before the count goes
+    /// to 0, back before the count comes back.
+    fn set_capacity<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Capacity)]) -> Each<'a, ()> {
+        Box::pin(each(items, move |(id, to)| async move {
+            let Desired(desired) = to.level else {
+                return Err(wrong_shape(id, *to));
+            };
+            let (cluster, service) = (id.part(0), id.part(1));
+            if let Some(target) = to.target {
+                let scaling_id = scaling_id(cluster, service);
+                appscaling::set(&cx.clients.appscaling, &SCALING, &scaling_id, target).await?;
+            }
+            set_desired(&cx.clients.ecs, cluster, service, desired).await
+        }))
+    }
+
+    fn set_sleep_tags<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        items: &'a [(ResourceId, Option<Capacity>)],
+    ) -> Each<'a, ()> {
+        Box::pin(each(items, move |(id, saved)| async move {
+            let learn = async {
+                let svc = describe(&cx.clients.ecs, id.part(0), id.part(1)).await?;
+                cx.arns.remember(id, svc.service_arn());
+                Ok(())
+            };
+            let arn = cx.arns.of(id, learn).await?;
+            set_sleep_tag(&cx.clients.ecs, arn, *saved).await
+        }))
+    }
+
+    fn facts<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts> {
+        Box::pin(async move {
+            let Some(cluster) = ids.first().map(|id| id.part(0)) else {
+                return Vec::new();
+            };
+            let services: Vec<String> = ids.iter().map(|id| id.part(1).to_string()).collect();
+            facts_many(&cx.clients.ecs, cluster, &services).await
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        region: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<serde_json::Value>, CloudError>> {
+        Box::pin(async move { rows(list(&cx.clients.ecs, region).await?) })
+    }
+}
+

@@ -1,11 +1,13 @@
 //! EKS managed nodegroups: min 0 / desired 0 (max kept) and back.
 
-use super::{field, no_check, NameField, Shape, Spec, Tagged};
-use crate::core::deadline::SleepCall;
+pub mod aws;
+
+use crate::kinds::spec::{field, Batch, no_check, NameField, Shape, Spec, SleepCall, Tagged};
+
 use serde_json::json;
 
 /// An EKS nodegroup in a cluster.
-pub static SPEC: Spec = Spec {
+pub static EKS: Spec = Spec {
     label: "EKS",
     section: "eks_nodegroups",
     noun: "nodegroup",
@@ -37,7 +39,11 @@ pub static SPEC: Spec = Spec {
         names_after: "nodegroup/",
         arn: "eks:nodegroup/{}/*",
     }),
-    sleep_call,
+    sleep_call,    batch: Batch::Each,
+    busy: &[],
+    list_group: Some("nodegroups"),
+    list_all: true,
+    control_plane: true,
 };
 
 /// UpdateNodegroupConfig with min and desired 0 (max kept).

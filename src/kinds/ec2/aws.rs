@@ -4,51 +4,20 @@
 //! is served by one call, and a single id, or the ids of a failed batch call,
 //! one by one for exact errors.
 
-use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
+use crate::cloud::aws::error::{aws_err, not_found};
+use crate::cloud::aws::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::{each_in_order, CloudError, ErrorKind};
-use crate::core::kinds::asg;
-use crate::core::resource::{
-    Capacity, Ec2Instance, Facts, Kind, Observed, ResourceId, Running, Volume,
-};
+use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running, Volume};
+use crate::kinds::adapter::{by_value, rows, wrong_shape, Cx, Each, KindAdapter};
+use crate::kinds::asg;
+use futures::future::BoxFuture;
+use serde::Serialize;
 use aws_sdk_ec2::types::{Filter, Instance, Tag};
 use aws_sdk_ec2::Client;
 use std::collections::HashMap;
 use std::future::Future;
 use std::slice;
 use std::time::Duration;
-
-/// The region and instance ids of `ids` when they are all EC2 instances of
-/// one region.
-pub(super) fn same_region<'a>(
-    ids: impl IntoIterator<Item = &'a ResourceId>,
-) -> Option<(&'a str, Vec<String>)> {
-    let mut region = None;
-    let mut instances = Vec::new();
-    for id in ids {
-        match id.kind() {
-            Kind::Ec2 if region.is_none_or(|x| x == id.region()) => {
-                region = Some(id.region());
-                instances.push(id.part(0).to_string());
-            }
-            _ => return None,
-        }
-    }
-    Some((region?, instances))
-}
-
-/// The region, instance ids and shared value of `items` when they are all
-/// EC2 instances of one region that get the same value.
-pub(super) fn group<T: PartialEq + Copy>(
-    items: &[(ResourceId, T)],
-) -> Option<(&str, Vec<String>, T)> {
-    let (region, ids) = same_region(items.iter().map(|(id, _)| id))?;
-    let value = items[0].1;
-    items
-        .iter()
-        .all(|(_, v)| *v == value)
-        .then_some((region, ids, value))
-}
 
 /// One result per id: `batch` for all of them when there is more than one;
 /// if it fails, or for a single id, `each` id on its own, 16 at a time.
@@ -77,7 +46,7 @@ fn all_ok(
 }
 
 /// Capacity, protection, sleep tag and state of each of `ids`.
-pub(super) async fn inspect(ec2: &Client, ids: &[String]) -> Vec<Result<Observed, CloudError>> {
+async fn inspect(ec2: &Client, ids: &[String]) -> Vec<Result<Observed, CloudError>> {
     batch_or_each(ids, observe_all(ec2, ids), move |id| async move {
         only(observe_all(ec2, slice::from_ref(id)).await?)
     })
@@ -141,7 +110,7 @@ fn observe(i: &Instance) -> Observed {
 /// Type, OS, attached EBS volumes and Elastic IPs of each of `ids`: one
 /// describe of the instances and one of their volumes per 200 ids, or one
 /// by one if that fails.
-pub(super) async fn facts(ec2: &Client, ids: &[String]) -> Vec<Result<Facts, CloudError>> {
+async fn facts(ec2: &Client, ids: &[String]) -> Vec<Result<Facts, CloudError>> {
     batch_or_each(ids, facts_all(ec2, ids), move |id| async move {
         only(facts_all(ec2, slice::from_ref(id)).await?)
     })
@@ -220,7 +189,7 @@ fn state(i: &Instance) -> String {
 }
 
 /// Starts each of `ids`, or stops it (hibernating it when `to` says so).
-pub(super) async fn set_running(
+async fn set_running(
     ec2: &Client,
     ids: &[String],
     to: Capacity,
@@ -275,7 +244,7 @@ async fn start_when_stopped(ec2: &Client, instance_id: &str) -> Result<(), Cloud
 }
 
 /// Writes (`Some`) or removes (`None`) the sleep tag of each of `ids`.
-pub(super) async fn set_sleep_tag(
+async fn set_sleep_tag(
     ec2: &Client,
     ids: &[String],
     saved: Option<Capacity>,
@@ -309,7 +278,7 @@ async fn tag(ec2: &Client, ids: &[String], saved: Option<Capacity>) -> Result<()
 }
 
 /// All instances in `region`.
-pub(super) async fn list(ec2: &Client, region: &str) -> Result<Vec<Ec2Instance>, CloudError> {
+async fn list(ec2: &Client, region: &str) -> Result<Vec<Ec2Instance>, CloudError> {
     let reservations = all_items!(ec2.describe_instances())?;
     Ok(reservations
         .iter()
@@ -334,9 +303,72 @@ pub(super) async fn list(ec2: &Client, region: &str) -> Result<Vec<Ec2Instance>,
         .collect())
 }
 
+/// An EC2 instance as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ec2Instance {
+    pub instance_id: String,
+    pub region: String,
+    pub instance_type: String,
+    pub state: String,
+    pub name: Option<String>,
+    pub public_ip: Option<String>,
+    pub private_ip: Option<String>,
+}
+
+/// The EC2 adapter: the instances of a region in one call per operation.
+pub struct Ec2;
+
+/// EC2 instances' adapter.
+pub static EC2: Ec2 = Ec2;
+
+/// The instance ids of `ids`.
+fn instance_ids<'a>(ids: impl IntoIterator<Item = &'a ResourceId>) -> Vec<String> {
+    ids.into_iter().map(|id| id.part(0).to_string()).collect()
+}
+
+impl KindAdapter for Ec2 {
+    fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
+        Box::pin(async move { inspect(&cx.clients.ec2, &instance_ids(ids)).await })
+    }
+
+    /// Instances going to the same capacity are started, or stopped, with
+    /// one call.
+    fn set_capacity<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Capacity)]) -> Each<'a, ()> {
+        Box::pin(by_value(items, move |to, ids| async move {
+            match to.level {
+                Running(_) => set_running(&cx.clients.ec2, &instance_ids(ids), to).await,
+                _ => ids.iter().map(|id| Err(wrong_shape(id, to))).collect(),
+            }
+        }))
+    }
+
+    fn set_sleep_tags<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        items: &'a [(ResourceId, Option<Capacity>)],
+    ) -> Each<'a, ()> {
+        Box::pin(by_value(items, move |saved, ids| async move {
+            set_sleep_tag(&cx.clients.ec2, &instance_ids(ids), saved).await
+        }))
+    }
+
+    fn facts<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts> {
+        Box::pin(async move { facts(&cx.clients.ec2, &instance_ids(ids)).await })
+    }
+
+    fn list<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        region: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<serde_json::Value>, CloudError>> {
+        Box::pin(async move { rows(list(&cx.clients.ec2, region).await?) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::aws::mocked;
     use aws_sdk_ec2::error::ErrorMetadata;
     use aws_sdk_ec2::operation::describe_instances::{
         DescribeInstancesError, DescribeInstancesInput, DescribeInstancesOutput,

@@ -1,15 +1,18 @@
 //! EC2 Auto Scaling groups: describe, min/desired/max, the sleep tag (a group
 //! tag, not propagated to instances), and listing.
 
-use super::error::{aws_err, not_found};
-use super::{all_items, has_protect, sleep_tag, SLEEP_TAG};
+use crate::cloud::aws::error::{aws_err, not_found};
+use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
-use crate::core::resource::{AutoScalingGroup as Listed, Capacity, Facts, Kind, Observed, Scaling};
+use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Scaling};
+use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
+use futures::future::BoxFuture;
+use serde::Serialize;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag};
 use aws_sdk_autoscaling::Client;
 
 /// A group, or `NotFound`.
-pub(super) async fn describe(asg: &Client, group: &str) -> Result<AutoScalingGroup, CloudError> {
+async fn describe(asg: &Client, group: &str) -> Result<AutoScalingGroup, CloudError> {
     asg.describe_auto_scaling_groups()
         .auto_scaling_group_names(group)
         .send()
@@ -32,7 +35,7 @@ fn scaling(g: &AutoScalingGroup) -> (i32, i32, i32) {
 }
 
 /// Capacity, protection, sleep tag and status of group `g`.
-pub(super) fn observe(g: &AutoScalingGroup) -> Observed {
+fn observe(g: &AutoScalingGroup) -> Observed {
     let tags = g
         .tags()
         .iter()
@@ -52,7 +55,7 @@ pub(super) fn observe(g: &AutoScalingGroup) -> Observed {
 }
 
 /// What a group's instances are, for pricing.
-pub(super) fn facts(g: &AutoScalingGroup) -> Facts {
+fn facts(g: &AutoScalingGroup) -> Facts {
     let mut instance_types: Vec<String> = g
         .instances()
         .iter()
@@ -66,7 +69,7 @@ pub(super) fn facts(g: &AutoScalingGroup) -> Facts {
 }
 
 /// Sets a group's min, desired and max size.
-pub(super) async fn set_scaling(
+async fn set_scaling(
     asg: &Client,
     group: &str,
     (min, desired, max): (i32, i32, i32),
@@ -83,7 +86,7 @@ pub(super) async fn set_scaling(
 }
 
 /// Writes (`Some`) or removes (`None`) the sleep tag of `group`.
-pub(super) async fn set_sleep_tag(
+async fn set_sleep_tag(
     asg: &Client,
     group: &str,
     saved: Option<Capacity>,
@@ -113,7 +116,7 @@ pub(super) async fn set_sleep_tag(
 }
 
 /// All groups in `region`.
-pub(super) async fn list(asg: &Client, region: &str) -> Result<Vec<Listed>, CloudError> {
+async fn list(asg: &Client, region: &str) -> Result<Vec<Listed>, CloudError> {
     let groups = all_items!(asg.describe_auto_scaling_groups())?;
     Ok(groups
         .iter()
@@ -131,3 +134,63 @@ pub(super) async fn list(asg: &Client, region: &str) -> Result<Vec<Listed>, Clou
         })
         .collect())
 }
+/// An Auto Scaling group as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listed {
+    pub group_name: String,
+    pub region: String,
+    pub status: String,
+    pub min_size: i32,
+    pub desired_size: i32,
+    pub max_size: i32,
+    /// How many instances it has now.
+    pub instances: usize,
+}
+
+/// The Auto Scaling adapter: one group at a time.
+pub struct Asg;
+
+/// Auto Scaling groups' adapter.
+pub static ASG: Asg = Asg;
+
+impl KindAdapter for Asg {
+    fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
+        Box::pin(each(ids, move |id| async move {
+            Ok(observe(&describe(&cx.clients.autoscaling, id.part(0)).await?))
+        }))
+    }
+
+    fn set_capacity<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Capacity)]) -> Each<'a, ()> {
+        Box::pin(each(items, move |(id, to)| async move {
+            let Scaling { min, desired, max } = to.level else {
+                return Err(wrong_shape(id, *to));
+            };
+            set_scaling(&cx.clients.autoscaling, id.part(0), (min, desired, max)).await
+        }))
+    }
+
+    fn set_sleep_tags<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        items: &'a [(ResourceId, Option<Capacity>)],
+    ) -> Each<'a, ()> {
+        Box::pin(each(items, move |(id, saved)| {
+            set_sleep_tag(&cx.clients.autoscaling, id.part(0), *saved)
+        }))
+    }
+
+    fn facts<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts> {
+        Box::pin(each(ids, move |id| async move {
+            Ok(facts(&describe(&cx.clients.autoscaling, id.part(0)).await?))
+        }))
+    }
+
+    fn list<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        region: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<serde_json::Value>, CloudError>> {
+        Box::pin(async move { rows(list(&cx.clients.autoscaling, region).await?) })
+    }
+}
+

@@ -1,11 +1,13 @@
 //! EC2 instances: stopped and started.
 
-use super::{field, NameField, Shape, Spec, Tagged};
-use crate::core::deadline::SleepCall;
+pub mod aws;
+
+use crate::kinds::spec::{field, Batch, Metric, Reduce, NameField, Shape, Spec, SleepCall, Tagged};
+
 use serde_json::json;
 
 /// An EC2 instance.
-pub static SPEC: Spec = Spec {
+pub static EC2: Spec = Spec {
     label: "EC2",
     section: "ec2_instances",
     noun: "instance",
@@ -31,7 +33,32 @@ pub static SPEC: Spec = Spec {
         names_after: "instance/",
         arn: "ec2:instance/{}",
     }),
-    sleep_call,
+    sleep_call,    batch: Batch::Region,
+    busy: &[
+        Metric {
+            setting: "ec2_cpu_percent",
+            default: 10.0,
+            max: 100.0,
+            label: "CPU",
+            unit: "%",
+            namespace: "AWS/EC2",
+            metrics: &["CPUUtilization"],
+            reduce: Reduce::Mean,
+        },
+        Metric {
+            setting: "ec2_network_kb_per_second",
+            default: 100.0,
+            max: 10_000_000.0,
+            label: "network",
+            unit: "kB/s",
+            namespace: "AWS/EC2",
+            metrics: &["NetworkIn", "NetworkOut"],
+            reduce: Reduce::KilobytesPerSecond,
+        },
+    ],
+    list_group: None,
+    list_all: true,
+    control_plane: false,
 };
 
 fn check(names: &[String]) -> Result<(), String> {

@@ -1,0 +1,142 @@
+//! The AWS side of a kind: the [`KindAdapter`] trait each kind's `aws.rs`
+//! implements, and what its calls work with ([`Cx`]).
+
+use crate::cloud::aws::clients::Clients;
+use crate::cloud::{each_in_order, CloudError, ErrorKind};
+use crate::core::resource::{Capacity, Facts, Observed, ResourceId};
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+/// ARNs learnt while observing resources, needed to tag some kinds (an ECS
+/// service, an EKS cluster, an RDS database).
+#[derive(Debug, Default)]
+pub struct Arns(Mutex<HashMap<ResourceId, String>>);
+
+impl Arns {
+    /// Remembers `arn` (if any) as the ARN of `id`.
+    pub fn remember(&self, id: &ResourceId, arn: Option<&str>) {
+        if let Some(arn) = arn {
+            self.0
+                .lock()
+                .expect("arn cache")
+                .insert(id.clone(), arn.to_string());
+        }
+    }
+
+    /// The ARN of `id`, if it was learnt.
+    pub fn known(&self, id: &ResourceId) -> Option<String> {
+        self.0.lock().expect("arn cache").get(id).cloned()
+    }
+
+    /// The ARN of `id`, learnt now by `learn` (which remembers it) if it was
+    /// not known yet.
+    pub async fn of<F>(&self, id: &ResourceId, learn: F) -> Result<String, CloudError>
+    where
+        F: Future<Output = Result<(), CloudError>>,
+    {
+        if let Some(arn) = self.known(id) {
+            return Ok(arn);
+        }
+        learn.await?;
+        self.known(id)
+            .ok_or_else(|| CloudError::new(ErrorKind::Other, format!("{id} has no ARN")))
+    }
+}
+
+/// What an adapter's calls work with: the SDK clients of one region and
+/// profile, and the ARNs learnt so far.
+#[derive(Clone, Copy)]
+pub struct Cx<'a> {
+    pub(crate) clients: &'a Clients,
+    pub arns: &'a Arns,
+}
+
+/// A list of results, one per item of the call's input, in its order.
+pub type Each<'a, T> = BoxFuture<'a, Vec<Result<T, CloudError>>>;
+
+/// What cloudnap does with one kind of resource on AWS. Every call gets
+/// resources of one region and profile that share their
+/// [`crate::kinds::Batch`] key (any number of them for [`crate::kinds::Batch::Each`]
+/// kinds): an adapter serves them with as few calls as its API allows.
+pub trait KindAdapter: Sync {
+    /// Current capacity, protection, sleep tag and status of each resource.
+    fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed>;
+
+    /// Sets each resource to its capacity (of this kind's shape).
+    fn set_capacity<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Capacity)]) -> Each<'a, ()>;
+
+    /// Writes (`Some`) or removes (`None`) each resource's sleep tag.
+    fn set_sleep_tags<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        items: &'a [(ResourceId, Option<Capacity>)],
+    ) -> Each<'a, ()>;
+
+    /// What each resource is made of, for pricing.
+    fn facts<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts>;
+
+    /// Every resource of the kind in `region`, as `LIST_*` rows (flat: see
+    /// [`crate::kinds::Spec::list_group`]).
+    fn list<'a>(&'a self, cx: Cx<'a>, region: &'a str) -> BoxFuture<'a, Result<Vec<Value>, CloudError>>;
+}
+
+/// `call` for each item, 16 at a time: for kinds whose API takes one
+/// resource a call.
+pub async fn each<'a, I, T, F>(items: &'a [I], call: impl Fn(&'a I) -> F) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    each_in_order(items, 16, call).await
+}
+
+/// The error for a capacity of another shape than the resource's kind.
+pub fn wrong_shape(id: &ResourceId, capacity: Capacity) -> CloudError {
+    CloudError::new(
+        ErrorKind::Other,
+        format!("capacity {capacity} does not apply to {id}"),
+    )
+}
+
+/// Listing rows as the reply sends them.
+pub fn rows<T: serde::Serialize>(rows: Vec<T>) -> Result<Vec<Value>, CloudError> {
+    rows.into_iter()
+        .map(|r| {
+            serde_json::to_value(r).map_err(|e| CloudError::new(ErrorKind::Other, e.to_string()))
+        })
+        .collect()
+}
+
+/// Serves `items` with one `call` per distinct value (concurrently), each
+/// given the ids having that value; results keep the order of `items`.
+pub async fn by_value<'a, V, T, F>(
+    items: &'a [(ResourceId, V)],
+    call: impl Fn(V, Vec<&'a ResourceId>) -> F,
+) -> Vec<Result<T, CloudError>>
+where
+    V: PartialEq + Copy,
+    F: Future<Output = Vec<Result<T, CloudError>>>,
+{
+    let mut groups: Vec<(V, Vec<usize>)> = Vec::new();
+    for (i, (_, value)) in items.iter().enumerate() {
+        match groups.iter_mut().find(|(v, _)| v == value) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((*value, vec![i])),
+        }
+    }
+    let calls = groups
+        .iter()
+        .map(|(value, members)| call(*value, members.iter().map(|&i| &items[i].0).collect()));
+    let answers = futures::future::join_all(calls).await;
+    let mut out: Vec<Option<Result<T, CloudError>>> = items.iter().map(|_| None).collect();
+    for ((_, members), answer) in groups.iter().zip(answers) {
+        for (&i, result) in members.iter().zip(answer) {
+            out[i] = Some(result);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(CloudError::new(ErrorKind::Other, "no answer"))))
+        .collect()
+}
