@@ -998,8 +998,10 @@ impl<C: CloudControl> App<C> {
             Some(kind) => Listing::of(kind, rows(kind).await?),
             None => {
                 let kinds = Kind::ALL.into_iter().filter(|k| k.spec().list_all);
-                let lists = try_join_all(kinds.map(|k| async move { Ok::<_, CommandError>((k, rows(k).await?)) }))
-                    .await?;
+                let lists = try_join_all(
+                    kinds.map(|k| async move { Ok::<_, CommandError>((k, rows(k).await?)) }),
+                )
+                .await?;
                 Listing::all(lists)
             }
         })

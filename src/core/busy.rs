@@ -41,7 +41,12 @@ impl std::ops::Deref for Rule {
 pub static RULES: std::sync::LazyLock<Vec<Rule>> = std::sync::LazyLock::new(|| {
     Kind::ALL
         .into_iter()
-        .flat_map(|kind| kind.spec().busy.iter().map(move |metric| Rule { kind, metric }))
+        .flat_map(|kind| {
+            kind.spec()
+                .busy
+                .iter()
+                .map(move |metric| Rule { kind, metric })
+        })
         .collect()
 });
 

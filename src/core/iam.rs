@@ -4,8 +4,8 @@
 //! sleep calls, on the registered resources and on those tagged
 //! `cloudnap:managed=true`. Pure: `cloudnap aws-setup` applies it.
 
-use crate::kinds::Kind;
 use crate::core::resource::ResourceId;
+use crate::kinds::Kind;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 

@@ -3,9 +3,9 @@
 //! Parsed with serde_yaml into raw entries, then validated into [`Entry`]s.
 //! Every error names the line it is about.
 
-use crate::kinds::Spec;
 use crate::core::resource::{Kind, ResourceId};
 use crate::core::settings::is_valid_region;
+use crate::kinds::Spec;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::collections::HashMap;

@@ -5,8 +5,8 @@
 use crate::core::holds::HoldRow;
 use crate::core::report::Outcome;
 use crate::core::resource::{Capacity, ResourceId};
-pub use crate::kinds::listing::Listing;
 use crate::core::status::Status;
+pub use crate::kinds::listing::Listing;
 use serde::Serialize;
 
 /// A command's result. Serialized untagged: each variant has its own keys.

@@ -3,8 +3,8 @@
 //! after the first failure. Pure: every function takes `now`.
 
 use crate::core::history::Trigger;
-use crate::core::resource::ResourceId;
 pub use crate::core::operation::Operation;
+use crate::core::resource::ResourceId;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 

@@ -537,9 +537,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::Kind;
     use crate::core::history::Trigger;
     use crate::core::resource::Volume;
+    use crate::kinds::Kind;
 
     const H: f64 = 3600.0;
     const T0: f64 = 1_762_000_000.0;

@@ -4,10 +4,10 @@
 
 use crate::core::activity::ActivityKind;
 use crate::core::holds::{AwakeRow, HoldRow};
+pub use crate::core::operation::Operation;
 use crate::core::policy::Phase;
 use crate::core::report::Outcome;
 use crate::core::resource::{Capacity, ResourceId};
-pub use crate::core::operation::Operation;
 use crate::core::retry::Cause;
 pub use crate::core::retry::RetryRow;
 use serde::Serialize;

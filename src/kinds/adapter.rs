@@ -80,7 +80,11 @@ pub trait KindAdapter: Sync {
 
     /// Every resource of the kind in `region`, as `LIST_*` rows (flat: see
     /// [`crate::kinds::Spec::list_group`]).
-    fn list<'a>(&'a self, cx: Cx<'a>, region: &'a str) -> BoxFuture<'a, Result<Vec<Value>, CloudError>>;
+    fn list<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        region: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Value>, CloudError>>;
 }
 
 /// `call` for each item, 16 at a time: for kinds whose API takes one

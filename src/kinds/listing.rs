@@ -84,7 +84,11 @@ mod tests {
             .iter()
             .map(|c| {
                 let services = c["services"].as_array().unwrap().len();
-                (c["region"].as_str().unwrap(), c["cluster_name"].as_str().unwrap(), services)
+                (
+                    c["region"].as_str().unwrap(),
+                    c["cluster_name"].as_str().unwrap(),
+                    services,
+                )
             })
             .collect();
         assert_eq!(

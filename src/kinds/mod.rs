@@ -15,8 +15,8 @@ pub mod listing;
 pub mod rds;
 pub mod spec;
 
-pub use spec::{Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged};
 use serde::{Deserialize, Serialize};
+pub use spec::{Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged};
 use std::fmt;
 
 /// The one list of kinds, in the order of services.yaml, the command tables

@@ -193,4 +193,3 @@ pub fn field(names: &[String], index: usize) -> &str {
 pub fn no_check(_: &[String]) -> Result<(), String> {
     Ok(())
 }
-

@@ -99,8 +99,8 @@ pub(crate) fn not_found(what: String) -> CloudError {
 
 #[cfg(test)]
 mod tests {
-    use crate::kinds::ecs::aws as ecs;
     use super::*;
+    use crate::kinds::ecs::aws as ecs;
     use aws_config::{BehaviorVersion, Region};
     use aws_sdk_ecs::operation::update_service::{UpdateServiceError, UpdateServiceOutput};
     use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};

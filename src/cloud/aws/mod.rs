@@ -82,7 +82,9 @@ macro_rules! all_items {
 pub(crate) use all_items;
 
 /// Whether the tags hold `cloudnap:protect=true` (any case).
-pub(crate) fn has_protect(tags: impl IntoIterator<Item = (impl AsRef<str>, impl AsRef<str>)>) -> bool {
+pub(crate) fn has_protect(
+    tags: impl IntoIterator<Item = (impl AsRef<str>, impl AsRef<str>)>,
+) -> bool {
     tags.into_iter()
         .any(|(k, v)| k.as_ref() == PROTECT_TAG && v.as_ref().eq_ignore_ascii_case("true"))
 }
@@ -157,13 +159,16 @@ impl AwsCloud {
             .iter()
             .map(|(_, members)| members.iter().map(|&i| items[i].clone()).collect())
             .collect();
-        let calls = groups.iter().zip(&batches).map(|(((region, kind, _), _), batch)| {
-            let cx = Cx {
-                clients: &clients[region],
-                arns: &self.arns,
-            };
-            C::call(adapter(*kind), cx, batch)
-        });
+        let calls = groups
+            .iter()
+            .zip(&batches)
+            .map(|(((region, kind, _), _), batch)| {
+                let cx = Cx {
+                    clients: &clients[region],
+                    arns: &self.arns,
+                };
+                C::call(adapter(*kind), cx, batch)
+            });
         let answers = futures::future::join_all(calls).await;
         let mut out: Vec<Option<Result<C::Out, CloudError>>> = items.iter().map(|_| None).collect();
         for ((_, members), answer) in groups.iter().zip(answers) {
@@ -200,7 +205,11 @@ impl Call for Observe {
     fn id(item: &ResourceId) -> &ResourceId {
         item
     }
-    fn call<'a>(a: &'static dyn KindAdapter, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
+    fn call<'a>(
+        a: &'static dyn KindAdapter,
+        cx: Cx<'a>,
+        ids: &'a [ResourceId],
+    ) -> Each<'a, Observed> {
         a.observe(cx, ids)
     }
 }
@@ -336,13 +345,16 @@ impl CloudControl for AwsCloud {
     ) -> Vec<Result<(), CloudError>> {
         let fits = |(id, c): &&(ResourceId, Capacity)| c.kind == id.kind();
         let fitting: Vec<_> = items.iter().filter(fits).cloned().collect();
-        let mut done = self.by_batch::<SetCapacity>(&fitting, profile).await.into_iter();
+        let mut done = self
+            .by_batch::<SetCapacity>(&fitting, profile)
+            .await
+            .into_iter();
         items
             .iter()
             .map(|item| match fits(&item) {
-                true => done.next().unwrap_or_else(|| {
-                    Err(CloudError::new(ErrorKind::Other, "no answer"))
-                }),
+                true => done
+                    .next()
+                    .unwrap_or_else(|| Err(CloudError::new(ErrorKind::Other, "no answer"))),
                 false => Err(crate::kinds::adapter::wrong_shape(&item.0, item.1)),
             })
             .collect()
@@ -416,7 +428,6 @@ impl CloudControl for AwsCloud {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clients::Clients;
     use crate::core::history::Trigger;
     use crate::core::registry::Entry;
     use crate::core::report::Action;
@@ -430,6 +441,7 @@ mod tests {
     use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
     use aws_sdk_ecs::types::Service;
     use aws_smithy_mocks::{mock, Rule};
+    use clients::Clients;
     use std::sync::Arc;
 
     const R: &str = "us-east-1";

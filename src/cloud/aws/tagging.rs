@@ -2,8 +2,8 @@
 
 use super::{all_items, MANAGED_TAG, SHARED_TAG};
 use crate::cloud::CloudError;
-use crate::kinds::Kind;
 use crate::core::resource::ResourceId;
+use crate::kinds::Kind;
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_sdk_resourcegroupstagging::Client;
 

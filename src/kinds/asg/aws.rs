@@ -6,10 +6,10 @@ use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Scaling};
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
-use futures::future::BoxFuture;
-use serde::Serialize;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag};
 use aws_sdk_autoscaling::Client;
+use futures::future::BoxFuture;
+use serde::Serialize;
 
 /// A group, or `NotFound`.
 async fn describe(asg: &Client, group: &str) -> Result<AutoScalingGroup, CloudError> {
@@ -156,7 +156,9 @@ pub static ASG: Asg = Asg;
 impl KindAdapter for Asg {
     fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
         Box::pin(each(ids, move |id| async move {
-            Ok(observe(&describe(&cx.clients.autoscaling, id.part(0)).await?))
+            Ok(observe(
+                &describe(&cx.clients.autoscaling, id.part(0)).await?,
+            ))
         }))
     }
 
@@ -193,4 +195,3 @@ impl KindAdapter for Asg {
         Box::pin(async move { rows(list(&cx.clients.autoscaling, region).await?) })
     }
 }
-

@@ -10,10 +10,10 @@ use crate::cloud::{each_in_order, CloudError, ErrorKind};
 use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running, Volume};
 use crate::kinds::adapter::{by_value, rows, wrong_shape, Cx, Each, KindAdapter};
 use crate::kinds::asg;
-use futures::future::BoxFuture;
-use serde::Serialize;
 use aws_sdk_ec2::types::{Filter, Instance, Tag};
 use aws_sdk_ec2::Client;
+use futures::future::BoxFuture;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::future::Future;
 use std::slice;
@@ -189,11 +189,7 @@ fn state(i: &Instance) -> String {
 }
 
 /// Starts each of `ids`, or stops it (hibernating it when `to` says so).
-async fn set_running(
-    ec2: &Client,
-    ids: &[String],
-    to: Capacity,
-) -> Vec<Result<(), CloudError>> {
+async fn set_running(ec2: &Client, ids: &[String], to: Capacity) -> Vec<Result<(), CloudError>> {
     let running = to.level == Running(true);
     let batch = async { all_ok(ids, start_or_stop(ec2, ids, to).await) };
     batch_or_each(ids, batch, move |id| async move {

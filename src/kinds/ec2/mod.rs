@@ -2,7 +2,7 @@
 
 pub mod aws;
 
-use crate::kinds::spec::{field, Batch, Metric, Reduce, NameField, Shape, Spec, SleepCall, Tagged};
+use crate::kinds::spec::{field, Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged};
 
 use serde_json::json;
 

@@ -7,11 +7,11 @@ use crate::cloud::{CloudError, ErrorKind};
 use crate::core::busy::Deployment;
 use crate::core::resource::{Capacity, Desired, Facts, Kind, Observed, ResourceId};
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
-use futures::future::BoxFuture;
-use serde::Serialize;
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_ecs::types::{DeploymentRolloutState, LaunchType, Service, ServiceField, Tag};
 use aws_sdk_ecs::Client;
+use futures::future::BoxFuture;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::time::SystemTime;
 
@@ -66,11 +66,7 @@ fn scaling_id(cluster: &str, service: &str) -> String {
 }
 
 /// A service that is not `INACTIVE`, with its tags, or `NotFound`.
-async fn describe(
-    ecs: &Client,
-    cluster: &str,
-    service: &str,
-) -> Result<Service, CloudError> {
+async fn describe(ecs: &Client, cluster: &str, service: &str) -> Result<Service, CloudError> {
     only(describe_many(ecs, cluster, &[service.to_string()]).await?)
 }
 
@@ -378,4 +374,3 @@ impl KindAdapter for Ecs {
         Box::pin(async move { rows(list(&cx.clients.ecs, region).await?) })
     }
 }
-

@@ -2,7 +2,9 @@
 
 pub mod aws;
 
-use crate::kinds::spec::{field, Batch, Metric, Reduce, no_check, NameField, Shape, Spec, SleepCall, Tagged};
+use crate::kinds::spec::{
+    field, no_check, Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged,
+};
 
 use serde_json::json;
 

@@ -6,10 +6,10 @@ use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Scaling};
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
-use futures::future::BoxFuture;
-use serde::Serialize;
 use aws_sdk_eks::types::{Cluster, Nodegroup, NodegroupScalingConfig};
 use aws_sdk_eks::Client;
+use futures::future::BoxFuture;
+use serde::Serialize;
 
 /// A cluster, or `NotFound`.
 async fn cluster(eks: &Client, cluster: &str) -> Result<Cluster, CloudError> {
@@ -23,11 +23,7 @@ async fn cluster(eks: &Client, cluster: &str) -> Result<Cluster, CloudError> {
 }
 
 /// A nodegroup, or `NotFound`.
-async fn nodegroup(
-    eks: &Client,
-    cluster: &str,
-    nodegroup: &str,
-) -> Result<Nodegroup, CloudError> {
+async fn nodegroup(eks: &Client, cluster: &str, nodegroup: &str) -> Result<Nodegroup, CloudError> {
     eks.describe_nodegroup()
         .cluster_name(cluster)
         .nodegroup_name(nodegroup)
@@ -221,7 +217,9 @@ impl KindAdapter for Eks {
 
     fn facts<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts> {
         Box::pin(each(ids, move |id| async move {
-            Ok(facts(&nodegroup(&cx.clients.eks, id.part(0), id.part(1)).await?))
+            Ok(facts(
+                &nodegroup(&cx.clients.eks, id.part(0), id.part(1)).await?,
+            ))
         }))
     }
 
@@ -233,4 +231,3 @@ impl KindAdapter for Eks {
         Box::pin(async move { rows(list(&cx.clients.eks, region).await?) })
     }
 }
-

@@ -2,7 +2,7 @@
 
 pub mod aws;
 
-use crate::kinds::spec::{field, Batch, no_check, NameField, Shape, Spec, SleepCall, Tagged};
+use crate::kinds::spec::{field, no_check, Batch, NameField, Shape, SleepCall, Spec, Tagged};
 
 use serde_json::json;
 

@@ -8,10 +8,10 @@ use crate::cloud::{CloudError, ErrorKind};
 use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running};
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
 use crate::kinds::rds;
-use futures::future::BoxFuture;
-use serde::Serialize;
 use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
 use aws_sdk_rds::Client;
+use futures::future::BoxFuture;
+use serde::Serialize;
 use std::time::Duration;
 
 /// A DB instance, or `NotFound`.
@@ -140,12 +140,7 @@ async fn start_or_stop(
 /// (or stopping, for a stop) is left as it is; a start waits while it is
 /// still stopping (at most 2 minutes). Any other state AWS refuses (a stop
 /// while it is `starting` or `backing-up`) is that refusal.
-async fn set_running(
-    rds: &Client,
-    kind: Kind,
-    id: &str,
-    running: bool,
-) -> Result<(), CloudError> {
+async fn set_running(rds: &Client, kind: Kind, id: &str, running: bool) -> Result<(), CloudError> {
     for _ in 0..60 {
         let refused = match start_or_stop(rds, kind, id, running).await {
             Err(e) if e.kind == ErrorKind::InvalidState => e,
@@ -167,11 +162,7 @@ async fn set_running(
 }
 
 /// Writes (`Some`) or removes (`None`) the sleep tag of the database `arn`.
-async fn set_sleep_tag(
-    rds: &Client,
-    arn: &str,
-    saved: Option<Capacity>,
-) -> Result<(), CloudError> {
+async fn set_sleep_tag(rds: &Client, arn: &str, saved: Option<Capacity>) -> Result<(), CloudError> {
     match saved {
         Some(saved) => {
             rds.add_tags_to_resource()
@@ -210,10 +201,7 @@ async fn list(rds: &Client, region: &str) -> Result<Vec<Listed>, CloudError> {
 }
 
 /// All DB clusters in `region`.
-async fn list_clusters(
-    rds: &Client,
-    region: &str,
-) -> Result<Vec<ListedCluster>, CloudError> {
+async fn list_clusters(rds: &Client, region: &str) -> Result<Vec<ListedCluster>, CloudError> {
     let clusters = all_items!(rds.describe_db_clusters())?;
     Ok(clusters
         .iter()
