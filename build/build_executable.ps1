@@ -1,7 +1,7 @@
 # Builds the Windows release binaries into dist\ (cloudnap.exe and the
 # credentials dialog cloudnap-credentials.exe beside it) and reports their sizes.
 # Usage (PowerShell, with Rust from rustup): .\build\build_executable.ps1
-# Untested: the project is only built and tested on Linux (see README).
+# Untested: the project is only built and tested on Linux (see docs/platforms.md).
 $ErrorActionPreference = "Stop"
 Set-Location (Join-Path $PSScriptRoot "..")
 cargo build --release --locked --bin cloudnap --bin cloudnap-credentials

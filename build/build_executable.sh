@@ -4,7 +4,7 @@
 # reports their sizes. With --windows: cloudnap.exe and
 # cloudnap-credentials.exe, cross-built with Debian's Rust and mingw-w64
 # (build/windows.sh).
-# Usage: ./build/build_executable.sh [--windows]   (see README "Install" for the rest)
+# Usage: ./build/build_executable.sh [--windows]   (see docs/install.md for the rest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . build/env.sh

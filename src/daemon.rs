@@ -5,6 +5,7 @@
 //! logged and ends the daemon cleanly (a sleep or wake in progress finishes).
 
 use crate::app::App;
+use crate::cloud::aws::pricing;
 use crate::cloud::{CloudControl, ErrorKind, TeamTable};
 use crate::core::auth::Policy;
 use crate::core::history::Trigger;
@@ -15,6 +16,7 @@ use crate::manager::Manager;
 use crate::server;
 use crate::store::config::Paths;
 use crate::store::history::HistoryFile;
+use crate::store::price_cache;
 use crate::store::records::RecordsFile;
 use crate::store::registry::RegistryFile;
 use crate::store::watch::watch;
@@ -104,7 +106,8 @@ pub async fn run<C: CloudControl>(
         settings.aws.max_concurrent_calls,
         settings.aws.dry_run,
     )
-    .with_history(HistoryFile::beside(&paths.state));
+    .with_history(HistoryFile::beside(&paths.state))
+    .with_prices(pricing::books_from(price_cache::beside(&paths.state)));
     let (app, events) = App::new(
         settings,
         paths.settings.clone(),

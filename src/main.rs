@@ -3,12 +3,12 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use cloudnap::cloud::aws::dynamodb::{Init, TeamTable};
-use cloudnap::cloud::aws::pricing::PriceList;
+use cloudnap::cloud::aws::pricing::{self, PriceList};
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
 use cloudnap::core::history::{HistoryEvent, Trigger};
 use cloudnap::core::iam;
-use cloudnap::core::prices::{PriceBook, Wanted};
+use cloudnap::core::prices::PriceBook;
 use cloudnap::core::registry::Registry;
 use cloudnap::core::report::{format_outcomes, format_status, Outcome};
 use cloudnap::core::resource::{Kind, Observed};
@@ -351,31 +351,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-/// The AWS Price List's prices of what the report over `events` covers
-/// (cached 30 days beside the state), in front of the table shipped with
-/// cloudnap.
-fn price_book(paths: &Paths, events: &[HistoryEvent], since: f64, now: f64) -> Result<PriceBook> {
-    let wanted = Wanted::default();
-    savings::compute(
-        events,
-        since,
-        now,
-        &PriceBook::with_first(Box::new(wanted.clone())),
-    );
-    let items = wanted.items();
-    if items.is_empty() {
-        return Ok(PriceBook::default());
+/// The price book of a report over `events`: the Price List is asked first
+/// for the prices it covers that are not cached yet (cached 30 days beside
+/// the state), then [`pricing::price_book`], as the daemon prices.
+fn price_book(paths: &Paths, events: &[HistoryEvent], since: f64, now: f64) -> PriceBook {
+    let at = SystemTime::now();
+    let cache = PriceCache::load(&price_cache::beside(&paths.state));
+    let missing = pricing::uncached(&cache, &savings::items_to_price(events, since, now), at);
+    if missing.is_empty() {
+        return pricing::price_book(cache, at);
     }
-    let settings = paths.load_settings().map(|(s, _)| s).unwrap_or_default();
-    let cache = PriceCache::load(&paths.state.with_file_name(price_cache::FILE_NAME));
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    let known = rt.block_on(async {
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::warn!("no runtime to ask the AWS Price List: {e}");
+            return pricing::price_book(cache, at);
+        }
+    };
+    let settings = paths.load_settings().map(|(s, _)| s).unwrap_or_default();
+    let cache = rt.block_on(async {
         let list = PriceList::new(&settings.aws, cache).await;
-        list.prices_for(&items, SystemTime::now()).await
+        list.fill(&missing, at).await;
+        list.into_cache()
     });
-    Ok(PriceBook::with_first(Box::new(known)))
+    pricing::price_book(cache, at)
 }
 
 /// `cloudnap report`: reads the history, prints the table (or JSON) and
@@ -394,14 +396,8 @@ fn savings_report(
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let (events, warnings) = HistoryFile::beside(&paths.state).events_since(since)?;
-    let mut report = savings::compute(
-        &events,
-        since,
-        now,
-        &price_book(paths, &events, since, now)?,
-    );
-    report.warnings = warnings;
+    let report = HistoryFile::beside(&paths.state)
+        .report(since, now, |events| price_book(paths, events, since, now))?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

@@ -43,8 +43,8 @@ pub struct Manager<C> {
     cached: std::sync::Mutex<Records>,
     /// Where every sleep and wake is logged, if anywhere.
     history: Option<HistoryFile>,
-    /// The prices the savings report uses.
-    prices: PriceBook,
+    /// Makes the price book each savings figure uses.
+    prices: Box<dyn Fn() -> PriceBook + Send + Sync>,
     /// This week's saving and when it was computed (recomputed after a
     /// minute, or after a sleep or wake).
     week: std::sync::Mutex<Option<(std::time::Instant, Option<f64>)>>,
@@ -106,15 +106,16 @@ impl<C: CloudControl> Manager<C> {
             busy: tokio::sync::Mutex::new(()),
             cached: std::sync::Mutex::new(Records::new()),
             history: None,
-            prices: PriceBook::default(),
+            prices: Box::new(PriceBook::default),
             week: std::sync::Mutex::new(None),
         }
     }
 
-    /// Prices savings with `prices` (e.g. the Price List API in front of
-    /// the shipped table).
-    pub fn with_prices(mut self, prices: PriceBook) -> Self {
-        self.prices = prices;
+    /// Prices each savings figure with the book `prices` makes then (e.g.
+    /// the cached Price List answers in front of the shipped table);
+    /// without it, the shipped table alone.
+    pub fn with_prices(mut self, prices: impl Fn() -> PriceBook + Send + Sync + 'static) -> Self {
+        self.prices = Box::new(prices);
         self
     }
 
@@ -143,8 +144,8 @@ impl<C: CloudControl> Manager<C> {
     /// an empty report).
     pub fn savings(&self, since: f64, now: f64) -> Result<SavingsReport, HistoryError> {
         match &self.history {
-            Some(h) => h.report(since, now, &self.prices),
-            None => Ok(savings::compute(&[], since, now, &self.prices)),
+            Some(h) => h.report(since, now, |_| (self.prices)()),
+            None => Ok(savings::compute(&[], since, now, &(self.prices)())),
         }
     }
 

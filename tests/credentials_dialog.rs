@@ -95,7 +95,7 @@ fn check_shows_the_account_and_save_writes_a_private_profile() {
         config,
         format!("{OTHER_CONFIG}\n[profile cloudnap]\nregion = us-east-1\n")
     );
-    // Owner-only files (on Windows that would be an ACL: not set, see README).
+    // Owner-only files (on Windows that would be an ACL: not set, see docs/install.md).
     #[cfg(unix)]
     for f in ["credentials", "config"] {
         use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,8 @@
 //! The savings report through the real binary against moto: a fleet slept
 //! and woken twice, `cloudnap report --json` per resource (asleep seconds
 //! as measured, a saving), a torn history line, and the HTML page in a
-//! real headless browser (chromium).
+//! real headless browser (chromium); and the daemon's `REPORT` priced by a
+//! cached Price List answer, as `cloudnap report` is.
 
 mod common;
 use common::*;
@@ -134,6 +135,65 @@ async fn report_counts_each_sleep_and_survives_a_torn_line() {
     let dom = chromium(&["--dump-dom"], &html);
     assert_eq!(dom.matches("class=\"timeline-row\"").count(), 3, "{dom}");
     assert_eq!(dom.matches("class=\"asleep\"").count(), 6, "two bars each");
+}
+
+/// An hourly price for a t3.micro far from the shipped table's (0.0104 ×
+/// 1.11 in eu-west-1), so a figure shows which was used.
+const CACHED_T3_MICRO: f64 = 3.6;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_s_report_uses_the_cached_price_list_answer() {
+    let instance = ec2_instance(A, false, &[]).await;
+    let settings = daemon_settings(&[A], detectors_off(serde_json::json!({})));
+    let cfg = ConfigDir::with_settings(
+        &settings,
+        &format!("ec2_instances:\n  - instance_id: {instance}\n    region: {A}\n"),
+    );
+    let fetched = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let cache = serde_json::json!({
+        format!("ec2/{A}/t3.micro"): {"usd_per_hour": CACHED_T3_MICRO, "fetched": fetched}
+    });
+    std::fs::write(cfg.file("price-cache.json"), cache.to_string()).unwrap();
+
+    let d = Daemon::start(&cfg);
+    let slept = d.ok("SLEEP_NOW").await;
+    assert_eq!(slept[0]["action"], "stopped", "{slept}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    d.ok("WAKE_NOW").await;
+
+    // Over real UDP: the saving is the cached price × the hours asleep.
+    let report = d.ok("REPORT").await;
+    let rows = report["resources"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{report:#}");
+    let row = &rows[0];
+    let asleep = row["asleep_seconds"].as_f64().unwrap();
+    assert!(asleep >= 1.5, "{row:#}");
+    let saved = row["saved_usd"].as_f64().unwrap();
+    let want = CACHED_T3_MICRO * asleep / 3600.0;
+    assert!(
+        (saved - want).abs() < 1e-9,
+        "saved {saved}, want {want}: {row:#}"
+    );
+    assert!(
+        row["sources"]
+            .as_array()
+            .unwrap()
+            .contains(&"price_list".into()),
+        "{row:#}"
+    );
+
+    // The tray's weekly figure is the same figure.
+    let status = d.ok("STATUS").await;
+    let week = status["saved_this_week_usd"].as_f64().unwrap();
+    assert!((week - saved).abs() < 1e-9, "week {week}, REPORT {saved}");
+
+    // And `cloudnap report` prices it the same way.
+    let (cli, _) = report_json(&cfg);
+    let cli_saved = cli["resources"][0]["saved_usd"].as_f64().unwrap();
+    assert!((cli_saved - saved).abs() < 1e-9, "{cli:#}");
 }
 
 /// Runs headless chromium on the page `html` with `args`; returns stdout.

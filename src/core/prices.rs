@@ -8,7 +8,7 @@
 //! instance says otherwise.
 
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 /// What every figure assumes.
@@ -75,30 +75,6 @@ pub trait PriceSource: Send + Sync {
     fn source(&self) -> Source;
     /// The on-demand USD per hour of one `item` (for EBS: per GB-hour).
     fn hourly(&self, item: &PriceItem) -> Option<f64>;
-}
-
-/// Known prices of some items (e.g. what the Price List API answered for a
-/// report's items, looked up beforehand): a synchronous source.
-pub struct Known {
-    source: Source,
-    prices: HashMap<PriceItem, f64>,
-}
-
-impl Known {
-    /// `prices`, all from `source`.
-    pub fn new(source: Source, prices: HashMap<PriceItem, f64>) -> Self {
-        Known { source, prices }
-    }
-}
-
-impl PriceSource for Known {
-    fn source(&self) -> Source {
-        self.source
-    }
-
-    fn hourly(&self, item: &PriceItem) -> Option<f64> {
-        self.prices.get(item).copied()
-    }
 }
 
 /// Notes every item it is asked for and knows none: run a computation

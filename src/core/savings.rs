@@ -4,7 +4,7 @@
 //! forms. Pure: takes the events, the period and a [`PriceBook`].
 
 use crate::core::history::{Change, HistoryEvent};
-use crate::core::prices::{PriceBook, PriceItem, Source, ASSUMPTIONS};
+use crate::core::prices::{PriceBook, PriceItem, Source, Wanted, ASSUMPTIONS};
 use crate::core::resource::{Capacity, Desired, Facts, ResourceId, Running, Scaling};
 use chrono::{NaiveDate, TimeZone, Utc};
 use serde::Serialize;
@@ -234,6 +234,19 @@ fn control_plane_carriers(events: &[HistoryEvent]) -> BTreeSet<ResourceId> {
         }
     }
     first.into_values().collect()
+}
+
+/// The items a report over `[since, now]` from `events` prices, each once
+/// (so their prices can be looked up beforehand).
+pub fn items_to_price(events: &[HistoryEvent], since: f64, now: f64) -> Vec<PriceItem> {
+    let wanted = Wanted::default();
+    compute(
+        events,
+        since,
+        now,
+        &PriceBook::with_first(Box::new(wanted.clone())),
+    );
+    wanted.items()
 }
 
 /// The report over `[since, now]` from `events` (any order), priced by
@@ -617,6 +630,40 @@ mod tests {
         close(x.saved_usd, 0.052);
         // 730 GB of gp3 at $0.08/GB-month is $0.08/h; two IPv4 $0.01/h.
         close(x.still_costing_usd, 5.0 * 0.09);
+    }
+
+    #[test]
+    fn the_items_to_price_are_what_the_period_s_sleeps_are_made_of() {
+        let (a, b) = (ec2("i-a"), ec2("i-b"));
+        let mut facts = t3_micro();
+        facts.volumes = vec![Volume {
+            gb: 8,
+            volume_type: "gp3".into(),
+        }];
+        let events = [
+            sleep(&a, T0, UP, facts),
+            wake(&a, T0 + H),
+            // Slept and woke before the period: not priced.
+            sleep(&b, T0 - 3.0 * H, UP, t3_micro()),
+            wake(&b, T0 - 2.0 * H),
+        ];
+        let mut items = items_to_price(&events, T0 - H, T0 + 2.0 * H);
+        items.sort_by_key(|i| format!("{i:?}"));
+        let region = || "us-east-1".to_string();
+        assert_eq!(
+            items,
+            [
+                PriceItem::EbsGb {
+                    region: region(),
+                    volume_type: "gp3".into()
+                },
+                PriceItem::Instance {
+                    region: region(),
+                    instance_type: "t3.micro".into(),
+                    os: "Linux".into()
+                },
+            ]
+        );
     }
 
     #[test]

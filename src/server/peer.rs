@@ -1,7 +1,7 @@
 //! Which local user sent a loopback datagram: the owner of the sending
 //! socket, asked of the kernel (Linux: one exact `sock_diag` lookup, about
 //! 3 µs; Windows: the UDP table's owning process, then its token's user).
-//! macOS has no lookup yet (see README, Who may command it).
+//! macOS has no lookup yet (see docs/usage.md, Who may command it).
 
 use std::net::SocketAddr;
 

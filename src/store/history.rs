@@ -153,15 +153,17 @@ impl HistoryFile {
     }
 
     /// The savings report over `[since, now]`, with the skipped lines as
-    /// warnings.
+    /// warnings: the one place savings are computed. It is priced by the
+    /// book `prices` makes for the events read (which may look up their
+    /// prices first: [`savings::items_to_price`]).
     pub fn report(
         &self,
         since: f64,
         now: f64,
-        prices: &PriceBook,
+        prices: impl FnOnce(&[HistoryEvent]) -> PriceBook,
     ) -> Result<SavingsReport, HistoryError> {
         let (events, warnings) = self.events_since(since)?;
-        let mut report = savings::compute(&events, since, now, prices);
+        let mut report = savings::compute(&events, since, now, &prices(&events));
         report.warnings = warnings;
         Ok(report)
     }

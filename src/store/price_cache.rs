@@ -14,6 +14,11 @@ pub const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The cache file's usual name, next to `state.json`.
 pub const FILE_NAME: &str = "price-cache.json";
 
+/// The cache file beside the state file `state` (in the same directory).
+pub fn beside(state: &Path) -> PathBuf {
+    state.with_file_name(FILE_NAME)
+}
+
 /// One cached answer: USD per hour, or `None` when AWS lists no such product.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Entry {

@@ -256,7 +256,7 @@ fn build(status: &StatusFn) -> Result<Shown, String> {
     })
 }
 
-/// Not built for this platform yet (see README).
+/// Not built for this platform yet (see docs/platforms.md).
 #[cfg(not(any(target_os = "linux", windows)))]
 pub fn spawn(
     _status: StatusFn,

@@ -342,7 +342,7 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
             "cloudnap: no AWS-side deadline".into(),
             format!(
                 "{why}.\nIf this machine sleeps or cloudnap stops, your resources keep running \
-                 until it is back. See aws.deadline_role_arn in the README."
+                 until it is back. See aws.deadline_role_arn in docs/deadline.md."
             ),
         ),
         Event::ConfigError { file, error } => note(

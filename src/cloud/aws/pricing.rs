@@ -7,12 +7,12 @@
 use super::clients::loader;
 use super::error::{aws_err, retry_config};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::core::prices::{Known, PriceItem, Source};
+use crate::core::prices::{PriceBook, PriceItem, PriceSource, Source};
 use crate::core::settings::AwsSettings;
 use crate::store::price_cache::PriceCache;
 use aws_sdk_pricing::types::{Filter, FilterType};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -220,6 +220,48 @@ impl PriceQuery {
     }
 }
 
+/// The Price List answers kept in a [`PriceCache`] that are fresh at a
+/// given time, as a price source: it makes no call.
+struct Cached {
+    cache: PriceCache,
+    now: SystemTime,
+}
+
+impl PriceSource for Cached {
+    fn source(&self) -> Source {
+        Source::PriceList
+    }
+
+    fn hourly(&self, item: &PriceItem) -> Option<f64> {
+        let query = PriceQuery::of(item)?;
+        self.cache.get(&query.key(), self.now).flatten()
+    }
+}
+
+/// The one price book of every savings figure (the daemon's `REPORT`, the
+/// tray's weekly figure, `cloudnap report`): the Price List answers in
+/// `cache` that are fresh at `now`, in front of the table shipped with
+/// cloudnap. Makes no call.
+pub fn price_book(cache: PriceCache, now: SystemTime) -> PriceBook {
+    PriceBook::with_first(Box::new(Cached { cache, now }))
+}
+
+/// Makes a [`price_book`] of the cache file `path` as it is then: the
+/// daemon's prices, so what `cloudnap report` learns is used at once.
+pub fn books_from(path: PathBuf) -> impl Fn() -> PriceBook + Send + Sync + 'static {
+    move || price_book(PriceCache::load(&path), SystemTime::now())
+}
+
+/// Those of `items` the Price List is asked about that have no fresh answer
+/// in `cache` at `now`.
+pub fn uncached(cache: &PriceCache, items: &[PriceItem], now: SystemTime) -> Vec<PriceItem> {
+    items
+        .iter()
+        .filter(|item| PriceQuery::of(item).is_some_and(|q| cache.get(&q.key(), now).is_none()))
+        .cloned()
+        .collect()
+}
+
 /// A failed price lookup; every kind means "use the shipped table".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PricingError {
@@ -351,28 +393,22 @@ impl PriceList {
         Ok(price)
     }
 
-    /// The Price List's prices of `items` (most from the cache), as a
-    /// source for a [`PriceBook`](crate::core::prices::PriceBook): what it
-    /// lacks is left to the shipped table. The first failed call (no
-    /// network, no permission) ends the lookups, logged once.
-    pub async fn prices_for(&self, items: &[PriceItem], now: SystemTime) -> Known {
-        let mut known = HashMap::new();
-        for item in items {
-            let Some(query) = PriceQuery::of(item) else {
-                continue;
-            };
-            match self.on_demand_hourly(&query, now).await {
-                Ok(Some(usd)) => {
-                    known.insert(item.clone(), usd);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!("AWS Price List: {e}; using the prices shipped with cloudnap");
-                    break;
-                }
+    /// Asks the Price List for those of `items` with no fresh answer in
+    /// the cache at `now`, caching each answer. The first failed call (no
+    /// network, no permission) ends the lookups, logged once: what is still
+    /// missing is left to the shipped table.
+    pub async fn fill(&self, items: &[PriceItem], now: SystemTime) {
+        for query in items.iter().filter_map(PriceQuery::of) {
+            if let Err(e) = self.on_demand_hourly(&query, now).await {
+                tracing::warn!("AWS Price List: {e}; using the prices shipped with cloudnap");
+                break;
             }
         }
-        Known::new(Source::PriceList, known)
+    }
+
+    /// The cache, with every answer learnt so far.
+    pub fn into_cache(self) -> PriceCache {
+        self.cache.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, PriceCache> {
@@ -714,7 +750,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_report_gets_the_price_list_s_price_or_falls_back_to_the_shipped_table() {
-        use crate::core::prices::PriceBook;
         let item = PriceItem::Instance {
             region: "us-east-1".into(),
             instance_type: "t3.micro".into(),
@@ -723,10 +758,9 @@ mod tests {
         let ok = mock!(aws_sdk_pricing::Client::get_products)
             .then_output(|| GetProductsOutput::builder().price_list(T3_MICRO).build());
         let dir = tempfile::tempdir().unwrap();
-        let known = prices(&ok, dir.path())
-            .prices_for(std::slice::from_ref(&item), t0())
-            .await;
-        let price = PriceBook::with_first(Box::new(known)).price(&item).unwrap();
+        let list = prices(&ok, dir.path());
+        list.fill(std::slice::from_ref(&item), t0()).await;
+        let price = price_book(list.into_cache(), t0()).price(&item).unwrap();
         assert_eq!(
             (price.usd_per_hour, price.source),
             (0.0104, Source::PriceList)
@@ -743,13 +777,46 @@ mod tests {
             region: "us-east-1".into(),
         };
         let dir = tempfile::tempdir().unwrap();
-        let known = prices(&denied, dir.path())
-            .prices_for(&[item.clone(), other], t0())
-            .await;
+        let list = prices(&denied, dir.path());
+        list.fill(&[item.clone(), other], t0()).await;
         assert_eq!(denied.num_calls(), 1, "the first failure ends the lookups");
-        let price = PriceBook::with_first(Box::new(known)).price(&item).unwrap();
+        let price = price_book(list.into_cache(), t0()).price(&item).unwrap();
         assert_eq!(price.source, Source::Estimate, "the shipped table answers");
         assert!(price.usd_per_hour > 0.0);
+    }
+
+    #[test]
+    fn the_price_book_reads_fresh_cached_answers_and_the_table_fills_the_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prices.json");
+        let instance = |instance_type: &str, os: &str| PriceItem::Instance {
+            region: "us-east-1".into(),
+            instance_type: instance_type.into(),
+            os: os.into(),
+        };
+        let (micro, small) = (instance("t3.micro", "Linux"), instance("t3.small", "Linux"));
+        let mut cache = PriceCache::load(&path);
+        cache.put(&t3_micro().key(), Some(1.5), t0()).unwrap();
+        assert_eq!(
+            uncached(&cache, &[micro.clone(), small.clone()], t0()),
+            std::slice::from_ref(&small)
+        );
+
+        let book = price_book(PriceCache::load(&path), t0());
+        let price = book.price(&micro).unwrap();
+        assert_eq!((price.usd_per_hour, price.source), (1.5, Source::PriceList));
+        assert_eq!(book.price(&small).unwrap().source, Source::Estimate);
+        // A Windows instance is not asked about: the table prices it.
+        let windows = instance("t3.micro", "Windows");
+        assert_eq!(book.price(&windows).unwrap().source, Source::Estimate);
+        assert!(uncached(&cache, &[windows], t0()).is_empty());
+
+        // An answer older than 30 days is not used.
+        let expired = t0() + Duration::from_secs(31 * 24 * 3600);
+        let price = price_book(PriceCache::load(&path), expired)
+            .price(&micro)
+            .unwrap();
+        assert_eq!(price.source, Source::Estimate);
     }
 
     #[tokio::test]
