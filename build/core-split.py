@@ -58,6 +58,11 @@ def fix(text):
         return f"{m.group(1)}core::{folder}::{new}{rest}"
     names = "|".join(sorted(MOVES, key=len, reverse=True))
     text = re.sub(rf"(\b(?:crate::)?)core::({names})\b((?:::\w+)?)", repl, text)
+    # A renamed module imported as a whole keeps its old name where it is used.
+    for old, (folder, new) in MOVES.items():
+        if old != new:
+            text = text.replace(f"core::{folder}::{new}::{{self,", f"core::{folder}::{new}::{{self as {old},")
+            text = re.sub(rf"(use [\w:]*core::{folder}::{new});", rf"\1 as {old};", text)
     return text
 for root in ("src", "tests"):
     for dp, _, fs in os.walk(root):
@@ -68,5 +73,6 @@ for root in ("src", "tests"):
                 t = fix(s)
                 if p.startswith("src/core/") and p.count("/") == 3:
                     t = t.replace("super::fnv1a", "crate::core::fnv1a")
+                    t = re.sub(r'include_(str|bytes)!\("\.\./\.\./(?!\.\./)', r'include_\1!("../../../', t)
                 if t != s:
                     open(p, "w").write(t)

@@ -6,19 +6,19 @@ mod deadline;
 mod team;
 
 use crate::cloud::{CloudControl, CloudError, TeamTable};
-use crate::core::activity::{Activity, ActivityKind};
-use crate::core::history::Trigger;
-use crate::core::holds::{why_awake, Holds, Scope};
-use crate::core::idle::{IdleConfig, IdleEvent, IdleState, IdleTracker};
-use crate::core::policy::{scale_target, start_target};
-use crate::core::protocol::{self, Command};
-use crate::core::registry::{Entry, Registry};
-use crate::core::reply::{CommandError, Listing, RegisteredRow, Reply};
-use crate::core::report::{format_outcomes, Action, Outcome};
-use crate::core::resource::{Capacity, Kind, ResourceId};
-use crate::core::retry::Retry;
-use crate::core::settings::Settings;
-use crate::core::status::{
+use crate::core::config::registry::{Entry, Registry};
+use crate::core::config::settings::Settings;
+use crate::core::model::activity::{Activity, ActivityKind};
+use crate::core::model::history::Trigger;
+use crate::core::model::outcome::{format_outcomes, Action, Outcome};
+use crate::core::model::resource::{Capacity, Kind, ResourceId};
+use crate::core::policy::decide::{scale_target, start_target};
+use crate::core::policy::holds::{why_awake, Holds, Scope};
+use crate::core::policy::idle::{IdleConfig, IdleEvent, IdleState, IdleTracker};
+use crate::core::policy::retry::Retry;
+use crate::core::protocol::commands::{self as protocol, Command};
+use crate::core::protocol::reply::{CommandError, Listing, RegisteredRow, Reply};
+use crate::core::protocol::status::{
     describe, AsleepRow, BusyRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
     StateName, Status,
 };
@@ -971,7 +971,7 @@ impl<C: CloudControl> App<C> {
 
     /// Why `id` must not be registered alone, if its kind is checked on
     /// registration and AWS shows it is part of a group (see
-    /// [`crate::core::resource::Observed::part_of`]). When AWS cannot be
+    /// [`crate::core::model::resource::Observed::part_of`]). When AWS cannot be
     /// asked, it may be registered: sleep checks again.
     async fn part_of(&self, id: &ResourceId) -> Option<String> {
         if !id.kind().spec().checked_on_register {
@@ -1199,7 +1199,7 @@ impl<C: CloudControl> App<C> {
 mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
-    use crate::core::resource::Desired;
+    use crate::core::model::resource::Desired;
     use crate::store::records::RecordsFile;
     use serde_json::Value;
 
@@ -1261,7 +1261,7 @@ mod tests {
     /// The deadline schedules in the fake cloud, by name.
     pub(super) fn schedules(
         cloud: &FakeCloud,
-    ) -> BTreeMap<String, crate::core::deadline::Schedule> {
+    ) -> BTreeMap<String, crate::core::policy::deadline::Schedule> {
         (cloud.schedules.lock().unwrap().iter())
             .map(|((_, name), s)| (name.clone(), s.clone()))
             .collect()
@@ -1327,7 +1327,10 @@ mod tests {
         );
         assert_eq!(status.operation, Some(Operation::Waking));
         assert_eq!(status.asleep.len(), 1);
-        assert_eq!(status.asleep[0].phase, crate::core::policy::Phase::Waking);
+        assert_eq!(
+            status.asleep[0].phase,
+            crate::core::policy::decide::Phase::Waking
+        );
         assert_eq!(
             status.asleep[0].retrying.as_deref(),
             Some(retry.text.as_str())
@@ -1414,7 +1417,7 @@ mod tests {
         cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
         cloud.facts.lock().unwrap().insert(
             svc(),
-            crate::core::resource::Facts {
+            crate::core::model::resource::Facts {
                 launch_type: Some("FARGATE".into()),
                 task_cpu_units: Some(1024),
                 task_memory_mib: Some(2048),
@@ -1654,7 +1657,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_shared_resource_sleeps_only_when_every_member_is_away_and_fails_safe() {
         use crate::cloud::fake::FakeTable;
-        use crate::core::team::{Phase, State as Presence};
+        use crate::core::policy::team::{Phase, State as Presence};
         const B: &str = "dev-b@laptop-2";
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
@@ -1686,7 +1689,10 @@ mod tests {
         settle().await;
         // No AWS-side deadline for the shared one.
         let armed: Vec<String> = schedules(&cloud).into_keys().collect();
-        assert_eq!(armed, [crate::core::deadline::name(&app.member, &svc())]);
+        assert_eq!(
+            armed,
+            [crate::core::policy::deadline::name(&app.member, &svc())]
+        );
 
         // A goes away while B is present: only A's own resource sleeps.
         app.handle(Command::SleepNow).await.unwrap();

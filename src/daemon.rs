@@ -7,10 +7,10 @@
 use crate::app::App;
 use crate::cloud::aws::pricing;
 use crate::cloud::{CloudControl, ErrorKind, TeamTable};
-use crate::core::auth::Policy;
-use crate::core::history::Trigger;
-use crate::core::protocol::Command;
-use crate::core::settings::Settings;
+use crate::core::config::settings::Settings;
+use crate::core::model::history::Trigger;
+use crate::core::protocol::auth::Policy;
+use crate::core::protocol::commands::Command;
 use crate::detect;
 use crate::manager::Manager;
 use crate::server;
@@ -398,8 +398,8 @@ async fn offer_credentials_dialog<C: CloudControl>(app: &App<C>, settings_file: 
 mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
-    use crate::core::resource::{Capacity, ResourceId};
-    use crate::core::resource::{Desired, Kind};
+    use crate::core::model::resource::{Capacity, ResourceId};
+    use crate::core::model::resource::{Desired, Kind};
     use crate::server::client;
     use std::time::Duration;
 

@@ -6,16 +6,16 @@ use cloudnap::cloud::aws::dynamodb::{Init, TeamTable};
 use cloudnap::cloud::aws::pricing::{self, PriceList};
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
-use cloudnap::core::history::{HistoryEvent, Trigger};
-use cloudnap::core::iam;
-use cloudnap::core::prices::PriceBook;
-use cloudnap::core::registry::Registry;
-use cloudnap::core::report::{format_outcomes, format_status, Outcome};
-use cloudnap::core::resource::{Kind, Observed};
-use cloudnap::core::savings::{self, format_html, format_text, parse_since};
-use cloudnap::core::settings::Settings;
-use cloudnap::core::settings_edit::set_aws_string;
-use cloudnap::core::team;
+use cloudnap::core::config::iam;
+use cloudnap::core::config::registry::Registry;
+use cloudnap::core::config::settings::Settings;
+use cloudnap::core::config::settings_edit::set_aws_string;
+use cloudnap::core::model::history::{HistoryEvent, Trigger};
+use cloudnap::core::model::outcome::{format_outcomes, format_status, Outcome};
+use cloudnap::core::model::resource::{Kind, Observed};
+use cloudnap::core::policy::team;
+use cloudnap::core::savings::prices::PriceBook;
+use cloudnap::core::savings::savings::{self, format_html, format_text, parse_since};
 use cloudnap::daemon;
 use cloudnap::manager::{now_seconds, Manager};
 use cloudnap::server::client;
@@ -505,7 +505,7 @@ async fn print_detectors(settings: &Settings) {
         let only = h["only"]
             .as_object()
             .map(|_| {
-                let id: Option<cloudnap::core::resource::ResourceId> =
+                let id: Option<cloudnap::core::model::resource::ResourceId> =
                     serde_json::from_value(h["only"].clone()).ok();
                 id.map_or_else(|| " (one resource)".into(), |id| format!(" ({id} only)"))
             })
@@ -528,7 +528,7 @@ async fn print_detectors(settings: &Settings) {
         println!("\nnot asleep while you are away:");
     }
     for row in &awake {
-        let id: Option<cloudnap::core::resource::ResourceId> =
+        let id: Option<cloudnap::core::model::resource::ResourceId> =
             serde_json::from_value(row["resource"].clone()).ok();
         let why: Vec<&str> = row["why"]
             .as_array()
@@ -960,7 +960,7 @@ async fn team_command(settings: &Settings, action: TeamAction, json: bool) -> Re
 
 /// The team's lines of `cloudnap status`: who is present, and the lock of
 /// each shared resource (read from the team table).
-async fn print_team(settings: &Settings, rows: &[cloudnap::core::report::StatusRow]) {
+async fn print_team(settings: &Settings, rows: &[cloudnap::core::model::outcome::StatusRow]) {
     let Some(team) = &settings.team else {
         return;
     };

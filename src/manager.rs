@@ -1,23 +1,23 @@
 //! The service manager: puts registered resources to sleep and wakes them
-//! exactly as they were, following [`crate::core::policy`], recording every
+//! exactly as they were, following [`crate::core::policy::decide`], recording every
 //! sleep in the state file (before the mutating calls) and in AWS tags.
 
 use crate::cloud::aws::MANAGED_TAG;
 use crate::cloud::{CloudControl, CloudError, ErrorKind};
-use crate::core::busy::{self, Check};
-use crate::core::deadline::Schedule;
-use crate::core::history::{Change, HistoryEvent, Trigger};
-use crate::core::policy::{
+use crate::core::config::registry::Entry;
+use crate::core::config::settings::{AwsSettings, BusySettings};
+use crate::core::model::history::{Change, HistoryEvent, Trigger};
+use crate::core::model::outcome::{Action, Outcome, StatusRow};
+use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId};
+use crate::core::policy::busy::{self, Check};
+use crate::core::policy::deadline::Schedule;
+use crate::core::policy::decide::{
     decide_refresh, decide_sleep, decide_wake, reached, tagged_asleep, Phase, RefreshDecision,
     SleepDecision, SleepRecord, WakeDecision,
 };
-use crate::core::prices::PriceBook;
-use crate::core::registry::Entry;
-use crate::core::report::{Action, Outcome, StatusRow};
-use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
-use crate::core::retry::Cause;
-use crate::core::savings::{self, SavingsReport};
-use crate::core::settings::{AwsSettings, BusySettings};
+use crate::core::policy::retry::Cause;
+use crate::core::savings::prices::PriceBook;
+use crate::core::savings::savings::{self, SavingsReport};
 use crate::store::history::{HistoryError, HistoryFile};
 use crate::store::records::{Records, RecordsError, RecordsFile};
 use futures::stream::{self, StreamExt};
@@ -494,7 +494,7 @@ impl<C: CloudControl> Manager<C> {
     }
 
     /// Stops every registered resource that is up, saving its capacity
-    /// first; a resource at work (see [`crate::core::busy`]) is left running
+    /// first; a resource at work (see [`crate::core::policy::busy`]) is left running
     /// and reported as busy.
     pub async fn sleep(
         &self,
@@ -817,7 +817,7 @@ impl<C: CloudControl> Manager<C> {
     }
 
     /// What `entry` looks like now and whether it is at work (the busy
-    /// veto of a sleep, see [`crate::core::busy`]).
+    /// veto of a sleep, see [`crate::core::policy::busy`]).
     pub async fn busy_check(
         &self,
         entry: &Entry,
@@ -1059,7 +1059,7 @@ impl<C: CloudControl> Manager<C> {
     }
 
     /// Arms (or moves) the AWS-side deadline of every entry that is up and
-    /// could be put to sleep now (see [`crate::core::deadline`]): its
+    /// could be put to sleep now (see [`crate::core::policy::deadline`]): its
     /// capacity is written to its sleep tag first (when the tag does not
     /// hold it already), as a sleep does, so that a wake restores exactly
     /// after AWS put it to sleep; then its schedule (`schedule_of`) is set,
@@ -1376,7 +1376,7 @@ fn sort(outcomes: &mut [Outcome]) {
 mod tests {
     use super::*;
     use crate::cloud::fake::FakeCloud;
-    use crate::core::resource::{Desired, Running};
+    use crate::core::model::resource::{Desired, Running};
 
     fn ecs(name: &str) -> ResourceId {
         ResourceId::new(Kind::Ecs, ["c", name], "us-east-1")
@@ -1395,7 +1395,7 @@ mod tests {
         let armed = m
             .arm_deadline(
                 &entries(&[&web]),
-                |id| crate::core::deadline::schedule("m", id, 100),
+                |id| crate::core::policy::deadline::schedule("m", id, 100),
                 "role",
             )
             .await
@@ -1420,7 +1420,7 @@ mod tests {
         let armed = m
             .arm_deadline(
                 &entries(&[&web]),
-                |id| crate::core::deadline::schedule("m", id, 200),
+                |id| crate::core::policy::deadline::schedule("m", id, 200),
                 "role",
             )
             .await
@@ -1431,7 +1431,7 @@ mod tests {
         assert_eq!(cloud.get(&web).sleep_tag, None);
 
         // Armed again, then stopped by hand: a wake leaves it down.
-        let schedule_of = |id: &ResourceId| crate::core::deadline::schedule("m", id, 300);
+        let schedule_of = |id: &ResourceId| crate::core::policy::deadline::schedule("m", id, 300);
         m.arm_deadline(&entries(&[&web]), schedule_of, "role")
             .await
             .unwrap();
@@ -1453,7 +1453,7 @@ mod tests {
         let (a, b) = (ec2(1, "us-east-1"), ec2(2, "us-east-1"));
         *cloud.tagged.lock().unwrap() = vec![a.clone(), b.clone(), ec2(3, "eu-west-1")];
         *cloud.shared.lock().unwrap() = vec![b.clone()];
-        let mut aws = crate::core::settings::Settings::default().aws;
+        let mut aws = crate::core::config::settings::Settings::default().aws;
         aws.regions = vec!["us-east-1".to_string()];
 
         let all = m.with_tagged(entries(&[&a]), &aws).await;
@@ -1527,7 +1527,7 @@ mod tests {
     }
 
     fn busy_settings() -> BusySettings {
-        crate::core::settings::Settings::default().busy
+        crate::core::config::settings::Settings::default().busy
     }
 
     fn ec2(n: u32, region: &str) -> ResourceId {

@@ -54,7 +54,7 @@ fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("settings.json"),
-        cloudnap::core::settings::DEFAULT_SETTINGS_JSON,
+        cloudnap::core::config::settings::DEFAULT_SETTINGS_JSON,
     )
     .unwrap();
     std::fs::write(dir.path().join("credentials"), OTHER_CREDENTIALS).unwrap();
@@ -106,7 +106,7 @@ fn check_shows_the_account_and_save_writes_a_private_profile() {
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
     let settings = std::fs::read_to_string(dir.path().join("settings.json")).unwrap();
-    let (parsed, _) = cloudnap::core::settings::Settings::parse(&settings).unwrap();
+    let (parsed, _) = cloudnap::core::config::settings::Settings::parse(&settings).unwrap();
     assert_eq!(parsed.aws.profile.as_deref(), Some("cloudnap"));
     assert!(!settings.contains(SECRET), "no secret in settings.json");
 }

@@ -5,8 +5,8 @@ mod common;
 // The detectors run in this process: its environment names the X server
 // and PulseAudio.
 common::before_main!(X, Pulse);
-use cloudnap::core::activity::{Activity, ActivityKind};
-use cloudnap::core::settings::Settings;
+use cloudnap::core::config::settings::Settings;
+use cloudnap::core::model::activity::{Activity, ActivityKind};
 use cloudnap::detect::{self, session::SessionEnv};
 use common::{require_display, require_pulse, xdotool};
 use std::process::Command;

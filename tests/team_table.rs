@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use cloudnap::cloud::aws::dynamodb::{Init, InitError, TeamTable, Written};
-use cloudnap::core::resource::{Capacity, Desired, Kind, ResourceId};
-use cloudnap::core::team::{present, step, Lock, Phase, State, Step};
+use cloudnap::core::model::resource::{Capacity, Desired, Kind, ResourceId};
+use cloudnap::core::policy::team::{present, step, Lock, Phase, State, Step};
 use common::*;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,17 +1,17 @@
 //! The AWS-side deadline in the orchestrator: the schedules of
-//! [`crate::core::deadline`] armed, moved and removed as the idle state
+//! [`crate::core::policy::deadline`] armed, moved and removed as the idle state
 //! changes, and brought forward while the machine suspends or shuts down
 //! (see [`crate::detect::power`]).
 
 use super::{clock_at, host_name, now, App};
 use crate::cloud::{CloudControl, ErrorKind};
-use crate::core::activity::{Activity, ActivityKind};
-use crate::core::deadline::{self, deadline_at, move_every, needs_move};
-use crate::core::history::Trigger;
-use crate::core::idle::IdleState;
-use crate::core::registry::Entry;
-use crate::core::resource::ResourceId;
-use crate::core::status::{Event, Operation};
+use crate::core::config::registry::Entry;
+use crate::core::model::activity::{Activity, ActivityKind};
+use crate::core::model::history::Trigger;
+use crate::core::model::resource::ResourceId;
+use crate::core::policy::deadline::{self, deadline_at, move_every, needs_move};
+use crate::core::policy::idle::IdleState;
+use crate::core::protocol::status::{Event, Operation};
 use crate::detect::power::PowerEvent;
 use crate::manager::now_seconds;
 use crate::store::config::Paths;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// The AWS-side deadline (see [`crate::core::deadline`]) as last armed.
+/// The AWS-side deadline (see [`crate::core::policy::deadline`]) as last armed.
 #[derive(Default)]
 pub(super) struct Deadline {
     /// Unix seconds it is armed for, if it is.
@@ -353,8 +353,8 @@ mod tests {
     use super::*;
     use crate::app::tests::{app, app_with, next_event, press, schedules, svc, WITH_ROLE};
     use crate::cloud::fake::FakeCloud;
-    use crate::core::protocol::Command;
-    use crate::core::resource::{Capacity, Desired, Kind};
+    use crate::core::model::resource::{Capacity, Desired, Kind};
+    use crate::core::protocol::commands::Command;
     use crate::server::Handler;
 
     #[tokio::test(start_paused = true)]

@@ -1,23 +1,23 @@
 //! Team mode in the orchestrator: this member's presence item, written on
 //! each idle transition and renewed every heartbeat, and the steps of
-//! [`crate::core::team`] for each shared resource, carried out through the
+//! [`crate::core::policy::team`] for each shared resource, carried out through the
 //! manager's sleep and wake of that one resource (see docs/team.md).
 
 use super::{host_name, now, App};
 use crate::cloud::{CloudControl, CloudError, TeamTable};
-use crate::core::busy::Check;
-use crate::core::history::Trigger;
-use crate::core::holds::Scope;
-use crate::core::idle::IdleState;
-use crate::core::registry::Entry;
-use crate::core::report::{Action, Outcome};
-use crate::core::resource::ResourceId;
-use crate::core::settings::TeamSettings;
-use crate::core::status::{Event, TeamRow, TeamStatus};
-use crate::core::team::{
+use crate::core::config::registry::Entry;
+use crate::core::config::settings::TeamSettings;
+use crate::core::model::history::Trigger;
+use crate::core::model::outcome::{Action, Outcome};
+use crate::core::model::resource::ResourceId;
+use crate::core::policy::busy::Check;
+use crate::core::policy::holds::Scope;
+use crate::core::policy::idle::IdleState;
+use crate::core::policy::team::{
     confirm_sleep, default_member, display_name, presence_line, step, Confirm, Lock, Phase,
     Presence, State, Step, Written,
 };
+use crate::core::protocol::status::{Event, TeamRow, TeamStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -438,10 +438,10 @@ mod tests {
 
     use super::*;
     use crate::cloud::fake::{FakeCloud, FakeTable};
-    use crate::core::activity::{Activity, ActivityKind};
-    use crate::core::protocol::Command;
-    use crate::core::resource::{Capacity, Desired, Kind};
-    use crate::core::settings::Settings;
+    use crate::core::config::settings::Settings;
+    use crate::core::model::activity::{Activity, ActivityKind};
+    use crate::core::model::resource::{Capacity, Desired, Kind};
+    use crate::core::protocol::commands::Command;
     use crate::manager::Manager;
     use crate::server::Handler;
     use crate::store::history::HistoryFile;

@@ -512,8 +512,8 @@ fn owner_lookup_micros() -> f64 {
 /// 200 resources slept every evening and woken every morning (146k lines),
 /// compacted into monthly files as the daemon would.
 fn report_year(bin: &str, table: &mut Vec<(String, String)>) {
-    use cloudnap::core::history::{Change, HistoryEvent, Trigger};
-    use cloudnap::core::resource::{Capacity, Facts, Kind, ResourceId, Running, Volume};
+    use cloudnap::core::model::history::{Change, HistoryEvent, Trigger};
+    use cloudnap::core::model::resource::{Capacity, Facts, Kind, ResourceId, Running, Volume};
     use cloudnap::store::history::HistoryFile;
     let dir = std::env::temp_dir().join(format!("cloudnap-bench-report-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

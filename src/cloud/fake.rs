@@ -1,11 +1,11 @@
 //! An in-memory [`CloudControl`] for unit tests of the core and the manager.
 
 use super::{CloudControl, CloudError, ErrorKind, Identity, TeamTable};
-use crate::core::busy::{Datapoint, Deployment, MetricQuery};
-use crate::core::deadline::Schedule;
-use crate::core::holds::Scope;
-use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
-use crate::core::team::{Lock, Presence, State, Written};
+use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId};
+use crate::core::policy::busy::{Datapoint, Deployment, MetricQuery};
+use crate::core::policy::deadline::Schedule;
+use crate::core::policy::holds::Scope;
+use crate::core::policy::team::{Lock, Presence, State, Written};
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;

@@ -5,12 +5,12 @@ pub mod aws;
 #[cfg(test)]
 pub mod fake;
 
-use crate::core::busy::{Datapoint, MetricQuery};
-use crate::core::deadline::Schedule;
-use crate::core::holds::Scope;
-use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
-use crate::core::retry::Cause;
-use crate::core::team::{Lock, Presence, State, Written};
+use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId};
+use crate::core::policy::busy::{Datapoint, MetricQuery};
+use crate::core::policy::deadline::Schedule;
+use crate::core::policy::holds::Scope;
+use crate::core::policy::retry::Cause;
+use crate::core::policy::team::{Lock, Presence, State, Written};
 use futures::future::BoxFuture;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -214,8 +214,8 @@ pub trait CloudControl: Send + Sync + 'static {
     ) -> impl Future<Output = Vec<Result<Facts, CloudError>>> + Send;
 
     /// The datapoints of each query (in order) from `start` to `end`, at
-    /// [`crate::core::busy::PERIOD_SECONDS`], in one region: one
-    /// `GetMetricData` call per [`crate::core::busy::MAX_QUERIES_PER_CALL`]
+    /// [`crate::core::policy::busy::PERIOD_SECONDS`], in one region: one
+    /// `GetMetricData` call per [`crate::core::policy::busy::MAX_QUERIES_PER_CALL`]
     /// queries (plus one per further page of results).
     fn metric_data(
         &self,
@@ -244,7 +244,7 @@ pub trait CloudControl: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<(ResourceId, bool)>, CloudError>> + Send;
 
     /// Creates or moves the deadline `schedules` (see
-    /// [`crate::core::deadline`]) of one region and profile, run as
+    /// [`crate::core::policy::deadline`]) of one region and profile, run as
     /// `role_arn`: one call each (the Scheduler API has no batch call).
     /// Results keep the order of `schedules`.
     fn put_schedules(
@@ -275,7 +275,7 @@ pub trait CloudControl: Send + Sync + 'static {
 
     /// Uses changed AWS settings (default profile, endpoint) for later
     /// calls, with freshly loaded credentials.
-    fn reconfigure(&self, _aws: &crate::core::settings::AwsSettings) {}
+    fn reconfigure(&self, _aws: &crate::core::config::settings::AwsSettings) {}
 
     /// Whether AWS in `region` answers a TCP connection now (no AWS call):
     /// a cheap sign that the network is back, to try a failed sleep or wake
@@ -292,12 +292,12 @@ pub trait CloudControl: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Identity, CloudError>> + Send;
 }
 
-/// The team table of team mode (see [`crate::core::team`] and
+/// The team table of team mode (see [`crate::core::policy::team`] and
 /// docs/team.md) as the app uses it: DynamoDB
 /// ([`aws::dynamodb::TeamTable`]), or a fake in tests. Object safe (boxed
 /// futures): the app holds one whatever it is.
 pub trait TeamTable: Send + Sync {
-    /// The table's time now (see [`crate::core::team::TableClock`]).
+    /// The table's time now (see [`crate::core::policy::team::TableClock`]).
     fn now(&self) -> SystemTime;
 
     /// Writes `member`'s presence item (a lease of `lease` from now, in

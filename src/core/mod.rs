@@ -1,30 +1,11 @@
 //! Pure logic: domain types, configuration validation and the sleep/wake
 //! policy. Nothing here touches the OS, the network or AWS.
 
-pub mod activity;
-pub mod auth;
-pub mod busy;
-pub mod deadline;
-pub mod history;
-pub mod holds;
-pub mod iam;
-pub mod idle;
-pub mod ini;
-pub mod operation;
+pub mod config;
+pub mod model;
 pub mod policy;
-pub mod prices;
 pub mod protocol;
-pub mod registry;
-pub mod registry_edit;
-pub mod reply;
-pub mod report;
-pub mod resource;
-pub mod retry;
 pub mod savings;
-pub mod settings;
-pub mod settings_edit;
-pub mod status;
-pub mod team;
 
 /// FNV-1a of `bytes`: a hash that is the same on every build and machine
 /// (unlike std's), for names that must stay stable.

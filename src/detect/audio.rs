@@ -5,8 +5,8 @@
 //! source already shows activity.
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::{rms, ActivityKind};
-use crate::core::settings::AudioSettings;
+use crate::core::config::settings::AudioSettings;
+use crate::core::model::activity::{rms, ActivityKind};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

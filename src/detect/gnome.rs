@@ -13,8 +13,8 @@
 
 use super::heartbeat::Heartbeat;
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::{idle_shows_input, ActivityKind};
-use crate::core::settings::SystemIdleSettings;
+use crate::core::config::settings::SystemIdleSettings;
+use crate::core::model::activity::{idle_shows_input, ActivityKind};
 use std::time::Duration;
 use zbus::blocking::{Connection, Proxy};
 

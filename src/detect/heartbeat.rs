@@ -15,7 +15,7 @@
 //! `period == timeout` resources sleep at most `timeout` late.
 
 use super::Sink;
-use crate::core::activity::ActivityKind;
+use crate::core::model::activity::ActivityKind;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 

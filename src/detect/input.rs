@@ -1,8 +1,8 @@
 //! Keyboard and mouse through `rdev`'s global listener (X RECORD on Linux).
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::{ActivityKind, InputFilter};
-use crate::core::settings::{KeyboardSettings, MouseSettings};
+use crate::core::config::settings::{KeyboardSettings, MouseSettings};
+use crate::core::model::activity::{ActivityKind, InputFilter};
 use rdev::EventType;
 use std::time::{Duration, Instant};
 

@@ -10,7 +10,7 @@
 //! unlocked one is not reported (that would count as activity).
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::ActivityKind;
+use crate::core::model::activity::ActivityKind;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use zbus::blocking::{Connection, MessageIterator, Proxy};

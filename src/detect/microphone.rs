@@ -6,8 +6,8 @@
 //! presence every `check_interval_sec`.
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::{microphone_in_use, ActivityKind, Recording};
-use crate::core::settings::MicrophoneSettings;
+use crate::core::config::settings::MicrophoneSettings;
+use crate::core::model::activity::{microphone_in_use, ActivityKind, Recording};
 use pulseaudio::protocol::{self, Command, CommandReply, SubscriptionMask};
 use std::io::{BufRead, BufReader, ErrorKind};
 use std::os::unix::net::UnixStream;

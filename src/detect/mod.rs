@@ -1,5 +1,5 @@
 //! Activity sources: each runs on its own thread, turns what the OS reports
-//! into [`Activity`] through the pure filters in [`crate::core::activity`],
+//! into [`Activity`] through the pure filters in [`crate::core::model::activity`],
 //! and sends it into one channel. A disabled source is never started.
 
 mod audio;
@@ -21,9 +21,9 @@ mod system_idle;
 mod wayland;
 mod window;
 
-use crate::core::activity::{Activity, ActivityKind};
-use crate::core::settings::Settings;
-use crate::core::status::{DetectorRow, DetectorState};
+use crate::core::config::settings::Settings;
+use crate::core::model::activity::{Activity, ActivityKind};
+use crate::core::protocol::status::{DetectorRow, DetectorState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -6,8 +6,8 @@
 //! Skipped while other sources already show activity.
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::{changed_fraction, downscale_grey, ActivityKind};
-use crate::core::settings::ScreenSettings;
+use crate::core::config::settings::ScreenSettings;
+use crate::core::model::activity::{changed_fraction, downscale_grey, ActivityKind};
 use std::time::{Duration, Instant};
 
 /// Grey levels two pixels may differ by and still count as the same.

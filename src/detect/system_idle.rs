@@ -3,8 +3,8 @@
 //! input the session sees.
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::{idle_shows_input, ActivityKind};
-use crate::core::settings::SystemIdleSettings;
+use crate::core::config::settings::SystemIdleSettings;
+use crate::core::model::activity::{idle_shows_input, ActivityKind};
 use std::time::Duration;
 
 /// Polls the session's milliseconds since the last input.

@@ -12,7 +12,7 @@
 
 use super::heartbeat::Heartbeat;
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::ActivityKind;
+use crate::core::model::activity::ActivityKind;
 use std::time::Duration;
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
 use wayland_client::protocol::{wl_registry, wl_seat};

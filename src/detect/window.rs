@@ -2,8 +2,8 @@
 //! or title) is activity; the same window staying focused is not.
 
 use super::{ActivitySource, DetectError, Sink};
-use crate::core::activity::ActivityKind;
-use crate::core::settings::WindowSettings;
+use crate::core::config::settings::WindowSettings;
+use crate::core::model::activity::ActivityKind;
 use std::time::Duration;
 
 /// Polls the active window.

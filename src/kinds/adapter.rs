@@ -3,7 +3,7 @@
 
 use crate::cloud::aws::clients::Clients;
 use crate::cloud::{each_in_order, CloudError, ErrorKind};
-use crate::core::resource::{Capacity, Facts, Observed, ResourceId};
+use crate::core::model::resource::{Capacity, Facts, Observed, ResourceId};
 use futures::future::BoxFuture;
 use serde_json::Value;
 use std::collections::HashMap;

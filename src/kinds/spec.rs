@@ -12,7 +12,7 @@ pub struct NameField {
     pub label: &'static str,
 }
 
-/// What a kind's capacity is made of (see [`crate::core::resource::Level`]).
+/// What a kind's capacity is made of (see [`crate::core::model::resource::Level`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// Running or stopped.
@@ -35,7 +35,7 @@ pub struct Spec {
     pub noun: &'static str,
     /// The fields naming a resource within its region, in order.
     pub names: &'static [NameField],
-    /// Checks of the names beyond the generic ones (`crate::core::registry::check_name`).
+    /// Checks of the names beyond the generic ones (`crate::core::config::registry::check_name`).
     pub check: fn(&[String]) -> Result<(), String>,
     /// What its capacity is made of.
     pub shape: Shape,
@@ -71,12 +71,12 @@ pub struct Spec {
     pub tagged: Option<Tagged>,
     /// The API call that puts a resource (named by its name fields) to
     /// sleep as cloudnap's own sleep does, for the AWS-side deadline (see
-    /// [`crate::core::deadline`]).
+    /// [`crate::core::policy::deadline`]).
     pub sleep_call: fn(&[String]) -> SleepCall,
     /// Which of its resources AWS answers together in one call.
     pub batch: Batch,
     /// Its busy rules: CloudWatch metrics compared with a threshold under
-    /// `busy` in settings.json (see `crate::core::busy`).
+    /// `busy` in settings.json (see `crate::core::policy::busy`).
     pub busy: &'static [Metric],
     /// `LIST_*` rows grouped into `{cluster_name, region, <key>: [rows]}`
     /// per cluster, under this key (`services`), instead of a flat list.

@@ -1,7 +1,7 @@
 //! The client side of the protocol, for `cloudnap send`: sends one command,
 //! collects the reply (reassembling numbered parts) with a timeout.
 
-use crate::core::auth;
+use crate::core::protocol::auth;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -89,7 +89,7 @@ mod tests {
             signed("STATUS", "t0k3n-abc", now),
         );
         assert_ne!(a, b);
-        let r = crate::core::protocol::parse(a.as_bytes()).unwrap();
+        let r = crate::core::protocol::commands::parse(a.as_bytes()).unwrap();
         let auth::Credential::Signed(sig) = r.credential else {
             panic!("{a}")
         };

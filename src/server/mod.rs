@@ -6,10 +6,10 @@
 pub mod client;
 pub mod peer;
 
-use crate::core::auth::{AuthError, Policy, ReplayGuard};
-use crate::core::protocol::{self, Command, Format, Request};
-use crate::core::reply::{CommandError, Reply};
-use crate::core::status::Event;
+use crate::core::protocol::auth::{AuthError, Policy, ReplayGuard};
+use crate::core::protocol::commands::{self as protocol, Command, Format, Request};
+use crate::core::protocol::reply::{CommandError, Reply};
+use crate::core::protocol::status::Event;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -358,7 +358,7 @@ pub async fn echo_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::auth;
+    use crate::core::protocol::auth;
     use std::time::Duration;
 
     const NOW: i64 = 1_800_000_000;

@@ -1,7 +1,7 @@
 //! Saving a named profile to the standard AWS shared files, so the aws CLI
 //! and every SDK can use it too. Other profiles are kept as they are.
 
-use crate::core::ini::upsert_section;
+use crate::core::config::ini::upsert_section;
 use crate::store::atomic::write_atomic_private;
 use std::io;
 use std::path::{Path, PathBuf};

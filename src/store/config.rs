@@ -1,7 +1,7 @@
 //! Where cloudnap's files live, and reading `settings.json` and `services.yaml`.
 
-use crate::core::registry::{Registry, RegistryError};
-use crate::core::settings::{Settings, SettingsError, DEFAULT_SETTINGS_JSON};
+use crate::core::config::registry::{Registry, RegistryError};
+use crate::core::config::settings::{Settings, SettingsError, DEFAULT_SETTINGS_JSON};
 use crate::store::atomic::{write_atomic, write_atomic_private};
 use std::io;
 use std::path::{Path, PathBuf};

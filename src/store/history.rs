@@ -1,11 +1,11 @@
 //! The history files in the state directory: `history.jsonl` (this month),
 //! appended to and fsync'd, never rewritten in place; earlier months are
 //! moved into `history-YYYY-MM.jsonl` with atomic writes. See
-//! [`crate::core::history`] for the line format and what parsing tolerates.
+//! [`crate::core::model::history`] for the line format and what parsing tolerates.
 
-use crate::core::history::{self, HistoryEvent};
-use crate::core::prices::PriceBook;
-use crate::core::savings::{self, SavingsReport};
+use crate::core::model::history::{self, HistoryEvent};
+use crate::core::savings::prices::PriceBook;
+use crate::core::savings::savings::{self, SavingsReport};
 use crate::store::atomic::write_atomic;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -172,9 +172,9 @@ impl HistoryFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::history::{Change, Trigger};
-    use crate::core::resource::Kind;
-    use crate::core::resource::ResourceId;
+    use crate::core::model::history::{Change, Trigger};
+    use crate::core::model::resource::Kind;
+    use crate::core::model::resource::ResourceId;
 
     fn ev(at: f64, change: Change) -> HistoryEvent {
         HistoryEvent {

@@ -1,8 +1,8 @@
 //! The sleep records (state.json): what cloudnap put to sleep and at what capacity.
 //! Written atomically before each batch of mutating calls and after it.
 
-use crate::core::policy::SleepRecord;
-use crate::core::resource::ResourceId;
+use crate::core::model::resource::ResourceId;
+use crate::core::policy::decide::SleepRecord;
 use crate::store::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -97,9 +97,9 @@ impl RecordsFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::policy::Phase;
-    use crate::core::resource::Capacity;
-    use crate::core::resource::{Kind, Scaling};
+    use crate::core::model::resource::Capacity;
+    use crate::core::model::resource::{Kind, Scaling};
+    use crate::core::policy::decide::Phase;
 
     #[test]
     fn round_trips_and_handles_missing_and_corrupt_files() {

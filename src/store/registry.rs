@@ -2,9 +2,9 @@
 //! the last valid registry kept when an edit is invalid, and registration
 //! edits made one writer at a time, atomically, keeping comments.
 
-use crate::core::registry::{Entry, Registry};
-use crate::core::registry_edit::{insert_entry, remove_entry, render};
-use crate::core::resource::ResourceId;
+use crate::core::config::registry::{Entry, Registry};
+use crate::core::config::registry_edit::{insert_entry, remove_entry, render};
+use crate::core::model::resource::ResourceId;
 use crate::store::atomic::write_atomic;
 use crate::store::config::ConfigError;
 use std::path::{Path, PathBuf};
@@ -147,7 +147,7 @@ pub fn entry(id: ResourceId, description: String) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resource::Kind;
+    use crate::core::model::resource::Kind;
 
     fn id(n: u32) -> ResourceId {
         ResourceId::new(Kind::Ec2, [format!("i-{n}")], "us-east-1")

@@ -4,8 +4,8 @@
 
 use crate::cloud::aws::{whoami_with_keys, Keys};
 use crate::cloud::{CloudError, Identity};
-use crate::core::settings::is_valid_region;
-use crate::core::settings_edit::set_aws_profile;
+use crate::core::config::settings::is_valid_region;
+use crate::core::config::settings_edit::set_aws_profile;
 use crate::store::atomic::write_atomic;
 use crate::store::aws_files::{self, Profile};
 use eframe::egui;

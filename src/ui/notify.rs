@@ -1,7 +1,7 @@
 //! Desktop notifications (freedesktop D-Bus on Linux) for app events.
 
-use crate::core::settings::NotificationSettings;
-use crate::core::status::Event;
+use crate::core::config::settings::NotificationSettings;
+use crate::core::protocol::status::Event;
 use crate::ui::view::{note_for, Note, NoteKind};
 
 /// Whether the user wants notifications of this kind.
@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn each_kind_follows_its_setting() {
-        let mut prefs = crate::core::settings::Settings::default()
+        let mut prefs = crate::core::config::settings::Settings::default()
             .desktop
             .notifications;
         assert!(wanted(NoteKind::Warning, &prefs));

@@ -4,7 +4,7 @@
 //! backend (`Shell_NotifyIcon`) runs on a winit event loop of its own
 //! thread, which also wakes once a second to follow the status.
 
-use crate::core::status::Status;
+use crate::core::protocol::status::Status;
 #[cfg(any(target_os = "linux", windows, test))]
 use crate::ui::view::IconState;
 #[cfg(any(target_os = "linux", windows))]

@@ -1,9 +1,9 @@
 //! What the tray shows and what notifications say, computed from the app's
 //! STATUS and events. Pure: no tray library, no D-Bus.
 
-use crate::core::policy::Phase;
-use crate::core::report::{Action, Outcome};
-use crate::core::status::{describe, Event, StateName, Status};
+use crate::core::model::outcome::{Action, Outcome};
+use crate::core::policy::decide::Phase;
+use crate::core::protocol::status::{describe, Event, StateName, Status};
 
 /// The tray icon's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,9 +357,9 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resource::Capacity;
-    use crate::core::resource::{Kind, ResourceId, Running};
-    use crate::core::status::{AsleepRow, ConfigFile, Operation};
+    use crate::core::model::resource::Capacity;
+    use crate::core::model::resource::{Kind, ResourceId, Running};
+    use crate::core::protocol::status::{AsleepRow, ConfigFile, Operation};
 
     fn status(state: StateName) -> Status {
         Status {
@@ -374,7 +374,7 @@ mod tests {
             retrying: None,
             dry_run: false,
             config_error: None,
-            inputs: crate::core::status::Inputs::Seen,
+            inputs: crate::core::protocol::status::Inputs::Seen,
             detectors: vec![],
             holds: vec![],
             awake: vec![],
@@ -404,7 +404,7 @@ mod tests {
 
     #[test]
     fn the_status_line_shows_the_team_and_an_unreachable_table() {
-        let team = crate::core::status::TeamStatus {
+        let team = crate::core::protocol::status::TeamStatus {
             member: "dev-a@laptop-1".into(),
             presence_line: "1 of 2 present: dev-b@laptop-2".into(),
             resources: vec![],
@@ -468,7 +468,7 @@ mod tests {
         let row = AsleepRow {
             resource: ec2("i-1"),
             saved: Capacity::of(Kind::Ec2, Running(true)),
-            phase: crate::core::policy::Phase::Asleep,
+            phase: crate::core::policy::decide::Phase::Asleep,
             since: 0,
             retrying: None,
         };
@@ -494,10 +494,10 @@ mod tests {
 
     #[test]
     fn a_retried_wake_shows_in_the_tray_and_is_notified_once() {
-        use crate::core::retry::Cause;
+        use crate::core::policy::retry::Cause;
         let v = tray_view(&Status {
             operation: Some(Operation::Waking),
-            retrying: Some(crate::core::status::RetryRow {
+            retrying: Some(crate::core::protocol::status::RetryRow {
                 operation: Operation::Waking,
                 attempts: 4,
                 cause: Cause::Network,

@@ -4,7 +4,7 @@
 use super::all_items;
 use super::error::aws_err;
 use crate::cloud::CloudError;
-use crate::core::resource::{ScalableTarget, Suspended};
+use crate::core::model::resource::{ScalableTarget, Suspended};
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
 use aws_sdk_applicationautoscaling::Client;
 use std::collections::HashMap;

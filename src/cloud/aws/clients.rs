@@ -3,7 +3,7 @@
 
 use super::error::{aws_err, retry_config};
 use crate::cloud::{CloudError, Identity};
-use crate::core::settings::AwsSettings;
+use crate::core::config::settings::AwsSettings;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sts::config::SharedHttpClient;
@@ -200,7 +200,7 @@ impl ClientCache {
     /// `clients` (mocked SDK clients in tests).
     #[cfg(test)]
     pub(super) fn with(region: &str, clients: Clients) -> Self {
-        let cache = ClientCache::new(&crate::core::settings::Settings::default().aws);
+        let cache = ClientCache::new(&crate::core::config::settings::Settings::default().aws);
         cache
             .clients
             .try_lock()
@@ -239,7 +239,7 @@ mod tests {
             "vpce.example.com:443"
         );
         assert_eq!(host_port("http://[::1]:9"), "[::1]:9");
-        let cache = ClientCache::new(&crate::core::settings::Settings::default().aws);
+        let cache = ClientCache::new(&crate::core::config::settings::Settings::default().aws);
         assert_eq!(
             cache.address("eu-west-1"),
             "sts.eu-west-1.amazonaws.com:443"

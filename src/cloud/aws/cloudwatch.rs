@@ -3,7 +3,7 @@
 
 use super::error::aws_err;
 use crate::cloud::CloudError;
-use crate::core::busy::{Datapoint, MetricQuery, PERIOD_SECONDS};
+use crate::core::policy::busy::{Datapoint, MetricQuery, PERIOD_SECONDS};
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use aws_sdk_cloudwatch::Client;

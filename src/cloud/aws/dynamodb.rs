@@ -1,5 +1,5 @@
 //! The team table (DynamoDB) of team mode: presence items and lock items
-//! (see [`crate::core::team`] and docs/team.md).
+//! (see [`crate::core::policy::team`] and docs/team.md).
 //!
 //! One table, key `pk` (partition) + `sk` (sort), both strings:
 //! presence items under `pk = "presence"` (`sk` = member id), lock items
@@ -11,11 +11,11 @@
 use super::clients;
 use super::error::aws_err;
 use crate::cloud::{CloudError, ErrorKind};
-use crate::core::holds::Scope;
-use crate::core::resource::{Capacity, ResourceId};
-use crate::core::settings::{AwsSettings, TeamSettings};
-pub use crate::core::team::Written;
-use crate::core::team::{Lock, Phase, Presence, State, TableClock};
+use crate::core::config::settings::{AwsSettings, TeamSettings};
+use crate::core::model::resource::{Capacity, ResourceId};
+use crate::core::policy::holds::Scope;
+pub use crate::core::policy::team::Written;
+use crate::core::policy::team::{Lock, Phase, Presence, State, TableClock};
 use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::primitives::{DateTime, DateTimeFormat};
@@ -606,12 +606,12 @@ mod tests {
             .build();
         let t = table(&[&throttled]);
         let lock = Lock::none(ResourceId::new(
-            crate::core::resource::Kind::Ec2,
+            crate::core::model::resource::Kind::Ec2,
             ["i-1"],
             "us-east-1",
         ));
-        let taken = crate::core::team::step("me", &lock, &[], false, t.now());
-        let crate::core::team::Step::Take(taken) = taken else {
+        let taken = crate::core::policy::team::step("me", &lock, &[], false, t.now());
+        let crate::core::policy::team::Step::Take(taken) = taken else {
             panic!("{taken:?}")
         };
         let err = t.put_lock(&taken).await.unwrap_err();

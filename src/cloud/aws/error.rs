@@ -204,7 +204,7 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::Unavailable, "{err:?}");
         assert_eq!(
             err.transient(),
-            Some(crate::core::retry::Cause::Unavailable)
+            Some(crate::core::policy::retry::Cause::Unavailable)
         );
         assert_eq!(rule.num_calls(), 5, "retried by the SDK first");
     }

@@ -1,9 +1,9 @@
-//! IAM: the role the AWS-side deadline runs as (see [`crate::core::iam`]),
+//! IAM: the role the AWS-side deadline runs as (see [`crate::core::config::iam`]),
 //! made by `cloudnap aws-setup`. IAM is global: any region's client does.
 
 use super::error::aws_err;
 use crate::cloud::{CloudError, ErrorKind};
-use crate::core::iam::Role;
+use crate::core::config::iam::Role;
 use aws_sdk_iam::Client;
 
 /// Creates `role` (or sets the trust policy of the one that exists) and

@@ -47,10 +47,10 @@ pub use clients::{http_client, whoami_with_keys, Keys};
 pub use error::retry_config;
 
 use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
-use crate::core::busy::{Datapoint, MetricQuery};
-use crate::core::deadline::Schedule;
-use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId};
-use crate::core::settings::AwsSettings;
+use crate::core::config::settings::AwsSettings;
+use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId};
+use crate::core::policy::busy::{Datapoint, MetricQuery};
+use crate::core::policy::deadline::Schedule;
 use crate::kinds::adapter::{Arns, Cx, Each, KindAdapter};
 use crate::kinds::aws::adapter;
 use clients::ClientCache;
@@ -119,14 +119,14 @@ impl AwsCloud {
         }
     }
 
-    /// Creates or updates the IAM `role` (see [`crate::core::iam`]) with
+    /// Creates or updates the IAM `role` (see [`crate::core::config::iam`]) with
     /// the credentials of `profile`. Returns its ARN and whether it was
     /// created.
     pub async fn put_role(
         &self,
         region: &str,
         profile: Option<&str>,
-        role: &crate::core::iam::Role,
+        role: &crate::core::config::iam::Role,
     ) -> Result<(String, bool), CloudError> {
         iam::put_role(&self.clients.get(region, profile).await.iam, role).await
     }
@@ -428,10 +428,10 @@ impl CloudControl for AwsCloud {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::history::Trigger;
-    use crate::core::registry::Entry;
-    use crate::core::report::Action;
-    use crate::core::settings::Settings;
+    use crate::core::config::registry::Entry;
+    use crate::core::config::settings::Settings;
+    use crate::core::model::history::Trigger;
+    use crate::core::model::outcome::Action;
     use crate::manager::Manager;
     use crate::store::records::RecordsFile;
     use aws_config::{BehaviorVersion, Region};

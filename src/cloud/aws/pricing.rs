@@ -7,8 +7,8 @@
 use super::clients::loader;
 use super::error::{aws_err, retry_config};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::core::prices::{PriceBook, PriceItem, PriceSource, Source};
-use crate::core::settings::AwsSettings;
+use crate::core::config::settings::AwsSettings;
+use crate::core::savings::prices::{PriceBook, PriceItem, PriceSource, Source};
 use crate::store::price_cache::PriceCache;
 use aws_sdk_pricing::types::{Filter, FilterType};
 use serde_json::Value;

@@ -1,12 +1,12 @@
 //! EventBridge Scheduler: the one-time schedules of the AWS-side deadline
-//! (see [`crate::core::deadline`]), in the schedule group
+//! (see [`crate::core::policy::deadline`]), in the schedule group
 //! [`GROUP`], each calling one API through a universal target. The API has
 //! no batch call: one call per schedule set or deleted.
 
 use super::all_items;
 use super::error::aws_err;
 use crate::cloud::{CloudError, ErrorKind};
-use crate::core::deadline::{Schedule, GROUP};
+use crate::core::policy::deadline::{Schedule, GROUP};
 use aws_sdk_scheduler::primitives::DateTime;
 use aws_sdk_scheduler::types::{
     ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,

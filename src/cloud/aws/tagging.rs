@@ -2,7 +2,7 @@
 
 use super::{all_items, MANAGED_TAG, SHARED_TAG};
 use crate::cloud::CloudError;
-use crate::core::resource::ResourceId;
+use crate::core::model::resource::ResourceId;
 use crate::kinds::Kind;
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_sdk_resourcegroupstagging::Client;

@@ -4,7 +4,7 @@
 use crate::cloud::aws::error::{aws_err, not_found};
 use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
-use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Scaling};
+use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Scaling};
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag};
 use aws_sdk_autoscaling::Client;

@@ -7,7 +7,7 @@
 use crate::cloud::aws::error::{aws_err, not_found};
 use crate::cloud::aws::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::{each_in_order, CloudError, ErrorKind};
-use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running, Volume};
+use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running, Volume};
 use crate::kinds::adapter::{by_value, rows, wrong_shape, Cx, Each, KindAdapter};
 use crate::kinds::asg;
 use aws_sdk_ec2::types::{Filter, Instance, Tag};

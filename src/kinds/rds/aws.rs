@@ -5,7 +5,7 @@
 use crate::cloud::aws::error::{aws_err, not_found};
 use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::{CloudError, ErrorKind};
-use crate::core::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running};
+use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running};
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
 use crate::kinds::rds;
 use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};

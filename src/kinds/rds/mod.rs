@@ -2,7 +2,7 @@
 //! of a cluster is never stopped alone (AWS refuses it: the cluster is
 //! stopped as a whole). AWS starts a database by itself after 7 days
 //! stopped: while the user is away cloudnap stops it again (see
-//! [`crate::core::policy::decide_refresh`]).
+//! [`crate::core::policy::decide::decide_refresh`]).
 
 pub mod aws;
 

@@ -3,9 +3,9 @@
 //! asleep, with the source of every price; and the report's text and HTML
 //! forms. Pure: takes the events, the period and a [`PriceBook`].
 
-use crate::core::history::{Change, HistoryEvent};
-use crate::core::prices::{PriceBook, PriceItem, Source, Wanted, ASSUMPTIONS};
-use crate::core::resource::{Capacity, Desired, Facts, ResourceId, Running, Scaling};
+use crate::core::model::history::{Change, HistoryEvent};
+use crate::core::model::resource::{Capacity, Desired, Facts, ResourceId, Running, Scaling};
+use crate::core::savings::prices::{PriceBook, PriceItem, Source, Wanted, ASSUMPTIONS};
 use chrono::{NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -550,8 +550,8 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::history::Trigger;
-    use crate::core::resource::Volume;
+    use crate::core::model::history::Trigger;
+    use crate::core::model::resource::Volume;
     use crate::kinds::Kind;
 
     const H: f64 = 3600.0;

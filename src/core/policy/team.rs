@@ -7,8 +7,8 @@
 //! adapter reads it back ([`TableClock`]), never a member's own clock, so a
 //! member whose clock is off by minutes is judged right.
 
-use crate::core::holds::Scope;
-use crate::core::resource::{Capacity, ResourceId};
+use crate::core::model::resource::{Capacity, ResourceId};
+use crate::core::policy::holds::Scope;
 use std::time::{Duration, SystemTime};
 
 /// Whether a member is at its machine.
@@ -430,7 +430,7 @@ fn millis(t: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resource::{Desired, Kind};
+    use crate::core::model::resource::{Desired, Kind};
 
     const A: &str = "arn:aws:iam::123456789012:user/dev-a@laptop-1";
     const B: &str = "arn:aws:iam::123456789012:user/dev-b@laptop-2";

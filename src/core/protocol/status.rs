@@ -2,14 +2,14 @@
 //! reports (state changes and errors). Types only; the app fills them, the
 //! server, tray and notifications read them.
 
-use crate::core::activity::ActivityKind;
-use crate::core::holds::{AwakeRow, HoldRow};
-pub use crate::core::operation::Operation;
-use crate::core::policy::Phase;
-use crate::core::report::Outcome;
-use crate::core::resource::{Capacity, ResourceId};
-use crate::core::retry::Cause;
-pub use crate::core::retry::RetryRow;
+use crate::core::model::activity::ActivityKind;
+pub use crate::core::model::operation::Operation;
+use crate::core::model::outcome::Outcome;
+use crate::core::model::resource::{Capacity, ResourceId};
+use crate::core::policy::decide::Phase;
+use crate::core::policy::holds::{AwakeRow, HoldRow};
+use crate::core::policy::retry::Cause;
+pub use crate::core::policy::retry::RetryRow;
 use serde::Serialize;
 
 /// The idle timer's state.
@@ -182,7 +182,7 @@ pub struct Status {
     pub team_error: Option<String>,
 }
 
-/// Team mode in `STATUS` (see [`crate::core::team`]).
+/// Team mode in `STATUS` (see [`crate::core::policy::team`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TeamStatus {
     /// This member, as people read it (`dev-a@laptop-1`); empty until known.

@@ -9,8 +9,8 @@
 //!
 //! Pure: every method takes `now`.
 
-use crate::core::report::{Action, Outcome};
-use crate::core::resource::ResourceId;
+use crate::core::model::outcome::{Action, Outcome};
+use crate::core::model::resource::ResourceId;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -283,7 +283,7 @@ pub fn why_awake(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resource::Kind;
+    use crate::core::model::resource::Kind;
 
     const S: Duration = Duration::from_secs(1);
     const MIN: Duration = Duration::from_secs(60);

@@ -3,8 +3,8 @@
 //! Parsed with serde_yaml into raw entries, then validated into [`Entry`]s.
 //! Every error names the line it is about.
 
-use crate::core::resource::{Kind, ResourceId};
-use crate::core::settings::is_valid_region;
+use crate::core::config::settings::is_valid_region;
+use crate::core::model::resource::{Kind, ResourceId};
 use crate::kinds::Spec;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -40,7 +40,7 @@ pub struct Entry {
     pub tagged: bool,
     /// A team resource (`shared: true`, or the tag `cloudnap:shared=true`):
     /// with team mode on it sleeps only when every member is away (see
-    /// [`crate::core::team`]), never by this member's own sleep.
+    /// [`crate::core::policy::team`]), never by this member's own sleep.
     pub shared: bool,
 }
 
@@ -487,7 +487,7 @@ eks_nodegroups:
             "ec2_instances:\n  - instance_id: i-0abc\n    region: us-east-1\n    hibernate: true\n";
         let r = Registry::parse(ec2).unwrap();
         assert!(r.entries[0].hibernate);
-        let edited = crate::core::registry_edit::insert_entry("", &r.entries[0]).unwrap();
+        let edited = crate::core::config::registry_edit::insert_entry("", &r.entries[0]).unwrap();
         assert_eq!(Registry::parse(&edited).unwrap(), r, "{edited}");
         let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    hibernate: true\n";
         let e = Registry::parse(ecs).unwrap_err().to_string();
@@ -516,7 +516,8 @@ eks_nodegroups:
             );
             let r = Registry::parse(&text).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
             assert!(r.entries[0].shared, "{text}");
-            let edited = crate::core::registry_edit::insert_entry("", &r.entries[0]).unwrap();
+            let edited =
+                crate::core::config::registry_edit::insert_entry("", &r.entries[0]).unwrap();
             assert_eq!(Registry::parse(&edited).unwrap(), r, "{edited}");
             let off = text.replace("shared: true", "shared: false");
             assert!(!Registry::parse(&off).unwrap().entries[0].shared);

@@ -3,11 +3,11 @@
 //! message and docs/protocol.md's command lists all come; and the shape of
 //! replies. Pure: no sockets, no clock (the caller passes ids and `now`).
 
-use crate::core::auth::{valid_nonce, Credential, Signature};
-use crate::core::registry::check_id;
-use crate::core::reply::{CommandError, HelpRow, Reply};
-use crate::core::resource::{Kind, ResourceId};
-use crate::core::settings::is_valid_region;
+use crate::core::config::registry::check_id;
+use crate::core::config::settings::is_valid_region;
+use crate::core::model::resource::{Kind, ResourceId};
+use crate::core::protocol::auth::{valid_nonce, Credential, Signature};
+use crate::core::protocol::reply::{CommandError, HelpRow, Reply};
 use serde_json::{json, Map, Value};
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -127,7 +127,7 @@ pub struct ParseError {
 /// Largest pause accepted: one week.
 const MAX_PAUSE_MINUTES: f64 = 7.0 * 24.0 * 60.0;
 /// Largest hold lease accepted.
-const MAX_LEASE_SECONDS: f64 = crate::core::holds::MAX_LEASE.as_secs() as f64;
+const MAX_LEASE_SECONDS: f64 = crate::core::policy::holds::MAX_LEASE.as_secs() as f64;
 /// Largest count accepted for ECS tasks or EKS nodes.
 const MAX_COUNT: i64 = 10_000;
 
@@ -1367,7 +1367,7 @@ mod tests {
 
     #[test]
     fn signed_commands_carry_their_signature() {
-        use crate::core::auth::{sign, signed_datagram};
+        use crate::core::protocol::auth::{sign, signed_datagram};
         let (key, ts) = ("k3y-k3y-k3y", 1_800_000_000);
         let d = signed_datagram(key, ts, "n-1", "STOP_EC2:i-0abcdef1:us-east-1");
         let r = parse(d.as_bytes()).unwrap();
@@ -1573,7 +1573,7 @@ mod tests {
 
     #[test]
     fn docs_list_exactly_the_commands_of_the_tables() {
-        let doc = include_str!("../../docs/protocol.md");
+        let doc = include_str!("../../../docs/protocol.md");
         assert_eq!(
             doc_block(doc, "text commands"),
             text_commands_markdown(),

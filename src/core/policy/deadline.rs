@@ -6,7 +6,7 @@
 //! deadline is, when it is worth moving, what each schedule is called and
 //! calls.
 
-use crate::core::resource::ResourceId;
+use crate::core::model::resource::ResourceId;
 pub use crate::kinds::spec::SleepCall;
 use std::time::Duration;
 
@@ -115,7 +115,7 @@ pub fn prefix(member: &str) -> String {
 /// on every run and machine, at most 64 characters.
 pub fn name(member: &str, id: &ResourceId) -> String {
     let label = id.kind().spec().label;
-    let hash = super::fnv1a(
+    let hash = crate::core::fnv1a(
         std::iter::once(label)
             .chain(id.names().iter().map(String::as_str))
             .chain(std::iter::once(id.region()))
@@ -142,7 +142,7 @@ pub fn stale<'a>(member: &str, found: &'a [String], wanted: &[String]) -> Vec<&'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resource::Kind;
+    use crate::core::model::resource::Kind;
     use serde_json::json;
 
     const MIN: u64 = 60;

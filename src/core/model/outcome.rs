@@ -1,8 +1,8 @@
 //! Reports of what sleep, wake and status found and did, and their plain-text
 //! tables. Pure: built by the manager, shown by the CLI, STATUS and the tray.
 
-use crate::core::resource::{Capacity, ResourceId};
-use crate::core::retry::Cause;
+use crate::core::model::resource::{Capacity, ResourceId};
+use crate::core::policy::retry::Cause;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -73,7 +73,7 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Why it failed, when the failure passes by itself: the sleep or wake
-    /// is tried again (see [`crate::core::retry`]).
+    /// is tried again (see [`crate::core::policy::retry`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrying: Option<Cause>,
 }
@@ -88,7 +88,7 @@ pub struct StatusRow {
     /// The capacity cloudnap will restore, if it put the resource to sleep.
     pub asleep: Option<Capacity>,
     pub protected: bool,
-    /// `services.yaml`, or `tag` (see [`crate::core::registry::Entry::source`]).
+    /// `services.yaml`, or `tag` (see [`crate::core::config::registry::Entry::source`]).
     pub source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

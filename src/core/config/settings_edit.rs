@@ -1,7 +1,7 @@
 //! Changing one value in the user's `settings.json` text while keeping
 //! everything else (order, comments keys, spacing) as written.
 
-use crate::core::settings::{Settings, SettingsError};
+use crate::core::config::settings::{Settings, SettingsError};
 
 /// `text` with `aws.profile` set to `profile` (see [`set_aws_string`]).
 pub fn set_aws_profile(text: &str, profile: &str) -> Result<String, SettingsError> {
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn replaces_null_or_a_string_in_place_keeping_the_rest() {
-        let text = crate::core::settings::DEFAULT_SETTINGS_JSON;
+        let text = crate::core::config::settings::DEFAULT_SETTINGS_JSON;
         let out = set_aws_profile(text, "dev").unwrap();
         assert_eq!(profile(&out).as_deref(), Some("dev"));
         assert_eq!(
@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn sets_any_aws_string_key() {
         let role = "arn:aws:iam::1:role/cloudnap-deadline";
-        let text = crate::core::settings::DEFAULT_SETTINGS_JSON;
+        let text = crate::core::config::settings::DEFAULT_SETTINGS_JSON;
         let out = set_aws_string(text, "deadline_role_arn", role).unwrap();
         let parsed = Settings::parse(&out).unwrap().0;
         assert_eq!(parsed.aws.deadline_role_arn.as_deref(), Some(role));

@@ -1,10 +1,10 @@
-//! The IAM the AWS-side deadline needs (see [`crate::core::deadline`]): the
+//! The IAM the AWS-side deadline needs (see [`crate::core::policy::deadline`]): the
 //! role EventBridge Scheduler runs its schedules as, trusted only by the
 //! scheduler of this account, and a policy allowing it nothing but the
 //! sleep calls, on the registered resources and on those tagged
 //! `cloudnap:managed=true`. Pure: `cloudnap aws-setup` applies it.
 
-use crate::core::resource::ResourceId;
+use crate::core::model::resource::ResourceId;
 use crate::kinds::Kind;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 /// The default `settings.json` written on first run.
-pub const DEFAULT_SETTINGS_JSON: &str = include_str!("../../settings.json");
+pub const DEFAULT_SETTINGS_JSON: &str = include_str!("../../../settings.json");
 
 /// Why `settings.json` could not be used.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -135,7 +135,7 @@ pub struct AwsSettings {
     /// Sleep hibernates every EC2 instance configured for hibernation, as
     /// `hibernate: true` on its entry does.
     pub ec2_hibernate: bool,
-    /// The AWS-side deadline (see [`crate::core::deadline`]): while
+    /// The AWS-side deadline (see [`crate::core::policy::deadline`]): while
     /// resources are awake, AWS itself puts them to sleep if cloudnap has
     /// not been there to move it on.
     pub deadline: bool,
@@ -148,7 +148,7 @@ pub struct AwsSettings {
 
 /// Team mode (the `team` section; absent, or without a `table`, it is
 /// off): shared resources sleep only when every member is away,
-/// coordinated through a DynamoDB table (see [`crate::core::team`]).
+/// coordinated through a DynamoDB table (see [`crate::core::policy::team`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TeamSettings {
     /// The DynamoDB table every member uses.
@@ -172,7 +172,7 @@ pub struct BusySettings {
     pub window: Duration,
     /// An ECS service with a deployment in progress is busy.
     pub ecs_deployments: bool,
-    /// The threshold of each enabled rule of [`crate::core::busy::RULES`],
+    /// The threshold of each enabled rule of [`crate::core::policy::busy::RULES`],
     /// by its settings key; a rule without one is off.
     pub thresholds: BTreeMap<&'static str, f64>,
 }

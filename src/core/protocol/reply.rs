@@ -2,10 +2,10 @@
 //! failure. The server turns them into JSON; the tray and tests read the
 //! fields.
 
-use crate::core::holds::HoldRow;
-use crate::core::report::Outcome;
-use crate::core::resource::{Capacity, ResourceId};
-use crate::core::status::Status;
+use crate::core::model::outcome::Outcome;
+use crate::core::model::resource::{Capacity, ResourceId};
+use crate::core::policy::holds::HoldRow;
+use crate::core::protocol::status::Status;
 pub use crate::kinds::listing::Listing;
 use serde::Serialize;
 
@@ -47,7 +47,7 @@ pub enum Reply {
     /// `LIST_HOLDS`.
     Holds { holds: Vec<HoldRow> },
     /// `REPORT`: the savings report.
-    Savings(Box<crate::core::savings::SavingsReport>),
+    Savings(Box<crate::core::savings::savings::SavingsReport>),
     /// `HELP`: every text command and JSON type.
     Help {
         commands: Vec<HelpRow>,

@@ -3,8 +3,8 @@
 //! has a shape these edits do not handle (flow style), the caller falls back
 //! to [`render`], which writes the whole registry canonically.
 
-use crate::core::registry::{Entry, Registry};
-use crate::core::resource::{Kind, ResourceId};
+use crate::core::config::registry::{Entry, Registry};
+use crate::core::model::resource::{Kind, ResourceId};
 
 /// The top-level key holding entries of `kind`.
 pub fn section_key(kind: Kind) -> &'static str {

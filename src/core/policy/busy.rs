@@ -3,8 +3,8 @@
 //! (or an ECS deployment in progress) keep a resource running, with the
 //! reason shown in the sleep report. Decisions take `now`; no I/O.
 
-use crate::core::resource::{Kind, ResourceId};
-use crate::core::settings::BusySettings;
+use crate::core::config::settings::BusySettings;
+use crate::core::model::resource::{Kind, ResourceId};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -254,7 +254,7 @@ pub fn judge(
     checks
 }
 
-pub use crate::core::resource::Deployment;
+pub use crate::core::model::resource::Deployment;
 
 /// Whether an ECS service's deployments show a rollout under way (more than
 /// one deployment, or one `IN_PROGRESS`), unless it started more than
@@ -275,7 +275,7 @@ pub fn deploying(now: SystemTime, deployments: &[Deployment]) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::settings::Settings;
+    use crate::core::config::settings::Settings;
 
     fn settings(json: &str) -> BusySettings {
         Settings::parse(json).unwrap().0.busy

@@ -1,7 +1,7 @@
 //! The sleep/wake policy: given what a resource looks like now and what
 //! cloudnap recorded about it, decide what to do. Pure: no I/O.
 
-use crate::core::resource::{Capacity, Desired, Observed, ResourceId, Running, Scaling};
+use crate::core::model::resource::{Capacity, Desired, Observed, ResourceId, Running, Scaling};
 use serde::{Deserialize, Serialize};
 
 /// Where a sleep of one resource has got to.
@@ -76,7 +76,7 @@ pub fn decide_sleep(observed: &Observed, record: Option<&SleepRecord>) -> SleepD
 /// The capacity a resource's sleep tag says it sleeps at, when the resource
 /// shows it asleep: down, or its scaling still held down the way sleep holds
 /// it. A tag on a resource that is up is not a sleep: it is written ahead by
-/// the AWS-side deadline (see [`crate::core::deadline`]), so that a sleep
+/// the AWS-side deadline (see [`crate::core::policy::deadline`]), so that a sleep
 /// AWS does by itself is restored exactly; such a tag is left in place.
 pub fn tagged_asleep(observed: &Observed) -> Option<Capacity> {
     let tag = observed.sleep_tag?;
@@ -204,7 +204,7 @@ pub fn scale_target(current: Capacity, desired: i32) -> Capacity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resource::{Kind, ScalableTarget, Suspended};
+    use crate::core::model::resource::{Kind, ScalableTarget, Suspended};
 
     fn obs(capacity: Capacity) -> Observed {
         Observed {

@@ -3,7 +3,7 @@
 //! is compacted into one file per month. Pure: the files are in
 //! [`crate::store::history`].
 
-use crate::core::resource::{Capacity, Facts, ResourceId};
+use crate::core::model::resource::{Capacity, Facts, ResourceId};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -166,7 +166,7 @@ pub fn merge(mut events: Vec<HistoryEvent>) -> Vec<HistoryEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resource::{Kind, Running};
+    use crate::core::model::resource::{Kind, Running};
 
     fn ev(at: f64, change: Change) -> HistoryEvent {
         HistoryEvent {

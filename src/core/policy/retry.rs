@@ -2,9 +2,9 @@
 //! after the first failure, the pause doubling up to 30 s, until 30 minutes
 //! after the first failure. Pure: every function takes `now`.
 
-use crate::core::history::Trigger;
-pub use crate::core::operation::Operation;
-use crate::core::resource::ResourceId;
+use crate::core::model::history::Trigger;
+pub use crate::core::model::operation::Operation;
+use crate::core::model::resource::ResourceId;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -147,7 +147,7 @@ impl Retry {
 }
 
 /// A sleep or wake that failed for a passing reason, waiting to be tried
-/// again (see [`crate::core::retry`]).
+/// again (see [`crate::core::policy::retry`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryRow {
     pub operation: Operation,
@@ -165,7 +165,7 @@ pub struct RetryRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resource::Kind;
+    use crate::core::model::resource::Kind;
 
     fn after(previous: Option<&Retry>, op: Operation, now: Instant) -> Result<Retry, Retry> {
         let id = ResourceId::new(Kind::Ecs, ["c", "s"], "us-east-1");

@@ -1,0 +1,8 @@
+//! settings.json and services.yaml: parsing, validation and text edits; the IAM documents of `aws-setup`.
+
+pub mod iam;
+pub mod ini;
+pub mod registry;
+pub mod registry_edit;
+pub mod settings;
+pub mod settings_edit;

@@ -1,0 +1,9 @@
+//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline.
+
+pub mod busy;
+pub mod deadline;
+pub mod decide;
+pub mod holds;
+pub mod idle;
+pub mod retry;
+pub mod team;
