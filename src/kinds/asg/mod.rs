@@ -4,7 +4,6 @@
 pub mod aws;
 
 use crate::kinds::spec::{field, no_check, Batch, NameField, Shape, SleepCall, Spec, Tagged};
-
 use serde_json::json;
 
 /// An Auto Scaling group.
@@ -34,7 +33,8 @@ pub static ASG: Spec = Spec {
         names_after: "autoScalingGroupName/",
         arn: "autoscaling:autoScalingGroup:*:autoScalingGroupName/{}",
     }),
-    sleep_call,    batch: Batch::Each,
+    sleep_call,
+    batch: Batch::Each,
     busy: &[],
     list_group: None,
     list_all: false,

@@ -3,7 +3,6 @@
 pub mod aws;
 
 use crate::kinds::spec::{field, Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged};
-
 use serde_json::json;
 
 /// An EC2 instance.
@@ -33,7 +32,8 @@ pub static EC2: Spec = Spec {
         names_after: "instance/",
         arn: "ec2:instance/{}",
     }),
-    sleep_call,    batch: Batch::Region,
+    sleep_call,
+    batch: Batch::Region,
     busy: &[
         Metric {
             setting: "ec2_cpu_percent",

@@ -5,7 +5,6 @@ pub mod aws;
 use crate::kinds::spec::{
     field, no_check, Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged,
 };
-
 use serde_json::json;
 
 /// An ECS service in a cluster.
@@ -41,7 +40,8 @@ pub static ECS: Spec = Spec {
         names_after: "service/",
         arn: "ecs:service/{}",
     }),
-    sleep_call,    batch: Batch::Field(0),
+    sleep_call,
+    batch: Batch::Field(0),
     busy: &[Metric {
         setting: "ecs_cpu_percent",
         default: 10.0,

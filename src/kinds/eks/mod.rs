@@ -3,7 +3,6 @@
 pub mod aws;
 
 use crate::kinds::spec::{field, no_check, Batch, NameField, Shape, SleepCall, Spec, Tagged};
-
 use serde_json::json;
 
 /// An EKS nodegroup in a cluster.
@@ -39,7 +38,8 @@ pub static EKS: Spec = Spec {
         names_after: "nodegroup/",
         arn: "eks:nodegroup/{}/*",
     }),
-    sleep_call,    batch: Batch::Each,
+    sleep_call,
+    batch: Batch::Each,
     busy: &[],
     list_group: Some("nodegroups"),
     list_all: true,

@@ -7,7 +7,6 @@
 pub mod aws;
 
 use crate::kinds::spec::{field, no_check, Batch, NameField, Shape, SleepCall, Spec, Tagged};
-
 use serde_json::json;
 
 /// How long AWS lets a database stay stopped before it starts it again.
@@ -40,7 +39,8 @@ pub static INSTANCE: Spec = Spec {
         names_after: "db:",
         arn: "rds:db:{}",
     }),
-    sleep_call: stop_instance,    batch: Batch::Each,
+    sleep_call: stop_instance,
+    batch: Batch::Each,
     busy: &[],
     list_group: None,
     list_all: false,
@@ -74,7 +74,8 @@ pub static CLUSTER: Spec = Spec {
         names_after: "cluster:",
         arn: "rds:cluster:{}",
     }),
-    sleep_call: stop_cluster,    batch: Batch::Each,
+    sleep_call: stop_cluster,
+    batch: Batch::Each,
     busy: &[],
     list_group: None,
     list_all: false,
