@@ -11,7 +11,7 @@ mod desktop;
 
 use common::*;
 use desktop::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The source's idle watch (`detect::gnome::NOTIFY_TIMEOUT`).
 const NOTIFY: Duration = Duration::from_secs(5);
@@ -80,6 +80,40 @@ async fn remote_desktop_input_is_gnome_activity_until_the_idle_watch_fires() {
     .await;
 }
 
+/// An ECS service `api` at 3 tasks in a new cluster in `region` (moto),
+/// registered in a config with the scenario's settings (18 s timeout, no
+/// warning); returns the cluster's name.
+async fn scenario_service(region: &str) -> (String, ConfigDir) {
+    let cluster = unique("gnome");
+    ecs_service(region, &cluster, "api", 3).await;
+    let cfg = ConfigDir::with_settings(
+        &daemon_settings(&[region], scenario_settings(Duration::ZERO)),
+        &format!(
+            "ecs_services:\n  - cluster_name: {cluster}\n    service_name: api\n    region: {region}\n"
+        ),
+    );
+    (cluster, cfg)
+}
+
+/// The scenario against `d`, with keys through `input`, on the
+/// service of [`scenario_service`].
+async fn keys_keep_awake_idleness_sleeps_one_key_wakes(
+    d: &Daemon,
+    input: &mut RemoteDesktop,
+    region: &str,
+    cluster: &str,
+) {
+    input_keeps_awake_idleness_sleeps_one_input_wakes(
+        d,
+        "gnome_idle",
+        NOTIFY,
+        || input.key(),
+        async || format!("desired {}", ecs_desired(region, cluster, "api").await.0),
+        ("desired 3", "desired 0"),
+    )
+    .await;
+}
+
 /// The scenario under GNOME, through AWS (moto), with an ECS
 /// service at 3 tasks: a key every 2 s for 40 s with an 18 s timeout (no
 /// warning) sleeps nothing; without input it sleeps (desired 0) after the
@@ -89,23 +123,37 @@ async fn remote_desktop_keys_keep_it_awake_idleness_sleeps_it_and_one_key_wakes_
     const REGION: &str = "eu-north-1";
     let mutter = Mutter::from_env();
     let _seat = SEAT.lock().await;
-    let cluster = unique("gnome");
-    ecs_service(REGION, &cluster, "api", 3).await;
-    let cfg = ConfigDir::with_settings(
-        &daemon_settings(&[REGION], scenario_settings(Duration::ZERO)),
-        &format!(
-            "ecs_services:\n  - cluster_name: {cluster}\n    service_name: api\n    region: {REGION}\n"
-        ),
-    );
+    let (cluster, cfg) = scenario_service(REGION).await;
     let d = start(&mutter, &cfg);
     let mut input = RemoteDesktop::start(&mutter);
-    input_keeps_awake_idleness_sleeps_one_input_wakes(
-        &d,
-        "gnome_idle",
-        NOTIFY,
-        || input.key(),
-        async || format!("desired {}", ecs_desired(REGION, &cluster, "api").await.0),
-        ("desired 3", "desired 0"),
-    )
-    .await;
+    keys_keep_awake_idleness_sleeps_one_key_wakes(&d, &mut input, REGION, &cluster).await;
+}
+
+/// GNOME without `XDG_CURRENT_DESKTOP` (a user service that did not import
+/// it): the IdleMonitor is found on the bus. Started while the user types,
+/// the idle time read at the start shows them at once; then the issue's
+/// scenario (keys keep the ECS service up, idleness sleeps it, one key
+/// wakes it).
+#[tokio::test]
+async fn unnamed_gnome_is_found_on_the_bus_and_sees_typing_from_the_start() {
+    const REGION: &str = "eu-north-1";
+    let mutter = Mutter::from_env();
+    let _seat = SEAT.lock().await;
+    let (cluster, cfg) = scenario_service(REGION).await;
+    let mut input = RemoteDesktop::start(&mutter);
+    input.key();
+    let t0 = Instant::now();
+    let mut command = cfg.command(&["run"]);
+    mutter.session(&mut command);
+    command.env_remove("XDG_CURRENT_DESKTOP");
+    let d = Daemon::spawn(command);
+    // The idle time read at the start shows the key.
+    wait_log(&d.log, "ms before the start", Duration::from_secs(5));
+    let log = d.log.lock().unwrap().clone();
+    assert!(
+        log.contains("Wayland session (Gnome desktop); detectors for it: gnome_idle"),
+        "{log}"
+    );
+    seen_within(&d, t0, Duration::from_secs(7), "gnome_idle").await;
+    keys_keep_awake_idleness_sleeps_one_key_wakes(&d, &mut input, REGION, &cluster).await;
 }

@@ -6,6 +6,10 @@
 //! costs no D-Bus traffic) says when they came back. Between the two the
 //! [`Heartbeat`] re-asserts activity. Mutter sends `WatchFired` only to the
 //! connection that added the watch, so one connection does everything.
+//! Unlike a Wayland idle notification the idle time is known at the start
+//! ([`input_before_start`]): someone typing when the source starts (or
+//! reconnects) counts at once, and a restart long after the last input
+//! reports nothing.
 //!
 //! Without IdleMonitor (KDE, other desktops) it falls back to polling
 //! `org.freedesktop.ScreenSaver.GetSessionIdleTime` every
@@ -23,6 +27,9 @@ use zbus::blocking::{Connection, Proxy};
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const KIND: ActivityKind = ActivityKind::GnomeIdle;
+
+/// The idle monitor's bus name.
+const IDLE_MONITOR: &str = "org.gnome.Mutter.IdleMonitor";
 
 /// Watches the desktop's idle time over D-Bus.
 pub struct GnomeIdleSource {
@@ -42,6 +49,26 @@ fn fail(message: impl std::fmt::Display) -> DetectError {
     DetectError::new("gnome_idle", message)
 }
 
+/// Whether Mutter's IdleMonitor is on the session bus (whatever
+/// `XDG_CURRENT_DESKTOP` says); false when the bus cannot be reached.
+pub(super) fn idle_monitor_on_bus() -> bool {
+    let has_owner = || -> zbus::Result<bool> {
+        let conn = Connection::session()?;
+        let name = zbus::names::BusName::try_from(IDLE_MONITOR)?;
+        zbus::blocking::fdo::DBusProxy::new(&conn)?
+            .name_has_owner(name)
+            .map_err(Into::into)
+    };
+    has_owner().unwrap_or(false)
+}
+
+/// Whether an idle time of `idle` at the start shows input: within the
+/// idle watch's timeout, the user is there (and the watch will say when
+/// they leave).
+fn input_before_start(idle: Duration) -> bool {
+    idle < NOTIFY_TIMEOUT
+}
+
 impl ActivitySource for GnomeIdleSource {
     fn name(&self) -> &'static str {
         "gnome_idle"
@@ -51,7 +78,7 @@ impl ActivitySource for GnomeIdleSource {
         let conn = Connection::session().map_err(fail)?;
         let monitor = Proxy::new(
             &conn,
-            "org.gnome.Mutter.IdleMonitor",
+            IDLE_MONITOR,
             "/org/gnome/Mutter/IdleMonitor/Core",
             "org.gnome.Mutter.IdleMonitor",
         )
@@ -81,11 +108,9 @@ fn watch(monitor: &Proxy, idle_ms: u64, sink: &Sink) -> Result<(), DetectError> 
         NOTIFY_TIMEOUT.as_secs()
     );
     let heartbeat = Heartbeat::start(sink.clone(), KIND, NOTIFY_TIMEOUT);
-    // Unlike a Wayland idle notification the idle time is known: input
-    // within the timeout is real activity (and a restart long after the
-    // last input reports nothing).
     let mut active_watch = None;
-    if idle_ms < timeout_ms {
+    if input_before_start(Duration::from_millis(idle_ms)) {
+        tracing::info!("gnome_idle: input {idle_ms} ms before the start");
         sink.emit(KIND);
         heartbeat.resumed();
     } else {
@@ -138,4 +163,22 @@ fn poll_screensaver(conn: &Connection, interval: Duration, sink: &Sink) -> Resul
         previous = Some(now);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_idle_time_at_the_start_is_input() {
+        // Someone typing every 2 s: at most 2 s idle whenever it starts.
+        assert!(input_before_start(Duration::ZERO));
+        assert!(input_before_start(Duration::from_millis(2_000)));
+        assert!(input_before_start(
+            NOTIFY_TIMEOUT - Duration::from_millis(1)
+        ));
+        // A restart while the user is away: the watch's timeout has passed.
+        assert!(!input_before_start(NOTIFY_TIMEOUT));
+        assert!(!input_before_start(Duration::from_secs(3_600)));
+    }
 }

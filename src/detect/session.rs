@@ -1,5 +1,5 @@
 //! Which detectors fit the graphical session: a pure choice from the
-//! session's environment variables.
+//! session's environment variables and what probing the session found.
 //!
 //! On Wayland the X-based detectors see only Xwayland clients (X RECORD),
 //! or nothing at all (Xwayland has no MIT-SCREEN-SAVER, and its root window
@@ -7,6 +7,7 @@
 //! IdleMonitor) is the source of truth for input there.
 
 use std::fmt;
+use std::time::Duration;
 
 /// The kind of graphical session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,17 +77,68 @@ pub struct SessionEnv {
     pub display: bool,
     /// `XDG_CURRENT_DESKTOP`.
     pub current_desktop: Option<String>,
+    /// What the session offers, whatever its name says.
+    pub probed: Probed,
+}
+
+/// The idle services found by asking the session itself (none when it was
+/// not asked, or did not answer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Probed {
+    /// GNOME's `org.gnome.Mutter.IdleMonitor` is on the session bus.
+    pub mutter_idle_monitor: bool,
+    /// The compositor offers `ext_idle_notifier_v1` or `org_kde_kwin_idle`.
+    pub wayland_idle: bool,
+}
+
+/// How long the probes may take: a session that does not answer by then
+/// is left to its name.
+const PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Asks the session bus and the Wayland compositor which idle services
+/// they offer, both at once, each for up to [`PROBE_LIMIT`].
+#[cfg(target_os = "linux")]
+fn probe() -> Probed {
+    let ask = |question: fn() -> bool| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asked = std::thread::Builder::new()
+            .name("detect-probe".into())
+            .spawn(move || tx.send(question()));
+        (rx, asked.is_ok())
+    };
+    let limit = std::time::Instant::now() + PROBE_LIMIT;
+    let answer = |(rx, asked): (std::sync::mpsc::Receiver<bool>, bool)| {
+        let wait = limit.saturating_duration_since(std::time::Instant::now());
+        asked && rx.recv_timeout(wait).unwrap_or(false)
+    };
+    let bus = ask(super::gnome::idle_monitor_on_bus);
+    let registry = ask(super::wayland::compositor_offers_idle);
+    Probed {
+        mutter_idle_monitor: answer(bus),
+        wayland_idle: answer(registry),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn probe() -> Probed {
+    Probed::default()
 }
 
 impl SessionEnv {
     /// This process's environment.
     pub fn from_env() -> Self {
         let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let wayland_display = var("WAYLAND_DISPLAY").is_some();
         SessionEnv {
             session_type: var("XDG_SESSION_TYPE"),
-            wayland_display: var("WAYLAND_DISPLAY").is_some(),
+            wayland_display,
             display: var("DISPLAY").is_some(),
             current_desktop: var("XDG_CURRENT_DESKTOP"),
+            probed: if wayland_display {
+                probe()
+            } else {
+                Probed::default()
+            },
         }
     }
 }
@@ -108,6 +160,9 @@ pub struct Plan {
 ///
 /// `XDG_SESSION_TYPE` decides when it says `x11` or `wayland`; otherwise
 /// (`tty`, unset) `WAYLAND_DISPLAY` means Wayland and `DISPLAY` means X11.
+/// On Wayland the idle service found by probing decides between GNOME's
+/// IdleMonitor and the compositor's idle protocol; the desktop's name only
+/// when neither was found.
 pub fn plan(env: &SessionEnv) -> Plan {
     let session = match env.session_type.as_deref() {
         Some("wayland") => SessionKind::Wayland,
@@ -116,7 +171,7 @@ pub fn plan(env: &SessionEnv) -> Plan {
         _ if env.display => SessionKind::X11,
         _ => SessionKind::Headless,
     };
-    let desktop = env.current_desktop.as_deref().map_or(Desktop::Other, |d| {
+    let named = env.current_desktop.as_deref().map_or(Desktop::Other, |d| {
         let has = |name: &str| d.split(':').any(|part| part.eq_ignore_ascii_case(name));
         if has("GNOME") {
             Desktop::Gnome
@@ -126,6 +181,12 @@ pub fn plan(env: &SessionEnv) -> Plan {
             Desktop::Other
         }
     });
+    // Mutter is GNOME's compositor, whatever the session is called.
+    let desktop = if env.probed.mutter_idle_monitor {
+        Desktop::Gnome
+    } else {
+        named
+    };
     use Detector::*;
     let (start, not_input_truth) = match session {
         SessionKind::X11 => (
@@ -135,11 +196,13 @@ pub fn plan(env: &SessionEnv) -> Plan {
             vec![],
         ),
         SessionKind::Wayland => {
-            let mut start = vec![if desktop == Desktop::Gnome {
-                GnomeIdle
-            } else {
-                WaylandIdle
-            }];
+            let idle = match (env.probed.mutter_idle_monitor, env.probed.wayland_idle) {
+                (true, _) => GnomeIdle,
+                (false, true) => WaylandIdle,
+                (false, false) if desktop == Desktop::Gnome => GnomeIdle,
+                (false, false) => WaylandIdle,
+            };
+            let mut start = vec![idle];
             // Through Xwayland: what X clients see, nothing more.
             if env.display {
                 start.extend([Input, Window]);
@@ -211,6 +274,7 @@ mod tests {
             wayland_display: wayland,
             display: x,
             current_desktop: desktop.map(str::to_string),
+            probed: Probed::default(),
         }
     }
 
@@ -271,6 +335,35 @@ mod tests {
             p.start,
             vec![WaylandIdle, Input, Window, Audio, Microphone, ScreenLock]
         );
+    }
+
+    #[test]
+    fn the_idle_service_found_decides_over_the_name() {
+        let probed = |mutter_idle_monitor, wayland_idle, desktop: Option<&str>| {
+            plan(&SessionEnv {
+                probed: Probed {
+                    mutter_idle_monitor,
+                    wayland_idle,
+                },
+                ..env(Some("wayland"), true, false, desktop)
+            })
+        };
+        // Mutter without XDG_CURRENT_DESKTOP (a service that did not
+        // import it): GNOME, as if it had been named.
+        let p = probed(true, false, None);
+        assert_eq!(p.desktop, Desktop::Gnome);
+        assert_eq!(p.start, vec![GnomeIdle, Audio, Microphone, ScreenLock]);
+        assert_eq!(p, plan(&env(Some("wayland"), true, false, Some("GNOME"))));
+        // A compositor with an idle protocol under a GNOME name left over.
+        let p = probed(false, true, Some("GNOME"));
+        assert_eq!(p.start[0], WaylandIdle);
+        // KDE or wlroots, unnamed: the idle protocol.
+        let p = probed(false, true, None);
+        assert_eq!(p.desktop, Desktop::Other);
+        assert_eq!(p.start[0], WaylandIdle);
+        // Nothing answered: the name decides, as before.
+        assert_eq!(probed(false, false, Some("GNOME")).start[0], GnomeIdle);
+        assert_eq!(probed(false, false, None).start[0], WaylandIdle);
     }
 
     #[test]

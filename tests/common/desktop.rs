@@ -68,8 +68,31 @@ pub async fn input_keeps_awake_idleness_sleeps_one_input_wakes(
     let status = d.ok("STATUS").await;
     assert_eq!(status["state"], "active", "{status}");
     assert_eq!(status["last_activity"]["kind"], kind, "{status}");
+    idleness_sleeps(d, last_input, notify, &read, down).await;
+    one_input_wakes(d, notify, input, &read, up).await;
+}
 
-    // The last re-assertion can come up to `notify` after the last input.
+/// Waits until STATUS shows activity of `kind`, at most `limit` after `t0`
+/// (when the daemon was started).
+pub async fn seen_within(d: &Daemon, t0: Instant, limit: Duration, kind: &str) {
+    let status = d
+        .wait_status(limit.saturating_sub(t0.elapsed()), "the user seen", |s| {
+            s["last_activity"]["kind"] == kind
+        })
+        .await;
+    eprintln!("seen {:?} after the start: {status}", t0.elapsed());
+}
+
+/// With no input since `last_input`, the resource that `read` reads back
+/// goes `down` after the scenario's timeout, neither before nor much later
+/// (the last re-assertion can come up to `notify` after the last input).
+pub async fn idleness_sleeps(
+    d: &Daemon,
+    last_input: Instant,
+    notify: Duration,
+    read: &impl AsyncFn() -> String,
+    down: &str,
+) {
     let limit = SCENARIO_TIMEOUT + notify + Duration::from_secs(5);
     loop {
         let now = read().await;
@@ -90,8 +113,17 @@ pub async fn input_keeps_awake_idleness_sleeps_one_input_wakes(
     );
     d.wait_status(Duration::from_secs(5), "asleep", |s| s["state"] == "asleep")
         .await;
+}
 
-    // The seat is idle again by now: one input wakes it.
+/// Once the seat is idle (`notify` without input), one `input` brings the
+/// resource that `read` reads back `up` within 3 s.
+pub async fn one_input_wakes(
+    d: &Daemon,
+    notify: Duration,
+    mut input: impl FnMut(),
+    read: &impl AsyncFn() -> String,
+    up: &str,
+) {
     tokio::time::sleep(notify).await;
     let pressed = Instant::now();
     input();
