@@ -22,6 +22,7 @@ use crate::core::status::{
     describe, AsleepRow, BusyRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
     StateName, Status,
 };
+use crate::detect;
 use crate::manager::Manager;
 use crate::server::Handler;
 use crate::store::config::load_settings_file;
@@ -53,7 +54,7 @@ fn idle_config(settings: &Settings) -> IdleConfig {
         timeout: settings.activity.inactivity_timeout,
         warning: settings.activity.warning,
         max_tick: MAX_TICK,
-        lock_grace: settings.screen_lock.lock_grace,
+        lock_grace: detect::lock::grace(&settings.detectors),
     }
 }
 
@@ -296,42 +297,30 @@ impl<C: CloudControl> App<C> {
         if *current == new {
             return;
         }
-        if current.activity != new.activity || current.screen_lock != new.screen_lock {
+        if idle_config(&current) != idle_config(&new) {
             state.tracker.set_config(idle_config(&new));
             self.changed.notify_one();
         }
         if current.aws != new.aws {
             self.manager.cloud().reconfigure(&new.aws);
         }
-        let restart: Vec<&str> = [
+        let mut restart: Vec<String> = [
             ("udp_server", current.udp != new.udp),
             ("aws.dry_run", current.aws.dry_run != new.aws.dry_run),
             (
                 "aws.max_concurrent_calls",
                 current.aws.max_concurrent_calls != new.aws.max_concurrent_calls,
             ),
-            (
-                "detectors",
-                (
-                    &current.keyboard,
-                    &current.mouse,
-                    &current.screen,
-                    &current.audio,
-                    &current.microphone,
-                ) != (
-                    &new.keyboard,
-                    &new.mouse,
-                    &new.screen,
-                    &new.audio,
-                    &new.microphone,
-                ) || (&current.window, &current.system_idle) != (&new.window, &new.system_idle)
-                    || current.screen_lock.enabled != new.screen_lock.enabled,
-            ),
             ("desktop.tray", current.desktop.tray != new.desktop.tray),
         ]
         .into_iter()
-        .filter_map(|(name, changed)| changed.then_some(name))
+        .filter_map(|(name, changed)| changed.then(|| name.to_string()))
         .collect();
+        let detectors = detect::list::needing_restart(&current.detectors, &new.detectors);
+        if !detectors.is_empty() {
+            let names: Vec<&str> = detectors.iter().map(|d| d.name).collect();
+            restart.push(format!("detectors ({})", names.join(", ")));
+        }
         if !restart.is_empty() {
             tracing::warn!(
                 "settings.json: changes to {} take effect when cloudnap restarts",

@@ -11,10 +11,11 @@
 //! `org.freedesktop.ScreenSaver.GetSessionIdleTime` every
 //! `system_idle.check_interval_sec`.
 
+use super::definition::{Desktop, Detector, Fit, Session, SessionKind};
 use super::heartbeat::Heartbeat;
-use super::{ActivitySource, DetectError, Sink};
+use super::source::{ActivitySource, DetectError, Sink};
+use super::system_idle::{self, SystemIdleSettings};
 use crate::core::activity::{idle_shows_input, ActivityKind};
-use crate::core::settings::SystemIdleSettings;
 use std::time::Duration;
 use zbus::blocking::{Connection, Proxy};
 
@@ -43,10 +44,6 @@ fn fail(message: impl std::fmt::Display) -> DetectError {
 }
 
 impl ActivitySource for GnomeIdleSource {
-    fn name(&self) -> &'static str {
-        "gnome_idle"
-    }
-
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
         let conn = Connection::session().map_err(fail)?;
         let monitor = Proxy::new(
@@ -139,3 +136,16 @@ fn poll_screensaver(conn: &Connection, interval: Duration, sink: &Sink) -> Resul
     }
     Ok(())
 }
+
+/// GNOME's IdleMonitor over D-Bus: on GNOME Wayland. Turned on and off
+/// with `system_idle`, whose interval its fallback polls at.
+pub static DETECTOR: Detector = Detector {
+    name: "gnome_idle",
+    input: true,
+    fits: |session: &Session| match session.kind {
+        SessionKind::Wayland if session.desktop == Desktop::Gnome => Fit::Yes,
+        _ => Fit::No,
+    },
+    sections: &[&system_idle::SECTION],
+    make: Some(|s| Box::new(GnomeIdleSource::new(&SystemIdleSettings::read(s)))),
+};

@@ -10,8 +10,9 @@
 //! not reported: an idle notification says nothing until the first
 //! transition, and a restart while the user is away must not wake anything.
 
+use super::definition::{Desktop, Detector, Fit, Session, SessionKind};
 use super::heartbeat::Heartbeat;
-use super::{ActivitySource, DetectError, Sink};
+use super::source::{ActivitySource, DetectError, Sink};
 use crate::core::activity::ActivityKind;
 use std::time::Duration;
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
@@ -100,10 +101,6 @@ delegate_noop!(State: ext_idle_notifier_v1::ExtIdleNotifierV1);
 delegate_noop!(State: org_kde_kwin_idle::OrgKdeKwinIdle);
 
 impl ActivitySource for WaylandIdleSource {
-    fn name(&self) -> &'static str {
-        "wayland_idle"
-    }
-
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
         let conn = Connection::connect_to_env().map_err(fail)?;
         let (globals, mut queue) = registry_queue_init::<State>(&conn).map_err(fail)?;
@@ -159,3 +156,16 @@ impl ActivitySource for WaylandIdleSource {
         Ok(())
     }
 }
+
+/// The compositor's idle notification: on Wayland, except GNOME (whose
+/// mutter has its own IdleMonitor). Turned on and off with `system_idle`.
+pub static DETECTOR: Detector = Detector {
+    name: "wayland_idle",
+    input: true,
+    fits: |session: &Session| match session.kind {
+        SessionKind::Wayland if session.desktop != Desktop::Gnome => Fit::Yes,
+        _ => Fit::No,
+    },
+    sections: &[&super::system_idle::SECTION],
+    make: Some(|_| Box::new(WaylandIdleSource)),
+};
