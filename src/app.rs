@@ -58,6 +58,31 @@ fn idle_config(settings: &Settings) -> IdleConfig {
     }
 }
 
+/// What of a change from `current` to `new` settings takes effect only
+/// when cloudnap restarts: settings keys, and `detectors (screen, ...)`
+/// for the detectors whose sections changed (see
+/// [`detect::list::needing_restart`]).
+fn needs_restart(current: &Settings, new: &Settings) -> Vec<String> {
+    let mut restart: Vec<String> = [
+        ("udp_server", current.udp != new.udp),
+        ("aws.dry_run", current.aws.dry_run != new.aws.dry_run),
+        (
+            "aws.max_concurrent_calls",
+            current.aws.max_concurrent_calls != new.aws.max_concurrent_calls,
+        ),
+        ("desktop.tray", current.desktop.tray != new.desktop.tray),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then(|| name.to_string()))
+    .collect();
+    let detectors = detect::list::needing_restart(&current.detectors, &new.detectors);
+    if !detectors.is_empty() {
+        let names: Vec<&str> = detectors.iter().map(|d| d.name).collect();
+        restart.push(format!("detectors ({})", names.join(", ")));
+    }
+    restart
+}
+
 /// The local wall-clock time of `at` (seen at `now`): "14:00", or
 /// "Tue 08:00" when not today.
 fn clock_at(now: Instant, at: Instant) -> String {
@@ -304,23 +329,7 @@ impl<C: CloudControl> App<C> {
         if current.aws != new.aws {
             self.manager.cloud().reconfigure(&new.aws);
         }
-        let mut restart: Vec<String> = [
-            ("udp_server", current.udp != new.udp),
-            ("aws.dry_run", current.aws.dry_run != new.aws.dry_run),
-            (
-                "aws.max_concurrent_calls",
-                current.aws.max_concurrent_calls != new.aws.max_concurrent_calls,
-            ),
-            ("desktop.tray", current.desktop.tray != new.desktop.tray),
-        ]
-        .into_iter()
-        .filter_map(|(name, changed)| changed.then(|| name.to_string()))
-        .collect();
-        let detectors = detect::list::needing_restart(&current.detectors, &new.detectors);
-        if !detectors.is_empty() {
-            let names: Vec<&str> = detectors.iter().map(|d| d.name).collect();
-            restart.push(format!("detectors ({})", names.join(", ")));
-        }
+        let restart = needs_restart(&current, &new);
         if !restart.is_empty() {
             tracing::warn!(
                 "settings.json: changes to {} take effect when cloudnap restarts",
@@ -1275,6 +1284,27 @@ mod tests {
         (cloud.schedules.lock().unwrap().iter())
             .map(|((_, name), s)| (name.clone(), s.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_detector_section_change_needs_a_restart_of_that_detector_only() {
+        let parse = |json: &str| Settings::parse(json).unwrap().0;
+        let base = parse("{}");
+        let restart = |json: &str| needs_restart(&base, &parse(json));
+        assert_eq!(
+            restart(r#"{"activity_monitor":{"screen":{"change_threshold":0.5}}}"#),
+            vec!["detectors (screen)"]
+        );
+        assert_eq!(
+            restart(r#"{"keyboard":{"enabled":false},"udp_server":{"port":1234}}"#),
+            vec!["udp_server", "detectors (keyboard/mouse)"]
+        );
+        // Idle timing and the graces apply at once.
+        assert!(restart(
+            r#"{"activity_monitor":{"warning_minutes":1,"screen_lock":{"lock_grace_minutes":9}},
+                "power":{"suspend_grace_minutes":3}}"#
+        )
+        .is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -171,3 +171,53 @@ pub fn start(planned: Vec<Planned>, sink: &Sink, health: &Arc<Health>) {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rows_follow_the_list_the_session_and_the_settings() {
+        let (settings, _) =
+            Settings::parse(r#"{"activity_monitor":{"screen":{"enabled":false}}}"#).unwrap();
+        let sway = session::SessionEnv {
+            session_type: Some("wayland".into()),
+            wayland_display: true,
+            display: true,
+            current_desktop: Some("sway".into()),
+        };
+        let (rows, planned) = plan(&settings, &sway);
+        let rows: Vec<(&str, bool, DetectorState)> = (rows.into_iter())
+            .map(|r| (r.detector.name, r.input, r.state))
+            .collect();
+        let away = || DetectorState::NotAvailable("not used in a Wayland session".into());
+        use DetectorState::{Disabled, Starting};
+        assert_eq!(
+            rows,
+            vec![
+                ("wayland_idle", true, Starting),
+                ("gnome_idle", true, away()),
+                // Through Xwayland: not a source of truth for input here.
+                ("keyboard/mouse", false, Starting),
+                ("screen", false, Disabled),
+                ("audio", false, Starting),
+                ("window", false, Starting),
+                ("microphone", false, Starting),
+                ("system_idle", true, away()),
+                ("screen_lock", false, Starting),
+            ]
+        );
+        let planned: Vec<&str> = planned.iter().map(|p| p.detector.name).collect();
+        assert_eq!(
+            planned,
+            [
+                "wayland_idle",
+                "keyboard/mouse",
+                "audio",
+                "window",
+                "microphone",
+                "screen_lock"
+            ]
+        );
+    }
+}
