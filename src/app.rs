@@ -73,7 +73,8 @@ fn needs_restart(current: &Settings, new: &Settings) -> Vec<String> {
         ("desktop.tray", current.desktop.tray != new.desktop.tray),
     ]
     .into_iter()
-    .filter_map(|(name, changed)| changed.then(|| name.to_string()))
+    .filter(|(_, changed)| *changed)
+    .map(|(name, _)| name.to_string())
     .collect();
     let detectors = detect::list::needing_restart(&current.detectors, &new.detectors);
     if !detectors.is_empty() {
