@@ -25,18 +25,15 @@ fn state(status: &serde_json::Value, name: &str) -> String {
         .1
 }
 
-/// `cloudnap run` with `settings`, no display and no session bus: every
-/// detector that is on says `not_available`, every one turned off
-/// `disabled`.
+/// `cloudnap run` with `settings` and no display: every detector turned
+/// off says `disabled`, the others `starting`, `running` or
+/// `not_available`.
 fn daemon(settings: serde_json::Value) -> (ConfigDir, Daemon) {
     let cfg = ConfigDir::with_settings(&daemon_settings(&["eu-north-1"], settings), "");
     let mut command = cfg.command(&["run"]);
-    command
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .env_remove("XDG_SESSION_TYPE")
-        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    for var in ["DISPLAY", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE"] {
+        command.env_remove(var);
+    }
     (cfg, Daemon::spawn(command))
 }
 

@@ -6,6 +6,7 @@
 
 use super::source::ActivitySource;
 use std::fmt;
+use std::time::Duration;
 
 /// The kind of graphical session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +202,11 @@ impl Values {
             .iter()
             .find(|(key, _)| *key == field.key)
             .map_or(field.default, |(_, v)| *v)
+    }
+
+    /// `field`'s value, a number of minutes, as a duration.
+    pub fn minutes(&self, field: &Field) -> Duration {
+        Duration::from_secs_f64(self.get(field) * 60.0)
     }
 }
 

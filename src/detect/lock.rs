@@ -36,7 +36,7 @@ pub static SECTION: Section = Section {
 
 /// How long after a lock resources sleep (if sooner than the timeout).
 pub fn grace(settings: &DetectorSettings) -> Duration {
-    Duration::from_secs_f64(settings.of(&SECTION).get(&GRACE) * 60.0)
+    settings.of(&SECTION).minutes(&GRACE)
 }
 
 /// The source, where it can run.

@@ -37,7 +37,7 @@ pub static SECTION: Section = Section {
 /// the latest: a short suspend costs nothing, a night's sleeps the
 /// resources too.
 pub fn suspend_grace(settings: &DetectorSettings) -> Duration {
-    Duration::from_secs_f64(settings.of(&SECTION).get(&GRACE) * 60.0)
+    settings.of(&SECTION).minutes(&GRACE)
 }
 
 /// What the OS said.
