@@ -48,7 +48,7 @@ impl AudioSource {
 }
 
 fn fail(message: impl std::fmt::Display) -> DetectError {
-    DetectError::new("audio", message)
+    DetectError::new(DETECTOR.name, message)
 }
 
 /// The monitor source of the default output device (PulseAudio names it

@@ -70,6 +70,6 @@ impl ActivitySource for InputSource {
             };
             sink.emit(kind);
         })
-        .map_err(|e| DetectError::new("keyboard/mouse", format!("cannot listen to input: {e:?}")))
+        .map_err(|e| DetectError::new(DETECTOR.name, format!("cannot listen to input: {e:?}")))
     }
 }

@@ -53,7 +53,7 @@ mod imp {
     pub struct LockSource;
 
     fn fail(message: impl std::fmt::Display) -> DetectError {
-        DetectError::new("screen_lock", message)
+        DetectError::new(super::DETECTOR.name, message)
     }
 
     /// The last state reported, shared by both buses' threads.

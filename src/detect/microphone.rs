@@ -61,7 +61,7 @@ mod imp {
     }
 
     fn fail(message: impl std::fmt::Display) -> DetectError {
-        DetectError::new("microphone", message)
+        DetectError::new(super::DETECTOR.name, message)
     }
 
     /// One connection to the sound server, authenticated and named.

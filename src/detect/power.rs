@@ -59,7 +59,7 @@ pub enum PowerEvent {
 const READY_WAIT: Duration = Duration::from_secs(5);
 
 fn fail(message: impl std::fmt::Display) -> DetectError {
-    DetectError::new("power", message)
+    DetectError::new(DETECTOR.name, message)
 }
 
 /// Sends `Leaving` and waits for the answer (or [`READY_WAIT`]).

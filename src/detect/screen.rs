@@ -62,7 +62,7 @@ impl ScreenSource {
 }
 
 fn fail(message: impl std::fmt::Display) -> DetectError {
-    DetectError::new("screen", message)
+    DetectError::new(DETECTOR.name, message)
 }
 
 impl ActivitySource for ScreenSource {

@@ -64,7 +64,7 @@ mod imp {
     }
 
     fn fail(message: impl std::fmt::Display) -> DetectError {
-        DetectError::new("system_idle", message)
+        DetectError::new(super::DETECTOR.name, message)
     }
 
     impl ActivitySource for SystemIdleSource {
