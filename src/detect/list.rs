@@ -125,6 +125,41 @@ mod tests {
     }
 
     #[test]
+    fn every_section_of_the_list_is_read_in_both_places_with_its_defaults() {
+        for section in sections() {
+            let name = section.name;
+            for json in [
+                format!(r#"{{"activity_monitor":{{"{name}":{{"enabled":false}}}}}}"#),
+                format!(r#"{{"{name}":{{"enabled":false}}}}"#),
+            ] {
+                let values = detectors(&json).of(section);
+                assert!(!values.enabled, "{json}");
+                for f in section.fields {
+                    assert_eq!(values.get(f), f.default, "{name}.{}", f.key);
+                }
+                // Every detector reading it is off unless another of its
+                // sections keeps it on.
+                for d in DETECTORS.iter().filter(|d| d.sections.len() == 1) {
+                    let reads = d.sections[0].name == name;
+                    assert_eq!(d.enabled(&detectors(&json)), !reads, "{}: {json}", d.name);
+                }
+            }
+            let out_of_range = format!(
+                r#"{{"activity_monitor":{{"{name}":{{"{}":-1}}}}}}"#,
+                section.fields[0].key
+            );
+            let err = Settings::parse(&out_of_range).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!(
+                    "`activity_monitor.{name}.{}`",
+                    section.fields[0].key
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_detector_is_on_while_any_of_its_sections_is() {
         let only_mouse = detectors(r#"{"keyboard":{"enabled":false}}"#);
         assert!(input::DETECTOR.enabled(&only_mouse));
