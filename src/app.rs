@@ -22,6 +22,7 @@ use crate::core::protocol::status::{
     describe, AsleepRow, BusyRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
     StateName, Status,
 };
+use crate::detect;
 use crate::manager::Manager;
 use crate::server::Handler;
 use crate::store::config::load_settings_file;
@@ -53,8 +54,34 @@ fn idle_config(settings: &Settings) -> IdleConfig {
         timeout: settings.activity.inactivity_timeout,
         warning: settings.activity.warning,
         max_tick: MAX_TICK,
-        lock_grace: settings.screen_lock.lock_grace,
+        lock_grace: detect::lock::grace(&settings.detectors),
     }
+}
+
+/// What of a change from `current` to `new` settings takes effect only
+/// when cloudnap restarts: settings keys, and `detectors (screen, ...)`
+/// for the detectors whose sections changed (see
+/// [`detect::list::needing_restart`]).
+fn needs_restart(current: &Settings, new: &Settings) -> Vec<String> {
+    let mut restart: Vec<String> = [
+        ("udp_server", current.udp != new.udp),
+        ("aws.dry_run", current.aws.dry_run != new.aws.dry_run),
+        (
+            "aws.max_concurrent_calls",
+            current.aws.max_concurrent_calls != new.aws.max_concurrent_calls,
+        ),
+        ("desktop.tray", current.desktop.tray != new.desktop.tray),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(name, _)| name.to_string())
+    .collect();
+    let detectors = detect::list::needing_restart(&current.detectors, &new.detectors);
+    if !detectors.is_empty() {
+        let names: Vec<&str> = detectors.iter().map(|d| d.name).collect();
+        restart.push(format!("detectors ({})", names.join(", ")));
+    }
+    restart
 }
 
 /// The local wall-clock time of `at` (seen at `now`): "14:00", or
@@ -296,42 +323,14 @@ impl<C: CloudControl> App<C> {
         if *current == new {
             return;
         }
-        if current.activity != new.activity || current.screen_lock != new.screen_lock {
+        if idle_config(&current) != idle_config(&new) {
             state.tracker.set_config(idle_config(&new));
             self.changed.notify_one();
         }
         if current.aws != new.aws {
             self.manager.cloud().reconfigure(&new.aws);
         }
-        let restart: Vec<&str> = [
-            ("udp_server", current.udp != new.udp),
-            ("aws.dry_run", current.aws.dry_run != new.aws.dry_run),
-            (
-                "aws.max_concurrent_calls",
-                current.aws.max_concurrent_calls != new.aws.max_concurrent_calls,
-            ),
-            (
-                "detectors",
-                (
-                    &current.keyboard,
-                    &current.mouse,
-                    &current.screen,
-                    &current.audio,
-                    &current.microphone,
-                ) != (
-                    &new.keyboard,
-                    &new.mouse,
-                    &new.screen,
-                    &new.audio,
-                    &new.microphone,
-                ) || (&current.window, &current.system_idle) != (&new.window, &new.system_idle)
-                    || current.screen_lock.enabled != new.screen_lock.enabled,
-            ),
-            ("desktop.tray", current.desktop.tray != new.desktop.tray),
-        ]
-        .into_iter()
-        .filter_map(|(name, changed)| changed.then_some(name))
-        .collect();
+        let restart = needs_restart(&current, &new);
         if !restart.is_empty() {
             tracing::warn!(
                 "settings.json: changes to {} take effect when cloudnap restarts",
@@ -1265,6 +1264,27 @@ mod tests {
         (cloud.schedules.lock().unwrap().iter())
             .map(|((_, name), s)| (name.clone(), s.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_detector_section_change_needs_a_restart_of_that_detector_only() {
+        let parse = |json: &str| Settings::parse(json).unwrap().0;
+        let base = parse("{}");
+        let restart = |json: &str| needs_restart(&base, &parse(json));
+        assert_eq!(
+            restart(r#"{"activity_monitor":{"screen":{"change_threshold":0.5}}}"#),
+            vec!["detectors (screen)"]
+        );
+        assert_eq!(
+            restart(r#"{"keyboard":{"enabled":false},"udp_server":{"port":1234}}"#),
+            vec!["udp_server", "detectors (keyboard/mouse)"]
+        );
+        // Idle timing and the graces apply at once.
+        assert!(restart(
+            r#"{"activity_monitor":{"warning_minutes":1,"screen_lock":{"lock_grace_minutes":9}},
+                "power":{"suspend_grace_minutes":3}}"#
+        )
+        .is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -210,7 +210,7 @@ pub async fn run<C: CloudControl>(
             app.clone().run_team(table, quit_future(&quit_rx)),
         );
     }
-    if app.settings().power.enabled {
+    if detect::power::DETECTOR.enabled(&app.settings().detectors) {
         let (power_tx, power_rx) = tokio::sync::mpsc::unbounded_channel();
         let spawned = std::thread::Builder::new()
             .name("power".into())

@@ -14,6 +14,7 @@ use cloudnap::core::model::history::{HistoryEvent, Trigger};
 use cloudnap::core::model::outcome::{format_outcomes, format_status, Outcome};
 use cloudnap::core::model::resource::{Kind, Observed};
 use cloudnap::core::policy::team;
+use cloudnap::core::protocol::status::{DetectorRow, Inputs};
 use cloudnap::core::savings::prices::PriceBook;
 use cloudnap::core::savings::savings::{self, format_html, format_text, parse_since};
 use cloudnap::daemon;
@@ -482,20 +483,27 @@ async fn print_detectors(settings: &Settings) {
             return;
         }
     };
-    println!(
-        "\ndetectors (cloudnap run on {to}): inputs {}",
-        status["inputs"].as_str().unwrap_or("?")
-    );
-    for d in status["detectors"].as_array().into_iter().flatten() {
-        let why = d["why"]
-            .as_str()
-            .map(|w| format!(" ({w})"))
-            .unwrap_or_default();
-        println!(
-            "  {:<16} {}{why}",
-            d["name"].as_str().unwrap_or("?"),
-            d["state"].as_str().unwrap_or("?").replace('_', " ")
-        );
+    /// The part of `STATUS` about the detectors.
+    #[derive(serde::Deserialize)]
+    struct Seeing {
+        inputs: Inputs,
+        detectors: Vec<DetectorRow>,
+    }
+    match serde_json::from_value::<Seeing>(status.clone()) {
+        Ok(seeing) => {
+            println!(
+                "\ndetectors (cloudnap run on {to}): inputs {}",
+                seeing.inputs.words()
+            );
+            for row in &seeing.detectors {
+                let why = (row.state.why())
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default();
+                let (name, state) = (row.detector.name, row.state.words());
+                println!("  {name:<16} {state}{why}");
+            }
+        }
+        Err(e) => println!("\ndetectors: cannot read the reply of cloudnap run on {to}: {e}"),
     }
     let holds = status["holds"].as_array().cloned().unwrap_or_default();
     if !holds.is_empty() {

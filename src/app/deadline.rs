@@ -307,7 +307,7 @@ impl<C: CloudControl> App<C> {
     /// and stays there until the machine is back.
     async fn leaving(&self, shutdown: bool) {
         let what = if shutdown { "shutdown" } else { "suspend" };
-        let grace = self.settings().power.suspend_grace;
+        let grace = crate::detect::power::suspend_grace(&self.settings().detectors);
         self.lock().deadline.cap = Some(now_seconds() as u64 + grace.as_secs());
         self.keep_deadline().await;
         let (at, armed) = {

@@ -4,13 +4,32 @@
 //! playing (PulseAudio sink state `RUNNING`, a near-free query) and no other
 //! source already shows activity.
 
-use super::{ActivitySource, DetectError, Sink};
-use crate::core::config::settings::AudioSettings;
+use super::definition::{everywhere, Detector, DetectorSettings, Field, Section};
+use super::source::{ActivitySource, DetectError, Sink};
 use crate::core::model::activity::{rms, ActivityKind};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Sound playing, in any session.
+pub static DETECTOR: Detector = Detector {
+    name: "audio",
+    input: false,
+    fits: everywhere,
+    sections: &[&SECTION],
+    make: Some(|s| Box::new(AudioSource::new(s))),
+};
+
+const INTERVAL: Field = Field::number("check_interval_sec", 5.0, 0.1, 3600.0);
+/// RMS level (0..1) of the output above which sound counts as playing.
+const THRESHOLD: Field = Field::number("volume_threshold", 0.01, 0.0, 1.0);
+
+/// The `audio` section.
+pub static SECTION: Section = Section {
+    name: "audio",
+    fields: &[INTERVAL, THRESHOLD],
+};
 
 /// Listens to what the default output plays.
 pub struct AudioSource {
@@ -19,16 +38,17 @@ pub struct AudioSource {
 }
 
 impl AudioSource {
-    pub fn new(settings: &AudioSettings) -> Self {
+    pub fn new(settings: &DetectorSettings) -> Self {
+        let s = settings.of(&SECTION);
         AudioSource {
-            interval: Duration::from_secs_f64(settings.check_interval_sec),
-            threshold: settings.volume_threshold as f32,
+            interval: Duration::from_secs_f64(s.get(&INTERVAL)),
+            threshold: s.get(&THRESHOLD) as f32,
         }
     }
 }
 
 fn fail(message: impl std::fmt::Display) -> DetectError {
-    DetectError::new("audio", message)
+    DetectError::new(DETECTOR.name, message)
 }
 
 /// The monitor source of the default output device (PulseAudio names it
@@ -72,10 +92,6 @@ fn output_monitor() -> Result<(cpal::Device, cpal::StreamConfig), DetectError> {
 }
 
 impl ActivitySource for AudioSource {
-    fn name(&self) -> &'static str {
-        "audio"
-    }
-
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
         let (device, config) = output_monitor()?;
         // The loudest buffer since the last check, as f32 bits.

@@ -15,9 +15,10 @@
 //! `org.freedesktop.ScreenSaver.GetSessionIdleTime` every
 //! `system_idle.check_interval_sec`.
 
+use super::definition::{Detector, Fit, Session, SessionKind};
 use super::heartbeat::Heartbeat;
-use super::{ActivitySource, DetectError, Sink};
-use crate::core::config::settings::SystemIdleSettings;
+use super::source::{ActivitySource, DetectError, Sink};
+use super::system_idle::{self, SystemIdleSettings};
 use crate::core::model::activity::{idle_shows_input, ActivityKind};
 use std::time::Duration;
 use zbus::blocking::{Connection, Proxy};
@@ -70,10 +71,6 @@ fn input_before_start(idle: Duration) -> bool {
 }
 
 impl ActivitySource for GnomeIdleSource {
-    fn name(&self) -> &'static str {
-        "gnome_idle"
-    }
-
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
         let conn = Connection::session().map_err(fail)?;
         let monitor = Proxy::new(
@@ -164,6 +161,19 @@ fn poll_screensaver(conn: &Connection, interval: Duration, sink: &Sink) -> Resul
     }
     Ok(())
 }
+
+/// GNOME's IdleMonitor over D-Bus: on GNOME Wayland. Turned on and off
+/// with `system_idle`, whose interval its fallback polls at.
+pub static DETECTOR: Detector = Detector {
+    name: "gnome_idle",
+    input: true,
+    fits: |session: &Session| match session.kind {
+        SessionKind::Wayland if session.gnome_idle => Fit::Yes,
+        _ => Fit::No,
+    },
+    sections: &[&system_idle::SECTION],
+    make: Some(|s| Box::new(GnomeIdleSource::new(&SystemIdleSettings::read(s)))),
+};
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@
 //! (the compositor says `idled` only `timeout` after it), so with
 //! `period == timeout` resources sleep at most `timeout` late.
 
-use super::Sink;
+use super::source::Sink;
 use crate::core::model::activity::ActivityKind;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;

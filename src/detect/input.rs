@@ -1,35 +1,59 @@
 //! Keyboard and mouse through `rdev`'s global listener (X RECORD on Linux).
 
-use super::{ActivitySource, DetectError, Sink};
-use crate::core::config::settings::{KeyboardSettings, MouseSettings};
+use super::definition::{x_clients, Detector, DetectorSettings, Field, Section, Values};
+use super::source::{ActivitySource, DetectError, Sink};
 use crate::core::model::activity::{ActivityKind, InputFilter};
 use rdev::EventType;
 use std::time::{Duration, Instant};
 
+/// Keyboard and mouse: all input on X11, X clients' only through Xwayland.
+pub static DETECTOR: Detector = Detector {
+    name: "keyboard/mouse",
+    input: true,
+    fits: x_clients,
+    sections: &[&KEYBOARD, &MOUSE],
+    make: Some(|s| Box::new(InputSource::new(s))),
+};
+
+/// Key events closer together than this count once.
+const DEBOUNCE: Field = Field::whole("debounce_ms", 100, 0, 60_000);
+/// Movement smaller than this many pixels is ignored.
+const MOVEMENT: Field = Field::whole("movement_threshold", 10, 0, 10_000);
+
+/// The `keyboard` section.
+pub static KEYBOARD: Section = Section {
+    name: "keyboard",
+    fields: &[DEBOUNCE],
+};
+
+/// The `mouse` section.
+pub static MOUSE: Section = Section {
+    name: "mouse",
+    fields: &[DEBOUNCE, MOVEMENT],
+};
+
 /// Key presses, mouse movement beyond a threshold, clicks and wheel turns.
 pub struct InputSource {
-    keyboard: KeyboardSettings,
-    mouse: MouseSettings,
+    keyboard: Values,
+    mouse: Values,
 }
 
 impl InputSource {
-    pub fn new(keyboard: KeyboardSettings, mouse: MouseSettings) -> Self {
-        InputSource { keyboard, mouse }
+    pub fn new(settings: &DetectorSettings) -> Self {
+        InputSource {
+            keyboard: settings.of(&KEYBOARD),
+            mouse: settings.of(&MOUSE),
+        }
     }
 }
 
 impl ActivitySource for InputSource {
-    fn name(&self) -> &'static str {
-        "keyboard/mouse"
-    }
-
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
         let (kb, mouse) = (self.keyboard.enabled, self.mouse.enabled);
-        let mut keys = InputFilter::new(Duration::from_millis(self.keyboard.debounce_ms), 0.0);
-        let mut pointer = InputFilter::new(
-            Duration::from_millis(self.mouse.debounce_ms),
-            self.mouse.movement_threshold as f64,
-        );
+        let ms = |v: f64| Duration::from_millis(v as u64);
+        let mut keys = InputFilter::new(ms(self.keyboard.get(&DEBOUNCE)), 0.0);
+        let mut pointer =
+            InputFilter::new(ms(self.mouse.get(&DEBOUNCE)), self.mouse.get(&MOVEMENT));
         rdev::listen(move |event| {
             let now = Instant::now();
             let kind = match event.event_type {
@@ -46,6 +70,6 @@ impl ActivitySource for InputSource {
             };
             sink.emit(kind);
         })
-        .map_err(|e| DetectError::new("keyboard/mouse", format!("cannot listen to input: {e:?}")))
+        .map_err(|e| DetectError::new(DETECTOR.name, format!("cannot listen to input: {e:?}")))
     }
 }

@@ -7,10 +7,38 @@
 //!   not suspend;
 //! - elsewhere: none (the deadline then stays where the idle time put it).
 
-use super::DetectError;
+use super::definition::{everywhere, Detector, DetectorSettings, Field, Section};
+use super::source::DetectError;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
+
+/// Suspend and shutdown. Not an activity source (no `STATUS` row): the
+/// daemon follows it itself, for the AWS-side deadline.
+pub static DETECTOR: Detector = Detector {
+    name: "power",
+    input: false,
+    fits: everywhere,
+    sections: &[&SECTION],
+    make: None,
+};
+
+/// Before a suspend or shutdown, the AWS-side deadline moves to this long
+/// from then (if sooner than it was).
+const GRACE: Field = Field::number("suspend_grace_minutes", 15.0, 0.0, 1440.0).live();
+
+/// The `power` section.
+pub static SECTION: Section = Section {
+    name: "power",
+    fields: &[GRACE],
+};
+
+/// How long after a suspend or shutdown the AWS-side deadline comes, at
+/// the latest: a short suspend costs nothing, a night's sleeps the
+/// resources too.
+pub fn suspend_grace(settings: &DetectorSettings) -> Duration {
+    settings.of(&SECTION).minutes(&GRACE)
+}
 
 /// What the OS said.
 #[derive(Debug)]
@@ -31,7 +59,7 @@ pub enum PowerEvent {
 const READY_WAIT: Duration = Duration::from_secs(5);
 
 fn fail(message: impl std::fmt::Display) -> DetectError {
-    DetectError::new("power", message)
+    DetectError::new(DETECTOR.name, message)
 }
 
 /// Sends `Leaving` and waits for the answer (or [`READY_WAIT`]).

@@ -5,10 +5,42 @@
 //! elsewhere (Wayland, Windows, macOS) it is an `xcap` capture, downscaled.
 //! Skipped while other sources already show activity.
 
-use super::{ActivitySource, DetectError, Sink};
-use crate::core::config::settings::ScreenSettings;
+use super::definition::{
+    Desktop, Detector, DetectorSettings, Field, Fit, Section, Session, SessionKind,
+};
+use super::source::{ActivitySource, DetectError, Sink};
 use crate::core::model::activity::{changed_fraction, downscale_grey, ActivityKind};
 use std::time::{Duration, Instant};
+
+/// Screen changes.
+pub static DETECTOR: Detector = Detector {
+    name: "screen",
+    input: false,
+    fits,
+    sections: &[&SECTION],
+    make: Some(|s| Box::new(ScreenSource::new(s))),
+};
+
+/// X11; on Wayland only where xcap captures through wlroots' screencopy
+/// (on GNOME and KDE it would go through the screenshot portal: a prompt or
+/// a flash).
+fn fits(session: &Session) -> Fit {
+    match session.kind {
+        SessionKind::X11 => Fit::Yes,
+        SessionKind::Wayland if session.desktop == Desktop::Other => Fit::Partly,
+        _ => Fit::No,
+    }
+}
+
+const INTERVAL: Field = Field::number("capture_interval_sec", 10.0, 0.1, 3600.0);
+/// Fraction (0..1) of the downscaled frame that must change.
+const THRESHOLD: Field = Field::number("change_threshold", 0.01, 0.0, 1.0);
+
+/// The `screen` section.
+pub static SECTION: Section = Section {
+    name: "screen",
+    fields: &[INTERVAL, THRESHOLD],
+};
 
 /// Grey levels two pixels may differ by and still count as the same.
 const TOLERANCE: u8 = 8;
@@ -20,23 +52,20 @@ pub struct ScreenSource {
 }
 
 impl ScreenSource {
-    pub fn new(settings: &ScreenSettings) -> Self {
+    pub fn new(settings: &DetectorSettings) -> Self {
+        let s = settings.of(&SECTION);
         ScreenSource {
-            interval: Duration::from_secs_f64(settings.capture_interval_sec),
-            threshold: settings.change_threshold,
+            interval: Duration::from_secs_f64(s.get(&INTERVAL)),
+            threshold: s.get(&THRESHOLD),
         }
     }
 }
 
 fn fail(message: impl std::fmt::Display) -> DetectError {
-    DetectError::new("screen", message)
+    DetectError::new(DETECTOR.name, message)
 }
 
 impl ActivitySource for ScreenSource {
-    fn name(&self) -> &'static str {
-        "screen"
-    }
-
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
         let grabber = Grabber::open()?;
         let mut previous: Option<Vec<u8>> = None;

@@ -6,65 +6,11 @@
 //! cannot be read), so the compositor's own idle notification (or GNOME's
 //! IdleMonitor) is the source of truth for input there.
 
+pub use super::definition::{Desktop, SessionKind};
+use super::definition::{Detector, Fit, Session};
+use super::list::DETECTORS;
 use std::fmt;
 use std::time::Duration;
-
-/// The kind of graphical session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionKind {
-    X11,
-    Wayland,
-    /// No display at all (a text console, SSH, a service).
-    Headless,
-}
-
-/// The desktop, from `XDG_CURRENT_DESKTOP`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Desktop {
-    Gnome,
-    Kde,
-    /// Anything else: sway and other wlroots compositors, X window managers.
-    Other,
-}
-
-/// One detector, by its name in settings.json and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detector {
-    /// Keyboard and mouse through X RECORD (rdev).
-    Input,
-    /// Screen sampling (xcap).
-    Screen,
-    Audio,
-    /// A microphone in use, from the sound server's recordings.
-    Microphone,
-    /// The active window (active-win-pos-rs).
-    Window,
-    /// X's MIT-SCREEN-SAVER idle time.
-    SystemIdle,
-    /// The compositor's idle notification.
-    WaylandIdle,
-    /// GNOME's IdleMonitor over D-Bus.
-    GnomeIdle,
-    /// logind and screensaver lock signals.
-    ScreenLock,
-}
-
-impl Detector {
-    /// The detector's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Detector::Input => "keyboard/mouse",
-            Detector::Screen => "screen",
-            Detector::Audio => "audio",
-            Detector::Microphone => "microphone",
-            Detector::Window => "window",
-            Detector::SystemIdle => "system_idle",
-            Detector::WaylandIdle => "wayland_idle",
-            Detector::GnomeIdle => "gnome_idle",
-            Detector::ScreenLock => "screen_lock",
-        }
-    }
-}
 
 /// What the environment says about the session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -148,15 +94,16 @@ impl SessionEnv {
 pub struct Plan {
     pub session: SessionKind,
     pub desktop: Desktop,
-    /// The detectors that can work here.
-    pub start: Vec<Detector>,
+    /// The detectors that can work here, in the list's order.
+    pub start: Vec<&'static Detector>,
     /// Of those, the ones that do not see all input here (on Wayland: the
     /// X-based ones): they add activity they saw, but their silence proves
     /// nothing (for a "blind" rule).
-    pub not_input_truth: Vec<Detector>,
+    pub not_input_truth: Vec<&'static Detector>,
 }
 
-/// Chooses the detectors for the session described by `env`.
+/// Chooses the detectors for the session described by `env`: each one of
+/// [`DETECTORS`] with a source says whether it fits.
 ///
 /// `XDG_SESSION_TYPE` decides when it says `x11` or `wayland`; otherwise
 /// (`tty`, unset) `WAYLAND_DISPLAY` means Wayland and `DISPLAY` means X11.
@@ -164,7 +111,25 @@ pub struct Plan {
 /// IdleMonitor and the compositor's idle protocol; the desktop's name only
 /// when neither was found.
 pub fn plan(env: &SessionEnv) -> Plan {
-    let session = match env.session_type.as_deref() {
+    let session = session(env);
+    let fitting = |fit: fn(Fit) -> bool| {
+        DETECTORS
+            .iter()
+            .copied()
+            .filter(|d| d.make.is_some() && fit((d.fits)(&session)))
+            .collect()
+    };
+    Plan {
+        session: session.kind,
+        desktop: session.desktop,
+        start: fitting(|f| f != Fit::No),
+        not_input_truth: fitting(|f| f == Fit::Partly),
+    }
+}
+
+/// The session described by `env`.
+fn session(env: &SessionEnv) -> Session {
+    let kind = match env.session_type.as_deref() {
         Some("wayland") => SessionKind::Wayland,
         Some("x11") if env.display => SessionKind::X11,
         _ if env.wayland_display => SessionKind::Wayland,
@@ -187,46 +152,17 @@ pub fn plan(env: &SessionEnv) -> Plan {
     } else {
         named
     };
-    use Detector::*;
-    let (start, not_input_truth) = match session {
-        SessionKind::X11 => (
-            vec![
-                Input, Screen, Audio, Microphone, Window, SystemIdle, ScreenLock,
-            ],
-            vec![],
-        ),
-        SessionKind::Wayland => {
-            let idle = match (env.probed.mutter_idle_monitor, env.probed.wayland_idle) {
-                (true, _) => GnomeIdle,
-                (false, true) => WaylandIdle,
-                (false, false) if desktop == Desktop::Gnome => GnomeIdle,
-                (false, false) => WaylandIdle,
-            };
-            let mut start = vec![idle];
-            // Through Xwayland: what X clients see, nothing more.
-            if env.display {
-                start.extend([Input, Window]);
-            }
-            // xcap captures through wlroots' screencopy; on GNOME and KDE it
-            // would go through the screenshot portal (a prompt or a flash).
-            if desktop == Desktop::Other {
-                start.push(Screen);
-            }
-            start.extend([Audio, Microphone, ScreenLock]);
-            let blind = start
-                .iter()
-                .copied()
-                .filter(|d| matches!(d, Input | Window | Screen | SystemIdle))
-                .collect();
-            (start, blind)
-        }
-        SessionKind::Headless => (vec![Audio, Microphone, ScreenLock], vec![]),
+    // The idle service found decides; the name only when none was found.
+    let gnome_idle = match (env.probed.mutter_idle_monitor, env.probed.wayland_idle) {
+        (true, _) => true,
+        (false, true) => false,
+        (false, false) => desktop == Desktop::Gnome,
     };
-    Plan {
-        session,
+    Session {
+        kind,
+        gnome_idle,
         desktop,
-        start,
-        not_input_truth,
+        xwayland: env.display,
     }
 }
 
@@ -243,8 +179,7 @@ impl Plan {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names =
-            |list: &[Detector]| list.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ");
+        let names = |list: &[&Detector]| list.iter().map(|d| d.name).collect::<Vec<_>>().join(", ");
         write!(f, "{:?} session ({:?} desktop)", self.session, self.desktop)?;
         write!(f, "; detectors for it: {}", names(&self.start))?;
         if !self.not_input_truth.is_empty() {
@@ -258,10 +193,23 @@ impl fmt::Display for Plan {
     }
 }
 
-#[cfg(test)]
+// The session plan is Linux's (elsewhere every detector with a source
+// runs), and the Wayland and GNOME detectors exist only there.
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::Detector::*;
     use super::*;
+    use crate::detect::{audio, gnome, input, lock, microphone, screen, system_idle};
+    use crate::detect::{wayland, window};
+
+    const INPUT: &Detector = &input::DETECTOR;
+    const SCREEN: &Detector = &screen::DETECTOR;
+    const AUDIO: &Detector = &audio::DETECTOR;
+    const MICROPHONE: &Detector = &microphone::DETECTOR;
+    const WINDOW: &Detector = &window::DETECTOR;
+    const SYSTEM_IDLE: &Detector = &system_idle::DETECTOR;
+    const WAYLAND_IDLE: &Detector = &wayland::DETECTOR;
+    const GNOME_IDLE: &Detector = &gnome::DETECTOR;
+    const SCREEN_LOCK: &Detector = &lock::DETECTOR;
 
     fn env(
         session_type: Option<&str>,
@@ -284,12 +232,20 @@ mod tests {
         assert_eq!(p.session, SessionKind::X11);
         assert_eq!(
             p.start,
-            vec![Input, Screen, Audio, Microphone, Window, SystemIdle, ScreenLock]
+            vec![
+                INPUT,
+                SCREEN,
+                AUDIO,
+                WINDOW,
+                MICROPHONE,
+                SYSTEM_IDLE,
+                SCREEN_LOCK
+            ]
         );
         assert!(p.not_input_truth.is_empty());
         // GNOME on X11: X's idle time works, no need for IdleMonitor.
         let p = plan(&env(Some("x11"), false, true, Some("ubuntu:GNOME")));
-        assert!(p.start.contains(&SystemIdle) && !p.start.contains(&GnomeIdle));
+        assert!(p.start.contains(&SYSTEM_IDLE) && !p.start.contains(&GNOME_IDLE));
     }
 
     #[test]
@@ -300,24 +256,24 @@ mod tests {
         assert_eq!(
             p.start,
             vec![
-                WaylandIdle,
-                Input,
-                Window,
-                Screen,
-                Audio,
-                Microphone,
-                ScreenLock
+                WAYLAND_IDLE,
+                INPUT,
+                SCREEN,
+                AUDIO,
+                WINDOW,
+                MICROPHONE,
+                SCREEN_LOCK
             ]
         );
-        assert!(!p.start.contains(&SystemIdle), "Xwayland has no idle time");
-        assert_eq!(p.not_input_truth, vec![Input, Window, Screen]);
+        assert!(!p.start.contains(&SYSTEM_IDLE), "Xwayland has no idle time");
+        assert_eq!(p.not_input_truth, vec![INPUT, SCREEN, WINDOW]);
         // No Xwayland: nothing X-based at all.
         let p = plan(&env(Some("wayland"), true, false, None));
         assert_eq!(
             p.start,
-            vec![WaylandIdle, Screen, Audio, Microphone, ScreenLock]
+            vec![WAYLAND_IDLE, SCREEN, AUDIO, MICROPHONE, SCREEN_LOCK]
         );
-        assert_eq!(p.not_input_truth, vec![Screen]);
+        assert_eq!(p.not_input_truth, vec![SCREEN]);
     }
 
     #[test]
@@ -326,14 +282,14 @@ mod tests {
         assert_eq!(p.desktop, Desktop::Gnome);
         assert_eq!(
             p.start,
-            vec![GnomeIdle, Input, Window, Audio, Microphone, ScreenLock]
+            vec![GNOME_IDLE, INPUT, AUDIO, WINDOW, MICROPHONE, SCREEN_LOCK]
         );
-        assert_eq!(p.not_input_truth, vec![Input, Window]);
+        assert_eq!(p.not_input_truth, vec![INPUT, WINDOW]);
         let p = plan(&env(Some("wayland"), true, true, Some("KDE")));
         assert_eq!(p.desktop, Desktop::Kde);
         assert_eq!(
             p.start,
-            vec![WaylandIdle, Input, Window, Audio, Microphone, ScreenLock]
+            vec![WAYLAND_IDLE, INPUT, AUDIO, WINDOW, MICROPHONE, SCREEN_LOCK]
         );
     }
 
@@ -352,18 +308,18 @@ mod tests {
         // import it): GNOME, as if it had been named.
         let p = probed(true, false, None);
         assert_eq!(p.desktop, Desktop::Gnome);
-        assert_eq!(p.start, vec![GnomeIdle, Audio, Microphone, ScreenLock]);
+        assert_eq!(p.start, vec![GNOME_IDLE, AUDIO, MICROPHONE, SCREEN_LOCK]);
         assert_eq!(p, plan(&env(Some("wayland"), true, false, Some("GNOME"))));
         // A compositor with an idle protocol under a GNOME name left over.
         let p = probed(false, true, Some("GNOME"));
-        assert_eq!(p.start[0], WaylandIdle);
+        assert_eq!(p.start[0], WAYLAND_IDLE);
         // KDE or wlroots, unnamed: the idle protocol.
         let p = probed(false, true, None);
         assert_eq!(p.desktop, Desktop::Other);
-        assert_eq!(p.start[0], WaylandIdle);
+        assert_eq!(p.start[0], WAYLAND_IDLE);
         // Nothing answered: the name decides, as before.
-        assert_eq!(probed(false, false, Some("GNOME")).start[0], GnomeIdle);
-        assert_eq!(probed(false, false, None).start[0], WaylandIdle);
+        assert_eq!(probed(false, false, Some("GNOME")).start[0], GNOME_IDLE);
+        assert_eq!(probed(false, false, None).start[0], WAYLAND_IDLE);
     }
 
     #[test]
@@ -387,7 +343,7 @@ mod tests {
         );
         let p = plan(&env(Some("tty"), false, false, None));
         assert_eq!(p.session, SessionKind::Headless);
-        assert_eq!(p.start, vec![Audio, Microphone, ScreenLock]);
+        assert_eq!(p.start, vec![AUDIO, MICROPHONE, SCREEN_LOCK]);
     }
 
     #[test]
@@ -396,8 +352,8 @@ mod tests {
         assert_eq!(
             p.to_string(),
             "Wayland session (Other desktop); detectors for it: wayland_idle, keyboard/mouse, \
-             window, screen, audio, microphone, screen_lock; not sources of truth for input here: \
-             keyboard/mouse, window, screen"
+             screen, audio, window, microphone, screen_lock; not sources of truth for input here: \
+             keyboard/mouse, screen, window"
         );
         let p = plan(&env(Some("wayland"), true, false, Some("GNOME")));
         assert_eq!(

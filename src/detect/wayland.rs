@@ -15,8 +15,9 @@
 //! ([`FirstWord`]): someone typing from the moment the source starts counts
 //! from then, not from their first pause.
 
+use super::definition::{Detector, Fit, Session, SessionKind};
 use super::heartbeat::Heartbeat;
-use super::{ActivitySource, DetectError, Sink};
+use super::source::{ActivitySource, DetectError, Sink};
 use crate::core::model::activity::ActivityKind;
 use std::os::fd::{AsRawFd as _, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -266,10 +267,6 @@ fn readable(fd: BorrowedFd<'_>, wait: Duration) -> bool {
 }
 
 impl ActivitySource for WaylandIdleSource {
-    fn name(&self) -> &'static str {
-        "wayland_idle"
-    }
-
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
         let conn = Connection::connect_to_env().map_err(fail)?;
         let (globals, mut queue) = registry_queue_init::<State>(&conn).map_err(fail)?;
@@ -300,6 +297,19 @@ impl ActivitySource for WaylandIdleSource {
         Ok(())
     }
 }
+
+/// The compositor's idle notification: on Wayland, except GNOME (whose
+/// mutter has its own IdleMonitor). Turned on and off with `system_idle`.
+pub static DETECTOR: Detector = Detector {
+    name: "wayland_idle",
+    input: true,
+    fits: |session: &Session| match session.kind {
+        SessionKind::Wayland if !session.gnome_idle => Fit::Yes,
+        _ => Fit::No,
+    },
+    sections: &[&super::system_idle::SECTION],
+    make: Some(|_| Box::new(WaylandIdleSource)),
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,28 @@
 //! The focused window, polled: a change of window (app, process, window id
 //! or title) is activity; the same window staying focused is not.
 
-use super::{ActivitySource, DetectError, Sink};
-use crate::core::config::settings::WindowSettings;
+use super::definition::{x_clients, Detector, DetectorSettings, Field, Section};
+use super::source::{ActivitySource, DetectError, Sink};
 use crate::core::model::activity::ActivityKind;
 use std::time::Duration;
+
+/// The focused window: every window on X11, X clients' only through
+/// Xwayland.
+pub static DETECTOR: Detector = Detector {
+    name: "window",
+    input: false,
+    fits: x_clients,
+    sections: &[&SECTION],
+    make: Some(|s| Box::new(WindowSource::new(s))),
+};
+
+const INTERVAL: Field = Field::number("check_interval_sec", 2.0, 0.1, 3600.0);
+
+/// The `window` section.
+pub static SECTION: Section = Section {
+    name: "window",
+    fields: &[INTERVAL],
+};
 
 /// Polls the active window.
 pub struct WindowSource {
@@ -12,9 +30,9 @@ pub struct WindowSource {
 }
 
 impl WindowSource {
-    pub fn new(settings: &WindowSettings) -> Self {
+    pub fn new(settings: &DetectorSettings) -> Self {
         WindowSource {
-            interval: Duration::from_secs_f64(settings.check_interval_sec),
+            interval: Duration::from_secs_f64(settings.of(&SECTION).get(&INTERVAL)),
         }
     }
 }
@@ -27,10 +45,6 @@ fn focused() -> Option<(String, u64, String, String)> {
 }
 
 impl ActivitySource for WindowSource {
-    fn name(&self) -> &'static str {
-        "window"
-    }
-
     fn run(self: Box<Self>, sink: Sink) -> Result<(), DetectError> {
         let mut last = focused();
         while !sink.is_closed() {

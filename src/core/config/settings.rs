@@ -3,7 +3,15 @@
 //! Missing keys take defaults, unknown keys produce a warning naming the key,
 //! and invalid values produce an error naming the key and what is allowed.
 //! Keys starting with `_` are comments and are ignored.
+//!
+//! The detector sections (one per section of [`list::DETECTORS`]) are read
+//! inside `activity_monitor`, as the original cloudnap's README documents
+//! them, or at the top level; inside `activity_monitor` wins when both are
+//! there. Keys of the original that cloudnap replaced are explained, not
+//! rejected ([`ORIGINAL_KEYS`]).
 
+use crate::detect::definition::{DetectorSettings, Section, Values};
+use crate::detect::list;
 use crate::kinds::{Kind, Metric};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -28,6 +36,16 @@ pub enum SettingsError {
     Invalid(Vec<String>),
 }
 
+/// Keys of the original cloudnap's settings.json that cloudnap does not
+/// read, each with what it does instead: accepted, explained in the log.
+pub const ORIGINAL_KEYS: &[(&str, &str)] = &[(
+    "aws.credentials",
+    "cloudnap keeps no AWS keys in settings.json; it uses the standard AWS \
+     credential chain (`aws.profile`, ~/.aws/credentials and ~/.aws/config, \
+     environment variables, SSO), and the tray's \"AWS credentials…\" dialog \
+     writes ~/.aws for you",
+)];
+
 /// Idle timing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActivitySettings {
@@ -35,83 +53,6 @@ pub struct ActivitySettings {
     pub inactivity_timeout: Duration,
     /// How long before sleep the user is warned.
     pub warning: Duration,
-}
-
-/// Keyboard detector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyboardSettings {
-    pub enabled: bool,
-    /// Key events closer together than this count once.
-    pub debounce_ms: u64,
-}
-
-/// Mouse detector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MouseSettings {
-    pub enabled: bool,
-    pub debounce_ms: u64,
-    /// Movement smaller than this many pixels is ignored.
-    pub movement_threshold: u64,
-}
-
-/// Screen-change detector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScreenSettings {
-    pub enabled: bool,
-    pub capture_interval_sec: f64,
-    /// Fraction (0..1) of the downscaled frame that must change.
-    pub change_threshold: f64,
-}
-
-/// Audio-playback detector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AudioSettings {
-    pub enabled: bool,
-    pub check_interval_sec: f64,
-    /// RMS level (0..1) of the output above which sound counts as playing.
-    pub volume_threshold: f64,
-}
-
-/// Microphone-in-use detector (calls, recordings).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MicrophoneSettings {
-    pub enabled: bool,
-    /// How often presence is reported while a recording runs.
-    pub check_interval_sec: f64,
-}
-
-/// Active-window detector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WindowSettings {
-    pub enabled: bool,
-    pub check_interval_sec: f64,
-}
-
-/// The OS's own seconds-since-input (X11 screensaver extension).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SystemIdleSettings {
-    pub enabled: bool,
-    pub check_interval_sec: f64,
-}
-
-/// The session's screen lock (logind, screensaver): a lock means the user
-/// is away.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScreenLockSettings {
-    pub enabled: bool,
-    /// Sleep this long after the lock (if sooner than the timeout).
-    pub lock_grace: Duration,
-}
-
-/// Suspend and shutdown, as the OS announces them (logind on Linux): the
-/// AWS-side deadline is moved before the machine goes down.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PowerSettings {
-    pub enabled: bool,
-    /// Before a suspend or shutdown, the AWS-side deadline moves to this
-    /// long from then (if sooner than it was): a short suspend costs
-    /// nothing, a night's sleeps the resources too.
-    pub suspend_grace: Duration,
 }
 
 /// AWS access.
@@ -235,15 +176,8 @@ pub struct DesktopSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub activity: ActivitySettings,
-    pub keyboard: KeyboardSettings,
-    pub mouse: MouseSettings,
-    pub screen: ScreenSettings,
-    pub audio: AudioSettings,
-    pub microphone: MicrophoneSettings,
-    pub window: WindowSettings,
-    pub system_idle: SystemIdleSettings,
-    pub screen_lock: ScreenLockSettings,
-    pub power: PowerSettings,
+    /// Every detector's section (see [`crate::detect::list`]).
+    pub detectors: DetectorSettings,
     pub aws: AwsSettings,
     /// Team mode; `None`: off.
     pub team: Option<TeamSettings>,
@@ -290,15 +224,7 @@ fn parse_json(text: &str) -> Result<Value, SettingsError> {
 /// Every section, read and range-checked but not yet [`resolve`]d.
 struct Sections {
     activity: ActivityMinutes,
-    keyboard: KeyboardSettings,
-    mouse: MouseSettings,
-    screen: ScreenSettings,
-    audio: AudioSettings,
-    microphone: MicrophoneSettings,
-    window: WindowSettings,
-    system_idle: SystemIdleSettings,
-    screen_lock: ScreenLockSettings,
-    power: PowerSettings,
+    detectors: DetectorSettings,
     aws: AwsSettings,
     team: Option<TeamSettings>,
     busy: BusySettings,
@@ -326,37 +252,28 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
         path: String::new(),
         map,
     };
-    c.unknown(
-        &root,
-        &[
-            "activity_monitor",
-            "keyboard",
-            "mouse",
-            "screen",
-            "audio",
-            "microphone",
-            "window",
-            "system_idle",
-            "screen_lock",
-            "power",
-            "aws",
-            "team",
-            "busy",
-            "udp_server",
-            "desktop",
-        ],
-    );
+    let detectors = list::sections();
+    let mut known = vec![
+        "activity_monitor",
+        "aws",
+        "team",
+        "busy",
+        "udp_server",
+        "desktop",
+    ];
+    known.extend(detectors.iter().map(|d| d.name));
+    c.unknown(&root, &known);
+    let mut known = vec!["inactivity_timeout_minutes", "warning_minutes"];
+    known.extend(detectors.iter().map(|d| d.name));
+    let activity = c.sec(&root, "activity_monitor", &known);
     Sections {
-        activity: activity_monitor(c, &root),
-        keyboard: keyboard(c, &root),
-        mouse: mouse(c, &root),
-        screen: screen(c, &root),
-        audio: audio(c, &root),
-        microphone: microphone(c, &root),
-        window: window(c, &root),
-        system_idle: system_idle(c, &root),
-        screen_lock: screen_lock(c, &root),
-        power: power(c, &root),
+        activity: activity_monitor(c, &activity),
+        detectors: DetectorSettings::new(
+            detectors
+                .into_iter()
+                .map(|d| detector(c, &root, &activity, d))
+                .collect(),
+        ),
         aws: aws(c, &root),
         team: team(c, &root),
         busy: busy(c, &root),
@@ -391,15 +308,7 @@ fn resolve(s: Sections, c: &mut Checker) -> Settings {
             inactivity_timeout: minutes(s.activity.timeout),
             warning: minutes(s.activity.warning.min(s.activity.timeout)),
         },
-        keyboard: s.keyboard,
-        mouse: s.mouse,
-        screen: s.screen,
-        audio: s.audio,
-        microphone: s.microphone,
-        window: s.window,
-        system_idle: s.system_idle,
-        screen_lock: s.screen_lock,
-        power: s.power,
+        detectors: s.detectors,
         aws: s.aws,
         team: s.team,
         busy: s.busy,
@@ -408,103 +317,37 @@ fn resolve(s: Sections, c: &mut Checker) -> Settings {
     }
 }
 
-fn activity_monitor(c: &mut Checker, root: &Sec) -> ActivityMinutes {
-    let s = c.sec(
-        root,
-        "activity_monitor",
-        &["inactivity_timeout_minutes", "warning_minutes"],
-    );
+/// `activity_monitor`'s own keys (its detector sections are read by
+/// [`detector`]).
+fn activity_monitor(c: &mut Checker, s: &Sec) -> ActivityMinutes {
     ActivityMinutes {
-        timeout: c.num(&s, "inactivity_timeout_minutes", 30.0, 0.001, 10_080.0),
-        warning: c.num(&s, "warning_minutes", 2.0, 0.0, 10_080.0),
+        timeout: c.num(s, "inactivity_timeout_minutes", 30.0, 0.001, 10_080.0),
+        warning: c.num(s, "warning_minutes", 2.0, 0.0, 10_080.0),
     }
 }
 
-fn keyboard(c: &mut Checker, root: &Sec) -> KeyboardSettings {
-    let s = c.sec(root, "keyboard", &["enabled", "debounce_ms"]);
-    KeyboardSettings {
-        enabled: c.boolean(&s, "enabled", true),
-        debounce_ms: c.int(&s, "debounce_ms", 100, 0, 60_000),
+/// A detector section, from inside `activity_monitor` or else from the top
+/// level; both there: the one inside wins, with a warning.
+fn detector(c: &mut Checker, root: &Sec, activity: &Sec, section: &'static Section) -> Values {
+    let name = section.name;
+    let nested = activity.get(name).is_some();
+    if nested && root.get(name).is_some() {
+        c.warnings.push(format!(
+            "settings.json: `{name}` is set both inside `activity_monitor` and at the top \
+             level: `activity_monitor.{name}` is used, the top-level `{name}` is ignored"
+        ));
     }
-}
-
-fn mouse(c: &mut Checker, root: &Sec) -> MouseSettings {
-    let s = c.sec(
-        root,
-        "mouse",
-        &["enabled", "debounce_ms", "movement_threshold"],
-    );
-    MouseSettings {
-        enabled: c.boolean(&s, "enabled", true),
-        debounce_ms: c.int(&s, "debounce_ms", 100, 0, 60_000),
-        movement_threshold: c.int(&s, "movement_threshold", 10, 0, 10_000),
-    }
-}
-
-fn screen(c: &mut Checker, root: &Sec) -> ScreenSettings {
-    let s = c.sec(
-        root,
-        "screen",
-        &["enabled", "capture_interval_sec", "change_threshold"],
-    );
-    ScreenSettings {
-        enabled: c.boolean(&s, "enabled", true),
-        capture_interval_sec: c.num(&s, "capture_interval_sec", 10.0, 0.1, 3600.0),
-        change_threshold: c.num(&s, "change_threshold", 0.01, 0.0, 1.0),
-    }
-}
-
-fn audio(c: &mut Checker, root: &Sec) -> AudioSettings {
-    let s = c.sec(
-        root,
-        "audio",
-        &["enabled", "check_interval_sec", "volume_threshold"],
-    );
-    AudioSettings {
-        enabled: c.boolean(&s, "enabled", true),
-        check_interval_sec: c.num(&s, "check_interval_sec", 5.0, 0.1, 3600.0),
-        volume_threshold: c.num(&s, "volume_threshold", 0.01, 0.0, 1.0),
-    }
-}
-
-fn microphone(c: &mut Checker, root: &Sec) -> MicrophoneSettings {
-    let s = c.sec(root, "microphone", &["enabled", "check_interval_sec"]);
-    MicrophoneSettings {
-        enabled: c.boolean(&s, "enabled", true),
-        check_interval_sec: c.num(&s, "check_interval_sec", 5.0, 0.1, 3600.0),
-    }
-}
-
-fn window(c: &mut Checker, root: &Sec) -> WindowSettings {
-    let s = c.sec(root, "window", &["enabled", "check_interval_sec"]);
-    WindowSettings {
-        enabled: c.boolean(&s, "enabled", true),
-        check_interval_sec: c.num(&s, "check_interval_sec", 2.0, 0.1, 3600.0),
-    }
-}
-
-fn system_idle(c: &mut Checker, root: &Sec) -> SystemIdleSettings {
-    let s = c.sec(root, "system_idle", &["enabled", "check_interval_sec"]);
-    SystemIdleSettings {
-        enabled: c.boolean(&s, "enabled", true),
-        check_interval_sec: c.num(&s, "check_interval_sec", 10.0, 0.1, 3600.0),
-    }
-}
-
-fn screen_lock(c: &mut Checker, root: &Sec) -> ScreenLockSettings {
-    let s = c.sec(root, "screen_lock", &["enabled", "lock_grace_minutes"]);
-    ScreenLockSettings {
-        enabled: c.boolean(&s, "enabled", true),
-        lock_grace: minutes(c.num(&s, "lock_grace_minutes", 2.0, 0.0, 1440.0)),
-    }
-}
-
-fn power(c: &mut Checker, root: &Sec) -> PowerSettings {
-    let s = c.sec(root, "power", &["enabled", "suspend_grace_minutes"]);
-    PowerSettings {
-        enabled: c.boolean(&s, "enabled", true),
-        suspend_grace: minutes(c.num(&s, "suspend_grace_minutes", 15.0, 0.0, 1440.0)),
-    }
+    let mut keys = vec!["enabled"];
+    keys.extend(section.fields.iter().map(|f| f.key));
+    let s = c.sec(if nested { activity } else { root }, name, &keys);
+    let enabled = c.boolean(&s, "enabled", true);
+    let numbers = (section.fields.iter())
+        .map(|f| match f.whole {
+            true => c.int(&s, f.key, f.default as u64, f.min as u64, f.max as u64) as f64,
+            false => c.num(&s, f.key, f.default, f.min, f.max),
+        })
+        .collect();
+    Values::new(section, enabled, numbers)
 }
 
 fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {
@@ -742,14 +585,20 @@ struct Checker {
 }
 
 impl Checker {
+    /// Warns of each key of `sec` not in `known`, explaining the
+    /// original's keys ([`ORIGINAL_KEYS`]).
     fn unknown(&mut self, sec: &Sec, known: &[&str]) {
         for k in sec.map.into_iter().flat_map(|m| m.keys()) {
-            if !k.starts_with('_') && !known.contains(&k.as_str()) {
-                self.warnings.push(format!(
-                    "settings.json: unknown key `{}` is ignored",
-                    sec.key(k)
-                ));
+            if k.starts_with('_') || known.contains(&k.as_str()) {
+                continue;
             }
+            let path = sec.key(k);
+            self.warnings.push(match ORIGINAL_KEYS.iter().find(|(o, _)| *o == path) {
+                Some((_, instead)) => format!(
+                    "settings.json: `{path}` (a key of the original cloudnap) is not used: {instead}"
+                ),
+                None => format!("settings.json: unknown key `{path}` is ignored"),
+            });
         }
     }
 
@@ -897,6 +746,100 @@ mod tests {
         assert_eq!(s.udp.ip, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(s.aws.service_state_check_interval, Duration::from_secs(300));
         assert_eq!(s, Settings::default());
+    }
+
+    /// The values read for `section`.
+    fn section(s: &Settings, section: &'static Section) -> Values {
+        s.detectors.of(section)
+    }
+
+    #[test]
+    fn detector_sections_are_read_inside_activity_monitor_and_at_the_top_level() {
+        use crate::detect::{list::by_name, lock};
+        let screen = by_name("screen").unwrap().sections[0];
+        let mouse = by_name("keyboard/mouse").unwrap().sections[1];
+        let nested = r#"{"activity_monitor":{"inactivity_timeout_minutes":10,
+            "screen":{"enabled":false,"capture_interval_sec":3},
+            "mouse":{"movement_threshold":25},
+            "screen_lock":{"lock_grace_minutes":1}}}"#;
+        let top = r#"{"activity_monitor":{"inactivity_timeout_minutes":10},
+            "screen":{"enabled":false,"capture_interval_sec":3},
+            "mouse":{"movement_threshold":25},
+            "screen_lock":{"lock_grace_minutes":1}}"#;
+        for json in [nested, top] {
+            let (s, warnings) = Settings::parse(json).unwrap();
+            assert!(warnings.is_empty(), "{warnings:?}");
+            let sc = section(&s, screen);
+            assert!(!sc.enabled);
+            assert_eq!(sc.get(&screen.fields[0]), 3.0);
+            assert_eq!(sc.get(&screen.fields[1]), 0.01, "the default");
+            assert_eq!(section(&s, mouse).get(&mouse.fields[1]), 25.0);
+            assert!(section(&s, mouse).enabled);
+            assert_eq!(lock::grace(&s.detectors), Duration::from_secs(60));
+            assert_eq!(s.activity.inactivity_timeout, Duration::from_secs(600));
+        }
+        assert_eq!(
+            Settings::parse(nested).unwrap().0,
+            Settings::parse(top).unwrap().0
+        );
+        // Errors and unknown keys are named by their path as written.
+        let err = Settings::parse(r#"{"activity_monitor":{"mouse":{"enabled":1}}}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`activity_monitor.mouse.enabled` must be true or false"),
+            "{err}"
+        );
+        let (_, w) =
+            Settings::parse(r#"{"activity_monitor":{"audio":{"volume":1},"sound":{}}}"#).unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("unknown key `activity_monitor.sound`"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("unknown key `activity_monitor.audio.volume`"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn a_section_in_both_places_takes_the_nested_one_and_says_so() {
+        let audio = crate::detect::list::by_name("audio").unwrap().sections[0];
+        let (s, w) = Settings::parse(
+            r#"{"activity_monitor":{"audio":{"check_interval_sec":7}},
+                "audio":{"enabled":false,"check_interval_sec":1}}"#,
+        )
+        .unwrap();
+        let read = section(&s, audio);
+        assert!(read.enabled, "nothing of the top-level one is used");
+        assert_eq!(read.get(&audio.fields[0]), 7.0);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("`audio` is set both inside `activity_monitor` and at the top level")
+                && w[0].contains("`activity_monitor.audio` is used"),
+            "{w:?}"
+        );
+        // The ignored one is not checked either: it cannot fail the file.
+        let (_, w) =
+            Settings::parse(r#"{"activity_monitor":{"audio":{}}, "audio":{"enabled":"yes"}}"#)
+                .unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+    }
+
+    #[test]
+    fn the_original_keys_are_explained_not_rejected() {
+        let (s, w) = Settings::parse(
+            r#"{"aws":{"regions":["eu-west-1"],"credentials":{"access_key_id":"AKIA..."}}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.aws.regions, vec!["eu-west-1".to_string()]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("`aws.credentials` (a key of the original cloudnap) is not used")
+                && w[0].contains("credential chain"),
+            "{w:?}"
+        );
+        assert!(!w[0].contains("AKIA"), "its value is not echoed: {w:?}");
     }
 
     #[test]

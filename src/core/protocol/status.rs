@@ -10,7 +10,9 @@ use crate::core::policy::decide::Phase;
 use crate::core::policy::holds::{AwakeRow, HoldRow};
 use crate::core::policy::retry::Cause;
 pub use crate::core::policy::retry::RetryRow;
-use serde::Serialize;
+use crate::detect::definition::Detector;
+use crate::detect::list;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The idle timer's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,7 +65,7 @@ pub struct BusyRow {
 }
 
 /// How an activity detector is doing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", content = "why", rename_all = "snake_case")]
 pub enum DetectorState {
     /// Being started (counted as running until it fails).
@@ -77,10 +79,36 @@ pub enum DetectorState {
     Disabled,
 }
 
-/// One detector in `STATUS`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl DetectorState {
+    /// "running", "not available", ... as `cloudnap status` prints it.
+    pub fn words(&self) -> &'static str {
+        match self {
+            DetectorState::Starting => "starting",
+            DetectorState::Running => "running",
+            DetectorState::NotAvailable(_) => "not available",
+            DetectorState::Failed(_) => "failed",
+            DetectorState::Disabled => "disabled",
+        }
+    }
+
+    /// Why it does not run, if it says.
+    pub fn why(&self) -> Option<&str> {
+        match self {
+            DetectorState::NotAvailable(why) | DetectorState::Failed(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+/// One detector in `STATUS`; on the wire its identity is its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectorRow {
-    pub name: &'static str,
+    #[serde(
+        rename = "name",
+        serialize_with = "detector_name",
+        deserialize_with = "detector_named"
+    )]
+    pub detector: &'static Detector,
     /// Whether it is a source of truth for user input here (keyboard,
     /// mouse, the session's idle time).
     pub input: bool,
@@ -88,8 +116,18 @@ pub struct DetectorRow {
     pub state: DetectorState,
 }
 
+fn detector_name<S: Serializer>(d: &&'static Detector, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(d.name)
+}
+
+fn detector_named<'de, D: Deserializer<'de>>(d: D) -> Result<&'static Detector, D::Error> {
+    let name = String::deserialize(d)?;
+    list::by_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown detector `{name}`")))
+}
+
 /// Whether cloudnap can see the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Inputs {
     /// At least one input detector runs.
     #[serde(rename = "seen")]
@@ -104,6 +142,15 @@ pub enum Inputs {
 }
 
 impl Inputs {
+    /// As `STATUS` says it: "seen", "blind", "disabled in settings".
+    pub fn words(self) -> &'static str {
+        match self {
+            Inputs::Seen => "seen",
+            Inputs::Blind => "blind",
+            Inputs::DisabledInSettings => "disabled in settings",
+        }
+    }
+
     /// The blind rule over the detectors' states.
     pub fn of(detectors: &[DetectorRow]) -> Inputs {
         let inputs = || detectors.iter().filter(|d| d.input);
@@ -132,7 +179,7 @@ pub fn describe(detectors: &[DetectorRow]) -> String {
                 DetectorState::Disabled => "disabled in settings".into(),
                 DetectorState::Starting | DetectorState::Running => return None,
             };
-            Some(format!("{}: {what}", d.name))
+            Some(format!("{}: {what}", d.detector.name))
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -293,8 +340,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A row of the detector named `name` (a made-up one where this
+    /// platform has none of that name).
     fn row(name: &'static str, input: bool, state: DetectorState) -> DetectorRow {
-        DetectorRow { name, input, state }
+        let detector = list::by_name(name).unwrap_or_else(|| {
+            Box::leak(Box::new(Detector {
+                name,
+                input,
+                fits: crate::detect::definition::everywhere,
+                sections: &[],
+                make: None,
+            }))
+        });
+        DetectorRow {
+            detector,
+            input,
+            state,
+        }
     }
 
     #[test]
@@ -333,6 +395,32 @@ mod tests {
             serde_json::to_value(Inputs::DisabledInSettings).unwrap(),
             "disabled in settings"
         );
+    }
+
+    #[test]
+    fn a_detector_row_is_read_back_as_the_same_detector() {
+        let screen = list::by_name("screen").unwrap();
+        let rows = vec![
+            row("screen", false, DetectorState::Failed("x".into())),
+            row("keyboard/mouse", true, DetectorState::Running),
+        ];
+        let back: Vec<DetectorRow> =
+            serde_json::from_value(serde_json::to_value(&rows).unwrap()).unwrap();
+        assert_eq!(back, rows);
+        assert!(std::ptr::eq(back[0].detector, screen));
+        assert_eq!(
+            (back[0].state.words(), back[0].state.why()),
+            ("failed", Some("x"))
+        );
+        let unknown = json!([{"name": "telepathy", "input": true, "state": "running"}]);
+        let err = serde_json::from_value::<Vec<DetectorRow>>(unknown).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown detector `telepathy`"),
+            "{err}"
+        );
+        for inputs in [Inputs::Seen, Inputs::Blind, Inputs::DisabledInSettings] {
+            assert_eq!(serde_json::to_value(inputs).unwrap(), inputs.words());
+        }
     }
 
     #[test]
