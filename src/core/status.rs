@@ -82,8 +82,8 @@ pub struct AsleepRow {
     pub retrying: Option<String>,
 }
 
-/// A sleep or wake that failed for a passing reason, waiting to be tried
-/// again (see [`crate::core::retry`]).
+/// A sleep or wake that failed, waiting to be tried again (see
+/// [`crate::core::retry`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryRow {
     pub operation: Operation,
@@ -96,6 +96,20 @@ pub struct RetryRow {
     pub failing_for_seconds: f64,
     /// "waking: retrying (network unreachable, attempt 4)".
     pub text: String,
+    /// What the user can do about it, when it does not pass by itself:
+    /// "credentials expired for profile work: sign in to wake 2 resources".
+    pub advice: Option<String>,
+    /// Each resource the retry waits for, and why.
+    pub resources: Vec<PendingRow>,
+}
+
+/// A resource a retry waits for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingRow {
+    pub resource: ResourceId,
+    pub cause: Cause,
+    /// The profile its calls use (`null`: the default credentials).
+    pub profile: Option<String>,
 }
 
 /// A resource a sleep left running because it is at work; it is checked
@@ -305,13 +319,17 @@ pub enum Event {
     /// The periodic check let go of resources started by hand, or stopped
     /// again databases AWS started by itself while the user is away.
     Refreshed(Vec<Outcome>),
-    /// A sleep or wake failed for a passing reason for `resources` (short
-    /// names): it is tried again until it succeeds or 30 minutes have passed
-    /// (then an [`Event::Error`] follows). Sent at the first failure.
+    /// A sleep or wake failed for `resources` (short names): it is tried
+    /// again (a sleep until 30 minutes have passed, then an
+    /// [`Event::Error`] follows; a wake while the user is present). Sent at
+    /// the first failure, and when the cause changes.
     Retrying {
         operation: Operation,
         cause: Cause,
         resources: Vec<String>,
+        /// What the user can do (see [`RetryRow::advice`]).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        advice: Option<String>,
     },
     /// A sleep or wake failed, in whole (`error`) or for some resources.
     Error {

@@ -3,7 +3,7 @@
 
 use crate::core::policy::Phase;
 use crate::core::report::{Action, Outcome};
-use crate::core::status::{describe, Event, StateName, Status};
+use crate::core::status::{describe, Event, Operation, StateName, Status};
 
 /// The tray icon's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +133,7 @@ pub fn tray_view(status: &Status) -> TrayView {
     }
     if let Some(retry) = &status.retrying {
         icon = IconState::Error;
-        line = capitalize(&retry.text);
+        line = capitalize(retry.advice.as_deref().unwrap_or(&retry.text));
     }
     if let Some(e) = &status.config_error {
         icon = IconState::Error;
@@ -303,14 +303,26 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
             operation,
             cause,
             resources,
+            advice,
         } => note(
             NoteKind::Error,
             format!("cloudnap: {} failed, trying again", operation.name()),
-            format!(
-                "{}: {}\nTried again by itself until it works, for up to 30 minutes.",
-                capitalize(cause.text()),
-                list(resources)
-            ),
+            match advice {
+                Some(advice) => format!(
+                    "{}.\n{}: tried again by itself, at once when it is fixed.",
+                    capitalize(advice),
+                    list(resources)
+                ),
+                None => format!(
+                    "{}: {}\nTried again by itself until it works{}.",
+                    capitalize(cause.text()),
+                    list(resources),
+                    match operation {
+                        Operation::Sleeping => ", for up to 30 minutes",
+                        Operation::Waking => ", as long as you are here",
+                    }
+                ),
+            },
         ),
         Event::Error {
             operation,
@@ -504,6 +516,8 @@ mod tests {
                 next_in_seconds: 8.0,
                 failing_for_seconds: 7.0,
                 text: "waking: retrying (network unreachable, attempt 4)".into(),
+                advice: None,
+                resources: Vec::new(),
             }),
             ..status(StateName::Active)
         });
@@ -544,6 +558,7 @@ mod tests {
                 operation: Operation::Waking,
                 cause: Cause::Network,
                 resources: vec!["i-1".into(), "web".into()],
+                advice: None,
             },
             now,
         )
@@ -552,7 +567,54 @@ mod tests {
         assert_eq!(note.summary, "cloudnap: waking failed, trying again");
         assert_eq!(
             note.body,
-            "Network unreachable: i-1, web\nTried again by itself until it works, for up to 30 minutes."
+            "Network unreachable: i-1, web\nTried again by itself until it works, as long as you are here."
+        );
+    }
+
+    #[test]
+    fn a_wake_waiting_for_the_user_says_what_to_do_in_red_and_in_one_notification() {
+        use crate::core::retry::Cause;
+        let advice = "credentials expired for profile work: sign in to wake 2 resources";
+        let v = tray_view(&Status {
+            operation: Some(Operation::Waking),
+            retrying: Some(crate::core::status::RetryRow {
+                operation: Operation::Waking,
+                attempts: 3,
+                cause: Cause::CredentialsExpired,
+                next_in_seconds: 4.0,
+                failing_for_seconds: 7.0,
+                text: "waking: retrying (credentials expired, attempt 3)".into(),
+                advice: Some(advice.into()),
+                resources: Vec::new(),
+            }),
+            ..status(StateName::Active)
+        });
+        assert_eq!(
+            (v.icon, v.line.as_str()),
+            (
+                IconState::Error,
+                "Credentials expired for profile work: sign in to wake 2 resources"
+            )
+        );
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let note = note_for(
+            &Event::Retrying {
+                operation: Operation::Waking,
+                cause: Cause::CredentialsExpired,
+                resources: vec!["i-1".into(), "web".into()],
+                advice: Some(advice.into()),
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(note.kind, NoteKind::Error);
+        assert_eq!(
+            note.body,
+            "Credentials expired for profile work: sign in to wake 2 resources.\n\
+             i-1, web: tried again by itself, at once when it is fixed."
         );
     }
 
