@@ -580,20 +580,7 @@ impl<C: CloudControl> App<C> {
                 tracing::error!("{}: {e}", op.name());
                 // The state file cannot be read: a sleep is not tried again,
                 // a wake is, as long as the user is present.
-                let unread: Vec<Outcome> = (op == Operation::Waking)
-                    .then(|| self.entries())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|e| Outcome {
-                        resource: e.id,
-                        action: Action::Failed,
-                        before: None,
-                        saved: None,
-                        error: None,
-                        retrying: Some(Cause::StateDir),
-                    })
-                    .collect();
-                if !self.follow_up(op, trigger, &unread) {
+                if !self.follow_up(op, trigger, &self.unread(op)) {
                     self.lock().retry = None;
                 }
                 self.emit(Event::Error {
@@ -604,6 +591,24 @@ impl<C: CloudControl> App<C> {
                 Err(CommandError::State(e.to_string()))
             }
         }
+    }
+
+    /// What a wake whose state file could not be read left undone: every
+    /// entry, for the retry (none for a sleep, which is not retried).
+    fn unread(&self, op: Operation) -> Vec<Outcome> {
+        if op == Operation::Sleeping {
+            return Vec::new();
+        }
+        (self.entries().into_iter())
+            .map(|e| Outcome {
+                resource: e.id,
+                action: Action::Failed,
+                before: None,
+                saved: None,
+                error: None,
+                retrying: Some(Cause::StateDir),
+            })
+            .collect()
     }
 
     /// After a try of `op`: schedules the next one if some resources failed
@@ -1508,20 +1513,35 @@ mod tests {
         assert_eq!(cloud.calls.lock().unwrap().len(), calls, "not tried again");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_wake_waiting_for_credentials_is_never_given_up_and_done_once_they_work() {
+    /// An app with `settings` and its timer and retry loops running, its
+    /// service (at `desired`) put to sleep.
+    async fn asleep_at(
+        desired: i32,
+        settings: &str,
+    ) -> (
+        tempfile::TempDir,
+        Arc<FakeCloud>,
+        Arc<App<FakeCloud>>,
+        mpsc::UnboundedReceiver<Event>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(3)));
-        let (app, mut rx) = app_with(
-            dir.path(),
-            cloud.clone(),
-            r#"{"aws":{"profile":"work"},"activity_monitor":{"inactivity_timeout_minutes":600,"warning_minutes":0}}"#,
-        );
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(desired)));
+        let (app, mut rx) = app_with(dir.path(), cloud.clone(), settings);
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         tokio::spawn(app.clone().run_retry(std::future::pending()));
         app.handle(Command::SleepNow).await.unwrap();
         assert_eq!(next_event(&mut rx).await, "asleep");
+        (dir, cloud, app, rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_waiting_for_credentials_is_never_given_up_and_done_once_they_work() {
+        let (_dir, cloud, app, mut rx) = asleep_at(
+            3,
+            r#"{"aws":{"profile":"work"},"activity_monitor":{"inactivity_timeout_minutes":600,"warning_minutes":0}}"#,
+        )
+        .await;
 
         *cloud.expired.lock().unwrap() = true;
         press(&app, ActivityKind::Keyboard);
@@ -1575,13 +1595,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_activity_tries_a_waiting_wake_at_once_and_a_stop_by_hand_ends_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let cloud = Arc::new(FakeCloud::default());
-        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
-        let (app, mut rx) = app(dir.path(), cloud.clone());
-        tokio::spawn(app.clone().run_retry(std::future::pending()));
-        app.handle(Command::SleepNow).await.unwrap();
-        assert_eq!(next_event(&mut rx).await, "asleep");
+        let (_dir, cloud, app, mut rx) = asleep_at(
+            2,
+            r#"{"activity_monitor":{"inactivity_timeout_minutes":60,"warning_minutes":1}}"#,
+        )
+        .await;
 
         // AccessDenied on the wake: tried again, 30 s apart after a while.
         cloud.deny.lock().unwrap().push(svc());

@@ -1650,9 +1650,9 @@ mod tests {
         assert!(m.records().unwrap().is_empty());
     }
 
-    #[tokio::test]
-    async fn a_wake_cut_off_keeps_its_records_waking_until_a_later_try_succeeds() {
-        let (_d, cloud, m) = setup(false);
+    /// An ECS service at 3 and a running EC2 instance, both put to sleep:
+    /// the service and both entries.
+    async fn two_asleep(cloud: &FakeCloud, m: &Manager<FakeCloud>) -> (ResourceId, Vec<Entry>) {
         let (a, b) = (ecs("a"), ec2(1, "us-east-1"));
         cloud.add(&a, Capacity::of(Kind::Ecs, Desired(3)));
         cloud.add(&b, Capacity::of(Kind::Ec2, Running(true)));
@@ -1660,6 +1660,13 @@ mod tests {
         m.sleep(&all, &busy_settings(), Trigger::Idle)
             .await
             .unwrap();
+        (a, all)
+    }
+
+    #[tokio::test]
+    async fn a_wake_cut_off_keeps_its_records_waking_until_a_later_try_succeeds() {
+        let (_d, cloud, m) = setup(false);
+        let (a, all) = two_asleep(&cloud, &m).await;
 
         *cloud.offline.lock().unwrap() = true;
         let out = m.wake(&all, Trigger::Idle).await.unwrap();
@@ -1683,13 +1690,8 @@ mod tests {
     #[tokio::test]
     async fn a_wake_goes_ahead_when_the_state_file_cannot_be_written_and_a_sleep_does_not() {
         let (d, cloud, m) = setup(false);
-        let (a, b) = (ecs("a"), ec2(1, "us-east-1"));
-        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(3)));
-        cloud.add(&b, Capacity::of(Kind::Ec2, Running(true)));
-        let all = entries(&[&a, &b]);
-        m.sleep(&all, &busy_settings(), Trigger::Idle)
-            .await
-            .unwrap();
+        let (a, all) = two_asleep(&cloud, &m).await;
+        let b = &all[1].id;
         // The state file's temporary file cannot be created: writes fail,
         // reads work (as on a full disk).
         let blocker = d
@@ -1711,7 +1713,7 @@ mod tests {
         assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(3)));
         assert_eq!(cloud.get(&a).sleep_tag, None);
         assert_eq!(
-            cloud.get(&b).capacity,
+            cloud.get(b).capacity,
             Capacity::of(Kind::Ec2, Running(true))
         );
         assert!(

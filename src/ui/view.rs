@@ -504,23 +504,40 @@ mod tests {
         assert_eq!(v.line, "Waking…");
     }
 
-    #[test]
-    fn a_retried_wake_shows_in_the_tray_and_is_notified_once() {
-        use crate::core::retry::Cause;
-        let v = tray_view(&Status {
+    /// A wake retried for `cause`, as STATUS shows it.
+    fn retrying(cause: crate::core::retry::Cause, text: &str, advice: Option<&str>) -> Status {
+        Status {
             operation: Some(Operation::Waking),
             retrying: Some(crate::core::status::RetryRow {
                 operation: Operation::Waking,
                 attempts: 4,
-                cause: Cause::Network,
-                next_in_seconds: 8.0,
+                cause,
+                next_in_seconds: 4.0,
                 failing_for_seconds: 7.0,
-                text: "waking: retrying (network unreachable, attempt 4)".into(),
-                advice: None,
+                text: text.into(),
+                advice: advice.map(String::from),
                 resources: Vec::new(),
             }),
             ..status(StateName::Active)
-        });
+        }
+    }
+
+    /// Monday 09:00.
+    fn morning() -> chrono::NaiveDateTime {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_retried_wake_shows_in_the_tray_and_is_notified_once() {
+        use crate::core::retry::Cause;
+        let v = tray_view(&retrying(
+            Cause::Network,
+            "waking: retrying (network unreachable, attempt 4)",
+            None,
+        ));
         assert_eq!(
             (v.icon, v.line.as_str()),
             (
@@ -549,10 +566,6 @@ mod tests {
                 "Active: sleep in 10 min (2 resources); not woken: i-1 (Wake now tries again)"
             )
         );
-        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap();
         let note = note_for(
             &Event::Retrying {
                 operation: Operation::Waking,
@@ -560,7 +573,7 @@ mod tests {
                 resources: vec!["i-1".into(), "web".into()],
                 advice: None,
             },
-            now,
+            morning(),
         )
         .unwrap();
         assert_eq!(note.kind, NoteKind::Error);
@@ -575,20 +588,11 @@ mod tests {
     fn a_wake_waiting_for_the_user_says_what_to_do_in_red_and_in_one_notification() {
         use crate::core::retry::Cause;
         let advice = "credentials expired for profile work: sign in to wake 2 resources";
-        let v = tray_view(&Status {
-            operation: Some(Operation::Waking),
-            retrying: Some(crate::core::status::RetryRow {
-                operation: Operation::Waking,
-                attempts: 3,
-                cause: Cause::CredentialsExpired,
-                next_in_seconds: 4.0,
-                failing_for_seconds: 7.0,
-                text: "waking: retrying (credentials expired, attempt 3)".into(),
-                advice: Some(advice.into()),
-                resources: Vec::new(),
-            }),
-            ..status(StateName::Active)
-        });
+        let v = tray_view(&retrying(
+            Cause::CredentialsExpired,
+            "waking: retrying (credentials expired, attempt 3)",
+            Some(advice),
+        ));
         assert_eq!(
             (v.icon, v.line.as_str()),
             (
@@ -596,10 +600,6 @@ mod tests {
                 "Credentials expired for profile work: sign in to wake 2 resources"
             )
         );
-        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap();
         let note = note_for(
             &Event::Retrying {
                 operation: Operation::Waking,
@@ -607,7 +607,7 @@ mod tests {
                 resources: vec!["i-1".into(), "web".into()],
                 advice: Some(advice.into()),
             },
-            now,
+            morning(),
         )
         .unwrap();
         assert_eq!(note.kind, NoteKind::Error);
