@@ -1594,6 +1594,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_aws_file_edited_tries_a_waiting_wake_at_once() {
+        let (dir, cloud, app, mut rx) = asleep_at(
+            2,
+            r#"{"activity_monitor":{"inactivity_timeout_minutes":60,"warning_minutes":1}}"#,
+        )
+        .await;
+        cloud.deny.lock().unwrap().push(svc());
+        app.handle(Command::WakeNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "retrying");
+        tokio::time::sleep(Duration::from_secs(125)).await;
+        assert!(app.status().retrying.unwrap().next_in_seconds > 10.0);
+        // New keys saved: tried again within the second, with no input.
+        cloud.deny.lock().unwrap().clear();
+        let saved = tokio::time::Instant::now();
+        app.aws_files_changed(&dir.path().join("credentials"));
+        assert_eq!(next_event(&mut rx).await, "awake");
+        assert!(
+            saved.elapsed() <= Duration::from_secs(1),
+            "{:?}",
+            saved.elapsed()
+        );
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_activity_tries_a_waiting_wake_at_once_and_a_stop_by_hand_ends_it() {
         let (_dir, cloud, app, mut rx) = asleep_at(
             2,
