@@ -20,7 +20,7 @@ use crate::core::retry::{tried_again, Cause, Pending, Retry};
 use crate::core::settings::Settings;
 use crate::core::status::{
     describe, AsleepRow, BusyRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
-    StateName, Status,
+    StateName, Status, TrayLine,
 };
 use crate::manager::Manager;
 use crate::server::Handler;
@@ -902,8 +902,20 @@ impl<C: CloudControl> App<C> {
         self.lock().tracker.state(now())
     }
 
-    /// The app's state as STATUS reports it.
+    /// The app's state as STATUS reports it, with what the tray shows for
+    /// it.
     pub fn status(&self) -> Status {
+        let mut status = self.status_now();
+        let view = crate::ui::view::tray_view(&status);
+        status.tray = TrayLine {
+            icon: view.icon.name(),
+            line: view.line,
+        };
+        status
+    }
+
+    /// The app's state, but the tray's view of it.
+    fn status_now(&self) -> Status {
         let saved_this_week_usd = self.manager.saved_this_week();
         let (team, team_error) = self.team_status();
         let t = now();
@@ -962,6 +974,7 @@ impl<C: CloudControl> App<C> {
             } else {
                 Vec::new()
             },
+            tray: TrayLine::default(),
         }
     }
 
@@ -1593,8 +1606,17 @@ mod tests {
         assert_eq!(app.status().retrying, None);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_aws_file_edited_tries_a_waiting_wake_at_once() {
+    /// [`asleep_at`], then a wake denied for `waited`: its tries are 30 s
+    /// apart by then; the permission is granted again (by nothing the app
+    /// can see).
+    async fn denied_for(
+        waited: Duration,
+    ) -> (
+        tempfile::TempDir,
+        Arc<FakeCloud>,
+        Arc<App<FakeCloud>>,
+        mpsc::UnboundedReceiver<Event>,
+    ) {
         let (dir, cloud, app, mut rx) = asleep_at(
             2,
             r#"{"activity_monitor":{"inactivity_timeout_minutes":60,"warning_minutes":1}}"#,
@@ -1603,18 +1625,23 @@ mod tests {
         cloud.deny.lock().unwrap().push(svc());
         app.handle(Command::WakeNow).await.unwrap();
         assert_eq!(next_event(&mut rx).await, "retrying");
-        tokio::time::sleep(Duration::from_secs(125)).await;
-        assert!(app.status().retrying.unwrap().next_in_seconds > 10.0);
-        // New keys saved: tried again within the second, with no input.
+        tokio::time::sleep(waited).await;
+        let status = app.status().retrying.unwrap();
+        assert_eq!(status.cause, crate::core::retry::Cause::AccessDenied);
+        assert!(status.next_in_seconds > 10.0, "{status:?}");
         cloud.deny.lock().unwrap().clear();
-        let saved = tokio::time::Instant::now();
-        app.aws_files_changed(&dir.path().join("credentials"));
-        assert_eq!(next_event(&mut rx).await, "awake");
-        assert!(
-            saved.elapsed() <= Duration::from_secs(1),
-            "{:?}",
-            saved.elapsed()
-        );
+        (dir, cloud, app, rx)
+    }
+
+    /// The wake is done within a second of `since`, exactly.
+    async fn awake_within_a_second(
+        rx: &mut mpsc::UnboundedReceiver<Event>,
+        cloud: &FakeCloud,
+        since: tokio::time::Instant,
+    ) {
+        assert_eq!(next_event(rx).await, "awake");
+        let took = since.elapsed();
+        assert!(took <= Duration::from_secs(1), "{took:?}");
         assert_eq!(
             cloud.get(&svc()).capacity,
             Capacity::of(Kind::Ecs, Desired(2))
@@ -1622,35 +1649,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_activity_tries_a_waiting_wake_at_once_and_a_stop_by_hand_ends_it() {
-        let (_dir, cloud, app, mut rx) = asleep_at(
-            2,
-            r#"{"activity_monitor":{"inactivity_timeout_minutes":60,"warning_minutes":1}}"#,
-        )
-        .await;
+    async fn an_aws_file_edited_tries_a_waiting_wake_at_once() {
+        let (dir, cloud, app, mut rx) = denied_for(Duration::from_secs(125)).await;
+        // New keys saved: tried again within the second, with no input.
+        let saved = tokio::time::Instant::now();
+        app.aws_files_changed(&dir.path().join("credentials"));
+        awake_within_a_second(&mut rx, &cloud, saved).await;
+    }
 
-        // AccessDenied on the wake: tried again, 30 s apart after a while.
-        cloud.deny.lock().unwrap().push(svc());
-        app.handle(Command::WakeNow).await.unwrap();
-        assert_eq!(next_event(&mut rx).await, "retrying");
-        tokio::time::sleep(Duration::from_secs(605)).await;
-        let status = app.status().retrying.unwrap();
-        assert_eq!(status.cause, crate::core::retry::Cause::AccessDenied);
-        assert!(status.next_in_seconds > 5.0, "{status:?}");
+    #[tokio::test(start_paused = true)]
+    async fn an_activity_tries_a_waiting_wake_at_once_and_a_stop_by_hand_ends_it() {
+        let (_dir, cloud, app, mut rx) = denied_for(Duration::from_secs(605)).await;
         // The permission granted, then an activity: tried within a second.
-        cloud.deny.lock().unwrap().clear();
         let pressed = tokio::time::Instant::now();
         press(&app, ActivityKind::Mouse);
-        assert_eq!(next_event(&mut rx).await, "awake");
-        assert!(
-            pressed.elapsed() <= Duration::from_secs(1),
-            "{:?}",
-            pressed.elapsed()
-        );
-        assert_eq!(
-            cloud.get(&svc()).capacity,
-            Capacity::of(Kind::Ecs, Desired(2))
-        );
+        awake_within_a_second(&mut rx, &cloud, pressed).await;
 
         // Asleep again, the wake denied, then the user stops it by hand:
         // the wake no longer starts it.

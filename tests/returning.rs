@@ -114,6 +114,12 @@ async fn a_wake_waiting_for_expired_credentials_is_done_once_they_work_again() {
         status["retrying"]["cause"], "credentials expired",
         "{status}"
     );
+    // The tray: red, with the same words.
+    assert_eq!(
+        status["tray"],
+        json!({"icon": "error", "line": "Credentials expired for profile work: sign in to wake 2 resources"}),
+        "{status}"
+    );
     assert_eq!(status["retrying"]["operation"], "waking");
     let rows = status["asleep"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{status}");
@@ -160,6 +166,7 @@ async fn a_wake_waiting_for_expired_credentials_is_done_once_they_work_again() {
         })
         .await;
     assert_eq!(status["state"], "active", "{status}");
+    assert_eq!(status["tray"]["icon"], "active", "{status}");
     assert!(!tagged(R, &id, &cluster).await, "the sleep tags are gone");
 }
 
@@ -252,6 +259,11 @@ async fn a_full_state_disk_at_the_return_does_not_keep_anything_down() {
     assert_eq!(
         status["retrying"]["cause"],
         "cannot write the state dir (disk full)"
+    );
+    assert_eq!(
+        status["tray"],
+        json!({"icon": "error", "line": "Cannot write the state dir (disk full): free space to finish waking"}),
+        "{status}"
     );
     assert_eq!(status["asleep"], json!([]), "nothing is asleep: {status}");
     assert_eq!(on_disk(&state).len(), 2, "the file could not change");

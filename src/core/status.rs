@@ -239,6 +239,16 @@ pub struct Status {
     /// meanwhile no shared resource is put to sleep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team_error: Option<String>,
+    /// What the tray shows for this status (its icon and line).
+    pub tray: TrayLine,
+}
+
+/// The tray's icon and status line, as STATUS repeats them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrayLine {
+    /// `active`, `warning`, `asleep`, `paused`, or `error` (red).
+    pub icon: &'static str,
+    pub line: String,
 }
 
 /// Team mode in `STATUS` (see [`crate::core::team`]).

@@ -28,6 +28,17 @@ impl IconState {
         IconState::Error,
     ];
 
+    /// The state's name, as STATUS shows it (`error` is the red icon).
+    pub fn name(self) -> &'static str {
+        match self {
+            IconState::Active => "active",
+            IconState::Warning => "warning",
+            IconState::Asleep => "asleep",
+            IconState::Paused => "paused",
+            IconState::Error => "error",
+        }
+    }
+
     /// The icon's file name in `assets/`.
     pub fn file(self) -> &'static str {
         match self {
@@ -394,6 +405,7 @@ mod tests {
             deadline_off: None,
             team: None,
             team_error: None,
+            tray: Default::default(),
         }
     }
 
