@@ -15,12 +15,12 @@ use crate::core::model::resource::{Capacity, Kind, ResourceId};
 use crate::core::policy::decide::{scale_target, start_target};
 use crate::core::policy::holds::{why_awake, Holds, Scope};
 use crate::core::policy::idle::{IdleConfig, IdleEvent, IdleState, IdleTracker};
-use crate::core::policy::retry::Retry;
+use crate::core::policy::retry::{tried_again, Cause, Pending, Retry};
 use crate::core::protocol::commands::{self as protocol, Command};
 use crate::core::protocol::reply::{CommandError, Listing, RegisteredRow, Reply};
 use crate::core::protocol::status::{
     describe, AsleepRow, BusyRow, ConfigFile, DetectorRow, Event, Inputs, LastActivity, Operation,
-    StateName, Status,
+    StateName, Status, TrayLine,
 };
 use crate::detect;
 use crate::manager::Manager;
@@ -432,6 +432,8 @@ impl<C: CloudControl> App<C> {
         if let Some(event) = event {
             tracing::info!("activity ({})", kind.name());
             self.react(event, Trigger::Idle);
+        } else {
+            self.hurry_wake("activity");
         }
         self.changed.notify_one();
     }
@@ -575,8 +577,11 @@ impl<C: CloudControl> App<C> {
             }
             Err(e) => {
                 tracing::error!("{}: {e}", op.name());
-                // The state file failed: not a passing cause, no more tries.
-                self.lock().retry = None;
+                // The state file cannot be read: a sleep is not tried again,
+                // a wake is, as long as the user is present.
+                if !self.follow_up(op, trigger, &self.unread(op)) {
+                    self.lock().retry = None;
+                }
                 self.emit(Event::Error {
                     operation: op,
                     failed: Vec::new(),
@@ -587,25 +592,46 @@ impl<C: CloudControl> App<C> {
         }
     }
 
+    /// What a wake whose state file could not be read left undone: every
+    /// entry, for the retry (none for a sleep, which is not retried).
+    fn unread(&self, op: Operation) -> Vec<Outcome> {
+        if op == Operation::Sleeping {
+            return Vec::new();
+        }
+        (self.entries().into_iter())
+            .map(|e| Outcome {
+                resource: e.id,
+                action: Action::Failed,
+                before: None,
+                saved: None,
+                error: None,
+                retrying: Some(Cause::StateDir),
+            })
+            .collect()
+    }
+
     /// After a try of `op`: schedules the next one if some resources failed
     /// for a passing reason (see [`Retry`]), says so at the first failure,
     /// and replaces any earlier retry. Returns whether a retry is pending.
     fn follow_up(&self, op: Operation, trigger: Trigger, outcomes: &[Outcome]) -> bool {
         let t = now();
-        let pending: Vec<&Outcome> = outcomes.iter().filter(|o| o.retrying.is_some()).collect();
-        // The network first: its return is watched for.
-        let cause = (pending.iter().filter_map(|o| o.retrying)).max_by_key(|c| c.is_network());
+        let pending: Vec<Pending> = (outcomes.iter())
+            .filter_map(|o| Some((o, o.retrying.filter(|c| tried_again(op, *c))?)))
+            .map(|(o, cause)| Pending {
+                profile: self.profile_of(&o.resource),
+                resource: o.resource.clone(),
+                cause,
+            })
+            .collect();
         let mut state = self.lock();
         let previous = state.retry.take();
-        let Some(cause) = cause else {
+        if pending.is_empty() {
             if let Some(p) = previous.filter(|p| p.operation == op) {
                 tracing::info!("{} after {} failed tries", op.done(), p.attempts);
             }
             return false;
-        };
-        let resources = pending.iter().map(|o| o.resource.clone()).collect();
-        let retry = match Retry::after_failure(previous.as_ref(), op, trigger, cause, resources, t)
-        {
+        }
+        let retry = match Retry::after_failure(previous.as_ref(), op, trigger, pending, t) {
             Ok(retry) => retry,
             Err(last) => {
                 tracing::error!(
@@ -622,14 +648,18 @@ impl<C: CloudControl> App<C> {
             retry.text(),
             retry.at.saturating_duration_since(t).as_secs_f64()
         );
-        if retry.attempts == 1 {
+        // Said once, and again when the cause changes.
+        if retry.attempts == 1 || previous.is_some_and(|p| p.cause != retry.cause) {
+            if let Some(advice) = retry.advice() {
+                tracing::error!("{advice}");
+            }
             self.emit(Event::Retrying {
                 operation: op,
-                cause,
-                resources: pending
-                    .iter()
-                    .map(|o| o.resource.short_name().to_string())
+                cause: retry.cause,
+                resources: (retry.pending.iter())
+                    .map(|p| p.resource.short_name().to_string())
                     .collect(),
+                advice: retry.advice(),
             });
         }
         state.retry = Some(retry);
@@ -638,18 +668,26 @@ impl<C: CloudControl> App<C> {
         true
     }
 
-    /// Tries again the sleep or wake that failed for a passing reason, when
-    /// its pause is over; while the network is the cause, looks every
-    /// [`PROBE_EVERY`] whether AWS answers a TCP connection and then tries
-    /// at once. A retry the user's state no longer wants (a wake while the
-    /// user is away again, a sleep after the return) is dropped: the sleep
-    /// or wake that followed took its place. Until `shutdown` resolves.
+    /// Tries again the sleep or wake that failed, when its pause is over;
+    /// while the network is a cause, looks every [`PROBE_EVERY`] whether
+    /// AWS answers a TCP connection, and while a wake's records wait to be
+    /// written, whether they can be (writing them), and then tries at once. A
+    /// retry the user's state no longer wants (a wake while the user is
+    /// away again, a sleep after the return) is dropped: the sleep or wake
+    /// that followed took its place. Until `shutdown` resolves.
     pub async fn run_retry(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
             let t = now();
             let due =
                 (self.lock().retry.as_ref()).map(|r| r.probe_at(t, PROBE_EVERY).unwrap_or(r.at));
+            // Records a wake could not write are written once they can be.
+            let unsaved = self.manager.unsaved();
+            let due = match due {
+                Some(at) if unsaved => Some(at.min(t + PROBE_EVERY)),
+                None if unsaved => Some(t + PROBE_EVERY),
+                due => due,
+            };
             let wait = async {
                 match due {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -661,23 +699,19 @@ impl<C: CloudControl> App<C> {
                 _ = self.retry_changed.notified() => continue,
                 _ = wait => {}
             }
+            let written = unsaved && self.manager.flush().is_ok();
+            if written {
+                tracing::info!("the state file can be written again: records written");
+            }
             let Some(retry) = self.lock().retry.clone() else {
                 continue;
             };
-            if now() < retry.at {
-                let mut regions: Vec<&str> = retry.resources.iter().map(|r| r.region()).collect();
-                regions.sort_unstable();
-                regions.dedup();
-                let cloud = self.manager.cloud();
-                let answers =
-                    futures::future::join_all(regions.iter().map(|r| cloud.reachable(r))).await;
-                if !answers.contains(&true) {
-                    continue;
-                }
-                tracing::info!("AWS answers again: {} at once", retry.text());
+            let state_fixed = written && retry.pending.iter().any(|p| p.cause.is_state());
+            if now() < retry.at && !state_fixed && !self.network_back(&retry).await {
+                continue;
             }
             let away = self.lock().tracker.state(now()) == IdleState::Asleep;
-            if away != (retry.operation == Operation::Sleeping) {
+            if !retry.wanted(away) {
                 let mut state = self.lock();
                 if state.retry.as_ref() == Some(&retry) {
                     state.retry = None;
@@ -686,6 +720,67 @@ impl<C: CloudControl> App<C> {
             }
             let _ = self.run(retry.operation, retry.trigger).await;
         }
+    }
+
+    /// Whether AWS answers a TCP connection again in a region of `retry`,
+    /// when the network is one of its causes.
+    async fn network_back(&self, retry: &Retry) -> bool {
+        if !retry.pending.iter().any(|p| p.cause.is_network()) {
+            return false;
+        }
+        let mut regions: Vec<&str> = retry.pending.iter().map(|p| p.resource.region()).collect();
+        regions.sort_unstable();
+        regions.dedup();
+        let cloud = self.manager.cloud();
+        let answers = futures::future::join_all(regions.iter().map(|r| cloud.reachable(r))).await;
+        let back = answers.contains(&true);
+        if back {
+            tracing::info!("AWS answers again: {} at once", retry.text());
+        }
+        back
+    }
+
+    /// Something may have fixed what a pending wake waits for (the user's
+    /// activity, an AWS file edited): it is tried again at once (see
+    /// [`Retry::hurry`]).
+    fn hurry_wake(&self, why: &str) {
+        let t = now();
+        let moved = {
+            let mut state = self.lock();
+            match state.retry.as_mut() {
+                Some(r) if r.operation == Operation::Waking => r.hurry(t),
+                _ => false,
+            }
+        };
+        if moved {
+            tracing::info!("{why}: the wake is tried again at once");
+            self.retry_changed.notify_one();
+        }
+    }
+
+    /// The AWS config or credentials files, or the SSO token cache,
+    /// changed: new SDK clients read them, and a pending wake is tried
+    /// again at once.
+    pub fn aws_files_changed(&self, path: &Path) {
+        tracing::info!("{} changed: AWS credentials are read again", path.display());
+        self.manager.cloud().reconfigure(&self.settings().aws);
+        self.hurry_wake("AWS files changed");
+    }
+
+    /// The profile the calls about `id` use, as the user knows it: its
+    /// entry's, its record's, else the settings' default (`None`: the
+    /// default credentials).
+    fn profile_of(&self, id: &ResourceId) -> Option<String> {
+        let entry = self.entry_of(id).and_then(|e| e.profile);
+        let record = || {
+            self.manager
+                .asleep()
+                .get(id)
+                .and_then(|r| r.profile.clone())
+        };
+        entry
+            .or_else(record)
+            .or_else(|| self.settings().aws.profile.clone())
     }
 
     /// Ticks the idle tracker at its deadlines until `shutdown` resolves.
@@ -806,8 +901,20 @@ impl<C: CloudControl> App<C> {
         self.lock().tracker.state(now())
     }
 
-    /// The app's state as STATUS reports it.
+    /// The app's state as STATUS reports it, with what the tray shows for
+    /// it.
     pub fn status(&self) -> Status {
+        let mut status = self.status_now();
+        let view = crate::ui::view::tray_view(&status);
+        status.tray = TrayLine {
+            icon: view.icon.name(),
+            line: view.line,
+        };
+        status
+    }
+
+    /// The app's state, but the tray's view of it.
+    fn status_now(&self) -> Status {
         let saved_this_week_usd = self.manager.saved_this_week();
         let (team, team_error) = self.team_status();
         let t = now();
@@ -837,9 +944,7 @@ impl<C: CloudControl> App<C> {
                     saved: r.saved,
                     phase: r.phase,
                     since: r.since,
-                    retrying: retry
-                        .filter(|x| x.resources.contains(&r.resource))
-                        .map(Retry::text),
+                    retrying: retry.and_then(|x| x.text_for(&r.resource)),
                     resource: r.resource,
                 })
                 .collect(),
@@ -868,6 +973,7 @@ impl<C: CloudControl> App<C> {
             } else {
                 Vec::new()
             },
+            tray: TrayLine::default(),
         }
     }
 
@@ -1021,6 +1127,15 @@ impl<C: CloudControl> App<C> {
             })
             .await
             .map_err(|e| cloud_error(id, e))?;
+        // Set by hand: what the user chose, no longer the retry's to do.
+        let mut state = self.lock();
+        if let Some(retry) = state.retry.as_mut() {
+            if retry.covers(id) && !retry.let_go(id) {
+                tracing::info!("{id} set by hand: nothing is left for the retry");
+                state.retry = None;
+            }
+        }
+        drop(state);
         Ok(Reply::Changed {
             resource: id.clone(),
             capacity,
@@ -1403,16 +1518,178 @@ mod tests {
             Capacity::of(Kind::Ecs, Desired(2))
         );
 
-        // AccessDenied: an error at once, and nothing pending.
-        app.handle(Command::SleepNow).await.unwrap();
-        assert_eq!(next_event(&mut rx).await, "asleep");
+        // AccessDenied on a sleep: an error at once, and nothing pending.
         cloud.deny.lock().unwrap().push(svc());
-        app.handle(Command::WakeNow).await.unwrap();
+        app.handle(Command::SleepNow).await.unwrap();
         assert_eq!(next_event(&mut rx).await, "error");
         assert_eq!(app.status().retrying, None);
         let calls = cloud.calls.lock().unwrap().len();
         tokio::time::sleep(Duration::from_secs(120)).await;
         assert_eq!(cloud.calls.lock().unwrap().len(), calls, "not tried again");
+    }
+
+    /// An app with `settings` and its timer and retry loops running, its
+    /// service (at `desired`) put to sleep.
+    async fn asleep_at(
+        desired: i32,
+        settings: &str,
+    ) -> (
+        tempfile::TempDir,
+        Arc<FakeCloud>,
+        Arc<App<FakeCloud>>,
+        mpsc::UnboundedReceiver<Event>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(desired)));
+        let (app, mut rx) = app_with(dir.path(), cloud.clone(), settings);
+        tokio::spawn(app.clone().run_timer(std::future::pending()));
+        tokio::spawn(app.clone().run_retry(std::future::pending()));
+        app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        (dir, cloud, app, rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_waiting_for_credentials_is_never_given_up_and_done_once_they_work() {
+        let (_dir, cloud, app, mut rx) = asleep_at(
+            3,
+            r#"{"aws":{"profile":"work"},"activity_monitor":{"inactivity_timeout_minutes":600,"warning_minutes":0}}"#,
+        )
+        .await;
+
+        *cloud.expired.lock().unwrap() = true;
+        press(&app, ActivityKind::Keyboard);
+        let event = serde_json::to_value(rx.recv().await.unwrap()).unwrap();
+        assert_eq!(event["event"], "retrying", "{event}");
+        let advice = "credentials expired for profile work: sign in to wake 1 resource";
+        assert_eq!(event["detail"]["advice"], advice, "{event}");
+        // Two hours present: still tried, at most 5 s apart, said once.
+        for _ in 0..24 {
+            tokio::time::sleep(Duration::from_secs(300)).await;
+            press(&app, ActivityKind::Keyboard);
+        }
+        let status = app.status();
+        let retry = status.retrying.clone().expect("still retrying");
+        assert!(retry.attempts > 1000, "{retry:?}");
+        assert!(retry.next_in_seconds <= 5.0, "{retry:?}");
+        assert_eq!(retry.advice.as_deref(), Some(advice));
+        assert_eq!(
+            status.asleep[0].retrying.as_deref(),
+            Some(
+                format!(
+                    "waking: retrying (credentials expired for profile work, attempt {})",
+                    retry.attempts
+                )
+                .as_str()
+            )
+        );
+        let view = crate::ui::view::tray_view(&status);
+        assert_eq!(view.icon, crate::ui::view::IconState::Error);
+        assert_eq!(
+            view.line,
+            "Credentials expired for profile work: sign in to wake 1 resource"
+        );
+        assert!(rx.try_recv().is_err(), "one notification");
+
+        // Signed in again; no further input.
+        *cloud.expired.lock().unwrap() = false;
+        let back = tokio::time::Instant::now();
+        assert_eq!(next_event(&mut rx).await, "awake");
+        assert!(
+            back.elapsed() <= Duration::from_secs(5),
+            "{:?}",
+            back.elapsed()
+        );
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(3))
+        );
+        assert_eq!(app.status().retrying, None);
+    }
+
+    /// [`asleep_at`], then a wake denied for `waited`: its tries are 30 s
+    /// apart by then; the permission is granted again (by nothing the app
+    /// can see).
+    async fn denied_for(
+        waited: Duration,
+    ) -> (
+        tempfile::TempDir,
+        Arc<FakeCloud>,
+        Arc<App<FakeCloud>>,
+        mpsc::UnboundedReceiver<Event>,
+    ) {
+        let (dir, cloud, app, mut rx) = asleep_at(
+            2,
+            r#"{"activity_monitor":{"inactivity_timeout_minutes":60,"warning_minutes":1}}"#,
+        )
+        .await;
+        cloud.deny.lock().unwrap().push(svc());
+        app.handle(Command::WakeNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "retrying");
+        tokio::time::sleep(waited).await;
+        let status = app.status().retrying.unwrap();
+        assert_eq!(
+            status.cause,
+            crate::core::policy::retry::Cause::AccessDenied
+        );
+        assert!(status.next_in_seconds > 10.0, "{status:?}");
+        cloud.deny.lock().unwrap().clear();
+        (dir, cloud, app, rx)
+    }
+
+    /// The wake is done within a second of `since`, exactly.
+    async fn awake_within_a_second(
+        rx: &mut mpsc::UnboundedReceiver<Event>,
+        cloud: &FakeCloud,
+        since: tokio::time::Instant,
+    ) {
+        assert_eq!(next_event(rx).await, "awake");
+        let took = since.elapsed();
+        assert!(took <= Duration::from_secs(1), "{took:?}");
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(2))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_aws_file_edited_tries_a_waiting_wake_at_once() {
+        let (dir, cloud, app, mut rx) = denied_for(Duration::from_secs(125)).await;
+        // New keys saved: tried again within the second, with no input.
+        let saved = tokio::time::Instant::now();
+        app.aws_files_changed(&dir.path().join("credentials"));
+        awake_within_a_second(&mut rx, &cloud, saved).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_activity_tries_a_waiting_wake_at_once_and_a_stop_by_hand_ends_it() {
+        let (_dir, cloud, app, mut rx) = denied_for(Duration::from_secs(605)).await;
+        // The permission granted, then an activity: tried within a second.
+        let pressed = tokio::time::Instant::now();
+        press(&app, ActivityKind::Mouse);
+        awake_within_a_second(&mut rx, &cloud, pressed).await;
+
+        // Asleep again, the wake denied, then the user stops it by hand:
+        // the wake no longer starts it.
+        app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        cloud.deny.lock().unwrap().push(svc());
+        app.handle(Command::WakeNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "retrying");
+        cloud.deny.lock().unwrap().clear();
+        app.handle(Command::Stop { id: svc() }).await.unwrap();
+        assert_eq!(app.status().retrying, None);
+        assert!(
+            app.status().asleep.is_empty(),
+            "no longer cloudnap's to wake"
+        );
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
+        assert_eq!(cloud.get(&svc()).sleep_tag, None);
     }
 
     #[tokio::test(start_paused = true)]

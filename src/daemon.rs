@@ -155,6 +155,11 @@ pub async fn run<C: CloudControl>(
     )
     .map_err(|e| tracing::warn!("config files are not watched for edits: {e}"))
     .ok();
+    // A sign-in or new keys: a wake waiting for credentials tries again.
+    let aws_watched = app.clone();
+    let _aws_watch = watch(aws_files(), move |file| aws_watched.aws_files_changed(file))
+        .map_err(|e| tracing::warn!("AWS credentials files are not watched: {e}"))
+        .ok();
     let socket = match socket {
         Some(s) => Some(s),
         None if udp.enabled => {
@@ -289,6 +294,19 @@ pub async fn run<C: CloudControl>(
     tasks.shutdown().await;
     drop(sink);
     result
+}
+
+/// The AWS config and credentials files and the SSO token cache
+/// (`~/.aws/sso/cache`), where their directories exist.
+fn aws_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = crate::store::aws_files::files()
+        .map(|(credentials, config)| vec![credentials, config])
+        .unwrap_or_default();
+    if let Some(home) = directories::BaseDirs::new() {
+        files.push(home.home_dir().join(".aws").join("sso").join("cache"));
+    }
+    files.retain(|f| f.is_dir() || f.parent().is_some_and(Path::is_dir));
+    files
 }
 
 /// Shows the tray icon; its menu choices go to `actions`.

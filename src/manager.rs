@@ -41,6 +41,10 @@ pub struct Manager<C> {
     busy: tokio::sync::Mutex<()>,
     /// The records as last read or written, for cheap status reads.
     cached: std::sync::Mutex<Records>,
+    /// Records a wake made that the state file could not take yet (a wake
+    /// goes ahead anyway: the sleep tags hold the capacities): newer than
+    /// the file, written as soon as it can be.
+    unsaved: std::sync::Mutex<Option<Records>>,
     /// Where every sleep and wake is logged, if anywhere.
     history: Option<HistoryFile>,
     /// Makes the price book each savings figure uses.
@@ -105,6 +109,7 @@ impl<C: CloudControl> Manager<C> {
             dry_run,
             busy: tokio::sync::Mutex::new(()),
             cached: std::sync::Mutex::new(Records::new()),
+            unsaved: std::sync::Mutex::new(None),
             history: None,
             prices: Box::new(PriceBook::default),
             week: std::sync::Mutex::new(None),
@@ -225,10 +230,40 @@ impl<C: CloudControl> Manager<C> {
 
     fn save(&self, records: &Records) -> Result<(), RecordsError> {
         self.state.save(records)?;
+        *self.unsaved.lock().expect("unsaved records") = None;
         *self.cached.lock().expect("records cache") = records.clone();
         Ok(())
     }
 
+    /// [`Self::save`] for a wake, which goes on when the state file cannot
+    /// be written: the records are kept here, newer than the file, and
+    /// written by the next [`Self::flush`] or save. Returns why they are
+    /// not written, if they are not.
+    fn save_waking(&self, records: &Records) -> Option<Cause> {
+        let e = self.save(records).err()?;
+        tracing::warn!("{e}: the wake goes ahead; the records are written once they can be");
+        *self.unsaved.lock().expect("unsaved records") = Some(records.clone());
+        *self.cached.lock().expect("records cache") = records.clone();
+        Some(state_cause(&e))
+    }
+
+    /// Whether a wake left records the state file could not take yet.
+    pub fn unsaved(&self) -> bool {
+        self.unsaved.lock().expect("unsaved records").is_some()
+    }
+
+    /// Writes the records a wake could not write, if any; `Err` while they
+    /// cannot be.
+    pub fn flush(&self) -> Result<(), RecordsError> {
+        let mut unsaved = self.unsaved.lock().expect("unsaved records");
+        let Some(records) = unsaved.as_ref() else {
+            return Ok(());
+        };
+        self.state.save(records)?;
+        tracing::info!("the state file is written again");
+        *unsaved = None;
+        Ok(())
+    }
     /// The cloud this manager drives.
     pub fn cloud(&self) -> &Arc<C> {
         &self.cloud
@@ -237,6 +272,12 @@ impl<C: CloudControl> Manager<C> {
     /// The records in the state file. A corrupt file is moved aside and
     /// reported; the AWS tags still say what is asleep.
     pub fn records(&self) -> Result<Records, RecordsError> {
+        let unsaved = self.unsaved.lock().expect("unsaved records").clone();
+        if let Some(records) = unsaved {
+            // Newer than the file, which is written now if it can be.
+            let _ = self.flush();
+            return Ok(records);
+        }
         let records = match self.state.load() {
             Err(e @ RecordsError::Corrupt { .. }) => {
                 tracing::warn!("{e}; relying on AWS tags");
@@ -838,7 +879,9 @@ impl<C: CloudControl> Manager<C> {
         trigger: Trigger,
     ) -> Result<Vec<Outcome>, RecordsError> {
         let mut records = self.records()?;
-        // Every record stays, as waking, until its wake is confirmed.
+        // Every record stays, as waking, until its wake is confirmed. A
+        // state file that cannot take it does not stop the wake: the sleep
+        // tags hold the capacities until the records are written.
         let mine = |id: &ResourceId| recorded(id) || entries.iter().any(|e| &e.id == id);
         if !self.dry_run
             && (records.values()).any(|r| mine(&r.resource) && r.phase != Phase::Waking)
@@ -846,7 +889,7 @@ impl<C: CloudControl> Manager<C> {
             for r in records.values_mut().filter(|r| mine(&r.resource)) {
                 r.phase = Phase::Waking;
             }
-            self.save(&records)?;
+            self.save_waking(&records);
         }
         // Registered resources, plus recorded ones no longer registered.
         let mut targets: BTreeMap<ResourceId, Option<String>> = entries
@@ -878,7 +921,11 @@ impl<C: CloudControl> Manager<C> {
                     if e.kind == ErrorKind::NotFound && recorded.is_some() && !self.dry_run {
                         records.remove(id);
                     }
-                    outcomes.push(failed(id, None, e));
+                    let retrying = e.cause();
+                    outcomes.push(Outcome {
+                        retrying,
+                        ..failed(id, None, e)
+                    });
                     continue;
                 }
             };
@@ -984,7 +1031,7 @@ impl<C: CloudControl> Manager<C> {
                 (Err(e), _) => {
                     out.action = Action::Failed;
                     out.error = Some(e.to_string());
-                    out.retrying = e.transient();
+                    out.retrying = e.cause();
                 }
                 (Ok(Err(shows)), _) => {
                     tracing::warn!("{id}: {shows}");
@@ -1002,7 +1049,12 @@ impl<C: CloudControl> Manager<C> {
             }
             outcomes.push(out);
         }
-        self.save(&records)?;
+        if let Some(cause) = self.save_waking(&records) {
+            // Up, but not yet recorded so: the retry writes the records.
+            for o in outcomes.iter_mut().filter(|o| o.retrying.is_none()) {
+                o.retrying = Some(cause);
+            }
+        }
         self.log_history(&logged);
         sort(&mut outcomes);
         Ok(outcomes)
@@ -1050,6 +1102,12 @@ impl<C: CloudControl> Manager<C> {
             if obs.sleep_tag.is_some() {
                 self.cloud.set_sleep_tag(id, profile, None).await?;
             }
+        } else if !capacity.is_up() && records.get(id).is_some_and(|r| r.phase == Phase::Waking) {
+            // Stopped by hand while its wake was tried again: the user has
+            // taken over, the wake no longer starts it.
+            records.remove(id);
+            self.save_waking(&records);
+            self.cloud.set_sleep_tag(id, profile, None).await?;
         } else if !capacity.is_up() && saved.is_none() && obs.sleep_tag.is_some() {
             // Stopped by hand while up: the tag the deadline wrote ahead
             // must not make a wake start it again.
@@ -1346,6 +1404,16 @@ fn record(entry: &Entry, saved: Capacity, phase: Phase) -> SleepRecord {
     }
 }
 
+/// Why the state file could not be written, for the retry.
+fn state_cause(e: &RecordsError) -> Cause {
+    match e {
+        RecordsError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+            Cause::DiskFull
+        }
+        _ => Cause::StateDir,
+    }
+}
+
 fn failed(id: &ResourceId, saved: Option<Capacity>, e: CloudError) -> Outcome {
     Outcome {
         resource: id.clone(),
@@ -1579,9 +1647,9 @@ mod tests {
         assert!(m.records().unwrap().is_empty());
     }
 
-    #[tokio::test]
-    async fn a_wake_cut_off_keeps_its_records_waking_until_a_later_try_succeeds() {
-        let (_d, cloud, m) = setup(false);
+    /// An ECS service at 3 and a running EC2 instance, both put to sleep:
+    /// the service and both entries.
+    async fn two_asleep(cloud: &FakeCloud, m: &Manager<FakeCloud>) -> (ResourceId, Vec<Entry>) {
         let (a, b) = (ecs("a"), ec2(1, "us-east-1"));
         cloud.add(&a, Capacity::of(Kind::Ecs, Desired(3)));
         cloud.add(&b, Capacity::of(Kind::Ec2, Running(true)));
@@ -1589,6 +1657,13 @@ mod tests {
         m.sleep(&all, &busy_settings(), Trigger::Idle)
             .await
             .unwrap();
+        (a, all)
+    }
+
+    #[tokio::test]
+    async fn a_wake_cut_off_keeps_its_records_waking_until_a_later_try_succeeds() {
+        let (_d, cloud, m) = setup(false);
+        let (a, all) = two_asleep(&cloud, &m).await;
 
         *cloud.offline.lock().unwrap() = true;
         let out = m.wake(&all, Trigger::Idle).await.unwrap();
@@ -1607,6 +1682,55 @@ mod tests {
         assert!(m.records().unwrap().is_empty());
         assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(3)));
         assert_eq!(cloud.get(&a).sleep_tag, None);
+    }
+
+    #[tokio::test]
+    async fn a_wake_goes_ahead_when_the_state_file_cannot_be_written_and_a_sleep_does_not() {
+        let (d, cloud, m) = setup(false);
+        let (a, all) = two_asleep(&cloud, &m).await;
+        let b = &all[1].id;
+        // The state file's temporary file cannot be created: writes fail,
+        // reads work (as on a full disk).
+        let blocker = d
+            .path()
+            .join(format!(".state.json.{}.tmp", std::process::id()));
+        std::fs::create_dir(&blocker).unwrap();
+        let on_disk = || {
+            RecordsFile::new(d.path().join("state.json"))
+                .load()
+                .unwrap()
+        };
+
+        let out = m.wake(&all, Trigger::Idle).await.unwrap();
+        assert!(
+            out.iter()
+                .all(|o| o.action == Action::Restored && o.retrying == Some(Cause::StateDir)),
+            "{out:?}"
+        );
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(3)));
+        assert_eq!(cloud.get(&a).sleep_tag, None);
+        assert_eq!(
+            cloud.get(b).capacity,
+            Capacity::of(Kind::Ec2, Running(true))
+        );
+        assert!(
+            m.asleep().is_empty(),
+            "nothing asleep, as far as cloudnap knows"
+        );
+        assert!(m.records().unwrap().is_empty());
+        assert_eq!(on_disk().len(), 2, "the file still has the sleep");
+        assert!(m.flush().is_err());
+        // A sleep meanwhile: no record, no stop.
+        assert!(m
+            .sleep(&all, &busy_settings(), Trigger::Idle)
+            .await
+            .is_err());
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(3)));
+        assert_eq!(cloud.get(&a).sleep_tag, None);
+
+        std::fs::remove_dir(&blocker).unwrap();
+        m.flush().unwrap();
+        assert!(on_disk().is_empty(), "written once it can be");
     }
 
     #[tokio::test]

@@ -54,6 +54,9 @@ pub struct FakeCloud {
     /// Whether the network is down: every call fails with a connection
     /// refused, and `reachable` says no.
     pub offline: Mutex<bool>,
+    /// Whether the credentials have expired: every call fails as a
+    /// credential process reporting an expired SSO session does.
+    pub expired: Mutex<bool>,
     /// Resources whose `set_capacity` calls fail with ThrottlingException.
     pub throttle: Mutex<Vec<ResourceId>>,
     /// The deadline schedules by region and name.
@@ -82,12 +85,20 @@ impl FakeCloud {
         self.resources.lock().unwrap()[id].clone()
     }
 
-    /// A connection refused while [`Self::offline`].
+    /// A connection refused while [`Self::offline`], a credentials error
+    /// while [`Self::expired`].
     fn online(&self) -> Result<(), CloudError> {
         if *self.offline.lock().unwrap() {
             return Err(CloudError::new(
                 ErrorKind::Network,
                 "dispatch failure: tcp connect error: Connection refused (os error 111)",
+            ));
+        }
+        if *self.expired.lock().unwrap() {
+            return Err(CloudError::new(
+                ErrorKind::Credentials,
+                "dispatch failure: an error occurred while loading credentials: \
+                 Token has expired and refresh failed",
             ));
         }
         Ok(())

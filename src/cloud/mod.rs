@@ -131,6 +131,23 @@ impl CloudError {
             _ => None,
         }
     }
+
+    /// Why a wake failed, for the retry (see [`crate::core::policy::retry`]):
+    /// `None` only when the resource no longer exists, which ends the
+    /// attempt for it.
+    pub fn cause(&self) -> Option<Cause> {
+        let expired = || {
+            let text = self.message.to_ascii_lowercase();
+            text.contains("expired") || self.code.as_deref().is_some_and(|c| c.contains("Expired"))
+        };
+        match self.kind {
+            ErrorKind::NotFound => None,
+            ErrorKind::Credentials if expired() => Some(Cause::CredentialsExpired),
+            ErrorKind::Credentials => Some(Cause::Credentials),
+            ErrorKind::AccessDenied => Some(Cause::AccessDenied),
+            _ => Some(self.transient().unwrap_or(Cause::Aws)),
+        }
+    }
 }
 
 /// Who the credentials belong to (STS `GetCallerIdentity`).
@@ -379,6 +396,31 @@ mod tests {
         assert_eq!(
             CloudError::new(ErrorKind::Credentials, "no credentials").transient(),
             None
+        );
+    }
+
+    #[test]
+    fn every_failed_wake_has_a_cause_but_a_resource_that_is_gone() {
+        let coded = |c: &str| CloudError::from_code(Some(c), "m").cause();
+        assert_eq!(coded("InvalidInstanceID.NotFound"), None);
+        assert_eq!(coded("ServiceNotFoundException"), None);
+        assert_eq!(coded("ExpiredToken"), Some(Cause::CredentialsExpired));
+        assert_eq!(coded("InvalidClientTokenId"), Some(Cause::Credentials));
+        assert_eq!(coded("AccessDeniedException"), Some(Cause::AccessDenied));
+        assert_eq!(coded("UnauthorizedOperation"), Some(Cause::AccessDenied));
+        assert_eq!(coded("ThrottlingException"), Some(Cause::Throttled));
+        assert_eq!(coded("IncorrectInstanceState"), Some(Cause::Aws));
+        assert_eq!(coded("ValidationException"), Some(Cause::Aws));
+        // A credential process that reports an expired SSO session.
+        let sso = CloudError::new(
+            ErrorKind::Credentials,
+            "dispatch failure: an error occurred while loading credentials: \
+             Token has expired and refresh failed",
+        );
+        assert_eq!(sso.cause(), Some(Cause::CredentialsExpired));
+        assert_eq!(
+            CloudError::new(ErrorKind::Credentials, "no credentials").cause(),
+            Some(Cause::Credentials)
         );
     }
 }

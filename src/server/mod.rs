@@ -115,6 +115,18 @@ async fn answer(
 /// A request refused before it ran, and how to reply to it.
 type Refusal = Box<(Format, CommandError)>;
 
+/// A request the gate let through.
+#[derive(Debug)]
+pub struct Admitted {
+    pub request: Request,
+    /// Whether its sender is known to be allowed. A `USER_ACTIVITY` whose
+    /// loopback sender cannot be identified (its socket already gone, as
+    /// `sendto` then `close` leaves it) is still counted, since it can
+    /// only keep resources awake or wake them; its reply carries nothing
+    /// but that (see [`Reply::Counted`]).
+    pub identified: bool,
+}
+
 /// Decides which datagrams run: size, sender, credential, rate.
 pub struct Gate {
     opts: Options,
@@ -147,7 +159,7 @@ impl Gate {
         local: SocketAddr,
         from: SocketAddr,
         now: i64,
-    ) -> Result<Request, Refusal> {
+    ) -> Result<Admitted, Refusal> {
         if datagram.len() > self.opts.max_datagram {
             return Err(Box::new((
                 Format::Text {
@@ -163,14 +175,24 @@ impl Gate {
         let parsed = protocol::parse(datagram);
         let refuse =
             |format: Format, e: AuthError| Box::new((format, CommandError::Refused(e.to_string())));
-        if let Err(e) = self.check_sender(local, from) {
-            self.log_refusal(from, &e);
-            let format = match parsed {
-                Ok(r) => r.format,
-                Err(e) => e.format,
-            };
-            return Err(refuse(format, e));
-        }
+        let identified = match (self.check_sender(local, from), &parsed) {
+            (Ok(()), _) => true,
+            // Presence only: it can keep awake or wake, never stop or change.
+            (Err(AuthError::UnknownSender(why)), Ok(r))
+                if matches!(r.command, Command::UserActivity) =>
+            {
+                tracing::debug!("USER_ACTIVITY from {from}, sender unknown ({why}): counted");
+                false
+            }
+            (Err(e), _) => {
+                self.log_refusal(from, &e);
+                let format = match parsed {
+                    Ok(r) => r.format,
+                    Err(e) => e.format,
+                };
+                return Err(refuse(format, e));
+            }
+        };
         let req = parsed.map_err(|e| Box::new((e.format, CommandError::Invalid(e.message))))?;
         if let Err(e) = self.replay.admit(&self.opts.auth, &req.credential, now) {
             self.log_refusal(from, &e);
@@ -185,7 +207,10 @@ impl Gate {
                 )),
             )));
         }
-        Ok(req)
+        Ok(Admitted {
+            request: req,
+            identified,
+        })
     }
 
     /// A loopback sender must be our user (or root), when we check.
@@ -290,8 +315,11 @@ pub async fn serve<H: Handler>(
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let req = match gate.admit(&buf[..n], local, from, now) {
-            Ok(req) => req,
+        let Admitted {
+            request: req,
+            identified,
+        } = match gate.admit(&buf[..n], local, from, now) {
+            Ok(admitted) => admitted,
             Err(refusal) => {
                 let (format, error) = *refusal;
                 answer(&socket, from, echo, &format, Err(error)).await;
@@ -308,6 +336,8 @@ pub async fn serve<H: Handler>(
         let (socket, handler) = (socket.clone(), handler.clone());
         tokio::spawn(async move {
             let result = handler.handle(req.command).await;
+            // An unknown sender learns nothing but that it was counted.
+            let result = result.map(|r| if identified { r } else { Reply::counted() });
             answer(&socket, from, echo, &req.format, result).await;
             drop(permit);
         });
@@ -395,7 +425,7 @@ mod tests {
         }
     }
 
-    fn refusal(r: Result<Request, Refusal>) -> (Format, String) {
+    fn refusal(r: Result<Admitted, Refusal>) -> (Format, String) {
         let (format, e) = *r.unwrap_err();
         (format, e.to_string())
     }
@@ -440,6 +470,56 @@ mod tests {
         assert!(gate(open(), Some(1000), None)
             .admit(b"STATUS", local, lan, NOW)
             .is_ok());
+    }
+
+    #[test]
+    fn an_unidentified_sender_is_counted_as_present_and_nothing_more() {
+        let (local, lo) = (
+            SocketAddr::from(([127, 0, 0, 1], 20200)),
+            SocketAddr::from(([127, 0, 0, 1], 40000)),
+        );
+        // Its socket is gone: USER_ACTIVITY counts, in text and JSON.
+        let mut gone = gate(open(), Some(1000), None);
+        for datagram in [
+            &b"USER_ACTIVITY"[..],
+            br#"{"type":"USER_ACTIVITY","id":"1"}"#,
+        ] {
+            let admitted = gone.admit(datagram, local, lo, NOW).unwrap();
+            assert!(matches!(admitted.request.command, Command::UserActivity));
+            assert!(!admitted.identified);
+        }
+        // Every other command stays refused.
+        for datagram in [
+            "STOP_EC2:i-0123456789abcdef0:us-east-1",
+            "STATUS",
+            "SLEEP_NOW",
+            "PAUSE:60",
+        ] {
+            let (_, e) = refusal(gone.admit(datagram.as_bytes(), local, lo, NOW));
+            assert!(
+                e.contains("could not tell which user sent this"),
+                "{datagram}: {e}"
+            );
+        }
+        // Another user, identified, is refused even its activity.
+        let (_, e) =
+            refusal(gate(open(), Some(1000), Some(1001)).admit(b"USER_ACTIVITY", local, lo, NOW));
+        assert!(e.contains("belongs to another user"), "{e}");
+        // The token still applies to it.
+        let tokened = Policy {
+            token: Some("t".into()),
+            require_signature: false,
+        };
+        let (_, e) =
+            refusal(gate(tokened, Some(1000), None).admit(b"USER_ACTIVITY", local, lo, NOW));
+        assert!(e.contains("missing token"), "{e}");
+        // The owner's is identified.
+        let owner = gate(open(), Some(1000), Some(1000)).admit(b"USER_ACTIVITY", local, lo, NOW);
+        assert!(owner.unwrap().identified);
+        assert_eq!(
+            serde_json::to_value(Reply::counted()).unwrap(),
+            serde_json::json!({"activity": "counted"})
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub struct Watch(#[allow(dead_code)] RecommendedWatcher);
 /// Calls `changed(file)` (from a watcher thread) once one of `files` has
 /// changed and then stayed quiet for [`DEBOUNCE`]. Their directories are
 /// watched, not the files, because editors and atomic writers replace a file
-/// rather than write into it.
+/// rather than write into it. One of `files` that is a directory stands for
+/// every file in it (reported as the directory).
 pub fn watch(
     files: Vec<PathBuf>,
     changed: impl Fn(&Path) + Send + 'static,
@@ -29,7 +30,15 @@ pub fn watch(
             }
         }
     })?;
-    let mut dirs: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    let mut dirs: Vec<&Path> = (files.iter())
+        .filter_map(|f| {
+            if f.is_dir() {
+                Some(f.as_path())
+            } else {
+                f.parent()
+            }
+        })
+        .collect();
     dirs.sort();
     dirs.dedup();
     for dir in dirs {
@@ -66,7 +75,8 @@ fn debounce(rx: &mpsc::Receiver<PathBuf>, files: &[PathBuf], changed: impl Fn(&P
         };
         match next {
             Ok(path) => {
-                if let Some(file) = files.iter().find(|f| same_file(&path, f)) {
+                let inside = |dir: &PathBuf| path.parent() == Some(dir) && dir.is_dir();
+                if let Some(file) = files.iter().find(|f| same_file(&path, f) || inside(f)) {
                     if !pending.contains(&file) {
                         pending.push(file);
                     }
@@ -124,6 +134,23 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(1)).is_err(),
             "other files are not reported"
         );
+    }
+
+    #[test]
+    fn a_watched_directory_reports_any_file_written_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        std::fs::create_dir(&cache).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let _w = watch(vec![cache.clone()], move |p| {
+            tx.send(p.to_path_buf()).unwrap()
+        })
+        .unwrap();
+        std::fs::write(cache.join("0123abcd.json"), "{}").unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(2)).unwrap(), cache);
+        while rx.recv_timeout(Duration::from_millis(500)).is_ok() {}
+        std::fs::write(dir.path().join("beside.json"), "{}").unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
     }
 
     /// An editor that saves in place truncates, then writes; the callback

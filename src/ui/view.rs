@@ -3,7 +3,7 @@
 
 use crate::core::model::outcome::{Action, Outcome};
 use crate::core::policy::decide::Phase;
-use crate::core::protocol::status::{describe, Event, StateName, Status};
+use crate::core::protocol::status::{describe, Event, Operation, StateName, Status};
 
 /// The tray icon's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,17 @@ impl IconState {
         IconState::Paused,
         IconState::Error,
     ];
+
+    /// The state's name, as STATUS shows it (`error` is the red icon).
+    pub fn name(self) -> &'static str {
+        match self {
+            IconState::Active => "active",
+            IconState::Warning => "warning",
+            IconState::Asleep => "asleep",
+            IconState::Paused => "paused",
+            IconState::Error => "error",
+        }
+    }
 
     /// The icon's file name in `assets/`.
     pub fn file(self) -> &'static str {
@@ -133,7 +144,7 @@ pub fn tray_view(status: &Status) -> TrayView {
     }
     if let Some(retry) = &status.retrying {
         icon = IconState::Error;
-        line = capitalize(&retry.text);
+        line = capitalize(retry.advice.as_deref().unwrap_or(&retry.text));
     }
     if let Some(e) = &status.config_error {
         icon = IconState::Error;
@@ -303,14 +314,26 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
             operation,
             cause,
             resources,
+            advice,
         } => note(
             NoteKind::Error,
             format!("cloudnap: {} failed, trying again", operation.name()),
-            format!(
-                "{}: {}\nTried again by itself until it works, for up to 30 minutes.",
-                capitalize(cause.text()),
-                list(resources)
-            ),
+            match advice {
+                Some(advice) => format!(
+                    "{}.\n{}: tried again by itself, at once when it is fixed.",
+                    capitalize(advice),
+                    list(resources)
+                ),
+                None => format!(
+                    "{}: {}\nTried again by itself until it works{}.",
+                    capitalize(cause.text()),
+                    list(resources),
+                    match operation {
+                        Operation::Sleeping => ", for up to 30 minutes",
+                        Operation::Waking => ", as long as you are here",
+                    }
+                ),
+            },
         ),
         Event::Error {
             operation,
@@ -382,6 +405,7 @@ mod tests {
             deadline_off: None,
             team: None,
             team_error: None,
+            tray: Default::default(),
         }
     }
 
@@ -492,21 +516,44 @@ mod tests {
         assert_eq!(v.line, "Waking…");
     }
 
-    #[test]
-    fn a_retried_wake_shows_in_the_tray_and_is_notified_once() {
-        use crate::core::policy::retry::Cause;
-        let v = tray_view(&Status {
+    /// A wake retried for `cause`, as STATUS shows it.
+    fn retrying(
+        cause: crate::core::policy::retry::Cause,
+        text: &str,
+        advice: Option<&str>,
+    ) -> Status {
+        Status {
             operation: Some(Operation::Waking),
             retrying: Some(crate::core::protocol::status::RetryRow {
                 operation: Operation::Waking,
                 attempts: 4,
-                cause: Cause::Network,
-                next_in_seconds: 8.0,
+                cause,
+                next_in_seconds: 4.0,
                 failing_for_seconds: 7.0,
-                text: "waking: retrying (network unreachable, attempt 4)".into(),
+                text: text.into(),
+                advice: advice.map(String::from),
+                resources: Vec::new(),
             }),
             ..status(StateName::Active)
-        });
+        }
+    }
+
+    /// Monday 09:00.
+    fn morning() -> chrono::NaiveDateTime {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_retried_wake_shows_in_the_tray_and_is_notified_once() {
+        use crate::core::policy::retry::Cause;
+        let v = tray_view(&retrying(
+            Cause::Network,
+            "waking: retrying (network unreachable, attempt 4)",
+            None,
+        ));
         assert_eq!(
             (v.icon, v.line.as_str()),
             (
@@ -535,24 +582,55 @@ mod tests {
                 "Active: sleep in 10 min (2 resources); not woken: i-1 (Wake now tries again)"
             )
         );
-        let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap();
         let note = note_for(
             &Event::Retrying {
                 operation: Operation::Waking,
                 cause: Cause::Network,
                 resources: vec!["i-1".into(), "web".into()],
+                advice: None,
             },
-            now,
+            morning(),
         )
         .unwrap();
         assert_eq!(note.kind, NoteKind::Error);
         assert_eq!(note.summary, "cloudnap: waking failed, trying again");
         assert_eq!(
             note.body,
-            "Network unreachable: i-1, web\nTried again by itself until it works, for up to 30 minutes."
+            "Network unreachable: i-1, web\nTried again by itself until it works, as long as you are here."
+        );
+    }
+
+    #[test]
+    fn a_wake_waiting_for_the_user_says_what_to_do_in_red_and_in_one_notification() {
+        use crate::core::policy::retry::Cause;
+        let advice = "credentials expired for profile work: sign in to wake 2 resources";
+        let v = tray_view(&retrying(
+            Cause::CredentialsExpired,
+            "waking: retrying (credentials expired, attempt 3)",
+            Some(advice),
+        ));
+        assert_eq!(
+            (v.icon, v.line.as_str()),
+            (
+                IconState::Error,
+                "Credentials expired for profile work: sign in to wake 2 resources"
+            )
+        );
+        let note = note_for(
+            &Event::Retrying {
+                operation: Operation::Waking,
+                cause: Cause::CredentialsExpired,
+                resources: vec!["i-1".into(), "web".into()],
+                advice: Some(advice.into()),
+            },
+            morning(),
+        )
+        .unwrap();
+        assert_eq!(note.kind, NoteKind::Error);
+        assert_eq!(
+            note.body,
+            "Credentials expired for profile work: sign in to wake 2 resources.\n\
+             i-1, web: tried again by itself, at once when it is fixed."
         );
     }
 

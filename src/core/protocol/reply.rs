@@ -53,6 +53,18 @@ pub enum Reply {
         commands: Vec<HelpRow>,
         json_types: Vec<HelpRow>,
     },
+    /// `USER_ACTIVITY` from a sender that could not be identified: counted
+    /// as presence, and nothing more said (`{"activity": "counted"}`).
+    Counted { activity: &'static str },
+}
+
+impl Reply {
+    /// [`Reply::Counted`].
+    pub fn counted() -> Reply {
+        Reply::Counted {
+            activity: "counted",
+        }
+    }
 }
 
 /// One entry of services.yaml, as `LIST_REGISTERED_SERVICES` shows it.

@@ -9,7 +9,7 @@ use crate::core::model::resource::{Capacity, ResourceId};
 use crate::core::policy::decide::Phase;
 use crate::core::policy::holds::{AwakeRow, HoldRow};
 use crate::core::policy::retry::Cause;
-pub use crate::core::policy::retry::RetryRow;
+pub use crate::core::policy::retry::{PendingRow, RetryRow};
 use crate::detect::definition::Detector;
 use crate::detect::list;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -227,6 +227,16 @@ pub struct Status {
     /// meanwhile no shared resource is put to sleep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team_error: Option<String>,
+    /// What the tray shows for this status (its icon and line).
+    pub tray: TrayLine,
+}
+
+/// The tray's icon and status line, as STATUS repeats them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrayLine {
+    /// `active`, `warning`, `asleep`, `paused`, or `error` (red).
+    pub icon: &'static str,
+    pub line: String,
 }
 
 /// Team mode in `STATUS` (see [`crate::core::policy::team`]).
@@ -307,13 +317,17 @@ pub enum Event {
     /// The periodic check let go of resources started by hand, or stopped
     /// again databases AWS started by itself while the user is away.
     Refreshed(Vec<Outcome>),
-    /// A sleep or wake failed for a passing reason for `resources` (short
-    /// names): it is tried again until it succeeds or 30 minutes have passed
-    /// (then an [`Event::Error`] follows). Sent at the first failure.
+    /// A sleep or wake failed for `resources` (short names): it is tried
+    /// again (a sleep until 30 minutes have passed, then an
+    /// [`Event::Error`] follows; a wake while the user is present). Sent at
+    /// the first failure, and when the cause changes.
     Retrying {
         operation: Operation,
         cause: Cause,
         resources: Vec<String>,
+        /// What the user can do (see [`RetryRow::advice`]).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        advice: Option<String>,
     },
     /// A sleep or wake failed, in whole (`error`) or for some resources.
     Error {
