@@ -16,7 +16,7 @@ use cloudnap::core::model::resource::{Kind, Observed};
 use cloudnap::core::policy::team;
 use cloudnap::core::protocol::status::{DetectorRow, Inputs};
 use cloudnap::core::savings::prices::PriceBook;
-use cloudnap::core::savings::savings::{self, format_html, format_text, parse_since};
+use cloudnap::core::savings::report::{self as savings, format_html, format_text, parse_since};
 use cloudnap::daemon;
 use cloudnap::manager::{now_seconds, Manager};
 use cloudnap::server::client;

@@ -17,7 +17,7 @@ use crate::core::policy::decide::{
 };
 use crate::core::policy::retry::Cause;
 use crate::core::savings::prices::PriceBook;
-use crate::core::savings::savings::{self, SavingsReport};
+use crate::core::savings::report::{self as savings, SavingsReport};
 use crate::store::history::{HistoryError, HistoryFile};
 use crate::store::records::{Records, RecordsError, RecordsFile};
 use futures::stream::{self, StreamExt};

@@ -5,7 +5,7 @@
 
 use crate::core::model::history::{self, HistoryEvent};
 use crate::core::savings::prices::PriceBook;
-use crate::core::savings::savings::{self, SavingsReport};
+use crate::core::savings::report::{self as savings, SavingsReport};
 use crate::store::atomic::write_atomic;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};

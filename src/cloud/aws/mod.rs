@@ -139,7 +139,7 @@ impl AwsCloud {
         items: &[C::Item],
         profile: Option<&str>,
     ) -> Vec<Result<C::Out, CloudError>> {
-        let mut groups: Vec<((String, Kind, Option<String>), Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(BatchKey, Vec<usize>)> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let id = C::id(item);
             let batch = id.kind().spec().batch.key(id.names());
@@ -181,6 +181,9 @@ impl AwsCloud {
             .collect()
     }
 }
+
+/// Resources answered together: region, kind, [`crate::kinds::Batch`] key.
+type BatchKey = (String, Kind, Option<String>);
 
 /// One of the calls every kind's adapter makes, on a batch of items.
 trait Call {

@@ -47,7 +47,7 @@ pub enum Reply {
     /// `LIST_HOLDS`.
     Holds { holds: Vec<HoldRow> },
     /// `REPORT`: the savings report.
-    Savings(Box<crate::core::savings::savings::SavingsReport>),
+    Savings(Box<crate::core::savings::report::SavingsReport>),
     /// `HELP`: every text command and JSON type.
     Help {
         commands: Vec<HelpRow>,

@@ -1,4 +1,4 @@
 //! What sleeping saved: prices (shipped table, Price List answers) and savings from the history.
 
 pub mod prices;
-pub mod savings;
+pub mod report;
