@@ -2,7 +2,7 @@
 """Import cycles between the modules (files) of src/: prints each strongly
 connected group of modules that import each other, and exits 1 if any.
 An edge is a `crate::`/`super::`/`self::` path in non-test code (a file is read
-up to its first `#[cfg(test)]`) naming another module; `mod` declarations
+up to its first `#[cfg(test)]`; `super::` in an inline `mod x { }` is the file itself) naming another module; `mod` declarations
 are structure, not imports, but a parent's paths into its children
 (`ec2::SPEC` in kinds/mod.rs) are imports.
 Usage: python3 build/import-cycles.py [SRC=src]"""
@@ -33,12 +33,24 @@ group_re = re.compile(r"\buse\s+((?:crate|super|self)(?:::\w+)*)::\{([^;]*)\}", 
 graph = {m: set() for m in mods}
 for m, f in mods.items():
     text = []
+    inline = []  # indents of the inline `mod x {` blocks we are in
     for line in open(f, encoding="utf-8"):
-        if line.startswith("#[cfg(test)]"):
+        if re.match(r"#\[cfg\((all\()?test\b", line):
             break
         if re.match(r"\s*(pub(\(\w+\))?\s+)?mod\s+\w+\s*;", line):
             continue
-        text.append(line.split("//")[0])
+        opened = re.match(r"(\s*)(pub(\(\w+\))?\s+)?mod\s+\w+\s*\{", line)
+        if opened:
+            inline.append(len(opened.group(1)))
+            continue
+        if inline and re.match(r"\s*\}", line) and len(line) - len(line.lstrip()) == inline[-1]:
+            inline.pop()
+            continue
+        code = line.split("//")[0]
+        # In an inline module, `super::` is the file's own module.
+        for _ in inline:
+            code = re.sub(r"\bsuper::", "self::", code, count=0)
+        text.append(code)
     text = "".join(text)
     is_dir = os.path.basename(f) in ("mod.rs", "lib.rs")
     here = m if is_dir else m[:-1]  # the module `self` paths and children hang off
