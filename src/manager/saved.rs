@@ -1,0 +1,91 @@
+//! What sleeping saved: this week's figure, reports, the history log, and the facts priced.
+
+use super::*;
+
+impl<C: CloudControl> Manager<C> {
+    /// Dollars saved over the last 7 days (`None` without a history or when
+    /// it cannot be read); computed at most once a minute, and after each
+    /// sleep or wake.
+    pub fn saved_this_week(&self) -> Option<f64> {
+        let mut week = self.week.lock().unwrap_or_else(|e| e.into_inner());
+        match *week {
+            Some((at, saved)) if at.elapsed() < std::time::Duration::from_secs(60) => saved,
+            _ => {
+                let now = now_seconds();
+                let saved = self.history.as_ref().and_then(|_| {
+                    self.savings(now - 7.0 * 86_400.0, now)
+                        .map_err(|e| tracing::warn!("{e}"))
+                        .ok()
+                        .map(|r| r.totals.saved_usd)
+                });
+                *week = Some((std::time::Instant::now(), saved));
+                saved
+            }
+        }
+    }
+
+    /// The savings report over `[since, now]` from the history (none kept:
+    /// an empty report).
+    pub fn savings(&self, since: f64, now: f64) -> Result<SavingsReport, HistoryError> {
+        match &self.history {
+            Some(h) => h.report(since, now, |_| (self.prices)()),
+            None => Ok(savings::compute(&[], since, now, &(self.prices)())),
+        }
+    }
+
+    /// Appends `events` to the history (compacting earlier months first);
+    /// a failure is logged, never fatal: the sleep or wake happened.
+    pub(super) fn log_history(&self, events: &[HistoryEvent]) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = history.compact(now_seconds()) {
+            tracing::warn!("compacting the history: {e}");
+        }
+        if let Err(e) = history.append(events) {
+            tracing::warn!("{e}");
+        }
+        *self.week.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// What each of `targets` is made of, for the savings report; `None`
+    /// (with a warning) where AWS could not tell.
+    pub(super) async fn facts_of(
+        &self,
+        targets: Vec<(ResourceId, Option<String>)>,
+    ) -> Vec<Option<Facts>> {
+        let cloud = &self.cloud;
+        let items: Vec<_> = targets.into_iter().map(|(id, p)| (id, p, ())).collect();
+        let ids: Vec<ResourceId> = items.iter().map(|(id, _, _)| id.clone()).collect();
+        let results = self
+            .grouped(
+                items,
+                |group, p| async move {
+                    let ids: Vec<ResourceId> = group.into_iter().map(|(id, ())| id).collect();
+                    cloud.facts_many(&ids, p.as_deref()).await
+                },
+                |(id, p, ())| async move {
+                    let mut one = cloud
+                        .facts_many(std::slice::from_ref(&id), p.as_deref())
+                        .await;
+                    one.pop()
+                        .unwrap_or_else(|| Err(CloudError::new(ErrorKind::Other, "no answer")))
+                },
+            )
+            .await;
+        ids.iter()
+            .zip(results)
+            .map(|(id, r)| {
+                r.map_err(|e| {
+                    tracing::warn!(
+                        "{id}: reading what it is made of: {e}; its savings are not priced"
+                    )
+                })
+                .ok()
+            })
+            .collect()
+    }
+}
