@@ -1,0 +1,131 @@
+//! Activity in, idle events out: the activity loop, the idle timer loop, and what an idle event starts.
+
+use super::*;
+
+impl<C: CloudControl> App<C> {
+    /// The detectors' states changed: applies the blind rule (no input
+    /// detector runs: nothing sleeps by itself) and says so once.
+    pub fn detectors_changed(&self, detectors: Vec<DetectorRow>) {
+        let blind = Inputs::of(&detectors) == Inputs::Blind;
+        let mut state = self.lock();
+        let was_blind = Inputs::of(&state.detectors) == Inputs::Blind;
+        if state.tracker.set_blind(now(), blind) == Some(IdleEvent::WarningCancelled) {
+            self.emit(Event::WarningCancelled);
+        }
+        if blind && !was_blind {
+            tracing::warn!(
+                "no detector can see user input: nothing sleeps by itself until one runs ({})",
+                describe(&detectors)
+            );
+            self.emit(Event::Blind {
+                detectors: detectors.clone(),
+            });
+        } else if was_blind && !blind {
+            tracing::info!("an input detector runs again: the idle countdown restarts");
+            self.emit(Event::Seeing);
+        }
+        state.detectors = detectors;
+        self.changed.notify_one();
+    }
+
+    /// The user did something, at `activity.at`; or the session locked.
+    pub fn activity(&self, activity: Activity) {
+        let Activity { kind, at } = activity;
+        if !kind.is_activity() {
+            tracing::info!(
+                "session lock: sleep comes after the lock grace unless the user returns"
+            );
+            self.lock().tracker.lock(at);
+            self.changed.notify_one();
+            return;
+        }
+        let event = {
+            let mut state = self.lock();
+            state.last_activity = Some((kind, at));
+            state.tracker.activity(at)
+        };
+        if let Some(event) = event {
+            tracing::info!("activity ({})", kind.name());
+            self.react(event, Trigger::Idle);
+        } else {
+            self.hurry_wake("activity");
+        }
+        self.changed.notify_one();
+    }
+
+    /// Feeds activity from the detectors until the channel closes.
+    pub async fn run_activity(&self, mut activity: mpsc::UnboundedReceiver<Activity>) {
+        while let Some(a) = activity.recv().await {
+            self.activity(a);
+        }
+    }
+
+    pub(super) fn react(&self, event: IdleEvent, trigger: Trigger) {
+        let Some(app) = self.me.upgrade() else {
+            return;
+        };
+        match event {
+            IdleEvent::Warn { sleep_in } => {
+                let t = now();
+                let (entries, _) = self.split_shared(self.entries());
+                let names: Vec<String> = {
+                    let state = self.lock();
+                    entries
+                        .iter()
+                        .filter(|e| state.holds.covering(t, &e.id).is_empty())
+                        .map(|e| e.id.name())
+                        .collect()
+                };
+                let (timeout, last) = {
+                    let state = self.lock();
+                    (state.tracker.config().timeout, state.last_activity)
+                };
+                tracing::info!(
+                    "{} resource(s) will sleep in {}s",
+                    names.len(),
+                    sleep_in.as_secs()
+                );
+                self.emit(Event::Warning {
+                    sleep_in_seconds: sleep_in.as_secs_f64(),
+                    resources: names.len(),
+                    names,
+                    sleep_at: clock_at(t, t + sleep_in),
+                    idle_seconds: last
+                        .map_or(timeout.saturating_sub(sleep_in), |(_, at)| {
+                            t.saturating_duration_since(at)
+                        })
+                        .as_secs_f64(),
+                    last_input: last
+                        .map(|(kind, at)| format!("{} {}", kind.name(), clock_at(t, at))),
+                });
+            }
+            IdleEvent::WarningCancelled => {
+                tracing::info!("activity during the warning: sleep cancelled");
+                self.emit(Event::WarningCancelled);
+            }
+            IdleEvent::Sleep => {
+                tokio::spawn(async move { app.run(Operation::Sleeping, trigger).await });
+            }
+            IdleEvent::Wake => {
+                tokio::spawn(async move { app.run(Operation::Waking, trigger).await });
+            }
+        }
+    }
+
+    /// Ticks the idle tracker at its deadlines until `shutdown` resolves.
+    pub async fn run_timer(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = self.lock().tracker.next_deadline(now());
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.changed.notified() => continue,
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            let event = self.lock().tracker.tick(now());
+            if let Some(event) = event {
+                self.react(event, Trigger::Idle);
+            }
+        }
+    }
+}

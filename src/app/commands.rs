@@ -1,0 +1,252 @@
+//! Commands from UDP and the tray: holds, STATUS, listings, changes by hand.
+
+use super::*;
+
+impl<C: CloudControl> App<C> {
+    /// `HOLD`: adds a hold (on the registered resource named `only`, if
+    /// given); a hold made while asleep wakes the resources.
+    pub(super) fn hold(
+        &self,
+        minutes: Option<f64>,
+        reason: String,
+        only: Option<String>,
+        lease_seconds: Option<f64>,
+    ) -> Result<Reply, CommandError> {
+        let scope = match only {
+            None => Scope::All,
+            Some(name) => {
+                let found: Vec<ResourceId> = self
+                    .entries()
+                    .into_iter()
+                    .map(|e| e.id)
+                    .filter(|id| id.name() == name || id.to_string() == name)
+                    .collect();
+                match found.as_slice() {
+                    [id] => Scope::Only(id.clone()),
+                    [] => {
+                        return Err(CommandError::Hold(format!(
+                            "no registered resource `{name}`: name it as in `cloudnap status` (i-0abc, cluster/service, cluster/nodegroup)"
+                        )))
+                    }
+                    _ => {
+                        return Err(CommandError::Hold(format!(
+                            "`{name}` names {} registered resources: add its kind and region, e.g. `EC2 i-0abc (us-east-1)`",
+                            found.len()
+                        )))
+                    }
+                }
+            }
+        };
+        let t = now();
+        let (hold, event) = {
+            let mut state = self.lock();
+            let only = scope != Scope::All;
+            let hold = state
+                .holds
+                .add(
+                    t,
+                    reason,
+                    scope,
+                    minutes.map(|m| Duration::from_secs_f64(m * 60.0)),
+                    lease_seconds.map(Duration::from_secs_f64),
+                )
+                .map_err(|e| CommandError::Hold(e.to_string()))?;
+            let event = if only {
+                // Wake what is asleep; the next sleep leaves this one up.
+                matches!(state.tracker.state(t), IdleState::Asleep)
+                    .then(|| state.tracker.activity(t))
+                    .flatten()
+            } else {
+                state.follow_holds(t)
+            };
+            (hold, event)
+        };
+        tracing::info!("hold {}: {} ({:?})", hold.id, hold.reason, hold.scope);
+        if let Some(e) = event {
+            self.react(e, Trigger::Command);
+        }
+        self.changed.notify_one();
+        self.team_changed.notify_one();
+        Ok(Reply::Hold { hold: hold.row(t) })
+    }
+
+    /// `HOLD_RENEW` and `HOLD_RELEASE`.
+    pub(super) fn hold_changed(&self, id: u64, release: bool) -> Result<Reply, CommandError> {
+        let t = now();
+        let mut state = self.lock();
+        let hold = if release {
+            state.holds.release(t, id)
+        } else {
+            state.holds.renew(t, id)
+        }
+        .map_err(|e| CommandError::Hold(e.to_string()))?;
+        let event = state.follow_holds(t);
+        drop(state);
+        if let Some(e) = event {
+            self.react(e, Trigger::HoldEnded);
+        }
+        self.changed.notify_one();
+        self.team_changed.notify_one();
+        let hold = hold.row(t);
+        if release {
+            tracing::info!("hold {id} released: {}", hold.reason);
+            Ok(Reply::Released { released: hold })
+        } else {
+            Ok(Reply::Hold { hold })
+        }
+    }
+
+    pub(super) fn status_reply(&self) -> Result<Reply, CommandError> {
+        Ok(Reply::Status(Box::new(self.status())))
+    }
+
+    /// Why `id` must not be registered alone, if its kind is checked on
+    /// registration and AWS shows it is part of a group (see
+    /// [`crate::core::model::resource::Observed::part_of`]). When AWS cannot be
+    /// asked, it may be registered: sleep checks again.
+    pub(super) async fn part_of(&self, id: &ResourceId) -> Option<String> {
+        if !id.kind().spec().checked_on_register {
+            return None;
+        }
+        self.manager.cloud().inspect(id, None).await.ok()?.part_of
+    }
+
+    pub(super) fn entry_of(&self, id: &ResourceId) -> Option<Entry> {
+        self.entries().into_iter().find(|e| &e.id == id)
+    }
+
+    /// `LIST_*`: the resources of `kind` (`None`: the kinds
+    /// `LIST_ALL_SERVICES` shows) in `region` or every configured region.
+    pub(super) async fn list(
+        &self,
+        kind: Option<Kind>,
+        region: Option<String>,
+    ) -> Result<Listing, CommandError> {
+        let regions = region.map_or_else(|| self.settings().aws.regions.clone(), |r| vec![r]);
+        let (cloud, regions) = (self.manager.cloud(), regions.as_slice());
+        let rows = |kind| per_region(regions, move |r| cloud.list(kind, r, None));
+        Ok(match kind {
+            Some(kind) => Listing::of(kind, rows(kind).await?),
+            None => {
+                let kinds = Kind::ALL.into_iter().filter(|k| k.spec().list_all);
+                let lists = try_join_all(
+                    kinds.map(|k| async move { Ok::<_, CommandError>((k, rows(k).await?)) }),
+                )
+                .await?;
+                Listing::all(lists)
+            }
+        })
+    }
+
+    pub(super) async fn by_hand(
+        &self,
+        id: &ResourceId,
+        target: impl FnOnce(Capacity, Option<Capacity>, Option<i32>) -> Capacity,
+    ) -> Result<Reply, CommandError> {
+        let entry = self.entry_of(id);
+        let profile = entry.as_ref().and_then(|e| e.profile.clone());
+        let entry_desired = entry.and_then(|e| e.desired_size);
+        let capacity = self
+            .manager
+            .set_by_hand(id, profile.as_deref(), |now, saved| {
+                target(now, saved, entry_desired)
+            })
+            .await
+            .map_err(|e| cloud_error(id, e))?;
+        // Set by hand: what the user chose, no longer the retry's to do.
+        let mut state = self.lock();
+        if let Some(retry) = state.retry.as_mut() {
+            if retry.covers(id) && !retry.let_go(id) {
+                tracing::info!("{id} set by hand: nothing is left for the retry");
+                state.retry = None;
+            }
+        }
+        drop(state);
+        Ok(Reply::Changed {
+            resource: id.clone(),
+            capacity,
+            dry_run: self.manager.dry_run(),
+        })
+    }
+
+    /// The app's state as STATUS reports it, with what the tray shows for
+    /// it.
+    pub fn status(&self) -> Status {
+        let mut status = self.status_now();
+        let view = crate::ui::view::tray_view(&status);
+        status.tray = TrayLine {
+            icon: view.icon.name(),
+            line: view.line,
+        };
+        status
+    }
+
+    /// The app's state, but the tray's view of it.
+    pub(super) fn status_now(&self) -> Status {
+        let saved_this_week_usd = self.manager.saved_this_week();
+        let (team, team_error) = self.team_status();
+        let t = now();
+        let state = self.lock();
+        let retry = state.retry.as_ref();
+        let (name, sleep_in, paused_for) = match state.tracker.state(t) {
+            IdleState::Active { sleep_in } => (StateName::Active, Some(sleep_in), None),
+            IdleState::Warning { sleep_in } => (StateName::Warning, Some(sleep_in), None),
+            IdleState::Asleep => (StateName::Asleep, None, None),
+            IdleState::Paused { remaining } => (StateName::Paused, None, Some(remaining)),
+            IdleState::Blind => (StateName::Blind, None, None),
+        };
+        Status {
+            state: name,
+            last_activity: state.last_activity.map(|(kind, at)| LastActivity {
+                kind,
+                presence: kind.is_presence(),
+                seconds_ago: t.saturating_duration_since(at).as_secs_f64(),
+            }),
+            sleep_in_seconds: sleep_in.map(|d| d.as_secs_f64()),
+            paused_for_seconds: paused_for.map(|d| d.as_secs_f64()),
+            asleep: self
+                .manager
+                .asleep()
+                .into_values()
+                .map(|r| AsleepRow {
+                    saved: r.saved,
+                    phase: r.phase,
+                    since: r.since,
+                    retrying: retry.and_then(|x| x.text_for(&r.resource)),
+                    resource: r.resource,
+                })
+                .collect(),
+            busy: busy_rows(&state.last_sleep),
+            registered: self.registry_file.cached_len(),
+            operation: state.operation.or(retry.map(|r| r.operation)),
+            retrying: retry.map(|r| r.row(t)),
+            dry_run: self.manager.dry_run(),
+            config_error: (!state.config_errors.is_empty()).then(|| {
+                state
+                    .config_errors
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+            inputs: Inputs::of(&state.detectors),
+            detectors: state.detectors.clone(),
+            holds: state.holds.active(t).iter().map(|h| h.row(t)).collect(),
+            saved_this_week_usd,
+            deadline_off: state.deadline.off.clone(),
+            team,
+            team_error,
+            awake: if name == StateName::Asleep {
+                why_awake(&state.last_sleep, &state.holds, t, &|at| clock_at(t, at))
+            } else {
+                Vec::new()
+            },
+            tray: TrayLine::default(),
+        }
+    }
+
+    /// The idle state now.
+    pub fn state(&self) -> IdleState {
+        self.lock().tracker.state(now())
+    }
+}

@@ -1,0 +1,72 @@
+//! The refresh loop: what is asleep checked against AWS, busy resources checked again.
+
+use super::*;
+
+impl<C: CloudControl> App<C> {
+    /// Every `service_state_check_interval`, checks what is held asleep
+    /// against AWS (see [`Manager::refresh`]; the user is away while the
+    /// tracker is asleep) until `shutdown` resolves.
+    pub async fn run_refresh(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let every = self.settings().aws.service_state_check_interval;
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let away = self.lock().tracker.state(now()) == IdleState::Asleep;
+            match self.manager.refresh(away).await {
+                Ok(dropped) if !dropped.is_empty() => self.emit(Event::Refreshed(dropped)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("refreshing the state: {e}"),
+            }
+            self.recheck_busy().await;
+        }
+    }
+
+    /// While the user stays away, puts to sleep what the last sleep left
+    /// running because it was at work, if it is not any more; what is still
+    /// busy stays on the list for the next check.
+    pub(super) async fn recheck_busy(&self) {
+        let registered = self.entries();
+        let entries: Vec<Entry> = {
+            let (t, state) = (now(), self.lock());
+            let busy = busy_rows(&state.last_sleep);
+            if busy.is_empty() || state.tracker.state(t) != IdleState::Asleep {
+                return;
+            }
+            registered
+                .into_iter()
+                .filter(|e| busy.iter().any(|b| b.resource == e.id))
+                .filter(|e| state.holds.covering(t, &e.id).is_empty())
+                .collect()
+        };
+        let busy = self.settings().busy.clone();
+        let outcomes = match self.manager.sleep(&entries, &busy, Trigger::Idle).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::warn!("checking busy resources again: {e}");
+                return;
+            }
+        };
+        {
+            let mut state = self.lock();
+            // The user came back meanwhile: the wake deals with the rest.
+            if state.tracker.state(now()) == IdleState::Asleep {
+                for new in &outcomes {
+                    if let Some(old) = state
+                        .last_sleep
+                        .iter_mut()
+                        .find(|o| o.resource == new.resource)
+                    {
+                        *old = new.clone();
+                    }
+                }
+            }
+        }
+        if outcomes.iter().any(|o| o.action == Action::Stopped) {
+            tracing::info!("no longer busy, asleep:\n{}", format_outcomes(&outcomes));
+            self.emit(Event::Asleep(outcomes));
+        }
+    }
+}
