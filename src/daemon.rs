@@ -116,123 +116,24 @@ pub async fn run<C: CloudControl>(
     );
     let (quit_tx, quit_rx) = watch::channel(false);
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
-
     let echo = udp
         .events_port
         .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     // Menu choices and notification buttons, carried out in one place.
     let (actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
-    keep(
-        &mut tasks,
-        "menu actions",
-        act_on(app.clone(), paths.clone(), actions_rx, quit_tx.clone()),
-    );
-    let notifier = app.clone();
-    let buttons = actions_tx.clone();
-    keep(
-        &mut tasks,
-        "event reporter",
-        server::echo_events(events, echo, move |event| {
-            let prefs = notifier.settings().desktop.notifications.clone();
-            let event = event.clone();
-            let buttons = buttons.clone();
-            tokio::task::spawn_blocking(move || {
-                notify(&event, &prefs, move |key| match tray::action_for(key) {
-                    Some(action) => {
-                        let _ = buttons.send(action);
-                    }
-                    None => tracing::debug!("notification: {key}"),
-                })
-            });
-        }),
-    );
+    let act = act_on(app.clone(), paths.clone(), actions_rx, quit_tx.clone());
+    keep(&mut tasks, "menu actions", act);
+    let report = report_events(&app, events, echo, actions_tx.clone());
+    keep(&mut tasks, "event reporter", report);
     // Watching starts before the server answers: an edit made as soon as
     // it does is seen.
-    let watched = app.clone();
-    let _watch = watch(
-        vec![paths.settings.clone(), paths.services.clone()],
-        move |file| watched.config_changed(file),
-    )
-    .map_err(|e| tracing::warn!("config files are not watched for edits: {e}"))
-    .ok();
-    // A sign-in or new keys: a wake waiting for credentials tries again.
-    let aws_watched = app.clone();
-    let _aws_watch = watch(aws_files(), move |file| aws_watched.aws_files_changed(file))
-        .map_err(|e| tracing::warn!("AWS credentials files are not watched: {e}"))
-        .ok();
-    let socket = match socket {
-        Some(s) => Some(s),
-        None if udp.enabled => {
-            let addr = SocketAddr::new(udp.ip, udp.port);
-            Some(server::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?)
-        }
-        None => None,
-    };
-    if let Some(socket) = socket {
-        if let Ok(addr) = socket.local_addr() {
-            tracing::info!("listening on {addr}");
-        }
-        if udp.allow_other_users {
-            tracing::warn!("udp_server.allow_other_users is on: every local user can command this cloudnap, which acts with your AWS credentials");
-        }
-        let opts = server::Options {
-            auth: Policy {
-                token: udp.token.clone(),
-                require_signature: udp.require_signature,
-            },
-            check_sender: !udp.allow_other_users,
-            max_datagram: udp.buffer_size,
-            aws_rate: udp.rate_limit_per_second,
-            echo,
-        };
+    let _watches = watch_files(&app, &paths);
+    if let Some(socket) = bind(socket, &udp)? {
+        let opts = server_options(&udp, echo);
         let serve = server::serve(socket, opts, app.clone(), quit_future(&quit_rx));
         keep(&mut tasks, "UDP server", serve);
     }
-    keep(
-        &mut tasks,
-        "idle timer",
-        app.clone().run_timer(quit_future(&quit_rx)),
-    );
-    keep(
-        &mut tasks,
-        "state refresh",
-        app.clone().run_refresh(quit_future(&quit_rx)),
-    );
-    keep(
-        &mut tasks,
-        "retries",
-        app.clone().run_retry(quit_future(&quit_rx)),
-    );
-    keep(
-        &mut tasks,
-        "AWS-side deadline",
-        app.clone().run_deadline(quit_future(&quit_rx)),
-    );
-    if let Some(table) = team {
-        keep(
-            &mut tasks,
-            "team heartbeat",
-            app.clone().run_team(table, quit_future(&quit_rx)),
-        );
-    }
-    if detect::power::DETECTOR.enabled(&app.settings().detectors) {
-        let (power_tx, power_rx) = tokio::sync::mpsc::unbounded_channel();
-        let spawned = std::thread::Builder::new()
-            .name("power".into())
-            .spawn(move || {
-                if let Err(e) = detect::power::follow(power_tx) {
-                    tracing::info!("{e}: the AWS-side deadline is not moved before a suspend");
-                }
-            });
-        match spawned {
-            // Ends when the thread does (no logind, say): not a failure.
-            Ok(_) => drop(tokio::spawn({
-                let app = app.clone();
-                async move { app.run_power(power_rx).await }
-            })),
-            Err(e) => tracing::warn!("power events are not followed: {e}"),
-        }
-    }
+    spawn_loops(&mut tasks, &app, team, &quit_rx);
     let (activity_tx, activity_rx) = tokio::sync::mpsc::unbounded_channel();
     // Held until the end: the activity channel stays open even when every
     // detector failed to start. Locks reach the app (they start the grace).
@@ -242,33 +143,7 @@ pub async fn run<C: CloudControl>(
         feeder.run_activity(activity_rx).await
     });
     // Held until the end, like the sink: its channel feeds a task.
-    let mut _health = None;
-    if desktop {
-        let env = detect::session::SessionEnv::from_env();
-        let (rows, planned) = detect::plan(&app.settings(), &env);
-        app.detectors_changed(rows.clone());
-        let (health_tx, mut health_rx) = tokio::sync::mpsc::unbounded_channel();
-        let health = detect::Health::new(rows, move |rows| {
-            let _ = health_tx.send(rows);
-        });
-        let watcher = app.clone();
-        keep(&mut tasks, "detector health", async move {
-            while let Some(rows) = health_rx.recv().await {
-                watcher.detectors_changed(rows);
-            }
-        });
-        detect::start(planned, &sink, &health);
-        _health = Some(health);
-        let desktop_settings = app.settings().desktop.clone();
-        if desktop_settings.tray {
-            start_tray(&app, actions_tx.clone());
-        }
-        if desktop_settings.credentials_dialog {
-            let app = app.clone();
-            let settings_file = paths.settings.clone();
-            tokio::spawn(async move { offer_credentials_dialog(&app, &settings_file).await });
-        }
-    }
+    let _health = desktop.then(|| start_desktop(&mut tasks, &app, &sink, &paths, actions_tx));
 
     // Tagged resources show in LIST_REGISTERED_SERVICES from the start
     // (each sleep searches again).
@@ -294,6 +169,166 @@ pub async fn run<C: CloudControl>(
     tasks.shutdown().await;
     drop(sink);
     result
+}
+
+/// Echoes every event to the events port and shows it as a notification
+/// (whose buttons send their actions).
+fn report_events<C: CloudControl>(
+    app: &Arc<App<C>>,
+    events: UnboundedReceiver<crate::core::protocol::status::Event>,
+    echo: Option<SocketAddr>,
+    buttons: UnboundedSender<MenuAction>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let notifier = app.clone();
+    server::echo_events(events, echo, move |event| {
+        let prefs = notifier.settings().desktop.notifications.clone();
+        let event = event.clone();
+        let buttons = buttons.clone();
+        tokio::task::spawn_blocking(move || {
+            notify(&event, &prefs, move |key| match tray::action_for(key) {
+                Some(action) => {
+                    let _ = buttons.send(action);
+                }
+                None => tracing::debug!("notification: {key}"),
+            })
+        });
+    })
+}
+
+/// Watches the config files (edits reload them) and the AWS files (a
+/// sign-in or new keys: a wake waiting for credentials tries again); the
+/// watches last as long as what is returned.
+fn watch_files<C: CloudControl>(
+    app: &Arc<App<C>>,
+    paths: &Paths,
+) -> Vec<crate::store::watch::Watch> {
+    let watched = app.clone();
+    let config = watch(
+        vec![paths.settings.clone(), paths.services.clone()],
+        move |file| watched.config_changed(file),
+    )
+    .map_err(|e| tracing::warn!("config files are not watched for edits: {e}"));
+    let aws_watched = app.clone();
+    let aws = watch(aws_files(), move |file| aws_watched.aws_files_changed(file))
+        .map_err(|e| tracing::warn!("AWS credentials files are not watched: {e}"));
+    [config, aws].into_iter().flatten().collect()
+}
+
+/// The UDP socket: the one given (tests), else bound as settings.json says
+/// (none when the server is off).
+fn bind(
+    socket: Option<UdpSocket>,
+    udp: &crate::core::config::settings::UdpSettings,
+) -> Result<Option<UdpSocket>, DaemonError> {
+    let socket = match socket {
+        Some(s) => Some(s),
+        None if udp.enabled => {
+            let addr = SocketAddr::new(udp.ip, udp.port);
+            Some(server::bind(addr).map_err(|source| DaemonError::Bind { addr, source })?)
+        }
+        None => None,
+    };
+    if let Some(addr) = socket.as_ref().and_then(|s| s.local_addr().ok()) {
+        tracing::info!("listening on {addr}");
+    }
+    Ok(socket)
+}
+
+/// How the server admits commands, from settings.json.
+fn server_options(
+    udp: &crate::core::config::settings::UdpSettings,
+    echo: Option<SocketAddr>,
+) -> server::Options {
+    if udp.allow_other_users {
+        tracing::warn!("udp_server.allow_other_users is on: every local user can command this cloudnap, which acts with your AWS credentials");
+    }
+    server::Options {
+        auth: Policy {
+            token: udp.token.clone(),
+            require_signature: udp.require_signature,
+        },
+        check_sender: !udp.allow_other_users,
+        max_datagram: udp.buffer_size,
+        aws_rate: udp.rate_limit_per_second,
+        echo,
+    }
+}
+
+/// The app's long-running loops: idle timer, refresh, retries, the
+/// AWS-side deadline, team heartbeat (in team mode) and power events.
+fn spawn_loops<C: CloudControl>(
+    tasks: &mut JoinSet<&'static str>,
+    app: &Arc<App<C>>,
+    team: Option<Arc<dyn TeamTable>>,
+    quit_rx: &watch::Receiver<bool>,
+) {
+    let quit = || quit_future(quit_rx);
+    keep(tasks, "idle timer", app.clone().run_timer(quit()));
+    keep(tasks, "state refresh", app.clone().run_refresh(quit()));
+    keep(tasks, "retries", app.clone().run_retry(quit()));
+    keep(tasks, "AWS-side deadline", app.clone().run_deadline(quit()));
+    if let Some(table) = team {
+        keep(tasks, "team heartbeat", app.clone().run_team(table, quit()));
+    }
+    if detect::power::DETECTOR.enabled(&app.settings().detectors) {
+        follow_power(app);
+    }
+}
+
+/// Suspend, resume and shutdown events to the app, from their own thread.
+fn follow_power<C: CloudControl>(app: &Arc<App<C>>) {
+    let (power_tx, power_rx) = tokio::sync::mpsc::unbounded_channel();
+    let spawned = std::thread::Builder::new()
+        .name("power".into())
+        .spawn(move || {
+            if let Err(e) = detect::power::follow(power_tx) {
+                tracing::info!("{e}: the AWS-side deadline is not moved before a suspend");
+            }
+        });
+    match spawned {
+        // Ends when the thread does (no logind, say): not a failure.
+        Ok(_) => drop(tokio::spawn({
+            let app = app.clone();
+            async move { app.run_power(power_rx).await }
+        })),
+        Err(e) => tracing::warn!("power events are not followed: {e}"),
+    }
+}
+
+/// The desktop side: the detectors fitting this session (their health to
+/// the app), the tray and the credentials dialog. The returned health must
+/// be held while they run.
+fn start_desktop<C: CloudControl>(
+    tasks: &mut JoinSet<&'static str>,
+    app: &Arc<App<C>>,
+    sink: &detect::Sink,
+    paths: &Paths,
+    actions_tx: UnboundedSender<MenuAction>,
+) -> Arc<detect::Health> {
+    let env = detect::session::SessionEnv::from_env();
+    let (rows, planned) = detect::plan(&app.settings(), &env);
+    app.detectors_changed(rows.clone());
+    let (health_tx, mut health_rx) = tokio::sync::mpsc::unbounded_channel();
+    let health = detect::Health::new(rows, move |rows| {
+        let _ = health_tx.send(rows);
+    });
+    let watcher = app.clone();
+    keep(tasks, "detector health", async move {
+        while let Some(rows) = health_rx.recv().await {
+            watcher.detectors_changed(rows);
+        }
+    });
+    detect::start(planned, sink, &health);
+    let desktop_settings = app.settings().desktop.clone();
+    if desktop_settings.tray {
+        start_tray(app, actions_tx);
+    }
+    if desktop_settings.credentials_dialog {
+        let app = app.clone();
+        let settings_file = paths.settings.clone();
+        tokio::spawn(async move { offer_credentials_dialog(&app, &settings_file).await });
+    }
+    health
 }
 
 /// The AWS config and credentials files and the SSO token cache
