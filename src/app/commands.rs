@@ -249,4 +249,126 @@ impl<C: CloudControl> App<C> {
     pub fn state(&self) -> IdleState {
         self.lock().tracker.state(now())
     }
+
+    /// `PAUSE`: kept awake for `minutes`.
+    pub(super) fn pause(&self, minutes: f64) -> Result<Reply, CommandError> {
+        let t = now();
+        let event = {
+            let mut state = self.lock();
+            state
+                .holds
+                .pause(t, Duration::from_secs_f64(minutes * 60.0));
+            state.follow_holds(t)
+        };
+        if let Some(e) = event {
+            self.react(e, Trigger::Command);
+        }
+        self.changed.notify_one();
+        self.emit(Event::Paused { minutes });
+        self.status_reply()
+    }
+
+    /// `RESUME`: every hold ends, the idle countdown starts again.
+    pub(super) fn resume(&self) -> Result<Reply, CommandError> {
+        let t = now();
+        {
+            let mut state = self.lock();
+            state.holds.clear(t);
+            state.tracker.resume(t);
+        }
+        self.changed.notify_one();
+        self.status_reply()
+    }
+
+    /// `LIST_HOLDS`.
+    pub(super) fn list_holds(&self) -> Result<Reply, CommandError> {
+        let t = now();
+        let holds = self.lock().holds.active(t);
+        Ok(Reply::Holds {
+            holds: holds.iter().map(|h| h.row(t)).collect(),
+        })
+    }
+
+    /// `REPORT`: what sleeping saved over the last `days`.
+    pub(super) fn report(&self, days: u32) -> Result<Reply, CommandError> {
+        let now = crate::manager::now_seconds();
+        let since = now - f64::from(days) * 86_400.0;
+        self.manager
+            .savings(since, now)
+            .map(|r| Reply::Savings(Box::new(r)))
+            .map_err(|e| CommandError::State(e.to_string()))
+    }
+
+    /// `SLEEP_NOW`: sleeping by hand ends every hold.
+    pub(super) async fn sleep_now(&self, trigger: Trigger) -> Result<Reply, CommandError> {
+        let t = now();
+        {
+            let mut state = self.lock();
+            if state.holds.clear(t) > 0 {
+                tracing::info!("SLEEP_NOW: every hold ended");
+            }
+            state.tracker.force_sleep(t);
+        }
+        self.changed.notify_one();
+        self.run(Operation::Sleeping, trigger)
+            .await
+            .map(Reply::Report)
+    }
+
+    /// `WAKE_NOW`.
+    pub(super) async fn wake_now(&self, trigger: Trigger) -> Result<Reply, CommandError> {
+        self.lock().tracker.activity(now());
+        self.changed.notify_one();
+        self.run(Operation::Waking, trigger)
+            .await
+            .map(Reply::Report)
+    }
+
+    /// `REGISTER_*`: refused for a part of a group (register the group).
+    pub(super) async fn register(
+        &self,
+        id: ResourceId,
+        description: String,
+    ) -> Result<Reply, CommandError> {
+        if let Some(reason) = self.part_of(&id).await {
+            return Err(CommandError::Invalid(format!(
+                "{id} is {reason}: register the group instead"
+            )));
+        }
+        let new = entry(id.clone(), description);
+        let count = self.edit_registry(move |s| s.register(new)).await?;
+        Ok(Reply::Registered {
+            registered: id,
+            count,
+        })
+    }
+
+    /// `UNREGISTER_*`.
+    pub(super) async fn unregister(&self, id: ResourceId) -> Result<Reply, CommandError> {
+        let target = id.clone();
+        let count = self.edit_registry(move |s| s.unregister(&target)).await?;
+        Ok(Reply::Unregistered {
+            unregistered: id,
+            count,
+        })
+    }
+
+    /// `LIST_REGISTERED_SERVICES`.
+    pub(super) fn registered(&self) -> Reply {
+        let error = self.registry_file.current().1;
+        Reply::Registry {
+            services: self
+                .entries()
+                .into_iter()
+                .map(|e| RegisteredRow {
+                    source: e.source(),
+                    resource: e.id,
+                    description: e.description,
+                    profile: e.profile,
+                    desired_size: e.desired_size,
+                })
+                .collect(),
+            config_error: error.map(|e| e.to_string()),
+        }
+    }
 }

@@ -423,38 +423,15 @@ impl<C: CloudControl> App<C> {
             Command::Status => self.status_reply(),
             Command::Help => Ok(protocol::help()),
             Command::UserActivity => {
+                let at = now();
                 self.activity(Activity {
                     kind: ActivityKind::Command,
-                    at: now(),
+                    at,
                 });
                 self.status_reply()
             }
-            Command::Pause { minutes } => {
-                let t = now();
-                let event = {
-                    let mut state = self.lock();
-                    state
-                        .holds
-                        .pause(t, Duration::from_secs_f64(minutes * 60.0));
-                    state.follow_holds(t)
-                };
-                if let Some(e) = event {
-                    self.react(e, Trigger::Command);
-                }
-                self.changed.notify_one();
-                self.emit(Event::Paused { minutes });
-                self.status_reply()
-            }
-            Command::Resume => {
-                let t = now();
-                {
-                    let mut state = self.lock();
-                    state.holds.clear(t);
-                    state.tracker.resume(t);
-                }
-                self.changed.notify_one();
-                self.status_reply()
-            }
+            Command::Pause { minutes } => self.pause(minutes),
+            Command::Resume => self.resume(),
             Command::Hold {
                 minutes,
                 reason,
@@ -463,43 +440,10 @@ impl<C: CloudControl> App<C> {
             } => self.hold(minutes, reason, only, lease_seconds),
             Command::HoldRenew { id } => self.hold_changed(id, false),
             Command::HoldRelease { id } => self.hold_changed(id, true),
-            Command::Report { days } => {
-                let now = crate::manager::now_seconds();
-                let since = now - f64::from(days) * 86_400.0;
-                self.manager
-                    .savings(since, now)
-                    .map(|r| Reply::Savings(Box::new(r)))
-                    .map_err(|e| CommandError::State(e.to_string()))
-            }
-            Command::ListHolds => {
-                let t = now();
-                let holds = self.lock().holds.active(t);
-                Ok(Reply::Holds {
-                    holds: holds.iter().map(|h| h.row(t)).collect(),
-                })
-            }
-            Command::SleepNow => {
-                // Sleeping by hand ends every hold.
-                let t = now();
-                {
-                    let mut state = self.lock();
-                    if state.holds.clear(t) > 0 {
-                        tracing::info!("SLEEP_NOW: every hold ended");
-                    }
-                    state.tracker.force_sleep(t);
-                }
-                self.changed.notify_one();
-                Box::pin(self.run(Operation::Sleeping, trigger))
-                    .await
-                    .map(Reply::Report)
-            }
-            Command::WakeNow => {
-                self.lock().tracker.activity(now());
-                self.changed.notify_one();
-                Box::pin(self.run(Operation::Waking, trigger))
-                    .await
-                    .map(Reply::Report)
-            }
+            Command::ListHolds => self.list_holds(),
+            Command::Report { days } => self.report(days),
+            Command::SleepNow => Box::pin(self.sleep_now(trigger)).await,
+            Command::WakeNow => Box::pin(self.wake_now(trigger)).await,
             Command::List { kind, region } => {
                 Box::pin(self.list(kind, region)).await.map(Reply::Listing)
             }
@@ -513,44 +457,9 @@ impl<C: CloudControl> App<C> {
             Command::Scale { id, desired } => {
                 Box::pin(self.by_hand(&id, |now, _, _| scale_target(now, desired))).await
             }
-            Command::Register { id, description } => {
-                if let Some(reason) = self.part_of(&id).await {
-                    return Err(CommandError::Invalid(format!(
-                        "{id} is {reason}: register the group instead"
-                    )));
-                }
-                let new = entry(id.clone(), description);
-                let count = Box::pin(self.edit_registry(move |s| s.register(new))).await?;
-                Ok(Reply::Registered {
-                    registered: id,
-                    count,
-                })
-            }
-            Command::Unregister { id } => {
-                let target = id.clone();
-                let count = Box::pin(self.edit_registry(move |s| s.unregister(&target))).await?;
-                Ok(Reply::Unregistered {
-                    unregistered: id,
-                    count,
-                })
-            }
-            Command::ListRegistered => {
-                let error = self.registry_file.current().1;
-                Ok(Reply::Registry {
-                    services: self
-                        .entries()
-                        .into_iter()
-                        .map(|e| RegisteredRow {
-                            source: e.source(),
-                            resource: e.id,
-                            description: e.description,
-                            profile: e.profile,
-                            desired_size: e.desired_size,
-                        })
-                        .collect(),
-                    config_error: error.map(|e| e.to_string()),
-                })
-            }
+            Command::Register { id, description } => Box::pin(self.register(id, description)).await,
+            Command::Unregister { id } => Box::pin(self.unregister(id)).await,
+            Command::ListRegistered => Ok(self.registered()),
         }
     }
 }
