@@ -11,7 +11,7 @@ use cloudnap::core::config::registry::Registry;
 use cloudnap::core::config::settings::Settings;
 use cloudnap::core::config::settings_edit::set_aws_string;
 use cloudnap::core::model::history::{HistoryEvent, Trigger};
-use cloudnap::core::model::outcome::{format_outcomes, format_status, Outcome};
+use cloudnap::core::model::outcome::{format_outcomes, format_status, Outcome, StatusRow};
 use cloudnap::core::model::resource::{Kind, Observed};
 use cloudnap::core::policy::team;
 use cloudnap::core::protocol::status::{DetectorRow, Inputs};
@@ -231,31 +231,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }) = cli.command
     {
         init_logging(None);
-        let minutes = match duration.as_deref().map(parse_minutes).transpose() {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(EXIT_CONFIG));
-            }
-        };
-        if minutes.is_none() && command.is_empty() {
-            eprintln!("error: give a DURATION (cloudnap hold 1h) or a command (cloudnap hold -- make test)");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-        let hold = HoldArgs {
-            minutes,
-            reason: reason.unwrap_or_else(|| {
-                if command.is_empty() {
-                    "cloudnap hold".into()
-                } else {
-                    command.join(" ")
-                }
-            }),
-            only,
-            lease: Duration::from_secs_f64(lease_seconds.clamp(1.0, 120.0)),
-            command,
-        };
-        return hold_awake(&paths, to, hold);
+        return hold(&paths, duration, reason, only, to, lease_seconds, command);
     }
     let daemon = matches!(cli.command, None | Some(Command::Run));
     // Held for as long as this process runs.
@@ -296,25 +272,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let tagged = || manager.with_tagged(registry.entries.clone(), &aws);
     rt.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
-            Command::Run => {
-                let team = match &settings.team {
-                    Some(team) => {
-                        let table = TeamTable::connect(team, &settings.aws).await;
-                        Some(Arc::new(table) as Arc<dyn cloudnap::cloud::TeamTable>)
-                    }
-                    None => None,
-                };
-                let config = daemon::Config {
-                    paths: paths.clone(),
-                    settings,
-                    cloud: cloud.clone(),
-                    socket: None,
-                    desktop: true,
-                    team,
-                };
-                daemon::run(config, quit_signal()).await?;
-                Ok(ExitCode::SUCCESS)
-            }
+            Command::Run => run_daemon(&paths, settings, cloud.clone()).await,
             Command::Send { .. }
             | Command::Credentials
             | Command::Hold { .. }
@@ -337,19 +295,83 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 manager.wake(&tagged().await, Trigger::Command).await?,
             ),
             Command::Status => {
-                let rows = manager.status(&tagged().await).await?;
-                if cli.json {
-                    println!("{}", serde_json::to_string_pretty(&rows)?);
-                } else {
-                    print!("{}", format_status(&rows));
-                    print_detectors(&settings).await;
-                    print_team(&settings, &rows).await;
-                }
-                let failed = rows.iter().any(|r| r.error.is_some());
-                Ok(ExitCode::from(if failed { EXIT_FAILED } else { 0 }))
+                status(&settings, &manager.status(&tagged().await).await?, cli.json).await
             }
         }
     })
+}
+
+/// `cloudnap hold`: checks its arguments, then holds.
+fn hold(
+    paths: &Paths,
+    duration: Option<String>,
+    reason: Option<String>,
+    only: Option<String>,
+    to: Option<SocketAddr>,
+    lease_seconds: f64,
+    command: Vec<String>,
+) -> Result<ExitCode> {
+    let minutes = match duration.as_deref().map(parse_minutes).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    if minutes.is_none() && command.is_empty() {
+        eprintln!(
+            "error: give a DURATION (cloudnap hold 1h) or a command (cloudnap hold -- make test)"
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let hold = HoldArgs {
+        minutes,
+        reason: reason.unwrap_or_else(|| {
+            if command.is_empty() {
+                "cloudnap hold".into()
+            } else {
+                command.join(" ")
+            }
+        }),
+        only,
+        lease: Duration::from_secs_f64(lease_seconds.clamp(1.0, 120.0)),
+        command,
+    };
+    hold_awake(paths, to, hold)
+}
+
+/// `cloudnap run`: the daemon, with the team table in team mode.
+async fn run_daemon(paths: &Paths, settings: Settings, cloud: Arc<AwsCloud>) -> Result<ExitCode> {
+    let team = match &settings.team {
+        Some(team) => {
+            let table = TeamTable::connect(team, &settings.aws).await;
+            Some(Arc::new(table) as Arc<dyn cloudnap::cloud::TeamTable>)
+        }
+        None => None,
+    };
+    let config = daemon::Config {
+        paths: paths.clone(),
+        settings,
+        cloud,
+        socket: None,
+        desktop: true,
+        team,
+    };
+    daemon::run(config, quit_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cloudnap status`: the resources, then the detectors and the team.
+async fn status(settings: &Settings, rows: &[StatusRow], json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+    } else {
+        print!("{}", format_status(rows));
+        print_detectors(settings).await;
+        print_team(settings, rows).await;
+    }
+    let failed = rows.iter().any(|r| r.error.is_some());
+    Ok(ExitCode::from(if failed { EXIT_FAILED } else { 0 }))
 }
 
 /// The price book of a report over `events`: the Price List is asked first
