@@ -71,8 +71,8 @@ for m, f in mods.items():
             name = item.strip().split(" as ")[0].split("::")[0].strip()
             if name and name != "self":
                 paths.append(absolute(prefix) + (name,))
-    if is_dir:
-        children = {k[len(m)] for k in mods if len(k) == len(m) + 1 and k[: len(m)] == m}
+    children = {k[len(m)] for k in mods if len(k) == len(m) + 1 and k[: len(m)] == m}
+    if children:
         for child, rest in re.findall(r"(?<![\w:])(\w+)((?:::\w+)+)", text):
             if child in children:
                 paths.append(m + (child,) + tuple(rest.split("::")[1:]))

@@ -3,7 +3,7 @@
 //! changes, and brought forward while the machine suspends or shuts down
 //! (see [`crate::detect::power`]).
 
-use super::{clock_at, host_name, now, App};
+use super::{clock_at, now, App};
 use crate::cloud::{CloudControl, ErrorKind};
 use crate::core::config::registry::Entry;
 use crate::core::model::activity::{Activity, ActivityKind};
@@ -14,42 +14,11 @@ use crate::core::policy::idle::IdleState;
 use crate::core::protocol::status::{Event, Operation};
 use crate::detect::power::PowerEvent;
 use crate::manager::now_seconds;
-use crate::store::config::Paths;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// The AWS-side deadline (see [`crate::core::policy::deadline`]) as last armed.
-#[derive(Default)]
-pub(super) struct Deadline {
-    /// Unix seconds it is armed for, if it is.
-    at: Option<u64>,
-    /// The resources it was last armed for (registered and not held).
-    wanted: Vec<ResourceId>,
-    /// The schedules set, by resource: profile and schedule name.
-    armed: BTreeMap<ResourceId, (Option<String>, String)>,
-    /// Why it cannot be armed, once said.
-    pub(super) off: Option<String>,
-    /// Whether the schedules of earlier runs have been looked for.
-    cleaned: bool,
-    /// While the machine is going down (suspend, shutdown): the deadline
-    /// comes no later than this (Unix seconds).
-    cap: Option<u64>,
-}
-
-/// `host-user-install` of this install, for the schedule names of the
-/// deadline (see [`deadline::member`]).
-pub(super) fn member(settings_file: &Path) -> String {
-    let user = ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok())
-        .unwrap_or_default();
-    let install = Paths::in_dir(settings_file.parent().unwrap_or(settings_file)).install_id();
-    deadline::member(&host_name(), &user, install)
-}
 
 impl<C: CloudControl> App<C> {
     /// Keeps the AWS-side deadline as the idle state wants it (see

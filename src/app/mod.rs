@@ -8,6 +8,7 @@ mod config;
 mod deadline;
 mod refresh;
 mod retry;
+mod state;
 mod team;
 
 use crate::cloud::{CloudControl, CloudError, TeamTable};
@@ -33,6 +34,7 @@ use crate::server::Handler;
 use crate::store::config::load_settings_file;
 use crate::store::registry::{entry, EditError, RegistryFile};
 use futures::future::try_join_all;
+use state::{host_name, State};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -131,71 +133,6 @@ where
     Ok(lists.into_iter().flatten().collect())
 }
 
-/// Everything the app changes, under one lock (never held across an await).
-struct State {
-    /// The settings in use: the last valid settings.json.
-    settings: Arc<Settings>,
-    /// Config files that are invalid now, with their error.
-    config_errors: BTreeMap<ConfigFile, String>,
-    tracker: IdleTracker,
-    /// The sleep or wake in progress.
-    operation: Option<Operation>,
-    /// The latest activity seen, for STATUS ("what keeps me awake?").
-    last_activity: Option<(ActivityKind, Instant)>,
-    /// Every activity detector and how it is doing.
-    detectors: Vec<DetectorRow>,
-    /// What keeps resources awake on purpose (`PAUSE` is one of them).
-    holds: Holds,
-    /// The report of the last sleep, until the next wake: why what is up
-    /// stayed up, and what is busy (checked again at each state check
-    /// while the user stays away).
-    last_sleep: Vec<Outcome>,
-    /// Resources found by their `cloudnap:managed=true` tag at the last
-    /// search (each sleep, and at start), not in services.yaml.
-    tagged: Vec<Entry>,
-    /// The sleep or wake that failed for a passing reason and waits to be
-    /// tried again.
-    retry: Option<Retry>,
-    /// The AWS-side deadline as last armed.
-    deadline: deadline::Deadline,
-    /// Team mode, as this member knows it.
-    team: team::Team,
-}
-
-#[cfg(unix)]
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at
-    // most that many bytes.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    if ok {
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        String::new()
-    }
-}
-
-#[cfg(windows)]
-fn host_name() -> String {
-    std::env::var("COMPUTERNAME").unwrap_or_default()
-}
-
-impl State {
-    /// Lets the idle tracker follow the holds on everything: held, nothing
-    /// sleeps by itself (and what is asleep wakes); the last one gone, the
-    /// countdown restarts.
-    fn follow_holds(&mut self, t: Instant) -> Option<IdleEvent> {
-        match self.holds.all_held_until(t) {
-            Some(until) => self.tracker.pause_until(t, until),
-            None => {
-                self.tracker.resume(t);
-                None
-            }
-        }
-    }
-}
-
 /// The application state and its reactions.
 pub struct App<C> {
     state: Mutex<State>,
@@ -242,7 +179,7 @@ impl<C: CloudControl> App<C> {
             Err(e) => tracing::warn!("{e}"),
         }
         registry_file.current();
-        let member = deadline::member(&settings_file);
+        let member = state::member(&settings_file);
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
             state: Mutex::new(State {
@@ -256,8 +193,8 @@ impl<C: CloudControl> App<C> {
                 last_sleep: Vec::new(),
                 tagged: Vec::new(),
                 retry: None,
-                deadline: deadline::Deadline::default(),
-                team: team::Team::default(),
+                deadline: state::Deadline::default(),
+                team: state::Team::default(),
             }),
             settings_file,
             manager,

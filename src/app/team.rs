@@ -3,13 +3,13 @@
 //! [`crate::core::policy::team`] for each shared resource, carried out through the
 //! manager's sleep and wake of that one resource (see docs/team.md).
 
+use super::state::Row;
 use super::{host_name, now, App};
 use crate::cloud::{CloudControl, CloudError, TeamTable};
 use crate::core::config::registry::Entry;
 use crate::core::config::settings::TeamSettings;
 use crate::core::model::history::Trigger;
 use crate::core::model::outcome::{Action, Outcome};
-use crate::core::model::resource::ResourceId;
 use crate::core::policy::busy::Check;
 use crate::core::policy::holds::Scope;
 use crate::core::policy::idle::IdleState;
@@ -18,36 +18,9 @@ use crate::core::policy::team::{
     Presence, State, Step, Written,
 };
 use crate::core::protocol::status::{Event, TeamRow, TeamStatus};
-use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// What the app knows of the team.
-#[derive(Default)]
-pub(super) struct Team {
-    /// This member's id, once resolved.
-    member: Option<String>,
-    /// Why the table cannot be used now.
-    error: Option<String>,
-    /// Every presence item at the last read.
-    members: Vec<Presence>,
-    /// This member's state and since when, as last written.
-    written: Option<(State, SystemTime)>,
-    /// Each shared resource as this member last saw it.
-    rows: BTreeMap<ResourceId, Row>,
-    /// The shared resources with a step under way.
-    under_way: BTreeSet<ResourceId>,
-}
-
-/// A shared resource at this member's last step.
-#[derive(Clone)]
-struct Row {
-    phase: Phase,
-    /// The lock's last writer.
-    owner: String,
-    note: Option<String>,
-}
 
 /// The wall-clock time of a table time: "14:05".
 fn clock(t: SystemTime) -> String {
@@ -440,7 +413,7 @@ mod tests {
     use crate::cloud::fake::{FakeCloud, FakeTable};
     use crate::core::config::settings::Settings;
     use crate::core::model::activity::{Activity, ActivityKind};
-    use crate::core::model::resource::{Capacity, Desired, Kind};
+    use crate::core::model::resource::{Capacity, Desired, Kind, ResourceId};
     use crate::core::protocol::commands::Command;
     use crate::manager::Manager;
     use crate::server::Handler;

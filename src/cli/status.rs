@@ -1,0 +1,220 @@
+//! `cloudnap status` and `cloudnap team`: resources, detectors, the team.
+
+use crate::*;
+
+/// `cloudnap status`: the resources, then the detectors and the team.
+pub(crate) async fn status(
+    settings: &Settings,
+    rows: &[StatusRow],
+    json: bool,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+    } else {
+        print!("{}", format_status(rows));
+        print_detectors(settings).await;
+        print_team(settings, rows).await;
+    }
+    let failed = rows.iter().any(|r| r.error.is_some());
+    Ok(ExitCode::from(if failed { EXIT_FAILED } else { 0 }))
+}
+
+/// `cloudnap send`: one command to the running instance.
+/// Where the running cloudnap of `settings` listens, and `command` as it
+/// must be sent there (signed with the token, if one is set).
+pub(crate) fn daemon_request(settings: &Settings, command: &str) -> (SocketAddr, String) {
+    let ip = if settings.udp.ip.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        settings.udp.ip
+    };
+    let datagram = match &settings.udp.token {
+        Some(token) => client::signed(command, token, SystemTime::now()),
+        None => command.to_string(),
+    };
+    (SocketAddr::new(ip, settings.udp.port), datagram)
+}
+
+/// The running daemon's detectors, holds, and why what is up while the
+/// user is away is up (`cloudnap status`): it alone knows them.
+pub(crate) async fn print_detectors(settings: &Settings) {
+    let (to, datagram) = daemon_request(settings, "STATUS");
+    let reply = client::request(to, datagram.as_bytes(), Duration::from_millis(500)).await;
+    let status = match reply {
+        Ok(reply) if !client::is_error(&reply) => reply["result"].clone(),
+        _ => {
+            println!("\ndetectors: cloudnap run is not answering on {to}");
+            return;
+        }
+    };
+    /// The part of `STATUS` about the detectors.
+    #[derive(serde::Deserialize)]
+    struct Seeing {
+        inputs: Inputs,
+        detectors: Vec<DetectorRow>,
+    }
+    match serde_json::from_value::<Seeing>(status.clone()) {
+        Ok(seeing) => {
+            println!(
+                "\ndetectors (cloudnap run on {to}): inputs {}",
+                seeing.inputs.words()
+            );
+            for row in &seeing.detectors {
+                let why = (row.state.why())
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default();
+                let (name, state) = (row.detector.name, row.state.words());
+                println!("  {name:<16} {state}{why}");
+            }
+        }
+        Err(e) => println!("\ndetectors: cannot read the reply of cloudnap run on {to}: {e}"),
+    }
+    let holds = status["holds"].as_array().cloned().unwrap_or_default();
+    if !holds.is_empty() {
+        println!("\nholds (nothing they cover sleeps):");
+    }
+    for h in &holds {
+        let only = h["only"]
+            .as_object()
+            .map(|_| {
+                let id: Option<cloudnap::core::model::resource::ResourceId> =
+                    serde_json::from_value(h["only"].clone()).ok();
+                id.map_or_else(|| " (one resource)".into(), |id| format!(" ({id} only)"))
+            })
+            .unwrap_or_default();
+        let until = match h["ends_in_seconds"].as_f64() {
+            Some(secs) => {
+                let at = chrono::Local::now() + chrono::Duration::seconds(secs as i64);
+                format!("until {}", at.format("%H:%M"))
+            }
+            None => "while it runs".into(),
+        };
+        println!(
+            "  {:<4} {}{only}: {until}",
+            h["id"],
+            h["reason"].as_str().unwrap_or("?")
+        );
+    }
+    let awake = status["awake"].as_array().cloned().unwrap_or_default();
+    if !awake.is_empty() {
+        println!("\nnot asleep while you are away:");
+    }
+    for row in &awake {
+        let id: Option<cloudnap::core::model::resource::ResourceId> =
+            serde_json::from_value(row["resource"].clone()).ok();
+        let why: Vec<&str> = row["why"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str())
+            .collect();
+        println!(
+            "  {}: {}",
+            id.map_or_else(|| row["resource"].to_string(), |id| id.to_string()),
+            why.join("; ")
+        );
+    }
+}
+
+/// The team's lines of `cloudnap status`: who is present, and the lock of
+/// each shared resource (read from the team table).
+pub(crate) async fn print_team(
+    settings: &Settings,
+    rows: &[cloudnap::core::model::outcome::StatusRow],
+) {
+    let Some(team) = &settings.team else {
+        return;
+    };
+    let table = TeamTable::connect(team, &settings.aws).await;
+    match team_view(&table).await {
+        Ok((members, locks)) => {
+            println!(
+                "team:      {}",
+                team::presence_line(&members, table.now(), &wall)
+            );
+            for l in locks
+                .iter()
+                .filter(|l| rows.iter().any(|r| r.resource == l.resource))
+            {
+                println!(
+                    "  {} (shared): {}, last by {}",
+                    l.resource,
+                    l.phase.as_str(),
+                    team::display_name(&l.owner)
+                );
+            }
+        }
+        Err(e) => println!(
+            "team:      table {} unreachable: {e} (shared resources stay up)",
+            team.table
+        ),
+    }
+}
+
+/// Every presence item and every lock item of `table`.
+pub(crate) async fn team_view(
+    table: &TeamTable,
+) -> Result<(Vec<team::Presence>, Vec<team::Lock>), cloudnap::cloud::CloudError> {
+    Ok((table.presence().await?, table.locks().await?))
+}
+
+/// A table time as a local wall-clock time: "14:05".
+pub(crate) fn wall(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Local>::from(t)
+        .format("%H:%M")
+        .to_string()
+}
+
+/// `cloudnap team init|status`.
+pub(crate) async fn team_command(
+    settings: &Settings,
+    action: TeamAction,
+    json: bool,
+) -> Result<ExitCode> {
+    let Some(team) = &settings.team else {
+        eprintln!("error: team mode is off: set team.table and team.region in settings.json");
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let table = TeamTable::connect(team, &settings.aws).await;
+    match action {
+        TeamAction::Init => match table.init().await {
+            Ok(Init::Created) => {
+                println!(
+                    "table {} created in {} (on-demand billing, TTL on `ttl`)",
+                    team.table, team.region
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Ok(Init::Existed) => {
+                println!(
+                    "table {} in {}: key schema ok, TTL on",
+                    team.table, team.region
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                println!("table {}: FAILED: {e}", team.table);
+                Ok(ExitCode::from(EXIT_FAILED))
+            }
+        },
+        TeamAction::Status => {
+            let (members, locks) = match team_view(&table).await {
+                Ok(found) => found,
+                Err(e) => {
+                    println!("table {}: FAILED: {e}", team.table);
+                    return Ok(ExitCode::from(EXIT_FAILED));
+                }
+            };
+            let now = table.now();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&team::table_json(&members, &locks, now))?
+                );
+            } else {
+                print!("{}", team::format_table(&members, &locks, now, &wall));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
