@@ -338,6 +338,41 @@ pub trait TeamTable: Send + Sync {
     fn put_lock<'a>(&'a self, lock: &'a Lock) -> BoxFuture<'a, Result<Written, CloudError>>;
 }
 
+/// The indexes of `items` grouped by `key`, the groups in the order of their
+/// first item.
+pub(crate) fn group_by<I, K: PartialEq>(
+    items: &[I],
+    key: impl Fn(&I) -> K,
+) -> Vec<(K, Vec<usize>)> {
+    let mut groups: Vec<(K, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    groups
+}
+
+/// One result per item of `len`, from each group's answers (in the order of
+/// its members); an item its group did not answer gets an error.
+pub(crate) fn in_item_order<K, T>(
+    len: usize,
+    groups: &[(K, Vec<usize>)],
+    answers: Vec<Vec<Result<T, CloudError>>>,
+) -> Vec<Result<T, CloudError>> {
+    let mut out: Vec<Option<Result<T, CloudError>>> = (0..len).map(|_| None).collect();
+    for ((_, members), answer) in groups.iter().zip(answers) {
+        for (&i, result) in members.iter().zip(answer) {
+            out[i] = Some(result);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(CloudError::new(ErrorKind::Other, "no answer"))))
+        .collect()
+}
+
 /// `call` for every item, `at_once` at a time; results keep the order of
 /// `items`.
 pub(crate) async fn each_in_order<'a, I, T, F>(

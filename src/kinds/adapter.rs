@@ -2,7 +2,7 @@
 //! implements, and what its calls work with ([`Cx`]).
 
 use crate::cloud::aws::clients::Clients;
-use crate::cloud::{each_in_order, CloudError, ErrorKind};
+use crate::cloud::{each_in_order, group_by, in_item_order, CloudError, ErrorKind};
 use crate::core::model::resource::{Capacity, Facts, Observed, ResourceId};
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -123,24 +123,10 @@ where
     V: PartialEq + Copy,
     F: Future<Output = Vec<Result<T, CloudError>>>,
 {
-    let mut groups: Vec<(V, Vec<usize>)> = Vec::new();
-    for (i, (_, value)) in items.iter().enumerate() {
-        match groups.iter_mut().find(|(v, _)| v == value) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((*value, vec![i])),
-        }
-    }
+    let groups = group_by(items, |(_, value)| *value);
     let calls = groups
         .iter()
         .map(|(value, members)| call(*value, members.iter().map(|&i| &items[i].0).collect()));
     let answers = futures::future::join_all(calls).await;
-    let mut out: Vec<Option<Result<T, CloudError>>> = items.iter().map(|_| None).collect();
-    for ((_, members), answer) in groups.iter().zip(answers) {
-        for (&i, result) in members.iter().zip(answer) {
-            out[i] = Some(result);
-        }
-    }
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(CloudError::new(ErrorKind::Other, "no answer"))))
-        .collect()
+    in_item_order(items.len(), &groups, answers)
 }

@@ -46,7 +46,9 @@ mod tagging;
 pub use clients::{http_client, whoami_with_keys, Keys};
 pub use error::retry_config;
 
-use super::{each_in_order, CloudControl, CloudError, ErrorKind, Identity};
+use super::{
+    each_in_order, group_by, in_item_order, CloudControl, CloudError, ErrorKind, Identity,
+};
 use crate::core::config::settings::AwsSettings;
 use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::policy::busy::{Datapoint, MetricQuery};
@@ -139,16 +141,11 @@ impl AwsCloud {
         items: &[C::Item],
         profile: Option<&str>,
     ) -> Vec<Result<C::Out, CloudError>> {
-        let mut groups: Vec<(BatchKey, Vec<usize>)> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
+        let groups: Vec<(BatchKey, Vec<usize>)> = group_by(items, |item| {
             let id = C::id(item);
             let batch = id.kind().spec().batch.key(id.names());
-            let key = (id.region().to_string(), id.kind(), batch);
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, members)) => members.push(i),
-                None => groups.push((key, vec![i])),
-            }
-        }
+            (id.region().to_string(), id.kind(), batch)
+        });
         let mut clients = HashMap::new();
         for ((region, _, _), _) in &groups {
             if !clients.contains_key(region) {
@@ -170,15 +167,7 @@ impl AwsCloud {
                 C::call(adapter(*kind), cx, batch)
             });
         let answers = futures::future::join_all(calls).await;
-        let mut out: Vec<Option<Result<C::Out, CloudError>>> = items.iter().map(|_| None).collect();
-        for ((_, members), answer) in groups.iter().zip(answers) {
-            for (&i, result) in members.iter().zip(answer) {
-                out[i] = Some(result);
-            }
-        }
-        out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(CloudError::new(ErrorKind::Other, "no answer"))))
-            .collect()
+        in_item_order(items.len(), &groups, answers)
     }
 }
 
