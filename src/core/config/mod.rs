@@ -1,5 +1,6 @@
 //! settings.json and services.yaml: parsing, validation and text edits; the IAM documents of `aws-setup`.
 
+mod checker;
 pub mod iam;
 pub mod ini;
 pub mod registry;
