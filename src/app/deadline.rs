@@ -17,7 +17,7 @@ use crate::manager::now_seconds;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 impl<C: CloudControl> App<C> {
@@ -96,70 +96,12 @@ impl<C: CloudControl> App<C> {
             (state.deadline.at, state.deadline.wanted == ids, at)
         };
         if !ids.is_empty() && (!same || needs_move(armed_at, at, every)) {
-            let member = self.member.clone();
             let role = role.unwrap_or_default();
-            let schedule_of = |id: &ResourceId| deadline::schedule(&member, id, at);
-            let Some(results) = self.manager.arm_deadline(&wanted, schedule_of, role).await else {
+            if self.arm(&wanted, ids, at, role, t).await.is_none() {
                 return Duration::from_secs(1);
-            };
-            let mut armed = BTreeMap::new();
-            let mut denied = None;
-            for (id, profile, result) in results {
-                match result {
-                    Ok(true) => {
-                        let name = deadline::name(&member, &id);
-                        armed.insert(id, (profile, name));
-                    }
-                    Ok(false) => {}
-                    Err(e) if e.kind == ErrorKind::AccessDenied => denied = Some(e.to_string()),
-                    Err(e) => tracing::warn!("{id}: its AWS-side deadline is not set: {e}"),
-                }
-            }
-            if !armed.is_empty() {
-                tracing::info!(
-                    "AWS-side deadline for {} resource(s) at {}",
-                    armed.len(),
-                    clock_at(
-                        t,
-                        t + Duration::from_secs(at.saturating_sub(now_seconds() as u64))
-                    )
-                );
-            }
-            let gone = {
-                let mut state = self.lock();
-                let previous = std::mem::take(&mut state.deadline.armed);
-                state.deadline.at = (!armed.is_empty()).then_some(at);
-                state.deadline.wanted = ids;
-                let gone: Vec<(ResourceId, Option<String>, String)> = previous
-                    .into_iter()
-                    .filter(|(id, _)| !armed.contains_key(id))
-                    .map(|(id, (profile, name))| (id, profile, name))
-                    .collect();
-                state.deadline.armed = armed;
-                gone
-            };
-            self.delete_schedules(gone).await;
-            if let Some(why) = denied {
-                self.deadline_off(format!("no permission to set it: {why}"));
-            } else {
-                let mut state = self.lock();
-                if !state.deadline.armed.is_empty() {
-                    if let Some(was) = state.deadline.off.take() {
-                        tracing::info!("AWS-side deadline armed (it was off: {was})");
-                    }
-                }
             }
         } else if ids.is_empty() {
-            let gone: Vec<(ResourceId, Option<String>, String)> = {
-                let mut state = self.lock();
-                state.deadline.at = None;
-                state.deadline.wanted.clear();
-                std::mem::take(&mut state.deadline.armed)
-                    .into_iter()
-                    .map(|(id, (profile, name))| (id, profile, name))
-                    .collect()
-            };
-            self.delete_schedules(gone).await;
+            self.disarm().await;
         }
         // Only where the deadline was set up: without a role, none can
         // have been armed.
@@ -167,6 +109,84 @@ impl<C: CloudControl> App<C> {
             self.clean_deadlines().await;
         }
         poll
+    }
+
+    /// Arms (or moves) the deadline of `wanted` (named `ids`) at `at`, run
+    /// as `role`; drops the schedules of what is no longer wanted. `None`
+    /// when a sleep or wake is under way (tried again in a second).
+    async fn arm(
+        &self,
+        wanted: &[Entry],
+        ids: Vec<ResourceId>,
+        at: u64,
+        role: &str,
+        t: Instant,
+    ) -> Option<()> {
+        let member = self.member.clone();
+        let schedule_of = |id: &ResourceId| deadline::schedule(&member, id, at);
+        let results = self.manager.arm_deadline(wanted, schedule_of, role).await?;
+        let mut armed = BTreeMap::new();
+        let mut denied = None;
+        for (id, profile, result) in results {
+            match result {
+                Ok(true) => {
+                    let name = deadline::name(&member, &id);
+                    armed.insert(id, (profile, name));
+                }
+                Ok(false) => {}
+                Err(e) if e.kind == ErrorKind::AccessDenied => denied = Some(e.to_string()),
+                Err(e) => tracing::warn!("{id}: its AWS-side deadline is not set: {e}"),
+            }
+        }
+        if !armed.is_empty() {
+            tracing::info!(
+                "AWS-side deadline for {} resource(s) at {}",
+                armed.len(),
+                clock_at(
+                    t,
+                    t + Duration::from_secs(at.saturating_sub(now_seconds() as u64))
+                )
+            );
+        }
+        let gone = {
+            let mut state = self.lock();
+            let previous = std::mem::take(&mut state.deadline.armed);
+            state.deadline.at = (!armed.is_empty()).then_some(at);
+            state.deadline.wanted = ids;
+            let gone: Vec<(ResourceId, Option<String>, String)> = previous
+                .into_iter()
+                .filter(|(id, _)| !armed.contains_key(id))
+                .map(|(id, (profile, name))| (id, profile, name))
+                .collect();
+            state.deadline.armed = armed;
+            gone
+        };
+        self.delete_schedules(gone).await;
+        if let Some(why) = denied {
+            self.deadline_off(format!("no permission to set it: {why}"));
+        } else {
+            let mut state = self.lock();
+            if !state.deadline.armed.is_empty() {
+                if let Some(was) = state.deadline.off.take() {
+                    tracing::info!("AWS-side deadline armed (it was off: {was})");
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// Drops every schedule armed: nothing is wanted.
+    async fn disarm(&self) {
+        let gone: Vec<(ResourceId, Option<String>, String)> = {
+            let mut state = self.lock();
+            state.deadline.at = None;
+            state.deadline.wanted.clear();
+            std::mem::take(&mut state.deadline.armed)
+                .into_iter()
+                .map(|(id, (profile, name))| (id, profile, name))
+                .collect()
+        };
+        self.delete_schedules(gone).await;
     }
 
     /// Deletes the schedules `gone` (resource, profile, name).
