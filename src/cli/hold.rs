@@ -151,35 +151,11 @@ pub(crate) fn hold_awake(
             return Ok(ExitCode::from(127));
         }
     };
-    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let _ = done_tx.send(child.wait());
     });
-    let status = rt.block_on(async {
-        // A renewal waits one period at most: a lost datagram or a busy
-        // daemon is retried at the next tick, well inside the lease.
-        let period = args.lease / 3;
-        let mut renew = tokio::time::interval(period);
-        renew.tick().await;
-        let mut renewing = id;
-        loop {
-            tokio::select! {
-                status = &mut done_rx => break status,
-                // Ctrl-C reaches the command too: wait for it to end.
-                _ = tokio::signal::ctrl_c() => {}
-                _ = renew.tick() => {
-                    if let Some(id) = renewing {
-                        if let Err(e) = ask(&settings, to, &format!("HOLD_RENEW:{id}"), period).await {
-                            eprintln!("warning: hold {id} not renewed: {e}");
-                            if !e.starts_with("no reply") {
-                                renewing = None;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    });
+    let status = rt.block_on(renew_until_done(&settings, to, args.lease, id, done_rx));
     if let Some(id) = id {
         if let Err(e) = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"), ASK_WAIT)) {
             eprintln!("warning: hold {id} not released ({e}); its lease ends it");
@@ -194,6 +170,39 @@ pub(crate) fn hold_awake(
         Err(_) => EXIT_FAILED,
     };
     Ok(ExitCode::from(code))
+}
+
+/// Renews hold `id` (if any) every third of `lease` until the command ends
+/// (`done`); its exit status. Ctrl-C reaches the command too: this waits for
+/// it to end.
+async fn renew_until_done(
+    settings: &Settings,
+    to: Option<SocketAddr>,
+    lease: Duration,
+    id: Option<u64>,
+    mut done: tokio::sync::oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
+) -> Result<std::io::Result<std::process::ExitStatus>, tokio::sync::oneshot::error::RecvError> {
+    // A renewal waits one period at most: a lost datagram or a busy daemon
+    // is retried at the next tick, well inside the lease.
+    let period = lease / 3;
+    let mut renew = tokio::time::interval(period);
+    renew.tick().await;
+    let mut renewing = id;
+    loop {
+        tokio::select! {
+            status = &mut done => break status,
+            _ = tokio::signal::ctrl_c() => {}
+            _ = renew.tick() => {
+                let Some(id) = renewing else { continue };
+                if let Err(e) = ask(settings, to, &format!("HOLD_RENEW:{id}"), period).await {
+                    eprintln!("warning: hold {id} not renewed: {e}");
+                    if !e.starts_with("no reply") {
+                        renewing = None;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The exit code of a finished command, as a shell reports it (128 + the
