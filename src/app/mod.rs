@@ -32,6 +32,7 @@ use crate::detect;
 use crate::manager::Manager;
 use crate::server::Handler;
 use crate::store::config::load_settings_file;
+use crate::store::records::RecordsError;
 use crate::store::registry::{entry, EditError, RegistryFile};
 use futures::future::try_join_all;
 use state::{host_name, State};
@@ -231,30 +232,7 @@ impl<C: CloudControl> App<C> {
         };
         let (entries, shared) = self.split_shared(all);
         let result = match op {
-            Operation::Sleeping => {
-                // What a hold covers is left up and reported as held.
-                let (held, free): (Vec<Entry>, Vec<Entry>) = {
-                    let (t, state) = (now(), self.lock());
-                    entries
-                        .into_iter()
-                        .partition(|e| !state.holds.covering(t, &e.id).is_empty())
-                };
-                let busy = self.settings().busy.clone();
-                self.manager
-                    .sleep(&free, &busy, trigger)
-                    .await
-                    .map(|mut outcomes| {
-                        outcomes.extend(held.into_iter().map(|e| Outcome {
-                            resource: e.id,
-                            action: Action::Held,
-                            before: None,
-                            saved: None,
-                            error: None,
-                            retrying: None,
-                        }));
-                        outcomes
-                    })
-            }
+            Operation::Sleeping => self.sleep_unheld(entries, trigger).await,
             Operation::Waking => {
                 let theirs = |id: &ResourceId| shared.iter().any(|e| &e.id == id);
                 (self.manager)
@@ -271,6 +249,43 @@ impl<C: CloudControl> App<C> {
             };
         }
         self.deadline_changed.notify_one();
+        self.tell(op, trigger, result)
+    }
+
+    /// Sleeps `entries`, but what a hold covers: that is left up and
+    /// reported as held.
+    async fn sleep_unheld(
+        &self,
+        entries: Vec<Entry>,
+        trigger: Trigger,
+    ) -> Result<Vec<Outcome>, RecordsError> {
+        let (held, free): (Vec<Entry>, Vec<Entry>) = {
+            let (t, state) = (now(), self.lock());
+            entries
+                .into_iter()
+                .partition(|e| !state.holds.covering(t, &e.id).is_empty())
+        };
+        let busy = self.settings().busy.clone();
+        let mut outcomes = self.manager.sleep(&free, &busy, trigger).await?;
+        outcomes.extend(held.into_iter().map(|e| Outcome {
+            resource: e.id,
+            action: Action::Held,
+            before: None,
+            saved: None,
+            error: None,
+            retrying: None,
+        }));
+        Ok(outcomes)
+    }
+
+    /// Reports how a sleep or wake went (log, events), arming a retry for
+    /// what may pass.
+    fn tell(
+        &self,
+        op: Operation,
+        trigger: Trigger,
+        result: Result<Vec<Outcome>, RecordsError>,
+    ) -> Result<Vec<Outcome>, CommandError> {
         match result {
             Ok(outcomes) => {
                 tracing::info!("{}:\n{}", op.done(), format_outcomes(&outcomes));
