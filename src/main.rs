@@ -211,35 +211,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(dir) => Paths::in_dir(dir),
         None => Paths::platform()?,
     };
-    if let Some(Command::Send {
-        timeout,
-        to,
-        command,
-    }) = &cli.command
-    {
+    let json = cli.json;
+    let local = matches!(
+        cli.command,
+        Some(
+            Command::Send { .. }
+                | Command::Report { .. }
+                | Command::Hold { .. }
+                | Command::Credentials
+        )
+    );
+    if local {
         init_logging(None);
-        return send(&paths, *timeout, *to, &command.join(" "));
     }
-    if let Some(Command::Report { since, html }) = &cli.command {
-        init_logging(None);
-        return savings_report(&paths, since, cli.json, html.as_deref());
+    match cli.command {
+        Some(Command::Send {
+            timeout,
+            to,
+            command,
+        }) => send(&paths, timeout, to, &command.join(" ")),
+        Some(Command::Report { since, html }) => {
+            savings_report(&paths, &since, json, html.as_deref())
+        }
+        Some(Command::Hold {
+            duration,
+            reason,
+            only,
+            to,
+            lease_seconds,
+            command,
+        }) => hold(&paths, duration, reason, only, to, lease_seconds, command),
+        Some(Command::Credentials) => credentials(&paths),
+        command => with_aws(&paths, command.unwrap_or(Command::Run), json),
     }
-    if let Some(Command::Hold {
-        duration,
-        reason,
-        only,
-        to,
-        lease_seconds,
-        command,
-    }) = cli.command
-    {
-        init_logging(None);
-        return hold(&paths, duration, reason, only, to, lease_seconds, command);
-    }
-    let daemon = matches!(cli.command, None | Some(Command::Run));
+}
+
+/// The subcommands that call AWS (`run` among them: one per config dir).
+fn with_aws(paths: &Paths, command: Command, json: bool) -> Result<ExitCode> {
+    let daemon = matches!(command, Command::Run);
     // Held for as long as this process runs.
     let _instance = if daemon {
-        match single_instance(&paths)? {
+        match single_instance(paths)? {
             Some(guard) => Some(guard),
             None => {
                 eprintln!("cloudnap is already running (use `cloudnap send STATUS`)");
@@ -249,11 +261,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     } else {
         None
     };
-    if let Some(Command::Credentials) = cli.command {
-        init_logging(None);
-        return credentials(&paths);
-    }
-    let (settings, registry) = match load(&paths) {
+    let (settings, registry) = match load(paths) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
@@ -274,31 +282,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let aws = settings.aws.clone();
     let tagged = || manager.with_tagged(registry.entries.clone(), &aws);
     rt.block_on(async {
-        match cli.command.unwrap_or(Command::Run) {
-            Command::Run => run_daemon(&paths, settings, cloud.clone()).await,
+        match command {
+            Command::Run => run_daemon(paths, settings, cloud.clone()).await,
             Command::Send { .. }
             | Command::Credentials
             | Command::Hold { .. }
             | Command::Report { .. } => {
                 unreachable!("handled above")
             }
-            Command::Check => check(&paths, &settings, &registry, &*cloud).await,
-            Command::Team { action } => team_command(&settings, action, cli.json).await,
+            Command::Check => check(paths, &settings, &registry, &*cloud).await,
+            Command::Team { action } => team_command(&settings, action, json).await,
             Command::AwsSetup { dry_run } => {
-                aws_setup(&paths, &settings, &registry, &cloud, dry_run).await
+                aws_setup(paths, &settings, &registry, &cloud, dry_run).await
             }
             Command::Sleep => report(
-                cli.json,
+                json,
                 manager
                     .sleep(&tagged().await, &settings.busy, Trigger::Command)
                     .await?,
             ),
-            Command::Wake => report(
-                cli.json,
-                manager.wake(&tagged().await, Trigger::Command).await?,
-            ),
+            Command::Wake => report(json, manager.wake(&tagged().await, Trigger::Command).await?),
             Command::Status => {
-                status(&settings, &manager.status(&tagged().await).await?, cli.json).await
+                status(&settings, &manager.status(&tagged().await).await?, json).await
             }
         }
     })
