@@ -10,7 +10,6 @@ pub use super::definition::{Desktop, SessionKind};
 use super::definition::{Detector, Fit, Session};
 use super::list::DETECTORS;
 use std::fmt;
-use std::time::Duration;
 
 /// What the environment says about the session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,7 +38,8 @@ pub struct Probed {
 
 /// How long the probes may take: a session that does not answer by then
 /// is left to its name.
-const PROBE_LIMIT: Duration = Duration::from_secs(2);
+#[cfg(target_os = "linux")]
+const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Asks the session bus and the Wayland compositor which idle services
 /// they offer, both at once, each for up to [`PROBE_LIMIT`].
