@@ -181,7 +181,7 @@ impl<C: CloudControl> App<C> {
         status
     }
 
-    /// The app's state, but the tray's view of it.
+    /// The app's state, without the tray's view of it.
     pub(super) fn status_now(&self) -> Status {
         let saved_this_week_usd = self.manager.saved_this_week();
         let (team, team_error) = self.team_status();

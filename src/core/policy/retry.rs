@@ -8,7 +8,7 @@
 //! sleep takes its place). Pure: every function takes `now`.
 
 use crate::core::model::history::Trigger;
-pub use crate::core::model::operation::Operation;
+use crate::core::model::operation::Operation;
 use crate::core::model::resource::ResourceId;
 use serde::Serialize;
 use std::time::{Duration, Instant};
