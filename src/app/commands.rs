@@ -241,6 +241,7 @@ impl<C: CloudControl> App<C> {
             } else {
                 Vec::new()
             },
+            readiness: (state.readiness.as_ref()).map_or_else(Vec::new, |f| f.rows()),
             tray: TrayLine::default(),
         }
     }

@@ -36,6 +36,9 @@ pub struct Entry {
     pub desired_size: Option<i32>,
     /// EC2 only: sleep hibernates the instance when AWS allows it.
     pub hibernate: bool,
+    /// EC2 only: after a wake, ready when this TCP port answers on the
+    /// instance's address (instead of its status checks).
+    pub ready_port: Option<u16>,
     /// Found by its `cloudnap:managed=true` tag, not in services.yaml.
     pub tagged: bool,
     /// A team resource (`shared: true`, or the tag `cloudnap:shared=true`):
@@ -53,6 +56,7 @@ impl Entry {
             description: String::new(),
             desired_size: None,
             hibernate: false,
+            ready_port: None,
             tagged: false,
             shared: false,
         }
@@ -84,6 +88,7 @@ struct RawEntry {
     profile: Option<String>,
     desired_size: Option<i32>,
     hibernate: bool,
+    ready_port: Option<u16>,
     shared: bool,
 }
 
@@ -136,10 +141,11 @@ enum Named {
 
 /// The fields of an entry after its names (`desired_size` and `hibernate`
 /// only for kinds that take them).
-const OTHER_FIELDS: [&str; 6] = [
+const OTHER_FIELDS: [&str; 7] = [
     "region",
     "desired_size",
     "hibernate",
+    "ready_port",
     "shared",
     "description",
     "profile",
@@ -150,6 +156,7 @@ fn takes(spec: &Spec, field: &str) -> bool {
     match field {
         "desired_size" => spec.desired_size,
         "hibernate" => spec.hibernates,
+        "ready_port" => spec.ready_port,
         _ => true,
     }
 }
@@ -264,7 +271,7 @@ impl<'de> Visitor<'de> for Item {
         let spec = self.0.spec();
         let mut names: Vec<Option<String>> = vec![None; spec.names.len()];
         let (mut region, mut description, mut profile, mut desired_size) = (None, None, None, None);
-        let (mut hibernate, mut shared) = (false, false);
+        let (mut hibernate, mut shared, mut ready_port) = (false, false, None);
         while let Some(key) = map.next_key_seed(Key(Some(self.0)))? {
             let (slot, field) = match key {
                 Named::Name(i) => (&mut names[i], spec.names[i].key),
@@ -273,6 +280,10 @@ impl<'de> Visitor<'de> for Item {
                 Named::Other("profile") => (&mut profile, "profile"),
                 Named::Other("hibernate") => {
                     hibernate = map.next_value::<Option<bool>>()?.unwrap_or(false);
+                    continue;
+                }
+                Named::Other("ready_port") => {
+                    ready_port = map.next_value::<Option<u16>>()?;
                     continue;
                 }
                 Named::Other("shared") => {
@@ -306,6 +317,7 @@ impl<'de> Visitor<'de> for Item {
             profile,
             desired_size,
             hibernate,
+            ready_port,
             shared,
         })
     }
@@ -381,7 +393,7 @@ impl Registry {
                         profile: Option<String>,
                         description: Option<String>,
                         desired_size: Option<i32>,
-                        (hibernate, shared): (bool, bool),
+                        (hibernate, shared, ready_port): (bool, bool, Option<u16>),
                         errors: &mut Vec<String>| {
             let n = occurrences.entry((key, needle.to_string())).or_insert(0);
             let here = (key, needle.to_string(), *n);
@@ -397,6 +409,10 @@ impl Registry {
                 })
                 .and(match desired_size {
                     Some(d) if d < 0 => Err(format!("desired_size {d} must be 0 or more")),
+                    _ => Ok(()),
+                })
+                .and(match ready_port {
+                    Some(0) => Err("ready_port 0 is not a TCP port".to_string()),
                     _ => Ok(()),
                 });
             if let Err(e) = check {
@@ -418,6 +434,7 @@ impl Registry {
                 description: description.unwrap_or_default(),
                 desired_size,
                 hibernate,
+                ready_port,
                 tagged: false,
                 shared,
             });
@@ -432,7 +449,7 @@ impl Registry {
                 e.profile,
                 e.description,
                 e.desired_size,
-                (e.hibernate, e.shared),
+                (e.hibernate, e.shared, e.ready_port),
                 &mut errors,
             );
         }

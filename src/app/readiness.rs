@@ -1,0 +1,123 @@
+//! Following a wake until every woken resource is usable: the thin loop
+//! around [`crate::core::policy::readiness::Follow`] (when to look, what to
+//! say), one `CloudControl::ready_many` per look and profile (each kind's
+//! adapter batches as it does for describes).
+
+use super::{now, App};
+use crate::cloud::CloudControl;
+use crate::core::model::history::Trigger;
+use crate::core::model::outcome::{Action, Outcome};
+use crate::core::model::resource::ResourceId;
+use crate::core::policy::readiness::{Follow, Notice};
+use crate::core::protocol::status::Event;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+impl<C: CloudControl> App<C> {
+    /// Follows what `outcomes` (a wake's report) restored until it is
+    /// usable; the readiness loop looks at once the backoff says.
+    pub(super) fn follow_wake(&self, outcomes: &[Outcome], trigger: Trigger) {
+        let woken: Vec<ResourceId> = (outcomes.iter())
+            .filter(|o| o.action == Action::Restored)
+            .map(|o| o.resource.clone())
+            .collect();
+        if woken.is_empty() {
+            return;
+        }
+        {
+            let mut state = self.lock();
+            let current = state.readiness.take();
+            state.readiness = Some(Follow::after_wake(current, woken, trigger, now()));
+        }
+        self.readiness_changed.notify_one();
+    }
+
+    /// Looks at the last wake's resources until each is usable (at the
+    /// backoff of [`Follow::next_poll`]), and says when all are, or which
+    /// one is late (once). Until `shutdown` resolves.
+    pub async fn run_readiness(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let t = now();
+            let (poll, notice) = match &self.lock().readiness {
+                Some(f) => (f.next_poll(t), f.next_notice()),
+                None => (None, None),
+            };
+            let due = [poll, notice].into_iter().flatten().min();
+            let wait = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.readiness_changed.notified() => continue,
+                _ = wait => {}
+            }
+            if poll.is_some_and(|p| p <= now()) {
+                self.look().await;
+            } else {
+                let notices = (self.lock().readiness.as_mut()).map(|f| f.notices(now()));
+                self.announce(notices.unwrap_or_default());
+            }
+        }
+    }
+
+    /// One look at what is still starting: one `ready_many` per profile.
+    async fn look(&self) {
+        let starting = match &self.lock().readiness {
+            Some(f) => f.starting(),
+            None => return,
+        };
+        let mut by_profile: BTreeMap<Option<String>, Vec<(ResourceId, Option<u16>)>> =
+            BTreeMap::new();
+        for id in starting {
+            let port = self.entry_of(&id).and_then(|e| e.ready_port);
+            by_profile
+                .entry(self.profile_of(&id))
+                .or_default()
+                .push((id, port));
+        }
+        let mut ready = Vec::new();
+        for (profile, items) in &by_profile {
+            let probes = self.cloud().ready_many(items, profile.as_deref()).await;
+            for ((id, _), probe) in items.iter().zip(probes) {
+                match probe {
+                    Ok(p) => {
+                        tracing::debug!("{id}: {}", p.detail);
+                        ready.push((id.clone(), p.ready));
+                    }
+                    Err(e) => tracing::info!("{id}: readiness not known: {e}"),
+                }
+            }
+        }
+        let t = now();
+        let (notices, lines) = match self.lock().readiness.as_mut() {
+            Some(f) => (f.looked(t, &ready), f.ready_at(t)),
+            None => return,
+        };
+        for (id, _, after) in &lines {
+            tracing::info!("{id}: ready {:.0} s after its wake", after.as_secs_f64());
+        }
+        self.manager.log_ready(&lines);
+        self.announce(notices);
+    }
+
+    /// The notices as events (notifications, the events port).
+    fn announce(&self, notices: Vec<Notice>) {
+        for n in notices {
+            self.emit(match n {
+                Notice::AllReady { resources, after } => Event::Ready {
+                    resources,
+                    after_seconds: after.as_secs_f64(),
+                },
+                Notice::StillStarting { resource, after } => Event::StillStarting {
+                    resource: resource.short_name().to_string(),
+                    after_seconds: after.as_secs_f64(),
+                },
+            });
+        }
+    }
+}
