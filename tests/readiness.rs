@@ -89,8 +89,9 @@ async fn each_woken_resource_is_ready_after_its_delay_and_one_notification_says_
     for (resource, delay) in &delays {
         fwd.slow(resource, t0 + *delay);
     }
-    let before = fwd.counts();
     d.ok("WAKE_NOW").await;
+    // The wake's own describes are done; the first look comes 2 s after.
+    let before = fwd.counts();
     let woke = t0.elapsed();
 
     // STATUS every 200 ms: when each resource is first seen ready.
