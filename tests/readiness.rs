@@ -191,5 +191,25 @@ async fn each_woken_resource_is_ready_after_its_delay_and_one_notification_says_
     assert!(in_a.abs_diff(in_b) <= 1, "{in_a} in {A}, {in_b} in {B}");
     let services = calls("DescribeServices", A);
     assert!((1..=4).contains(&services), "{services}: {after:?}");
+
+    // The history has each time to ready; the report says how long the
+    // user waited (the database's wait was the longest).
+    let out = cfg.run(&["report", "--since", "1d", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let waits = &report["waits"];
+    assert_eq!(waits["resources"], 6, "{report:#}");
+    let longest = waits["longest_seconds"].as_f64().unwrap();
+    assert!(longest >= 20.0 - woke.as_secs_f64(), "{waits}");
+    assert!(longest <= seen[&db].as_secs_f64(), "{waits}");
+    let history = std::fs::read_to_string(cfg.file("history.jsonl")).unwrap();
+    let ready_lines = history.lines().filter(|l| l.contains(r#""change":"ready""#));
+    assert_eq!(ready_lines.count(), 6, "{history}");
+    let text = cfg.run(&["report", "--since", "1d"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Waiting after a wake: 6 resources ready after "),
+        "{text}"
+    );
     eprintln!("ready at {seen:?}; wake took {woke:?}; calls {after:?}");
 }
