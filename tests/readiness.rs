@@ -203,7 +203,9 @@ async fn each_woken_resource_is_ready_after_its_delay_and_one_notification_says_
     assert!(longest >= 20.0 - woke.as_secs_f64(), "{waits}");
     assert!(longest <= seen[&db].as_secs_f64(), "{waits}");
     let history = std::fs::read_to_string(cfg.file("history.jsonl")).unwrap();
-    let ready_lines = history.lines().filter(|l| l.contains(r#""change":"ready""#));
+    let ready_lines = history
+        .lines()
+        .filter(|l| l.contains(r#""change":"ready""#));
     assert_eq!(ready_lines.count(), 6, "{history}");
     let text = cfg.run(&["report", "--since", "1d"]);
     let text = String::from_utf8_lossy(&text.stdout);

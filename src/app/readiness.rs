@@ -121,3 +121,53 @@ impl<C: CloudControl> App<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{app, next_event, svc};
+    use crate::cloud::fake::FakeCloud;
+    use crate::core::model::resource::{Capacity, Desired, Kind};
+    use crate::core::protocol::commands::Command;
+    use crate::server::Handler;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_is_followed_the_laggard_named_once_and_all_ready_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(3)));
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        tokio::spawn(app.clone().run_readiness(std::future::pending()));
+        app.handle(Command::SleepNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        assert!(app.status().readiness.is_empty());
+
+        app.handle(Command::WakeNow).await.unwrap();
+        assert_eq!(next_event(&mut rx).await, "awake");
+        let woke = tokio::time::Instant::now();
+        // AWS cannot be asked: the service stays `starting`, looked at
+        // every 15 s at most, and is named once after ECS's 10 minutes.
+        *cloud.offline.lock().unwrap() = true;
+        let row = &app.status().readiness[0];
+        assert_eq!(
+            (row.resource.clone(), row.ready_after_seconds),
+            (svc(), None)
+        );
+        assert!(app.status().tray.line.ends_with("waking: 0 of 1 ready"));
+        assert_eq!(next_event(&mut rx).await, "still_starting");
+        assert_eq!(woke.elapsed(), Duration::from_secs(600));
+        *cloud.offline.lock().unwrap() = false;
+        assert_eq!(next_event(&mut rx).await, "ready");
+        let took = woke.elapsed();
+        assert!(took > Duration::from_secs(600), "{took:?}");
+        assert!(took <= Duration::from_secs(615), "{took:?}");
+        let row = &app.status().readiness[0];
+        assert_eq!(row.ready_after_seconds, Some(took.as_secs_f64()));
+        // Nothing more: no look, no notice.
+        let quiet = tokio::time::timeout(Duration::from_secs(3600), rx.recv()).await;
+        assert!(quiet.is_err(), "{quiet:?}");
+        let report = app.manager.savings(0.0, 4e9).unwrap();
+        assert_eq!(report.waits.unwrap().resources, 1);
+    }
+}

@@ -499,11 +499,16 @@ eks_nodegroups:
     }
 
     #[test]
-    fn hibernate_is_an_ec2_option_only() {
-        let ec2 =
-            "ec2_instances:\n  - instance_id: i-0abc\n    region: us-east-1\n    hibernate: true\n";
+    fn hibernate_and_ready_port_are_ec2_options_only() {
+        let ec2 = "ec2_instances:\n  - instance_id: i-0abc\n    region: us-east-1\n    hibernate: true\n    ready_port: 22\n";
         let r = Registry::parse(ec2).unwrap();
         assert!(r.entries[0].hibernate);
+        assert_eq!(r.entries[0].ready_port, Some(22));
+        let zero = Registry::parse(&ec2.replace(": 22", ": 0")).unwrap_err();
+        assert!(zero.to_string().contains("ready_port 0"), "{zero}");
+        let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    ready_port: 80\n";
+        let e = Registry::parse(ecs).unwrap_err().to_string();
+        assert!(e.contains("unknown field `ready_port`"), "{e}");
         let edited = crate::core::config::registry_edit::insert_entry("", &r.entries[0]).unwrap();
         assert_eq!(Registry::parse(&edited).unwrap(), r, "{edited}");
         let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    hibernate: true\n";
