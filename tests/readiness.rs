@@ -215,3 +215,117 @@ async fn each_woken_resource_is_ready_after_its_delay_and_one_notification_says_
     );
     eprintln!("ready at {seen:?}; wake took {woke:?}; calls {after:?}");
 }
+
+/// `n` running instances in `region`, in one call.
+async fn instances(region: &str, n: i32) -> Vec<String> {
+    let ec2 = aws_sdk_ec2::Client::new(&sdk(region).await);
+    let out = ec2
+        .run_instances()
+        .image_id("ami-12345678")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(n)
+        .max_count(n)
+        .send()
+        .await
+        .unwrap();
+    (out.instances().iter())
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect()
+}
+
+/// A measure more than a check (its bounds are loose): the AWS calls of
+/// the looks while 200 resources (190 instances in two regions, 10 ECS
+/// services of one cluster) stay not ready for a minute, and the time
+/// from their being ready on AWS's side to the notification.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_resources_cost_a_few_calls_a_minute_and_the_notification_follows_soon() {
+    const C: &str = "sa-east-1";
+    let bus = PrivateBus::start();
+    let (_conn, shown) = serve(&bus, &["body"]);
+    let fwd = Forwarder::start(&moto_url());
+    let mut boxes: Vec<(String, &str)> = Vec::new();
+    for region in [B, C] {
+        boxes.extend(instances(region, 95).await.into_iter().map(|i| (i, region)));
+    }
+    let cluster = unique("ready200");
+    let services: Vec<String> = (0..10).map(|i| format!("svc{i}-{cluster}")).collect();
+    for s in &services {
+        ecs_service(C, &cluster, s, 1).await;
+    }
+    let ec2: String = (boxes.iter())
+        .map(|(id, r)| format!("  - instance_id: {id}\n    region: {r}\n"))
+        .collect();
+    let ecs: String = (services.iter())
+        .map(|s| format!("  - cluster_name: {cluster}\n    service_name: {s}\n    region: {C}\n"))
+        .collect();
+    let settings = daemon_settings(
+        &[B, C],
+        detectors_off(json!({"aws": {"endpoint_url": fwd.url}})),
+    );
+    let cfg = ConfigDir::with_settings(
+        &settings,
+        &format!("ec2_instances:\n{ec2}ecs_services:\n{ecs}"),
+    );
+    let mut command = cfg.command(&["run"]);
+    command
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
+    let d = Daemon::spawn(command);
+    d.ok("SLEEP_NOW").await;
+
+    // Not ready during the wake, then for a minute from its end.
+    let names: Vec<&String> = boxes.iter().map(|(id, _)| id).chain(&services).collect();
+    for name in &names {
+        fwd.slow(name, Instant::now() + Duration::from_secs(3600));
+    }
+    let woke = d.ok("WAKE_NOW").await;
+    assert_eq!(woke.as_array().unwrap().len(), 200);
+    let minute = Duration::from_secs(60);
+    let t0 = Instant::now();
+    for name in &names {
+        fwd.slow(name, t0 + minute);
+    }
+    let before = fwd.counts();
+    tokio::time::sleep(minute).await;
+    let counts = fwd.counts();
+    let calls: usize = (counts.iter())
+        .filter(|(k, _)| {
+            k.starts_with("DescribeInstanceStatus ") || k.starts_with("DescribeServices ")
+        })
+        .map(|(k, n)| n - before.get(k).unwrap_or(&0))
+        .sum();
+    let per_minute = calls as f64 * 60.0 / t0.elapsed().as_secs_f64();
+    let status = d.ok("STATUS").await;
+    assert!(
+        (status["readiness"].as_array().unwrap().iter()).all(|r| r["state"] == "starting"),
+        "{status}"
+    );
+
+    // Ready on AWS's side at t0 + 1 min: the notification within one look.
+    let notified = loop {
+        if shown
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.summary.starts_with("All 200 ready"))
+        {
+            break t0.elapsed() - minute;
+        }
+        assert!(t0.elapsed() < minute * 2, "{:?}", shown.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Looks at 2, 6, 14, 29, 44, 59 s: 6 a minute, then 4; each one
+    // DescribeInstanceStatus per region and one DescribeServices: 18 calls
+    // (per resource it would be 1200).
+    assert!(
+        per_minute <= 24.0,
+        "{per_minute} calls a minute: {counts:?}"
+    );
+    assert!(notified <= Duration::from_secs(16), "{notified:?}");
+    eprintln!(
+        "readiness of 200 resources: {calls} calls in the first minute after the wake \
+         ({per_minute:.1} a minute); notification {:.2} s after ready on AWS's side",
+        notified.as_secs_f64()
+    );
+}

@@ -93,12 +93,12 @@ impl Forwarder {
     /// instance identifier) looks not ready: `DescribeInstanceStatus` says
     /// its checks are `initializing`, `DescribeServices` that one task
     /// fewer runs than desired, `DescribeDBInstances` that it is
-    /// `starting`. Then moto's answers pass through again.
+    /// `starting`. Then moto's answers pass through again. Called again for
+    /// the same resource, the new time replaces the old.
     pub fn slow(&self, resource: &str, until: Instant) {
-        self.slow
-            .lock()
-            .unwrap()
-            .push((resource.to_string(), until));
+        let mut slow = self.slow.lock().unwrap();
+        slow.retain(|(r, _)| r != resource);
+        slow.push((resource.to_string(), until));
     }
 
     /// Cuts the network: its port refuses connections and the open ones
