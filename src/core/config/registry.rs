@@ -323,6 +323,15 @@ impl<'de> Visitor<'de> for Item {
     }
 }
 
+/// Checks an entry's `desired_size` and `ready_port`.
+fn check_numbers(desired_size: Option<i32>, ready_port: Option<u16>) -> Result<(), String> {
+    match (desired_size, ready_port) {
+        (Some(d), _) if d < 0 => Err(format!("desired_size {d} must be 0 or more")),
+        (_, Some(0)) => Err("ready_port 0 is not a TCP port".to_string()),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a resource name: non-empty, no `:` (the UDP field separator), no whitespace.
 pub fn check_name(what: &str, value: &str) -> Result<(), String> {
     if value.is_empty() {
@@ -407,14 +416,7 @@ impl Registry {
                     )),
                     _ => Ok(()),
                 })
-                .and(match desired_size {
-                    Some(d) if d < 0 => Err(format!("desired_size {d} must be 0 or more")),
-                    _ => Ok(()),
-                })
-                .and(match ready_port {
-                    Some(0) => Err("ready_port 0 is not a TCP port".to_string()),
-                    _ => Ok(()),
-                });
+                .and(check_numbers(desired_size, ready_port));
             if let Err(e) = check {
                 errors.push(format!("line {}: {e}", line(&here)));
                 return;
