@@ -21,7 +21,7 @@ mod notifications;
 use common::*;
 use desktop::PrivateBus;
 use forwarder::Forwarder;
-use notifications::serve;
+use notifications::{daemon_on, serve};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -66,12 +66,7 @@ async fn each_woken_resource_is_ready_after_its_delay_and_one_notification_says_
         detectors_off(json!({"aws": {"endpoint_url": fwd.url}})),
     );
     let cfg = ConfigDir::with_settings(&settings, &services);
-    let mut command = cfg.command(&["run"]);
-    command
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
-    let d = Daemon::spawn(command);
+    let d = daemon_on(&bus, &cfg);
     let slept = d.ok("SLEEP_NOW").await;
     assert_eq!(slept.as_array().unwrap().len(), 6, "{slept}");
     assert_eq!(ec2_state(B, &far).await.0, "stopped");
@@ -266,12 +261,7 @@ async fn two_hundred_resources_cost_a_few_calls_a_minute_and_the_notification_fo
         &settings,
         &format!("ec2_instances:\n{ec2}ecs_services:\n{ecs}"),
     );
-    let mut command = cfg.command(&["run"]);
-    command
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
-    let d = Daemon::spawn(command);
+    let d = daemon_on(&bus, &cfg);
     d.ok("SLEEP_NOW").await;
 
     // Not ready during the wake, then for a minute from its end.
