@@ -100,8 +100,8 @@ async fn statuses(
             .include_all_instances(true)
             .set_instance_ids(Some(chunk.to_vec())))?;
         for s in listed {
-            if let Some(id) = s.instance_id() {
-                found.insert(id.to_string(), s.clone());
+            if let Some(id) = s.instance_id().map(String::from) {
+                found.insert(id, s);
             }
         }
     }
