@@ -65,8 +65,6 @@ impl<C: CloudControl> App<C> {
         if let Some(e) = event {
             self.react(e, Trigger::Command);
         }
-        self.changed.notify_one();
-        self.team_changed.notify_one();
         Ok(Reply::Hold { hold: hold.row(t) })
     }
 
@@ -85,8 +83,6 @@ impl<C: CloudControl> App<C> {
         if let Some(e) = event {
             self.react(e, Trigger::HoldEnded);
         }
-        self.changed.notify_one();
-        self.team_changed.notify_one();
         let hold = hold.row(t);
         if release {
             tracing::info!("hold {id} released: {}", hold.reason);
@@ -241,6 +237,7 @@ impl<C: CloudControl> App<C> {
             } else {
                 Vec::new()
             },
+            prewake: (state.prewake.plan.as_ref()).map(|p| p.line()),
             tray: TrayLine::default(),
         }
     }
@@ -263,7 +260,6 @@ impl<C: CloudControl> App<C> {
         if let Some(e) = event {
             self.react(e, Trigger::Command);
         }
-        self.changed.notify_one();
         self.emit(Event::Paused { minutes });
         self.status_reply()
     }
@@ -276,7 +272,6 @@ impl<C: CloudControl> App<C> {
             state.holds.clear(t);
             state.tracker.resume(t);
         }
-        self.changed.notify_one();
         self.status_reply()
     }
 
@@ -309,7 +304,6 @@ impl<C: CloudControl> App<C> {
             }
             state.tracker.force_sleep(t);
         }
-        self.changed.notify_one();
         self.run(Operation::Sleeping, trigger)
             .await
             .map(Reply::Report)
@@ -318,7 +312,6 @@ impl<C: CloudControl> App<C> {
     /// `WAKE_NOW`.
     pub(super) async fn wake_now(&self, trigger: Trigger) -> Result<Reply, CommandError> {
         self.lock().tracker.activity(now());
-        self.changed.notify_one();
         self.run(Operation::Waking, trigger)
             .await
             .map(Reply::Report)

@@ -1,9 +1,10 @@
-//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline.
+//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, the pre-wake.
 
 pub mod busy;
 pub mod deadline;
 pub mod decide;
 pub mod holds;
 pub mod idle;
+pub mod prewake;
 pub mod retry;
 pub mod team;

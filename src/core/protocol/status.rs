@@ -227,6 +227,10 @@ pub struct Status {
     /// meanwhile no shared resource is put to sleep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team_error: Option<String>,
+    /// The pre-wake planned while asleep: "pre-wake Mon 08:41 for your
+    /// usual 08:55".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prewake: Option<String>,
     /// What the tray shows for this status (its icon and line).
     pub tray: TrayLine,
 }

@@ -4,6 +4,7 @@ pub mod aws;
 
 use crate::kinds::spec::{field, Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged};
 use serde_json::json;
+use std::time::Duration;
 
 /// An EC2 instance.
 pub static EC2: Spec = Spec {
@@ -59,6 +60,7 @@ pub static EC2: Spec = Spec {
     list_group: None,
     list_all: true,
     control_plane: false,
+    ready_in: Duration::from_secs(60),
 };
 
 fn check(names: &[String]) -> Result<(), String> {

@@ -6,6 +6,7 @@ use crate::kinds::spec::{
     field, no_check, Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged,
 };
 use serde_json::json;
+use std::time::Duration;
 
 /// An ECS service in a cluster.
 pub static ECS: Spec = Spec {
@@ -55,6 +56,7 @@ pub static ECS: Spec = Spec {
     list_group: Some("services"),
     list_all: true,
     control_plane: false,
+    ready_in: Duration::from_secs(120),
 };
 
 /// UpdateService with desired count 0.

@@ -4,6 +4,7 @@ pub mod aws;
 
 use crate::kinds::spec::{field, no_check, Batch, NameField, Shape, SleepCall, Spec, Tagged};
 use serde_json::json;
+use std::time::Duration;
 
 /// An EKS nodegroup in a cluster.
 pub static EKS: Spec = Spec {
@@ -44,6 +45,7 @@ pub static EKS: Spec = Spec {
     list_group: Some("nodegroups"),
     list_all: true,
     control_plane: true,
+    ready_in: Duration::from_secs(300),
 };
 
 /// UpdateNodegroupConfig with min and desired 0 (max kept).
