@@ -2,7 +2,7 @@
 # Benchmarks (not tests): builds the release binary and the bench driver,
 # starts Xvfb at 1920x1080, PulseAudio and moto, seeds 200 resources in 3
 # regions plus a small fleet for the wake test, then prints a table measured
-# on this run (src/bin/cloudnap-bench.rs says what each row is).
+# on this run (src/bin/cloudnap-bench/ says what each row is).
 # Usage: ./build/bench.sh [LOAD_SECONDS=5] [IDLE_SECONDS=60]
 set -euo pipefail
 cd "$(dirname "$0")/.."

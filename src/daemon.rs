@@ -268,6 +268,7 @@ fn spawn_loops<C: CloudControl>(
     keep(tasks, "retries", app.clone().run_retry(quit()));
     keep(tasks, "AWS-side deadline", app.clone().run_deadline(quit()));
     keep(tasks, "readiness", app.clone().run_readiness(quit()));
+    keep(tasks, "pre-wake", app.clone().run_prewake(quit()));
     if let Some(table) = team {
         keep(tasks, "team heartbeat", app.clone().run_team(table, quit()));
     }

@@ -1,4 +1,5 @@
-//! Activity in, idle events out: the activity loop, the idle timer loop, and what an idle event starts.
+//! Activity in, idle events out: the activity loop and what an idle event
+//! starts (the idle timer is in timer.rs).
 
 use super::*;
 
@@ -25,7 +26,6 @@ impl<C: CloudControl> App<C> {
             self.emit(Event::Seeing);
         }
         state.detectors = detectors;
-        self.changed.notify_one();
     }
 
     /// The user did something, at `activity.at`; or the session locked.
@@ -36,7 +36,6 @@ impl<C: CloudControl> App<C> {
                 "session lock: sleep comes after the lock grace unless the user returns"
             );
             self.lock().tracker.lock(at);
-            self.changed.notify_one();
             return;
         }
         let event = {
@@ -50,7 +49,6 @@ impl<C: CloudControl> App<C> {
         } else {
             self.hurry_wake("activity");
         }
-        self.changed.notify_one();
     }
 
     /// Feeds activity from the detectors until the channel closes.
@@ -108,23 +106,6 @@ impl<C: CloudControl> App<C> {
             }
             IdleEvent::Wake => {
                 tokio::spawn(async move { app.run(Operation::Waking, trigger).await });
-            }
-        }
-    }
-
-    /// Ticks the idle tracker at its deadlines until `shutdown` resolves.
-    pub async fn run_timer(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            let deadline = self.lock().tracker.next_deadline(now());
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = self.changed.notified() => continue,
-                _ = tokio::time::sleep_until(deadline.into()) => {}
-            }
-            let event = self.lock().tracker.tick(now());
-            if let Some(event) = event {
-                self.react(event, Trigger::Idle);
             }
         }
     }

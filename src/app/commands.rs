@@ -65,8 +65,6 @@ impl<C: CloudControl> App<C> {
         if let Some(e) = event {
             self.react(e, Trigger::Command);
         }
-        self.changed.notify_one();
-        self.team_changed.notify_one();
         Ok(Reply::Hold { hold: hold.row(t) })
     }
 
@@ -85,8 +83,6 @@ impl<C: CloudControl> App<C> {
         if let Some(e) = event {
             self.react(e, Trigger::HoldEnded);
         }
-        self.changed.notify_one();
-        self.team_changed.notify_one();
         let hold = hold.row(t);
         if release {
             tracing::info!("hold {id} released: {}", hold.reason);
@@ -242,6 +238,7 @@ impl<C: CloudControl> App<C> {
                 Vec::new()
             },
             readiness: (state.readiness.as_ref()).map_or_else(Vec::new, |f| f.rows()),
+            prewake: (state.prewake.plan.as_ref()).map(|p| p.line()),
             tray: TrayLine::default(),
         }
     }
@@ -264,7 +261,6 @@ impl<C: CloudControl> App<C> {
         if let Some(e) = event {
             self.react(e, Trigger::Command);
         }
-        self.changed.notify_one();
         self.emit(Event::Paused { minutes });
         self.status_reply()
     }
@@ -277,7 +273,6 @@ impl<C: CloudControl> App<C> {
             state.holds.clear(t);
             state.tracker.resume(t);
         }
-        self.changed.notify_one();
         self.status_reply()
     }
 
@@ -310,7 +305,6 @@ impl<C: CloudControl> App<C> {
             }
             state.tracker.force_sleep(t);
         }
-        self.changed.notify_one();
         self.run(Operation::Sleeping, trigger)
             .await
             .map(Reply::Report)
@@ -319,7 +313,6 @@ impl<C: CloudControl> App<C> {
     /// `WAKE_NOW`.
     pub(super) async fn wake_now(&self, trigger: Trigger) -> Result<Reply, CommandError> {
         self.lock().tracker.activity(now());
-        self.changed.notify_one();
         self.run(Operation::Waking, trigger)
             .await
             .map(Reply::Report)

@@ -53,7 +53,6 @@ impl<C: CloudControl> App<C> {
         }
         if idle_config(&current) != idle_config(&new) {
             state.tracker.set_config(idle_config(&new));
-            self.changed.notify_one();
         }
         if current.aws != new.aws {
             self.manager.cloud().reconfigure(&new.aws);
@@ -67,7 +66,6 @@ impl<C: CloudControl> App<C> {
         }
         tracing::info!("settings.json reloaded");
         state.settings = Arc::new(new);
-        self.deadline_changed.notify_one();
     }
 
     /// The registry in use: the last valid services.yaml.

@@ -3,22 +3,29 @@
 //! changes, and brought forward while the machine suspends or shuts down
 //! (see [`crate::detect::power`]).
 
+use super::state::State;
 use super::{clock_at, now, App};
 use crate::cloud::{CloudControl, ErrorKind};
 use crate::core::config::registry::Entry;
-use crate::core::model::activity::{Activity, ActivityKind};
-use crate::core::model::history::Trigger;
+use crate::core::config::settings::Settings;
 use crate::core::model::resource::ResourceId;
 use crate::core::policy::deadline::{self, deadline_at, move_every, needs_move};
 use crate::core::policy::idle::IdleState;
 use crate::core::protocol::status::{Event, Operation};
-use crate::detect::power::PowerEvent;
 use crate::manager::now_seconds;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+
+/// What the deadline follows besides the time: a sleep or wake under way
+/// or ended, the settings, whether the user is away, and the cap a
+/// suspend puts on it (lifted by the resume).
+fn deadline_key(s: &State) -> ((Option<Operation>, u64), Arc<Settings>, bool, Option<u64>) {
+    let away = matches!(s.tracker.state(now()), IdleState::Asleep | IdleState::Blind);
+    let operation = (s.operation, s.finished);
+    (operation, s.settings.clone(), away, s.deadline.cap)
+}
 
 impl<C: CloudControl> App<C> {
     /// Keeps the AWS-side deadline as the idle state wants it (see
@@ -27,10 +34,13 @@ impl<C: CloudControl> App<C> {
     pub async fn run_deadline(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            // What the deadline is kept for, seen before keeping it: a
+            // change meanwhile is looked at again at once.
+            let seen = deadline_key(&self.lock());
             let pause = self.keep_deadline().await;
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = self.deadline_changed.notified() => {}
+                _ = self.state.changed(&seen, deadline_key) => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }
@@ -44,7 +54,7 @@ impl<C: CloudControl> App<C> {
     /// The first time, also deletes this machine's schedules that are not
     /// wanted (a crashed run's, a resource no longer registered or up).
     /// Returns when to look again.
-    async fn keep_deadline(&self) -> Duration {
+    pub(super) async fn keep_deadline(&self) -> Duration {
         let _turn = self.deadline_turn.lock().await;
         let settings = self.settings();
         let aws = &settings.aws;
@@ -276,65 +286,6 @@ impl<C: CloudControl> App<C> {
         }
         state.deadline.off = Some(why);
     }
-
-    /// Follows suspend, shutdown and resume (see [`crate::detect::power`])
-    /// until the channel closes.
-    pub async fn run_power(&self, mut events: mpsc::UnboundedReceiver<PowerEvent>) {
-        while let Some(event) = events.recv().await {
-            match event {
-                PowerEvent::Leaving { shutdown, ready } => {
-                    self.leaving(shutdown).await;
-                    let _ = ready.send(());
-                }
-                PowerEvent::Resumed => self.resumed(),
-            }
-        }
-    }
-
-    /// The machine is about to suspend or shut down: the AWS-side deadline
-    /// moves to `power.suspend_grace_minutes` from now, if that is sooner,
-    /// and stays there until the machine is back.
-    async fn leaving(&self, shutdown: bool) {
-        let what = if shutdown { "shutdown" } else { "suspend" };
-        let grace = crate::detect::power::suspend_grace(&self.settings().detectors);
-        self.lock().deadline.cap = Some(now_seconds() as u64 + grace.as_secs());
-        self.keep_deadline().await;
-        let (at, armed) = {
-            let state = self.lock();
-            (state.deadline.at, state.deadline.armed.len())
-        };
-        match at {
-            Some(at) => tracing::info!(
-                "{what}: the AWS-side deadline of {armed} resource(s) is in {} s",
-                at.saturating_sub(now_seconds() as u64)
-            ),
-            None => tracing::info!("{what}: no AWS-side deadline is armed"),
-        }
-    }
-
-    /// The machine is back from suspend: that is the user's return. What
-    /// the AWS-side deadline may have put to sleep meanwhile is woken.
-    fn resumed(&self) {
-        let (came, asleep) = {
-            let mut state = self.lock();
-            state.deadline.cap = None;
-            let came = deadline::may_have_come(state.deadline.at, now_seconds() as u64);
-            (came, state.tracker.state(now()) == IdleState::Asleep)
-        };
-        tracing::info!("resumed from suspend");
-        self.activity(Activity {
-            kind: ActivityKind::Resumed,
-            at: now(),
-        });
-        // Asleep, the activity wakes everything already.
-        if came && !asleep {
-            tracing::info!("the AWS-side deadline came while suspended: waking what it slept");
-            if let Some(app) = self.me.upgrade() {
-                tokio::spawn(async move { app.run(Operation::Waking, Trigger::Resume).await });
-            }
-        }
-        self.deadline_changed.notify_one();
-    }
 }
 
 #[cfg(test)]
@@ -342,9 +293,12 @@ mod tests {
     use super::*;
     use crate::app::tests::{app, app_with, next_event, press, schedules, svc, WITH_ROLE};
     use crate::cloud::fake::FakeCloud;
+    use crate::core::model::activity::ActivityKind;
     use crate::core::model::resource::{Capacity, Desired, Kind};
     use crate::core::protocol::commands::Command;
+    use crate::detect::power::PowerEvent;
     use crate::server::Handler;
+    use tokio::sync::mpsc;
 
     #[tokio::test(start_paused = true)]
     async fn the_deadline_is_armed_at_start_dropped_by_sleep_and_set_again_by_wake() {
@@ -456,7 +410,6 @@ mod tests {
         assert_eq!(next_event(&mut rx).await, "deadline_off");
         let why = app.status().deadline_off.unwrap();
         assert!(why.contains("aws.deadline_role_arn is not set"), "{why}");
-        app.deadline_changed.notify_one();
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(rx.try_recv().is_err(), "said once");
         assert!(schedules(&cloud).is_empty());

@@ -7,10 +7,13 @@ mod commands;
 mod config;
 mod deadline;
 mod readiness;
+mod power;
+mod prewake;
 mod refresh;
 mod retry;
 mod state;
 mod team;
+mod timer;
 
 use crate::cloud::{CloudControl, CloudError, TeamTable};
 use crate::core::config::registry::{Entry, Registry};
@@ -36,13 +39,13 @@ use crate::store::config::load_settings_file;
 use crate::store::records::RecordsError;
 use crate::store::registry::{entry, EditError, RegistryFile};
 use futures::future::try_join_all;
-use state::{host_name, State};
+use state::{host_name, Guard, Shared, State};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 /// The longest the timer waits between ticks; a much longer gap means the
 /// machine was suspended.
@@ -145,29 +148,20 @@ where
 
 /// The application state and its reactions.
 pub struct App<C> {
-    state: Mutex<State>,
+    /// The state; each loop wakes when the part it follows changes.
+    state: Shared,
     settings_file: PathBuf,
     manager: Manager<C>,
     registry_file: Arc<RegistryFile>,
-    /// Wakes the timer when the tracker changed outside it.
-    changed: Notify,
-    /// Wakes the retry loop when the retry changed.
-    retry_changed: Notify,
     events: mpsc::UnboundedSender<Event>,
     /// This app, for spawning sleep and wake tasks from `&self`.
     me: std::sync::Weak<App<C>>,
-    /// Wakes the deadline loop when the state changed.
-    deadline_changed: Notify,
     /// Taken while the deadline is being armed or moved: one at a time.
     deadline_turn: tokio::sync::Mutex<()>,
     /// This machine and user, in the deadline's schedule names.
     member: String,
-    /// Wakes the team loop: an idle transition or a hold changed.
-    team_changed: Notify,
     /// The team table, once team mode runs.
     team_table: std::sync::OnceLock<Arc<dyn TeamTable>>,
-    /// Wakes the readiness loop: a wake ended.
-    readiness_changed: Notify,
 }
 
 impl<C: CloudControl> App<C> {
@@ -194,11 +188,12 @@ impl<C: CloudControl> App<C> {
         let member = state::member(&settings_file);
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
-            state: Mutex::new(State {
+            state: Shared::new(State {
                 settings: Arc::new(settings),
                 config_errors: BTreeMap::new(),
                 tracker,
                 operation: None,
+                finished: 0,
                 last_activity: None,
                 detectors: Vec::new(),
                 holds: Holds::default(),
@@ -208,27 +203,22 @@ impl<C: CloudControl> App<C> {
                 deadline: state::Deadline::default(),
                 team: state::Team::default(),
                 readiness: None,
+                prewake: state::Prewake::default(),
             }),
             settings_file,
             manager,
             registry_file: Arc::new(registry_file),
-            changed: Notify::new(),
-            retry_changed: Notify::new(),
             events,
-            deadline_changed: Notify::new(),
             deadline_turn: tokio::sync::Mutex::new(()),
             member,
-            team_changed: Notify::new(),
             team_table: std::sync::OnceLock::new(),
-            readiness_changed: Notify::new(),
         });
         (app, rx)
     }
 
-    /// The state, also after a panic elsewhere poisoned the lock (every
-    /// change to it is a single assignment, so it is never half-done).
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The state (see [`Shared::lock`]).
+    fn lock(&self) -> Guard<'_> {
+        self.state.lock()
     }
 
     fn emit(&self, event: Event) {
@@ -238,7 +228,6 @@ impl<C: CloudControl> App<C> {
     /// Runs a sleep or a wake of the registered resources and reports it.
     async fn run(&self, op: Operation, trigger: Trigger) -> Result<Vec<Outcome>, CommandError> {
         self.lock().operation = Some(op);
-        self.team_changed.notify_one();
         let all = match op {
             Operation::Sleeping => self.discover().await,
             Operation::Waking => self.entries(),
@@ -256,12 +245,12 @@ impl<C: CloudControl> App<C> {
         {
             let mut state = self.lock();
             state.operation = None;
+            state.finished += 1;
             state.last_sleep = match (&result, op) {
                 (Ok(outcomes), Operation::Sleeping) => outcomes.clone(),
                 _ => Vec::new(),
             };
         }
-        self.deadline_changed.notify_one();
         self.tell(op, trigger, result)
     }
 
@@ -1174,7 +1163,6 @@ mod tests {
             .unwrap();
         // Away by the idle timer (SLEEP_NOW would end the hold).
         app.lock().tracker.force_sleep(now());
-        app.team_changed.notify_one();
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(cloud.get(&shared).capacity, three, "held");
         let row = app.status().team.unwrap().resources[0].clone();

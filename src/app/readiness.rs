@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 impl<C: CloudControl> App<C> {
     /// Follows what `outcomes` (a wake's report) restored until it is
-    /// usable; the readiness loop looks at once the backoff says.
+    /// usable; the readiness loop (woken by the change) looks when the
+    /// backoff says.
     pub(super) fn follow_wake(&self, outcomes: &[Outcome], trigger: Trigger) {
         let woken: Vec<ResourceId> = (outcomes.iter())
             .filter(|o| o.action == Action::Restored)
@@ -30,7 +31,6 @@ impl<C: CloudControl> App<C> {
             let current = state.readiness.take();
             state.readiness = Some(Follow::after_wake(current, woken, trigger, now()));
         }
-        self.readiness_changed.notify_one();
     }
 
     /// Looks at the last wake's resources until each is usable (at the
@@ -40,14 +40,16 @@ impl<C: CloudControl> App<C> {
         tokio::pin!(shutdown);
         loop {
             let t = now();
-            let (poll, notice) = match &self.lock().readiness {
+            let followed = self.lock().readiness.clone();
+            let (poll, notice) = match &followed {
                 Some(f) => (f.next_poll(t), f.next_notice()),
                 None => (None, None),
             };
             let due = [poll, notice].into_iter().flatten().min();
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = self.readiness_changed.notified() => continue,
+                // A new wake to follow.
+                _ = self.state.changed(&followed, |s| s.readiness.clone()) => continue,
                 _ = super::until(due) => {}
             }
             if poll.is_some_and(|p| p <= now()) {

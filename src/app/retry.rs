@@ -75,7 +75,6 @@ impl<C: CloudControl> App<C> {
         }
         state.retry = Some(retry);
         drop(state);
-        self.retry_changed.notify_one();
         true
     }
 
@@ -90,8 +89,8 @@ impl<C: CloudControl> App<C> {
         tokio::pin!(shutdown);
         loop {
             let t = now();
-            let due =
-                (self.lock().retry.as_ref()).map(|r| r.probe_at(t, PROBE_EVERY).unwrap_or(r.at));
+            let retry = self.lock().retry.clone();
+            let due = (retry.as_ref()).map(|r| r.probe_at(t, PROBE_EVERY).unwrap_or(r.at));
             // Records a wake could not write are written once they can be.
             let unsaved = self.manager.unsaved();
             let due = match due {
@@ -101,7 +100,8 @@ impl<C: CloudControl> App<C> {
             };
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = self.retry_changed.notified() => continue,
+                // A new failure, or the wake hurried by activity.
+                _ = self.state.changed(&retry, |s| s.retry.clone()) => continue,
                 _ = super::until(due) => {}
             }
             let written = unsaved && self.manager.flush().is_ok();
@@ -159,7 +159,6 @@ impl<C: CloudControl> App<C> {
         };
         if moved {
             tracing::info!("{why}: the wake is tried again at once");
-            self.retry_changed.notify_one();
         }
     }
 

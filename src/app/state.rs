@@ -1,6 +1,8 @@
 //! The app's state, under one lock: the idle tracker, holds, retries, the
 //! AWS-side deadline and team mode as last seen. Plain data; the loops that
-//! change it are in the sibling files.
+//! change it are in the sibling files. Every change is signalled, and each
+//! loop waits for the part of the state it follows to change
+//! ([`Shared::changed`]): nobody has to remember to wake a loop.
 
 use crate::core::config::registry::Entry;
 use crate::core::config::settings::Settings;
@@ -11,14 +13,83 @@ use crate::core::policy::deadline;
 use crate::core::policy::holds::Holds;
 use crate::core::policy::idle::{IdleEvent, IdleTracker};
 use crate::core::policy::readiness::Follow;
+use crate::core::policy::prewake::Plan;
 use crate::core::policy::retry::Retry;
 use crate::core::policy::team::{Phase, Presence, State as TeamState};
 use crate::core::protocol::status::{ConfigFile, DetectorRow, Operation};
 use crate::store::config::Paths;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
+use tokio::sync::watch;
+
+/// The state under its lock, and a signal raised by every change to it.
+pub(super) struct Shared {
+    state: Mutex<State>,
+    changes: watch::Sender<()>,
+}
+
+impl Shared {
+    pub(super) fn new(state: State) -> Shared {
+        Shared {
+            state: Mutex::new(state),
+            changes: watch::Sender::new(()),
+        }
+    }
+
+    /// The state, also after a panic elsewhere poisoned the lock (every
+    /// change to it is a single assignment, so it is never half-done). A
+    /// change made through the guard is signalled when it is dropped.
+    pub(super) fn lock(&self) -> Guard<'_> {
+        Guard {
+            state: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            changes: &self.changes,
+            changed: false,
+        }
+    }
+
+    /// Resolves once `key` of the state is no longer `seen`: a loop's
+    /// wake-up condition, derived from the state rather than signalled by
+    /// hand.
+    pub(super) async fn changed<K: PartialEq>(&self, seen: &K, key: impl Fn(&State) -> K) {
+        let mut changes = self.changes.subscribe();
+        while key(&self.lock()) == *seen {
+            // The sender lives as long as `self`.
+            let _ = changes.changed().await;
+        }
+    }
+}
+
+/// The locked state; signals a change (a mutable borrow) when dropped.
+pub(super) struct Guard<'a> {
+    state: MutexGuard<'a, State>,
+    changes: &'a watch::Sender<()>,
+    changed: bool,
+}
+
+impl Deref for Guard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.changed = true;
+        &mut self.state
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if self.changed {
+            self.changes.send_replace(());
+        }
+    }
+}
 
 /// Everything the app changes, under one lock (never held across an await).
 pub(super) struct State {
@@ -29,6 +100,9 @@ pub(super) struct State {
     pub(super) tracker: IdleTracker,
     /// The sleep or wake in progress.
     pub(super) operation: Option<Operation>,
+    /// How many sleeps and wakes have ended (so a loop that was busy
+    /// while one began and ended still sees it).
+    pub(super) finished: u64,
     /// The latest activity seen, for STATUS ("what keeps me awake?").
     pub(super) last_activity: Option<(ActivityKind, Instant)>,
     /// Every activity detector and how it is doing.
@@ -51,6 +125,20 @@ pub(super) struct State {
     pub(super) team: Team,
     /// The last wake's resources, followed until usable.
     pub(super) readiness: Option<Follow>,
+    /// Waking ahead of the user's usual arrival.
+    pub(super) prewake: Prewake,
+}
+
+/// The pre-wake as last planned (see [`crate::core::policy::prewake`]).
+#[derive(Default)]
+pub(super) struct Prewake {
+    /// The plan for what is asleep now.
+    pub(super) plan: Option<Plan>,
+    /// The plan under which resources were woken, until the user comes or
+    /// its grace runs out.
+    pub(super) started: Option<Plan>,
+    /// What it woke.
+    pub(super) woken: Vec<ResourceId>,
 }
 
 #[cfg(unix)]

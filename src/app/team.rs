@@ -3,7 +3,7 @@
 //! [`crate::core::policy::team`] for each shared resource, carried out through the
 //! manager's sleep and wake of that one resource (see docs/team.md).
 
-use super::state::Row;
+use super::state::{Row, State as AppState};
 use super::{host_name, now, App};
 use crate::cloud::{CloudControl, CloudError, TeamTable};
 use crate::core::config::registry::Entry;
@@ -11,13 +11,13 @@ use crate::core::config::settings::TeamSettings;
 use crate::core::model::history::Trigger;
 use crate::core::model::outcome::{Action, Outcome};
 use crate::core::policy::busy::Check;
-use crate::core::policy::holds::Scope;
+use crate::core::policy::holds::{Holds, Scope};
 use crate::core::policy::idle::IdleState;
 use crate::core::policy::team::{
     confirm_sleep, default_member, display_name, presence_line, step, Confirm, Lock, Phase,
     Presence, State, Step, Written,
 };
-use crate::core::protocol::status::{Event, TeamRow, TeamStatus};
+use crate::core::protocol::status::{Event, Operation, TeamRow, TeamStatus};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -27,6 +27,12 @@ fn clock(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Local>::from(t)
         .format("%H:%M")
         .to_string()
+}
+
+/// What the team loop follows besides its heartbeat: a sleep or wake
+/// under way or ended (an idle transition) and the holds.
+fn team_key(s: &AppState) -> (Option<Operation>, u64, Holds) {
+    (s.operation, s.finished, s.holds.clone())
 }
 
 impl<C: CloudControl> App<C> {
@@ -43,6 +49,8 @@ impl<C: CloudControl> App<C> {
         let _ = self.team_table.set(table.clone());
         loop {
             let heartbeat = self.settings().team.as_ref().map(|t| t.heartbeat);
+            // Seen before the round: a change meanwhile means another round.
+            let seen = team_key(&self.lock());
             if let Some(team) = self.settings().team.clone() {
                 self.team_round(&table, &team).await;
             }
@@ -54,7 +62,7 @@ impl<C: CloudControl> App<C> {
             };
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = self.team_changed.notified() => {}
+                _ = self.state.changed(&seen, team_key) => {}
                 _ = wait => {}
             }
         }

@@ -95,6 +95,9 @@ pub(crate) async fn print_detectors(settings: &Settings) {
             h["reason"].as_str().unwrap_or("?")
         );
     }
+    if let Some(plan) = status["prewake"].as_str() {
+        println!("\n{plan}");
+    }
     let awake = status["awake"].as_array().cloned().unwrap_or_default();
     if !awake.is_empty() {
         println!("\nnot asleep while you are away:");

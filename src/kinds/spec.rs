@@ -2,6 +2,7 @@
 //! and functions (no SDK, no I/O). Each kind's folder fills one in.
 
 use serde_json::Value;
+use std::time::Duration;
 
 /// One name field of a resource id.
 #[derive(Debug)]
@@ -92,6 +93,9 @@ pub struct Spec {
     /// Whether its services.yaml entries take `ready_port: N` (a TCP port
     /// that must answer on its address for it to count as ready).
     pub ready_port: bool,
+    /// How long one usually takes from its start to being usable, until
+    /// cloudnap has measured it (the pre-wake starts it that far ahead).
+    pub ready_in: Duration,
 }
 
 /// Which resources of a kind AWS answers together (one describe, one

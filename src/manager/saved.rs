@@ -33,6 +33,31 @@ impl<C: CloudControl> Manager<C> {
         }
     }
 
+    /// The history since `since` (Unix seconds), oldest first; none kept
+    /// or unreadable: empty (logged).
+    pub fn history_since(&self, since: f64) -> Vec<HistoryEvent> {
+        let Some(history) = &self.history else {
+            return Vec::new();
+        };
+        match history.events_since(since) {
+            Ok((events, _)) => events,
+            Err(e) => {
+                tracing::warn!("{e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The user came back while `ids`, started ahead of them by the
+    /// pre-wake, were up: logged as the user's wake of each, which teaches
+    /// the next pre-wake (savings ignore a wake of what is up).
+    pub fn log_arrival(&self, ids: &[ResourceId]) {
+        let events: Vec<HistoryEvent> = (ids.iter())
+            .map(|id| event(Change::Wake, id, None, Trigger::Idle, None))
+            .collect();
+        self.log_history(&events);
+    }
+
     /// Appends `events` to the history (compacting earlier months first);
     /// a failure is logged, never fatal: the sleep or wake happened.
     pub(super) fn log_history(&self, events: &[HistoryEvent]) {

@@ -138,6 +138,9 @@ pub fn tray_view(status: &Status) -> TrayView {
         icon = IconState::Error;
         line = format!("{line}; team table unreachable, shared resources stay up: {e}");
     }
+    if let Some(plan) = &status.prewake {
+        line = format!("{line}; {plan}");
+    }
     if let Some(saved) = status.saved_this_week_usd.filter(|s| *s >= 0.005) {
         line = format!("{line}; Saved ≈ ${saved:.2} this week");
     }
@@ -299,50 +302,7 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
         })
     };
     match event {
-        Event::Warning {
-            sleep_in_seconds,
-            resources,
-            names,
-            sleep_at,
-            idle_seconds,
-            last_input,
-        } => {
-            let mins = (sleep_in_seconds / 60.0).ceil() as u64;
-            let when = if mins <= 1 {
-                "1 minute".to_string()
-            } else {
-                format!("{mins} minutes")
-            };
-            let mut why = format!("no input for {}", human(secs(Some(*idle_seconds))));
-            if let Some(last) = last_input {
-                why = format!("{why}; last: {last}");
-            }
-            let until = if minutes_until(now, EVENING) < minutes_until(now, MORNING) {
-                (
-                    "keep-awake-evening",
-                    format!("Keep awake until {EVENING}:00"),
-                )
-            } else {
-                (
-                    "keep-awake-morning",
-                    format!("Keep awake until tomorrow {MORNING:02}:00"),
-                )
-            };
-            Some(Note {
-                kind: NoteKind::Warning,
-                summary: format!("Your {resources} resources will sleep in {when} (at {sleep_at})"),
-                body: format!(
-                    "{}\nWhy: {why}.\nMove the mouse to keep them awake.",
-                    list(names)
-                ),
-                actions: vec![
-                    ("keep-awake-1h", "Keep awake 1 h".into()),
-                    until,
-                    ("sleep", "Sleep now".into()),
-                ],
-                no_actions_hint: Some("Or keep them awake for an hour: cloudnap hold 1h".into()),
-            })
-        }
+        Event::Warning { .. } => warning_note(event, now),
         Event::Asleep(outcomes) => {
             let stopped = names(outcomes, &[Action::Stopped, Action::WouldStop]);
             (!stopped.is_empty()).then_some(())?;
@@ -361,31 +321,7 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
                 list(&started),
             )
         }
-        Event::Retrying {
-            operation,
-            cause,
-            resources,
-            advice,
-        } => note(
-            NoteKind::Error,
-            format!("cloudnap: {} failed, trying again", operation.name()),
-            match advice {
-                Some(advice) => format!(
-                    "{}.\n{}: tried again by itself, at once when it is fixed.",
-                    capitalize(advice),
-                    list(resources)
-                ),
-                None => format!(
-                    "{}: {}\nTried again by itself until it works{}.",
-                    capitalize(cause.text()),
-                    list(resources),
-                    match operation {
-                        Operation::Sleeping => ", for up to 30 minutes",
-                        Operation::Waking => ", as long as you are here",
-                    }
-                ),
-            },
-        ),
+        Event::Retrying { .. } => retrying_note(event),
         Event::Error {
             operation,
             failed,
@@ -429,6 +365,92 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
     }
 }
 
+/// The warning before a sleep, with its buttons.
+fn warning_note(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
+    let Event::Warning {
+        sleep_in_seconds,
+        resources,
+        names,
+        sleep_at,
+        idle_seconds,
+        last_input,
+    } = event
+    else {
+        return None;
+    };
+    let mins = (sleep_in_seconds / 60.0).ceil() as u64;
+    let when = if mins <= 1 {
+        "1 minute".to_string()
+    } else {
+        format!("{mins} minutes")
+    };
+    let mut why = format!("no input for {}", human(secs(Some(*idle_seconds))));
+    if let Some(last) = last_input {
+        why = format!("{why}; last: {last}");
+    }
+    let until = if minutes_until(now, EVENING) < minutes_until(now, MORNING) {
+        (
+            "keep-awake-evening",
+            format!("Keep awake until {EVENING}:00"),
+        )
+    } else {
+        (
+            "keep-awake-morning",
+            format!("Keep awake until tomorrow {MORNING:02}:00"),
+        )
+    };
+    Some(Note {
+        kind: NoteKind::Warning,
+        summary: format!("Your {resources} resources will sleep in {when} (at {sleep_at})"),
+        body: format!(
+            "{}\nWhy: {why}.\nMove the mouse to keep them awake.",
+            list(names)
+        ),
+        actions: vec![
+            ("keep-awake-1h", "Keep awake 1 h".into()),
+            until,
+            ("sleep", "Sleep now".into()),
+        ],
+        no_actions_hint: Some("Or keep them awake for an hour: cloudnap hold 1h".into()),
+    })
+}
+
+/// A failed sleep or wake that is tried again, and what the user can do.
+fn retrying_note(event: &Event) -> Option<Note> {
+    let Event::Retrying {
+        operation,
+        cause,
+        resources,
+        advice,
+    } = event
+    else {
+        return None;
+    };
+    let body = match advice {
+        Some(advice) => format!(
+            "{}.\n{}: tried again by itself, at once when it is fixed.",
+            capitalize(advice),
+            list(resources)
+        ),
+        None => format!(
+            "{}: {}\nTried again by itself until it works{}.",
+            capitalize(cause.text()),
+            list(resources),
+            match operation {
+                Operation::Sleeping => ", for up to 30 minutes",
+                Operation::Waking => ", as long as you are here",
+            }
+        ),
+    };
+    Some(Note {
+        summary: format!("cloudnap: {} failed, trying again", operation.name()),
+        body,
+        kind: NoteKind::Error,
+        actions: Vec::new(),
+        no_actions_hint: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +478,7 @@ mod tests {
             readiness: vec![],
             saved_this_week_usd: None,
             deadline_off: None,
+            prewake: None,
             team: None,
             team_error: None,
             tray: Default::default(),

@@ -96,6 +96,17 @@ pub struct TeamSettings {
     pub lease: Duration,
 }
 
+/// `prewake` in settings.json.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrewakeSettings {
+    pub enabled: bool,
+    /// No plan before the history covers this many weeks.
+    pub min_weeks_of_history: u32,
+    /// Pre-woken resources go back to sleep when the user has not come
+    /// this long after their usual time.
+    pub grace: Duration,
+}
+
 /// The busy veto: resources at work (by their CloudWatch metrics, or an ECS
 /// deployment in progress) are left running by a sleep.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,6 +185,8 @@ pub struct Settings {
     /// Team mode; `None`: off.
     pub team: Option<TeamSettings>,
     pub busy: BusySettings,
+    /// Waking before the usual arrival (see [`crate::core::policy::prewake`]).
+    pub prewake: PrewakeSettings,
     pub udp: UdpSettings,
     pub desktop: DesktopSettings,
 }
@@ -220,6 +233,7 @@ struct Sections {
     aws: AwsSettings,
     team: Option<TeamSettings>,
     busy: BusySettings,
+    prewake: PrewakeSettings,
     udp: UdpSettings,
     desktop: DesktopSettings,
 }
@@ -250,6 +264,7 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
         "aws",
         "team",
         "busy",
+        "prewake",
         "udp_server",
         "desktop",
     ];
@@ -269,6 +284,7 @@ fn validate(root: &Value, c: &mut Checker) -> Sections {
         aws: aws(c, &root),
         team: team(c, &root),
         busy: busy(c, &root),
+        prewake: prewake(c, &root),
         udp: udp_server(c, &root),
         desktop: desktop(c, &root),
     }
@@ -304,6 +320,7 @@ fn resolve(s: Sections, c: &mut Checker) -> Settings {
         aws: s.aws,
         team: s.team,
         busy: s.busy,
+        prewake: s.prewake,
         udp: s.udp,
         desktop: s.desktop,
     }
@@ -464,6 +481,16 @@ fn busy(c: &mut Checker, root: &Sec) -> BusySettings {
         thresholds: metrics()
             .filter_map(|r| Some((r.setting, c.threshold(&s, r.setting, r.default, r.max)?)))
             .collect(),
+    }
+}
+
+fn prewake(c: &mut Checker, root: &Sec) -> PrewakeSettings {
+    let keys = ["enabled", "min_weeks_of_history", "grace_minutes"];
+    let s = c.sec(root, "prewake", &keys);
+    PrewakeSettings {
+        enabled: c.boolean(&s, "enabled", true),
+        min_weeks_of_history: c.int(&s, "min_weeks_of_history", 2, 1, 52) as u32,
+        grace: minutes(c.num(&s, "grace_minutes", 30.0, 0.05, 720.0)),
     }
 }
 

@@ -38,6 +38,9 @@ pub enum Trigger {
     /// Team mode: every member away (a shared resource's sleep), or the
     /// first one back (its wake).
     Team,
+    /// Woken ahead of the user's usual arrival, or slept again when they
+    /// did not come (see [`crate::core::policy::prewake`]).
+    PreWake,
 }
 
 /// One line of the history.

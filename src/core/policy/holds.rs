@@ -95,7 +95,7 @@ pub enum HoldError {
 }
 
 /// The active holds.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Holds {
     holds: Vec<Hold>,
     next_id: u64,

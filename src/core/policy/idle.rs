@@ -55,7 +55,7 @@ pub enum IdleEvent {
 }
 
 /// Tracks activity and decides when the user is away.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IdleTracker {
     cfg: IdleConfig,
     last_activity: Instant,

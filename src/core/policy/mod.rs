@@ -1,4 +1,4 @@
-//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline.
+//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, the pre-wake.
 
 pub mod busy;
 pub mod deadline;
@@ -6,5 +6,6 @@ pub mod decide;
 pub mod holds;
 pub mod idle;
 pub mod readiness;
+pub mod prewake;
 pub mod retry;
 pub mod team;

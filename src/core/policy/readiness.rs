@@ -56,7 +56,7 @@ pub enum Notice {
 }
 
 /// One followed resource.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Followed {
     resource: ResourceId,
     /// What woke it.
@@ -75,7 +75,7 @@ impl Followed {
 }
 
 /// The resources of the last wake, followed until each is usable.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Follow {
     started: Instant,
     rows: Vec<Followed>,

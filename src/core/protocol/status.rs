@@ -232,6 +232,10 @@ pub struct Status {
     /// then `ready` with `ready_after_seconds` (see
     /// [`crate::core::policy::readiness`]).
     pub readiness: Vec<ReadinessRow>,
+    /// The pre-wake planned while asleep: "pre-wake Mon 08:41 for your
+    /// usual 08:55".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prewake: Option<String>,
     /// What the tray shows for this status (its icon and line).
     pub tray: TrayLine,
 }

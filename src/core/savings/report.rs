@@ -123,88 +123,19 @@ fn rates(
     control_plane: bool,
 ) -> Rates {
     let mut r = Rates::default();
-    let region = id.region().to_string();
+    let region = id.region();
     let Some(facts) = facts else {
         r.notes.push("no facts recorded: not priced".into());
         return r;
     };
-    let instance = |t: &str, os: Option<&str>| PriceItem::Instance {
-        region: region.clone(),
-        instance_type: t.to_string(),
-        os: match os {
-            Some(os) if os.to_ascii_lowercase().starts_with("windows") => "Windows".into(),
-            _ => "Linux".into(),
-        },
-    };
     match saved.map(|c| c.level) {
-        Some(Running(_)) => {
-            match &facts.instance_type {
-                Some(t) => r.add(prices, instance(t, facts.os.as_deref()), 1.0, false, t),
-                None => r.notes.push("instance type unknown".into()),
-            }
-            for v in &facts.volumes {
-                let item = PriceItem::EbsGb {
-                    region: region.clone(),
-                    volume_type: v.volume_type.clone(),
-                };
-                r.add(
-                    prices,
-                    item,
-                    f64::from(v.gb),
-                    true,
-                    &format!("EBS {}", v.volume_type),
-                );
-            }
-            if facts.public_ipv4 > 0 {
-                let item = PriceItem::PublicIpv4 {
-                    region: region.clone(),
-                };
-                r.add(
-                    prices,
-                    item,
-                    f64::from(facts.public_ipv4),
-                    true,
-                    "public IPv4",
-                );
-            }
-        }
-        Some(Desired(desired)) => match facts.launch_type.as_deref() {
-            Some("FARGATE") => match (facts.task_cpu_units, facts.task_memory_mib) {
-                (Some(cpu), Some(mib)) => {
-                    let tasks = f64::from(desired.max(0));
-                    let vcpu = PriceItem::FargateVcpu {
-                        region: region.clone(),
-                    };
-                    let gb = PriceItem::FargateGb {
-                        region: region.clone(),
-                    };
-                    r.add(
-                        prices,
-                        vcpu,
-                        tasks * f64::from(cpu) / 1024.0,
-                        false,
-                        "Fargate vCPU",
-                    );
-                    r.add(
-                        prices,
-                        gb,
-                        tasks * f64::from(mib) / 1024.0,
-                        false,
-                        "Fargate memory",
-                    );
-                }
-                _ => r.notes.push("task size unknown".into()),
-            },
-            Some(_) => r
-                .notes
-                .push("runs on EC2 capacity: counted on its instances".into()),
-            None => r.notes.push("launch type unknown".into()),
-        },
+        Some(Running(_)) => r.instance(prices, region, facts),
+        Some(Desired(desired)) => r.service(prices, region, facts, desired),
         Some(Scaling { desired, .. }) => {
             match facts.instance_types.first() {
                 Some(t) => r.add(
                     prices,
-                    instance(t, None),
+                    instance_item(region, t, None),
                     f64::from(desired.max(0)),
                     false,
                     t,
@@ -212,13 +143,81 @@ fn rates(
                 None => r.notes.push("instance type unknown".into()),
             }
             if control_plane {
-                let item = PriceItem::EksControlPlane { region };
+                let item = PriceItem::EksControlPlane {
+                    region: region.to_string(),
+                };
                 r.add(prices, item, 1.0, true, "EKS control plane");
             }
         }
         None => r.notes.push("no saved capacity: not priced".into()),
     }
     r
+}
+
+/// An instance of type `t` running `os` (Linux unless it says Windows).
+fn instance_item(region: &str, t: &str, os: Option<&str>) -> PriceItem {
+    PriceItem::Instance {
+        region: region.to_string(),
+        instance_type: t.to_string(),
+        os: match os {
+            Some(os) if os.to_ascii_lowercase().starts_with("windows") => "Windows".into(),
+            _ => "Linux".into(),
+        },
+    }
+}
+
+impl Rates {
+    /// A stopped instance: its compute is saved, its volumes and public
+    /// addresses still cost.
+    fn instance(&mut self, prices: &PriceBook, region: &str, facts: &Facts) {
+        match &facts.instance_type {
+            Some(t) => {
+                let item = instance_item(region, t, facts.os.as_deref());
+                self.add(prices, item, 1.0, false, t)
+            }
+            None => self.notes.push("instance type unknown".into()),
+        }
+        for v in &facts.volumes {
+            let item = PriceItem::EbsGb {
+                region: region.to_string(),
+                volume_type: v.volume_type.clone(),
+            };
+            let what = format!("EBS {}", v.volume_type);
+            self.add(prices, item, f64::from(v.gb), true, &what);
+        }
+        if facts.public_ipv4 > 0 {
+            let item = PriceItem::PublicIpv4 {
+                region: region.to_string(),
+            };
+            let count = f64::from(facts.public_ipv4);
+            self.add(prices, item, count, true, "public IPv4");
+        }
+    }
+
+    /// A service at 0 of `desired` tasks: Fargate tasks are saved; tasks on
+    /// EC2 capacity are counted on their instances.
+    fn service(&mut self, prices: &PriceBook, region: &str, facts: &Facts, desired: i32) {
+        match facts.launch_type.as_deref() {
+            Some("FARGATE") => match (facts.task_cpu_units, facts.task_memory_mib) {
+                (Some(cpu), Some(mib)) => {
+                    let tasks = f64::from(desired.max(0));
+                    let vcpu = PriceItem::FargateVcpu {
+                        region: region.to_string(),
+                    };
+                    let gb = PriceItem::FargateGb {
+                        region: region.to_string(),
+                    };
+                    let vcpus = tasks * f64::from(cpu) / 1024.0;
+                    self.add(prices, vcpu, vcpus, false, "Fargate vCPU");
+                    let gibs = tasks * f64::from(mib) / 1024.0;
+                    self.add(prices, gb, gibs, false, "Fargate memory");
+                }
+                _ => self.notes.push("task size unknown".into()),
+            },
+            Some(_) => (self.notes).push("runs on EC2 capacity: counted on its instances".into()),
+            None => self.notes.push("launch type unknown".into()),
+        }
+    }
 }
 
 /// The nodegroup of each EKS cluster that carries the cluster's control plane
@@ -264,76 +263,10 @@ pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook
     for e in events.iter().filter(|e| e.change != Change::Ready) {
         by_resource.entry(&e.resource).or_default().push(e);
     }
-    let mut resources = Vec::new();
-    for (id, mut evs) in by_resource {
-        evs.sort_by(|a, b| a.at.total_cmp(&b.at));
-        let mut out = ResourceSavings {
-            resource: id.clone(),
-            kind: id.kind().to_string(),
-            id: id.name(),
-            region: id.region().to_string(),
-            awake_seconds: 0.0,
-            asleep_seconds: 0.0,
-            saved_usd: 0.0,
-            still_costing_usd: 0.0,
-            asleep_now: false,
-            sources: Vec::new(),
-            notes: Vec::new(),
-            asleep: Vec::new(),
-            tracked_since: since,
-        };
-        let mut sources = BTreeSet::new();
-        let mut notes = BTreeSet::new();
-        let mut open: Option<&HistoryEvent> = None;
-        let mut close = |start: &HistoryEvent, end: f64, out: &mut ResourceSavings| {
-            let (a, b) = (start.at.max(since), end.min(now));
-            if b <= a {
-                return;
-            }
-            let r = rates(
-                prices,
-                id,
-                start.saved,
-                start.facts.as_ref(),
-                carriers.contains(id),
-            );
-            let hours = (b - a) / 3600.0;
-            out.asleep_seconds += b - a;
-            out.saved_usd += r.saved * hours;
-            out.still_costing_usd += r.still * hours;
-            out.asleep.push((a, b));
-            sources.extend(r.sources);
-            notes.extend(r.notes);
-        };
-        for e in &evs {
-            match (e.change, open) {
-                (Change::Sleep, None) => open = Some(e),
-                (Change::Wake, Some(start)) => {
-                    close(start, e.at, &mut out);
-                    open = None;
-                }
-                // Asleep already, or awake already: nothing changes.
-                (Change::Sleep, Some(_)) | (Change::Wake, None) | (Change::Ready, _) => {}
-            }
-        }
-        if let Some(start) = open {
-            close(start, now, &mut out);
-            out.asleep_now = start.at <= now;
-        }
-        // A resource that neither slept nor woke in the period, nor slept
-        // through part of it, is not in the report (so a report never needs
-        // the history files of months that ended before it).
-        let in_period = evs.iter().any(|e| (since..=now).contains(&e.at));
-        if !in_period && out.asleep.is_empty() && !out.asleep_now {
-            continue;
-        }
-        let first = evs.first().map_or(since, |e| e.at).max(since);
-        out.awake_seconds = ((now - first) - out.asleep_seconds).max(0.0);
-        out.tracked_since = first.min(now);
-        out.sources = sources.into_iter().collect();
-        out.notes = notes.into_iter().collect();
-        resources.push(out);
-    }
+    let period = Period { since, now, prices };
+    let resources: Vec<ResourceSavings> = (by_resource.into_iter())
+        .filter_map(|(id, evs)| period.resource(id, evs, carriers.contains(id)))
+        .collect();
     let mut totals = Totals::default();
     let mut sources = BTreeSet::new();
     for r in &resources {
@@ -351,6 +284,84 @@ pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook
         assumptions: ASSUMPTIONS,
         warnings: Vec::new(),
         waits: waits(events, since, now),
+    }
+}
+
+/// A report's period and prices.
+struct Period<'a> {
+    since: f64,
+    now: f64,
+    prices: &'a PriceBook,
+}
+
+impl Period<'_> {
+    /// The savings of `id` from its events; `None` when it neither slept
+    /// nor woke in the period, nor slept through part of it (so a report
+    /// never needs the history files of months that ended before it).
+    fn resource(
+        &self,
+        id: &ResourceId,
+        mut evs: Vec<&HistoryEvent>,
+        carrier: bool,
+    ) -> Option<ResourceSavings> {
+        let Period { since, now, .. } = *self;
+        evs.sort_by(|a, b| a.at.total_cmp(&b.at));
+        let mut out = ResourceSavings {
+            resource: id.clone(),
+            kind: id.kind().to_string(),
+            id: id.name(),
+            region: id.region().to_string(),
+            awake_seconds: 0.0,
+            asleep_seconds: 0.0,
+            saved_usd: 0.0,
+            still_costing_usd: 0.0,
+            asleep_now: false,
+            sources: Vec::new(),
+            notes: Vec::new(),
+            asleep: Vec::new(),
+            tracked_since: since,
+        };
+        let (mut sources, mut notes) = (BTreeSet::new(), BTreeSet::new());
+        let mut close = |start: &HistoryEvent, end: f64, out: &mut ResourceSavings| {
+            let (a, b) = (start.at.max(since), end.min(now));
+            if b <= a {
+                return;
+            }
+            let r = rates(self.prices, id, start.saved, start.facts.as_ref(), carrier);
+            let hours = (b - a) / 3600.0;
+            out.asleep_seconds += b - a;
+            out.saved_usd += r.saved * hours;
+            out.still_costing_usd += r.still * hours;
+            out.asleep.push((a, b));
+            sources.extend(r.sources);
+            notes.extend(r.notes);
+        };
+        let mut open: Option<&HistoryEvent> = None;
+        for e in &evs {
+            match (e.change, open) {
+                (Change::Sleep, None) => open = Some(e),
+                (Change::Wake, Some(start)) => {
+                    close(start, e.at, &mut out);
+                    open = None;
+                }
+                // Asleep already, or awake already: nothing changes.
+                (Change::Sleep, Some(_)) | (Change::Wake, None) | (Change::Ready, _) => {}
+            }
+        }
+        if let Some(start) = open {
+            close(start, now, &mut out);
+            out.asleep_now = start.at <= now;
+        }
+        let in_period = evs.iter().any(|e| (since..=now).contains(&e.at));
+        if !in_period && out.asleep.is_empty() && !out.asleep_now {
+            return None;
+        }
+        let first = evs.first().map_or(since, |e| e.at).max(since);
+        out.awake_seconds = ((now - first) - out.asleep_seconds).max(0.0);
+        out.tracked_since = first.min(now);
+        out.sources = sources.into_iter().collect();
+        out.notes = notes.into_iter().collect();
+        Some(out)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod aws;
 
 use crate::kinds::spec::{field, no_check, Batch, NameField, Shape, SleepCall, Spec, Tagged};
 use serde_json::json;
+use std::time::Duration;
 
 /// An Auto Scaling group.
 pub static ASG: Spec = Spec {
@@ -41,6 +42,7 @@ pub static ASG: Spec = Spec {
     control_plane: false,
     ready_within: 600,
     ready_port: false,
+    ready_in: Duration::from_secs(180),
 };
 
 /// The tag AWS puts on every instance of a group: its value names the group.

@@ -5,6 +5,7 @@ mod ready;
 
 use crate::kinds::spec::{field, Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged};
 use serde_json::json;
+use std::time::Duration;
 
 /// An EC2 instance.
 pub static EC2: Spec = Spec {
@@ -62,6 +63,7 @@ pub static EC2: Spec = Spec {
     control_plane: false,
     ready_within: 300,
     ready_port: true,
+    ready_in: Duration::from_secs(60),
 };
 
 fn check(names: &[String]) -> Result<(), String> {

@@ -6,6 +6,7 @@ use crate::kinds::spec::{
     field, no_check, Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged,
 };
 use serde_json::json;
+use std::time::Duration;
 
 /// An ECS service in a cluster.
 pub static ECS: Spec = Spec {
@@ -57,6 +58,7 @@ pub static ECS: Spec = Spec {
     control_plane: false,
     ready_within: 600,
     ready_port: false,
+    ready_in: Duration::from_secs(120),
 };
 
 /// UpdateService with desired count 0.

@@ -4,6 +4,7 @@ pub mod aws;
 
 use crate::kinds::spec::{field, no_check, Batch, NameField, Shape, SleepCall, Spec, Tagged};
 use serde_json::json;
+use std::time::Duration;
 
 /// An EKS nodegroup in a cluster.
 pub static EKS: Spec = Spec {
@@ -46,6 +47,7 @@ pub static EKS: Spec = Spec {
     control_plane: true,
     ready_within: 900,
     ready_port: false,
+    ready_in: Duration::from_secs(300),
 };
 
 /// UpdateNodegroupConfig with min and desired 0 (max kept).

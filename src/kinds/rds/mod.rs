@@ -8,6 +8,7 @@ pub mod aws;
 
 use crate::kinds::spec::{field, no_check, Batch, NameField, Shape, SleepCall, Spec, Tagged};
 use serde_json::json;
+use std::time::Duration;
 
 /// How long AWS lets a database stay stopped before it starts it again.
 const RESTARTS_AFTER: u64 = 7 * 24 * 3600;
@@ -47,6 +48,7 @@ pub static INSTANCE: Spec = Spec {
     control_plane: false,
     ready_within: 1200,
     ready_port: false,
+    ready_in: Duration::from_secs(600),
 };
 
 /// An Aurora DB cluster.
@@ -84,6 +86,7 @@ pub static CLUSTER: Spec = Spec {
     control_plane: false,
     ready_within: 1200,
     ready_port: false,
+    ready_in: Duration::from_secs(600),
 };
 
 /// Why an instance of cluster `cluster` is never stopped on its own.

@@ -7,6 +7,8 @@
 //! Usage (see build/bench.sh, which sets up X, PulseAudio, moto and the
 //! config dirs): cloudnap-bench BIN LOAD_SECS IDLE_SECS FLEET_DIR WAKE_DIR
 
+mod load;
+
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
 use cloudnap::server::client::request;
@@ -15,7 +17,6 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,154 +131,16 @@ fn footprint_and_load(
     let d = Daemon::start(bin, &dir, "warn,cloudnap=info,cloudnap::detect=debug");
     let ready = started.elapsed();
     use_sdk(&d);
-    let (addr, log, pid) = (d.addr, d.log.clone(), d.child.id());
-
-    // Idle footprint: every detector on, no input, no commands.
-    std::thread::sleep(Duration::from_secs(3)); // detectors start
-    let t0 = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_secs(idle_secs));
-    let idle_cpu = (cpu_ticks(pid) - t0) as f64 / 100.0 / idle_secs as f64 * 100.0;
-    let idle_rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
-    let idle_peak = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
-    // PSS divides shared pages (libc, libX11, ...) among the processes using them.
-    let idle_pss = proc_field(pid, "smaps_rollup", "Pss:").unwrap_or(0);
-    let private = proc_field(pid, "smaps_rollup", "Private_Clean:").unwrap_or(0)
-        + proc_field(pid, "smaps_rollup", "Private_Dirty:").unwrap_or(0);
-    let lines = log.lock().unwrap().clone();
-    let checks: Vec<f64> = lines
-        .iter()
-        .filter_map(|l| l.split("screen check took ").nth(1))
-        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
-        .collect();
-    let started_detectors = lines
-        .iter()
-        .filter(|l| l.contains("detector running"))
-        .count();
-    let failed_detectors: Vec<&String> =
-        lines.iter().filter(|l| l.contains(" detector: ")).collect();
-
-    // Latency: one client, one command at a time.
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut buf = [0u8; 65536];
-    let mut rtts = Vec::new();
-    for i in 0..20_000 {
-        let t = Instant::now();
-        sock.send_to(b"STATUS", addr).unwrap();
-        sock.recv_from(&mut buf).expect("reply");
-        if i >= 1000 {
-            rtts.push(t.elapsed());
-        }
-    }
-    rtts.sort();
-    let pct = |p: f64| rtts[((rtts.len() as f64 * p) as usize).min(rtts.len() - 1)];
-
-    // Throughput: 4 clients, each with up to 64 commands in flight.
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let lost = Arc::new(AtomicU64::new(0));
-    let c0 = cpu_ticks(pid);
-    let t = Instant::now();
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, done, lost) = (stop.clone(), done.clone(), lost.clone());
-            std::thread::spawn(move || {
-                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-                s.set_read_timeout(Some(Duration::from_millis(200)))
-                    .unwrap();
-                let mut buf = [0u8; 65536];
-                let mut in_flight = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    while in_flight < 64 {
-                        s.send_to(b"STATUS", addr).unwrap();
-                        in_flight += 1;
-                    }
-                    match s.recv_from(&mut buf) {
-                        Ok(_) => {
-                            in_flight -= 1;
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(_) => {
-                            lost.fetch_add(in_flight, Ordering::Relaxed);
-                            in_flight = 0;
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = t.elapsed().as_secs_f64();
-    for c in clients {
-        c.join().unwrap();
-    }
-    let load_cpu = (cpu_ticks(pid) - c0) as f64 / 100.0 / elapsed * 100.0;
-    let peak_rss = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
-    drop(d);
-    let _ = std::fs::remove_dir_all(&dir);
-
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
     let mut row = |k: String, v: String| table.push((k, v));
     row(
         "startup to ready (listening)".into(),
         format!("{:.0} ms", ready.as_secs_f64() * 1e3),
     );
-    row(
-        "detectors running".into(),
-        format!("{started_detectors} (failed: {failed_detectors:?})"),
-    );
-    row(
-        format!("idle CPU, all detectors on, {idle_secs} s"),
-        format!("{idle_cpu:.2} % of one core (target ≤ 0.3 %)"),
-    );
-    let mb = |kb: u64| kb as f64 / 1024.0;
-    row(
-        "idle RSS / peak RSS, tray on (target ≤ 30 MB)".into(),
-        format!("{:.1} MB / {:.1} MB", mb(idle_rss), mb(idle_peak)),
-    );
-    row(
-        "idle PSS / private memory, tray on".into(),
-        format!("{:.1} MB / {:.1} MB", mb(idle_pss), mb(private)),
-    );
-    let avg = checks.iter().sum::<f64>() / checks.len().max(1) as f64;
-    row(
-        "screen check (row-sampled frame + compare)".into(),
-        format!(
-            "{:.1} ms average over {} checks",
-            avg / 1000.0,
-            checks.len()
-        ),
-    );
-    row(
-        "STATUS round trip p50 / p99 / max (19k sequential)".into(),
-        format!(
-            "{:.0} / {:.0} / {:.0} µs",
-            us(pct(0.5)),
-            us(pct(0.99)),
-            us(rtts[rtts.len() - 1])
-        ),
-    );
-    row(
-        format!("STATUS throughput, 4 clients x 64 in flight, {secs:.0} s"),
-        format!(
-            "{:.0} replies/s ({} timed out)",
-            done.load(Ordering::Relaxed) as f64 / elapsed,
-            lost.load(Ordering::Relaxed)
-        ),
-    );
-    row(
-        "sender check: one sock_diag lookup per loopback datagram".into(),
-        format!("{:.1} µs (100k lookups)", owner_lookup_micros()),
-    );
-    row(
-        "daemon CPU under that load".into(),
-        format!("{load_cpu:.0} % of one core"),
-    );
-    row(
-        "peak RSS after the load".into(),
-        format!("{:.1} MB", peak_rss as f64 / 1024.0),
-    );
+    load::idle_footprint(&d, idle_secs, &mut row);
+    load::status_latency(d.addr, &mut row);
+    load::status_throughput(&d, secs, &mut row);
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 impl Drop for Daemon {
@@ -301,11 +164,7 @@ fn rss_without_tray(bin: &str, wake_dir: &Path, table: &mut Vec<(String, String)
     let _ = std::fs::remove_dir_all(&dir);
     table.push((
         "idle RSS / PSS, tray off, all detectors on".into(),
-        format!(
-            "{:.1} MB / {:.1} MB",
-            rss as f64 / 1024.0,
-            pss as f64 / 1024.0
-        ),
+        format!("{:.1} MB / {:.1} MB", load::mb(rss), load::mb(pss)),
     ));
 }
 
@@ -531,16 +390,18 @@ fn report_year(bin: &str, table: &mut Vec<(String, String)>) {
         }],
         ..Facts::default()
     };
+    // The history of 200 EC2 instances, as the daemon writes it.
+    let ec2 = Kind::from_label("EC2").expect("EC2 is a kind");
     let mut events = Vec::new();
     for day in 0..365 {
         let evening = now - f64::from(365 - day) * 86_400.0;
         for n in 0..200 {
-            let resource = ResourceId::new(Kind::Ec2, [format!("i-{n:017x}")], "us-east-1");
+            let resource = ResourceId::new(ec2, [format!("i-{n:017x}")], "us-east-1");
             let line = |at, change, facts| HistoryEvent {
                 at,
                 change,
                 resource: resource.clone(),
-                saved: Some(Capacity::of(Kind::Ec2, Running(true))),
+                saved: Some(Capacity::of(ec2, Running(true))),
                 trigger: Trigger::Idle,
                 facts,
                 ready_after_seconds: None,
