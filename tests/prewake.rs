@@ -88,7 +88,11 @@ async fn a_usual_arrival_wakes_ahead_and_sleeps_again_when_nobody_came() {
     let usual = t0 + 90.0;
     seed(cfg.path(), t0 - 10.0 * 3600.0, usual);
     let d = Daemon::start(&cfg);
-    let status = d.ok("STATUS").await;
+    let status = d
+        .wait_status(Duration::from_secs(10), "planned", |s| {
+            s["prewake"].is_string()
+        })
+        .await;
     assert_eq!(status["state"], "asleep", "{status}");
     let clock = chrono::DateTime::from_timestamp(usual as i64, 0)
         .unwrap()
@@ -118,18 +122,25 @@ async fn a_usual_arrival_wakes_ahead_and_sleeps_again_when_nobody_came() {
 
     // Nobody came by the usual time plus the grace: back to sleep.
     let slept = d
-        .wait_status(Duration::from_secs(60), "asleep again", |s| {
+        .wait_status(Duration::from_secs(150), "asleep again", |s| {
             s["asleep"].as_array().is_some_and(|a| a.len() == 1)
         })
         .await;
     let at = unix_now() - t0;
-    assert!(at >= 118.0, "slept again {at:.0} s in, before the grace ran out: {slept}");
+    assert!(
+        at >= 118.0,
+        "slept again {at:.0} s in, before the grace ran out: {slept}"
+    );
     assert_eq!(ec2_state(R, &id).await.0, "stopped");
     let history = std::fs::read_to_string(cfg.file("history.jsonl")).unwrap();
     let prewake: Vec<&str> = (history.lines())
         .filter(|l| l.contains("\"pre_wake\""))
         .collect();
-    assert_eq!(prewake.len(), 2, "a wake and a sleep by the pre-wake: {history}");
+    assert_eq!(
+        prewake.len(),
+        2,
+        "a wake and a sleep by the pre-wake: {history}"
+    );
     assert!(prewake[0].contains("\"wake\"") && prewake[1].contains("\"sleep\""));
     assert!(
         d.log.lock().unwrap().contains("nobody came by"),

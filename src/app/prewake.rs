@@ -21,7 +21,8 @@ const HISTORY: TimeDelta = TimeDelta::weeks(8);
 
 /// The local time of a Unix time.
 fn local(at: f64) -> NaiveDateTime {
-    chrono::DateTime::from_timestamp(at as i64, 0)
+    let nanos = (at.fract() * 1e9) as u32;
+    chrono::DateTime::from_timestamp(at.floor() as i64, nanos)
         .unwrap_or_default()
         .with_timezone(&chrono::Local)
         .naive_local()
@@ -86,13 +87,16 @@ impl<C: CloudControl> App<C> {
         }
         let plan = self.prewake_plan(t);
         self.lock().prewake.plan = plan.clone();
-        let plan = plan?;
-        let due = plan.due(t);
-        if !due.is_empty() {
-            self.wake_ahead(&plan, due).await;
+        if let Some(plan) = &plan {
+            let due = plan.due(t);
+            if !due.is_empty() {
+                self.wake_ahead(plan, due).await;
+            }
         }
+        // The next start still to come, or the end of the grace of what
+        // was started (even with nothing left asleep).
         let give_up = self.lock().prewake.started.as_ref().map(|p| p.give_up);
-        let next = (plan.wakes.iter().map(|(_, at)| *at))
+        let next = (plan.iter().flat_map(|p| p.wakes.iter().map(|(_, at)| *at)))
             .filter(|at| *at > t)
             .chain(give_up)
             .min()?;

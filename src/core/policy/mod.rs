@@ -5,7 +5,7 @@ pub mod deadline;
 pub mod decide;
 pub mod holds;
 pub mod idle;
-pub mod readiness;
 pub mod prewake;
+pub mod readiness;
 pub mod retry;
 pub mod team;

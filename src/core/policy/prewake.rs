@@ -57,7 +57,9 @@ pub fn measured(events: &[HistoryEvent]) -> BTreeMap<ResourceId, std::time::Dura
     (events.iter())
         .filter(|e| e.change == Change::Ready)
         .filter_map(|e| {
-            let secs = e.ready_after_seconds.filter(|s| s.is_finite() && *s >= 0.0)?;
+            let secs = e
+                .ready_after_seconds
+                .filter(|s| s.is_finite() && *s >= 0.0)?;
             Some((e.resource.clone(), std::time::Duration::from_secs_f64(secs)))
         })
         .collect()
@@ -414,7 +416,11 @@ mod tests {
             ready_after_seconds: Some(secs),
             ..event(t, Change::Ready, Trigger::Idle, &db())
         };
-        let m = measured(&[ready(700.0), ready(840.0), event(t, Change::Wake, Trigger::Idle, &vm())]);
+        let m = measured(&[
+            ready(700.0),
+            ready(840.0),
+            event(t, Change::Wake, Trigger::Idle, &vm()),
+        ]);
         assert_eq!(m.len(), 1);
         assert_eq!(m[&db()], std::time::Duration::from_secs(840));
     }
