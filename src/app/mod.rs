@@ -267,14 +267,7 @@ impl<C: CloudControl> App<C> {
         };
         let busy = self.settings().busy.clone();
         let mut outcomes = self.manager.sleep(&free, &busy, trigger).await?;
-        outcomes.extend(held.into_iter().map(|e| Outcome {
-            resource: e.id,
-            action: Action::Held,
-            before: None,
-            saved: None,
-            error: None,
-            retrying: None,
-        }));
+        outcomes.extend(held.iter().map(|e| held_up(&e.id)));
         Ok(outcomes)
     }
 
@@ -339,6 +332,18 @@ impl<C: CloudControl> App<C> {
     /// Waits until no sleep or wake is in progress.
     pub async fn quiesce(&self) {
         self.manager.quiesce().await;
+    }
+}
+
+/// `id` left up by a sleep because a hold covers it.
+fn held_up(id: &ResourceId) -> Outcome {
+    Outcome {
+        resource: id.clone(),
+        action: Action::Held,
+        before: None,
+        saved: None,
+        error: None,
+        retrying: None,
     }
 }
 

@@ -155,7 +155,7 @@ pub(crate) fn hold_awake(
     std::thread::spawn(move || {
         let _ = done_tx.send(child.wait());
     });
-    let status = rt.block_on(renew_until_done(&settings, to, args.lease, id, done_rx));
+    let status = rt.block_on(renew_while(&settings, to, args.lease, id, done_rx));
     if let Some(id) = id {
         if let Err(e) = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"), ASK_WAIT)) {
             eprintln!("warning: hold {id} not released ({e}); its lease ends it");
@@ -172,16 +172,17 @@ pub(crate) fn hold_awake(
     Ok(ExitCode::from(code))
 }
 
-/// Renews hold `id` (if any) every third of `lease` until the command ends
-/// (`done`); its exit status. Ctrl-C reaches the command too: this waits for
-/// it to end.
-async fn renew_until_done(
+/// Renews hold `id` (if any) every third of `lease` until `done` (the
+/// command, the connection) ends; what it gave. Ctrl-C reaches the command
+/// too: this waits for it to end.
+pub(crate) async fn renew_while<T>(
     settings: &Settings,
     to: Option<SocketAddr>,
     lease: Duration,
     id: Option<u64>,
-    mut done: tokio::sync::oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
-) -> Result<std::io::Result<std::process::ExitStatus>, tokio::sync::oneshot::error::RecvError> {
+    done: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(done);
     // A renewal waits one period at most: a lost datagram or a busy daemon
     // is retried at the next tick, well inside the lease.
     let period = lease / 3;

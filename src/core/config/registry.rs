@@ -42,6 +42,13 @@ pub struct Entry {
     /// with team mode on it sleeps only when every member is away (see
     /// [`crate::core::policy::team`]), never by this member's own sleep.
     pub shared: bool,
+    /// EC2 only: another name `cloudnap ssh-proxy` knows the instance by
+    /// (`Host devbox` in ~/.ssh/config).
+    pub ssh_host: Option<String>,
+    /// EC2 only: where `cloudnap ssh-proxy` connects instead of the
+    /// instance's current address (`HOST` or `HOST:PORT`): a bastion, a VPN
+    /// address, a port forward.
+    pub ssh_address: Option<String>,
 }
 
 impl Entry {
@@ -55,6 +62,8 @@ impl Entry {
             hibernate: false,
             tagged: false,
             shared: false,
+            ssh_host: None,
+            ssh_address: None,
         }
     }
 
@@ -85,6 +94,8 @@ struct RawEntry {
     desired_size: Option<i32>,
     hibernate: bool,
     shared: bool,
+    ssh_host: Option<String>,
+    ssh_address: Option<String>,
 }
 
 /// The file's entries, section by section, with serde's errors (and so
@@ -136,13 +147,15 @@ enum Named {
 
 /// The fields of an entry after its names (`desired_size` and `hibernate`
 /// only for kinds that take them).
-const OTHER_FIELDS: [&str; 6] = [
+const OTHER_FIELDS: [&str; 8] = [
     "region",
     "desired_size",
     "hibernate",
     "shared",
     "description",
     "profile",
+    "ssh_host",
+    "ssh_address",
 ];
 
 /// Whether entries of `spec` take the field `field` of [`OTHER_FIELDS`].
@@ -150,6 +163,7 @@ fn takes(spec: &Spec, field: &str) -> bool {
     match field {
         "desired_size" => spec.desired_size,
         "hibernate" => spec.hibernates,
+        "ssh_host" | "ssh_address" => spec.ssh,
         _ => true,
     }
 }
@@ -264,6 +278,7 @@ impl<'de> Visitor<'de> for Item {
         let spec = self.0.spec();
         let mut names: Vec<Option<String>> = vec![None; spec.names.len()];
         let (mut region, mut description, mut profile, mut desired_size) = (None, None, None, None);
+        let (mut ssh_host, mut ssh_address) = (None, None);
         let (mut hibernate, mut shared) = (false, false);
         while let Some(key) = map.next_key_seed(Key(Some(self.0)))? {
             let (slot, field) = match key {
@@ -271,6 +286,8 @@ impl<'de> Visitor<'de> for Item {
                 Named::Other("region") => (&mut region, "region"),
                 Named::Other("description") => (&mut description, "description"),
                 Named::Other("profile") => (&mut profile, "profile"),
+                Named::Other("ssh_host") => (&mut ssh_host, "ssh_host"),
+                Named::Other("ssh_address") => (&mut ssh_address, "ssh_address"),
                 Named::Other("hibernate") => {
                     hibernate = map.next_value::<Option<bool>>()?.unwrap_or(false);
                     continue;
@@ -289,7 +306,9 @@ impl<'de> Visitor<'de> for Item {
                 return Err(A::Error::duplicate_field(field));
             }
             *slot = match field {
-                "description" | "profile" => map.next_value::<Option<String>>()?,
+                "description" | "profile" | "ssh_host" | "ssh_address" => {
+                    map.next_value::<Option<String>>()?
+                }
                 _ => Some(map.next_value::<String>()?),
             };
         }
@@ -307,6 +326,8 @@ impl<'de> Visitor<'de> for Item {
             desired_size,
             hibernate,
             shared,
+            ssh_host,
+            ssh_address,
         })
     }
 }
@@ -322,6 +343,22 @@ pub fn check_name(what: &str, value: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// Checks `ssh_host` and `ssh_address`: a name or address (with a port,
+/// for `ssh_address`) with no spaces.
+fn check_ssh([host, address]: &[Option<String>; 2]) -> Result<(), String> {
+    for (field, value) in [("ssh_host", host), ("ssh_address", address)] {
+        match value {
+            Some(v) if v.is_empty() || v.contains(char::is_whitespace) || v.len() > 255 => {
+                return Err(format!(
+                    "{field} `{v}` must be a host name or address with no spaces"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Checks every field of a resource id; the messages name the field.
@@ -381,7 +418,7 @@ impl Registry {
                         profile: Option<String>,
                         description: Option<String>,
                         desired_size: Option<i32>,
-                        (hibernate, shared): (bool, bool),
+                        (hibernate, shared, ssh): (bool, bool, [Option<String>; 2]),
                         errors: &mut Vec<String>| {
             let n = occurrences.entry((key, needle.to_string())).or_insert(0);
             let here = (key, needle.to_string(), *n);
@@ -398,7 +435,8 @@ impl Registry {
                 .and(match desired_size {
                     Some(d) if d < 0 => Err(format!("desired_size {d} must be 0 or more")),
                     _ => Ok(()),
-                });
+                })
+                .and(check_ssh(&ssh));
             if let Err(e) = check {
                 errors.push(format!("line {}: {e}", line(&here)));
                 return;
@@ -420,6 +458,8 @@ impl Registry {
                 hibernate,
                 tagged: false,
                 shared,
+                ssh_host: ssh[0].clone(),
+                ssh_address: ssh[1].clone(),
             });
         };
         for e in raw.0 {
@@ -432,7 +472,7 @@ impl Registry {
                 e.profile,
                 e.description,
                 e.desired_size,
-                (e.hibernate, e.shared),
+                (e.hibernate, e.shared, [e.ssh_host, e.ssh_address]),
                 &mut errors,
             );
         }
@@ -531,6 +571,22 @@ eks_nodegroups:
             e.contains("line 5") && e.contains("unknown field `sharde`") && e.contains("`shared`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ssh_fields_are_ec2_options_and_round_trip() {
+        let ec2 = "ec2_instances:\n  - instance_id: i-0abc\n    region: us-east-1\n    ssh_host: devbox\n    ssh_address: 127.0.0.1:2222\n";
+        let r = Registry::parse(ec2).unwrap();
+        assert_eq!(r.entries[0].ssh_host.as_deref(), Some("devbox"));
+        assert_eq!(r.entries[0].ssh_address.as_deref(), Some("127.0.0.1:2222"));
+        let edited = crate::core::config::registry_edit::insert_entry("", &r.entries[0]).unwrap();
+        assert_eq!(Registry::parse(&edited).unwrap(), r, "{edited}");
+        let spaced = ec2.replace("ssh_host: devbox", "ssh_host: 'dev box'");
+        let e = Registry::parse(&spaced).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("ssh_host `dev box`"), "{e}");
+        let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    ssh_host: x\n";
+        let e = Registry::parse(ecs).unwrap_err().to_string();
+        assert!(e.contains("unknown field `ssh_host`"), "{e}");
     }
 
     #[test]
