@@ -195,7 +195,14 @@ async fn ssh_wakes_only_its_instance_holds_it_while_connected_and_not_while_away
     assert_eq!(d.ok("STATUS").await["holds"], json!([]));
 
     // --wake: devbox alone wakes, the session runs, the other stays asleep.
-    let out = run(ssh(&cfg, &d, &sshd, "--wake", &["devbox"], "echo connected"));
+    let out = run(ssh(
+        &cfg,
+        &d,
+        &sshd,
+        "--wake",
+        &["devbox"],
+        "echo connected",
+    ));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "connected\n");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -236,8 +243,15 @@ async fn ssh_wakes_only_its_instance_holds_it_while_connected_and_not_while_away
     assert_eq!(out.status.code(), Some(0), "a second session");
     wait_state(&other, "stopped", TIMEOUT + Duration::from_secs(20)).await;
     while session.try_wait().unwrap().is_none() {
-        assert_eq!(ec2_state(R, &devbox).await.0, "running", "slept while connected");
-        assert!(started.elapsed() < Duration::from_secs(40), "sleep 20 still runs");
+        assert_eq!(
+            ec2_state(R, &devbox).await.0,
+            "running",
+            "slept while connected"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "sleep 20 still runs"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(started.elapsed() >= Duration::from_secs(19));
@@ -247,7 +261,14 @@ async fn ssh_wakes_only_its_instance_holds_it_while_connected_and_not_while_away
 
     // A host that is no registered instance is relayed untouched.
     let direct = format!("-p{}", sshd.port);
-    let out = run(ssh(&cfg, &d, &sshd, "", &[&direct, "127.0.0.1"], "echo direct"));
+    let out = run(ssh(
+        &cfg,
+        &d,
+        &sshd,
+        "",
+        &[&direct, "127.0.0.1"],
+        "echo direct",
+    ));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "direct\n");
     assert_eq!(d.ok("STATUS").await["holds"], json!([]));

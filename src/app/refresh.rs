@@ -36,9 +36,8 @@ impl<C: CloudControl> App<C> {
                 return;
             }
             let left_up = |id: &ResourceId| {
-                (state.last_sleep.iter()).any(|o| {
-                    &o.resource == id && matches!(o.action, Action::Busy | Action::Held)
-                })
+                (state.last_sleep.iter())
+                    .any(|o| &o.resource == id && matches!(o.action, Action::Busy | Action::Held))
             };
             registered
                 .into_iter()
@@ -73,7 +72,10 @@ impl<C: CloudControl> App<C> {
             }
         }
         if outcomes.iter().any(|o| o.action == Action::Stopped) {
-            tracing::info!("no longer busy or held, asleep:\n{}", format_outcomes(&outcomes));
+            tracing::info!(
+                "no longer busy or held, asleep:\n{}",
+                format_outcomes(&outcomes)
+            );
             self.emit(Event::Asleep(outcomes));
         }
     }

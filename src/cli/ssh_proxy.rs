@@ -50,10 +50,7 @@ pub(crate) async fn ssh_proxy(
         }
         Named::One(entry) => entry,
     };
-    let of = |seen: &[Seen]| {
-        (seen.iter()).find(|s| s.instance_id == entry.id.part(0) && s.region == entry.id.region())
-    };
-    let name = connect::label(entry, of(&seen));
+    let name = connect::label(entry, seen_for(&seen, entry));
     let status = ask(settings, args.to, "STATUS", ASK_WAIT).await.ok();
     let view = status.as_ref().map(|s| daemon_view(&s["result"], entry));
     let wake = match connect::plan(&name, view, args.wake) {
@@ -114,6 +111,11 @@ async fn describe(cloud: &AwsCloud, entries: &[Entry]) -> Vec<Seen> {
     seen
 }
 
+/// What AWS reports for `entry`, among `seen`.
+fn seen_for<'a>(seen: &'a [Seen], entry: &Entry) -> Option<&'a Seen> {
+    (seen.iter()).find(|s| s.instance_id == entry.id.part(0) && s.region == entry.id.region())
+}
+
 /// One `LIST_EC2` row.
 fn seen_of(row: &serde_json::Value) -> Seen {
     let text = |k: &str| row[k].as_str().map(String::from);
@@ -133,8 +135,8 @@ fn seen_of(row: &serde_json::Value) -> Seen {
 /// the user is away.
 fn daemon_view(status: &serde_json::Value, entry: &Entry) -> DaemonView {
     let id = serde_json::to_value(&entry.id).unwrap_or_default();
-    let asleep = (status["asleep"].as_array())
-        .is_some_and(|rows| rows.iter().any(|r| r["resource"] == id));
+    let asleep =
+        (status["asleep"].as_array()).is_some_and(|rows| rows.iter().any(|r| r["resource"] == id));
     let away = if status["state"] == "asleep" {
         Some(Away::Asleep)
     } else if status["locked"] == true {
@@ -147,11 +149,7 @@ fn daemon_view(status: &serde_json::Value, entry: &Entry) -> DaemonView {
 
 /// Asks the running cloudnap for a leased hold on `entry` alone (which
 /// wakes it if it is asleep); the hold's id.
-async fn hold_on(
-    settings: &Settings,
-    args: &ProxyArgs,
-    entry: &Entry,
-) -> Result<u64, String> {
+async fn hold_on(settings: &Settings, args: &ProxyArgs, entry: &Entry) -> Result<u64, String> {
     let request = serde_json::json!({
         "type": "HOLD",
         "content": {
@@ -167,8 +165,9 @@ async fn hold_on(
 }
 
 /// Waits until `port` answers on the instance's current address (asking
-/// AWS for it every 2 s unless the entry has an `ssh_address`), for at most
-/// `wait`; prints progress from `started` when it is waking. The address.
+/// AWS for it every 2 s; with an `ssh_address`, only until it runs when
+/// waking, else not at all), for at most `wait`; prints progress from
+/// `started` when it is waking. The address.
 async fn reach(
     cloud: &AwsCloud,
     entry: &Entry,
@@ -182,31 +181,48 @@ async fn reach(
     loop {
         let seen = match entry.ssh_address {
             Some(_) if running || started.is_none() => None,
-            _ => describe(cloud, std::slice::from_ref(entry)).await.into_iter().find(|s| {
-                s.instance_id == entry.id.part(0) && s.region == entry.id.region()
-            }),
+            _ => seen_for(&describe(cloud, std::slice::from_ref(entry)).await, entry).cloned(),
         };
         let is_running = running || seen.as_ref().is_some_and(|s| s.state == "running");
         if let (Some(t), false, true) = (started, running, is_running) {
-            eprint!("{}", connect::progress(name, Step::Running { after: t.elapsed() }));
+            eprint!(
+                "{}",
+                connect::progress(name, Step::Running { after: t.elapsed() })
+            );
         }
         running = is_running;
-        if let Some(to) = connect::address(entry, seen.as_ref(), port) {
-            let answered = tokio::time::timeout(
-                Duration::from_secs(3),
-                tokio::net::TcpStream::connect(&to),
-            )
-            .await;
+        // Waking, the port is tried once AWS shows it running: an
+        // `ssh_address` (a bastion, a forward) may answer before.
+        let address = (running || started.is_none())
+            .then(|| connect::address(entry, seen.as_ref(), port))
+            .flatten();
+        if let Some(to) = address {
+            let answered =
+                tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(&to))
+                    .await;
             if let Ok(Ok(_)) = answered {
                 if let Some(t) = started {
-                    eprint!("{}", connect::progress(name, Step::Up { port, after: t.elapsed() }));
+                    eprint!(
+                        "{}",
+                        connect::progress(
+                            name,
+                            Step::Up {
+                                port,
+                                after: t.elapsed()
+                            }
+                        )
+                    );
                 }
                 return Ok(to);
             }
         }
         if t0.elapsed() > wait {
             let state = seen.map_or_else(|| "no answer".into(), |s| s.state);
-            anyhow::bail!("{name} ({}): port {port} not reached after {} s ({state})", entry.id, wait.as_secs());
+            anyhow::bail!(
+                "{name} ({}): port {port} not reached after {} s ({state})",
+                entry.id,
+                wait.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -228,9 +244,10 @@ async fn ended() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        if let (Ok(mut hup), Ok(mut term)) =
-            (signal(SignalKind::hangup()), signal(SignalKind::terminate()))
-        {
+        if let (Ok(mut hup), Ok(mut term)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+        ) {
             tokio::select! {
                 _ = hup.recv() => {}
                 _ = term.recv() => {}

@@ -583,7 +583,10 @@ eks_nodegroups:
         assert_eq!(Registry::parse(&edited).unwrap(), r, "{edited}");
         let spaced = ec2.replace("ssh_host: devbox", "ssh_host: 'dev box'");
         let e = Registry::parse(&spaced).unwrap_err().to_string();
-        assert!(e.contains("line 2") && e.contains("ssh_host `dev box`"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("ssh_host `dev box`"),
+            "{e}"
+        );
         let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    ssh_host: x\n";
         let e = Registry::parse(ecs).unwrap_err().to_string();
         assert!(e.contains("unknown field `ssh_host`"), "{e}");

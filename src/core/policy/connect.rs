@@ -66,10 +66,16 @@ pub fn by_aws<'a>(host: &str, entries: &'a [Entry], seen: &[Seen]) -> Named<'a> 
             .find(|s| s.instance_id == e.id.part(0) && s.region == e.id.region())
     };
     let matches = |s: &Seen| {
-        [&s.name, &s.public_ip, &s.private_ip, &s.public_dns, &s.private_dns]
-            .into_iter()
-            .flatten()
-            .any(|v| same(v, host))
+        [
+            &s.name,
+            &s.public_ip,
+            &s.private_ip,
+            &s.public_dns,
+            &s.private_dns,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|v| same(v, host))
     };
     named(
         (entries.iter())
@@ -151,7 +157,9 @@ pub fn plan(name: &str, daemon: Option<DaemonView>, wake: bool) -> Plan {
 pub fn address(entry: &Entry, seen: Option<&Seen>, port: u16) -> Option<String> {
     if let Some(over) = &entry.ssh_address {
         let has_port = match over.rsplit_once(':') {
-            Some((host, p)) => p.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']')),
+            Some((host, p)) => {
+                p.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+            }
             None => false,
         };
         return Some(if has_port {
@@ -214,11 +222,18 @@ mod tests {
     fn host_names_an_instance_by_alias_id_name_tag_or_address() {
         let mut dev = ec2("i-0dev", "us-east-1");
         dev.ssh_host = Some("DevBox".into());
-        let entries = [dev.clone(), ec2("i-0ci", "us-east-1"), ec2("i-0eu", "eu-west-1")];
+        let entries = [
+            dev.clone(),
+            ec2("i-0ci", "us-east-1"),
+            ec2("i-0eu", "eu-west-1"),
+        ];
         assert_eq!(by_config("devbox", &entries), Named::One(&entries[0]));
         assert_eq!(by_config("i-0ci", &entries), Named::One(&entries[1]));
         assert_eq!(by_config("ci", &entries), Named::Unknown);
-        let seen = [seen("i-0dev", "dev", "3.3.3.3"), seen("i-0ci", "ci", "4.4.4.4")];
+        let seen = [
+            seen("i-0dev", "dev", "3.3.3.3"),
+            seen("i-0ci", "ci", "4.4.4.4"),
+        ];
         assert_eq!(by_aws("ci", &entries, &seen), Named::One(&entries[1]));
         assert_eq!(by_aws("3.3.3.3", &entries, &seen), Named::One(&entries[0]));
         assert_eq!(
@@ -249,14 +264,26 @@ mod tests {
             })
         };
         assert_eq!(plan("dev", present(true), false), Plan::Hold { wake: true });
-        assert_eq!(plan("dev", present(false), false), Plan::Hold { wake: false });
+        assert_eq!(
+            plan("dev", present(false), false),
+            Plan::Hold { wake: false }
+        );
         for why in [Away::Asleep, Away::Locked] {
-            assert_eq!(plan("dev", away(true, why), true), Plan::Hold { wake: true });
-            assert_eq!(plan("dev", away(false, why), true), Plan::Hold { wake: false });
+            assert_eq!(
+                plan("dev", away(true, why), true),
+                Plan::Hold { wake: true }
+            );
+            assert_eq!(
+                plan("dev", away(false, why), true),
+                Plan::Hold { wake: false }
+            );
             let Plan::Refuse(m) = plan("dev", away(true, why), false) else {
                 panic!()
             };
-            assert!(m.starts_with("dev is asleep and you are away") && m.contains("--wake"), "{m}");
+            assert!(
+                m.starts_with("dev is asleep and you are away") && m.contains("--wake"),
+                "{m}"
+            );
             let Plan::Unheld(m) = plan("dev", away(false, why), false) else {
                 panic!()
             };
@@ -278,7 +305,10 @@ mod tests {
         let mut s = seen("i-0dev", "dev", "3.3.3.3");
         assert_eq!(address(&e, Some(&s), 22).as_deref(), Some("3.3.3.3:22"));
         s.public_ip = None;
-        assert_eq!(address(&e, Some(&s), 2222).as_deref(), Some("10.0.0.5:2222"));
+        assert_eq!(
+            address(&e, Some(&s), 2222).as_deref(),
+            Some("10.0.0.5:2222")
+        );
         s.state = "stopped".into();
         assert_eq!(address(&e, Some(&s), 22), None);
         assert_eq!(address(&e, None, 22), None);
@@ -299,12 +329,27 @@ mod tests {
         let line = [
             progress("devbox", Step::Waking),
             progress("devbox", Step::Running { after: s(23) }),
-            progress("devbox", Step::Up { port: 22, after: s(41) }),
+            progress(
+                "devbox",
+                Step::Up {
+                    port: 22,
+                    after: s(41),
+                },
+            ),
         ]
         .concat();
-        assert_eq!(line, "waking devbox... running after 23 s, ssh up after 41 s\n");
         assert_eq!(
-            progress("db", Step::Up { port: 5432, after: s(9) }),
+            line,
+            "waking devbox... running after 23 s, ssh up after 41 s\n"
+        );
+        assert_eq!(
+            progress(
+                "db",
+                Step::Up {
+                    port: 5432,
+                    after: s(9)
+                }
+            ),
             "port 5432 up after 9 s\n"
         );
     }

@@ -295,8 +295,14 @@ async fn list(ec2: &Client, region: &str) -> Result<Vec<Ec2Instance>, CloudError
                 .map(String::from),
             public_ip: i.public_ip_address().map(String::from),
             private_ip: i.private_ip_address().map(String::from),
-            public_dns: i.public_dns_name().filter(|d| !d.is_empty()).map(String::from),
-            private_dns: i.private_dns_name().filter(|d| !d.is_empty()).map(String::from),
+            public_dns: i
+                .public_dns_name()
+                .filter(|d| !d.is_empty())
+                .map(String::from),
+            private_dns: i
+                .private_dns_name()
+                .filter(|d| !d.is_empty())
+                .map(String::from),
         })
         .collect())
 }
