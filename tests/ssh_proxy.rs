@@ -213,7 +213,7 @@ async fn ssh_wakes_only_its_instance_holds_it_while_connected_and_not_while_away
     assert_eq!(ec2_state(R, &other).await.0, "stopped");
     let status = d.ok("STATUS").await;
     assert_eq!(status["state"], "asleep", "{status}");
-    assert_eq!(asleep(&status), [other.clone()], "{status}");
+    assert_eq!(asleep(&status), std::slice::from_ref(&other), "{status}");
     let records = std::fs::read_to_string(cfg.file("state.json")).unwrap();
     assert!(
         records.contains(&other) && !records.contains(&devbox),
