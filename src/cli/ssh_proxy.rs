@@ -95,15 +95,15 @@ pub(crate) async fn ssh_proxy(
 /// The registered EC2 instances as AWS reports them: one listing per
 /// region and profile.
 async fn describe(cloud: &AwsCloud, entries: &[Entry]) -> Vec<Seen> {
-    let mut places: Vec<(&str, Option<&str>)> = (entries.iter())
-        .filter(|e| e.id.kind() == Kind::Ec2)
-        .map(|e| (e.id.region(), e.profile.as_deref()))
+    let mut places: Vec<(Kind, &str, Option<&str>)> = (entries.iter())
+        .filter(|e| e.id.kind().spec().ssh)
+        .map(|e| (e.id.kind(), e.id.region(), e.profile.as_deref()))
         .collect();
     places.sort();
     places.dedup();
     let mut seen = Vec::new();
-    for (region, profile) in places {
-        match cloud.list(Kind::Ec2, region, profile).await {
+    for (kind, region, profile) in places {
+        match cloud.list(kind, region, profile).await {
             Ok(rows) => seen.extend(rows.iter().map(seen_of)),
             Err(e) => eprintln!("cloudnap: warning: EC2 instances in {region} not listed: {e}"),
         }

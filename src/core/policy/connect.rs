@@ -4,7 +4,7 @@
 //! these decide.
 
 use crate::core::config::registry::Entry;
-use crate::core::model::resource::{Kind, ResourceId};
+use crate::core::model::resource::ResourceId;
 use std::time::Duration;
 
 /// A registered instance as AWS reports it now.
@@ -48,7 +48,7 @@ fn named<'a>(found: Vec<&'a Entry>) -> Named<'a> {
 /// The registered EC2 instance whose `ssh_host` or instance id is `host`
 /// (services.yaml alone: no AWS call).
 pub fn by_config<'a>(host: &str, entries: &'a [Entry]) -> Named<'a> {
-    let ec2 = entries.iter().filter(|e| e.id.kind() == Kind::Ec2);
+    let ec2 = entries.iter().filter(|e| e.id.kind().spec().ssh);
     let aliased: Vec<&Entry> = (ec2.clone())
         .filter(|e| e.ssh_host.as_deref().is_some_and(|h| same(h, host)))
         .collect();
@@ -79,7 +79,7 @@ pub fn by_aws<'a>(host: &str, entries: &'a [Entry], seen: &[Seen]) -> Named<'a> 
     };
     named(
         (entries.iter())
-            .filter(|e| e.id.kind() == Kind::Ec2)
+            .filter(|e| e.id.kind().spec().ssh)
             .filter(|e| of(e).is_some_and(matches))
             .collect(),
     )
@@ -200,6 +200,7 @@ pub fn progress(name: &str, step: Step) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::model::resource::Kind;
 
     fn ec2(id: &str, region: &str) -> Entry {
         Entry::new(ResourceId::new(Kind::Ec2, [id], region))
