@@ -267,6 +267,7 @@ fn spawn_loops<C: CloudControl>(
     keep(tasks, "state refresh", app.clone().run_refresh(quit()));
     keep(tasks, "retries", app.clone().run_retry(quit()));
     keep(tasks, "AWS-side deadline", app.clone().run_deadline(quit()));
+    keep(tasks, "readiness", app.clone().run_readiness(quit()));
     if let Some(table) = team {
         keep(tasks, "team heartbeat", app.clone().run_team(table, quit()));
     }

@@ -116,9 +116,14 @@ enum Command {
         /// Why, as STATUS and the tray show it (default: the command).
         #[arg(long)]
         reason: Option<String>,
-        /// Only this registered resource (i-0abc, cluster/service, cluster/nodegroup).
+        /// Only this registered resource (i-0abc, cluster/service, cluster/nodegroup);
+        /// wakes it alone if it is asleep.
         #[arg(long, value_name = "RESOURCE")]
         only: Option<String>,
+        /// With --only and a COMMAND: start the command once the resource
+        /// is ready (usable, as STATUS `readiness` says), not just started.
+        #[arg(long, requires_all = ["only", "command"])]
+        ready: bool,
         /// Address of the running cloudnap (default: from settings.json).
         #[arg(long)]
         to: Option<SocketAddr>,
@@ -259,10 +264,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             duration,
             reason,
             only,
+            ready,
             to,
             lease_seconds,
             command,
-        }) => hold(&paths, duration, reason, only, to, lease_seconds, command),
+        }) => {
+            let only = only.map(|name| (name, ready));
+            hold(&paths, duration, reason, only, to, lease_seconds, command)
+        }
         Some(Command::Credentials) => credentials(&paths),
         command => with_aws(&paths, command.unwrap_or(Command::Run), json),
     }

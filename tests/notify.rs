@@ -9,95 +9,17 @@
 mod common;
 #[path = "common/desktop.rs"]
 mod desktop;
+#[path = "common/notifications.rs"]
+mod notifications;
 
 use common::*;
 use desktop::*;
+use notifications::{serve, Shown, IFACE, PATH};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use zbus::zvariant::OwnedValue;
 
 const R: &str = "ca-central-1";
-const PATH: &str = "/org/freedesktop/Notifications";
-const IFACE: &str = "org.freedesktop.Notifications";
-
-/// One `Notify` call: summary, body, actions (key, label, key, label...).
-#[derive(Debug, Clone)]
-struct Shown {
-    id: u32,
-    summary: String,
-    body: String,
-    actions: Vec<String>,
-}
-
-/// A notification server that records what it is asked to show.
-struct FakeServer {
-    capabilities: Vec<String>,
-    shown: Arc<Mutex<Vec<Shown>>>,
-}
-
-#[zbus::interface(name = "org.freedesktop.Notifications")]
-impl FakeServer {
-    fn get_capabilities(&self) -> Vec<String> {
-        self.capabilities.clone()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn notify(
-        &self,
-        _app_name: String,
-        _replaces_id: u32,
-        _app_icon: String,
-        summary: String,
-        body: String,
-        actions: Vec<String>,
-        _hints: HashMap<String, OwnedValue>,
-        _expire_timeout: i32,
-    ) -> u32 {
-        let mut shown = self.shown.lock().unwrap();
-        let id = shown.len() as u32 + 1;
-        shown.push(Shown {
-            id,
-            summary,
-            body,
-            actions,
-        });
-        id
-    }
-
-    fn close_notification(&self, _id: u32) {}
-
-    fn get_server_information(&self) -> (String, String, String, String) {
-        (
-            "fake".into(),
-            "cloudnap tests".into(),
-            "1.0".into(),
-            "1.2".into(),
-        )
-    }
-}
-
-/// The server on `bus`, with `capabilities`, and what it was asked to show.
-fn serve(
-    bus: &PrivateBus,
-    capabilities: &[&str],
-) -> (zbus::blocking::Connection, Arc<Mutex<Vec<Shown>>>) {
-    let shown = Arc::new(Mutex::new(Vec::new()));
-    let server = FakeServer {
-        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
-        shown: shown.clone(),
-    };
-    let conn = zbus::blocking::connection::Builder::address(bus.address.as_str())
-        .unwrap()
-        .name(IFACE)
-        .unwrap()
-        .serve_at(PATH, server)
-        .unwrap()
-        .build()
-        .unwrap();
-    (conn, shown)
-}
 
 /// A daemon on `bus` (no display, activity from `USER_ACTIVITY` only) with a
 /// 12 s timeout and a 9 s warning: the warning comes 3 s after the start.

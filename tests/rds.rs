@@ -14,26 +14,6 @@ async fn rds() -> aws_sdk_rds::Client {
     aws_sdk_rds::Client::new(&sdk(R).await)
 }
 
-/// A PostgreSQL DB instance, alone, with `tags`.
-async fn database(name: &str, tags: &[(&str, &str)]) {
-    let tags = tags
-        .iter()
-        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build());
-    rds()
-        .await
-        .create_db_instance()
-        .set_tags(Some(tags.collect()))
-        .db_instance_identifier(name)
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .allocated_storage(20)
-        .master_username("admin")
-        .master_user_password("password123")
-        .send()
-        .await
-        .unwrap();
-}
-
 /// An Aurora PostgreSQL cluster with one instance, `<name>-a`.
 async fn aurora(name: &str) -> String {
     let rds = rds().await;
@@ -118,8 +98,8 @@ fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_and_an_aurora_cluster_stop_and_start() {
     let (db, aur, kept) = (unique("db"), unique("aur"), unique("db"));
-    database(&db, &[]).await;
-    database(&kept, &[("cloudnap:protect", "true")]).await;
+    rds_instance(R, &db, &[]).await;
+    rds_instance(R, &kept, &[("cloudnap:protect", "true")]).await;
     aurora(&aur).await;
     let cfg = ConfigDir::new(
         &[R],
@@ -243,7 +223,7 @@ async fn an_instance_of_a_cluster_is_never_stopped_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_aws_starts_again_while_the_user_is_away_is_stopped_again() {
     let db = unique("db");
-    database(&db, &[]).await;
+    rds_instance(R, &db, &[]).await;
     let cfg = ConfigDir::with_settings(
         &daemon_settings(
             &[R],

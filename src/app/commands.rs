@@ -70,7 +70,8 @@ impl<C: CloudControl> App<C> {
     }
 
     /// Wakes `id` alone if cloudnap holds it asleep (a personal resource:
-    /// the team wakes shared ones), in the background. While the user
+    /// the team wakes shared ones), in the background; STATUS shows it
+    /// `starting` in `readiness` from now until it is usable. While the user
     /// stays away it is then listed as held among what the sleep left up,
     /// so it sleeps again once no hold covers it (see
     /// [`Self::recheck_left_up`]).
@@ -81,6 +82,9 @@ impl<C: CloudControl> App<C> {
             return;
         };
         let entry = entry.clone();
+        // Followed from the hold: a client waiting for it to be ready
+        // never sees it not asleep and not yet followed.
+        self.follow(vec![entry.id.clone()], Trigger::Command);
         tokio::spawn(async move {
             let outcomes = match app.manager.wake_only(&entry, Trigger::Command).await {
                 Ok(outcomes) => outcomes,
@@ -291,6 +295,7 @@ impl<C: CloudControl> App<C> {
             } else {
                 Vec::new()
             },
+            readiness: (state.readiness.as_ref()).map_or_else(Vec::new, |f| f.rows()),
             tray: TrayLine::default(),
         }
     }

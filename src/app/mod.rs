@@ -6,6 +6,7 @@ mod activity;
 mod commands;
 mod config;
 mod deadline;
+mod readiness;
 mod refresh;
 mod retry;
 mod state;
@@ -157,6 +158,8 @@ pub struct App<C> {
     team_changed: Notify,
     /// The team table, once team mode runs.
     team_table: std::sync::OnceLock<Arc<dyn TeamTable>>,
+    /// Wakes the readiness loop: a wake ended.
+    readiness_changed: Notify,
 }
 
 impl<C: CloudControl> App<C> {
@@ -196,6 +199,7 @@ impl<C: CloudControl> App<C> {
                 retry: None,
                 deadline: state::Deadline::default(),
                 team: state::Team::default(),
+                readiness: None,
             }),
             settings_file,
             manager,
@@ -208,6 +212,7 @@ impl<C: CloudControl> App<C> {
             member,
             team_changed: Notify::new(),
             team_table: std::sync::OnceLock::new(),
+            readiness_changed: Notify::new(),
         });
         (app, rx)
     }
@@ -299,6 +304,9 @@ impl<C: CloudControl> App<C> {
                 // A try that did nothing is not reported: the retry is.
                 let done = (outcomes.iter())
                     .any(|o| matches!(o.action, Action::Stopped | Action::Restored));
+                if op == Operation::Waking {
+                    self.follow_wake(&outcomes, trigger);
+                }
                 if !retrying || done {
                     self.emit(match op {
                         Operation::Sleeping => Event::Asleep(outcomes.clone()),

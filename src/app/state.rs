@@ -10,6 +10,7 @@ use crate::core::model::resource::ResourceId;
 use crate::core::policy::deadline;
 use crate::core::policy::holds::Holds;
 use crate::core::policy::idle::{IdleEvent, IdleTracker};
+use crate::core::policy::readiness::Follow;
 use crate::core::policy::retry::Retry;
 use crate::core::policy::team::{Phase, Presence, State as TeamState};
 use crate::core::protocol::status::{ConfigFile, DetectorRow, Operation};
@@ -48,6 +49,8 @@ pub(super) struct State {
     pub(super) deadline: Deadline,
     /// Team mode, as this member knows it.
     pub(super) team: Team,
+    /// The last wake's resources, followed until usable.
+    pub(super) readiness: Option<Follow>,
 }
 
 #[cfg(unix)]

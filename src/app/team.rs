@@ -349,6 +349,7 @@ impl<C: CloudControl> App<C> {
         tracing::info!("{}: awake (a member is back)", entry.id);
         self.team_row(&now, Some("woken by this member".into()));
         if !outcomes.is_empty() {
+            self.follow_wake(&outcomes, Trigger::Team);
             self.emit(Event::Awake(outcomes));
         }
         Ok(())

@@ -543,6 +543,7 @@ fn report_year(bin: &str, table: &mut Vec<(String, String)>) {
                 saved: Some(Capacity::of(Kind::Ec2, Running(true))),
                 trigger: Trigger::Idle,
                 facts,
+                ready_after_seconds: None,
             };
             events.push(line(evening, Change::Sleep, Some(facts.clone())));
             events.push(line(evening + 13.0 * 3600.0, Change::Wake, None));

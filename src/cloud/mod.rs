@@ -9,6 +9,7 @@ use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::policy::busy::{Datapoint, MetricQuery};
 use crate::core::policy::deadline::Schedule;
 use crate::core::policy::holds::Scope;
+use crate::core::policy::readiness::Probe;
 use crate::core::policy::retry::Cause;
 use crate::core::policy::team::{Lock, Presence, State, Written};
 use futures::future::BoxFuture;
@@ -216,6 +217,24 @@ pub trait CloudControl: Send + Sync + 'static {
     ) -> impl Future<Output = Vec<Result<(), CloudError>>> + Send {
         each_in_order(items, 1, move |(id, saved)| {
             self.set_sleep_tag(id, profile, *saved)
+        })
+    }
+
+    /// Whether each resource (of one region and profile; with its
+    /// `ready_port`) is usable now, by its kind's rule (see
+    /// [`crate::core::policy::readiness`]); results keep the order of
+    /// `items`. By default: up by [`Self::inspect`].
+    fn ready_many(
+        &self,
+        items: &[(ResourceId, Option<u16>)],
+        profile: Option<&str>,
+    ) -> impl Future<Output = Vec<Result<Probe, CloudError>>> + Send {
+        each_in_order(items, 1, move |(id, _)| async move {
+            let seen = self.inspect(id, profile).await?;
+            Ok(Probe {
+                ready: seen.capacity.is_up(),
+                detail: seen.status,
+            })
         })
     }
 

@@ -4,6 +4,7 @@
 use crate::cloud::aws::clients::Clients;
 use crate::cloud::{each_in_order, group_by, in_item_order, CloudError, ErrorKind};
 use crate::core::model::resource::{Capacity, Facts, Observed, ResourceId};
+use crate::core::policy::readiness::Probe;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -74,6 +75,11 @@ pub trait KindAdapter: Sync {
         cx: Cx<'a>,
         items: &'a [(ResourceId, Option<Capacity>)],
     ) -> Each<'a, ()>;
+
+    /// Whether each resource (with its `ready_port`, for kinds that take
+    /// one) is usable now, by its kind's rule: called after a wake until it
+    /// is, with as few calls as [`Self::observe`].
+    fn ready<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Option<u16>)]) -> Each<'a, Probe>;
 
     /// What each resource is made of, for pricing.
     fn facts<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts>;

@@ -89,6 +89,12 @@ pub struct Spec {
     /// Whether its resources share a cluster's control plane that is priced
     /// once per cluster (EKS), not per resource.
     pub control_plane: bool,
+    /// After how many seconds a woken resource still not usable is named
+    /// in a notification (see [`crate::core::policy::readiness`]).
+    pub ready_within: u64,
+    /// Whether its services.yaml entries take `ready_port: N` (a TCP port
+    /// that must answer on its address for it to count as ready).
+    pub ready_port: bool,
 }
 
 /// Which resources of a kind AWS answers together (one describe, one

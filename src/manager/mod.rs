@@ -82,6 +82,7 @@ fn event(
         saved,
         trigger,
         facts,
+        ready_after_seconds: None,
     }
 }
 

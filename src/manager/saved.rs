@@ -51,6 +51,18 @@ impl<C: CloudControl> Manager<C> {
         *self.week.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// Appends a `ready` line for each woken resource now usable, with what
+    /// woke it and how long it took (see [`crate::core::policy::readiness`]).
+    pub fn log_ready(&self, ready: &[(ResourceId, Trigger, std::time::Duration)]) {
+        let lines: Vec<HistoryEvent> = (ready.iter())
+            .map(|(id, trigger, after)| HistoryEvent {
+                ready_after_seconds: Some(after.as_secs_f64()),
+                ..event(Change::Ready, id, None, *trigger, None)
+            })
+            .collect();
+        self.log_history(&lines);
+    }
+
     /// What each of `targets` is made of, for the savings report; `None`
     /// (with a warning) where AWS could not tell.
     pub(super) async fn facts_of(

@@ -184,6 +184,7 @@ mod tests {
             saved: None,
             trigger: Trigger::Command,
             facts: None,
+            ready_after_seconds: None,
         }
     }
 

@@ -3,7 +3,9 @@
 
 use crate::core::model::outcome::{Action, Outcome};
 use crate::core::policy::decide::Phase;
+use crate::core::policy::readiness::ReadyState;
 use crate::core::protocol::status::{describe, Event, Operation, StateName, Status};
+use crate::core::savings::waits::exact;
 
 /// The tray icon's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +140,13 @@ pub fn tray_view(status: &Status) -> TrayView {
     }
     if let Some(saved) = status.saved_this_week_usd.filter(|s| *s >= 0.005) {
         line = format!("{line}; Saved ≈ ${saved:.2} this week");
+    }
+    let ready = (status.readiness.iter())
+        .filter(|r| r.state == ReadyState::Ready)
+        .count();
+    if ready < status.readiness.len() {
+        let total = status.readiness.len();
+        line = format!("{line}; waking: {ready} of {total} ready");
     }
     if let Some(op) = status.operation {
         line = format!("{}…", capitalize(op.name()));
@@ -360,6 +369,28 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
                 describe(detectors)
             ),
         ),
+        Event::Ready {
+            resources,
+            after_seconds,
+        } => note(
+            NoteKind::Awake,
+            format!(
+                "All {resources} ready after {}",
+                exact(secs(Some(*after_seconds)))
+            ),
+            "Every resource of the wake is usable.".into(),
+        ),
+        Event::StillStarting {
+            resource,
+            after_seconds,
+        } => note(
+            NoteKind::Awake,
+            format!(
+                "{resource} still starting after {}",
+                human(secs(Some(*after_seconds)))
+            ),
+            "The others are followed as before; cloudnap says nothing more about it.".into(),
+        ),
         Event::DeadlineOff { why } => note(
             NoteKind::Error,
             "cloudnap: no AWS-side deadline".into(),
@@ -402,12 +433,62 @@ mod tests {
             detectors: vec![],
             holds: vec![],
             awake: vec![],
+            readiness: vec![],
             saved_this_week_usd: None,
             deadline_off: None,
             team: None,
             team_error: None,
             tray: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_status_line_counts_what_is_ready_after_a_wake_and_notes_say_when_all_are() {
+        use crate::core::policy::readiness::{ReadinessRow, ReadyState};
+        let row = |id: &str, ready: Option<f64>| ReadinessRow {
+            resource: ResourceId::new(Kind::Ec2, [id], "us-east-1"),
+            state: match ready {
+                Some(_) => ReadyState::Ready,
+                None => ReadyState::Starting,
+            },
+            ready_after_seconds: ready,
+        };
+        let mut s = Status {
+            readiness: vec![
+                row("i-1", Some(30.0)),
+                row("i-2", None),
+                row("i-3", Some(41.0)),
+                row("i-4", None),
+            ],
+            sleep_in_seconds: Some(600.0),
+            ..status(StateName::Active)
+        };
+        assert_eq!(
+            tray_view(&s).line,
+            "Active: sleep in 10 min (0 resources); waking: 2 of 4 ready"
+        );
+        s.readiness = vec![row("i-1", Some(30.0))];
+        assert_eq!(tray_view(&s).line, "Active: sleep in 10 min (0 resources)");
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let all = Event::Ready {
+            resources: 4,
+            after_seconds: 72.4,
+        };
+        let n = note_for(&all, at).unwrap();
+        assert_eq!(n.summary, "All 4 ready after 1 min 12 s");
+        assert_eq!(n.kind, NoteKind::Awake);
+        let lag = Event::StillStarting {
+            resource: "dev-postgres".into(),
+            after_seconds: 720.0,
+        };
+        let n = note_for(&lag, at).unwrap();
+        assert_eq!(n.summary, "dev-postgres still starting after 12 min");
+        assert_eq!(exact(45), "45 s");
+        assert_eq!(exact(120), "2 min");
+        assert_eq!(exact(3720), "1 h 2 min");
     }
 
     #[test]

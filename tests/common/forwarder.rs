@@ -4,7 +4,8 @@
 //! and query protocols: a CBOR request (`/service/GraniteServiceVersion20100801/operation/Op`)
 //! goes to moto as AWS JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.Op`)
 //! and the JSON answer comes back as CBOR. Every other request passes through
-//! unchanged.
+//! unchanged, but for resources made slow on purpose ([`Forwarder::slow`]):
+//! until their time, describes say they are not ready yet.
 
 #![allow(dead_code)] // each test binary uses part of it
 
@@ -14,7 +15,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CBOR_PREFIX: &str = "/service/GraniteServiceVersion20100801/operation/";
 
@@ -26,7 +27,11 @@ pub struct Forwarder {
     refused: Arc<Mutex<Option<String>>>,
     cut: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    slow: Slow,
 }
+
+/// Resources that look not ready until their instant.
+type Slow = Arc<Mutex<Vec<(String, Instant)>>>;
 
 impl Forwarder {
     /// Starts one in front of `upstream` (`http://127.0.0.1:PORT`).
@@ -42,6 +47,8 @@ impl Forwarder {
         let open = Arc::new(Mutex::new(Vec::new()));
         let (c, h, k, o) = (counts.clone(), held.clone(), cut.clone(), open.clone());
         let f = refused.clone();
+        let slow: Slow = Arc::default();
+        let sl = slow.clone();
         std::thread::spawn(move || {
             // Polled, so that a cut can close the port (connections refused).
             let mut listener = Some(listener);
@@ -63,9 +70,9 @@ impl Forwarder {
                     Ok((conn, _)) => {
                         conn.set_nonblocking(false).unwrap();
                         o.lock().unwrap().push(conn.try_clone().unwrap());
-                        let (c, h, f) = (c.clone(), h.clone(), f.clone());
+                        let (c, h, f, sl) = (c.clone(), h.clone(), f.clone(), sl.clone());
                         let upstream = upstream.clone();
-                        std::thread::spawn(move || serve(conn, &upstream, &c, &h, &f));
+                        std::thread::spawn(move || serve(conn, &upstream, &c, &h, &f, &sl));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -78,7 +85,20 @@ impl Forwarder {
             refused,
             cut,
             open,
+            slow,
         }
+    }
+
+    /// Until `until`, `resource` (an instance id, an ECS service name, a DB
+    /// instance identifier) looks not ready: `DescribeInstanceStatus` says
+    /// its checks are `initializing`, `DescribeServices` that one task
+    /// fewer runs than desired, `DescribeDBInstances` that it is
+    /// `starting`. Then moto's answers pass through again. Called again for
+    /// the same resource, the new time replaces the old.
+    pub fn slow(&self, resource: &str, until: Instant) {
+        let mut slow = self.slow.lock().unwrap();
+        slow.retain(|(r, _)| r != resource);
+        slow.push((resource.to_string(), until));
     }
 
     /// Cuts the network: its port refuses connections and the open ones
@@ -245,6 +265,7 @@ fn serve(
     counts: &Mutex<BTreeMap<String, usize>>,
     held: &Mutex<Option<String>>,
     refused: &Mutex<Option<String>>,
+    slow: &Mutex<Vec<(String, Instant)>>,
 ) {
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
@@ -300,6 +321,12 @@ fn serve(
             }
             None => upstream_call(upstream, &req.method, &req.path, &req.headers, &req.body),
         };
+        let now = Instant::now();
+        let slow_now: Vec<String> = (slow.lock().unwrap().iter())
+            .filter(|(_, until)| now < *until)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let body = not_ready(&operation, body, &slow_now);
         headers.retain(|(k, _)| {
             !["connection", "content-length", "transfer-encoding"]
                 .iter()
@@ -315,6 +342,64 @@ fn serve(
             return;
         }
     }
+}
+
+/// `body`, an answer to `operation`, with each of `slow` not ready yet.
+fn not_ready(operation: &str, body: Vec<u8>, slow: &[String]) -> Vec<u8> {
+    if slow.is_empty() {
+        return body;
+    }
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let xml = |key: &str, from: &str, to: &str| {
+        let mut text = text.clone();
+        for r in slow {
+            text = in_item(&text, &format!("<{key}>{r}</{key}>"), from, to);
+        }
+        text.into_bytes()
+    };
+    match operation {
+        "DescribeInstanceStatus" => xml(
+            "instanceId",
+            "<status>ok</status>",
+            "<status>initializing</status>",
+        ),
+        "DescribeDBInstances" => xml(
+            "DBInstanceIdentifier",
+            "<DBInstanceStatus>available</DBInstanceStatus>",
+            "<DBInstanceStatus>starting</DBInstanceStatus>",
+        ),
+        "DescribeServices" => {
+            let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
+                return body;
+            };
+            for s in v["services"].as_array_mut().into_iter().flatten() {
+                if slow.iter().any(|r| s["serviceName"] == r.as_str()) {
+                    let desired = s["desiredCount"].as_i64().unwrap_or(0);
+                    s["runningCount"] = Value::from((desired - 1).max(0));
+                }
+            }
+            serde_json::to_vec(&v).unwrap()
+        }
+        _ => body,
+    }
+}
+
+/// `text` with `from` replaced by `to` in the part that follows `marker`
+/// up to the next element of the same name (the rest of that item: the
+/// fields after its id).
+fn in_item(text: &str, marker: &str, from: &str, to: &str) -> String {
+    let Some(start) = text.find(marker) else {
+        return text.to_string();
+    };
+    let after = start + marker.len();
+    let open = &marker[..marker.find('>').unwrap() + 1];
+    let end = text[after..].find(open).map_or(text.len(), |i| after + i);
+    format!(
+        "{}{}{}",
+        &text[..after],
+        text[after..end].replace(from, to),
+        &text[end..]
+    )
 }
 
 /// The argument of a CBOR head byte's additional information (`None`: an

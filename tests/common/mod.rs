@@ -621,6 +621,25 @@ pub async fn eks_scaling(
     )
 }
 
+/// A PostgreSQL DB instance `name` in `region`, alone, with `tags`.
+pub async fn rds_instance(region: &str, name: &str, tags: &[(&str, &str)]) {
+    let tags = tags
+        .iter()
+        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build());
+    aws_sdk_rds::Client::new(&sdk(region).await)
+        .create_db_instance()
+        .set_tags(Some(tags.collect()))
+        .db_instance_identifier(name)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("password123")
+        .send()
+        .await
+        .unwrap();
+}
+
 /// A running `cloudnap run`, killed on drop.
 /// Sends one datagram to `to` over a real UDP socket and returns the whole
 /// reply.

@@ -53,6 +53,7 @@ use crate::core::config::settings::AwsSettings;
 use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::policy::busy::{Datapoint, MetricQuery};
 use crate::core::policy::deadline::Schedule;
+use crate::core::policy::readiness::Probe;
 use crate::kinds::adapter::{Arns, Cx, Each, KindAdapter};
 use crate::kinds::aws::adapter;
 use clients::ClientCache;
@@ -220,6 +221,24 @@ impl Call for GetFacts {
     }
 }
 
+/// [`KindAdapter::ready`].
+struct Ready;
+
+impl Call for Ready {
+    type Item = (ResourceId, Option<u16>);
+    type Out = Probe;
+    fn id(item: &Self::Item) -> &ResourceId {
+        &item.0
+    }
+    fn call<'a>(
+        a: &'static dyn KindAdapter,
+        cx: Cx<'a>,
+        items: &'a [Self::Item],
+    ) -> Each<'a, Probe> {
+        a.ready(cx, items)
+    }
+}
+
 /// [`KindAdapter::set_capacity`].
 struct SetCapacity;
 
@@ -287,6 +306,14 @@ impl CloudControl for AwsCloud {
     ) -> Result<Vec<Vec<Datapoint>>, CloudError> {
         let c = self.clients.get(region, profile).await;
         cloudwatch::metric_data(&c.cloudwatch, queries, range).await
+    }
+
+    async fn ready_many(
+        &self,
+        items: &[(ResourceId, Option<u16>)],
+        profile: Option<&str>,
+    ) -> Vec<Result<Probe, CloudError>> {
+        self.by_batch::<Ready>(items, profile).await
     }
 
     async fn facts_many(

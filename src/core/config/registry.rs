@@ -36,6 +36,9 @@ pub struct Entry {
     pub desired_size: Option<i32>,
     /// EC2 only: sleep hibernates the instance when AWS allows it.
     pub hibernate: bool,
+    /// EC2 only: after a wake, ready when this TCP port answers on the
+    /// instance's address (instead of its status checks).
+    pub ready_port: Option<u16>,
     /// Found by its `cloudnap:managed=true` tag, not in services.yaml.
     pub tagged: bool,
     /// A team resource (`shared: true`, or the tag `cloudnap:shared=true`):
@@ -60,6 +63,7 @@ impl Entry {
             description: String::new(),
             desired_size: None,
             hibernate: false,
+            ready_port: None,
             tagged: false,
             shared: false,
             ssh_host: None,
@@ -93,6 +97,7 @@ struct RawEntry {
     profile: Option<String>,
     desired_size: Option<i32>,
     hibernate: bool,
+    ready_port: Option<u16>,
     shared: bool,
     ssh_host: Option<String>,
     ssh_address: Option<String>,
@@ -147,10 +152,11 @@ enum Named {
 
 /// The fields of an entry after its names (`desired_size` and `hibernate`
 /// only for kinds that take them).
-const OTHER_FIELDS: [&str; 8] = [
+const OTHER_FIELDS: [&str; 9] = [
     "region",
     "desired_size",
     "hibernate",
+    "ready_port",
     "shared",
     "description",
     "profile",
@@ -164,6 +170,7 @@ fn takes(spec: &Spec, field: &str) -> bool {
         "desired_size" => spec.desired_size,
         "hibernate" => spec.hibernates,
         "ssh_host" | "ssh_address" => spec.ssh,
+        "ready_port" => spec.ready_port,
         _ => true,
     }
 }
@@ -279,7 +286,7 @@ impl<'de> Visitor<'de> for Item {
         let mut names: Vec<Option<String>> = vec![None; spec.names.len()];
         let (mut region, mut description, mut profile, mut desired_size) = (None, None, None, None);
         let (mut ssh_host, mut ssh_address) = (None, None);
-        let (mut hibernate, mut shared) = (false, false);
+        let (mut hibernate, mut shared, mut ready_port) = (false, false, None);
         while let Some(key) = map.next_key_seed(Key(Some(self.0)))? {
             let (slot, field) = match key {
                 Named::Name(i) => (&mut names[i], spec.names[i].key),
@@ -290,6 +297,10 @@ impl<'de> Visitor<'de> for Item {
                 Named::Other("ssh_address") => (&mut ssh_address, "ssh_address"),
                 Named::Other("hibernate") => {
                     hibernate = map.next_value::<Option<bool>>()?.unwrap_or(false);
+                    continue;
+                }
+                Named::Other("ready_port") => {
+                    ready_port = map.next_value::<Option<u16>>()?;
                     continue;
                 }
                 Named::Other("shared") => {
@@ -325,6 +336,7 @@ impl<'de> Visitor<'de> for Item {
             profile,
             desired_size,
             hibernate,
+            ready_port,
             shared,
             ssh_host,
             ssh_address,
@@ -418,7 +430,12 @@ impl Registry {
                         profile: Option<String>,
                         description: Option<String>,
                         desired_size: Option<i32>,
-                        (hibernate, shared, ssh): (bool, bool, [Option<String>; 2]),
+                        (hibernate, shared, ready_port, ssh): (
+            bool,
+            bool,
+            Option<u16>,
+            [Option<String>; 2],
+        ),
                         errors: &mut Vec<String>| {
             let n = occurrences.entry((key, needle.to_string())).or_insert(0);
             let here = (key, needle.to_string(), *n);
@@ -434,6 +451,10 @@ impl Registry {
                 })
                 .and(match desired_size {
                     Some(d) if d < 0 => Err(format!("desired_size {d} must be 0 or more")),
+                    _ => Ok(()),
+                })
+                .and(match ready_port {
+                    Some(0) => Err("ready_port 0 is not a TCP port".to_string()),
                     _ => Ok(()),
                 })
                 .and(check_ssh(&ssh));
@@ -456,6 +477,7 @@ impl Registry {
                 description: description.unwrap_or_default(),
                 desired_size,
                 hibernate,
+                ready_port,
                 tagged: false,
                 shared,
                 ssh_host: ssh[0].clone(),
@@ -472,7 +494,12 @@ impl Registry {
                 e.profile,
                 e.description,
                 e.desired_size,
-                (e.hibernate, e.shared, [e.ssh_host, e.ssh_address]),
+                (
+                    e.hibernate,
+                    e.shared,
+                    e.ready_port,
+                    [e.ssh_host, e.ssh_address],
+                ),
                 &mut errors,
             );
         }
@@ -522,11 +549,16 @@ eks_nodegroups:
     }
 
     #[test]
-    fn hibernate_is_an_ec2_option_only() {
-        let ec2 =
-            "ec2_instances:\n  - instance_id: i-0abc\n    region: us-east-1\n    hibernate: true\n";
+    fn hibernate_and_ready_port_are_ec2_options_only() {
+        let ec2 = "ec2_instances:\n  - instance_id: i-0abc\n    region: us-east-1\n    hibernate: true\n    ready_port: 22\n";
         let r = Registry::parse(ec2).unwrap();
         assert!(r.entries[0].hibernate);
+        assert_eq!(r.entries[0].ready_port, Some(22));
+        let zero = Registry::parse(&ec2.replace(": 22", ": 0")).unwrap_err();
+        assert!(zero.to_string().contains("ready_port 0"), "{zero}");
+        let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    ready_port: 80\n";
+        let e = Registry::parse(ecs).unwrap_err().to_string();
+        assert!(e.contains("unknown field `ready_port`"), "{e}");
         let edited = crate::core::config::registry_edit::insert_entry("", &r.entries[0]).unwrap();
         assert_eq!(Registry::parse(&edited).unwrap(), r, "{edited}");
         let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    hibernate: true\n";

@@ -31,6 +31,9 @@ pub fn render_entry(e: &Entry, indent: &str) -> String {
     if let Some(d) = e.desired_size {
         fields.push(("desired_size", d.to_string()));
     }
+    if let Some(port) = e.ready_port {
+        fields.push(("ready_port", port.to_string()));
+    }
     if e.hibernate {
         fields.push(("hibernate", "true".to_string()));
     }

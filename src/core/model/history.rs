@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 pub enum Change {
     Sleep,
     Wake,
+    /// A woken resource became usable (see
+    /// [`crate::core::policy::readiness`]), `ready_after_seconds` after its wake.
+    Ready,
 }
 
 /// What made it happen.
@@ -51,6 +54,9 @@ pub struct HistoryEvent {
     /// What the resource is made of (sleeps only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<Facts>,
+    /// Seconds from its wake until it was usable (`ready` lines only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_after_seconds: Option<f64>,
 }
 
 impl HistoryEvent {
@@ -126,6 +132,7 @@ pub fn compaction(text: &str, now: f64) -> Option<(BTreeMap<String, String>, Str
         let Some(e) = &lines[i].1 else { continue };
         match e.change {
             Change::Sleep => waiting.entry(&e.resource).or_default().push(i),
+            Change::Ready => filed[i] = Some(month_of(e.at)),
             Change::Wake => {
                 let month = month_of(e.at);
                 for j in waiting.remove(&e.resource).unwrap_or_default() {
@@ -176,6 +183,7 @@ mod tests {
             saved: Some(Capacity::of(Kind::Ec2, Running(true))),
             trigger: Trigger::Idle,
             facts: None,
+            ready_after_seconds: None,
         }
     }
 

@@ -5,6 +5,7 @@
 
 use crate::core::config::registry::Entry;
 use crate::core::model::resource::ResourceId;
+use crate::core::policy::readiness::ReadyState;
 use std::time::Duration;
 
 /// A registered instance as AWS reports it now.
@@ -175,6 +176,19 @@ pub fn address(entry: &Entry, seen: Option<&Seen>, port: u16) -> Option<String> 
     Some(format!("{ip}:{port}"))
 }
 
+/// Whether `cloudnap hold --only R --ready -- COMMAND` may start COMMAND:
+/// once R's row in STATUS `readiness` (`row`) says ready, or, with no row,
+/// once R is not held asleep (it never was, or its wake is not followed).
+/// A hold that wakes R adds R's row before its reply, so R never shows
+/// neither asleep nor followed while it wakes.
+pub fn may_start(asleep: bool, row: Option<ReadyState>) -> bool {
+    match row {
+        Some(ReadyState::Ready) => true,
+        Some(ReadyState::Starting) => false,
+        None => !asleep,
+    }
+}
+
 /// A step of a wake on connect, as stderr shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -322,6 +336,15 @@ mod tests {
             e.ssh_address = Some(over.into());
             assert_eq!(address(&e, Some(&s), 22).as_deref(), Some(want), "{over}");
         }
+    }
+
+    #[test]
+    fn a_command_starts_once_its_resource_is_ready_or_was_never_asleep() {
+        assert!(may_start(false, None), "never asleep");
+        assert!(!may_start(true, None), "asleep, its wake not begun");
+        assert!(!may_start(false, Some(ReadyState::Starting)));
+        assert!(!may_start(true, Some(ReadyState::Starting)));
+        assert!(may_start(false, Some(ReadyState::Ready)));
     }
 
     #[test]

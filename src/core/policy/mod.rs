@@ -6,5 +6,6 @@ pub mod deadline;
 pub mod decide;
 pub mod holds;
 pub mod idle;
+pub mod readiness;
 pub mod retry;
 pub mod team;

@@ -8,6 +8,7 @@ use crate::core::model::outcome::Outcome;
 use crate::core::model::resource::{Capacity, ResourceId};
 use crate::core::policy::decide::Phase;
 use crate::core::policy::holds::{AwakeRow, HoldRow};
+pub use crate::core::policy::readiness::ReadinessRow;
 use crate::core::policy::retry::Cause;
 pub use crate::core::policy::retry::{PendingRow, RetryRow};
 use crate::detect::definition::Detector;
@@ -229,6 +230,10 @@ pub struct Status {
     /// meanwhile no shared resource is put to sleep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team_error: Option<String>,
+    /// Each resource of the last wake: `starting` until it is usable,
+    /// then `ready` with `ready_after_seconds` (see
+    /// [`crate::core::policy::readiness`]).
+    pub readiness: Vec<ReadinessRow>,
     /// What the tray shows for this status (its icon and line).
     pub tray: TrayLine,
 }
@@ -349,6 +354,18 @@ pub enum Event {
     Seeing,
     /// The AWS-side deadline cannot be armed (`why`): said once.
     DeadlineOff { why: String },
+    /// Every resource of the last wake is usable, the last one this long
+    /// after the wake.
+    Ready {
+        resources: usize,
+        after_seconds: f64,
+    },
+    /// A resource of the last wake (its short name) is still not usable
+    /// after its kind's time: said once.
+    StillStarting {
+        resource: String,
+        after_seconds: f64,
+    },
 }
 
 #[cfg(test)]

@@ -2,3 +2,4 @@
 
 pub mod prices;
 pub mod report;
+pub mod waits;

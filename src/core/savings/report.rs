@@ -6,6 +6,7 @@
 use crate::core::model::history::{Change, HistoryEvent};
 use crate::core::model::resource::{Capacity, Desired, Facts, ResourceId, Running, Scaling};
 use crate::core::savings::prices::{PriceBook, PriceItem, Source, Wanted, ASSUMPTIONS};
+use crate::core::savings::waits::{waits, Waits};
 use chrono::{NaiveDate, TimeZone, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,6 +74,8 @@ pub struct SavingsReport {
     pub assumptions: &'static str,
     /// Lines of the history that were skipped, and similar.
     pub warnings: Vec<String>,
+    /// How long woken resources took to be usable, if any did in the period.
+    pub waits: Option<Waits>,
 }
 
 /// Sums over every resource.
@@ -258,7 +261,7 @@ pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook
     let since = since.min(now);
     let carriers = control_plane_carriers(events);
     let mut by_resource: BTreeMap<&ResourceId, Vec<&HistoryEvent>> = BTreeMap::new();
-    for e in events {
+    for e in events.iter().filter(|e| e.change != Change::Ready) {
         by_resource.entry(&e.resource).or_default().push(e);
     }
     let mut resources = Vec::new();
@@ -310,7 +313,7 @@ pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook
                     open = None;
                 }
                 // Asleep already, or awake already: nothing changes.
-                (Change::Sleep, Some(_)) | (Change::Wake, None) => {}
+                (Change::Sleep, Some(_)) | (Change::Wake, None) | (Change::Ready, _) => {}
             }
         }
         if let Some(start) = open {
@@ -347,6 +350,7 @@ pub fn compute(events: &[HistoryEvent], since: f64, now: f64, prices: &PriceBook
         totals,
         assumptions: ASSUMPTIONS,
         warnings: Vec::new(),
+        waits: waits(events, since, now),
     }
 }
 
@@ -424,6 +428,9 @@ pub fn format_text(r: &SavingsReport) -> String {
                 fit(&format!("note: {} {}: {n}", x.kind, x.id), 100)
             );
         }
+    }
+    if let Some(w) = &r.waits {
+        let _ = writeln!(s, "\n{}", w.text());
     }
     s.push('\n');
     s.push_str(&wrap(&format!("Assumptions: {}.", r.assumptions), 100));
@@ -517,6 +524,9 @@ pub fn format_html(r: &SavingsReport) -> String {
         .iter()
         .map(|w| format!("<li>{}</li>", esc(w)))
         .collect();
+    let waits = (r.waits.as_ref())
+        .map(|w| format!("<p id=\"waits\">{}</p>", esc(&w.text())))
+        .unwrap_or_default();
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cloudnap savings</title>\
 <style>body{{font-family:sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse}}\
@@ -530,7 +540,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+3
 <h2>Per resource</h2><table><tr><th>kind</th><th>region</th><th>resource</th><th>awake h</th><th>asleep h</th>\
 <th>saved</th><th>still costing</th><th>prices</th><th>notes</th></tr>{rows}</table>\
 <p>Assumptions: {}. <code>estimate</code>: the price table shipped with cloudnap; <code>price_list</code>: the AWS Price List API.</p>\
-<ul>{warnings}</ul></body></html>\n",
+{waits}<ul>{warnings}</ul></body></html>\n",
         date(r.since),
         date(r.until),
         r.totals.saved_usd,
@@ -577,6 +587,7 @@ mod tests {
             saved: Some(saved),
             trigger: Trigger::Idle,
             facts: Some(facts),
+            ready_after_seconds: None,
         }
     }
 
@@ -588,6 +599,7 @@ mod tests {
             saved: None,
             trigger: Trigger::Idle,
             facts: None,
+            ready_after_seconds: None,
         }
     }
 

@@ -5,7 +5,9 @@ use crate::cloud::aws::error::{aws_err, not_found};
 use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Scaling};
+use crate::core::policy::readiness::Probe;
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
+use crate::kinds::asg;
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Tag};
 use aws_sdk_autoscaling::Client;
 use futures::future::BoxFuture;
@@ -32,6 +34,27 @@ fn scaling(g: &AutoScalingGroup) -> (i32, i32, i32) {
         g.desired_capacity().unwrap_or(0),
         g.max_size().unwrap_or(0),
     )
+}
+
+/// The instances `InService` in group `g`.
+fn in_service_of(g: &AutoScalingGroup) -> i32 {
+    let n = (g.instances().iter())
+        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+        .count();
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The instances `InService` in `groups` together (one call), if they can
+/// be read (an EKS nodegroup's groups).
+pub(crate) async fn in_service(asg: &Client, groups: &[String]) -> Option<i32> {
+    let out = asg
+        .describe_auto_scaling_groups()
+        .set_auto_scaling_group_names(Some(groups.to_vec()))
+        .send()
+        .await
+        .ok()?;
+    let found = out.auto_scaling_groups();
+    (!found.is_empty()).then(|| found.iter().map(in_service_of).sum())
 }
 
 /// Capacity, protection, sleep tag and status of group `g`.
@@ -154,6 +177,18 @@ pub struct Asg;
 pub static ASG: Asg = Asg;
 
 impl KindAdapter for Asg {
+    fn ready<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Option<u16>)]) -> Each<'a, Probe> {
+        Box::pin(each(items, move |(id, _)| async move {
+            let g = describe(&cx.clients.autoscaling, id.part(0)).await?;
+            let (_, desired, _) = scaling(&g);
+            let n = in_service_of(&g);
+            Ok(Probe {
+                ready: asg::ready(n, desired),
+                detail: format!("{n} of {desired} instances in service"),
+            })
+        }))
+    }
+
     fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
         Box::pin(each(ids, move |id| async move {
             Ok(observe(

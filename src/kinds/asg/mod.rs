@@ -40,6 +40,8 @@ pub static ASG: Spec = Spec {
     list_group: None,
     list_all: false,
     control_plane: false,
+    ready_within: 600,
+    ready_port: false,
 };
 
 /// The tag AWS puts on every instance of a group: its value names the group.
@@ -55,5 +57,19 @@ fn sleep_call(names: &[String]) -> SleepCall {
     SleepCall {
         action: "autoscaling:updateAutoScalingGroup",
         input: json!({"AutoScalingGroupName": field(names, 0), "MinSize": 0, "DesiredCapacity": 0}),
+    }
+}
+
+/// Whether a group is usable: as many instances `InService` as desired.
+pub fn ready(in_service: i32, desired: i32) -> bool {
+    in_service >= desired
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_group_is_ready_with_its_desired_instances_in_service() {
+        assert!(super::ready(3, 3));
+        assert!(!super::ready(2, 3));
     }
 }

@@ -8,6 +8,7 @@ use crate::cloud::aws::error::{aws_err, not_found};
 use crate::cloud::aws::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::{each_in_order, CloudError, ErrorKind};
 use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running, Volume};
+use crate::core::policy::readiness::Probe;
 use crate::kinds::adapter::{by_value, rows, wrong_shape, Cx, Each, KindAdapter};
 use crate::kinds::asg;
 use aws_sdk_ec2::types::{Filter, Instance, Tag};
@@ -356,6 +357,10 @@ impl KindAdapter for Ec2 {
         Box::pin(by_value(items, move |saved, ids| async move {
             set_sleep_tag(&cx.clients.ec2, &instance_ids(ids), saved).await
         }))
+    }
+
+    fn ready<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Option<u16>)]) -> Each<'a, Probe> {
+        Box::pin(super::ready::probe_all(&cx.clients.ec2, items))
     }
 
     fn facts<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts> {

@@ -1,6 +1,7 @@
 //! EC2 instances: stopped and started.
 
 pub mod aws;
+mod ready;
 
 use crate::kinds::spec::{field, Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged};
 use serde_json::json;
@@ -60,6 +61,8 @@ pub static EC2: Spec = Spec {
     list_group: None,
     list_all: true,
     control_plane: false,
+    ready_within: 300,
+    ready_port: true,
 };
 
 fn check(names: &[String]) -> Result<(), String> {
@@ -76,5 +79,25 @@ fn sleep_call(names: &[String]) -> SleepCall {
     SleepCall {
         action: "ec2:stopInstances",
         input: json!({"InstanceIds": [field(names, 0)]}),
+    }
+}
+
+/// Whether an instance in `state` whose instance and system status checks
+/// say `instance` and `system` is usable: running, both checks passed
+/// (`ok`, or `not-applicable` where AWS runs none).
+pub fn ready(state: &str, instance: &str, system: &str) -> bool {
+    let passed = |c: &str| matches!(c, "ok" | "not-applicable");
+    state == "running" && passed(instance) && passed(system)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_instance_is_ready_once_running_with_both_checks_passed() {
+        assert!(super::ready("running", "ok", "ok"));
+        assert!(super::ready("running", "not-applicable", "ok"));
+        assert!(!super::ready("running", "initializing", "ok"));
+        assert!(!super::ready("running", "ok", "impaired"));
+        assert!(!super::ready("pending", "ok", "ok"));
     }
 }

@@ -6,7 +6,9 @@ use crate::cloud::aws::{all_items, has_protect, only, sleep_tag, SLEEP_TAG};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::core::model::resource::{Capacity, Desired, Facts, Kind, Observed, ResourceId};
 use crate::core::policy::busy::Deployment;
+use crate::core::policy::readiness::Probe;
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
+use crate::kinds::ecs;
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_ecs::types::{DeploymentRolloutState, LaunchType, Service, ServiceField, Tag};
 use aws_sdk_ecs::Client;
@@ -319,7 +321,44 @@ async fn observe_cluster(cx: Cx<'_>, ids: &[ResourceId]) -> Vec<Result<Observed,
         .collect()
 }
 
+/// Whether each of the services `items` (of one cluster) is usable: one
+/// `DescribeServices` per 10.
+async fn ready_cluster(
+    cx: Cx<'_>,
+    items: &[(ResourceId, Option<u16>)],
+) -> Vec<Result<Probe, CloudError>> {
+    let Some(cluster) = items.first().map(|(id, _)| id.part(0)) else {
+        return Vec::new();
+    };
+    let services: Vec<String> = items.iter().map(|(id, _)| id.part(1).to_string()).collect();
+    let described = match describe_many(&cx.clients.ecs, cluster, &services).await {
+        Ok(d) => d,
+        Err(e) => return vec![Err(e); items.len()],
+    };
+    (described.into_iter())
+        .map(|s| {
+            let s = s?;
+            let rollout = (s.deployments().iter())
+                .find(|d| d.status() == Some("PRIMARY"))
+                .and_then(|d| d.rollout_state())
+                .map(|r| r.as_str());
+            let (running, desired) = (s.running_count(), s.desired_count());
+            Ok(Probe {
+                ready: ecs::ready(running, desired, rollout),
+                detail: format!(
+                    "{running} of {desired} tasks running, rollout {}",
+                    rollout.unwrap_or("-")
+                ),
+            })
+        })
+        .collect()
+}
+
 impl KindAdapter for Ecs {
+    fn ready<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Option<u16>)]) -> Each<'a, Probe> {
+        Box::pin(ready_cluster(cx, items))
+    }
+
     fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
         Box::pin(observe_cluster(cx, ids))
     }

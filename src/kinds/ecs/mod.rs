@@ -56,6 +56,8 @@ pub static ECS: Spec = Spec {
     list_group: Some("services"),
     list_all: true,
     control_plane: false,
+    ready_within: 600,
+    ready_port: false,
 };
 
 /// UpdateService with desired count 0.
@@ -63,5 +65,23 @@ fn sleep_call(names: &[String]) -> SleepCall {
     SleepCall {
         action: "ecs:updateService",
         input: json!({"Cluster": field(names, 0), "Service": field(names, 1), "DesiredCount": 0}),
+    }
+}
+
+/// Whether a service is usable: as many tasks running as desired, and its
+/// PRIMARY deployment's rollout `COMPLETED` (`None`: a deployment
+/// controller that reports no rollout state, judged by the counts alone).
+pub fn ready(running: i32, desired: i32, primary_rollout: Option<&str>) -> bool {
+    running == desired && primary_rollout.is_none_or(|r| r == "COMPLETED")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_service_is_ready_with_every_task_running_and_its_rollout_done() {
+        assert!(super::ready(2, 2, Some("COMPLETED")));
+        assert!(super::ready(2, 2, None));
+        assert!(!super::ready(1, 2, Some("COMPLETED")));
+        assert!(!super::ready(2, 2, Some("IN_PROGRESS")));
     }
 }

@@ -5,7 +5,9 @@ use crate::cloud::aws::error::{aws_err, not_found};
 use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::CloudError;
 use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Scaling};
+use crate::core::policy::readiness::Probe;
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
+use crate::kinds::eks;
 use aws_sdk_eks::types::{Cluster, Nodegroup, NodegroupScalingConfig};
 use aws_sdk_eks::Client;
 use futures::future::BoxFuture;
@@ -175,7 +177,35 @@ pub struct Eks;
 /// EKS nodegroups' adapter.
 pub static EKS: Eks = Eks;
 
+/// Whether nodegroup `id` is usable: `ACTIVE`, with as many instances
+/// InService in its Auto Scaling groups as desired where they can be read.
+async fn ready_one(cx: Cx<'_>, id: &ResourceId) -> Result<Probe, CloudError> {
+    let ng = nodegroup(&cx.clients.eks, id.part(0), id.part(1)).await?;
+    let status = ng.status().map_or("unknown", |s| s.as_str()).to_string();
+    let (_, desired, _) = scaling(&ng);
+    let groups: Vec<String> = (ng.resources().map(|r| r.auto_scaling_groups()))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|g| g.name().map(String::from))
+        .collect();
+    let in_service = match groups.is_empty() {
+        true => None,
+        false => crate::kinds::asg::aws::in_service(&cx.clients.autoscaling, &groups).await,
+    };
+    Ok(Probe {
+        ready: eks::ready(&status, desired, in_service),
+        detail: match in_service {
+            Some(n) => format!("{status}, {n} of {desired} nodes in service"),
+            None => status,
+        },
+    })
+}
+
 impl KindAdapter for Eks {
+    fn ready<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Option<u16>)]) -> Each<'a, Probe> {
+        Box::pin(each(items, move |(id, _)| ready_one(cx, id)))
+    }
+
     fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
         Box::pin(each(ids, move |id| async move {
             let (name, group) = (id.part(0), id.part(1));

@@ -45,6 +45,8 @@ pub static EKS: Spec = Spec {
     list_group: Some("nodegroups"),
     list_all: true,
     control_plane: true,
+    ready_within: 900,
+    ready_port: false,
 };
 
 /// UpdateNodegroupConfig with min and desired 0 (max kept).
@@ -56,5 +58,23 @@ fn sleep_call(names: &[String]) -> SleepCall {
             "NodegroupName": field(names, 1),
             "ScalingConfig": {"MinSize": 0, "DesiredSize": 0},
         }),
+    }
+}
+
+/// Whether a nodegroup is usable: `ACTIVE`, and, where its Auto Scaling
+/// groups can be read (`in_service`: their InService instances), its
+/// desired size reached.
+pub fn ready(status: &str, desired: i32, in_service: Option<i32>) -> bool {
+    status == "ACTIVE" && in_service.is_none_or(|n| n >= desired)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_nodegroup_is_ready_when_active_with_its_nodes_in_service() {
+        assert!(super::ready("ACTIVE", 2, None));
+        assert!(super::ready("ACTIVE", 2, Some(2)));
+        assert!(!super::ready("ACTIVE", 2, Some(1)));
+        assert!(!super::ready("UPDATING", 2, Some(2)));
     }
 }

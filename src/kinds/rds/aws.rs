@@ -6,6 +6,7 @@ use crate::cloud::aws::error::{aws_err, not_found};
 use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running};
+use crate::core::policy::readiness::Probe;
 use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
 use crate::kinds::rds;
 use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
@@ -268,6 +269,16 @@ impl Rds {
 }
 
 impl KindAdapter for Rds {
+    fn ready<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Option<u16>)]) -> Each<'a, Probe> {
+        Box::pin(each(items, move |(id, _)| async move {
+            let status = status(&cx.clients.rds, self.0, id.part(0)).await?;
+            Ok(Probe {
+                ready: rds::ready(&status),
+                detail: status,
+            })
+        }))
+    }
+
     fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
         Box::pin(each(ids, move |id| self.observe_one(cx, id)))
     }

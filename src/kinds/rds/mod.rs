@@ -46,6 +46,8 @@ pub static INSTANCE: Spec = Spec {
     list_group: None,
     list_all: false,
     control_plane: false,
+    ready_within: 1200,
+    ready_port: false,
 };
 
 /// An Aurora DB cluster.
@@ -82,6 +84,8 @@ pub static CLUSTER: Spec = Spec {
     list_group: None,
     list_all: false,
     control_plane: false,
+    ready_within: 1200,
+    ready_port: false,
 };
 
 /// Why an instance of cluster `cluster` is never stopped on its own.
@@ -103,4 +107,9 @@ fn stop_cluster(names: &[String]) -> SleepCall {
         action: "rds:stopDBCluster",
         input: json!({"DbClusterIdentifier": field(names, 0)}),
     }
+}
+
+/// Whether a DB instance or Aurora cluster in `status` is usable.
+pub fn ready(status: &str) -> bool {
+    status == "available"
 }
