@@ -195,30 +195,42 @@ async fn ssh_wakes_only_its_instance_holds_it_while_connected_and_not_while_away
     assert_eq!(d.ok("STATUS").await["holds"], json!([]));
 
     // --wake: devbox alone wakes, the session runs, the other stays asleep.
-    let out = run(ssh(
+    let session = ssh(
         &cfg,
         &d,
         &sshd,
         "--wake",
         &["devbox"],
-        "echo connected",
-    ));
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "connected\n");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("waking devbox... running after ") && err.contains(" s, ssh up after "),
-        "{err}"
-    );
-    assert_eq!(ec2_state(R, &other).await.0, "stopped");
-    let status = d.ok("STATUS").await;
+        "echo connected; sleep 6",
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let status = d
+        .wait_status(Duration::from_secs(20), "devbox woken", |s| {
+            s["holds"].as_array().map(Vec::len) == Some(1)
+                && asleep(s) == std::slice::from_ref(&other)
+        })
+        .await;
     assert_eq!(status["state"], "asleep", "{status}");
-    assert_eq!(asleep(&status), std::slice::from_ref(&other), "{status}");
+    assert_eq!(status["holds"][0]["only"]["instance_id"], devbox.as_str());
+    assert_eq!(ec2_state(R, &devbox).await.0, "running");
+    assert_eq!(ec2_state(R, &other).await.0, "stopped");
     let records = std::fs::read_to_string(cfg.file("state.json")).unwrap();
     assert!(
         records.contains(&other) && !records.contains(&devbox),
         "{records}"
     );
+    let out = session.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "connected\n");
+    assert!(
+        err.contains("waking devbox... running after ") && err.contains(" s, ssh up after "),
+        "{err}"
+    );
+    assert_eq!(ec2_state(R, &other).await.0, "stopped");
     // Its hold ended with the session: the user is still away, it sleeps.
     wait_state(&devbox, "stopped", Duration::from_secs(20)).await;
     assert_eq!(d.ok("STATUS").await["holds"], json!([]));
