@@ -357,9 +357,28 @@ pub fn check_name(what: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// Checks an entry's fields after its names: profile, desired_size,
+/// ready_port, ssh_host and ssh_address.
+fn check_options(e: &RawEntry) -> Result<(), String> {
+    match &e.profile {
+        Some(p) if p.is_empty() || p.contains(char::is_whitespace) => {
+            return Err(format!(
+                "profile `{p}` must be a profile name without spaces"
+            ))
+        }
+        _ => {}
+    }
+    match (e.desired_size, e.ready_port) {
+        (Some(d), _) if d < 0 => return Err(format!("desired_size {d} must be 0 or more")),
+        (_, Some(0)) => return Err("ready_port 0 is not a TCP port".to_string()),
+        _ => {}
+    }
+    check_ssh([&e.ssh_host, &e.ssh_address])
+}
+
 /// Checks `ssh_host` and `ssh_address`: a name or address (with a port,
 /// for `ssh_address`) with no spaces.
-fn check_ssh([host, address]: &[Option<String>; 2]) -> Result<(), String> {
+fn check_ssh([host, address]: [&Option<String>; 2]) -> Result<(), String> {
     for (field, value) in [("ssh_host", host), ("ssh_address", address)] {
         match value {
             Some(v) if v.is_empty() || v.contains(char::is_whitespace) || v.len() > 255 => {
@@ -427,38 +446,14 @@ impl Registry {
         let mut push = |id: ResourceId,
                         key: &'static str,
                         needle: &str,
-                        profile: Option<String>,
-                        description: Option<String>,
-                        desired_size: Option<i32>,
-                        (hibernate, shared, ready_port, ssh): (
-            bool,
-            bool,
-            Option<u16>,
-            [Option<String>; 2],
-        ),
+                        e: RawEntry,
                         errors: &mut Vec<String>| {
             let n = occurrences.entry((key, needle.to_string())).or_insert(0);
             let here = (key, needle.to_string(), *n);
             *n += 1;
             let line =
                 |(key, needle, nth): &(&str, String, usize)| line_of(text, key, needle, *nth);
-            let check = check_id(&id)
-                .and(match &profile {
-                    Some(p) if p.is_empty() || p.contains(char::is_whitespace) => Err(format!(
-                        "profile `{p}` must be a profile name without spaces"
-                    )),
-                    _ => Ok(()),
-                })
-                .and(match desired_size {
-                    Some(d) if d < 0 => Err(format!("desired_size {d} must be 0 or more")),
-                    _ => Ok(()),
-                })
-                .and(match ready_port {
-                    Some(0) => Err("ready_port 0 is not a TCP port".to_string()),
-                    _ => Ok(()),
-                })
-                .and(check_ssh(&ssh));
-            if let Err(e) = check {
+            if let Err(e) = check_id(&id).and(check_options(&e)) {
                 errors.push(format!("line {}: {e}", line(&here)));
                 return;
             }
@@ -473,35 +468,21 @@ impl Registry {
             seen.insert(id.clone(), here);
             entries.push(Entry {
                 id,
-                profile,
-                description: description.unwrap_or_default(),
-                desired_size,
-                hibernate,
-                ready_port,
+                profile: e.profile,
+                description: e.description.unwrap_or_default(),
+                desired_size: e.desired_size,
+                hibernate: e.hibernate,
+                ready_port: e.ready_port,
                 tagged: false,
-                shared,
-                ssh_host: ssh[0].clone(),
-                ssh_address: ssh[1].clone(),
+                shared: e.shared,
+                ssh_host: e.ssh_host,
+                ssh_address: e.ssh_address,
             });
         };
         for e in raw.0 {
-            let id = ResourceId::new(e.kind, e.names, e.region);
+            let id = ResourceId::new(e.kind, e.names.clone(), e.region.clone());
             let (key, needle) = (e.kind.spec().names[0].key, id.part(0).to_string());
-            push(
-                id,
-                key,
-                &needle,
-                e.profile,
-                e.description,
-                e.desired_size,
-                (
-                    e.hibernate,
-                    e.shared,
-                    e.ready_port,
-                    [e.ssh_host, e.ssh_address],
-                ),
-                &mut errors,
-            );
+            push(id, key, &needle, e, &mut errors);
         }
         if errors.is_empty() {
             Ok(Registry { entries })
