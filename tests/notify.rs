@@ -14,7 +14,7 @@ mod notifications;
 
 use common::*;
 use desktop::*;
-use notifications::{serve, Shown, IFACE, PATH};
+use notifications::{daemon_on, serve, Shown, IFACE, PATH};
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -33,12 +33,7 @@ async fn daemon_warning_on(bus: &PrivateBus) -> (ConfigDir, Daemon, String) {
         })),
     );
     let cfg = ConfigDir::with_settings(&settings, &services);
-    let mut command = cfg.command(&["run"]);
-    command
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
-    let d = Daemon::spawn(command);
+    let d = daemon_on(bus, &cfg);
     (cfg, d, id)
 }
 

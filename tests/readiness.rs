@@ -21,7 +21,7 @@ mod notifications;
 use common::*;
 use desktop::PrivateBus;
 use forwarder::Forwarder;
-use notifications::serve;
+use notifications::{daemon_on, serve};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -66,12 +66,7 @@ async fn each_woken_resource_is_ready_after_its_delay_and_one_notification_says_
         detectors_off(json!({"aws": {"endpoint_url": fwd.url}})),
     );
     let cfg = ConfigDir::with_settings(&settings, &services);
-    let mut command = cfg.command(&["run"]);
-    command
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
-    let d = Daemon::spawn(command);
+    let d = daemon_on(&bus, &cfg);
     let slept = d.ok("SLEEP_NOW").await;
     assert_eq!(slept.as_array().unwrap().len(), 6, "{slept}");
     assert_eq!(ec2_state(B, &far).await.0, "stopped");
@@ -266,12 +261,7 @@ async fn two_hundred_resources_cost_a_few_calls_a_minute_and_the_notification_fo
         &settings,
         &format!("ec2_instances:\n{ec2}ecs_services:\n{ecs}"),
     );
-    let mut command = cfg.command(&["run"]);
-    command
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
-    let d = Daemon::spawn(command);
+    let d = daemon_on(&bus, &cfg);
     d.ok("SLEEP_NOW").await;
 
     // Not ready during the wake, then for a minute from its end.
@@ -328,4 +318,74 @@ async fn two_hundred_resources_cost_a_few_calls_a_minute_and_the_notification_fo
          ({per_minute:.1} a minute); notification {:.2} s after ready on AWS's side",
         notified.as_secs_f64()
     );
+}
+
+/// An instance in a subnet of 127.0.0.0/8 (moto gives it a private address
+/// there, which is this machine's loopback), with no public address.
+async fn instance_on_loopback(region: &str) -> (String, String) {
+    let ec2 = aws_sdk_ec2::Client::new(&sdk(region).await);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("127.0.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap();
+    let subnet = (ec2.create_subnet().vpc_id(vpc).cidr_block("127.0.9.0/24"))
+        .send()
+        .await
+        .unwrap();
+    let out = ec2
+        .run_instances()
+        .image_id("ami-12345678")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .subnet_id(subnet.subnet().unwrap().subnet_id().unwrap())
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let i = &out.instances()[0];
+    assert_eq!(i.public_ip_address(), None);
+    let ip = i.private_ip_address().unwrap().to_string();
+    (i.instance_id().unwrap().to_string(), ip)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_ready_port_an_instance_is_ready_once_that_port_answers_on_its_address() {
+    const R: &str = "eu-west-3";
+    let (id, ip) = instance_on_loopback(R).await;
+    // A free port, not listened on yet.
+    let port = std::net::TcpListener::bind((ip.as_str(), 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let services =
+        format!("ec2_instances:\n  - instance_id: {id}\n    region: {R}\n    ready_port: {port}\n");
+    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], detectors_off(json!({}))), &services);
+    let d = Daemon::start(&cfg);
+    d.ok("SLEEP_NOW").await;
+    d.ok("WAKE_NOW").await;
+    let t0 = Instant::now();
+    // Running with its status checks passed (moto), but the port is closed.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let status = d.ok("STATUS").await;
+    assert_eq!(ec2_state(R, &id).await.0, "running");
+    assert_eq!(row(&status, &id)["state"], "starting", "{status}");
+    let listener = tokio::net::TcpListener::bind((ip.as_str(), port))
+        .await
+        .unwrap();
+    let opened = t0.elapsed();
+    let status = d
+        .wait_status(Duration::from_secs(25), "ready", |s| {
+            row(s, &id)["state"] == "ready"
+        })
+        .await;
+    let after = row(&status, &id)["ready_after_seconds"].as_f64().unwrap();
+    assert!(
+        after >= opened.as_secs_f64(),
+        "{after} s, port opened at {opened:?}"
+    );
+    drop(listener);
 }

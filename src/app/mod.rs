@@ -58,6 +58,14 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// Sleeps until `due`; forever when there is none.
+async fn until(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn idle_config(settings: &Settings) -> IdleConfig {
     IdleConfig {
         timeout: settings.activity.inactivity_timeout,

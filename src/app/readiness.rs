@@ -50,16 +50,10 @@ impl<C: CloudControl> App<C> {
                 None => (None, None),
             };
             let due = [poll, notice].into_iter().flatten().min();
-            let wait = async {
-                match due {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = self.readiness_changed.notified() => continue,
-                _ = wait => {}
+                _ = super::until(due) => {}
             }
             if poll.is_some_and(|p| p <= now()) {
                 self.look().await;

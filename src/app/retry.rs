@@ -99,16 +99,10 @@ impl<C: CloudControl> App<C> {
                 None if unsaved => Some(t + PROBE_EVERY),
                 due => due,
             };
-            let wait = async {
-                match due {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = self.retry_changed.notified() => continue,
-                _ = wait => {}
+                _ = super::until(due) => {}
             }
             let written = unsaved && self.manager.flush().is_ok();
             if written {

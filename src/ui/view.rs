@@ -141,13 +141,7 @@ pub fn tray_view(status: &Status) -> TrayView {
     if let Some(saved) = status.saved_this_week_usd.filter(|s| *s >= 0.005) {
         line = format!("{line}; Saved ≈ ${saved:.2} this week");
     }
-    let ready = (status.readiness.iter())
-        .filter(|r| r.state == ReadyState::Ready)
-        .count();
-    if ready < status.readiness.len() {
-        let total = status.readiness.len();
-        line = format!("{line}; waking: {ready} of {total} ready");
-    }
+    line = with_waking(line, status);
     if let Some(op) = status.operation {
         line = format!("{}…", capitalize(op.name()));
     }
@@ -161,6 +155,19 @@ pub fn tray_view(status: &Status) -> TrayView {
         line = format!("Config error: {first}");
     }
     TrayView { icon, line }
+}
+
+/// `line; waking: 2 of 4 ready` while resources of the last wake are
+/// starting, else `line`.
+fn with_waking(line: String, status: &Status) -> String {
+    let total = status.readiness.len();
+    let ready = (status.readiness.iter())
+        .filter(|r| r.state == ReadyState::Ready)
+        .count();
+    match ready < total {
+        true => format!("{line}; waking: {ready} of {total} ready"),
+        false => line,
+    }
 }
 
 fn capitalize(s: &str) -> String {
@@ -243,6 +250,41 @@ fn list(names: &[String]) -> String {
         s.push_str(&format!(" and {} more", names.len() - SHOWN));
     }
     s
+}
+
+/// The notification that the last wake's resources are all ready, or that
+/// one is still starting.
+fn readiness_note(event: &Event) -> Option<Note> {
+    let (summary, body) = match event {
+        Event::Ready {
+            resources,
+            after_seconds,
+        } => (
+            format!(
+                "All {resources} ready after {}",
+                exact(secs(Some(*after_seconds)))
+            ),
+            "Every resource of the wake is usable.",
+        ),
+        Event::StillStarting {
+            resource,
+            after_seconds,
+        } => (
+            format!(
+                "{resource} still starting after {}",
+                human(secs(Some(*after_seconds)))
+            ),
+            "The others are followed as before; cloudnap says nothing more about it.",
+        ),
+        _ => return None,
+    };
+    Some(Note {
+        summary,
+        body: body.into(),
+        kind: NoteKind::Awake,
+        actions: Vec::new(),
+        no_actions_hint: None,
+    })
 }
 
 /// The notification for an app event at local time `now`, if it deserves one.
@@ -369,28 +411,7 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
                 describe(detectors)
             ),
         ),
-        Event::Ready {
-            resources,
-            after_seconds,
-        } => note(
-            NoteKind::Awake,
-            format!(
-                "All {resources} ready after {}",
-                exact(secs(Some(*after_seconds)))
-            ),
-            "Every resource of the wake is usable.".into(),
-        ),
-        Event::StillStarting {
-            resource,
-            after_seconds,
-        } => note(
-            NoteKind::Awake,
-            format!(
-                "{resource} still starting after {}",
-                human(secs(Some(*after_seconds)))
-            ),
-            "The others are followed as before; cloudnap says nothing more about it.".into(),
-        ),
+        Event::Ready { .. } | Event::StillStarting { .. } => readiness_note(event),
         Event::DeadlineOff { why } => note(
             NoteKind::Error,
             "cloudnap: no AWS-side deadline".into(),

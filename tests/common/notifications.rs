@@ -2,6 +2,7 @@
 //! private D-Bus bus: it records what cloudnap asks it to show.
 #![allow(dead_code)] // each test binary uses part of it
 
+use crate::common::{ConfigDir, Daemon};
 use crate::desktop::PrivateBus;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -85,4 +86,14 @@ pub fn serve(
         .build()
         .unwrap();
     (conn, shown)
+}
+
+/// `cloudnap run` in `cfg` with no display, its notifications going to `bus`.
+pub fn daemon_on(bus: &PrivateBus, cfg: &ConfigDir) -> Daemon {
+    let mut command = cfg.command(&["run"]);
+    command
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
+    Daemon::spawn(command)
 }

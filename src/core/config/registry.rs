@@ -344,6 +344,15 @@ impl<'de> Visitor<'de> for Item {
     }
 }
 
+/// Checks an entry's `desired_size` and `ready_port`.
+fn check_numbers(desired_size: Option<i32>, ready_port: Option<u16>) -> Result<(), String> {
+    match (desired_size, ready_port) {
+        (Some(d), _) if d < 0 => Err(format!("desired_size {d} must be 0 or more")),
+        (_, Some(0)) => Err("ready_port 0 is not a TCP port".to_string()),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a resource name: non-empty, no `:` (the UDP field separator), no whitespace.
 pub fn check_name(what: &str, value: &str) -> Result<(), String> {
     if value.is_empty() {
@@ -368,11 +377,7 @@ fn check_options(e: &RawEntry) -> Result<(), String> {
         }
         _ => {}
     }
-    match (e.desired_size, e.ready_port) {
-        (Some(d), _) if d < 0 => return Err(format!("desired_size {d} must be 0 or more")),
-        (_, Some(0)) => return Err("ready_port 0 is not a TCP port".to_string()),
-        _ => {}
-    }
+    check_numbers(e.desired_size, e.ready_port)?;
     check_ssh([&e.ssh_host, &e.ssh_address])
 }
 

@@ -128,7 +128,7 @@ impl Follow {
         now: Instant,
     ) -> Follow {
         match current {
-            Some(mut f) if !f.all_told && !f.is_empty() => {
+            Some(mut f) if !f.all_told && !f.rows.is_empty() => {
                 f.add(resources, trigger, now);
                 f
             }
@@ -232,16 +232,6 @@ impl Follow {
     /// How many are ready.
     pub fn ready_count(&self) -> usize {
         self.rows.iter().filter(|r| r.ready_at.is_some()).count()
-    }
-
-    /// How many are followed.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// Whether nothing is followed.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
     }
 
     /// Each resource that became ready at `at` (a look's `now`), with what
@@ -353,7 +343,7 @@ mod tests {
         let t0 = Instant::now();
         let f = Follow::new([ec2("i-1")], Trigger::Team, t0);
         let mut f = Follow::after_wake(Some(f), vec![ec2("i-2")], Trigger::Team, t0 + S(5));
-        assert_eq!(f.len(), 2);
+        assert_eq!(f.rows().len(), 2);
         assert_eq!(f.next_poll(t0 + S(5)), Some(t0 + S(7)), "looks start over");
         f.looked(t0 + S(7), &[(ec2("i-1"), true)]);
         let told = f.looked(t0 + S(11), &[(ec2("i-2"), true)]);
@@ -367,7 +357,7 @@ mod tests {
             }]
         );
         let f = Follow::after_wake(Some(f), vec![db()], Trigger::Idle, t0 + S(60));
-        assert_eq!(f.len(), 1, "a new wake: only its resources");
+        assert_eq!(f.rows().len(), 1, "a new wake: only its resources");
         assert_eq!(f.starting(), vec![db()]);
     }
 

@@ -382,6 +382,17 @@ fn fit(s: &str, n: usize) -> String {
     out
 }
 
+/// The HTML page's end: how long the user waited, and the warnings.
+fn notes_html(r: &SavingsReport) -> String {
+    let waits = (r.waits.as_ref())
+        .map(|w| format!("<p id=\"waits\">{}</p>", esc(&w.text())))
+        .unwrap_or_default();
+    let warnings: String = (r.warnings.iter())
+        .map(|w| format!("<li>{}</li>", esc(w)))
+        .collect();
+    format!("{waits}<ul>{warnings}</ul>")
+}
+
 /// The report as a plain-text table (at most 100 columns), rounded.
 pub fn format_text(r: &SavingsReport) -> String {
     let mut s = format!("Savings from {} to {}\n\n", date(r.since), date(r.until));
@@ -519,14 +530,7 @@ pub fn format_html(r: &SavingsReport) -> String {
         );
     }
     let height = 28.0 * r.resources.len() as f64 + 30.0;
-    let warnings: String = r
-        .warnings
-        .iter()
-        .map(|w| format!("<li>{}</li>", esc(w)))
-        .collect();
-    let waits = (r.waits.as_ref())
-        .map(|w| format!("<p id=\"waits\">{}</p>", esc(&w.text())))
-        .unwrap_or_default();
+    let notes = notes_html(r);
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cloudnap savings</title>\
 <style>body{{font-family:sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse}}\
@@ -540,7 +544,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+3
 <h2>Per resource</h2><table><tr><th>kind</th><th>region</th><th>resource</th><th>awake h</th><th>asleep h</th>\
 <th>saved</th><th>still costing</th><th>prices</th><th>notes</th></tr>{rows}</table>\
 <p>Assumptions: {}. <code>estimate</code>: the price table shipped with cloudnap; <code>price_list</code>: the AWS Price List API.</p>\
-{waits}<ul>{warnings}</ul></body></html>\n",
+{notes}</body></html>\n",
         date(r.since),
         date(r.until),
         r.totals.saved_usd,
