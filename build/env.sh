@@ -13,6 +13,7 @@ STARTED_PIDS=()
 # and headless sway (typed into with wtype) and mutter (driven through its
 # RemoteDesktop D-Bus API with python3-dbus) for the Wayland detectors;
 # nc and openssl for the documented ways of sending signed commands;
+# OpenSSH's client and server for wake on connect (tests/ssh_proxy.rs);
 # Debian's Rust with its std source, mingw-w64 and Wine for the Windows
 # build and its smoke tests (build/windows.sh, tests/windows.rs).
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
@@ -22,7 +23,7 @@ APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   xvfb openbox xdotool x11-utils pulseaudio pulseaudio-utils sox
   haskell-gtk-sni-tray-utils imagemagick dbus-x11 dbus-bin
   sway wtype foot mutter dbus-user-session python3-dbus python3-gi
-  netcat-openbsd openssl chromium
+  netcat-openbsd openssl chromium openssh-server openssh-client
   rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64)
 
 ensure_packages() {

@@ -33,7 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Exit code when some resource failed or credentials do not work.
 const EXIT_FAILED: u8 = 1;
@@ -116,9 +116,14 @@ enum Command {
         /// Why, as STATUS and the tray show it (default: the command).
         #[arg(long)]
         reason: Option<String>,
-        /// Only this registered resource (i-0abc, cluster/service, cluster/nodegroup).
+        /// Only this registered resource (i-0abc, cluster/service, cluster/nodegroup);
+        /// wakes it alone if it is asleep.
         #[arg(long, value_name = "RESOURCE")]
         only: Option<String>,
+        /// With --only and a COMMAND: start the command once the resource
+        /// is ready (usable, as STATUS `readiness` says), not just started.
+        #[arg(long, requires_all = ["only", "command"])]
+        ready: bool,
         /// Address of the running cloudnap (default: from settings.json).
         #[arg(long)]
         to: Option<SocketAddr>,
@@ -128,6 +133,28 @@ enum Command {
         /// The command to run while held, after `--`.
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
+    },
+    /// ssh's ProxyCommand (`ProxyCommand cloudnap ssh-proxy %h %p`): wakes
+    /// the registered EC2 instance HOST names (its ssh_host, Name tag, id
+    /// or address) if it is asleep, and only it, waits until PORT answers on
+    /// its current address and relays the connection, holding the instance
+    /// while it lasts. Any other HOST is relayed untouched.
+    SshProxy {
+        host: String,
+        port: u16,
+        /// Wake (and hold) also while you are away (cloudnap asleep, screen
+        /// locked).
+        #[arg(long)]
+        wake: bool,
+        /// Address of the running cloudnap (default: from settings.json).
+        #[arg(long)]
+        to: Option<SocketAddr>,
+        /// How long to wait for the instance and its port, in seconds.
+        #[arg(long, default_value_t = 600.0)]
+        wait_seconds: f64,
+        /// The lease renewed while connected, in seconds (at most 120).
+        #[arg(long, default_value_t = 60.0, hide = true)]
+        lease_seconds: f64,
     },
 }
 
@@ -237,10 +264,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             duration,
             reason,
             only,
+            ready,
             to,
             lease_seconds,
             command,
-        }) => hold(&paths, duration, reason, only, to, lease_seconds, command),
+        }) => {
+            let only = only.map(|name| (name, ready));
+            hold(&paths, duration, reason, only, to, lease_seconds, command)
+        }
         Some(Command::Credentials) => credentials(&paths),
         command => with_aws(&paths, command.unwrap_or(Command::Run), json),
     }
@@ -291,6 +322,24 @@ fn with_aws(paths: &Paths, command: Command, json: bool) -> Result<ExitCode> {
                 unreachable!("handled above")
             }
             Command::Check => check(paths, &settings, &registry, &*cloud).await,
+            Command::SshProxy {
+                host,
+                port,
+                wake,
+                to,
+                wait_seconds,
+                lease_seconds,
+            } => {
+                let args = ProxyArgs {
+                    host,
+                    port,
+                    wake,
+                    to,
+                    lease: Duration::from_secs_f64(lease_seconds.clamp(1.0, 120.0)),
+                    wait: Duration::from_secs_f64(wait_seconds.clamp(1.0, 3600.0)),
+                };
+                ssh_proxy(&settings, &registry, &cloud, args).await
+            }
             Command::Team { action } => team_command(&settings, action, json).await,
             Command::AwsSetup { dry_run } => {
                 aws_setup(paths, &settings, &registry, &cloud, dry_run).await

@@ -5,6 +5,8 @@
 //! stays up.
 
 mod common;
+#[path = "common/forwarder.rs"]
+mod forwarder;
 use common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -281,4 +283,65 @@ async fn status_says_why_what_is_up_while_away_stays_up() {
         "{text}"
     );
     assert!(text.contains("deploy (ECS "), "the hold is listed: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hold_only_ready_wakes_that_resource_alone_and_runs_the_command_once_it_is_ready() {
+    let fwd = forwarder::Forwarder::start(&moto_url());
+    let (id, cluster, yaml) = fleet().await;
+    let mut s: Value = serde_json::from_str(&settings(0)).unwrap();
+    s["aws"]["endpoint_url"] = fwd.url.clone().into();
+    let cfg = ConfigDir::with_settings(&s.to_string(), &yaml);
+    let d = Daemon::start(&cfg);
+    asleep_within(&id, &cluster, TIMEOUT + Duration::from_secs(10)).await;
+    d.wait_status(Duration::from_secs(5), "asleep", |s| s["state"] == "asleep")
+        .await;
+
+    // The instance looks not ready (status checks initializing) for 8 s.
+    let t0 = Instant::now();
+    fwd.slow(&id, t0 + Duration::from_secs(8));
+    let started = cfg.file("started");
+    let script = format!("date +%s > {}; exit 3", started.display());
+    let held = hold(
+        &cfg,
+        &d,
+        &["--only", &id, "--ready", "--", "sh", "-c", &script],
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut woken = None;
+    while !started.exists() {
+        let (ec2, ecs) = up(&id, &cluster).await;
+        assert_eq!(ecs, 0, "the service woke too");
+        if ec2 == "running" {
+            woken.get_or_insert(t0.elapsed());
+            let status = d.ok("STATUS").await;
+            assert_eq!(status["state"], "asleep", "{status}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "the command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ran_after = t0.elapsed();
+    let woken = woken.expect("running before the command");
+    assert!(woken < Duration::from_secs(6), "woken after {woken:?}");
+    assert!(
+        ran_after >= Duration::from_millis(7900),
+        "the command started {ran_after:?} after, before the instance was ready"
+    );
+    let out = held.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("waiting for {id} to be ready...")) && err.contains("ready after"),
+        "{err}"
+    );
+    assert_eq!(ecs_desired(R, &cluster, "web").await.0, 0, "still asleep");
+    let status = d.ok("STATUS").await;
+    let rows = status["asleep"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{status}");
+    assert_eq!(rows[0]["resource"]["service_name"], "web");
 }

@@ -4,7 +4,9 @@ use super::*;
 
 impl<C: CloudControl> App<C> {
     /// `HOLD`: adds a hold (on the registered resource named `only`, if
-    /// given); a hold made while asleep wakes the resources.
+    /// given). A hold on everything made while asleep wakes everything; a
+    /// hold on one resource wakes that one only, if it is asleep (the
+    /// others stay asleep, and so does the idle state).
     pub(super) fn hold(
         &self,
         minutes: Option<f64>,
@@ -51,21 +53,66 @@ impl<C: CloudControl> App<C> {
                     lease_seconds.map(Duration::from_secs_f64),
                 )
                 .map_err(|e| CommandError::Hold(e.to_string()))?;
-            let event = if only {
-                // Wake what is asleep; the next sleep leaves this one up.
-                matches!(state.tracker.state(t), IdleState::Asleep)
-                    .then(|| state.tracker.activity(t))
-                    .flatten()
-            } else {
-                state.follow_holds(t)
-            };
+            // One resource held: the countdown runs on; sleeps leave it up.
+            let event = (!only).then(|| state.follow_holds(t)).flatten();
             (hold, event)
         };
         tracing::info!("hold {}: {} ({:?})", hold.id, hold.reason, hold.scope);
         if let Some(e) = event {
             self.react(e, Trigger::Command);
         }
+        if let Scope::Only(id) = &hold.scope {
+            self.wake_held(id);
+        }
         Ok(Reply::Hold { hold: hold.row(t) })
+    }
+
+    /// Wakes `id` alone if cloudnap holds it asleep (a personal resource:
+    /// the team wakes shared ones), in the background; STATUS shows it
+    /// `starting` in `readiness` from now until it is usable. While the user
+    /// stays away it is then listed as held among what the sleep left up,
+    /// so it sleeps again once no hold covers it (see
+    /// [`Self::recheck_left_up`]).
+    fn wake_held(&self, id: &ResourceId) {
+        let asleep = (self.manager.records()).is_ok_and(|r| r.contains_key(id));
+        let entry = self.split_shared(self.entry_of(id).into_iter().collect()).0;
+        let (Some(app), [entry], true) = (self.me.upgrade(), entry.as_slice(), asleep) else {
+            return;
+        };
+        let entry = entry.clone();
+        // Followed from the hold: a client waiting for it to be ready
+        // never sees it not asleep and not yet followed.
+        self.follow(vec![entry.id.clone()], Trigger::Command);
+        tokio::spawn(async move {
+            let outcomes = match app.manager.wake_only(&entry, Trigger::Command).await {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    tracing::error!("waking {} for its hold: {e}", entry.id);
+                    return;
+                }
+            };
+            tracing::info!("woken for a hold:\n{}", format_outcomes(&outcomes));
+            {
+                let mut state = app.lock();
+                if state.tracker.state(now()) == IdleState::Asleep {
+                    state.last_sleep.retain(|o| o.resource != entry.id);
+                    state.last_sleep.push(held_up(&entry.id));
+                }
+            }
+            let failed: Vec<Outcome> = (outcomes.iter())
+                .filter(|o| o.action.is_failure())
+                .cloned()
+                .collect();
+            if !failed.is_empty() {
+                app.emit(Event::Error {
+                    operation: Operation::Waking,
+                    failed,
+                    error: None,
+                });
+            } else if outcomes.iter().any(|o| o.action == Action::Restored) {
+                app.emit(Event::Awake(outcomes));
+            }
+        });
     }
 
     /// `HOLD_RENEW` and `HOLD_RELEASE`.
@@ -79,9 +126,14 @@ impl<C: CloudControl> App<C> {
         }
         .map_err(|e| CommandError::Hold(e.to_string()))?;
         let event = state.follow_holds(t);
+        let away = state.tracker.state(t) == IdleState::Asleep;
         drop(state);
         if let Some(e) = event {
             self.react(e, Trigger::HoldEnded);
+        }
+        if let (true, true, Some(app)) = (release, away, self.me.upgrade()) {
+            // What only this hold kept up while the user is away sleeps now.
+            tokio::spawn(async move { app.recheck_left_up().await });
         }
         let hold = hold.row(t);
         if release {
@@ -198,6 +250,7 @@ impl<C: CloudControl> App<C> {
                 presence: kind.is_presence(),
                 seconds_ago: t.saturating_duration_since(at).as_secs_f64(),
             }),
+            locked: state.tracker.locked(),
             sleep_in_seconds: sleep_in.map(|d| d.as_secs_f64()),
             paused_for_seconds: paused_for.map(|d| d.as_secs_f64()),
             asleep: self

@@ -269,14 +269,7 @@ impl<C: CloudControl> App<C> {
         };
         let busy = self.settings().busy.clone();
         let mut outcomes = self.manager.sleep(&free, &busy, trigger).await?;
-        outcomes.extend(held.into_iter().map(|e| Outcome {
-            resource: e.id,
-            action: Action::Held,
-            before: None,
-            saved: None,
-            error: None,
-            retrying: None,
-        }));
+        outcomes.extend(held.iter().map(|e| held_up(&e.id)));
         Ok(outcomes)
     }
 
@@ -344,6 +337,18 @@ impl<C: CloudControl> App<C> {
     /// Waits until no sleep or wake is in progress.
     pub async fn quiesce(&self) {
         self.manager.quiesce().await;
+    }
+}
+
+/// `id` left up by a sleep because a hold covers it.
+fn held_up(id: &ResourceId) -> Outcome {
+    Outcome {
+        resource: id.clone(),
+        action: Action::Held,
+        before: None,
+        saved: None,
+        error: None,
+        retrying: None,
     }
 }
 
@@ -965,6 +970,66 @@ mod tests {
         );
         let report = ask(&app, Command::SleepNow).await;
         assert_eq!(report[0]["action"], "stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_on_one_asleep_resource_wakes_it_alone_until_its_lease_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        let up = Capacity::of(Kind::Ecs, Desired(2));
+        cloud.add(&svc(), up);
+        let (app, mut rx) = app(dir.path(), cloud.clone());
+        ask(&app, Command::SleepNow).await;
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
+        let held = ask(
+            &app,
+            Command::Hold {
+                minutes: None,
+                reason: "ssh-proxy devbox".into(),
+                only: Some("c/s".into()),
+                lease_seconds: Some(5.0),
+            },
+        )
+        .await;
+        assert_eq!(held["hold"]["only"]["service_name"], "s");
+        // Followed from the reply on: a client waiting for it to be ready
+        // sees it starting.
+        let status = app.status();
+        assert_eq!(status.readiness.len(), 1);
+        assert_eq!(status.readiness[0].resource, svc());
+        while next_event(&mut rx).await != "awake" {}
+        assert_eq!(cloud.get(&svc()).capacity, up);
+        let status = ask(&app, Command::Status).await;
+        assert_eq!(
+            status["state"], "asleep",
+            "the user is still away: {status}"
+        );
+        assert_eq!(status["asleep"], serde_json::json!([]));
+        assert_eq!(
+            status["awake"][0]["why"][0]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next(),
+            Some("held")
+        );
+        // Held: the check of what was left up leaves it.
+        app.recheck_left_up().await;
+        assert_eq!(cloud.get(&svc()).capacity, up);
+        // Its lease runs out unrenewed (a killed client): it sleeps again.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        app.recheck_left_up().await;
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
+        assert_eq!(
+            ask(&app, Command::Status).await["asleep"][0]["resource"]["service_name"],
+            "s"
+        );
     }
 
     #[tokio::test(start_paused = true)]

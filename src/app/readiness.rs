@@ -23,6 +23,11 @@ impl<C: CloudControl> App<C> {
             .filter(|o| o.action == Action::Restored)
             .map(|o| o.resource.clone())
             .collect();
+        self.follow(woken, trigger);
+    }
+
+    /// Follows `woken` (from now) until each is usable.
+    pub(super) fn follow(&self, woken: Vec<ResourceId>, trigger: Trigger) {
         if woken.is_empty() {
             return;
         }

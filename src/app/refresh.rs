@@ -20,27 +20,34 @@ impl<C: CloudControl> App<C> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!("refreshing the state: {e}"),
             }
-            self.recheck_busy().await;
+            self.recheck_left_up().await;
         }
     }
 
     /// While the user stays away, puts to sleep what the last sleep left
-    /// running because it was at work, if it is not any more; what is still
-    /// busy stays on the list for the next check.
-    pub(super) async fn recheck_busy(&self) {
+    /// running because it was at work or held, if it is not any more (a
+    /// hold that ended, released or not renewed); what is still busy stays
+    /// on the list for the next check.
+    pub(super) async fn recheck_left_up(&self) {
         let registered = self.entries();
         let entries: Vec<Entry> = {
             let (t, state) = (now(), self.lock());
-            let busy = busy_rows(&state.last_sleep);
-            if busy.is_empty() || state.tracker.state(t) != IdleState::Asleep {
+            if state.tracker.state(t) != IdleState::Asleep {
                 return;
             }
+            let left_up = |id: &ResourceId| {
+                (state.last_sleep.iter())
+                    .any(|o| &o.resource == id && matches!(o.action, Action::Busy | Action::Held))
+            };
             registered
                 .into_iter()
-                .filter(|e| busy.iter().any(|b| b.resource == e.id))
+                .filter(|e| left_up(&e.id))
                 .filter(|e| state.holds.covering(t, &e.id).is_empty())
                 .collect()
         };
+        if entries.is_empty() {
+            return;
+        }
         let busy = self.settings().busy.clone();
         let outcomes = match self.manager.sleep(&entries, &busy, Trigger::Idle).await {
             Ok(outcomes) => outcomes,
@@ -65,7 +72,10 @@ impl<C: CloudControl> App<C> {
             }
         }
         if outcomes.iter().any(|o| o.action == Action::Stopped) {
-            tracing::info!("no longer busy, asleep:\n{}", format_outcomes(&outcomes));
+            tracing::info!(
+                "no longer busy or held, asleep:\n{}",
+                format_outcomes(&outcomes)
+            );
             self.emit(Event::Asleep(outcomes));
         }
     }

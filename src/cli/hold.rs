@@ -1,13 +1,15 @@
 //! `cloudnap hold`: keeps resources awake while a command runs or for a while.
 
 use crate::*;
+use cloudnap::core::policy::connect;
+use cloudnap::core::policy::readiness::ReadyState;
 
 /// `cloudnap hold`: checks its arguments, then holds.
 pub(crate) fn hold(
     paths: &Paths,
     duration: Option<String>,
     reason: Option<String>,
-    only: Option<String>,
+    only: Option<(String, bool)>,
     to: Option<SocketAddr>,
     lease_seconds: f64,
     command: Vec<String>,
@@ -34,7 +36,8 @@ pub(crate) fn hold(
                 command.join(" ")
             }
         }),
-        only,
+        ready: only.as_ref().is_some_and(|(_, ready)| *ready),
+        only: only.map(|(name, _)| name),
         lease: Duration::from_secs_f64(lease_seconds.clamp(1.0, 120.0)),
         command,
     };
@@ -64,6 +67,8 @@ pub(crate) struct HoldArgs {
     minutes: Option<f64>,
     reason: String,
     only: Option<String>,
+    /// Run the command once `only` is ready.
+    ready: bool,
     lease: Duration,
     command: Vec<String>,
 }
@@ -118,6 +123,13 @@ pub(crate) fn hold_awake(
         .build()?;
     let held = rt.block_on(ask(&settings, to, &request, ASK_WAIT));
     let id = match (&held, with_command) {
+        (Ok(reply), _) if args.ready => {
+            let hold = &reply["content"]["hold"];
+            let wait = wait_ready(&settings, to, &hold["only"]);
+            let id = hold["id"].as_u64();
+            rt.block_on(renew_while(&settings, to, args.lease, id, wait));
+            id
+        }
         (Ok(reply), _) => reply["content"]["hold"]["id"].as_u64(),
         (Err(e), true) => {
             eprintln!("warning: not held ({e}); running the command anyway");
@@ -155,7 +167,7 @@ pub(crate) fn hold_awake(
     std::thread::spawn(move || {
         let _ = done_tx.send(child.wait());
     });
-    let status = rt.block_on(renew_until_done(&settings, to, args.lease, id, done_rx));
+    let status = rt.block_on(renew_while(&settings, to, args.lease, id, done_rx));
     if let Some(id) = id {
         if let Err(e) = rt.block_on(ask(&settings, to, &format!("HOLD_RELEASE:{id}"), ASK_WAIT)) {
             eprintln!("warning: hold {id} not released ({e}); its lease ends it");
@@ -172,16 +184,17 @@ pub(crate) fn hold_awake(
     Ok(ExitCode::from(code))
 }
 
-/// Renews hold `id` (if any) every third of `lease` until the command ends
-/// (`done`); its exit status. Ctrl-C reaches the command too: this waits for
-/// it to end.
-async fn renew_until_done(
+/// Renews hold `id` (if any) every third of `lease` until `done` (the
+/// command, the connection) ends; what it gave. Ctrl-C reaches the command
+/// too: this waits for it to end.
+pub(crate) async fn renew_while<T>(
     settings: &Settings,
     to: Option<SocketAddr>,
     lease: Duration,
     id: Option<u64>,
-    mut done: tokio::sync::oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
-) -> Result<std::io::Result<std::process::ExitStatus>, tokio::sync::oneshot::error::RecvError> {
+    done: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(done);
     // A renewal waits one period at most: a lost datagram or a busy daemon
     // is retried at the next tick, well inside the lease.
     let period = lease / 3;
@@ -203,6 +216,47 @@ async fn renew_until_done(
             }
         }
     }
+}
+
+/// Waits until `resource` (as replies show it) is ready, by STATUS every
+/// second (see [`connect::may_start`]); says so on stderr.
+async fn wait_ready(settings: &Settings, to: Option<SocketAddr>, resource: &serde_json::Value) {
+    let t0 = Instant::now();
+    let name = resource_name(resource);
+    let mut said = false;
+    loop {
+        if let Ok(reply) = ask(settings, to, "STATUS", ASK_WAIT).await {
+            let status = &reply["result"];
+            let of = |key: &str| {
+                (status[key].as_array().into_iter().flatten()).find(|r| &r["resource"] == resource)
+            };
+            let row = of("readiness").and_then(|r| match r["state"].as_str() {
+                Some("ready") => Some(ReadyState::Ready),
+                Some("starting") => Some(ReadyState::Starting),
+                _ => None,
+            });
+            if connect::may_start(of("asleep").is_some(), row) {
+                if said {
+                    eprintln!("{name} ready after {} s", t0.elapsed().as_secs());
+                }
+                return;
+            }
+        }
+        if !std::mem::replace(&mut said, true) {
+            eprintln!("waiting for {name} to be ready...");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// `i-0abc`, `dev/api`: a resource's name fields from its JSON.
+fn resource_name(resource: &serde_json::Value) -> String {
+    let names = resource.as_object().into_iter().flatten();
+    let names: Vec<&str> = names
+        .filter(|(k, _)| !matches!(k.as_str(), "type" | "region"))
+        .filter_map(|(_, v)| v.as_str())
+        .collect();
+    names.join("/")
 }
 
 /// The exit code of a finished command, as a shell reports it (128 + the

@@ -4,10 +4,12 @@ pub(crate) mod hold;
 pub(crate) mod report;
 pub(crate) mod send;
 pub(crate) mod setup;
+pub(crate) mod ssh_proxy;
 pub(crate) mod status;
 
 pub(crate) use hold::*;
 pub(crate) use report::*;
 pub(crate) use send::*;
 pub(crate) use setup::*;
+pub(crate) use ssh_proxy::*;
 pub(crate) use status::*;

@@ -46,6 +46,9 @@ pub struct Spec {
     /// Whether its services.yaml entries take `hibernate: true` (and
     /// `aws.ec2_hibernate` applies to it).
     pub hibernates: bool,
+    /// Whether its services.yaml entries take `ssh_host` and `ssh_address`
+    /// (`cloudnap ssh-proxy` connects to it).
+    pub ssh: bool,
     /// What `LIST_<label>` answers, for `HELP` and docs/protocol.md.
     pub list: &'static str,
     /// The reply key of `LIST_<label>` (`instances`, `clusters`).

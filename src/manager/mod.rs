@@ -862,6 +862,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn wake_only_wakes_that_resource_and_keeps_the_other_records() {
+        let (_d, cloud, m) = setup(false);
+        let (a, b) = (ecs("a"), ecs("b"));
+        cloud.add(&a, Capacity::of(Kind::Ecs, Desired(4)));
+        cloud.add(&b, Capacity::of(Kind::Ecs, Desired(2)));
+        let both = entries(&[&a, &b]);
+        m.sleep(&both, &busy_settings(), Trigger::Command)
+            .await
+            .unwrap();
+        let out = m.wake_only(&both[1], Trigger::Command).await.unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((&out[0].resource, out[0].action), (&b, Action::Restored));
+        assert_eq!(cloud.get(&b).capacity, Capacity::of(Kind::Ecs, Desired(2)));
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(0)));
+        let records = m.records().unwrap();
+        assert_eq!(records.keys().collect::<Vec<_>>(), [&a], "{records:?}");
+        assert_eq!(records[&a].phase, Phase::Asleep);
+        // The full wake still finds the other one.
+        m.wake(&both, Trigger::Command).await.unwrap();
+        assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(4)));
+    }
+
+    #[tokio::test]
     async fn busy_resources_stay_up_with_the_reason_in_one_metric_read_per_region() {
         let (_d, cloud, m) = setup(false);
         let (busy, idle, quiet, other) = (

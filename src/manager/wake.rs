@@ -27,6 +27,19 @@ impl<C: CloudControl> Manager<C> {
         self.wake_where(entries, recorded, trigger).await
     }
 
+    /// [`Self::wake`] of one resource: `entry` alone is restored and its
+    /// record removed; every other record stays (what else is asleep stays
+    /// asleep). For `HOLD` with `only` while that resource is asleep.
+    pub async fn wake_only(
+        &self,
+        entry: &Entry,
+        trigger: Trigger,
+    ) -> Result<Vec<Outcome>, RecordsError> {
+        let _busy = self.busy.lock().await;
+        self.wake_where(std::slice::from_ref(entry), |id| *id == entry.id, trigger)
+            .await
+    }
+
     /// Wakes one team resource to `saved` (the capacity in its lock item,
     /// which any member may have saved): recorded as waking first, as a
     /// wake of this member's own; the record is gone afterwards whatever

@@ -462,6 +462,7 @@ mod tests {
         Status {
             state,
             last_activity: None,
+            locked: false,
             sleep_in_seconds: None,
             paused_for_seconds: None,
             asleep: vec![],

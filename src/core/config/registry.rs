@@ -45,6 +45,13 @@ pub struct Entry {
     /// with team mode on it sleeps only when every member is away (see
     /// [`crate::core::policy::team`]), never by this member's own sleep.
     pub shared: bool,
+    /// EC2 only: another name `cloudnap ssh-proxy` knows the instance by
+    /// (`Host devbox` in ~/.ssh/config).
+    pub ssh_host: Option<String>,
+    /// EC2 only: where `cloudnap ssh-proxy` connects instead of the
+    /// instance's current address (`HOST` or `HOST:PORT`): a bastion, a VPN
+    /// address, a port forward.
+    pub ssh_address: Option<String>,
 }
 
 impl Entry {
@@ -59,6 +66,8 @@ impl Entry {
             ready_port: None,
             tagged: false,
             shared: false,
+            ssh_host: None,
+            ssh_address: None,
         }
     }
 
@@ -90,6 +99,8 @@ struct RawEntry {
     hibernate: bool,
     ready_port: Option<u16>,
     shared: bool,
+    ssh_host: Option<String>,
+    ssh_address: Option<String>,
 }
 
 /// The file's entries, section by section, with serde's errors (and so
@@ -141,7 +152,7 @@ enum Named {
 
 /// The fields of an entry after its names (`desired_size` and `hibernate`
 /// only for kinds that take them).
-const OTHER_FIELDS: [&str; 7] = [
+const OTHER_FIELDS: [&str; 9] = [
     "region",
     "desired_size",
     "hibernate",
@@ -149,6 +160,8 @@ const OTHER_FIELDS: [&str; 7] = [
     "shared",
     "description",
     "profile",
+    "ssh_host",
+    "ssh_address",
 ];
 
 /// Whether entries of `spec` take the field `field` of [`OTHER_FIELDS`].
@@ -156,6 +169,7 @@ fn takes(spec: &Spec, field: &str) -> bool {
     match field {
         "desired_size" => spec.desired_size,
         "hibernate" => spec.hibernates,
+        "ssh_host" | "ssh_address" => spec.ssh,
         "ready_port" => spec.ready_port,
         _ => true,
     }
@@ -271,6 +285,7 @@ impl<'de> Visitor<'de> for Item {
         let spec = self.0.spec();
         let mut names: Vec<Option<String>> = vec![None; spec.names.len()];
         let (mut region, mut description, mut profile, mut desired_size) = (None, None, None, None);
+        let (mut ssh_host, mut ssh_address) = (None, None);
         let (mut hibernate, mut shared, mut ready_port) = (false, false, None);
         while let Some(key) = map.next_key_seed(Key(Some(self.0)))? {
             let (slot, field) = match key {
@@ -278,6 +293,8 @@ impl<'de> Visitor<'de> for Item {
                 Named::Other("region") => (&mut region, "region"),
                 Named::Other("description") => (&mut description, "description"),
                 Named::Other("profile") => (&mut profile, "profile"),
+                Named::Other("ssh_host") => (&mut ssh_host, "ssh_host"),
+                Named::Other("ssh_address") => (&mut ssh_address, "ssh_address"),
                 Named::Other("hibernate") => {
                     hibernate = map.next_value::<Option<bool>>()?.unwrap_or(false);
                     continue;
@@ -300,7 +317,9 @@ impl<'de> Visitor<'de> for Item {
                 return Err(A::Error::duplicate_field(field));
             }
             *slot = match field {
-                "description" | "profile" => map.next_value::<Option<String>>()?,
+                "description" | "profile" | "ssh_host" | "ssh_address" => {
+                    map.next_value::<Option<String>>()?
+                }
                 _ => Some(map.next_value::<String>()?),
             };
         }
@@ -319,6 +338,8 @@ impl<'de> Visitor<'de> for Item {
             hibernate,
             ready_port,
             shared,
+            ssh_host,
+            ssh_address,
         })
     }
 }
@@ -343,6 +364,37 @@ pub fn check_name(what: &str, value: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// Checks an entry's fields after its names: profile, desired_size,
+/// ready_port, ssh_host and ssh_address.
+fn check_options(e: &RawEntry) -> Result<(), String> {
+    match &e.profile {
+        Some(p) if p.is_empty() || p.contains(char::is_whitespace) => {
+            return Err(format!(
+                "profile `{p}` must be a profile name without spaces"
+            ))
+        }
+        _ => {}
+    }
+    check_numbers(e.desired_size, e.ready_port)?;
+    check_ssh([&e.ssh_host, &e.ssh_address])
+}
+
+/// Checks `ssh_host` and `ssh_address`: a name or address (with a port,
+/// for `ssh_address`) with no spaces.
+fn check_ssh([host, address]: [&Option<String>; 2]) -> Result<(), String> {
+    for (field, value) in [("ssh_host", host), ("ssh_address", address)] {
+        match value {
+            Some(v) if v.is_empty() || v.contains(char::is_whitespace) || v.len() > 255 => {
+                return Err(format!(
+                    "{field} `{v}` must be a host name or address with no spaces"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Checks every field of a resource id; the messages name the field.
@@ -399,25 +451,14 @@ impl Registry {
         let mut push = |id: ResourceId,
                         key: &'static str,
                         needle: &str,
-                        profile: Option<String>,
-                        description: Option<String>,
-                        desired_size: Option<i32>,
-                        (hibernate, shared, ready_port): (bool, bool, Option<u16>),
+                        e: RawEntry,
                         errors: &mut Vec<String>| {
             let n = occurrences.entry((key, needle.to_string())).or_insert(0);
             let here = (key, needle.to_string(), *n);
             *n += 1;
             let line =
                 |(key, needle, nth): &(&str, String, usize)| line_of(text, key, needle, *nth);
-            let check = check_id(&id)
-                .and(match &profile {
-                    Some(p) if p.is_empty() || p.contains(char::is_whitespace) => Err(format!(
-                        "profile `{p}` must be a profile name without spaces"
-                    )),
-                    _ => Ok(()),
-                })
-                .and(check_numbers(desired_size, ready_port));
-            if let Err(e) = check {
+            if let Err(e) = check_id(&id).and(check_options(&e)) {
                 errors.push(format!("line {}: {e}", line(&here)));
                 return;
             }
@@ -432,28 +473,21 @@ impl Registry {
             seen.insert(id.clone(), here);
             entries.push(Entry {
                 id,
-                profile,
-                description: description.unwrap_or_default(),
-                desired_size,
-                hibernate,
-                ready_port,
+                profile: e.profile,
+                description: e.description.unwrap_or_default(),
+                desired_size: e.desired_size,
+                hibernate: e.hibernate,
+                ready_port: e.ready_port,
                 tagged: false,
-                shared,
+                shared: e.shared,
+                ssh_host: e.ssh_host,
+                ssh_address: e.ssh_address,
             });
         };
         for e in raw.0 {
-            let id = ResourceId::new(e.kind, e.names, e.region);
+            let id = ResourceId::new(e.kind, e.names.clone(), e.region.clone());
             let (key, needle) = (e.kind.spec().names[0].key, id.part(0).to_string());
-            push(
-                id,
-                key,
-                &needle,
-                e.profile,
-                e.description,
-                e.desired_size,
-                (e.hibernate, e.shared, e.ready_port),
-                &mut errors,
-            );
+            push(id, key, &needle, e, &mut errors);
         }
         if errors.is_empty() {
             Ok(Registry { entries })
@@ -555,6 +589,25 @@ eks_nodegroups:
             e.contains("line 5") && e.contains("unknown field `sharde`") && e.contains("`shared`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ssh_fields_are_ec2_options_and_round_trip() {
+        let ec2 = "ec2_instances:\n  - instance_id: i-0abc\n    region: us-east-1\n    ssh_host: devbox\n    ssh_address: 127.0.0.1:2222\n";
+        let r = Registry::parse(ec2).unwrap();
+        assert_eq!(r.entries[0].ssh_host.as_deref(), Some("devbox"));
+        assert_eq!(r.entries[0].ssh_address.as_deref(), Some("127.0.0.1:2222"));
+        let edited = crate::core::config::registry_edit::insert_entry("", &r.entries[0]).unwrap();
+        assert_eq!(Registry::parse(&edited).unwrap(), r, "{edited}");
+        let spaced = ec2.replace("ssh_host: devbox", "ssh_host: 'dev box'");
+        let e = Registry::parse(&spaced).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains("ssh_host `dev box`"),
+            "{e}"
+        );
+        let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    ssh_host: x\n";
+        let e = Registry::parse(ecs).unwrap_err().to_string();
+        assert!(e.contains("unknown field `ssh_host`"), "{e}");
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub fn render_entry(e: &Entry, indent: &str) -> String {
     if let Some(p) = &e.profile {
         fields.push(("profile", scalar(p)));
     }
+    for (key, value) in [("ssh_host", &e.ssh_host), ("ssh_address", &e.ssh_address)] {
+        if let Some(v) = value {
+            fields.push((key, scalar(v)));
+        }
+    }
     fields
         .iter()
         .enumerate()

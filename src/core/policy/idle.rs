@@ -146,6 +146,11 @@ impl IdleTracker {
         self.cancel_warning()
     }
 
+    /// Whether the session is locked now (the user is away).
+    pub fn locked(&self) -> bool {
+        self.locked_at.is_some()
+    }
+
     /// When sleep is due without activity: the timeout after the last
     /// activity (or the pause's end), or the lock grace after a lock.
     fn sleep_at(&self) -> Instant {

@@ -1,6 +1,7 @@
-//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, the pre-wake.
+//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, wake on connect, the pre-wake.
 
 pub mod busy;
+pub mod connect;
 pub mod deadline;
 pub mod decide;
 pub mod holds;

@@ -191,6 +191,8 @@ pub fn describe(detectors: &[DetectorRow]) -> String {
 pub struct Status {
     pub state: StateName,
     pub last_activity: Option<LastActivity>,
+    /// Whether the screen is locked (the user is away).
+    pub locked: bool,
     /// Seconds until sleep (active or warning).
     pub sleep_in_seconds: Option<f64>,
     /// Seconds until a pause ends.

@@ -20,6 +20,7 @@ pub static ASG: Spec = Spec {
     shape: Shape::Scaling,
     desired_size: false,
     hibernates: false,
+    ssh: false,
     list: "Auto Scaling groups: `{\"groups\": [{group_name, region, status, min_size, desired_size, max_size, instances}]}`",
     list_key: "groups",
     start_count: Some("desired"),

@@ -296,6 +296,14 @@ async fn list(ec2: &Client, region: &str) -> Result<Vec<Ec2Instance>, CloudError
                 .map(String::from),
             public_ip: i.public_ip_address().map(String::from),
             private_ip: i.private_ip_address().map(String::from),
+            public_dns: i
+                .public_dns_name()
+                .filter(|d| !d.is_empty())
+                .map(String::from),
+            private_dns: i
+                .private_dns_name()
+                .filter(|d| !d.is_empty())
+                .map(String::from),
         })
         .collect())
 }
@@ -310,6 +318,8 @@ pub struct Ec2Instance {
     pub name: Option<String>,
     pub public_ip: Option<String>,
     pub private_ip: Option<String>,
+    pub public_dns: Option<String>,
+    pub private_dns: Option<String>,
 }
 
 /// The EC2 adapter: the instances of a region in one call per operation.

@@ -27,6 +27,7 @@ pub static ECS: Spec = Spec {
     shape: Shape::Desired,
     desired_size: false,
     hibernates: false,
+    ssh: false,
     list: "ECS clusters with their services: `{\"clusters\": [{cluster_name, region, services: [{service_name, status, desired_count, running_count, pending_count, ...}]}]}`",
     list_key: "clusters",
     start_count: Some("count"),

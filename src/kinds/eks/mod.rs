@@ -25,6 +25,7 @@ pub static EKS: Spec = Spec {
     shape: Shape::Scaling,
     desired_size: true,
     hibernates: false,
+    ssh: false,
     list: "EKS clusters with their nodegroups: `{\"clusters\": [{cluster_name, region, nodegroups: [{nodegroup_name, status, min_size, desired_size, max_size, ...}]}]}`",
     list_key: "clusters",
     start_count: Some("desired"),

@@ -440,7 +440,7 @@ pub static JSON_TYPES: LazyLock<Vec<JsonType>> = LazyLock::new(|| {
     JsonType::plain("RESUME", "none", |_| Ok(Command::Resume)),
     JsonType::plain(
         "HOLD",
-        "`{\"minutes\"?, \"reason\"?, \"only\"?, \"lease_seconds\"?}`: `only` names one registered resource (`i-0abc`, `cluster/service`); with `lease_seconds` (at most 120) the hold ends unless renewed in time; needs `minutes` or `lease_seconds`",
+        "`{\"minutes\"?, \"reason\"?, \"only\"?, \"lease_seconds\"?}`: `only` names one registered resource (`i-0abc`, `cluster/service`) and wakes that one alone if it is asleep (STATUS `readiness` shows it `starting` from the reply on); with `lease_seconds` (at most 120) the hold ends unless renewed in time; needs `minutes` or `lease_seconds`",
         |c| {
             let minutes = c.number("minutes", minutes)?;
             let lease_seconds = c.number("lease_seconds", lease)?;
