@@ -1,4 +1,4 @@
-//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline.
+//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, the SSO sign-in's polling and when a sign-in is needed.
 
 pub mod busy;
 pub mod deadline;
@@ -6,4 +6,5 @@ pub mod decide;
 pub mod holds;
 pub mod idle;
 pub mod retry;
+pub mod sign_in;
 pub mod team;
