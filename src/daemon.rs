@@ -20,8 +20,9 @@ use crate::store::price_cache;
 use crate::store::records::RecordsFile;
 use crate::store::registry::RegistryFile;
 use crate::store::watch::watch;
-use crate::ui::notify::notify;
-use crate::ui::shell::{open_path, spawn_dialog};
+use crate::cloud::aws::sso::Progress;
+use crate::ui::notify::{message, notify};
+use crate::ui::shell::{open_path, open_url, spawn_dialog};
 use crate::ui::tray::{self, MenuAction};
 use crate::ui::view::{minutes_until, EVENING, MORNING};
 use futures::FutureExt;
@@ -399,6 +400,10 @@ async fn act_on<C: CloudControl>(
                 opened(spawn_dialog(&paths.settings), &paths.settings);
                 continue;
             }
+            MenuAction::SignIn => {
+                tokio::spawn(sign_in(app.clone()));
+                continue;
+            }
             MenuAction::Quit => {
                 let _ = quit.send(true);
                 continue;
@@ -411,6 +416,35 @@ async fn act_on<C: CloudControl>(
                 tracing::error!("{action:?}: {e}");
             }
         });
+    }
+}
+
+/// The SSO sign-in asked for in the tray or a notification: the page opened
+/// in the browser, the code in a notification (and the log), the result in
+/// another; a waiting wake is then tried at once.
+async fn sign_in<C: CloudControl>(app: Arc<App<C>>) {
+    let mut progress = |p: Progress| {
+        if let Progress::Prompt(prompt) = p {
+            let text = format!(
+                "Open {} and enter the code {}",
+                prompt.verification_uri, prompt.user_code
+            );
+            tracing::info!("sign-in: {text}");
+            if let Err(e) = open_url(prompt.url()) {
+                tracing::warn!("no browser opened ({e})");
+            }
+            message("cloudnap: sign in", &text);
+        }
+    };
+    match app.sign_in(&mut progress).await {
+        Ok(s) => message(
+            "cloudnap: signed in",
+            &format!("Profile {}: what waits wakes now.", s.profile.describe()),
+        ),
+        Err(e) => {
+            tracing::error!("sign-in: {e}");
+            message("cloudnap: sign-in failed", &e.to_string());
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod config;
 mod deadline;
 mod refresh;
 mod retry;
+mod sign_in;
 mod state;
 mod team;
 

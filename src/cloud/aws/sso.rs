@@ -6,7 +6,7 @@
 //! usual overrides (`AWS_ENDPOINT_URL_SSO_OIDC`, `AWS_ENDPOINT_URL`).
 
 use super::clients::{http_client, timeouts};
-use crate::core::config::sso::{cached_token, choose, ProfileError, Registration, SsoProfile};
+use crate::core::config::sso::{cached_token, choose_or, ProfileError, Registration, SsoProfile};
 use crate::core::policy::sign_in::{after_poll, first_interval, PollError, SignInError};
 use crate::store::sso_cache;
 use aws_config::{BehaviorVersion, Region};
@@ -67,31 +67,47 @@ pub struct SignedIn {
     pub expires_at: i64,
 }
 
-/// An SSO OIDC client for `region`, sending no credentials.
-pub async fn oidc_client(region: &str) -> aws_sdk_ssooidc::Client {
-    let conf = aws_config::defaults(BehaviorVersion::latest())
+/// An SSO OIDC client for `region` (through `endpoint_url` if given),
+/// sending no credentials.
+pub async fn oidc_client(region: &str, endpoint_url: Option<&str>) -> aws_sdk_ssooidc::Client {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .http_client(http_client())
         .no_credentials()
-        .timeout_config(timeouts(Duration::from_secs(30)))
-        .load()
-        .await;
+        .timeout_config(timeouts(Duration::from_secs(30)));
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let conf = loader.load().await;
     aws_sdk_ssooidc::Client::new(&conf)
 }
 
-/// Signs `wanted` (else the only SSO profile of `config_file`) in and
-/// saves the token in `cache_dir`; `progress` hears the code to enter.
-/// Nothing is written unless the sign-in succeeds.
+/// What to sign in, and where.
+#[derive(Debug, Clone, Default)]
+pub struct Which {
+    /// The profile named by the user, if any.
+    pub wanted: Option<String>,
+    /// Else this one (the settings' profile) if it is an SSO profile, else
+    /// the only SSO profile.
+    pub default: Option<String>,
+    /// The SSO OIDC endpoint (a test's); `None`: the SDK's, which
+    /// `AWS_ENDPOINT_URL_SSO_OIDC` overrides.
+    pub endpoint_url: Option<String>,
+}
+
+/// Signs the profile of `which` (from `config_file`) in and saves the
+/// token in `cache_dir`; `progress` hears the code to enter. Nothing is
+/// written unless the sign-in succeeds.
 pub async fn login(
     config_file: &Path,
     cache_dir: &Path,
-    wanted: Option<&str>,
+    which: &Which,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<SignedIn, LoginError> {
     let text = std::fs::read_to_string(config_file)
         .map_err(|e| LoginError::Config(config_file.to_path_buf(), e))?;
-    let profile = choose(&text, wanted)?;
-    let oidc = oidc_client(&profile.region).await;
+    let profile = choose_or(&text, which.wanted.as_deref(), which.default.as_deref())?;
+    let oidc = oidc_client(&profile.region, which.endpoint_url.as_deref()).await;
     let token = sign_in(&oidc, &profile, progress).await?;
     let expires_at = crate::core::config::sso::parse_utc(&token.expires_at).unwrap_or_default();
     let path = sso_cache::save(cache_dir, &profile, &token)

@@ -141,6 +141,23 @@ pub fn choose(text: &str, wanted: Option<&str>) -> Result<SsoProfile, ProfileErr
     }
 }
 
+/// The profile to sign in when the user names none: `default` (the
+/// settings' profile) if it is an SSO profile, else the only one there is;
+/// `wanted` when given.
+pub fn choose_or(
+    text: &str,
+    wanted: Option<&str>,
+    default: Option<&str>,
+) -> Result<SsoProfile, ProfileError> {
+    if wanted.is_some() {
+        return choose(text, wanted);
+    }
+    match default.map(|d| choose(text, Some(d))) {
+        Some(Ok(p)) => Ok(p),
+        _ => choose(text, None),
+    }
+}
+
 /// A token cache file, as the AWS CLI v2 writes it and the SDKs read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -302,6 +319,10 @@ sso_session = missing
         assert_eq!(choose("[default]\n", None), Err(ProfileError::None));
         let one = "[profile a]\nsso_start_url = u\nsso_region = r\n";
         assert_eq!(choose(one, None).unwrap().name, "a");
+        // The settings' profile when it is an SSO one, else the only one.
+        assert_eq!(choose_or(CONFIG, None, Some("legacy")).unwrap().name, "legacy");
+        assert_eq!(choose_or(one, None, Some("keys")).unwrap().name, "a");
+        assert!(choose_or(one, Some("keys"), None).is_err());
     }
 
     #[test]

@@ -227,6 +227,11 @@ pub struct Status {
     /// meanwhile no shared resource is put to sleep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team_error: Option<String>,
+    /// While resources sleep under an SSO profile: by when it must be
+    /// signed in again for them to wake ("sign-in needed by 17:40 to wake
+    /// (profile work)").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<String>,
     /// What the tray shows for this status (its icon and line).
     pub tray: TrayLine,
 }
