@@ -6,6 +6,7 @@
 
 use crate::app::App;
 use crate::cloud::aws::pricing;
+use crate::cloud::aws::sso::Progress;
 use crate::cloud::{CloudControl, ErrorKind, TeamTable};
 use crate::core::config::settings::Settings;
 use crate::core::model::history::Trigger;
@@ -20,7 +21,6 @@ use crate::store::price_cache;
 use crate::store::records::RecordsFile;
 use crate::store::registry::RegistryFile;
 use crate::store::watch::watch;
-use crate::cloud::aws::sso::Progress;
 use crate::ui::notify::{message, notify};
 use crate::ui::shell::{open_path, open_url, spawn_dialog};
 use crate::ui::tray::{self, MenuAction};

@@ -9,67 +9,17 @@
 #![cfg(target_os = "linux")]
 
 mod common;
+#[path = "common/sso.rs"]
+mod sso_server;
 use common::*;
 use serde_json::{json, Value};
-use std::io::BufRead;
+use sso_server::SsoServer;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// sha1("corp") and sha1("https://legacy.test/start"): the cache file names.
 const CORP_FILE: &str = "ee0bfd2552fbd840c02cc48b6e823320543c450f.json";
-
-/// The test SSO server, killed on drop; its request log kept.
-struct SsoServer {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl SsoServer {
-    fn start(args: &[&str]) -> SsoServer {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sso_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().strip_prefix("listening on ").unwrap().to_string();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&l);
-                s.push('\n');
-            }
-        });
-        SsoServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for SsoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A config dir whose AWS config has the SSO profile `work` (session
 /// `corp`) and the legacy SSO profile `old`, with a home of its own.
@@ -115,7 +65,11 @@ fn login(cfg: &ConfigDir, sso: &SsoServer, args: &[&str]) -> Output {
 /// The `aws` CLI of the moto venv (build/env.sh installs it there).
 fn aws_cli() -> PathBuf {
     let aws = cache_dir_of_venv().join("bin/aws");
-    assert!(aws.exists(), "no aws CLI at {} (build/env.sh installs it)", aws.display());
+    assert!(
+        aws.exists(),
+        "no aws CLI at {}: run ./build/test.sh once (build/env.sh installs it)",
+        aws.display()
+    );
     aws
 }
 
@@ -131,12 +85,22 @@ fn login_prints_the_code_and_writes_the_cache_the_aws_cli_signs_in_with() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(
-        stdout.contains(&format!("open\n  {}/device\nand enter the code TEST-CODE", sso.url)),
+        stdout.contains(&format!(
+            "open\n  {}/device\nand enter the code TEST-CODE",
+            sso.url
+        )),
         "{stdout}"
     );
-    assert!(stdout.contains("Signed in: profile work (session corp)"), "{stdout}");
+    assert!(
+        stdout.contains("Signed in: profile work (session corp)"),
+        "{stdout}"
+    );
     let log = sso.log();
-    assert_eq!(log.matches("REQUEST POST /token").count(), 3, "two pending, then the token: {log}");
+    assert_eq!(
+        log.matches("REQUEST POST /token").count(),
+        3,
+        "two pending, then the token: {log}"
+    );
     assert!(log.contains(r#""scopes": ["sso:account:access"]"#), "{log}");
 
     let file = cache_dir(&cfg).join(CORP_FILE);
@@ -152,7 +116,10 @@ fn login_prints_the_code_and_writes_the_cache_the_aws_cli_signs_in_with() {
         expires.len() == 20 && expires.ends_with('Z') && expires.as_bytes()[10] == b'T',
         "{expires}"
     );
-    assert!(token["registrationExpiresAt"].as_str().unwrap().ends_with('Z'));
+    assert!(token["registrationExpiresAt"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -166,11 +133,20 @@ fn login_prints_the_code_and_writes_the_cache_the_aws_cli_signs_in_with() {
     assert!(token.get("clientId").is_none(), "{token}");
 
     // The aws CLI signs in with both, through the portal, with the token.
-    // (moto first: starting it makes sure the venv has the aws CLI.)
     let moto = moto_url();
-    for (profile, bearer) in [("work", "test-access-token-1"), ("old", "test-access-token-2")] {
+    for (profile, bearer) in [
+        ("work", "test-access-token-1"),
+        ("old", "test-access-token-2"),
+    ] {
         let out = Command::new(aws_cli())
-            .args(["sts", "get-caller-identity", "--output", "json", "--profile", profile])
+            .args([
+                "sts",
+                "get-caller-identity",
+                "--output",
+                "json",
+                "--profile",
+                profile,
+            ])
             .args(["--endpoint-url", &moto])
             .env("HOME", cfg.file("home"))
             .env("AWS_CONFIG_FILE", cfg.file("aws-config"))
@@ -192,7 +168,9 @@ fn login_prints_the_code_and_writes_the_cache_the_aws_cli_signs_in_with() {
         let who: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(who["Arn"].is_string(), "{who}");
         assert!(
-            sso.log().contains(&format!("REQUEST GET /federation/credentials bearer={bearer}")),
+            sso.log().contains(&format!(
+                "REQUEST GET /federation/credentials bearer={bearer}"
+            )),
             "{}",
             sso.log()
         );
@@ -207,7 +185,12 @@ fn sha1_hex(text: &str) -> String {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout)[..40].to_string()
 }
@@ -237,7 +220,10 @@ fn a_denied_or_expired_sign_in_fails_clearly_and_writes_nothing() {
     let out = login(&cfg, &sso, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("several SSO profiles (work, old): choose one with --profile"), "{stderr}");
+    assert!(
+        stderr.contains("several SSO profiles (work, old): choose one with --profile"),
+        "{stderr}"
+    );
     assert_eq!(sso.log(), "", "nothing was asked of the server");
 }
 
@@ -289,10 +275,18 @@ async fn a_wake_waiting_for_an_expired_sso_session_is_done_at_once_after_login()
     let d = Daemon::spawn(run);
     let slept = d.ok("SLEEP_NOW").await;
     assert!(
-        slept.as_array().unwrap().iter().all(|o| o["action"] == "stopped"),
+        slept
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["action"] == "stopped"),
         "{slept}"
     );
-    assert!(sso.log().contains("bearer=test-access-token-1"), "{}", sso.log());
+    assert!(
+        sso.log().contains("bearer=test-access-token-1"),
+        "{}",
+        sso.log()
+    );
     let up = || async {
         (
             ec2_state(R, &id).await.0,
@@ -304,15 +298,24 @@ async fn a_wake_waiting_for_an_expired_sso_session_is_done_at_once_after_login()
     let file = cache_dir(&cfg).join(CORP_FILE);
     let token: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let ends = chrono::DateTime::parse_from_rfc3339(token["expiresAt"].as_str().unwrap()).unwrap();
-    let hhmm = ends.with_timezone(&chrono::Local).format("%H:%M").to_string();
+    let hhmm = ends
+        .with_timezone(&chrono::Local)
+        .format("%H:%M")
+        .to_string();
     let status = d.ok("STATUS").await;
-    let line = status["sign_in"].as_str().unwrap_or_else(|| panic!("{status}"));
+    let line = status["sign_in"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{status}"));
     assert!(
-        line.starts_with("sign-in needed by ") && line.ends_with(&format!("{hhmm} to wake (profile work)")),
+        line.starts_with("sign-in needed by ")
+            && line.ends_with(&format!("{hhmm} to wake (profile work)")),
         "{status}"
     );
     let tray = status["tray"]["line"].as_str().unwrap();
-    assert!(tray.starts_with("Asleep: 2 resources stopped; sign-in needed by "), "{status}");
+    assert!(
+        tray.starts_with("Asleep: 2 resources stopped; sign-in needed by "),
+        "{status}"
+    );
 
     // Overnight the session ends: the portal refuses the token, the cache
     // says it has expired, its refresh is refused. The user comes back.
@@ -324,7 +327,9 @@ async fn a_wake_waiting_for_an_expired_sso_session_is_done_at_once_after_login()
     let status = d
         .wait_status(Duration::from_secs(20), "waiting for a sign-in", |s| {
             s["retrying"]["operation"] == "waking"
-                && s["retrying"]["cause"].as_str().is_some_and(|c| c.starts_with("credentials"))
+                && s["retrying"]["cause"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("credentials"))
         })
         .await;
     let advice = status["retrying"]["advice"].as_str().unwrap();
@@ -336,14 +341,20 @@ async fn a_wake_waiting_for_an_expired_sso_session_is_done_at_once_after_login()
         "{status}"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(up().await, ("stopped".into(), 0), "nothing wakes without a sign-in");
+    assert_eq!(
+        up().await,
+        ("stopped".into(), 0),
+        "nothing wakes without a sign-in"
+    );
 
     // `cloudnap login`: the resources are at their exact capacity within 10 s.
     let t0 = Instant::now();
     let addr = d.addr.to_string();
     let out = login(&cfg, &sso, &["--profile", "work", "--to", &addr]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("cloudnap tries its waiting wake again now"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cloudnap tries its waiting wake again now")
+    );
     let took = within(Duration::from_secs(10), "awake at its capacity", || async {
         up().await == ("running".into(), 2)
     })
@@ -352,7 +363,11 @@ async fn a_wake_waiting_for_an_expired_sso_session_is_done_at_once_after_login()
         "awake {took:?} after the sign-in was approved ({:?} after `cloudnap login` started)",
         t0.elapsed()
     );
-    assert!(sso.log().contains("bearer=test-access-token-2"), "{}", sso.log());
+    assert!(
+        sso.log().contains("bearer=test-access-token-2"),
+        "{}",
+        sso.log()
+    );
     let status = d
         .wait_status(Duration::from_secs(10), "awake", |s| {
             s["asleep"] == json!([]) && s["retrying"].is_null()

@@ -16,7 +16,10 @@ pub enum SignIn {
     /// Asking the service for a code, for this profile.
     Starting(String),
     /// Waiting for the user to approve `prompt` in the browser.
-    Waiting { profile: String, prompt: Prompt },
+    Waiting {
+        profile: String,
+        prompt: Prompt,
+    },
     /// Signed in; what to tell the user.
     Done(String),
     Failed(String),

@@ -320,7 +320,10 @@ sso_session = missing
         let one = "[profile a]\nsso_start_url = u\nsso_region = r\n";
         assert_eq!(choose(one, None).unwrap().name, "a");
         // The settings' profile when it is an SSO one, else the only one.
-        assert_eq!(choose_or(CONFIG, None, Some("legacy")).unwrap().name, "legacy");
+        assert_eq!(
+            choose_or(CONFIG, None, Some("legacy")).unwrap().name,
+            "legacy"
+        );
         assert_eq!(choose_or(one, None, Some("keys")).unwrap().name, "a");
         assert!(choose_or(one, Some("keys"), None).is_err());
     }
