@@ -14,7 +14,7 @@ mod sso_server;
 use common::*;
 use serde_json::{json, Value};
 use sso_server::SsoServer;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
