@@ -378,6 +378,8 @@ async fn act_on<C: CloudControl>(
     mut actions: UnboundedReceiver<MenuAction>,
     quit: watch::Sender<bool>,
 ) {
+    // One sign-in at a time: a second click while one waits does nothing.
+    let signing_in = Arc::new(std::sync::atomic::AtomicBool::new(false));
     while let Some(action) = actions.recv().await {
         let local = || chrono::Local::now().naive_local();
         let command = match action {
@@ -401,7 +403,16 @@ async fn act_on<C: CloudControl>(
                 continue;
             }
             MenuAction::SignIn => {
-                tokio::spawn(sign_in(app.clone()));
+                use std::sync::atomic::Ordering;
+                if signing_in.swap(true, Ordering::AcqRel) {
+                    tracing::info!("a sign-in already waits for its approval");
+                    continue;
+                }
+                let (app, signing_in) = (app.clone(), signing_in.clone());
+                tokio::spawn(async move {
+                    sign_in(app).await;
+                    signing_in.store(false, Ordering::Release);
+                });
                 continue;
             }
             MenuAction::Quit => {
