@@ -13,54 +13,10 @@ mod common;
 mod sso_server;
 use common::*;
 use serde_json::{json, Value};
-use sso_server::SsoServer;
+use sso_server::{cache_dir, end_sessions, login, sso_config, SsoServer, CORP_FILE};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// sha1("corp") and sha1("https://legacy.test/start"): the cache file names.
-const CORP_FILE: &str = "ee0bfd2552fbd840c02cc48b6e823320543c450f.json";
-
-/// A config dir whose AWS config has the SSO profile `work` (session
-/// `corp`) and the legacy SSO profile `old`, with a home of its own.
-fn sso_config(settings: &str, services: &str) -> ConfigDir {
-    let cfg = ConfigDir::with_settings(settings, services);
-    std::fs::create_dir_all(cfg.file("home/.aws")).unwrap();
-    std::fs::write(
-        cfg.file("aws-config"),
-        "[profile work]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Dev\nregion = us-east-1\n\n\
-         [sso-session corp]\nsso_start_url = https://corp.test/start\nsso_region = us-east-1\nsso_registration_scopes = sso:account:access\n\n\
-         [profile old]\nsso_start_url = https://legacy.test/start\nsso_region = us-east-1\nsso_account_id = 444455556666\nsso_role_name = Admin\nregion = us-east-1\n",
-    )
-    .unwrap();
-    cfg
-}
-
-/// The SSO token cache directory of `cfg`'s home.
-fn cache_dir(cfg: &ConfigDir) -> PathBuf {
-    cfg.file("home/.aws/sso/cache")
-}
-
-/// `cloudnap login args` in `cfg` against `sso`, with no browser.
-fn login(cfg: &ConfigDir, sso: &SsoServer, args: &[&str]) -> Output {
-    let mut all = vec!["login", "--no-browser"];
-    all.extend_from_slice(args);
-    let out = cfg
-        .command(&all)
-        .env("HOME", cfg.file("home"))
-        .env("AWS_ENDPOINT_URL_SSO_OIDC", &sso.url)
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ cloudnap {}\n{}{}",
-        all.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// The `aws` CLI of the moto venv (build/env.sh installs it there).
 fn aws_cli() -> PathBuf {
@@ -225,17 +181,6 @@ fn a_denied_or_expired_sign_in_fails_clearly_and_writes_nothing() {
         "{stderr}"
     );
     assert_eq!(sso.log(), "", "nothing was asked of the server");
-}
-
-/// Ends every session of `sso` (its portal refuses their tokens from now).
-fn end_sessions(sso: &SsoServer) {
-    let ok = Command::new("curl")
-        .args(["-sf", "-o", "/dev/null", "-X", "POST"])
-        .arg(format!("{}/test/end-sessions", sso.url))
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "end the test server's sessions");
 }
 
 /// Polls `check` every 100 ms until it holds; panics after `limit`.

@@ -3,9 +3,10 @@
 //! GetRoleCredentials) on a loopback port, killed on drop.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use crate::common::ConfigDir;
 use std::io::BufRead;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// The test SSO server, killed on drop; its request log kept.
@@ -68,4 +69,59 @@ impl Drop for SsoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// sha1("corp"): the name of the token cache file of the session `corp`.
+pub const CORP_FILE: &str = "ee0bfd2552fbd840c02cc48b6e823320543c450f.json";
+
+/// A config dir whose AWS config has the SSO profile `work` (session
+/// `corp`) and the legacy SSO profile `old`, with a home of its own.
+pub fn sso_config(settings: &str, services: &str) -> ConfigDir {
+    let cfg = ConfigDir::with_settings(settings, services);
+    std::fs::create_dir_all(cfg.file("home/.aws")).unwrap();
+    std::fs::write(
+        cfg.file("aws-config"),
+        "[profile work]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Dev\nregion = us-east-1\n\n\
+         [sso-session corp]\nsso_start_url = https://corp.test/start\nsso_region = us-east-1\nsso_registration_scopes = sso:account:access\n\n\
+         [profile old]\nsso_start_url = https://legacy.test/start\nsso_region = us-east-1\nsso_account_id = 444455556666\nsso_role_name = Admin\nregion = us-east-1\n",
+    )
+    .unwrap();
+    cfg
+}
+
+/// The SSO token cache directory of `cfg`'s home.
+pub fn cache_dir(cfg: &ConfigDir) -> PathBuf {
+    cfg.file("home/.aws/sso/cache")
+}
+
+/// `cloudnap login args` in `cfg` against `sso`, with no browser.
+pub fn login(cfg: &ConfigDir, sso: &SsoServer, args: &[&str]) -> Output {
+    let mut all = vec!["login", "--no-browser"];
+    all.extend_from_slice(args);
+    let out = cfg
+        .command(&all)
+        .env("HOME", cfg.file("home"))
+        .env("AWS_ENDPOINT_URL_SSO_OIDC", &sso.url)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    eprintln!(
+        "$ cloudnap {}\n{}{}",
+        all.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Ends every session of `sso` (its portal refuses their tokens from now).
+pub fn end_sessions(sso: &SsoServer) {
+    let ok = Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "-X", "POST"])
+        .arg(format!("{}/test/end-sessions", sso.url))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "end the test server's sessions");
 }
