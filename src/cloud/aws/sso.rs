@@ -104,8 +104,12 @@ pub async fn login(
     which: &Which,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<SignedIn, LoginError> {
-    let text = std::fs::read_to_string(config_file)
-        .map_err(|e| LoginError::Config(config_file.to_path_buf(), e))?;
+    let text = match std::fs::read_to_string(config_file) {
+        Ok(t) => t,
+        // No config file: no SSO profile (said so by `choose_or`).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(LoginError::Config(config_file.to_path_buf(), e)),
+    };
     let profile = choose_or(&text, which.wanted.as_deref(), which.default.as_deref())?;
     let oidc = oidc_client(&profile.region, which.endpoint_url.as_deref()).await;
     let token = sign_in(&oidc, &profile, progress).await?;
