@@ -43,10 +43,16 @@ ensure_packages() {
 }
 
 # A Python venv with moto[server], the local AWS emulator.
+# The aws CLI (v1, from PyPI) beside it: tests/sso_login.rs checks that it
+# signs in with the SSO token cache `cloudnap login` writes.
 ensure_moto() {
   if [ ! -x "$VENV/bin/moto_server" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q 'moto[server]==5.*'
+  fi
+  if [ ! -x "$VENV/bin/aws" ]; then
+    # Keep moto's botocore: the aws CLI release that fits it.
+    "$VENV/bin/pip" install -q awscli "botocore==$("$VENV/bin/python" -c 'import botocore; print(botocore.__version__)')"
   fi
 }
 

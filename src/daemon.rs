@@ -6,6 +6,7 @@
 
 use crate::app::App;
 use crate::cloud::aws::pricing;
+use crate::cloud::aws::sso::Progress;
 use crate::cloud::{CloudControl, ErrorKind, TeamTable};
 use crate::core::config::settings::Settings;
 use crate::core::model::history::Trigger;
@@ -20,8 +21,8 @@ use crate::store::price_cache;
 use crate::store::records::RecordsFile;
 use crate::store::registry::RegistryFile;
 use crate::store::watch::watch;
-use crate::ui::notify::notify;
-use crate::ui::shell::{open_path, spawn_dialog};
+use crate::ui::notify::{message, notify};
+use crate::ui::shell::{open_path, open_url, spawn_dialog};
 use crate::ui::tray::{self, MenuAction};
 use crate::ui::view::{minutes_until, EVENING, MORNING};
 use futures::FutureExt;
@@ -379,6 +380,8 @@ async fn act_on<C: CloudControl>(
     mut actions: UnboundedReceiver<MenuAction>,
     quit: watch::Sender<bool>,
 ) {
+    // One sign-in at a time: a second click while one waits does nothing.
+    let signing_in = Arc::new(std::sync::atomic::AtomicBool::new(false));
     while let Some(action) = actions.recv().await {
         let local = || chrono::Local::now().naive_local();
         let command = match action {
@@ -401,6 +404,19 @@ async fn act_on<C: CloudControl>(
                 opened(spawn_dialog(&paths.settings), &paths.settings);
                 continue;
             }
+            MenuAction::SignIn => {
+                use std::sync::atomic::Ordering;
+                if signing_in.swap(true, Ordering::AcqRel) {
+                    tracing::info!("a sign-in already waits for its approval");
+                    continue;
+                }
+                let (app, signing_in) = (app.clone(), signing_in.clone());
+                tokio::spawn(async move {
+                    sign_in(app).await;
+                    signing_in.store(false, Ordering::Release);
+                });
+                continue;
+            }
             MenuAction::Quit => {
                 let _ = quit.send(true);
                 continue;
@@ -413,6 +429,35 @@ async fn act_on<C: CloudControl>(
                 tracing::error!("{action:?}: {e}");
             }
         });
+    }
+}
+
+/// The SSO sign-in asked for in the tray or a notification: the page opened
+/// in the browser, the code in a notification (and the log), the result in
+/// another; a waiting wake is then tried at once.
+async fn sign_in<C: CloudControl>(app: Arc<App<C>>) {
+    let mut progress = |p: Progress| {
+        if let Progress::Prompt(prompt) = p {
+            let text = format!(
+                "Open {} and enter the code {}",
+                prompt.verification_uri, prompt.user_code
+            );
+            tracing::info!("sign-in: {text}");
+            if let Err(e) = open_url(prompt.url()) {
+                tracing::warn!("no browser opened ({e})");
+            }
+            message("cloudnap: sign in", &text);
+        }
+    };
+    match app.sign_in(&mut progress).await {
+        Ok(s) => message(
+            "cloudnap: signed in",
+            &format!("Profile {}: what waits wakes now.", s.profile.describe()),
+        ),
+        Err(e) => {
+            tracing::error!("sign-in: {e}");
+            message("cloudnap: sign-in failed", &e.to_string());
+        }
     }
 }
 

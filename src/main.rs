@@ -72,6 +72,21 @@ enum Command {
     Run,
     /// Open the AWS credentials dialog.
     Credentials,
+    /// Sign in to IAM Identity Center (SSO) as `aws sso login` does: print
+    /// the page and code, wait for the approval, save the token where the
+    /// AWS CLI and SDKs read it, and tell the running cloudnap.
+    Login {
+        /// The SSO profile of ~/.aws/config (default: the settings' profile
+        /// if it is one, else the only SSO profile).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Do not open the page in the browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Address of the running cloudnap (default: from settings.json).
+        #[arg(long)]
+        to: Option<SocketAddr>,
+    },
     /// Create (or update) the IAM role the AWS-side deadline runs as, with
     /// a policy allowing only the sleep calls on registered resources and
     /// on those tagged cloudnap:managed=true, and set aws.deadline_role_arn.
@@ -246,6 +261,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 | Command::Report { .. }
                 | Command::Hold { .. }
                 | Command::Credentials
+                | Command::Login { .. }
         )
     );
     if local {
@@ -273,6 +289,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             hold(&paths, duration, reason, only, to, lease_seconds, command)
         }
         Some(Command::Credentials) => credentials(&paths),
+        Some(Command::Login {
+            profile,
+            no_browser,
+            to,
+        }) => login(&paths, profile, !no_browser, to),
         command => with_aws(&paths, command.unwrap_or(Command::Run), json),
     }
 }
@@ -317,6 +338,7 @@ fn with_aws(paths: &Paths, command: Command, json: bool) -> Result<ExitCode> {
             Command::Run => run_daemon(paths, settings, cloud.clone()).await,
             Command::Send { .. }
             | Command::Credentials
+            | Command::Login { .. }
             | Command::Hold { .. }
             | Command::Report { .. } => {
                 unreachable!("handled above")

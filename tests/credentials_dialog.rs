@@ -1,9 +1,13 @@
 //! The AWS credentials dialog driven like a user would, with egui_kittest:
 //! keys typed, Check against a real moto STS, Save into AWS files in a temp
-//! dir. A snapshot image of the dialog is kept in tests/snapshots.
+//! dir; the SSO tab's sign-in against a test SSO OIDC server. A snapshot
+//! image of the dialog is kept in tests/snapshots.
 
 mod common;
+#[path = "common/sso.rs"]
+mod sso_server;
 use cloudnap::ui::credentials::{Dialog, Status};
+use cloudnap::ui::sso_tab::SignIn;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use std::path::Path;
@@ -14,14 +18,21 @@ const OTHER_CREDENTIALS: &str =
 const OTHER_CONFIG: &str = "[profile other]\nregion = us-west-2\n";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
-fn harness(dir: &Path, endpoint: String) -> Harness<'static, Dialog> {
-    let dialog = Dialog::new(
+fn dialog(dir: &Path, endpoint: String) -> Dialog {
+    Dialog::new(
         dir.join("settings.json"),
         (dir.join("credentials"), dir.join("config")),
         Some(endpoint),
         "us-east-1",
         "cloudnap",
-    );
+    )
+}
+
+fn harness(dir: &Path, endpoint: String) -> Harness<'static, Dialog> {
+    harness_of(dialog(dir, endpoint))
+}
+
+fn harness_of(dialog: Dialog) -> Harness<'static, Dialog> {
     let mut h = Harness::builder()
         .with_size(eframe::egui::vec2(520.0, 380.0))
         .build_ui_state(|ui, dialog: &mut Dialog| dialog.ui(ui), dialog);
@@ -130,5 +141,67 @@ fn a_wrong_key_shows_the_aws_error_in_words() {
     assert_eq!(
         std::fs::read_to_string(dir.path().join("credentials")).unwrap(),
         OTHER_CREDENTIALS
+    );
+}
+
+/// Steps the UI until `done(state of the SSO tab)`.
+fn wait_for_sign_in(h: &mut Harness<'_, Dialog>, what: &str, done: impl Fn(&SignIn) -> bool) {
+    let t0 = Instant::now();
+    loop {
+        h.run_steps(1);
+        if done(&h.state().sso.state) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not {what}: {:?}",
+            h.state().sso.state
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_sso_tab_lists_the_sso_profiles_and_signs_one_in() {
+    let dir = setup();
+    let config = format!(
+        "{OTHER_CONFIG}\n[profile work]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Dev\n\n\
+         [sso-session corp]\nsso_start_url = https://corp.test/start\nsso_region = us-east-1\n"
+    );
+    std::fs::write(dir.path().join("config"), &config).unwrap();
+    let sso = sso_server::SsoServer::start(&["--pending", "1"]);
+    let mut d = dialog(dir.path(), common::moto_url());
+    d.sso.cache_dir = dir.path().join("sso-cache");
+    d.sso.endpoint_url = Some(sso.url.clone());
+    d.sso.open_browser = false;
+    let mut h = harness_of(d);
+    h.get_by_label("SSO").click();
+    h.run();
+    h.get_by_label("work (session corp)");
+    h.get_by_label("https://corp.test/start");
+    assert!(
+        h.query_by_label("Sign in other").is_none(),
+        "a profile with keys is no SSO profile"
+    );
+    h.get_by_label("Sign in work").click();
+    wait_for_sign_in(
+        &mut h,
+        "showing the code",
+        |s| matches!(s, SignIn::Waiting { prompt, .. } if prompt.user_code == "TEST-CODE"),
+    );
+    h.get_by_label_contains("enter the code TEST-CODE");
+    wait_for_sign_in(&mut h, "signed in", |s| matches!(s, SignIn::Done(_)));
+    h.run();
+    h.get_by_label_contains("Signed in: work (session corp) until ");
+    let file = dir
+        .path()
+        .join("sso-cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json");
+    let token: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(token["accessToken"], "test-access-token-1", "{token}");
+    assert_eq!(token["startUrl"], "https://corp.test/start");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("config")).unwrap(),
+        config,
+        "the AWS config is only read"
     );
 }

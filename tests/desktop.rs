@@ -1,9 +1,11 @@
 //! The desktop shell with the real binary: single instance, live reload of
 //! services.yaml and settings.json, log files that never hold the secret, and
 //! the tray icon and menu under Xvfb with a StatusNotifierItem host
-//! (gtk-sni-tray-standalone).
+//! (gtk-sni-tray-standalone), its SSO sign-in against a test SSO server.
 
 mod common;
+#[path = "common/sso.rs"]
+mod sso_server;
 // Every daemon here runs on the test desktop, as under build/test.sh.
 common::before_main!(X, Tray);
 use common::*;
@@ -378,4 +380,101 @@ async fn cloudnap_credentials_opens_the_dialog_window() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn the_tray_s_sign_in_signs_the_sso_profile_in_and_shows_the_code() {
+    require_tray_host();
+    let sso = sso_server::SsoServer::start(&["--pending", "1"]);
+    let cfg = ConfigDir::with_settings(
+        &daemon_settings(&[R], json!({"desktop": {"tray": true}})),
+        "",
+    );
+    std::fs::write(
+        cfg.file("aws-config"),
+        "[profile work]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Dev\n\n\
+         [sso-session corp]\nsso_start_url = https://corp.test/start\nsso_region = us-east-1\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(cfg.file("home")).unwrap();
+    // The notifications, as the notification server gets them.
+    let mut monitor = std::process::Command::new("dbus-monitor")
+        .args([
+            "--session",
+            "interface='org.freedesktop.Notifications',member='Notify'",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = monitor.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let mut run = cfg.command(&["run"]);
+    run.env("HOME", cfg.file("home"))
+        .env("AWS_ENDPOINT_URL_SSO_OIDC", &sso.url)
+        // No browser on the test desktop: xdg-open runs `true`.
+        .env("BROWSER", "true");
+    let d = Daemon::spawn(run);
+    let t0 = Instant::now();
+    let ((x, y), _) = loop {
+        if let Some(icon) = tray_icon() {
+            break icon;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no tray icon");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "3"]);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Down to the tenth item, Sign in (SSO)….
+    for _ in 0..10 {
+        xdotool(&["key", "Down"]);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    screenshot("tray-menu-sign-in.png");
+    xdotool(&["key", "Return"]);
+    let file = cfg.file("home/.aws/sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json");
+    let t0 = Instant::now();
+    while !file.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no token cache; log: {}",
+            d.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(token["accessToken"], "test-access-token-1", "{token}");
+    let log = d.log.lock().unwrap().clone();
+    assert!(log.contains("sign-in: Open "), "{log}");
+    assert!(
+        log.contains("signed in: profile work (session corp)"),
+        "{log}"
+    );
+    let t0 = Instant::now();
+    while !seen.lock().unwrap().contains("cloudnap: signed in") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no notification: {}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(&format!(
+            "Open {}/device and enter the code TEST-CODE",
+            sso.url
+        )),
+        "the code is shown in a notification: {seen}"
+    );
 }

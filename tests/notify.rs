@@ -2,7 +2,9 @@
 //! notification server exported by the test (`org.freedesktop.Notifications`
 //! on a private `dbus-daemon --session`): the warning says what will sleep,
 //! when and why, carries the *Keep awake* / *Sleep now* buttons where the
-//! server supports actions, and a button the user chooses is carried out.
+//! server supports actions, and a button the user chooses is carried out;
+//! the expired-credentials notification's *Sign in* signs the SSO profile in
+//! and what waits wakes.
 // D-Bus and Wayland: Linux desktops only (zbus is a Linux dependency).
 #![cfg(target_os = "linux")]
 
@@ -11,6 +13,8 @@ mod common;
 mod desktop;
 #[path = "common/notifications.rs"]
 mod notifications;
+#[path = "common/sso.rs"]
+mod sso_server;
 
 use common::*;
 use desktop::*;
@@ -113,4 +117,101 @@ async fn without_action_support_the_warning_says_how_to_keep_awake() {
     let w = warning(&shown).await;
     assert!(w.actions.is_empty(), "{w:?}");
     assert!(w.body.ends_with("cloudnap hold 1h"), "{w:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sign_in_button_of_the_expired_credentials_notification_wakes_what_waits() {
+    let bus = PrivateBus::start();
+    let (conn, shown) = serve(&bus, &["actions", "body"]);
+    let sso = sso_server::SsoServer::start(&["--pending", "1", "--role-ttl", "5"]);
+    let id = ec2_instance(R, false, &[]).await;
+    let services = format!("ec2_instances:\n  - instance_id: {id}\n    region: {R}\n");
+    let settings = daemon_settings(
+        &[R],
+        detectors_off(json!({
+            "aws": {"profile": "work"},
+            "activity_monitor": {"inactivity_timeout_minutes": 2, "warning_minutes": 0}
+        })),
+    );
+    let cfg = sso_server::sso_config(&settings, &services);
+    assert!(sso_server::login(&cfg, &sso, &["--profile", "work"])
+        .status
+        .success());
+    let mut command = cfg.command(&["run"]);
+    command
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env("HOME", cfg.file("home"))
+        .env("AWS_ENDPOINT_URL_SSO", &sso.url)
+        .env("AWS_ENDPOINT_URL_SSO_OIDC", &sso.url)
+        .env("BROWSER", "true");
+    let d = Daemon::spawn(command);
+    d.ok("SLEEP_NOW").await;
+    assert_eq!(ec2_state(R, &id).await.0, "stopped");
+
+    // The session ends; the user comes back: the notification says so.
+    sso_server::end_sessions(&sso);
+    d.ok("USER_ACTIVITY").await;
+    let t0 = Instant::now();
+    let note = loop {
+        let found = (shown.lock().unwrap().iter())
+            .find(|s| s.summary == "cloudnap: waking failed, trying again")
+            .cloned();
+        if let Some(n) = found {
+            break n;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no notification: {:?}",
+            shown.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The portal refuses the ended session's token: "credentials expired"
+    // or "not accepted", each with the sign-in to do.
+    assert!(
+        note.body.starts_with("Credentials ") && note.body.contains(" for profile work: sign in"),
+        "{note:?}"
+    );
+    assert_eq!(note.actions, ["sign-in", "Sign in"], "{note:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        ec2_state(R, &id).await.0,
+        "stopped",
+        "nothing wakes without a sign-in"
+    );
+
+    // The user clicks "Sign in" and approves in the browser.
+    conn.emit_signal(
+        None::<()>,
+        PATH,
+        IFACE,
+        "ActionInvoked",
+        &(note.id, "sign-in"),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    while ec2_state(R, &id).await.0 != "running" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "not awake; log: {}",
+            d.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("awake {:?} after the click", t0.elapsed());
+    let shown = shown.lock().unwrap().clone();
+    assert!(
+        shown.iter().any(|s| s.summary == "cloudnap: sign in"
+            && s.body == format!("Open {}/device and enter the code TEST-CODE", sso.url)),
+        "the code is shown: {shown:?}"
+    );
+    assert!(
+        sso.log().contains("bearer=test-access-token-2"),
+        "{}",
+        sso.log()
+    );
 }

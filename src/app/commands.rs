@@ -233,6 +233,12 @@ impl<C: CloudControl> App<C> {
     pub(super) fn status_now(&self) -> Status {
         let saved_this_week_usd = self.manager.saved_this_week();
         let (team, team_error) = self.team_status();
+        let mut sleeping: Vec<String> = (self.manager.asleep().keys())
+            .filter_map(|id| self.profile_of(id))
+            .collect();
+        sleeping.sort_unstable();
+        sleeping.dedup();
+        let sign_in = self.sign_in_needed(&sleeping);
         let t = now();
         let state = self.lock();
         let retry = state.retry.as_ref();
@@ -285,6 +291,7 @@ impl<C: CloudControl> App<C> {
             deadline_off: state.deadline.off.clone(),
             team,
             team_error,
+            sign_in,
             awake: if name == StateName::Asleep {
                 why_awake(&state.last_sleep, &state.holds, t, &|at| clock_at(t, at))
             } else {

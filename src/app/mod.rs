@@ -11,6 +11,7 @@ mod prewake;
 mod readiness;
 mod refresh;
 mod retry;
+mod sign_in;
 mod state;
 mod team;
 mod timer;

@@ -1,5 +1,5 @@
 //! Files: configuration paths and loading, the sleep records (state.json), services.yaml (the registry), atomic writes,
-//! the sleep history, the price cache, AWS credential files, logs and watching for edits.
+//! the sleep history, the price cache, AWS credential files, the SSO token cache, logs and watching for edits.
 
 pub mod atomic;
 pub mod aws_files;
@@ -8,4 +8,5 @@ pub mod history;
 pub mod price_cache;
 pub mod records;
 pub mod registry;
+pub mod sso_cache;
 pub mod watch;

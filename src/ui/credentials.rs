@@ -1,6 +1,7 @@
 //! The AWS credentials dialog (egui): enter keys, check them with STS
 //! `GetCallerIdentity`, save them as a named profile in the standard AWS
-//! files and point settings.json at that profile.
+//! files and point settings.json at that profile; or, in its "SSO" tab
+//! ([`SsoTab`]), sign an SSO profile in.
 
 use crate::cloud::aws::{whoami_with_keys, Keys};
 use crate::cloud::{CloudError, Identity};
@@ -8,6 +9,7 @@ use crate::core::config::settings::is_valid_region;
 use crate::core::config::settings_edit::set_aws_profile;
 use crate::store::atomic::write_atomic;
 use crate::store::aws_files::{self, Profile};
+use crate::ui::sso_tab::SsoTab;
 use eframe::egui;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -77,10 +79,20 @@ pub enum Status {
     Saved(String),
 }
 
+/// The dialog's tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    AccessKeys,
+    Sso,
+}
+
 /// The dialog's state.
 pub struct Dialog {
+    pub tab: Tab,
     pub form: Form,
     pub status: Status,
+    /// The "SSO" tab.
+    pub sso: SsoTab,
     endpoint_url: Option<String>,
     settings_path: PathBuf,
     /// The AWS shared credentials and config files.
@@ -99,7 +111,11 @@ impl Dialog {
         region: &str,
         profile: &str,
     ) -> Self {
+        let sso_cache = crate::store::sso_cache::dir()
+            .unwrap_or_else(|_| aws_files.1.with_file_name("sso").join("cache"));
         Dialog {
+            tab: Tab::AccessKeys,
+            sso: SsoTab::new(aws_files.1.clone(), sso_cache),
             form: Form {
                 region: region.into(),
                 profile: profile.into(),
@@ -113,8 +129,22 @@ impl Dialog {
         }
     }
 
-    /// Draws the dialog and handles its buttons.
+    /// Draws the dialog (its tabs, then the chosen one) and handles its
+    /// buttons.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tab, Tab::AccessKeys, "Access keys");
+            ui.selectable_value(&mut self.tab, Tab::Sso, "SSO");
+        });
+        ui.separator();
+        match self.tab {
+            Tab::AccessKeys => self.keys_ui(ui),
+            Tab::Sso => self.sso.ui(ui),
+        }
+    }
+
+    /// The access keys tab.
+    fn keys_ui(&mut self, ui: &mut egui::Ui) {
         if let Some(Ok(result)) = self.pending.as_ref().map(|rx| rx.try_recv()) {
             self.pending = None;
             self.status = match result {

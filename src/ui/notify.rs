@@ -46,6 +46,27 @@ pub fn notify(
     }
 }
 
+/// Shows a plain notification `summary` / `body` (one the user asked for,
+/// whatever the preferences), from a thread of its own.
+pub fn message(summary: &str, body: &str) {
+    let (summary, body) = (summary.to_string(), body.to_string());
+    let shown = std::thread::Builder::new()
+        .name("notification".into())
+        .spawn(move || {
+            let shown = notify_rust::Notification::new()
+                .appname("cloudnap")
+                .summary(&summary)
+                .body(&body)
+                .show();
+            if let Err(e) = shown {
+                tracing::debug!("notification not shown ({e}): {summary}");
+            }
+        });
+    if let Err(e) = shown {
+        tracing::warn!("notification not shown: {e}");
+    }
+}
+
 /// Whether the notification server shows buttons (its capability "actions");
 /// only freedesktop servers say, so elsewhere the text says what to do.
 fn actions_supported() -> bool {

@@ -1,4 +1,5 @@
-//! Small desktop actions: opening a file in the user's editor and starting
+//! Small desktop actions: opening a file in the user's editor or a page in
+//! the browser, and starting
 //! the credentials dialog, which is its own binary so the daemon carries no
 //! renderer (egui/wgpu) code.
 
@@ -8,19 +9,37 @@ use std::process::Command;
 /// The credentials dialog's binary, installed next to `cloudnap`.
 pub const DIALOG_BIN: &str = "cloudnap-credentials";
 
-/// Opens `path` with the desktop's default application, without waiting.
-pub fn open_path(path: &Path) -> std::io::Result<()> {
+/// The desktop's "open this" command (xdg-open, open, start).
+fn opener() -> Command {
     #[cfg(target_os = "linux")]
-    let mut cmd = Command::new("xdg-open");
+    let cmd = Command::new("xdg-open");
     #[cfg(target_os = "macos")]
-    let mut cmd = Command::new("open");
+    let cmd = Command::new("open");
     #[cfg(windows)]
-    let mut cmd = {
+    let cmd = {
         let mut c = Command::new("cmd");
         c.args(["/C", "start", ""]);
         c
     };
-    reap(cmd.arg(path).spawn()?);
+    cmd
+}
+
+/// Opens `path` with the desktop's default application, without waiting.
+pub fn open_path(path: &Path) -> std::io::Result<()> {
+    reap(opener().arg(path).spawn()?);
+    Ok(())
+}
+
+/// Opens `url` in the default browser, without waiting; the opener's
+/// output goes nowhere (a text browser never takes over the terminal).
+pub fn open_url(url: &str) -> std::io::Result<()> {
+    use std::process::Stdio;
+    let mut cmd = opener();
+    cmd.arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    reap(cmd.spawn()?);
     Ok(())
 }
 

@@ -26,11 +26,13 @@ pub enum MenuAction {
     OpenServices,
     OpenLog,
     Credentials,
+    /// The SSO sign-in (device authorization in the browser).
+    SignIn,
     Quit,
 }
 
 /// Menu entries in order: id, label, action (`None`: a separator).
-const ITEMS: [Option<(&str, &str, MenuAction)>; 12] = [
+const ITEMS: [Option<(&str, &str, MenuAction)>; 13] = [
     Some(("sleep", "Sleep now", MenuAction::SleepNow)),
     Some(("wake", "Wake now", MenuAction::WakeNow)),
     None,
@@ -54,6 +56,7 @@ const ITEMS: [Option<(&str, &str, MenuAction)>; 12] = [
     )),
     Some(("open-log", "Open log", MenuAction::OpenLog)),
     Some(("credentials", "AWS credentials…", MenuAction::Credentials)),
+    Some(("sign-in", "Sign in (SSO)…", MenuAction::SignIn)),
     Some(("quit", "Quit", MenuAction::Quit)),
 ];
 

@@ -4,6 +4,7 @@
 use crate::core::model::outcome::{Action, Outcome};
 use crate::core::policy::decide::Phase;
 use crate::core::policy::readiness::ReadyState;
+use crate::core::policy::retry::Cause;
 use crate::core::protocol::status::{describe, Event, Operation, StateName, Status};
 use crate::core::savings::waits::exact;
 
@@ -140,6 +141,9 @@ pub fn tray_view(status: &Status) -> TrayView {
     }
     if let Some(plan) = &status.prewake {
         line = format!("{line}; {plan}");
+    }
+    if let Some(sign_in) = &status.sign_in {
+        line = format!("{line}; {sign_in}");
     }
     if let Some(saved) = status.saved_this_week_usd.filter(|s| *s >= 0.005) {
         line = format!("{line}; Saved ≈ ${saved:.2} this week");
@@ -290,6 +294,31 @@ fn readiness_note(event: &Event) -> Option<Note> {
     })
 }
 
+/// The body of the notification of a failed try that is tried again.
+fn retrying_body(
+    operation: Operation,
+    cause: Cause,
+    resources: &[String],
+    advice: Option<&str>,
+) -> String {
+    match advice {
+        Some(advice) => format!(
+            "{}.\n{}: tried again by itself, at once when it is fixed.",
+            capitalize(advice),
+            list(resources)
+        ),
+        None => format!(
+            "{}: {}\nTried again by itself until it works{}.",
+            capitalize(cause.text()),
+            list(resources),
+            match operation {
+                Operation::Sleeping => ", for up to 30 minutes",
+                Operation::Waking => ", as long as you are here",
+            }
+        ),
+    }
+}
+
 /// The notification for an app event at local time `now`, if it deserves one.
 pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
     let note = |kind, summary: String, body: String| {
@@ -321,7 +350,24 @@ pub fn note_for(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
                 list(&started),
             )
         }
-        Event::Retrying { .. } => retrying_note(event),
+        Event::Retrying {
+            operation,
+            cause,
+            resources,
+            advice,
+        } => {
+            let mut n = note(
+                NoteKind::Error,
+                format!("cloudnap: {} failed, trying again", operation.name()),
+                retrying_body(*operation, *cause, resources, advice.as_deref()),
+            )?;
+            // Credentials: the sign-in (SSO) is one click away.
+            if matches!(cause, Cause::CredentialsExpired | Cause::Credentials) {
+                n.actions = vec![("sign-in", "Sign in".into())];
+                n.no_actions_hint = Some("Or sign in: cloudnap login".into());
+            }
+            Some(n)
+        }
         Event::Error {
             operation,
             failed,
@@ -415,42 +461,6 @@ fn warning_note(event: &Event, now: chrono::NaiveDateTime) -> Option<Note> {
     })
 }
 
-/// A failed sleep or wake that is tried again, and what the user can do.
-fn retrying_note(event: &Event) -> Option<Note> {
-    let Event::Retrying {
-        operation,
-        cause,
-        resources,
-        advice,
-    } = event
-    else {
-        return None;
-    };
-    let body = match advice {
-        Some(advice) => format!(
-            "{}.\n{}: tried again by itself, at once when it is fixed.",
-            capitalize(advice),
-            list(resources)
-        ),
-        None => format!(
-            "{}: {}\nTried again by itself until it works{}.",
-            capitalize(cause.text()),
-            list(resources),
-            match operation {
-                Operation::Sleeping => ", for up to 30 minutes",
-                Operation::Waking => ", as long as you are here",
-            }
-        ),
-    };
-    Some(Note {
-        summary: format!("cloudnap: {} failed, trying again", operation.name()),
-        body,
-        kind: NoteKind::Error,
-        actions: Vec::new(),
-        no_actions_hint: None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,6 +492,7 @@ mod tests {
             prewake: None,
             team: None,
             team_error: None,
+            sign_in: None,
             tray: Default::default(),
         }
     }
@@ -757,6 +768,27 @@ mod tests {
             note.body,
             "Credentials expired for profile work: sign in to wake 2 resources.\n\
              i-1, web: tried again by itself, at once when it is fixed."
+        );
+        // Its button starts the sign-in, as the tray's menu item does.
+        assert_eq!(note.actions, [("sign-in", "Sign in".to_string())]);
+        assert_eq!(
+            crate::ui::tray::action_for(note.actions[0].0),
+            Some(crate::ui::tray::MenuAction::SignIn)
+        );
+        assert!(note.body_for(false).ends_with("Or sign in: cloudnap login"));
+    }
+
+    #[test]
+    fn asleep_under_an_sso_profile_the_line_says_by_when_to_sign_in() {
+        let mut s = status(StateName::Asleep);
+        s.sign_in = Some("sign-in needed by 17:40 to wake (profile work)".into());
+        let v = tray_view(&s);
+        assert_eq!(
+            (v.icon, v.line.as_str()),
+            (
+                IconState::Asleep,
+                "Asleep: 0 resources stopped; sign-in needed by 17:40 to wake (profile work)"
+            )
         );
     }
 

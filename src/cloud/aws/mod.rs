@@ -41,6 +41,7 @@ pub(crate) mod error;
 mod iam;
 pub mod pricing;
 mod scheduler;
+pub mod sso;
 mod tagging;
 
 pub use clients::{http_client, whoami_with_keys, Keys};

@@ -1,4 +1,4 @@
-//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, wake on connect, the pre-wake.
+//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, readiness, wake on connect, the pre-wake, the SSO sign-in's polling.
 
 pub mod busy;
 pub mod connect;
@@ -9,4 +9,5 @@ pub mod idle;
 pub mod prewake;
 pub mod readiness;
 pub mod retry;
+pub mod sign_in;
 pub mod team;

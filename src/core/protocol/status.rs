@@ -238,6 +238,11 @@ pub struct Status {
     /// usual 08:55".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prewake: Option<String>,
+    /// While resources sleep under an SSO profile: by when it must be
+    /// signed in again for them to wake ("sign-in needed by 17:40 to wake
+    /// (profile work)").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<String>,
     /// What the tray shows for this status (its icon and line).
     pub tray: TrayLine,
 }
