@@ -67,6 +67,12 @@ impl<C: CloudControl> App<C> {
         }
         tracing::info!("settings.json reloaded");
         state.settings = Arc::new(new);
+        let event = state.follow_inhibitors(now());
+        drop(state);
+        if let Some(event) = event {
+            self.react(event, Trigger::Idle);
+        }
+        self.changed.notify_one();
         self.deadline_changed.notify_one();
     }
 

@@ -189,6 +189,8 @@ impl<C: CloudControl> App<C> {
                 tracker,
                 operation: None,
                 last_activity: None,
+                last_input: now(),
+                inhibitors: Vec::new(),
                 detectors: Vec::new(),
                 holds: Holds::default(),
                 last_sleep: Vec::new(),

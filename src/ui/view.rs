@@ -105,6 +105,9 @@ pub fn tray_view(status: &Status) -> TrayView {
             ),
         ),
     };
+    if let Some(kept) = &status.kept_awake_by {
+        line = format!("{line}; {kept}");
+    }
     if !status.holds.is_empty() {
         let by: Vec<&str> = status.holds.iter().map(|h| h.reason.as_str()).collect();
         line = format!("{line}; held by {}", by.join(", "));
@@ -400,6 +403,8 @@ mod tests {
             inputs: crate::core::protocol::status::Inputs::Seen,
             detectors: vec![],
             holds: vec![],
+            inhibitors: vec![],
+            kept_awake_by: None,
             awake: vec![],
             saved_this_week_usd: None,
             deadline_off: None,
