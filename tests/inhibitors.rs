@@ -189,18 +189,40 @@ impl FakeGnomeSession {
 
 const PM: &str = "org.freedesktop.PowerManagement.Inhibit";
 const PM_PATH: &str = "/org/freedesktop/PowerManagement/Inhibit";
+const AGENT: &str = "org.kde.Solid.PowerManagement.PolicyAgent";
+const AGENT_PATH: &str = "/org/kde/Solid/PowerManagement/PolicyAgent";
+
+/// The inhibitions of the KDE double: (cookie, app, reason).
+type Inhibitions = Arc<Mutex<Vec<(u32, String, String)>>>;
 
 /// A fake `org.freedesktop.PowerManagement.Inhibit` as KDE's PowerDevil
-/// offers it: `Inhibit`/`UnInhibit`, `HasInhibit`, `ListInhibitions`, and
-/// `HasInhibitChanged` when `HasInhibit` changes.
+/// offers it: `Inhibit`/`UnInhibit`, `HasInhibit`, and `HasInhibitChanged`
+/// only when `HasInhibit` changes; each inhibition is also in the
+/// policy agent's list ([`FakePolicyAgent`]), which says
+/// `InhibitionsChanged` at each.
 #[derive(Default)]
 struct FakePowerManagement {
-    held: Vec<(u32, String, String)>,
+    held: Inhibitions,
 }
 
 impl FakePowerManagement {
-    async fn said(&self, was: bool, conn: &zbus::Connection) -> zbus::Result<()> {
-        let has = !self.held.is_empty();
+    /// Says what changed, as PowerDevil does.
+    async fn said(
+        &self,
+        was: bool,
+        added: Vec<(String, String)>,
+        removed: Vec<String>,
+        conn: &zbus::Connection,
+    ) -> zbus::Result<()> {
+        conn.emit_signal(
+            None::<()>,
+            AGENT_PATH,
+            AGENT,
+            "InhibitionsChanged",
+            &(added, removed),
+        )
+        .await?;
+        let has = !self.held.lock().unwrap().is_empty();
         if has != was {
             conn.emit_signal(None::<()>, PM_PATH, PM, "HasInhibitChanged", &(has,))
                 .await?;
@@ -217,9 +239,15 @@ impl FakePowerManagement {
         reason: String,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> zbus::fdo::Result<u32> {
-        let (was, cookie) = (!self.held.is_empty(), rand_id() as u32);
-        self.held.push((cookie, application, reason));
-        self.said(was, conn).await?;
+        let cookie = rand_id() as u32;
+        let was = {
+            let mut held = self.held.lock().unwrap();
+            let was = !held.is_empty();
+            held.push((cookie, application.clone(), reason.clone()));
+            was
+        };
+        self.said(was, vec![(application, reason)], vec![], conn)
+            .await?;
         Ok(cookie)
     }
 
@@ -228,18 +256,34 @@ impl FakePowerManagement {
         cookie: u32,
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> zbus::fdo::Result<()> {
-        let was = !self.held.is_empty();
-        self.held.retain(|(c, ..)| *c != cookie);
-        self.said(was, conn).await?;
+        let (was, removed) = {
+            let mut held = self.held.lock().unwrap();
+            let was = !held.is_empty();
+            let removed: Vec<String> = (held.iter())
+                .filter(|(c, ..)| *c == cookie)
+                .map(|(_, app, _)| app.clone())
+                .collect();
+            held.retain(|(c, ..)| *c != cookie);
+            (was, removed)
+        };
+        self.said(was, vec![], removed, conn).await?;
         Ok(())
     }
 
     fn has_inhibit(&self) -> bool {
-        !self.held.is_empty()
+        !self.held.lock().unwrap().is_empty()
     }
+}
 
+/// PowerDevil's policy agent: `ListInhibitions`.
+struct FakePolicyAgent {
+    held: Inhibitions,
+}
+
+#[zbus::interface(name = "org.kde.Solid.PowerManagement.PolicyAgent")]
+impl FakePolicyAgent {
     fn list_inhibitions(&self) -> Vec<(String, String)> {
-        (self.held.iter())
+        (self.held.lock().unwrap().iter())
             .map(|(_, a, r)| (a.clone(), r.clone()))
             .collect()
     }
@@ -277,7 +321,15 @@ fn start(
     yaml: &str,
     followed: &str,
 ) -> (ConfigDir, Daemon) {
-    let cfg = ConfigDir::with_settings(&timeout_settings(R, TIMEOUT, extra), yaml);
+    // A port of its own, for `cloudnap status` to ask.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings: Value = serde_json::from_str(&timeout_settings(R, TIMEOUT, extra)).unwrap();
+    settings["udp_server"]["port"] = port.into();
+    let cfg = ConfigDir::with_settings(&settings.to_string(), yaml);
     let mut command = cfg.command(&["run"]);
     command
         .env_remove("DISPLAY")
@@ -426,7 +478,22 @@ async fn gnome_session_idle_inhibitors_keep_awake_and_others_do_not() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kde_power_management_inhibitions_keep_awake_unless_ignored() {
     let (system, session) = (PrivateBus::start(), PrivateBus::start());
-    let _pm = serve(&session, PM, PM_PATH, FakePowerManagement::default());
+    let pm = FakePowerManagement::default();
+    let agent = FakePolicyAgent {
+        held: pm.held.clone(),
+    };
+    let _pm = zbus::blocking::connection::Builder::address(session.address.as_str())
+        .unwrap()
+        .name(PM)
+        .unwrap()
+        .name(AGENT)
+        .unwrap()
+        .serve_at(PM_PATH, pm)
+        .unwrap()
+        .serve_at(AGENT_PATH, agent)
+        .unwrap()
+        .build()
+        .unwrap();
     let (cluster, yaml) = service("inhibit-kde").await;
     let extra = json!({"inhibitors": {"ignore": ["dolphin"]}});
     let (_cfg, d) = start(&system, &session, extra, &yaml, PM);

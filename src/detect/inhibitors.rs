@@ -5,13 +5,15 @@
 //! - GNOME's `org.gnome.SessionManager` with the idle flag (8):
 //!   `GetInhibitors`, then each one's `GetAppId`, `GetReason`, `GetFlags`;
 //!   re-listed on `InhibitorAdded`/`InhibitorRemoved`;
-//! - KDE's `org.freedesktop.PowerManagement.Inhibit`: `HasInhibit`, and
-//!   `ListInhibitions` where it is offered; re-listed on
-//!   `HasInhibitChanged`/`InhibitionsChanged`.
+//! - KDE's: `org.freedesktop.PowerManagement.Inhibit` (`HasInhibit`,
+//!   `HasInhibitChanged`), named by PowerDevil's
+//!   `org.kde.Solid.PowerManagement.PolicyAgent` (`ListInhibitions`,
+//!   `InhibitionsChanged`), which also holds the ScreenSaver inhibitors;
+//!   without it, `HasInhibit` alone (one unnamed inhibitor).
 //!
 //! The desktops' `org.freedesktop.ScreenSaver` inhibitors reach these
 //! services (gnome-shell hands them to the session manager, KDE to
-//! PowerDevil); the ScreenSaver interface itself lists none. What counts,
+//! PowerDevil's policy agent); the ScreenSaver interface itself lists none. What counts,
 //! and for how long, is decided by [`crate::core::policy::inhibitors`].
 
 use super::definition::{everywhere, Detector, DetectorSettings, Field, Section};
@@ -74,41 +76,54 @@ mod imp {
         DetectError::new(super::DETECTOR.name, message)
     }
 
-    /// One service whose inhibitors are followed.
+    /// One desktop service whose inhibitors are followed.
     struct Service {
         via: Via,
         /// On the system bus (else the session bus).
         system: bool,
-        name: &'static str,
-        path: &'static str,
-        /// The signals on `path` after which it is listed again.
-        signals: &'static [&'static str],
+        /// Its bus names, each with the object path whose signals (of
+        /// these names) make it listed again.
+        watch: &'static [(&'static str, &'static str, &'static [&'static str])],
         list: fn(&Connection) -> zbus::Result<Vec<Inhibitor>>,
     }
+
+    const LOGIND: &str = "org.freedesktop.login1";
+    const GNOME: &str = "org.gnome.SessionManager";
+    const FDO_PM: &str = "org.freedesktop.PowerManagement.Inhibit";
+    const KDE_AGENT: &str = "org.kde.Solid.PowerManagement.PolicyAgent";
 
     static SERVICES: [Service; 3] = [
         Service {
             via: Via::Logind,
             system: true,
-            name: "org.freedesktop.login1",
-            path: "/org/freedesktop/login1",
-            signals: &["PropertiesChanged"],
+            watch: &[(LOGIND, "/org/freedesktop/login1", &["PropertiesChanged"])],
             list: logind,
         },
         Service {
             via: Via::GnomeSession,
             system: false,
-            name: "org.gnome.SessionManager",
-            path: "/org/gnome/SessionManager",
-            signals: &["InhibitorAdded", "InhibitorRemoved"],
+            watch: &[(
+                GNOME,
+                "/org/gnome/SessionManager",
+                &["InhibitorAdded", "InhibitorRemoved"],
+            )],
             list: gnome,
         },
         Service {
             via: Via::PowerManagement,
             system: false,
-            name: "org.freedesktop.PowerManagement.Inhibit",
-            path: "/org/freedesktop/PowerManagement/Inhibit",
-            signals: &["HasInhibitChanged", "InhibitionsChanged"],
+            watch: &[
+                (
+                    FDO_PM,
+                    "/org/freedesktop/PowerManagement/Inhibit",
+                    &["HasInhibitChanged"],
+                ),
+                (
+                    KDE_AGENT,
+                    "/org/kde/Solid/PowerManagement/PolicyAgent",
+                    &["InhibitionsChanged"],
+                ),
+            ],
             list: power_management,
         },
     ];
@@ -148,7 +163,7 @@ mod imp {
                         .spawn(move || {
                             let followed = follow(service, &held);
                             if let Err(e) = &followed {
-                                tracing::info!("inhibitors: {}: {}", service.name, e.message);
+                                tracing::info!("inhibitors: {:?}: {}", service.via, e.message);
                             }
                             // Gone: what it listed no longer holds.
                             held.set(service.via, Vec::new());
@@ -186,22 +201,24 @@ mod imp {
         .map_err(fail)?;
         let messages = MessageIterator::from(&conn);
         let dbus = zbus::blocking::fdo::DBusProxy::new(&conn).map_err(fail)?;
-        let signals = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .path(service.path)
-            .map_err(fail)?
-            .build();
-        let owner = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .interface("org.freedesktop.DBus")
-            .map_err(fail)?
-            .member("NameOwnerChanged")
-            .map_err(fail)?
-            .arg(0, service.name)
-            .map_err(fail)?
-            .build();
-        for rule in [signals, owner] {
-            dbus.add_match_rule(rule).map_err(fail)?;
+        for &(name, path, _) in service.watch {
+            let signals = zbus::MatchRule::builder()
+                .msg_type(zbus::message::Type::Signal)
+                .path(path)
+                .map_err(fail)?
+                .build();
+            let owner = zbus::MatchRule::builder()
+                .msg_type(zbus::message::Type::Signal)
+                .interface("org.freedesktop.DBus")
+                .map_err(fail)?
+                .member("NameOwnerChanged")
+                .map_err(fail)?
+                .arg(0, name)
+                .map_err(fail)?
+                .build();
+            for rule in [signals, owner] {
+                dbus.add_match_rule(rule).map_err(fail)?;
+            }
         }
         let list = || {
             // Not there (yet): nothing held through it.
@@ -209,32 +226,39 @@ mod imp {
             held.set(service.via, now);
         };
         list();
-        tracing::info!("inhibitors: following {}", service.name);
+        let names: Vec<&str> = service.watch.iter().map(|w| w.0).collect();
+        tracing::info!("inhibitors: following {}", names.join(", "));
         for message in messages {
             let Ok(message) = message else { continue };
-            let header = message.header();
-            let member = header.member().map(|m| m.as_str().to_owned());
-            let ours = header.path().is_some_and(|p| p.as_str() == service.path)
-                && member.as_deref().is_some_and(|m| service.signals.contains(&m));
-            let owner = member.as_deref() == Some("NameOwnerChanged")
-                && message
-                    .body()
-                    .deserialize::<(String, String, String)>()
-                    .is_ok_and(|(name, _, _)| name == service.name);
-            if ours || owner {
+            if is_change(service, &message) {
                 list();
             }
             if held.sink.is_closed() {
                 return Ok(());
             }
         }
-        Err(fail(format!("{}: the bus connection closed", service.name)))
+        Err(fail(format!("{}: the bus connection closed", names.join(", "))))
+    }
+
+    /// Whether `message` says `service`'s inhibitors may have changed: one
+    /// of its signals, or a change of owner of one of its names.
+    fn is_change(service: &Service, message: &zbus::Message) -> bool {
+        let header = message.header();
+        let (Some(path), Some(member)) = (header.path(), header.member()) else {
+            return false;
+        };
+        if member.as_str() == "NameOwnerChanged" {
+            let body = message.body().deserialize::<(String, String, String)>();
+            return body.is_ok_and(|(name, ..)| service.watch.iter().any(|w| w.0 == name));
+        }
+        (service.watch.iter())
+            .any(|(_, p, signals)| path.as_str() == *p && signals.contains(&member.as_str()))
     }
 
     fn logind(conn: &Connection) -> zbus::Result<Vec<Inhibitor>> {
         let manager = Proxy::new(
             conn,
-            "org.freedesktop.login1",
+            LOGIND,
             "/org/freedesktop/login1",
             "org.freedesktop.login1.Manager",
         )?;
@@ -259,15 +283,15 @@ mod imp {
     fn gnome(conn: &Connection) -> zbus::Result<Vec<Inhibitor>> {
         let manager = Proxy::new(
             conn,
-            "org.gnome.SessionManager",
+            GNOME,
             "/org/gnome/SessionManager",
-            "org.gnome.SessionManager",
+            GNOME,
         )?;
         let paths: Vec<OwnedObjectPath> = manager.call("GetInhibitors", &())?;
         let one = |path: OwnedObjectPath| -> zbus::Result<Option<Inhibitor>> {
             let inhibitor = Proxy::new(
                 conn,
-                "org.gnome.SessionManager",
+                GNOME,
                 path,
                 "org.gnome.SessionManager.Inhibitor",
             )?;
@@ -286,26 +310,39 @@ mod imp {
     }
 
     fn power_management(conn: &Connection) -> zbus::Result<Vec<Inhibitor>> {
+        let named = |(app, reason)| Inhibitor {
+            via: Via::PowerManagement,
+            app,
+            reason,
+        };
+        // PowerDevil's own list names every inhibition, ScreenSaver ones too.
+        let agent = Proxy::new(
+            conn,
+            KDE_AGENT,
+            "/org/kde/Solid/PowerManagement/PolicyAgent",
+            KDE_AGENT,
+        )?;
+        if let Ok(reply) = agent.call_method("ListInhibitions", &()) {
+            let body = reply.body();
+            let listed: Vec<(String, String)> = match body.deserialize() {
+                Ok(pairs) => pairs,
+                Err(_) => body
+                    .deserialize::<std::collections::HashMap<String, String>>()?
+                    .into_iter()
+                    .collect(),
+            };
+            return Ok(listed.into_iter().map(named).collect());
+        }
         let inhibit = Proxy::new(
             conn,
-            "org.freedesktop.PowerManagement.Inhibit",
+            FDO_PM,
             "/org/freedesktop/PowerManagement/Inhibit",
-            "org.freedesktop.PowerManagement.Inhibit",
+            FDO_PM,
         )?;
-        if !inhibit.call::<_, _, bool>("HasInhibit", &())? {
-            return Ok(Vec::new());
-        }
-        let named: Vec<(String, String)> = inhibit
-            .call("ListInhibitions", &())
-            .unwrap_or_else(|_| vec![("an application".into(), String::new())]);
-        Ok(named
-            .into_iter()
-            .map(|(app, reason)| Inhibitor {
-                via: Via::PowerManagement,
-                app,
-                reason,
-            })
-            .collect())
+        Ok(match inhibit.call::<_, _, bool>("HasInhibit", &())? {
+            true => vec![named(("an application".into(), String::new()))],
+            false => Vec::new(),
+        })
     }
 }
 
