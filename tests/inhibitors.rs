@@ -74,7 +74,10 @@ impl FakeLogind {
         #[zbus(connection)] conn: &zbus::Connection,
     ) -> zbus::fdo::Result<zbus::zvariant::OwnedFd> {
         let failed = |e: &dyn std::fmt::Display| zbus::fdo::Error::Failed(e.to_string());
-        let sender = header.sender().ok_or_else(|| failed(&"no sender"))?.to_owned();
+        let sender = header
+            .sender()
+            .ok_or_else(|| failed(&"no sender"))?
+            .to_owned();
         let dbus = zbus::fdo::DBusProxy::new(conn).await?;
         let pid = dbus
             .get_connection_unix_process_id(sender.clone().into())
@@ -416,7 +419,13 @@ async fn systemd_inhibit_keeps_awake_past_the_timeout_and_sleep_follows_its_end(
         logind.clone(),
     );
     let (cluster, yaml) = service("inhibit-logind").await;
-    let (cfg, d) = start(&system, &session, json!({}), &yaml, "org.freedesktop.login1");
+    let (cfg, d) = start(
+        &system,
+        &session,
+        json!({}),
+        &yaml,
+        "org.freedesktop.login1",
+    );
     // cloudnap's own delay lock (power) is in the list, and never counts.
     let t0 = Instant::now();
     while !logind.list_inhibitors().iter().any(|r| r.1 == "cloudnap") {
@@ -424,7 +433,13 @@ async fn systemd_inhibit_keeps_awake_past_the_timeout_and_sleep_follows_its_end(
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut inhibit = Command::new("systemd-inhibit")
-        .args(["--what=idle", "--who=test", "--why=long build", "sleep", "60"])
+        .args([
+            "--what=idle",
+            "--who=test",
+            "--why=long build",
+            "sleep",
+            "60",
+        ])
         .env("DBUS_SYSTEM_BUS_ADDRESS", &system.address)
         .spawn()
         .unwrap();
@@ -466,13 +481,19 @@ async fn gnome_session_idle_inhibitors_keep_awake_and_others_do_not() {
     let suspend_only = inhibit("org.gnome.Nautilus", "copying files", 4);
     let firefox = inhibit("Firefox", "video call", 8);
     let status = kept_awake(&d, &cluster, r#"kept awake by Firefox: "video call""#).await;
-    assert_eq!(status["inhibitors"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(
+        status["inhibitors"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
     assert_eq!(status["inhibitors"][0]["via"], "gnome_session");
 
     manager.call::<_, _, ()>("Uninhibit", &(firefox,)).unwrap();
     let ended = Instant::now();
     sleeps_after(&d, &cluster, ended).await;
-    manager.call::<_, _, ()>("Uninhibit", &(suspend_only,)).unwrap();
+    manager
+        .call::<_, _, ()>("Uninhibit", &(suspend_only,))
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -535,7 +556,13 @@ async fn an_inhibitor_held_longer_than_max_minutes_without_input_no_longer_count
     let input = Instant::now();
     d.ok("USER_ACTIVITY").await;
     let mut inhibit = Command::new("systemd-inhibit")
-        .args(["--what=idle:sleep", "--who=Firefox", "--why=video call", "sleep", "120"])
+        .args([
+            "--what=idle:sleep",
+            "--who=Firefox",
+            "--why=video call",
+            "sleep",
+            "120",
+        ])
         .env("DBUS_SYSTEM_BUS_ADDRESS", &system.address)
         .spawn()
         .unwrap();
@@ -545,7 +572,10 @@ async fn an_inhibitor_held_longer_than_max_minutes_without_input_no_longer_count
     })
     .await;
     // Past the timeout, before the limit: kept awake.
-    tokio::time::sleep((input + TIMEOUT + Duration::from_secs(2)).saturating_duration_since(Instant::now())).await;
+    tokio::time::sleep(
+        (input + TIMEOUT + Duration::from_secs(2)).saturating_duration_since(Instant::now()),
+    )
+    .await;
     let status = d.ok("STATUS").await;
     assert_eq!(status["kept_awake_by"], kept, "{status}");
     assert_eq!(desired(&cluster).await, 2);
@@ -556,7 +586,10 @@ async fn an_inhibitor_held_longer_than_max_minutes_without_input_no_longer_count
         })
         .await;
     let after = input.elapsed();
-    assert!(after >= limit + TIMEOUT - Duration::from_secs(1), "{after:?}");
+    assert!(
+        after >= limit + TIMEOUT - Duration::from_secs(1),
+        "{after:?}"
+    );
     assert_eq!(desired(&cluster).await, 0);
     assert_eq!(status["inhibitors"][0]["verdict"], "too_long", "{status}");
     assert!(inhibit.try_wait().unwrap().is_none(), "still held");

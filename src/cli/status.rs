@@ -136,7 +136,9 @@ fn print_inhibitors(status: &serde_json::Value) {
             _ => "no input for inhibitors.max_minutes: not counted",
         };
         let why = text("reason");
-        let why = (!why.is_empty()).then(|| format!(": \"{why}\"")).unwrap_or_default();
+        let why = (!why.is_empty())
+            .then(|| format!(": \"{why}\""))
+            .unwrap_or_default();
         println!("  {}{why} ({}): {verdict}", text("app"), text("via"));
     }
 }

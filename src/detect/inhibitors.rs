@@ -174,9 +174,7 @@ mod imp {
             let mut errors = Vec::new();
             for thread in threads {
                 let result = match thread {
-                    Ok(t) => t
-                        .join()
-                        .unwrap_or_else(|_| Err(fail("a thread panicked"))),
+                    Ok(t) => t.join().unwrap_or_else(|_| Err(fail("a thread panicked"))),
                     Err(e) => Err(fail(e)),
                 };
                 if let Err(e) = result {
@@ -237,7 +235,10 @@ mod imp {
                 return Ok(());
             }
         }
-        Err(fail(format!("{}: the bus connection closed", names.join(", "))))
+        Err(fail(format!(
+            "{}: the bus connection closed",
+            names.join(", ")
+        )))
     }
 
     /// Whether `message` says `service`'s inhibitors may have changed: one
@@ -281,20 +282,10 @@ mod imp {
     const GNOME_IDLE: u32 = 8;
 
     fn gnome(conn: &Connection) -> zbus::Result<Vec<Inhibitor>> {
-        let manager = Proxy::new(
-            conn,
-            GNOME,
-            "/org/gnome/SessionManager",
-            GNOME,
-        )?;
+        let manager = Proxy::new(conn, GNOME, "/org/gnome/SessionManager", GNOME)?;
         let paths: Vec<OwnedObjectPath> = manager.call("GetInhibitors", &())?;
         let one = |path: OwnedObjectPath| -> zbus::Result<Option<Inhibitor>> {
-            let inhibitor = Proxy::new(
-                conn,
-                GNOME,
-                path,
-                "org.gnome.SessionManager.Inhibitor",
-            )?;
+            let inhibitor = Proxy::new(conn, GNOME, path, "org.gnome.SessionManager.Inhibitor")?;
             let flags: u32 = inhibitor.call("GetFlags", &())?;
             if flags & GNOME_IDLE == 0 {
                 return Ok(None);
@@ -306,7 +297,10 @@ mod imp {
             }))
         };
         // One released meanwhile is skipped.
-        Ok(paths.into_iter().filter_map(|p| one(p).ok().flatten()).collect())
+        Ok(paths
+            .into_iter()
+            .filter_map(|p| one(p).ok().flatten())
+            .collect())
     }
 
     fn power_management(conn: &Connection) -> zbus::Result<Vec<Inhibitor>> {

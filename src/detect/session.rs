@@ -241,7 +241,7 @@ mod tests {
                 MICROPHONE,
                 SYSTEM_IDLE,
                 SCREEN_LOCK,
-            INHIBITORS
+                INHIBITORS
             ]
         );
         assert!(p.not_input_truth.is_empty());
@@ -265,7 +265,7 @@ mod tests {
                 WINDOW,
                 MICROPHONE,
                 SCREEN_LOCK,
-            INHIBITORS
+                INHIBITORS
             ]
         );
         assert!(!p.start.contains(&SYSTEM_IDLE), "Xwayland has no idle time");
@@ -274,7 +274,14 @@ mod tests {
         let p = plan(&env(Some("wayland"), true, false, None));
         assert_eq!(
             p.start,
-            vec![WAYLAND_IDLE, SCREEN, AUDIO, MICROPHONE, SCREEN_LOCK, INHIBITORS]
+            vec![
+                WAYLAND_IDLE,
+                SCREEN,
+                AUDIO,
+                MICROPHONE,
+                SCREEN_LOCK,
+                INHIBITORS
+            ]
         );
         assert_eq!(p.not_input_truth, vec![SCREEN]);
     }
@@ -285,14 +292,30 @@ mod tests {
         assert_eq!(p.desktop, Desktop::Gnome);
         assert_eq!(
             p.start,
-            vec![GNOME_IDLE, INPUT, AUDIO, WINDOW, MICROPHONE, SCREEN_LOCK, INHIBITORS]
+            vec![
+                GNOME_IDLE,
+                INPUT,
+                AUDIO,
+                WINDOW,
+                MICROPHONE,
+                SCREEN_LOCK,
+                INHIBITORS
+            ]
         );
         assert_eq!(p.not_input_truth, vec![INPUT, WINDOW]);
         let p = plan(&env(Some("wayland"), true, true, Some("KDE")));
         assert_eq!(p.desktop, Desktop::Kde);
         assert_eq!(
             p.start,
-            vec![WAYLAND_IDLE, INPUT, AUDIO, WINDOW, MICROPHONE, SCREEN_LOCK, INHIBITORS]
+            vec![
+                WAYLAND_IDLE,
+                INPUT,
+                AUDIO,
+                WINDOW,
+                MICROPHONE,
+                SCREEN_LOCK,
+                INHIBITORS
+            ]
         );
     }
 
@@ -311,7 +334,10 @@ mod tests {
         // import it): GNOME, as if it had been named.
         let p = probed(true, false, None);
         assert_eq!(p.desktop, Desktop::Gnome);
-        assert_eq!(p.start, vec![GNOME_IDLE, AUDIO, MICROPHONE, SCREEN_LOCK, INHIBITORS]);
+        assert_eq!(
+            p.start,
+            vec![GNOME_IDLE, AUDIO, MICROPHONE, SCREEN_LOCK, INHIBITORS]
+        );
         assert_eq!(p, plan(&env(Some("wayland"), true, false, Some("GNOME"))));
         // A compositor with an idle protocol under a GNOME name left over.
         let p = probed(false, true, Some("GNOME"));
@@ -355,13 +381,14 @@ mod tests {
         assert_eq!(
             p.to_string(),
             "Wayland session (Other desktop); detectors for it: wayland_idle, keyboard/mouse, \
-             screen, audio, window, microphone, screen_lock; not sources of truth for input here: \
-             keyboard/mouse, screen, window"
+             screen, audio, window, microphone, screen_lock, inhibitors; not sources of truth for \
+             input here: keyboard/mouse, screen, window"
         );
         let p = plan(&env(Some("wayland"), true, false, Some("GNOME")));
         assert_eq!(
             p.to_string(),
-            "Wayland session (Gnome desktop); detectors for it: gnome_idle, audio, microphone, screen_lock"
+            "Wayland session (Gnome desktop); detectors for it: gnome_idle, audio, microphone, \
+             screen_lock, inhibitors"
         );
     }
 }

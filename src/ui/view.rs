@@ -432,6 +432,21 @@ mod tests {
     }
 
     #[test]
+    fn the_status_line_says_which_inhibitors_keep_resources_awake() {
+        let v = tray_view(&Status {
+            sleep_in_seconds: Some(7260.0),
+            registered: 3,
+            kept_awake_by: Some("kept awake by Firefox: \"video call\"".into()),
+            ..status(StateName::Active)
+        });
+        assert_eq!(
+            v.line,
+            "Active: sleep in 2 h 1 min (3 resources); kept awake by Firefox: \"video call\""
+        );
+        assert_eq!(v.icon, IconState::Active);
+    }
+
+    #[test]
     fn the_status_line_shows_the_team_and_an_unreachable_table() {
         let team = crate::core::protocol::status::TeamStatus {
             member: "dev-a@laptop-1".into(),

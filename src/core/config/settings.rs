@@ -336,13 +336,11 @@ fn detector(c: &mut Checker, root: &Sec, activity: &Sec, section: &'static Secti
     let readings = (section.fields.iter())
         .map(|f| match (f.words, f.whole) {
             (true, _) => Reading::Words(c.words(&s, f.key)),
-            (false, true) => Reading::Number(c.int(
-                &s,
-                f.key,
-                f.default as u64,
-                f.min as u64,
-                f.max as u64,
-            ) as f64),
+            (false, true) => {
+                Reading::Number(
+                    c.int(&s, f.key, f.default as u64, f.min as u64, f.max as u64) as f64,
+                )
+            }
             (false, false) => Reading::Number(c.num(&s, f.key, f.default, f.min, f.max)),
         })
         .collect();

@@ -45,7 +45,9 @@ pub struct Rules {
 impl Rules {
     /// Whether `app` is one the user does not honour.
     fn ignores(&self, app: &str) -> bool {
-        self.ignore.iter().any(|i| i.trim().eq_ignore_ascii_case(app))
+        self.ignore
+            .iter()
+            .any(|i| i.trim().eq_ignore_ascii_case(app))
     }
 }
 
@@ -180,7 +182,10 @@ mod tests {
         let r = rules(120, &["Firefox ", "totem"]);
         assert_eq!(until(&held, &r, t), None);
         let rows = rows(&held, &r, t, t);
-        assert!(rows.iter().all(|r| r.verdict == Verdict::Ignored), "{rows:?}");
+        assert!(
+            rows.iter().all(|r| r.verdict == Verdict::Ignored),
+            "{rows:?}"
+        );
         assert_eq!(kept_awake_by(&rows), None);
         // One honoured app is enough.
         let r = rules(120, &["firefox"]);
