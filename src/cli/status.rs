@@ -136,9 +136,10 @@ fn print_inhibitors(status: &serde_json::Value) {
             _ => "no input for inhibitors.max_minutes: not counted",
         };
         let why = text("reason");
-        let why = (!why.is_empty())
-            .then(|| format!(": \"{why}\""))
-            .unwrap_or_default();
+        let why = match why.as_str() {
+            "" => why,
+            w => format!(": \"{w}\""),
+        };
         println!("  {}{why} ({}): {verdict}", text("app"), text("via"));
     }
 }
