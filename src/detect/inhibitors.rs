@@ -192,11 +192,13 @@ mod imp {
     /// Lists `service`'s inhibitors now, and again after each of its
     /// signals and each change of its owner, until the sink closes.
     fn follow(service: &Service, held: &Held) -> Result<(), DetectError> {
-        let conn = match service.system {
+        let connect = || match service.system {
             true => Connection::system(),
             false => Connection::session(),
-        }
-        .map_err(fail)?;
+        };
+        // Signals come on one connection, replies on another: a reply never
+        // waits behind signals not read yet.
+        let (conn, calls) = (connect().map_err(fail)?, connect().map_err(fail)?);
         let messages = MessageIterator::from(&conn);
         let dbus = zbus::blocking::fdo::DBusProxy::new(&conn).map_err(fail)?;
         for &(name, path, _) in service.watch {
@@ -220,7 +222,7 @@ mod imp {
         }
         let list = || {
             // Not there (yet): nothing held through it.
-            let now = (service.list)(&conn).unwrap_or_default();
+            let now = (service.list)(&calls).unwrap_or_default();
             held.set(service.via, now);
         };
         list();
