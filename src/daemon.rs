@@ -143,6 +143,10 @@ pub async fn run<C: CloudControl>(
     keep(&mut tasks, "activity feed", async move {
         feeder.run_activity(activity_rx).await
     });
+    let (feeder, held) = (app.clone(), sink.inhibitors());
+    keep(&mut tasks, "inhibitors feed", async move {
+        feeder.run_inhibitors(held).await
+    });
     // Held until the end, like the sink: its channel feeds a task.
     let _health = desktop.then(|| start_desktop(&mut tasks, &app, &sink, &paths, actions_tx));
 

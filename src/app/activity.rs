@@ -2,6 +2,8 @@
 //! starts (the idle timer is in timer.rs).
 
 use super::*;
+use crate::core::policy::inhibitors::{self, Inhibitor};
+use tokio::sync::watch;
 
 impl<C: CloudControl> App<C> {
     /// The detectors' states changed: applies the blind rule (no input
@@ -41,13 +43,45 @@ impl<C: CloudControl> App<C> {
         let event = {
             let mut state = self.lock();
             state.last_activity = Some((kind, at));
-            state.tracker.activity(at)
+            let event = state.tracker.activity(at);
+            if kind.is_input() {
+                state.last_input = state.last_input.max(at);
+                state.follow_inhibitors(at);
+            }
+            event
         };
         if let Some(event) = event {
             tracing::info!("activity ({})", kind.name());
             self.react(event, Trigger::Idle);
         } else {
             self.hurry_wake("activity");
+        }
+    }
+
+    /// The idle inhibitors other programs hold changed: presence, with a
+    /// limit (see [`crate::core::policy::inhibitors`]).
+    pub fn inhibitors_changed(&self, held: Vec<Inhibitor>) {
+        let t = now();
+        let (event, kept) = {
+            let mut state = self.lock();
+            state.inhibitors = held;
+            let event = state.follow_inhibitors(t);
+            (event, inhibitors::kept_awake_by(&state.inhibitor_rows(t)))
+        };
+        match kept {
+            Some(kept) => tracing::info!("inhibitors: {kept}"),
+            None => tracing::info!("inhibitors: none counts"),
+        }
+        if let Some(event) = event {
+            self.react(event, Trigger::Idle);
+        }
+    }
+
+    /// Follows the inhibitors the detectors report until they stop.
+    pub async fn run_inhibitors(&self, mut held: watch::Receiver<Vec<Inhibitor>>) {
+        while held.changed().await.is_ok() {
+            let now = held.borrow_and_update().clone();
+            self.inhibitors_changed(now);
         }
     }
 

@@ -249,6 +249,7 @@ impl<C: CloudControl> App<C> {
             IdleState::Paused { remaining } => (StateName::Paused, None, Some(remaining)),
             IdleState::Blind => (StateName::Blind, None, None),
         };
+        let inhibitors = state.inhibitor_rows(t);
         Status {
             state: name,
             last_activity: state.last_activity.map(|(kind, at)| LastActivity {
@@ -287,6 +288,10 @@ impl<C: CloudControl> App<C> {
             inputs: Inputs::of(&state.detectors),
             detectors: state.detectors.clone(),
             holds: state.holds.active(t).iter().map(|h| h.row(t)).collect(),
+            kept_awake_by: (name != StateName::Asleep)
+                .then(|| crate::core::policy::inhibitors::kept_awake_by(&inhibitors))
+                .flatten(),
+            inhibitors,
             saved_this_week_usd,
             deadline_off: state.deadline.off.clone(),
             team,

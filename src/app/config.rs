@@ -66,6 +66,11 @@ impl<C: CloudControl> App<C> {
         }
         tracing::info!("settings.json reloaded");
         state.settings = Arc::new(new);
+        let event = state.follow_inhibitors(now());
+        drop(state);
+        if let Some(event) = event {
+            self.react(event, Trigger::Idle);
+        }
     }
 
     /// The registry in use: the last valid services.yaml.

@@ -196,6 +196,8 @@ impl<C: CloudControl> App<C> {
                 operation: None,
                 finished: 0,
                 last_activity: None,
+                last_input: now(),
+                inhibitors: Vec::new(),
                 detectors: Vec::new(),
                 holds: Holds::default(),
                 last_sleep: Vec::new(),
@@ -808,6 +810,52 @@ mod tests {
             Capacity::of(Kind::Ecs, Desired(0))
         );
         assert_eq!(cloud.get(&svc()).sleep_tag, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_inhibitor_keeps_awake_until_max_minutes_after_the_last_input() {
+        use crate::core::policy::inhibitors::{Inhibitor, Via};
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        cloud.add(&svc(), Capacity::of(Kind::Ecs, Desired(2)));
+        let (app, mut rx) = app_with(
+            dir.path(),
+            cloud.clone(),
+            r#"{"activity_monitor":{"inactivity_timeout_minutes":10,"warning_minutes":1},
+                "inhibitors":{"max_minutes":30}}"#,
+        );
+        tokio::spawn(app.clone().run_timer(std::future::pending()));
+        let start = tokio::time::Instant::now();
+        app.inhibitors_changed(vec![Inhibitor {
+            via: Via::GnomeSession,
+            app: "Firefox".into(),
+            reason: "video call".into(),
+        }]);
+        // Sound is not input: the limit still counts from the start.
+        tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+        press(&app, ActivityKind::Audio);
+        let status = app.status();
+        assert_eq!(
+            status.kept_awake_by.as_deref(),
+            Some("kept awake by Firefox: \"video call\"")
+        );
+        assert!(status
+            .tray
+            .line
+            .ends_with("kept awake by Firefox: \"video call\""));
+        assert_eq!(next_event(&mut rx).await, "warning");
+        assert_eq!(
+            start.elapsed().as_secs(),
+            39 * 60,
+            "the limit, then the timeout"
+        );
+        assert_eq!(app.status().kept_awake_by, None);
+        assert_eq!(next_event(&mut rx).await, "asleep");
+        assert_eq!(start.elapsed().as_secs(), 40 * 60);
+        assert_eq!(
+            cloud.get(&svc()).capacity,
+            Capacity::of(Kind::Ecs, Desired(0))
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,6 +14,7 @@ use crate::core::policy::holds::Holds;
 use crate::core::policy::idle::{IdleEvent, IdleTracker};
 use crate::core::policy::prewake::Plan;
 use crate::core::policy::readiness::Follow;
+use crate::core::policy::inhibitors::{self, Inhibitor, InhibitorRow};
 use crate::core::policy::retry::Retry;
 use crate::core::policy::team::{Phase, Presence, State as TeamState};
 use crate::core::protocol::status::{ConfigFile, DetectorRow, Operation};
@@ -105,6 +106,11 @@ pub(super) struct State {
     pub(super) finished: u64,
     /// The latest activity seen, for STATUS ("what keeps me awake?").
     pub(super) last_activity: Option<(ActivityKind, Instant)>,
+    /// The user's last own input (or the start): an idle inhibitor counts
+    /// for `inhibitors.max_minutes` after it.
+    pub(super) last_input: Instant,
+    /// The idle inhibitors other programs hold, as last reported.
+    pub(super) inhibitors: Vec<Inhibitor>,
     /// Every activity detector and how it is doing.
     pub(super) detectors: Vec<DetectorRow>,
     /// What keeps resources awake on purpose (`PAUSE` is one of them).
@@ -172,6 +178,22 @@ impl State {
                 None
             }
         }
+    }
+}
+
+impl State {
+    /// Lets the idle tracker follow the inhibitors: present until their
+    /// limit after the last input, if any is honoured.
+    pub(super) fn follow_inhibitors(&mut self, t: Instant) -> Option<IdleEvent> {
+        let rules = crate::detect::inhibitors::rules(&self.settings.detectors);
+        let until = inhibitors::until(&self.inhibitors, &rules, self.last_input);
+        self.tracker.inhibit(t, until)
+    }
+
+    /// Every inhibitor, and whether it counts at `t`.
+    pub(super) fn inhibitor_rows(&self, t: Instant) -> Vec<InhibitorRow> {
+        let rules = crate::detect::inhibitors::rules(&self.settings.detectors);
+        inhibitors::rows(&self.inhibitors, &rules, self.last_input, t)
     }
 }
 

@@ -69,6 +69,7 @@ pub(crate) async fn print_detectors(settings: &Settings) {
         }
         Err(e) => println!("\ndetectors: cannot read the reply of cloudnap run on {to}: {e}"),
     }
+    print_inhibitors(&status);
     let holds = status["holds"].as_array().cloned().unwrap_or_default();
     if !holds.is_empty() {
         println!("\nholds (nothing they cover sleeps):");
@@ -116,6 +117,33 @@ pub(crate) async fn print_detectors(settings: &Settings) {
             id.map_or_else(|| row["resource"].to_string(), |id| id.to_string()),
             why.join("; ")
         );
+    }
+}
+
+/// The idle inhibitors of other programs in a `STATUS` reply: the line
+/// saying what keeps resources awake, then each with its verdict.
+fn print_inhibitors(status: &serde_json::Value) {
+    let rows = status["inhibitors"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return;
+    }
+    match status["kept_awake_by"].as_str() {
+        Some(kept) => println!("\n{kept}"),
+        None => println!("\nidle inhibitors (none keeps resources awake now):"),
+    }
+    for row in &rows {
+        let text = |key: &str| row[key].as_str().unwrap_or_default().to_string();
+        let verdict = match text("verdict").as_str() {
+            "counts" => "counts",
+            "ignored" => "ignored (inhibitors.ignore)",
+            _ => "no input for inhibitors.max_minutes: not counted",
+        };
+        let why = text("reason");
+        let why = match why.as_str() {
+            "" => why,
+            w => format!(": \"{w}\""),
+        };
+        println!("  {}{why} ({}): {verdict}", text("app"), text("via"));
     }
 }
 

@@ -132,7 +132,7 @@ impl Section {
             || self
                 .fields
                 .iter()
-                .any(|f| !f.live && old.get(f) != new.get(f))
+                .any(|f| !f.live && old.reading(f) != new.reading(f))
     }
 }
 
@@ -146,6 +146,8 @@ pub struct Field {
     pub max: f64,
     /// Applies at once when settings.json changes (else at restart).
     pub live: bool,
+    /// A list of words (strings), empty by default, instead of a number.
+    pub words: bool,
 }
 
 impl Field {
@@ -158,6 +160,7 @@ impl Field {
             min,
             max,
             live: false,
+            words: false,
         }
     }
 
@@ -169,10 +172,33 @@ impl Field {
         }
     }
 
+    /// A list of words (strings; empty by default), read at start.
+    pub const fn words(key: &'static str) -> Field {
+        Field {
+            words: true,
+            ..Field::number(key, 0.0, 0.0, 0.0)
+        }
+    }
+
     /// The same field, applied at once when settings.json changes.
     pub const fn live(self) -> Field {
         Field { live: true, ..self }
     }
+
+    /// Its default value.
+    fn default_reading(&self) -> Reading {
+        match self.words {
+            true => Reading::Words(Vec::new()),
+            false => Reading::Number(self.default),
+        }
+    }
+}
+
+/// A field's value as read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    Number(f64),
+    Words(Vec<String>),
 }
 
 /// One section's values as read, defaults filled in.
@@ -181,31 +207,46 @@ pub struct Values {
     /// The section's name.
     pub section: &'static str,
     pub enabled: bool,
-    numbers: Vec<(&'static str, f64)>,
+    readings: Vec<(&'static str, Reading)>,
 }
 
 impl Values {
-    /// `section`'s values: `enabled`, then `numbers` in its fields' order.
-    pub fn new(section: &'static Section, enabled: bool, numbers: Vec<f64>) -> Values {
+    /// `section`'s values: `enabled`, then `readings` in its fields' order.
+    pub fn new(section: &'static Section, enabled: bool, readings: Vec<Reading>) -> Values {
         Values {
             section: section.name,
             enabled,
-            numbers: section.fields.iter().map(|f| f.key).zip(numbers).collect(),
+            readings: section.fields.iter().map(|f| f.key).zip(readings).collect(),
         }
     }
 
     /// `section` with every default.
     pub fn defaults(section: &'static Section) -> Values {
-        let numbers = section.fields.iter().map(|f| f.default).collect();
-        Values::new(section, true, numbers)
+        let readings = section.fields.iter().map(Field::default_reading).collect();
+        Values::new(section, true, readings)
     }
 
-    /// `field`'s value (its default if this section has no such field).
-    pub fn get(&self, field: &Field) -> f64 {
-        self.numbers
+    fn reading(&self, field: &Field) -> Option<&Reading> {
+        self.readings
             .iter()
             .find(|(key, _)| *key == field.key)
-            .map_or(field.default, |(_, v)| *v)
+            .map(|(_, v)| v)
+    }
+
+    /// `field`'s number (its default if this section has no such number).
+    pub fn get(&self, field: &Field) -> f64 {
+        match self.reading(field) {
+            Some(Reading::Number(v)) => *v,
+            _ => field.default,
+        }
+    }
+
+    /// `field`'s words (none if this section has no such list).
+    pub fn words(&self, field: &Field) -> &[String] {
+        match self.reading(field) {
+            Some(Reading::Words(w)) => w,
+            _ => &[],
+        }
     }
 
     /// `field`'s value, a number of minutes, as a duration.

@@ -9,7 +9,7 @@
 //! the restart rule follow from this list.
 
 use super::definition::{Detector, DetectorSettings, Section};
-use super::{audio, input, lock, microphone, power, screen, system_idle, window};
+use super::{audio, inhibitors, input, lock, microphone, power, screen, system_idle, window};
 #[cfg(target_os = "linux")]
 use super::{gnome, wayland};
 
@@ -26,6 +26,7 @@ pub static DETECTORS: &[&Detector] = &[
     &microphone::DETECTOR,
     &system_idle::DETECTOR,
     &lock::DETECTOR,
+    &inhibitors::DETECTOR,
     &power::DETECTOR,
 ];
 
@@ -86,6 +87,7 @@ mod tests {
             "microphone",
             "system_idle",
             "screen_lock",
+            "inhibitors",
             "power",
         ] {
             assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{names:?}");

@@ -8,6 +8,7 @@ pub mod definition;
 mod gnome;
 #[cfg(target_os = "linux")]
 mod heartbeat;
+pub mod inhibitors;
 mod input;
 pub mod list;
 pub mod lock;
@@ -206,6 +207,7 @@ mod tests {
                 ("microphone", false, Starting),
                 ("system_idle", true, away()),
                 ("screen_lock", false, Starting),
+                ("inhibitors", false, Starting),
             ]
         );
         let planned: Vec<&str> = planned.iter().map(|p| p.detector.name).collect();
@@ -217,7 +219,8 @@ mod tests {
                 "audio",
                 "window",
                 "microphone",
-                "screen_lock"
+                "screen_lock",
+                "inhibitors"
             ]
         );
     }

@@ -198,7 +198,7 @@ impl fmt::Display for Plan {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use crate::detect::{audio, gnome, input, lock, microphone, screen, system_idle};
+    use crate::detect::{audio, gnome, inhibitors, input, lock, microphone, screen, system_idle};
     use crate::detect::{wayland, window};
 
     const INPUT: &Detector = &input::DETECTOR;
@@ -210,6 +210,7 @@ mod tests {
     const WAYLAND_IDLE: &Detector = &wayland::DETECTOR;
     const GNOME_IDLE: &Detector = &gnome::DETECTOR;
     const SCREEN_LOCK: &Detector = &lock::DETECTOR;
+    const INHIBITORS: &Detector = &inhibitors::DETECTOR;
 
     fn env(
         session_type: Option<&str>,
@@ -239,7 +240,8 @@ mod tests {
                 WINDOW,
                 MICROPHONE,
                 SYSTEM_IDLE,
-                SCREEN_LOCK
+                SCREEN_LOCK,
+                INHIBITORS
             ]
         );
         assert!(p.not_input_truth.is_empty());
@@ -262,7 +264,8 @@ mod tests {
                 AUDIO,
                 WINDOW,
                 MICROPHONE,
-                SCREEN_LOCK
+                SCREEN_LOCK,
+                INHIBITORS
             ]
         );
         assert!(!p.start.contains(&SYSTEM_IDLE), "Xwayland has no idle time");
@@ -271,7 +274,14 @@ mod tests {
         let p = plan(&env(Some("wayland"), true, false, None));
         assert_eq!(
             p.start,
-            vec![WAYLAND_IDLE, SCREEN, AUDIO, MICROPHONE, SCREEN_LOCK]
+            vec![
+                WAYLAND_IDLE,
+                SCREEN,
+                AUDIO,
+                MICROPHONE,
+                SCREEN_LOCK,
+                INHIBITORS
+            ]
         );
         assert_eq!(p.not_input_truth, vec![SCREEN]);
     }
@@ -282,14 +292,30 @@ mod tests {
         assert_eq!(p.desktop, Desktop::Gnome);
         assert_eq!(
             p.start,
-            vec![GNOME_IDLE, INPUT, AUDIO, WINDOW, MICROPHONE, SCREEN_LOCK]
+            vec![
+                GNOME_IDLE,
+                INPUT,
+                AUDIO,
+                WINDOW,
+                MICROPHONE,
+                SCREEN_LOCK,
+                INHIBITORS
+            ]
         );
         assert_eq!(p.not_input_truth, vec![INPUT, WINDOW]);
         let p = plan(&env(Some("wayland"), true, true, Some("KDE")));
         assert_eq!(p.desktop, Desktop::Kde);
         assert_eq!(
             p.start,
-            vec![WAYLAND_IDLE, INPUT, AUDIO, WINDOW, MICROPHONE, SCREEN_LOCK]
+            vec![
+                WAYLAND_IDLE,
+                INPUT,
+                AUDIO,
+                WINDOW,
+                MICROPHONE,
+                SCREEN_LOCK,
+                INHIBITORS
+            ]
         );
     }
 
@@ -308,7 +334,10 @@ mod tests {
         // import it): GNOME, as if it had been named.
         let p = probed(true, false, None);
         assert_eq!(p.desktop, Desktop::Gnome);
-        assert_eq!(p.start, vec![GNOME_IDLE, AUDIO, MICROPHONE, SCREEN_LOCK]);
+        assert_eq!(
+            p.start,
+            vec![GNOME_IDLE, AUDIO, MICROPHONE, SCREEN_LOCK, INHIBITORS]
+        );
         assert_eq!(p, plan(&env(Some("wayland"), true, false, Some("GNOME"))));
         // A compositor with an idle protocol under a GNOME name left over.
         let p = probed(false, true, Some("GNOME"));
@@ -343,7 +372,7 @@ mod tests {
         );
         let p = plan(&env(Some("tty"), false, false, None));
         assert_eq!(p.session, SessionKind::Headless);
-        assert_eq!(p.start, vec![AUDIO, MICROPHONE, SCREEN_LOCK]);
+        assert_eq!(p.start, vec![AUDIO, MICROPHONE, SCREEN_LOCK, INHIBITORS]);
     }
 
     #[test]
@@ -352,13 +381,14 @@ mod tests {
         assert_eq!(
             p.to_string(),
             "Wayland session (Other desktop); detectors for it: wayland_idle, keyboard/mouse, \
-             screen, audio, window, microphone, screen_lock; not sources of truth for input here: \
-             keyboard/mouse, screen, window"
+             screen, audio, window, microphone, screen_lock, inhibitors; not sources of truth for \
+             input here: keyboard/mouse, screen, window"
         );
         let p = plan(&env(Some("wayland"), true, false, Some("GNOME")));
         assert_eq!(
             p.to_string(),
-            "Wayland session (Gnome desktop); detectors for it: gnome_idle, audio, microphone, screen_lock"
+            "Wayland session (Gnome desktop); detectors for it: gnome_idle, audio, microphone, \
+             screen_lock, inhibitors"
         );
     }
 }

@@ -2,10 +2,12 @@
 //! into, the [`ActivitySource`] it implements, and its [`DetectError`].
 
 use crate::core::model::activity::{Activity, ActivityKind};
+use crate::core::policy::inhibitors::Inhibitor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 
 /// Where sources send what they see, and when any of them last saw
 /// something: a costly check (screen capture, audio capture) is skipped
@@ -18,6 +20,8 @@ pub struct Sink {
     last: Arc<AtomicU64>,
     /// Whether [`ActivityKind::Locked`] goes into the channel too.
     forward_locks: bool,
+    /// The idle inhibitors other programs hold, as last seen.
+    inhibitors: Arc<watch::Sender<Vec<Inhibitor>>>,
 }
 
 impl Sink {
@@ -28,6 +32,7 @@ impl Sink {
             base: Instant::now(),
             last: Arc::new(AtomicU64::new(0)),
             forward_locks: false,
+            inhibitors: Arc::new(watch::Sender::new(Vec::new())),
         }
     }
 
@@ -65,6 +70,23 @@ impl Sink {
                 + 1;
             now.saturating_sub(last) <= window.as_millis() as u64
         }
+    }
+
+    /// Reports the idle inhibitors other programs hold now (every one:
+    /// it replaces what was reported before), if they changed.
+    pub fn set_inhibitors(&self, mut now: Vec<Inhibitor>) {
+        now.sort();
+        now.dedup();
+        self.inhibitors.send_if_modified(|held| {
+            let changed = *held != now;
+            *held = std::mem::take(&mut now);
+            changed
+        });
+    }
+
+    /// Follows what [`Sink::set_inhibitors`] reports.
+    pub fn inhibitors(&self) -> watch::Receiver<Vec<Inhibitor>> {
+        self.inhibitors.subscribe()
     }
 
     /// Whether nobody listens any more.

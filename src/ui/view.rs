@@ -108,6 +108,9 @@ pub fn tray_view(status: &Status) -> TrayView {
             ),
         ),
     };
+    if let Some(kept) = &status.kept_awake_by {
+        line = format!("{line}; {kept}");
+    }
     if !status.holds.is_empty() {
         let by: Vec<&str> = status.holds.iter().map(|h| h.reason.as_str()).collect();
         line = format!("{line}; held by {}", by.join(", "));
@@ -485,6 +488,8 @@ mod tests {
             inputs: crate::core::protocol::status::Inputs::Seen,
             detectors: vec![],
             holds: vec![],
+            inhibitors: vec![],
+            kept_awake_by: None,
             awake: vec![],
             readiness: vec![],
             saved_this_week_usd: None,
@@ -561,6 +566,21 @@ mod tests {
             ..status(StateName::Asleep)
         });
         assert_eq!(v.line, "Asleep: 0 resources stopped");
+    }
+
+    #[test]
+    fn the_status_line_says_which_inhibitors_keep_resources_awake() {
+        let v = tray_view(&Status {
+            sleep_in_seconds: Some(7260.0),
+            registered: 3,
+            kept_awake_by: Some("kept awake by Firefox: \"video call\"".into()),
+            ..status(StateName::Active)
+        });
+        assert_eq!(
+            v.line,
+            "Active: sleep in 2 h 1 min (3 resources); kept awake by Firefox: \"video call\""
+        );
+        assert_eq!(v.icon, IconState::Active);
     }
 
     #[test]

@@ -199,4 +199,18 @@ impl Checker {
             }
         }
     }
+
+    /// A list of strings (none by default).
+    pub(super) fn words(&mut self, s: &Sec, key: &str) -> Vec<String> {
+        let Some(v) = s.get(key) else {
+            return Vec::new();
+        };
+        let list: Option<Vec<String>> = v
+            .as_array()
+            .and_then(|a| a.iter().map(|w| w.as_str().map(String::from)).collect());
+        list.unwrap_or_else(|| {
+            self.bad(&s.key(key), "a list of strings such as [\"Firefox\"]", v);
+            Vec::new()
+        })
+    }
 }

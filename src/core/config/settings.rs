@@ -12,7 +12,7 @@
 
 pub use super::checker::{is_valid_region, ORIGINAL_KEYS};
 use super::checker::{Checker, Sec};
-use crate::detect::definition::{DetectorSettings, Section, Values};
+use crate::detect::definition::{DetectorSettings, Reading, Section, Values};
 use crate::detect::list;
 use crate::kinds::{Kind, Metric};
 use serde_json::Value;
@@ -350,13 +350,18 @@ fn detector(c: &mut Checker, root: &Sec, activity: &Sec, section: &'static Secti
     keys.extend(section.fields.iter().map(|f| f.key));
     let s = c.sec(if nested { activity } else { root }, name, &keys);
     let enabled = c.boolean(&s, "enabled", true);
-    let numbers = (section.fields.iter())
-        .map(|f| match f.whole {
-            true => c.int(&s, f.key, f.default as u64, f.min as u64, f.max as u64) as f64,
-            false => c.num(&s, f.key, f.default, f.min, f.max),
+    let readings = (section.fields.iter())
+        .map(|f| match (f.words, f.whole) {
+            (true, _) => Reading::Words(c.words(&s, f.key)),
+            (false, true) => {
+                Reading::Number(
+                    c.int(&s, f.key, f.default as u64, f.min as u64, f.max as u64) as f64,
+                )
+            }
+            (false, false) => Reading::Number(c.num(&s, f.key, f.default, f.min, f.max)),
         })
         .collect();
-    Values::new(section, enabled, numbers)
+    Values::new(section, enabled, readings)
 }
 
 fn aws(c: &mut Checker, root: &Sec) -> AwsSettings {

@@ -62,6 +62,24 @@ impl ActivityKind {
         self != ActivityKind::Locked
     }
 
+    /// Whether this is the user's own input (keys, pointer, the session's
+    /// idle time, a command, an unlock, opening the laptop): what an idle
+    /// inhibitor's limit counts from. Sound, the screen, windows and the
+    /// microphone can change with nobody at the keyboard.
+    pub fn is_input(self) -> bool {
+        matches!(
+            self,
+            ActivityKind::Keyboard
+                | ActivityKind::Mouse
+                | ActivityKind::SystemIdle
+                | ActivityKind::Command
+                | ActivityKind::WaylandIdle
+                | ActivityKind::GnomeIdle
+                | ActivityKind::Unlocked
+                | ActivityKind::Resumed
+        )
+    }
+
     /// Whether this shows the user is there, like input. Sound playing does
     /// not (a video or music may play to an empty room): it keeps resources
     /// awake all the same, and STATUS shows it as the weaker signal.

@@ -4,7 +4,10 @@
 //! source that can see user input is running) it never sleeps by itself,
 //! since it cannot tell an absent user from one it cannot see; and while the
 //! session is *locked* the user is away, so sleep comes after the shorter
-//! `lock_grace` (an unlock is activity).
+//! `lock_grace` (an unlock is activity). Another program's idle inhibitor
+//! (see [`super::inhibitors`]) is presence until a moment the caller
+//! gives: the countdown starts from then at the latest; it never wakes
+//! what is asleep, and a lock's grace ignores it.
 //!
 //! Pure: every method takes `now`; nothing here reads a clock. The caller
 //! ticks it at [`IdleTracker::next_deadline`], which is never more than
@@ -66,6 +69,8 @@ pub struct IdleTracker {
     blind: bool,
     /// When the session locked, while it is locked.
     locked_at: Option<Instant>,
+    /// While inhibitors count: the user is present until then.
+    present_until: Option<Instant>,
 }
 
 impl IdleTracker {
@@ -80,6 +85,7 @@ impl IdleTracker {
             asleep: false,
             blind: false,
             locked_at: None,
+            present_until: None,
         }
     }
 
@@ -134,6 +140,22 @@ impl IdleTracker {
         self.locked_at.get_or_insert(now);
     }
 
+    /// Idle inhibitors keep the user present until `until` (`None`: none
+    /// counts any more; the presence they gave lasts until `now` at most).
+    /// Never wakes what is asleep; a later `until` cancels a warning.
+    pub fn inhibit(&mut self, now: Instant, until: Option<Instant>) -> Option<IdleEvent> {
+        self.observe(now);
+        // A limit already past gives no presence at all.
+        let until = until.filter(|u| *u > now);
+        let was = std::mem::replace(&mut self.present_until, until);
+        match (was, until) {
+            (Some(was), None) => self.last_activity = self.last_activity.max(was.min(now)),
+            (_, Some(_)) if !self.asleep => return self.cancel_warning(),
+            _ => {}
+        }
+        None
+    }
+
     /// The user did something (an unlock counts too).
     pub fn activity(&mut self, now: Instant) -> Option<IdleEvent> {
         self.observe(now);
@@ -158,7 +180,8 @@ impl IdleTracker {
             Some(until) => self.last_activity.max(until),
             None => self.last_activity,
         };
-        let by_timeout = start + self.cfg.timeout;
+        let present = self.present_until.map_or(start, |until| start.max(until));
+        let by_timeout = present + self.cfg.timeout;
         match self.locked_at {
             Some(locked) => by_timeout.min(locked.max(start) + self.cfg.lock_grace),
             None => by_timeout,
@@ -493,6 +516,74 @@ mod tests {
         assert_eq!(
             run(&mut b, t0, MIN, 3 * MIN).last(),
             Some(&(3 * MIN, IdleEvent::Sleep))
+        );
+    }
+
+    #[test]
+    fn an_inhibitor_is_presence_until_its_limit_then_the_countdown_runs() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        // Held from 10 min, counting until 120 min after the input at t0.
+        assert_eq!(t.inhibit(t0 + 10 * MIN, Some(t0 + 120 * MIN)), None);
+        assert_eq!(
+            t.state(t0 + 10 * MIN),
+            IdleState::Active {
+                sleep_in: 140 * MIN
+            }
+        );
+        assert_eq!(
+            run(&mut t, t0, 10 * MIN, 151 * MIN),
+            vec![
+                (148 * MIN, IdleEvent::Warn { sleep_in: 2 * MIN }),
+                (150 * MIN, IdleEvent::Sleep)
+            ],
+            "the timeout after the limit, with its warning"
+        );
+        // Asleep: an inhibitor never wakes.
+        assert_eq!(t.inhibit(t0 + 160 * MIN, Some(t0 + 300 * MIN)), None);
+        assert_eq!(t.state(t0 + 160 * MIN), IdleState::Asleep);
+    }
+
+    #[test]
+    fn a_released_inhibitor_counts_until_its_release_and_cancels_no_more() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        assert_eq!(run(&mut t, t0, Duration::ZERO, 29 * MIN).len(), 1, "warned");
+        // Taken during the warning: it cancels it.
+        assert_eq!(
+            t.inhibit(t0 + 29 * MIN, Some(t0 + 120 * MIN)),
+            Some(IdleEvent::WarningCancelled)
+        );
+        assert_eq!(run(&mut t, t0, 29 * MIN, 40 * MIN), vec![]);
+        // Released at 40 min: the countdown starts there.
+        assert_eq!(t.inhibit(t0 + 40 * MIN, None), None);
+        assert_eq!(
+            t.state(t0 + 40 * MIN),
+            IdleState::Active { sleep_in: 30 * MIN }
+        );
+        assert_eq!(
+            run(&mut t, t0, 40 * MIN, 71 * MIN).last(),
+            Some(&(70 * MIN, IdleEvent::Sleep))
+        );
+        // A limit already past changes nothing.
+        let mut late = tracker(t0);
+        run(&mut late, t0, Duration::ZERO, 5 * MIN);
+        assert_eq!(late.inhibit(t0 + 5 * MIN, Some(t0 + MIN)), None);
+        assert_eq!(
+            late.state(t0 + 5 * MIN),
+            IdleState::Active { sleep_in: 25 * MIN }
+        );
+    }
+
+    #[test]
+    fn a_lock_sleeps_after_its_grace_whatever_the_inhibitors() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        t.inhibit(t0, Some(t0 + 120 * MIN));
+        t.lock(t0 + 5 * MIN);
+        assert_eq!(
+            t.state(t0 + 5 * MIN),
+            IdleState::Active { sleep_in: 2 * MIN }
         );
     }
 }

@@ -1,4 +1,4 @@
-//! Decisions, pure and clock-driven: idle, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, readiness, wake on connect, the pre-wake, the SSO sign-in's polling.
+//! Decisions, pure and clock-driven: idle, idle inhibitors, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, readiness, wake on connect, the pre-wake, the SSO sign-in's polling.
 
 pub mod busy;
 pub mod connect;
@@ -6,6 +6,7 @@ pub mod deadline;
 pub mod decide;
 pub mod holds;
 pub mod idle;
+pub mod inhibitors;
 pub mod prewake;
 pub mod readiness;
 pub mod retry;

@@ -9,6 +9,7 @@ use crate::core::model::resource::{Capacity, ResourceId};
 use crate::core::policy::decide::Phase;
 use crate::core::policy::holds::{AwakeRow, HoldRow};
 pub use crate::core::policy::readiness::ReadinessRow;
+pub use crate::core::policy::inhibitors::InhibitorRow;
 use crate::core::policy::retry::Cause;
 pub use crate::core::policy::retry::{PendingRow, RetryRow};
 use crate::detect::definition::Detector;
@@ -215,6 +216,11 @@ pub struct Status {
     pub detectors: Vec<DetectorRow>,
     /// The active holds.
     pub holds: Vec<HoldRow>,
+    /// The idle inhibitors other programs hold, and whether each counts.
+    pub inhibitors: Vec<InhibitorRow>,
+    /// `kept awake by Firefox: "video call"`: the inhibitors that count
+    /// now, while resources are awake.
+    pub kept_awake_by: Option<String>,
     /// While asleep: each resource the sleep left up, and why.
     pub awake: Vec<AwakeRow>,
     /// Dollars sleeping saved over the last 7 days (see `REPORT`), if a
