@@ -10,11 +10,15 @@ STARTED_PIDS=()
 
 # Debian packages the build and tests need: toolchain helpers, Python for
 # moto, X11 libraries for the detectors, Xvfb/openbox/xdotool to test them,
-# and headless sway (typed into with wtype) and mutter (driven through its
-# RemoteDesktop D-Bus API with python3-dbus) for the Wayland detectors;
+# and headless sway (typed into with wtype), mutter (driven through its
+# RemoteDesktop D-Bus API with python3-dbus) and kwin_wayland (typed into
+# through build/kwin/fake-input.c, built with wayland-scanner from
+# plasma-wayland-protocols) for the Wayland detectors;
 # nc and openssl for the documented ways of sending signed commands;
 # Debian's Rust with its std source, mingw-w64 and Wine for the Windows
-# build and its smoke tests (build/windows.sh, tests/windows.rs).
+# build and its smoke tests (build/windows.sh, tests/windows.rs);
+# dpkg-dev and man-db for the Debian package and its test (build/deb.sh,
+# tests/package.rs).
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
   libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
@@ -23,7 +27,9 @@ APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   haskell-gtk-sni-tray-utils imagemagick dbus-x11 dbus-bin
   sway wtype foot mutter dbus-user-session python3-dbus python3-gi
   netcat-openbsd openssl chromium
-  rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64)
+  kwin-wayland plasma-wayland-protocols libwayland-bin
+  rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64
+  dpkg-dev man-db)
 
 ensure_packages() {
   local missing=()
@@ -227,6 +233,45 @@ start_mutter() {
     sleep 0.1
   done
   echo "mutter did not start; see $CLOUDNAP_CACHE/mutter.log" >&2
+  return 1
+}
+
+# Starts headless kwin_wayland (KDE Plasma's compositor, --virtual) in a
+# D-Bus session bus of its own, with its lock screen (so it serves
+# org.freedesktop.ScreenSaver) but no automatic locking; builds the
+# fake-input client that types into it. Exports CLOUDNAP_KWIN_BUS,
+# CLOUDNAP_KWIN_RUNTIME_DIR, CLOUDNAP_KWIN_DISPLAY and CLOUDNAP_KWIN_KEY (the
+# client: one key per run). See ../shared/HEADLESS.md's KDE section.
+start_kwin() {
+  local dir=/tmp/cloudnap-kwin-$$ xml=/usr/share/plasma-wayland-protocols/fake-input.xml
+  mkdir -p -m 700 "$dir" "$dir/home/.config"
+  wayland-scanner client-header "$xml" "$dir/fake-input-client-protocol.h"
+  wayland-scanner private-code "$xml" "$dir/fake-input-protocol.c"
+  gcc -O2 -Wall -I"$dir" -o "$dir/kwin-fake-input" build/kwin/fake-input.c \
+    "$dir/fake-input-protocol.c" $(pkg-config --cflags --libs wayland-client) || return 1
+  # A copy: the installed binary's file capability (cap_sys_resource) is
+  # refused in containers; the copy has none.
+  cp /usr/bin/kwin_wayland "$dir/"
+  printf '[Daemon]\nAutolock=false\nLockOnResume=false\n' >"$dir/home/.config/kscreenlockerrc"
+  # KWIN_WAYLAND_NO_PERMISSION_CHECKS: org_kde_kwin_fake_input for any client.
+  HOME=$dir/home KWIN_WAYLAND_NO_PERMISSION_CHECKS=1 dbus-run-session -- sh -c \
+    'echo "$DBUS_SESSION_BUS_ADDRESS" >"$0/bus"; echo $$ >"$0/pid"
+    XDG_RUNTIME_DIR="$0" exec "$0/kwin_wayland" --virtual --width 1280 --height 800 --socket wayland-kwin' \
+    "$dir" >"$CLOUDNAP_CACHE/kwin.log" 2>&1 &
+  for _ in $(seq 150); do
+    if [ -s "$dir/bus" ] && [ -S "$dir/wayland-kwin" ] &&
+      DBUS_SESSION_BUS_ADDRESS=$(cat "$dir/bus") gdbus call --session \
+        --dest org.freedesktop.ScreenSaver --object-path /ScreenSaver \
+        --method org.freedesktop.ScreenSaver.GetActive >/dev/null 2>&1; then
+      STARTED_PIDS+=("$(cat "$dir/pid")")
+      export CLOUDNAP_KWIN_BUS CLOUDNAP_KWIN_RUNTIME_DIR=$dir CLOUDNAP_KWIN_DISPLAY=wayland-kwin
+      export CLOUDNAP_KWIN_KEY=$dir/kwin-fake-input
+      CLOUDNAP_KWIN_BUS=$(cat "$dir/bus")
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "kwin_wayland did not start; see $CLOUDNAP_CACHE/kwin.log" >&2
   return 1
 }
 

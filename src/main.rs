@@ -3,7 +3,7 @@
 mod cli;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use cli::*;
 use cloudnap::cloud::aws::dynamodb::{Init, TeamTable};
 use cloudnap::cloud::aws::pricing::{self, PriceList};
@@ -129,6 +129,13 @@ enum Command {
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// Write the man page and the bash, zsh and fish completions into DIR
+    /// (for packagers: build/deb.sh).
+    #[command(hide = true)]
+    PackageFiles {
+        /// Where to write cloudnap.1, cloudnap.bash, _cloudnap and cloudnap.fish.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -219,6 +226,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 | Command::Report { .. }
                 | Command::Hold { .. }
                 | Command::Credentials
+                | Command::PackageFiles { .. }
         )
     );
     if local {
@@ -242,6 +250,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command,
         }) => hold(&paths, duration, reason, only, to, lease_seconds, command),
         Some(Command::Credentials) => credentials(&paths),
+        Some(Command::PackageFiles { dir }) => {
+            write_package_files(Cli::command(), &dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         command => with_aws(&paths, command.unwrap_or(Command::Run), json),
     }
 }
@@ -287,7 +299,8 @@ fn with_aws(paths: &Paths, command: Command, json: bool) -> Result<ExitCode> {
             Command::Send { .. }
             | Command::Credentials
             | Command::Hold { .. }
-            | Command::Report { .. } => {
+            | Command::Report { .. }
+            | Command::PackageFiles { .. } => {
                 unreachable!("handled above")
             }
             Command::Check => check(paths, &settings, &registry, &*cloud).await,

@@ -1,12 +1,14 @@
 //! One module per subcommand (or family of them) of the command line.
 
 pub(crate) mod hold;
+pub(crate) mod package;
 pub(crate) mod report;
 pub(crate) mod send;
 pub(crate) mod setup;
 pub(crate) mod status;
 
 pub(crate) use hold::*;
+pub(crate) use package::*;
 pub(crate) use report::*;
 pub(crate) use send::*;
 pub(crate) use setup::*;

@@ -212,6 +212,44 @@ impl Mutter {
     }
 }
 
+/// The headless kwin_wayland (KDE Plasma) started by `start_kwin`, with its
+/// own session bus and a fake-input client.
+pub struct Kwin {
+    pub bus: String,
+    pub runtime_dir: String,
+    pub display: String,
+    /// build/kwin/fake-input.c, built: one key per run.
+    pub key_client: String,
+}
+
+impl Kwin {
+    pub fn from_env() -> Kwin {
+        Kwin {
+            bus: var_of(Part::Kwin, "CLOUDNAP_KWIN_BUS"),
+            runtime_dir: var_of(Part::Kwin, "CLOUDNAP_KWIN_RUNTIME_DIR"),
+            display: var_of(Part::Kwin, "CLOUDNAP_KWIN_DISPLAY"),
+            key_client: var_of(Part::Kwin, "CLOUDNAP_KWIN_KEY"),
+        }
+    }
+
+    /// Makes `command` run in this KDE Plasma Wayland session.
+    pub fn session(&self, command: &mut Command) {
+        wayland_env(command, &self.runtime_dir, &self.display);
+        command
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("XDG_SESSION_TYPE", "wayland")
+            .env("XDG_CURRENT_DESKTOP", "KDE");
+    }
+
+    /// One key press (KEY_A) through `org_kde_kwin_fake_input`.
+    pub fn key(&self) {
+        let mut c = Command::new(&self.key_client);
+        wayland_env(&mut c, &self.runtime_dir, &self.display);
+        let ok = c.status().expect("kwin-fake-input").success();
+        assert!(ok, "kwin-fake-input failed");
+    }
+}
+
 /// Input into mutter through its RemoteDesktop API: one python3-dbus
 /// process keeps the one connection the remote desktop session lives in.
 pub struct RemoteDesktop {

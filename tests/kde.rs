@@ -1,0 +1,92 @@
+//! KDE Plasma: the Wayland idle source in the real `cloudnap run`, in
+//! headless kwin_wayland (started by build/test.sh with a session bus of its
+//! own and its lock screen, so org.freedesktop.ScreenSaver is KWin's), with
+//! key presses through `org_kde_kwin_fake_input` (build/kwin/fake-input.c).
+//! KWin offers `ext_idle_notifier_v1`, so that is what this exercises
+//! (tests/wayland.rs, sway 1.7, the older `org_kde_kwin_idle`).
+// D-Bus and Wayland: Linux desktops only (zbus is a Linux dependency).
+#![cfg(target_os = "linux")]
+
+mod common;
+#[path = "common/desktop.rs"]
+mod desktop;
+
+use common::*;
+use desktop::*;
+use std::time::Duration;
+
+/// The source's notification timeout (`detect::wayland::NOTIFY_TIMEOUT`).
+const NOTIFY: Duration = Duration::from_secs(5);
+
+/// Starts `cloudnap run` in the KWin session and waits until its Wayland
+/// source listens through `ext_idle_notifier_v1` and the seat has gone idle
+/// (a notification reports nothing until its first idle → active transition).
+fn start(kwin: &Kwin, cfg: &ConfigDir) -> Daemon {
+    let mut command = cfg.command(&["run"]);
+    kwin.session(&mut command);
+    let d = Daemon::spawn(command);
+    wait_log(
+        &d.log,
+        "wayland_idle: ext_idle_notifier_v1",
+        Duration::from_secs(5),
+    );
+    std::thread::sleep(NOTIFY + Duration::from_millis(500));
+    d
+}
+
+#[tokio::test]
+async fn one_fake_input_key_is_wayland_activity_and_it_stops_when_idle() {
+    let kwin = Kwin::from_env();
+    let _seat = SEAT.lock().await;
+    let cfg = ConfigDir::with_settings(&daemon_settings(&["eu-south-1"], only_session_idle()), "");
+    let d = start(&kwin, &cfg);
+    let log = d.log.lock().unwrap().clone();
+    assert!(
+        log.contains("Wayland session (Kde desktop); detectors for it: wayland_idle"),
+        "{log}"
+    );
+    assert!(
+        d.ok("STATUS").await["last_activity"].is_null(),
+        "nothing reported without input"
+    );
+
+    kwin.key();
+    let status = d
+        .wait_status(Duration::from_secs(1), "wayland activity", |s| {
+            s["last_activity"]["kind"] == "wayland_idle"
+        })
+        .await;
+    assert!(status["last_activity"]["seconds_ago"].as_f64().unwrap() < 1.0);
+
+    // No more input: at most one re-assertion, then silence.
+    tokio::time::sleep(NOTIFY * 2 + Duration::from_secs(1)).await;
+    let ago = d.ok("STATUS").await["last_activity"]["seconds_ago"]
+        .as_f64()
+        .unwrap();
+    assert!(ago > 5.0, "still re-asserting after the seat went idle: {ago}");
+}
+
+/// The scenario, through AWS (moto): a key every 2 s for 40 s with
+/// an 18 s timeout sleeps nothing; without keys it sleeps after the
+/// timeout; one key wakes it.
+#[tokio::test]
+async fn typing_keeps_it_awake_idleness_sleeps_it_and_one_key_wakes_it() {
+    const REGION: &str = "eu-south-1";
+    let kwin = Kwin::from_env();
+    let _seat = SEAT.lock().await;
+    let id = ec2_instance(REGION, false, &[]).await;
+    let cfg = ConfigDir::with_settings(
+        &daemon_settings(&[REGION], scenario_settings(Duration::from_secs(3))),
+        &format!("ec2_instances:\n  - instance_id: {id}\n    region: {REGION}\n"),
+    );
+    let d = start(&kwin, &cfg);
+    input_keeps_awake_idleness_sleeps_one_input_wakes(
+        &d,
+        "wayland_idle",
+        NOTIFY,
+        || kwin.key(),
+        async || ec2_state(REGION, &id).await.0,
+        ("running", "stopped"),
+    )
+    .await;
+}
