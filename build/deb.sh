@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Debian package: both binaries, the icon, the XDG autostart entry, the
-# systemd user unit, the man page and the bash/zsh/fish completions (the last
+# systemd user unit, the man pages and the bash/zsh/fish completions (the last
 # two written by the binary itself from its clap definitions:
 # `cloudnap package-files`). Depends are the shared libraries the binaries
 # link (dpkg-shlibdeps) plus the ones the credentials dialog loads at run time.
@@ -53,7 +53,9 @@ install -Dm644 "$work/gen/cloudnap.bash" "$root/usr/share/bash-completion/comple
 install -Dm644 "$work/gen/_cloudnap" "$root/usr/share/zsh/vendor-completions/_cloudnap"
 install -Dm644 "$work/gen/cloudnap.fish" "$root/usr/share/fish/vendor_completions.d/cloudnap.fish"
 install -d "$root/usr/share/man/man1"
-gzip -9n <"$work/gen/cloudnap.1" >"$root/usr/share/man/man1/cloudnap.1.gz"
+for page in "$work"/gen/*.1; do
+  gzip -9n <"$page" >"$root/usr/share/man/man1/$(basename "$page").gz"
+done
 install -d "$root/usr/share/doc/cloudnap"
 printf 'cloudnap\n\nLicense: MIT\n' >"$root/usr/share/doc/cloudnap/copyright"
 

@@ -18,7 +18,8 @@ STARTED_PIDS=()
 # Debian's Rust with its std source, mingw-w64 and Wine for the Windows
 # build and its smoke tests (build/windows.sh, tests/windows.rs);
 # dpkg-dev and man-db for the Debian package and its test (build/deb.sh,
-# tests/package.rs).
+# tests/package.rs); xfce4-panel and dunst, a panel and a notification
+# daemon users run (tests/panel.rs).
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
   libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
@@ -29,7 +30,7 @@ APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   netcat-openbsd openssl chromium
   kwin-wayland plasma-wayland-protocols libwayland-bin
   rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64
-  dpkg-dev man-db)
+  dpkg-dev man-db xfce4-panel dunst)
 
 ensure_packages() {
   local missing=()
@@ -272,6 +273,42 @@ start_kwin() {
     sleep 0.2
   done
   echo "kwin_wayland did not start; see $CLOUDNAP_CACHE/kwin.log" >&2
+  return 1
+}
+
+# Starts a second X display of its own (Xvfb, session bus, openbox) with
+# the panel and notification daemon users run: xfce4-panel (its
+# notification area hosts StatusNotifierItems, build/xfce/xfce4-panel.xml)
+# and dunst (whose context menu, `dunstctl context`, picks the action whose
+# label is in $HOME/dunst-pick, through build/xfce/dunst-pick.sh as its
+# dmenu). Exports CLOUDNAP_XFCE_DISPLAY, CLOUDNAP_XFCE_BUS and
+# CLOUDNAP_XFCE_HOME; the caller's DISPLAY and session bus are kept.
+start_xfce_panel() {
+  local dir=/tmp/cloudnap-xfce-$$ saved_display=${DISPLAY-} saved_bus=${DBUS_SESSION_BUS_ADDRESS-}
+  local saved_bus_pid=${DBUS_SESSION_BUS_PID-}
+  mkdir -p -m 700 "$dir/home/.config/xfce4/xfconf/xfce-perchannel-xml" "$dir/home/.config/dunst"
+  cp build/xfce/xfce4-panel.xml "$dir/home/.config/xfce4/xfconf/xfce-perchannel-xml/"
+  printf '[global]\n    dmenu = %s\n' "$PWD/build/xfce/dunst-pick.sh" >"$dir/home/.config/dunst/dunstrc"
+  start_x || return 1
+  export CLOUDNAP_XFCE_DISPLAY=$DISPLAY CLOUDNAP_XFCE_BUS=$DBUS_SESSION_BUS_ADDRESS CLOUDNAP_XFCE_HOME=$dir/home
+  HOME=$dir/home XDG_CONFIG_HOME=$dir/home/.config xfce4-panel >"$CLOUDNAP_CACHE/xfce4-panel.log" 2>&1 &
+  STARTED_PIDS+=($!)
+  HOME=$dir/home XDG_CONFIG_HOME=$dir/home/.config dunst >"$CLOUDNAP_CACHE/dunst.log" 2>&1 &
+  STARTED_PIDS+=($!)
+  local ok=
+  for _ in $(seq 300); do
+    if dbus-send --session --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.ListNames 2>/dev/null |
+      grep -q '"org.kde.StatusNotifierWatcher"' && HOME=$dir/home dunstctl is-paused >/dev/null 2>&1; then
+      ok=1
+      break
+    fi
+    sleep 0.1
+  done
+  DISPLAY=$saved_display DBUS_SESSION_BUS_ADDRESS=$saved_bus DBUS_SESSION_BUS_PID=$saved_bus_pid
+  [ -n "$saved_display" ] || unset DISPLAY
+  [ -n "$saved_bus" ] || unset DBUS_SESSION_BUS_ADDRESS DBUS_SESSION_BUS_PID
+  [ -n "$ok" ] && return 0
+  echo "xfce4-panel or dunst did not start; see $CLOUDNAP_CACHE/xfce4-panel.log, dunst.log" >&2
   return 1
 }
 

@@ -129,11 +129,12 @@ enum Command {
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
-    /// Write the man page and the bash, zsh and fish completions into DIR
+    /// Write the man pages and the bash, zsh and fish completions into DIR
     /// (for packagers: build/deb.sh).
     #[command(hide = true)]
     PackageFiles {
-        /// Where to write cloudnap.1, cloudnap.bash, _cloudnap and cloudnap.fish.
+        /// Where to write cloudnap.1 (and cloudnap-SUBCOMMAND.1), cloudnap.bash,
+        /// _cloudnap and cloudnap.fish.
         dir: PathBuf,
     },
 }

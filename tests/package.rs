@@ -94,8 +94,15 @@ fn the_deb_installs_runs_and_removes_cleanly() {
     let _ = Command::new("dpkg").args(["-P", "cloudnap"]).output();
     let dir = tempfile::tempdir().unwrap();
     let deb = build_deb(dir.path());
-    let depends = stdout(Command::new("dpkg-deb").args(["-f"]).arg(&deb).arg("Depends"));
-    for lib in ["libc6", "libdbus-1-3", "libx11-6", "libxtst6", "libasound2", "libegl1"] {
+    let depends = stdout(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Depends"));
+    for lib in [
+        "libc6",
+        "libdbus-1-3",
+        "libx11-6",
+        "libxtst6",
+        "libasound2",
+        "libegl1",
+    ] {
         assert!(depends.contains(lib), "Depends lacks {lib}: {depends}");
     }
 
@@ -112,31 +119,67 @@ fn the_deb_installs_runs_and_removes_cleanly() {
         let ldd = stdout(Command::new("ldd").arg(bin));
         assert!(!ldd.contains("not found"), "{bin}: {ldd}");
     }
-
     let version = stdout(Command::new("/usr/bin/cloudnap").arg("--version"));
     assert_eq!(version, format!("cloudnap {}\n", env!("CARGO_PKG_VERSION")));
-    let page = stdout(Command::new("man").args(["-w", "cloudnap"]));
-    assert_eq!(page.trim(), "/usr/share/man/man1/cloudnap.1.gz");
-    let text = stdout(Command::new("man").args(["-P", "cat", "cloudnap"]).env("MANWIDTH", "100"));
-    for expected in ["--config-dir", "hold", "report", "--version"] {
-        assert!(text.contains(expected), "man cloudnap lacks {expected}:\n{text}");
-    }
-    assert!(!text.contains("package-files"), "the hidden subcommand is in the man page");
+    man_pages_are_found();
     assert_eq!(bash_completes("ho"), "hold");
     assert_eq!(bash_completes("s"), "sleep status send");
     let unit = std::fs::read_to_string("/usr/lib/systemd/user/cloudnap.service").unwrap();
-    assert!(unit.contains("\nExecStart=/usr/bin/cloudnap run\n"), "{unit}");
+    assert!(
+        unit.contains("\nExecStart=/usr/bin/cloudnap run\n"),
+        "{unit}"
+    );
     let entry = std::fs::read_to_string(AUTOSTART).unwrap();
     assert!(entry.contains("\nExec=cloudnap run\n"), "{entry}");
 
+    removed_then_purged();
+}
+
+/// `man` finds the installed pages: the main one (without the hidden
+/// subcommand) and the subcommands' it refers to.
+fn man_pages_are_found() {
+    let page = stdout(Command::new("man").args(["-w", "cloudnap"]));
+    assert_eq!(page.trim(), "/usr/share/man/man1/cloudnap.1.gz");
+    let man = |page: &str| {
+        stdout(
+            Command::new("man")
+                .args(["-P", "cat", page])
+                .env("MANWIDTH", "100"),
+        )
+    };
+    let text = man("cloudnap");
+    for expected in ["--config-dir", "hold", "report", "--version"] {
+        assert!(
+            text.contains(expected),
+            "man cloudnap lacks {expected}:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("package-files"),
+        "the hidden subcommand is in the man page"
+    );
+    let hold = man("cloudnap-hold");
+    assert!(hold.contains("--reason"), "man cloudnap-hold:\n{hold}");
+    let page = stdout(Command::new("man").args(["-w", "cloudnap-team-init"]));
+    assert_eq!(page.trim(), "/usr/share/man/man1/cloudnap-team-init.1.gz");
+}
+
+/// `dpkg -r` removes every file but the conffile, `dpkg -P` that too.
+fn removed_then_purged() {
     run(Command::new("dpkg").args(["-r", "cloudnap"]));
     for f in FILES.iter().filter(|f| **f != AUTOSTART) {
         assert!(!Path::new(f).exists(), "{f} is left after dpkg -r");
     }
-    assert!(Path::new(AUTOSTART).exists(), "dpkg -r removed the conffile");
+    assert!(
+        Path::new(AUTOSTART).exists(),
+        "dpkg -r removed the conffile"
+    );
     assert!(dpkg_status().contains("config-files"), "{}", dpkg_status());
     run(Command::new("dpkg").args(["-P", "cloudnap"]));
-    assert!(!Path::new(AUTOSTART).exists(), "{AUTOSTART} is left after dpkg -P");
+    assert!(
+        !Path::new(AUTOSTART).exists(),
+        "{AUTOSTART} is left after dpkg -P"
+    );
     let status = dpkg_status();
     assert!(
         status.is_empty() || status.ends_with("not-installed"),
