@@ -289,7 +289,9 @@ start_xfce_panel() {
   mkdir -p -m 700 "$dir/home/.config/xfce4/xfconf/xfce-perchannel-xml" "$dir/home/.config/dunst"
   cp build/xfce/xfce4-panel.xml "$dir/home/.config/xfce4/xfconf/xfce-perchannel-xml/"
   printf '[global]\n    dmenu = %s\n' "$PWD/build/xfce/dunst-pick.sh" >"$dir/home/.config/dunst/dunstrc"
-  start_x || return 1
+  # The bus too runs with this HOME: it starts xfconfd, which reads the panel's
+  # configuration.
+  HOME=$dir/home XDG_CONFIG_HOME=$dir/home/.config start_x || return 1
   export CLOUDNAP_XFCE_DISPLAY=$DISPLAY CLOUDNAP_XFCE_BUS=$DBUS_SESSION_BUS_ADDRESS CLOUDNAP_XFCE_HOME=$dir/home
   HOME=$dir/home XDG_CONFIG_HOME=$dir/home/.config xfce4-panel >"$CLOUDNAP_CACHE/xfce4-panel.log" 2>&1 &
   STARTED_PIDS+=($!)

@@ -19,6 +19,9 @@ start_pulse
 start_sway
 start_mutter
 start_kwin
+# A panel and a notification daemon users run, on a display of their own
+# (tests/panel.rs).
+start_xfce_panel
 # DISPLAY, DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR are a test desktop:
 # the tests use it instead of starting their own (tests/common/mod.rs).
 export CLOUDNAP_TEST_DESKTOP=1

@@ -250,6 +250,65 @@ impl Kwin {
     }
 }
 
+/// The X display of its own with xfce4-panel and dunst started by
+/// `start_xfce_panel`, and its session bus.
+pub struct Xfce {
+    pub display: String,
+    pub bus: String,
+    /// dunst's HOME, where `dunst-pick` names the context menu entry its
+    /// dmenu (build/xfce/dunst-pick.sh) chooses.
+    pub home: String,
+}
+
+impl Xfce {
+    pub fn from_env() -> Xfce {
+        Xfce {
+            display: var_of(Part::Xfce, "CLOUDNAP_XFCE_DISPLAY"),
+            bus: var_of(Part::Xfce, "CLOUDNAP_XFCE_BUS"),
+            home: var_of(Part::Xfce, "CLOUDNAP_XFCE_HOME"),
+        }
+    }
+
+    /// Makes `command` run on this display and session bus.
+    pub fn session(&self, command: &mut Command) -> &Self {
+        command
+            .env_remove("WAYLAND_DISPLAY")
+            .env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus);
+        self
+    }
+
+    /// Runs `program args` in this session; its stdout.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        let mut c = Command::new(program);
+        self.session(&mut c);
+        let out = c.args(args).output().expect(program);
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The whole screen, as an image.
+    pub fn capture(&self) -> image::RgbImage {
+        let mut c = Command::new("import");
+        self.session(&mut c);
+        let png = c
+            .args(["-window", "root", "png:-"])
+            .output()
+            .unwrap()
+            .stdout;
+        image::load_from_memory(&png)
+            .expect("a screenshot")
+            .into_rgb8()
+    }
+
+    /// Saves the whole screen as `name` under [`crate::common::artifacts_dir`].
+    pub fn screenshot(&self, name: &str) {
+        let shot = crate::common::artifacts_dir().join(name);
+        self.capture().save(&shot).unwrap();
+        eprintln!("screenshot: {}", shot.display());
+    }
+}
+
 /// Input into mutter through its RemoteDesktop API: one python3-dbus
 /// process keeps the one connection the remote desktop session lives in.
 pub struct RemoteDesktop {

@@ -43,6 +43,9 @@ pub enum Part {
     /// Headless kwin_wayland (KDE Plasma) in a D-Bus session bus of its
     /// own, with a fake-input client to type into it.
     Kwin,
+    /// An X display and session bus of their own with xfce4-panel (its
+    /// notification area) and dunst.
+    Xfce,
 }
 
 impl Part {
@@ -57,6 +60,7 @@ impl Part {
             Part::Sway => "sway",
             Part::Mutter => "mutter",
             Part::Kwin => "kwin",
+            Part::Xfce => "xfce",
         }
     }
 
@@ -86,6 +90,11 @@ impl Part {
                 "CLOUDNAP_KWIN_RUNTIME_DIR",
                 "CLOUDNAP_KWIN_DISPLAY",
                 "CLOUDNAP_KWIN_KEY",
+            ]),
+            Part::Xfce => vars(&[
+                "CLOUDNAP_XFCE_DISPLAY",
+                "CLOUDNAP_XFCE_BUS",
+                "CLOUDNAP_XFCE_HOME",
             ]),
             Part::Moto => var("CLOUDNAP_MOTO_URL"),
             Part::MotoAuth => var("CLOUDNAP_MOTO_AUTH_URL"),
