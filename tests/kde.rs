@@ -177,15 +177,7 @@ async fn kwin_locking_the_screen_sleeps_it_after_the_lock_grace() {
         "screen locked (org.freedesktop.ScreenSaver)",
         Duration::from_secs(3),
     );
-    while ec2_state(REGION, &id).await.0 != "stopped" {
-        assert!(
-            locked.elapsed() < Duration::from_secs(20),
-            "not asleep 20 s after the lock:\n{}",
-            d.log.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let after = locked.elapsed();
+    let after = ec2_stopped_within(&d, (REGION, &id), locked, Duration::from_secs(20)).await;
     eprintln!("asleep {after:?} after the lock");
     assert!(
         after >= Duration::from_millis(5500),

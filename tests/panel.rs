@@ -106,15 +106,7 @@ async fn the_icon_in_xfce4_panel_opens_its_menu_and_sleep_now_sleeps() {
         xfce.run("xdotool", &["key", key]);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let t0 = Instant::now();
-    while ec2_state(R, &id).await.0 != "stopped" {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "not stopped 10 s after Sleep now:\n{}",
-            d.log.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ec2_stopped_within(&d, (R, &id), Instant::now(), Duration::from_secs(10)).await;
     d.wait_status(Duration::from_secs(5), "asleep", |s| s["state"] == "asleep")
         .await;
     assert!(

@@ -83,6 +83,25 @@ pub async fn seen_within(d: &Daemon, t0: Instant, limit: Duration, kind: &str) {
     eprintln!("seen {:?} after the start: {status}", t0.elapsed());
 }
 
+/// Waits until EC2 instance `id` in `region` is `stopped`, at most `limit`
+/// after `since`; how long after `since` it was. Fails with the daemon's log.
+pub async fn ec2_stopped_within(
+    d: &Daemon,
+    (region, id): (&str, &str),
+    since: Instant,
+    limit: Duration,
+) -> Duration {
+    while crate::common::ec2_state(region, id).await.0 != "stopped" {
+        assert!(
+            since.elapsed() < limit,
+            "{id} not stopped within {limit:?}:\n{}",
+            d.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    since.elapsed()
+}
+
 /// With no input since `last_input`, the resource that `read` reads back
 /// goes `down` after the scenario's timeout, neither before nor much later
 /// (the last re-assertion can come up to `notify` after the last input).
