@@ -10,12 +10,17 @@ STARTED_PIDS=()
 
 # Debian packages the build and tests need: toolchain helpers, Python for
 # moto, X11 libraries for the detectors, Xvfb/openbox/xdotool to test them,
-# and headless sway (typed into with wtype) and mutter (driven through its
-# RemoteDesktop D-Bus API with python3-dbus) for the Wayland detectors;
+# and headless sway (typed into with wtype), mutter (driven through its
+# RemoteDesktop D-Bus API with python3-dbus) and kwin_wayland (typed into
+# through build/kwin/fake-input.c, built with wayland-scanner from
+# plasma-wayland-protocols) for the Wayland detectors;
 # nc and openssl for the documented ways of sending signed commands;
 # OpenSSH's client and server for wake on connect (tests/ssh_proxy.rs);
 # Debian's Rust with its std source, mingw-w64 and Wine for the Windows
-# build and its smoke tests (build/windows.sh, tests/windows.rs).
+# build and its smoke tests (build/windows.sh, tests/windows.rs);
+# dpkg-dev and man-db for the Debian package and its test (build/deb.sh,
+# tests/package.rs); xfce4-panel and dunst, a panel and a notification
+# daemon users run (tests/panel.rs).
 APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   libx11-dev libxtst-dev libxi-dev libxcb1-dev libdbus-1-dev
   libclang-dev libpipewire-0.3-dev libgbm-dev libegl-dev libwayland-dev libxrandr-dev
@@ -24,7 +29,9 @@ APT_PACKAGES=(ca-certificates curl gcc pkg-config python3 python3-venv
   haskell-gtk-sni-tray-utils imagemagick dbus-x11 dbus-bin
   sway wtype foot mutter dbus-user-session python3-dbus python3-gi
   netcat-openbsd openssl chromium openssh-server openssh-client
-  rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64)
+  kwin-wayland plasma-wayland-protocols libwayland-bin
+  rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64
+  dpkg-dev man-db xfce4-panel dunst)
 
 ensure_packages() {
   local missing=()
@@ -234,6 +241,83 @@ start_mutter() {
     sleep 0.1
   done
   echo "mutter did not start; see $CLOUDNAP_CACHE/mutter.log" >&2
+  return 1
+}
+
+# Starts headless kwin_wayland (KDE Plasma's compositor, --virtual) in a
+# D-Bus session bus of its own, with its lock screen (so it serves
+# org.freedesktop.ScreenSaver) but no automatic locking; builds the
+# fake-input client that types into it. Exports CLOUDNAP_KWIN_BUS,
+# CLOUDNAP_KWIN_RUNTIME_DIR, CLOUDNAP_KWIN_DISPLAY and CLOUDNAP_KWIN_KEY (the
+# client: one key per run). See ../shared/HEADLESS.md's KDE section.
+start_kwin() {
+  local dir=/tmp/cloudnap-kwin-$$ xml=/usr/share/plasma-wayland-protocols/fake-input.xml
+  mkdir -p -m 700 "$dir" "$dir/home/.config"
+  wayland-scanner client-header "$xml" "$dir/fake-input-client-protocol.h"
+  wayland-scanner private-code "$xml" "$dir/fake-input-protocol.c"
+  gcc -O2 -Wall -I"$dir" -o "$dir/kwin-fake-input" build/kwin/fake-input.c \
+    "$dir/fake-input-protocol.c" $(pkg-config --cflags --libs wayland-client) || return 1
+  # A copy: the installed binary's file capability (cap_sys_resource) is
+  # refused in containers; the copy has none.
+  cp /usr/bin/kwin_wayland "$dir/"
+  printf '[Daemon]\nAutolock=false\nLockOnResume=false\n' >"$dir/home/.config/kscreenlockerrc"
+  # KWIN_WAYLAND_NO_PERMISSION_CHECKS: org_kde_kwin_fake_input for any client.
+  HOME=$dir/home KWIN_WAYLAND_NO_PERMISSION_CHECKS=1 dbus-run-session -- sh -c \
+    'echo "$DBUS_SESSION_BUS_ADDRESS" >"$0/bus"; echo $$ >"$0/pid"
+    XDG_RUNTIME_DIR="$0" exec "$0/kwin_wayland" --virtual --width 1280 --height 800 --socket wayland-kwin' \
+    "$dir" >"$CLOUDNAP_CACHE/kwin.log" 2>&1 &
+  for _ in $(seq 150); do
+    if [ -s "$dir/bus" ] && [ -S "$dir/wayland-kwin" ] &&
+      DBUS_SESSION_BUS_ADDRESS=$(cat "$dir/bus") gdbus call --session \
+        --dest org.freedesktop.ScreenSaver --object-path /ScreenSaver \
+        --method org.freedesktop.ScreenSaver.GetActive >/dev/null 2>&1; then
+      STARTED_PIDS+=("$(cat "$dir/pid")")
+      export CLOUDNAP_KWIN_BUS CLOUDNAP_KWIN_RUNTIME_DIR=$dir CLOUDNAP_KWIN_DISPLAY=wayland-kwin
+      export CLOUDNAP_KWIN_KEY=$dir/kwin-fake-input
+      CLOUDNAP_KWIN_BUS=$(cat "$dir/bus")
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "kwin_wayland did not start; see $CLOUDNAP_CACHE/kwin.log" >&2
+  return 1
+}
+
+# Starts a second X display of its own (Xvfb, session bus, openbox) with
+# the panel and notification daemon users run: xfce4-panel (its
+# notification area hosts StatusNotifierItems, build/xfce/xfce4-panel.xml)
+# and dunst (whose context menu, `dunstctl context`, picks the action whose
+# label is in $HOME/dunst-pick, through build/xfce/dunst-pick.sh as its
+# dmenu). Exports CLOUDNAP_XFCE_DISPLAY, CLOUDNAP_XFCE_BUS and
+# CLOUDNAP_XFCE_HOME; the caller's DISPLAY and session bus are kept.
+start_xfce_panel() {
+  local dir=/tmp/cloudnap-xfce-$$ saved_display=${DISPLAY-} saved_bus=${DBUS_SESSION_BUS_ADDRESS-}
+  local saved_bus_pid=${DBUS_SESSION_BUS_PID-}
+  mkdir -p -m 700 "$dir/home/.config/xfce4/xfconf/xfce-perchannel-xml" "$dir/home/.config/dunst"
+  cp build/xfce/xfce4-panel.xml "$dir/home/.config/xfce4/xfconf/xfce-perchannel-xml/"
+  printf '[global]\n    dmenu = %s\n' "$PWD/build/xfce/dunst-pick.sh" >"$dir/home/.config/dunst/dunstrc"
+  # The bus too runs with this HOME: it starts xfconfd, which reads the panel's
+  # configuration.
+  HOME=$dir/home XDG_CONFIG_HOME=$dir/home/.config start_x || return 1
+  export CLOUDNAP_XFCE_DISPLAY=$DISPLAY CLOUDNAP_XFCE_BUS=$DBUS_SESSION_BUS_ADDRESS CLOUDNAP_XFCE_HOME=$dir/home
+  HOME=$dir/home XDG_CONFIG_HOME=$dir/home/.config xfce4-panel >"$CLOUDNAP_CACHE/xfce4-panel.log" 2>&1 &
+  STARTED_PIDS+=($!)
+  HOME=$dir/home XDG_CONFIG_HOME=$dir/home/.config dunst >"$CLOUDNAP_CACHE/dunst.log" 2>&1 &
+  STARTED_PIDS+=($!)
+  local ok=
+  for _ in $(seq 300); do
+    if dbus-send --session --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.ListNames 2>/dev/null |
+      grep -q '"org.kde.StatusNotifierWatcher"' && HOME=$dir/home dunstctl is-paused >/dev/null 2>&1; then
+      ok=1
+      break
+    fi
+    sleep 0.1
+  done
+  DISPLAY=$saved_display DBUS_SESSION_BUS_ADDRESS=$saved_bus DBUS_SESSION_BUS_PID=$saved_bus_pid
+  [ -n "$saved_display" ] || unset DISPLAY
+  [ -n "$saved_bus" ] || unset DBUS_SESSION_BUS_ADDRESS DBUS_SESSION_BUS_PID
+  [ -n "$ok" ] && return 0
+  echo "xfce4-panel or dunst did not start; see $CLOUDNAP_CACHE/xfce4-panel.log, dunst.log" >&2
   return 1
 }
 

@@ -13,6 +13,10 @@
 #   pulse       PulseAudio, null sinks   -> XDG_RUNTIME_DIR
 #   sway        headless sway + foot     -> CLOUDNAP_SWAY_DISPLAY CLOUDNAP_SWAY_RUNTIME_DIR
 #   mutter      headless mutter + bus    -> CLOUDNAP_MUTTER_BUS CLOUDNAP_MUTTER_RUNTIME_DIR CLOUDNAP_MUTTER_DISPLAY
+#   kwin        headless kwin_wayland + bus, fake-input client
+#                                        -> CLOUDNAP_KWIN_BUS CLOUDNAP_KWIN_RUNTIME_DIR CLOUDNAP_KWIN_DISPLAY CLOUDNAP_KWIN_KEY
+#   xfce        own Xvfb + bus, xfce4-panel, dunst
+#                                        -> CLOUDNAP_XFCE_DISPLAY CLOUDNAP_XFCE_BUS CLOUDNAP_XFCE_HOME
 # and is answered on stdout by NAME=value lines, then READY, or by one line
 # ERROR <why>. When stdin closes (the test process exited, even by SIGKILL)
 # or the parent process is gone, everything started is stopped.
@@ -98,6 +102,16 @@ start_part() {
       need mutter dbus-run-session gdbus || return
       start_mutter 3>&- || { echo "ERROR mutter did not start; see $CLOUDNAP_CACHE/mutter.log" >&3; return; }
       answer CLOUDNAP_MUTTER_BUS CLOUDNAP_MUTTER_RUNTIME_DIR CLOUDNAP_MUTTER_DISPLAY
+      ;;
+    kwin)
+      need kwin_wayland dbus-run-session gdbus wayland-scanner gcc pkg-config || return
+      start_kwin 3>&- || { echo "ERROR kwin_wayland did not start; see $CLOUDNAP_CACHE/kwin.log" >&3; return; }
+      answer CLOUDNAP_KWIN_BUS CLOUDNAP_KWIN_RUNTIME_DIR CLOUDNAP_KWIN_DISPLAY CLOUDNAP_KWIN_KEY
+      ;;
+    xfce)
+      need Xvfb xprop dbus-launch openbox xfce4-panel dunst dunstctl || return
+      start_xfce_panel 3>&- || { echo "ERROR xfce4-panel or dunst did not start; see $CLOUDNAP_CACHE/xfce4-panel.log" >&3; return; }
+      answer CLOUDNAP_XFCE_DISPLAY CLOUDNAP_XFCE_BUS CLOUDNAP_XFCE_HOME
       ;;
     *)
       echo "ERROR unknown part '$1'" >&3

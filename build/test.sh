@@ -14,9 +14,14 @@ start_moto CLOUDNAP_MOTO_AUTH_URL INITIAL_NO_AUTH_ACTION_COUNT=0
 start_x
 start_tray_host
 start_pulse
-# Wayland sessions for the Wayland and GNOME detectors (tests/wayland.rs, tests/gnome.rs).
+# Wayland sessions for the Wayland and GNOME detectors (tests/wayland.rs,
+# tests/gnome.rs, tests/kde.rs).
 start_sway
 start_mutter
+start_kwin
+# A panel and a notification daemon users run, on a display of their own
+# (tests/panel.rs).
+start_xfce_panel
 # DISPLAY, DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR are a test desktop:
 # the tests use it instead of starting their own (tests/common/mod.rs).
 export CLOUDNAP_TEST_DESKTOP=1
@@ -38,10 +43,10 @@ if [ "$linux" != 0 ]; then
   wait "$windows" || cat "$CLOUDNAP_CACHE/windows.log"
   exit "$linux"
 fi
-# The Wayland and GNOME scenarios spend ~3 minutes waiting out real idle
+# The Wayland, GNOME and KDE scenarios spend ~3 minutes waiting out real idle
 # timeouts, each in its own compositor and with only that compositor's idle
 # source on: they run beside the other tests rather than after them.
-apart=" gnome wayland "
+apart=" gnome wayland kde "
 apart_exes=$(cargo test --locked --no-run $(printf -- '--test %s ' $apart) 2>&1 |
   sed -n 's/^ *Executable .*(\(.*\))$/\1/p')
 if [ "$(wc -w <<< "$apart_exes")" != "$(wc -w <<< "$apart")" ]; then

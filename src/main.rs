@@ -3,7 +3,7 @@
 mod cli;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use cli::*;
 use cloudnap::cloud::aws::dynamodb::{Init, TeamTable};
 use cloudnap::cloud::aws::pricing::{self, PriceList};
@@ -171,6 +171,14 @@ enum Command {
         #[arg(long, default_value_t = 60.0, hide = true)]
         lease_seconds: f64,
     },
+    /// Write the man pages and the bash, zsh and fish completions into DIR
+    /// (for packagers: build/deb.sh).
+    #[command(hide = true)]
+    PackageFiles {
+        /// Where to write cloudnap.1 (and cloudnap-SUBCOMMAND.1), cloudnap.bash,
+        /// _cloudnap and cloudnap.fish.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -262,6 +270,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 | Command::Hold { .. }
                 | Command::Credentials
                 | Command::Login { .. }
+                | Command::PackageFiles { .. }
         )
     );
     if local {
@@ -294,6 +303,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             no_browser,
             to,
         }) => login(&paths, profile, !no_browser, to),
+        Some(Command::PackageFiles { dir }) => {
+            write_package_files(Cli::command(), &dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         command => with_aws(&paths, command.unwrap_or(Command::Run), json),
     }
 }
@@ -340,7 +353,8 @@ fn with_aws(paths: &Paths, command: Command, json: bool) -> Result<ExitCode> {
             | Command::Credentials
             | Command::Login { .. }
             | Command::Hold { .. }
-            | Command::Report { .. } => {
+            | Command::Report { .. }
+            | Command::PackageFiles { .. } => {
                 unreachable!("handled above")
             }
             Command::Check => check(paths, &settings, &registry, &*cloud).await,

@@ -2,6 +2,7 @@
 
 pub(crate) mod hold;
 pub(crate) mod login;
+pub(crate) mod package;
 pub(crate) mod report;
 pub(crate) mod send;
 pub(crate) mod setup;
@@ -10,6 +11,7 @@ pub(crate) mod status;
 
 pub(crate) use hold::*;
 pub(crate) use login::*;
+pub(crate) use package::*;
 pub(crate) use report::*;
 pub(crate) use send::*;
 pub(crate) use setup::*;

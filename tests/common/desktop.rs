@@ -83,6 +83,25 @@ pub async fn seen_within(d: &Daemon, t0: Instant, limit: Duration, kind: &str) {
     eprintln!("seen {:?} after the start: {status}", t0.elapsed());
 }
 
+/// Waits until EC2 instance `id` in `region` is `stopped`, at most `limit`
+/// after `since`; how long after `since` it was. Fails with the daemon's log.
+pub async fn ec2_stopped_within(
+    d: &Daemon,
+    (region, id): (&str, &str),
+    since: Instant,
+    limit: Duration,
+) -> Duration {
+    while crate::common::ec2_state(region, id).await.0 != "stopped" {
+        assert!(
+            since.elapsed() < limit,
+            "{id} not stopped within {limit:?}:\n{}",
+            d.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    since.elapsed()
+}
+
 /// With no input since `last_input`, the resource that `read` reads back
 /// goes `down` after the scenario's timeout, neither before nor much later
 /// (the last re-assertion can come up to `notify` after the last input).
@@ -209,6 +228,103 @@ impl Mutter {
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
             .env("XDG_SESSION_TYPE", "wayland")
             .env("XDG_CURRENT_DESKTOP", "GNOME");
+    }
+}
+
+/// The headless kwin_wayland (KDE Plasma) started by `start_kwin`, with its
+/// own session bus and a fake-input client.
+pub struct Kwin {
+    pub bus: String,
+    pub runtime_dir: String,
+    pub display: String,
+    /// build/kwin/fake-input.c, built: one key per run.
+    pub key_client: String,
+}
+
+impl Kwin {
+    pub fn from_env() -> Kwin {
+        Kwin {
+            bus: var_of(Part::Kwin, "CLOUDNAP_KWIN_BUS"),
+            runtime_dir: var_of(Part::Kwin, "CLOUDNAP_KWIN_RUNTIME_DIR"),
+            display: var_of(Part::Kwin, "CLOUDNAP_KWIN_DISPLAY"),
+            key_client: var_of(Part::Kwin, "CLOUDNAP_KWIN_KEY"),
+        }
+    }
+
+    /// Makes `command` run in this KDE Plasma Wayland session.
+    pub fn session(&self, command: &mut Command) {
+        wayland_env(command, &self.runtime_dir, &self.display);
+        command
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("XDG_SESSION_TYPE", "wayland")
+            .env("XDG_CURRENT_DESKTOP", "KDE");
+    }
+
+    /// One key press (KEY_A) through `org_kde_kwin_fake_input`.
+    pub fn key(&self) {
+        let mut c = Command::new(&self.key_client);
+        wayland_env(&mut c, &self.runtime_dir, &self.display);
+        let ok = c.status().expect("kwin-fake-input").success();
+        assert!(ok, "kwin-fake-input failed");
+    }
+}
+
+/// The X display of its own with xfce4-panel and dunst started by
+/// `start_xfce_panel`, and its session bus.
+pub struct Xfce {
+    pub display: String,
+    pub bus: String,
+    /// dunst's HOME, where `dunst-pick` names the context menu entry its
+    /// dmenu (build/xfce/dunst-pick.sh) chooses.
+    pub home: String,
+}
+
+impl Xfce {
+    pub fn from_env() -> Xfce {
+        Xfce {
+            display: var_of(Part::Xfce, "CLOUDNAP_XFCE_DISPLAY"),
+            bus: var_of(Part::Xfce, "CLOUDNAP_XFCE_BUS"),
+            home: var_of(Part::Xfce, "CLOUDNAP_XFCE_HOME"),
+        }
+    }
+
+    /// Makes `command` run on this display and session bus.
+    pub fn session(&self, command: &mut Command) -> &Self {
+        command
+            .env_remove("WAYLAND_DISPLAY")
+            .env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus);
+        self
+    }
+
+    /// Runs `program args` in this session; its stdout.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        let mut c = Command::new(program);
+        self.session(&mut c);
+        let out = c.args(args).output().expect(program);
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The whole screen, as an image.
+    pub fn capture(&self) -> image::RgbImage {
+        let mut c = Command::new("import");
+        self.session(&mut c);
+        let png = c
+            .args(["-window", "root", "png:-"])
+            .output()
+            .unwrap()
+            .stdout;
+        image::load_from_memory(&png)
+            .expect("a screenshot")
+            .into_rgb8()
+    }
+
+    /// Saves the whole screen as `name` under [`crate::common::artifacts_dir`].
+    pub fn screenshot(&self, name: &str) {
+        let shot = crate::common::artifacts_dir().join(name);
+        self.capture().save(&shot).unwrap();
+        eprintln!("screenshot: {}", shot.display());
     }
 }
 

@@ -40,6 +40,12 @@ pub enum Part {
     Sway,
     /// Headless mutter (GNOME) in a D-Bus session bus of its own.
     Mutter,
+    /// Headless kwin_wayland (KDE Plasma) in a D-Bus session bus of its
+    /// own, with a fake-input client to type into it.
+    Kwin,
+    /// An X display and session bus of their own with xfce4-panel (its
+    /// notification area) and dunst.
+    Xfce,
 }
 
 impl Part {
@@ -53,6 +59,8 @@ impl Part {
             Part::Pulse => "pulse",
             Part::Sway => "sway",
             Part::Mutter => "mutter",
+            Part::Kwin => "kwin",
+            Part::Xfce => "xfce",
         }
     }
 
@@ -76,6 +84,17 @@ impl Part {
                 "CLOUDNAP_MUTTER_BUS",
                 "CLOUDNAP_MUTTER_RUNTIME_DIR",
                 "CLOUDNAP_MUTTER_DISPLAY",
+            ]),
+            Part::Kwin => vars(&[
+                "CLOUDNAP_KWIN_BUS",
+                "CLOUDNAP_KWIN_RUNTIME_DIR",
+                "CLOUDNAP_KWIN_DISPLAY",
+                "CLOUDNAP_KWIN_KEY",
+            ]),
+            Part::Xfce => vars(&[
+                "CLOUDNAP_XFCE_DISPLAY",
+                "CLOUDNAP_XFCE_BUS",
+                "CLOUDNAP_XFCE_HOME",
             ]),
             Part::Moto => var("CLOUDNAP_MOTO_URL"),
             Part::MotoAuth => var("CLOUDNAP_MOTO_AUTH_URL"),
