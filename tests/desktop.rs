@@ -189,6 +189,10 @@ async fn logs_go_to_a_daily_file_and_never_hold_the_secret_key() {
 /// Where the tray host draws our icon, and its mean colour: the host's bar
 /// is captured and the non-black pixels of its right end (the host packs
 /// icons from the end, and ours is the only one) are averaged.
+/// The tray host shows one icon at a time to these tests: the tests that
+/// click it take turns.
+static TRAY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn tray_icon() -> Option<((i32, i32), [f64; 3])> {
     let bar = xdotool_out(&[
         "search",
@@ -244,6 +248,7 @@ fn screenshot(name: &str) {
 #[tokio::test]
 async fn the_tray_menu_pauses_the_app_and_the_icon_follows() {
     require_tray_host();
+    let _turn = TRAY.lock().await;
     let (_cfg, d) = daemon(json!({"desktop": {"tray": true}}), "");
     let t0 = Instant::now();
     let ((x, y), active) = loop {
@@ -385,6 +390,7 @@ async fn cloudnap_credentials_opens_the_dialog_window() {
 #[tokio::test]
 async fn the_tray_s_sign_in_signs_the_sso_profile_in_and_shows_the_code() {
     require_tray_host();
+    let _turn = TRAY.lock().await;
     let sso = sso_server::SsoServer::start(&["--pending", "1"]);
     let cfg = ConfigDir::with_settings(
         &daemon_settings(&[R], json!({"desktop": {"tray": true}})),

@@ -123,7 +123,7 @@ fn the_deb_installs_runs_and_removes_cleanly() {
     assert_eq!(version, format!("cloudnap {}\n", env!("CARGO_PKG_VERSION")));
     man_pages_are_found();
     assert_eq!(bash_completes("ho"), "hold");
-    assert_eq!(bash_completes("s"), "sleep status send");
+    assert_eq!(bash_completes("s"), "sleep status send ssh-proxy");
     let unit = std::fs::read_to_string("/usr/lib/systemd/user/cloudnap.service").unwrap();
     assert!(
         unit.contains("\nExecStart=/usr/bin/cloudnap run\n"),

@@ -131,17 +131,29 @@ async fn a_usual_arrival_wakes_ahead_and_sleeps_again_when_nobody_came() {
         at >= 118.0,
         "slept again {at:.0} s in, before the grace ran out: {slept}"
     );
-    assert_eq!(ec2_state(R, &id).await.0, "stopped");
-    let history = std::fs::read_to_string(cfg.file("history.jsonl")).unwrap();
-    let prewake: Vec<&str> = (history.lines())
-        .filter(|l| l.contains("\"pre_wake\""))
-        .collect();
+    // The record is written before the stop: the stop follows.
+    let t1 = std::time::Instant::now();
+    while ec2_state(R, &id).await.0 != "stopped" {
+        assert!(t1.elapsed() < Duration::from_secs(30), "not stopped again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Logged once the stop returned.
+    let by_prewake = || {
+        let history = std::fs::read_to_string(cfg.file("history.jsonl")).unwrap();
+        (history.lines())
+            .filter(|l| l.contains("\"pre_wake\""))
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["change"].clone())
+            .collect::<Vec<Value>>()
+    };
+    let t2 = std::time::Instant::now();
+    while by_prewake().len() < 2 && t2.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
-        prewake.len(),
-        2,
-        "a wake and a sleep by the pre-wake: {history}"
+        by_prewake(),
+        ["wake", "sleep"],
+        "a wake and a sleep by the pre-wake"
     );
-    assert!(prewake[0].contains("\"wake\"") && prewake[1].contains("\"sleep\""));
     assert!(
         d.log.lock().unwrap().contains("nobody came by"),
         "{}",
