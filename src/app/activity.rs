@@ -43,7 +43,11 @@ impl<C: CloudControl> App<C> {
         let event = {
             let mut state = self.lock();
             state.last_activity = Some((kind, at));
-            let event = state.tracker.activity(at);
+            let event = if kind == ActivityKind::Unlocked {
+                state.tracker.unlock(at)
+            } else {
+                state.tracker.activity(at)
+            };
             if kind.is_input() {
                 state.last_input = state.last_input.max(at);
                 state.follow_inhibitors(at);

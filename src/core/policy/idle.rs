@@ -4,7 +4,9 @@
 //! source that can see user input is running) it never sleeps by itself,
 //! since it cannot tell an absent user from one it cannot see; and while the
 //! session is *locked* the user is away, so sleep comes after the shorter
-//! `lock_grace` (an unlock is activity). Another program's idle inhibitor
+//! `lock_grace`. Only the unlock ends a lock: input at the lock screen (or
+//! the compositor's own, as KWin's screen locker makes) restarts the grace
+//! and wakes what is asleep, but the grace still follows it. Another program's idle inhibitor
 //! (see [`super::inhibitors`]) is presence until a moment the caller
 //! gives: the countdown starts from then at the latest; it never wakes
 //! what is asleep, and a lock's grace ignores it.
@@ -156,10 +158,16 @@ impl IdleTracker {
         None
     }
 
-    /// The user did something (an unlock counts too).
+    /// The session unlocked: the user is back, and the lock is over.
+    pub fn unlock(&mut self, now: Instant) -> Option<IdleEvent> {
+        self.locked_at = None;
+        self.activity(now)
+    }
+
+    /// The user did something. While locked, the lock stays: sleep comes
+    /// the lock grace after this, unless the session unlocks.
     pub fn activity(&mut self, now: Instant) -> Option<IdleEvent> {
         self.observe(now);
-        self.locked_at = None;
         self.last_activity = self.last_activity.max(now);
         if std::mem::take(&mut self.asleep) {
             self.warned = false;
@@ -500,7 +508,7 @@ mod tests {
                 (7 * MIN, IdleEvent::Sleep)
             ]
         );
-        assert_eq!(t.activity(t0 + 60 * MIN), Some(IdleEvent::Wake), "unlock");
+        assert_eq!(t.unlock(t0 + 60 * MIN), Some(IdleEvent::Wake), "unlock");
         assert_eq!(
             t.state(t0 + 60 * MIN),
             IdleState::Active { sleep_in: 30 * MIN }
@@ -516,6 +524,34 @@ mod tests {
         assert_eq!(
             run(&mut b, t0, MIN, 3 * MIN).last(),
             Some(&(3 * MIN, IdleEvent::Sleep))
+        );
+    }
+
+    #[test]
+    fn input_at_the_lock_screen_restarts_the_grace_and_only_the_unlock_ends_it() {
+        let t0 = Instant::now();
+        let mut t = tracker(t0);
+        t.lock(t0 + 5 * MIN);
+        // A key at the lock screen a minute later: the grace starts again,
+        // the 30 min timeout does not come back.
+        assert_eq!(t.activity(t0 + 6 * MIN), None);
+        assert!(t.locked());
+        assert_eq!(
+            run(&mut t, t0, 6 * MIN, 9 * MIN).last(),
+            Some(&(8 * MIN, IdleEvent::Sleep))
+        );
+        // Asleep and locked: input wakes, and sleep follows the grace again.
+        assert_eq!(t.activity(t0 + 20 * MIN), Some(IdleEvent::Wake));
+        assert_eq!(
+            t.state(t0 + 20 * MIN),
+            IdleState::Active { sleep_in: 2 * MIN }
+        );
+        // The unlock ends the lock: the full timeout again.
+        assert_eq!(t.unlock(t0 + 21 * MIN), None);
+        assert!(!t.locked());
+        assert_eq!(
+            t.state(t0 + 21 * MIN),
+            IdleState::Active { sleep_in: 30 * MIN }
         );
     }
 
