@@ -230,6 +230,11 @@ impl<C: CloudControl> App<C> {
 
     /// Runs a sleep or a wake of the registered resources and reports it.
     async fn run(&self, op: Operation, trigger: Trigger) -> Result<Vec<Outcome>, CommandError> {
+        if op == Operation::Waking {
+            // The return never waits for a sleep: one in progress stops
+            // where it is and puts back what it did.
+            self.manager.cut_sleep_short();
+        }
         self.lock().operation = Some(op);
         let all = match op {
             Operation::Sleeping => self.discover().await,
@@ -247,7 +252,10 @@ impl<C: CloudControl> App<C> {
         };
         {
             let mut state = self.lock();
-            state.operation = None;
+            if state.operation == Some(op) {
+                // (A wake that cut this sleep short is still going.)
+                state.operation = None;
+            }
             state.finished += 1;
             state.last_sleep = match (&result, op) {
                 (Ok(outcomes), Operation::Sleeping) => outcomes.clone(),

@@ -63,6 +63,10 @@ pub struct FakeCloud {
     pub schedules: Mutex<BTreeMap<(String, String), Schedule>>,
     /// Whether schedule calls fail with AccessDenied.
     pub deny_schedules: Mutex<bool>,
+    /// How long every call takes (on tokio's clock, so a paused test
+    /// controls it); a call for many resources takes it once, as AWS
+    /// answers a batch.
+    pub latency: Mutex<Duration>,
 }
 
 impl FakeCloud {
@@ -101,6 +105,45 @@ impl FakeCloud {
                  Token has expired and refresh failed",
             ));
         }
+        Ok(())
+    }
+
+    /// Waits as long as a call takes.
+    async fn call(&self) {
+        let latency = *self.latency.lock().unwrap();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
+    fn look(&self, id: &ResourceId) -> Result<Observed, CloudError> {
+        self.online()?;
+        let map = self.resources.lock().unwrap();
+        let r = map
+            .get(id)
+            .ok_or_else(|| CloudError::new(ErrorKind::NotFound, format!("{id} not found")))?;
+        Ok(Observed {
+            capacity: r.capacity,
+            protected: r.protected,
+            sleep_tag: r.sleep_tag,
+            status: r.capacity.to_string(),
+            deployments: r.deployments.clone(),
+            part_of: r.part_of.clone(),
+        })
+    }
+
+    fn set_now(&self, id: &ResourceId, c: Capacity) -> Result<(), CloudError> {
+        if c.hibernate {
+            if self.no_hibernation.lock().unwrap().contains(id) {
+                return Err(CloudError::from_code(
+                    Some("UnsupportedHibernationConfiguration"),
+                    "not configured for hibernation",
+                ));
+            }
+            self.hibernated.lock().unwrap().push(id.clone());
+        }
+        self.mutate("set_capacity", id, |r| r.capacity = c.hibernating(false))?;
+        self.set.lock().unwrap().push((id.clone(), c));
         Ok(())
     }
 
@@ -147,19 +190,17 @@ impl FakeCloud {
 
 impl CloudControl for FakeCloud {
     async fn inspect(&self, id: &ResourceId, _: Option<&str>) -> Result<Observed, CloudError> {
-        self.online()?;
-        let map = self.resources.lock().unwrap();
-        let r = map
-            .get(id)
-            .ok_or_else(|| CloudError::new(ErrorKind::NotFound, format!("{id} not found")))?;
-        Ok(Observed {
-            capacity: r.capacity,
-            protected: r.protected,
-            sleep_tag: r.sleep_tag,
-            status: r.capacity.to_string(),
-            deployments: r.deployments.clone(),
-            part_of: r.part_of.clone(),
-        })
+        self.call().await;
+        self.look(id)
+    }
+
+    async fn inspect_many(
+        &self,
+        ids: &[ResourceId],
+        _: Option<&str>,
+    ) -> Vec<Result<Observed, CloudError>> {
+        self.call().await;
+        ids.iter().map(|id| self.look(id)).collect()
     }
 
     async fn set_capacity(
@@ -168,18 +209,17 @@ impl CloudControl for FakeCloud {
         _: Option<&str>,
         c: Capacity,
     ) -> Result<(), CloudError> {
-        if c.hibernate {
-            if self.no_hibernation.lock().unwrap().contains(id) {
-                return Err(CloudError::from_code(
-                    Some("UnsupportedHibernationConfiguration"),
-                    "not configured for hibernation",
-                ));
-            }
-            self.hibernated.lock().unwrap().push(id.clone());
-        }
-        self.mutate("set_capacity", id, |r| r.capacity = c.hibernating(false))?;
-        self.set.lock().unwrap().push((id.clone(), c));
-        Ok(())
+        self.call().await;
+        self.set_now(id, c)
+    }
+
+    async fn set_capacity_many(
+        &self,
+        items: &[(ResourceId, Capacity)],
+        _: Option<&str>,
+    ) -> Vec<Result<(), CloudError>> {
+        self.call().await;
+        items.iter().map(|(id, c)| self.set_now(id, *c)).collect()
     }
 
     async fn set_sleep_tag(
@@ -188,7 +228,19 @@ impl CloudControl for FakeCloud {
         _: Option<&str>,
         saved: Option<Capacity>,
     ) -> Result<(), CloudError> {
+        self.call().await;
         self.mutate("set_sleep_tag", id, |r| r.sleep_tag = saved)
+    }
+
+    async fn set_sleep_tags(
+        &self,
+        items: &[(ResourceId, Option<Capacity>)],
+        _: Option<&str>,
+    ) -> Vec<Result<(), CloudError>> {
+        self.call().await;
+        (items.iter())
+            .map(|(id, saved)| self.mutate("set_sleep_tag", id, |r| r.sleep_tag = *saved))
+            .collect()
     }
 
     async fn metric_data(
@@ -198,6 +250,7 @@ impl CloudControl for FakeCloud {
         queries: &[MetricQuery],
         (_, end): (SystemTime, SystemTime),
     ) -> Result<Vec<Vec<Datapoint>>, CloudError> {
+        self.call().await;
         self.metric_calls.lock().unwrap().push(region.to_string());
         if *self.deny_metrics.lock().unwrap() {
             return Err(CloudError::from_code(
@@ -226,6 +279,7 @@ impl CloudControl for FakeCloud {
         ids: &[ResourceId],
         _: Option<&str>,
     ) -> Vec<Result<Facts, CloudError>> {
+        self.call().await;
         let facts = self.facts.lock().unwrap();
         ids.iter()
             .map(|id| Ok(facts.get(id).cloned().unwrap_or_default()))

@@ -133,6 +133,16 @@ impl CloudError {
         }
     }
 
+    /// Whether AWS answered that it did nothing (denied, throttled, not
+    /// found, not in a state for it, ...): `false` when the call may have
+    /// gone through (no answer, a server error, an unknown error).
+    pub fn refused(&self) -> bool {
+        !matches!(
+            self.kind,
+            ErrorKind::Network | ErrorKind::Unavailable | ErrorKind::Other
+        )
+    }
+
     /// Why a wake failed, for the retry (see [`crate::core::policy::retry`]):
     /// `None` only when the resource no longer exists, which ends the
     /// attempt for it.

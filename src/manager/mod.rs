@@ -6,6 +6,7 @@ mod by_hand;
 mod refresh;
 mod saved;
 mod sleep;
+mod stopping;
 mod wake;
 
 use crate::cloud::aws::MANAGED_TAG;
@@ -58,6 +59,9 @@ pub struct Manager<C> {
     /// This week's saving and when it was computed (recomputed after a
     /// minute, or after a sleep or wake).
     week: std::sync::Mutex<Option<(std::time::Instant, Option<f64>)>>,
+    /// Changes when the user is back: a sleep in progress then stops
+    /// where it is and puts back what it did.
+    returned: tokio::sync::watch::Sender<u64>,
 }
 
 /// Unix time now, in fractional seconds.
@@ -120,7 +124,16 @@ impl<C: CloudControl> Manager<C> {
             history: None,
             prices: Box::new(PriceBook::default),
             week: std::sync::Mutex::new(None),
+            returned: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// The user is back: a sleep in progress sends no stop more, wakes at
+    /// once what it stopped, and leaves the rest up, with no record or
+    /// tag (see [`crate::core::policy::cut_short`]). No effect on a sleep
+    /// that starts later.
+    pub fn cut_sleep_short(&self) {
+        self.returned.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Prices each savings figure with the book `prices` makes then (e.g.

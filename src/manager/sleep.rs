@@ -1,5 +1,6 @@
 //! Sleep: decide per resource, record, tag and stop, read back; the busy veto.
 
+use super::stopping::{self, PutBack};
 use super::*;
 
 impl<C: CloudControl> Manager<C> {
@@ -127,22 +128,41 @@ impl<C: CloudControl> Manager<C> {
         veto: &BusySettings,
         trigger: Trigger,
     ) -> Result<Vec<Outcome>, RecordsError> {
+        // A return from now on cuts this sleep short.
+        let back = self.returned.subscribe();
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
         let observed = self.inspect_all(targets_of(entries)).await;
         let mut plan = self.decide_sleeps(entries, observed, &mut records);
-        let to_stop = self
+        let mut to_stop = self
             .vet(&plan.candidates, veto, &mut records, &mut plan.outcomes)
             .await;
         if self.dry_run {
             sort(&mut plan.outcomes);
             return Ok(plan.outcomes);
         }
+        if back.has_changed().unwrap_or(false) {
+            // Back before anything was sent: all of it stays up.
+            for s in to_stop.drain(..) {
+                records.remove(&s.0.id);
+                plan.outcomes.push(stopping::cut_short(&s, None));
+            }
+        }
         // The record is on disk before any mutating call.
         self.save(&records)?;
-        let (stopped, facts) = self.tag_and_stop(to_stop, &plan.to_forget).await;
-        for (stopped, facts) in stopped.into_iter().zip(facts) {
-            record_stop(stopped, facts, trigger, &mut records, &mut plan);
+        match self.tag_and_stop(to_stop, &plan.to_forget, back).await {
+            Ok(ended) => {
+                for e in ended {
+                    if let Some(stopped) = e.end {
+                        record_stop(stopped, e.facts, trigger, &mut records, &mut plan);
+                    }
+                }
+            }
+            Err(put_back) => {
+                for p in put_back {
+                    record_put_back(p, trigger, &mut records, &mut plan);
+                }
+            }
         }
         self.save(&records)?;
         self.log_history(&plan.logged);
@@ -261,80 +281,10 @@ impl<C: CloudControl> Manager<C> {
                 outcomes.push(outcome(Action::WouldStop, Some(*saved), note));
             } else {
                 records.insert(entry.id.clone(), record(entry, *saved, Phase::Stopping));
-                to_stop.push(((*entry).clone(), *saved, obs.capacity, note));
+                to_stop.push(((*entry).clone(), *saved, obs.clone(), note));
             }
         }
         to_stop
-    }
-
-    /// Tags, then stops `to_stop` (what each is made of read meanwhile, for
-    /// the history), untags those whose stop failed for good and `forget`,
-    /// and reads every stop back: how each ended, and its facts.
-    async fn tag_and_stop(
-        &self,
-        to_stop: Vec<ToStop>,
-        forget: &[Entry],
-    ) -> (Vec<Stopped>, Vec<Option<Facts>>) {
-        let (tagged, facts) = tokio::join!(
-            self.write_sleep_tags(
-                to_stop
-                    .iter()
-                    .map(|(e, saved, _, _)| (e.id.clone(), e.profile.clone(), Some(*saved)))
-                    .collect(),
-            ),
-            self.facts_of(
-                to_stop
-                    .iter()
-                    .map(|(e, _, _, _)| (e.id.clone(), e.profile.clone()))
-                    .collect()
-            )
-        );
-        let stops = self
-            .stop(
-                to_stop
-                    .iter()
-                    .map(|(e, saved, _, _)| {
-                        let asleep = saved.asleep().hibernating(e.hibernate);
-                        (e.id.clone(), e.profile.clone(), asleep)
-                    })
-                    .collect(),
-            )
-            .await;
-        // A resource whose stop failed for good loses its tag again (one
-        // that failed for a passing reason keeps it and its record: the
-        // sleep is tried again).
-        let undo = to_stop
-            .iter()
-            .zip(tagged.iter().zip(&stops))
-            .filter(|(_, (tag, stop))| {
-                tag.is_ok() && matches!(stop, Err(e) if e.transient().is_none())
-            })
-            .map(|((e, _, _, _), _)| (e.id.clone(), e.profile.clone(), None));
-        let forget = forget
-            .iter()
-            .map(|e| (e.id.clone(), e.profile.clone(), None));
-        let _ = self.write_sleep_tags(undo.chain(forget).collect()).await;
-        let mut reached = self
-            .confirm(
-                to_stop
-                    .iter()
-                    .zip(&stops)
-                    .filter(|(_, stop)| stop.is_ok())
-                    .map(|((e, saved, _, _), _)| (e.id.clone(), e.profile.clone(), saved.asleep()))
-                    .collect(),
-            )
-            .await
-            .into_iter();
-        let stopped = to_stop.into_iter().zip(tagged.into_iter().zip(stops)).map(
-            |((entry, saved, before, note), (tagged, stop))| {
-                let (action, error, retrying) = match stop {
-                    Err(e) => (Action::Failed, Some(e.to_string()), e.transient()),
-                    Ok(how) => stop_result(reached.next(), tagged, how, note),
-                };
-                (entry, before, saved, action, error, retrying)
-            },
-        );
-        (stopped.collect(), facts)
     }
 
     /// Sleeps one team resource (the busy veto already checked, so none
@@ -387,13 +337,13 @@ struct SleepPlan<'e> {
     logged: Vec<HistoryEvent>,
 }
 
-/// A resource to stop: its entry, the capacity saved, the capacity before,
-/// and a note for its outcome.
-type ToStop = (Entry, Capacity, Capacity, Option<String>);
+/// A resource to stop: its entry, the capacity saved, how it looked
+/// before, and a note for its outcome.
+pub(super) type ToStop = (Entry, Capacity, Observed, Option<String>);
 
 /// How one stop ended: entry, capacity before, capacity saved, action,
 /// error or note, and why it will be tried again (if it will).
-type Stopped = (
+pub(super) type Stopped = (
     Entry,
     Capacity,
     Capacity,
@@ -403,7 +353,7 @@ type Stopped = (
 );
 
 /// How a stop AWS accepted ended, from its read back and its tag.
-fn stop_result(
+pub(super) fn stop_result(
     reached: Option<Result<(), String>>,
     tagged: Result<(), CloudError>,
     how: Option<String>,
@@ -464,4 +414,25 @@ fn record_stop(
         error,
         retrying,
     });
+}
+
+/// Records how a return put one resource back: up (record gone; a sleep
+/// and a wake logged if it was stopped), or asleep still (the wake that
+/// follows the return restores it).
+fn record_put_back(p: PutBack, trigger: Trigger, records: &mut Records, plan: &mut SleepPlan) {
+    let (id, saved) = (&p.stop.0.id, p.stop.1);
+    if p.up {
+        records.remove(id);
+    } else if let Some(r) = records.get_mut(id) {
+        r.phase = Phase::Asleep;
+    }
+    if p.woken || !p.up {
+        let sleep = event(Change::Sleep, id, Some(saved), trigger, p.facts);
+        plan.logged.push(sleep);
+    }
+    if p.woken {
+        let wake = event(Change::Wake, id, Some(saved), Trigger::Idle, None);
+        plan.logged.push(wake);
+    }
+    plan.outcomes.push(p.outcome);
 }

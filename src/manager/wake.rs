@@ -202,7 +202,7 @@ impl<C: CloudControl> Manager<C> {
     /// Restores what is down, reads it back, then removes the tags of what
     /// is up again: how each went (what did not come back keeps its record
     /// and tag for the next wake).
-    async fn restore(
+    pub(super) async fn restore(
         &self,
         to_wake: Vec<Waking>,
     ) -> Vec<(Waking, Restore, Result<(), CloudError>)> {
@@ -282,7 +282,7 @@ struct WakePlan {
 
 /// A resource to wake: its id, profile, as observed, the capacity to
 /// restore, and whether to restore it (else only untag it: it is up).
-type Waking = (ResourceId, Option<String>, Observed, Capacity, bool);
+pub(super) type Waking = (ResourceId, Option<String>, Observed, Capacity, bool);
 
 /// How a restore went: the call, then its read back.
 type Restore = Result<Result<(), String>, CloudError>;

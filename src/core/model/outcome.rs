@@ -18,6 +18,8 @@ pub enum Action {
     Held,
     /// At work: left running by a sleep (the reason is in the outcome's note).
     Busy,
+    /// Left up, or woken back, by a sleep the user's return cut short.
+    Cancelled,
     StartedByHand,
     Restored,
     WouldRestore,
@@ -39,6 +41,7 @@ impl Action {
             Action::Protected => "protected",
             Action::Held => "held",
             Action::Busy => "busy",
+            Action::Cancelled => "cancelled",
             Action::StartedByHand => "started_by_hand",
             Action::Restored => "restored",
             Action::WouldRestore => "would_restore",

@@ -1,7 +1,8 @@
-//! Decisions, pure and clock-driven: idle, idle inhibitors, holds, sleep/wake/refresh, busy veto, retries, team rules, the AWS-side deadline, readiness, wake on connect, the pre-wake, the SSO sign-in's polling.
+//! Decisions, pure and clock-driven: idle, idle inhibitors, holds, sleep/wake/refresh, busy veto, a sleep cut short by the return, retries, team rules, the AWS-side deadline, readiness, wake on connect, the pre-wake, the SSO sign-in's polling.
 
 pub mod busy;
 pub mod connect;
+pub mod cut_short;
 pub mod deadline;
 pub mod decide;
 pub mod holds;

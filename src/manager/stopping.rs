@@ -1,0 +1,253 @@
+//! The stops of a sleep, batch by batch, and putting them back when the
+//! user returns in the middle (see [`crate::core::policy::cut_short`]).
+
+use super::sleep::{stop_result, Stopped, ToStop};
+use super::wake::Waking;
+use super::*;
+use crate::core::policy::cut_short::{after_stop, undo, Reached, Undo};
+use tokio::sync::watch;
+
+/// How a sleep ended for one resource it meant to stop.
+pub(super) struct Ended {
+    pub stop: ToStop,
+    /// How far the sleep got with it.
+    pub reached: Reached,
+    pub facts: Option<Facts>,
+    /// How its stop ended, once read back (`None`: cut short before).
+    pub end: Option<Stopped>,
+}
+
+/// How a resource a return put back ended: its outcome and whether its
+/// record goes (it is up) or stays (asleep: the wake that follows the
+/// return restores it).
+pub(super) struct PutBack {
+    pub stop: ToStop,
+    pub facts: Option<Facts>,
+    pub outcome: Outcome,
+    /// It was stopped and is up again (a sleep and a wake to log).
+    pub woken: bool,
+    pub up: bool,
+}
+
+/// Whether the user came back since `back` was made.
+fn returned(back: &watch::Receiver<u64>) -> bool {
+    back.has_changed().unwrap_or(false)
+}
+
+/// `to_stop` in batches: the resources each call answers together (one
+/// per region and profile for EC2, per cluster for ECS, each alone else).
+fn batches(to_stop: Vec<ToStop>) -> Vec<Vec<ToStop>> {
+    let mut groups: BTreeMap<(String, Option<String>, Kind, String), Vec<ToStop>> =
+        BTreeMap::new();
+    let mut singles = Vec::new();
+    for s in to_stop {
+        let id = &s.0.id;
+        match id.kind().spec().batch.key(id.names()) {
+            Some(key) => groups
+                .entry((id.region().to_string(), s.0.profile.clone(), id.kind(), key))
+                .or_default()
+                .push(s),
+            None => singles.push(vec![s]),
+        }
+    }
+    groups.into_values().chain(singles).collect()
+}
+
+impl<C: CloudControl> Manager<C> {
+    /// Tags, stops and reads back `to_stop`, batch by batch (at most
+    /// `concurrency` batches at once), and untags `forget`. Once `back`
+    /// changes (the user is back), no call more is sent to stop anything:
+    /// what is down comes back at once, while the calls in flight end;
+    /// then what they reached is put back. Returns how each stop ended
+    /// (none cut short), or how each was put back.
+    pub(super) async fn tag_and_stop(
+        &self,
+        to_stop: Vec<ToStop>,
+        forget: &[Entry],
+        back: watch::Receiver<u64>,
+    ) -> Result<Vec<Ended>, Vec<PutBack>> {
+        let forget = forget
+            .iter()
+            .map(|e| (e.id.clone(), e.profile.clone(), None))
+            .collect();
+        let mut pipeline = stream::iter(batches(to_stop))
+            .map(|batch| self.sleep_batch(batch, back.clone()))
+            .buffer_unordered(self.concurrency.max(1));
+        let mut done: Vec<Ended> = Vec::new();
+        let mut wait = back.clone();
+        let run = async {
+            loop {
+                tokio::select! {
+                    batch = pipeline.next() => match batch {
+                        Some(ended) => done.extend(ended),
+                        None => return false,
+                    },
+                    Ok(()) = wait.changed() => return true,
+                }
+            }
+        };
+        let (cut, _) = tokio::join!(run, self.write_sleep_tags(forget));
+        if !cut {
+            return Ok(done);
+        }
+        tracing::info!("the user is back: the sleep stops here and puts back what it did");
+        let (rest, mut put) = tokio::join!(pipeline.concat(), self.put_back(done));
+        put.extend(self.put_back(rest).await);
+        Err(put)
+    }
+
+    /// One batch of a sleep: tags (what each is made of read meanwhile),
+    /// stops, reads back; stops where it is when the user is back.
+    async fn sleep_batch(&self, batch: Vec<ToStop>, mut back: watch::Receiver<u64>) -> Vec<Ended> {
+        let ended = |batch: Vec<ToStop>, reached: Vec<Reached>, facts: Vec<Option<Facts>>| {
+            (batch.into_iter().zip(reached).zip(facts))
+                .map(|((stop, reached), facts)| Ended {
+                    stop,
+                    reached,
+                    facts,
+                    end: None,
+                })
+                .collect()
+        };
+        let n = batch.len();
+        if returned(&back) {
+            return ended(batch, vec![Reached::Recorded; n], vec![None; n]);
+        }
+        let targets = |b: &[ToStop]| -> Vec<(ResourceId, Option<String>)> {
+            b.iter().map(|s| (s.0.id.clone(), s.0.profile.clone())).collect()
+        };
+        let tags = (targets(&batch).into_iter())
+            .zip(&batch)
+            .map(|((id, p), s)| (id, p, Some(s.1)))
+            .collect();
+        let (tagged, facts) = tokio::join!(
+            self.write_sleep_tags(tags),
+            self.facts_of(targets(&batch))
+        );
+        if returned(&back) {
+            return ended(batch, vec![Reached::Tagged; n], facts);
+        }
+        let stops = self
+            .stop(
+                (batch.iter())
+                    .map(|(e, saved, _, _)| {
+                        let asleep = saved.asleep().hibernating(e.hibernate);
+                        (e.id.clone(), e.profile.clone(), asleep)
+                    })
+                    .collect(),
+            )
+            .await;
+        let reached: Vec<Reached> = (stops.iter())
+            .map(|s| after_stop(s.as_ref().is_err_and(CloudError::refused)))
+            .collect();
+        // A resource whose stop failed for good loses its tag again (one
+        // that failed for a passing reason keeps it and its record: the
+        // sleep is tried again).
+        let undo = (targets(&batch).into_iter())
+            .zip(tagged.iter().zip(&stops))
+            .filter(|(_, (tag, stop))| {
+                tag.is_ok() && matches!(stop, Err(e) if e.transient().is_none())
+            })
+            .map(|((id, p), _)| (id, p, None));
+        self.write_sleep_tags(undo.collect()).await;
+        let read_back = (batch.iter())
+            .zip(&stops)
+            .filter(|(_, stop)| stop.is_ok())
+            .map(|((e, saved, _, _), _)| (e.id.clone(), e.profile.clone(), saved.asleep()))
+            .collect();
+        // Reads only: dropped as soon as the user is back.
+        let reads = tokio::select! {
+            reads = self.confirm(read_back) => reads,
+            Ok(()) = back.changed() => return ended(batch, reached, facts),
+        };
+        let mut reads = reads.into_iter();
+        let ends: Vec<Stopped> = (batch.iter()).zip(tagged.into_iter().zip(stops)).map(
+            |((entry, saved, obs, note), (tagged, stop))| {
+                let (action, error, retrying) = match stop {
+                    Err(e) => (Action::Failed, Some(e.to_string()), e.transient()),
+                    Ok(how) => stop_result(reads.next(), tagged, how, note.clone()),
+                };
+                (entry.clone(), obs.capacity, *saved, action, error, retrying)
+            },
+        )
+        .collect();
+        let mut out: Vec<Ended> = ended(batch, reached, facts);
+        for (e, end) in out.iter_mut().zip(ends) {
+            e.end = Some(end);
+        }
+        out
+    }
+
+    /// Puts back what a sleep cut short reached (see [`undo`]): wakes
+    /// what may be down to its saved capacity, untags what was tagged.
+    async fn put_back(&self, ended: Vec<Ended>) -> Vec<PutBack> {
+        let (wake, rest): (Vec<Ended>, Vec<Ended>) = (ended.into_iter())
+            .partition(|e| undo(e.reached) == Undo::Wake);
+        let untag = (rest.iter())
+            .filter(|e| undo(e.reached) == Undo::Untag)
+            .map(|e| (e.stop.0.id.clone(), e.stop.0.profile.clone(), None))
+            .collect();
+        let waking: Vec<Waking> = (wake.iter())
+            .map(|e| {
+                let (entry, saved, obs, _) = &e.stop;
+                (entry.id.clone(), entry.profile.clone(), obs.clone(), *saved, true)
+            })
+            .collect();
+        let (woken, untagged) = tokio::join!(self.restore(waking), self.write_sleep_tags(untag));
+        let mut untagged = untagged.into_iter();
+        let left_up = rest.into_iter().map(|e| {
+            let untag = match undo(e.reached) {
+                Undo::Untag => untagged.next().unwrap_or(Ok(())),
+                _ => Ok(()),
+            };
+            let note = untag.err().map(|e| format!("the sleep tag was not removed: {e}"));
+            let outcome = cut_short(&e.stop, note);
+            (e, outcome, false, true)
+        });
+        let woken = wake.into_iter().zip(woken).map(|(e, (_, restore, untag))| {
+            match restore {
+                Ok(Ok(())) => {
+                    let note = untag.err().map_or_else(
+                        || "stopped, then woken: you came back".to_string(),
+                        |u| format!("stopped, then woken: you came back; the sleep tag was not removed: {u}"),
+                    );
+                    let outcome = cut_short(&e.stop, Some(note));
+                    (e, outcome, true, true)
+                }
+                failed => {
+                    let why = match failed {
+                        Err(err) => err.to_string(),
+                        Ok(Err(shows)) => shows,
+                        Ok(Ok(())) => String::new(),
+                    };
+                    tracing::warn!("{}: not woken back yet: {why}", e.stop.0.id);
+                    let mut outcome = cut_short(&e.stop, Some(format!("asleep, the wake follows: {why}")));
+                    outcome.action = Action::Stopped;
+                    (e, outcome, false, false)
+                }
+            }
+        });
+        left_up
+            .chain(woken)
+            .map(|(e, outcome, woken, up)| PutBack {
+                stop: e.stop,
+                facts: e.facts,
+                outcome,
+                woken,
+                up,
+            })
+            .collect()
+    }
+}
+
+/// The outcome of a resource a return left up (or woke back): cancelled.
+pub(super) fn cut_short((entry, saved, obs, _): &ToStop, note: Option<String>) -> Outcome {
+    Outcome {
+        resource: entry.id.clone(),
+        action: Action::Cancelled,
+        before: Some(obs.capacity),
+        saved: Some(*saved),
+        error: note,
+        retrying: None,
+    }
+}
