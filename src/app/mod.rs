@@ -470,12 +470,20 @@ mod tests {
         cloud: Arc<FakeCloud>,
         settings: &str,
     ) -> (Arc<App<FakeCloud>>, mpsc::UnboundedReceiver<Event>) {
+        let services =
+            "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n";
+        app_in(dir, cloud, settings, services)
+    }
+
+    /// An app with `settings` and `services` (services.yaml).
+    pub(super) fn app_in(
+        dir: &std::path::Path,
+        cloud: Arc<FakeCloud>,
+        settings: &str,
+        services: &str,
+    ) -> (Arc<App<FakeCloud>>, mpsc::UnboundedReceiver<Event>) {
         let (settings, _) = Settings::parse(settings).unwrap();
-        std::fs::write(
-            dir.join("services.yaml"),
-            "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("services.yaml"), services).unwrap();
         let manager = Manager::new(cloud, RecordsFile::new(dir.join("state.json")), 4, false)
             .with_history(crate::store::history::HistoryFile::beside(
                 &dir.join("state.json"),

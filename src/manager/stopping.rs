@@ -37,8 +37,7 @@ fn returned(back: &watch::Receiver<u64>) -> bool {
 /// `to_stop` in batches: the resources each call answers together (one
 /// per region and profile for EC2, per cluster for ECS, each alone else).
 fn batches(to_stop: Vec<ToStop>) -> Vec<Vec<ToStop>> {
-    let mut groups: BTreeMap<(String, Option<String>, Kind, String), Vec<ToStop>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<(String, Option<String>, Kind, String), Vec<ToStop>> = BTreeMap::new();
     let mut singles = Vec::new();
     for s in to_stop {
         let id = &s.0.id;
@@ -91,8 +90,14 @@ impl<C: CloudControl> Manager<C> {
             return Ok(done);
         }
         tracing::info!("the user is back: the sleep stops here and puts back what it did");
-        let (rest, mut put) = tokio::join!(pipeline.concat(), self.put_back(done));
-        put.extend(self.put_back(rest).await);
+        // Each batch still going is put back as soon as its call in flight
+        // ends, while what is down already comes back.
+        let rest = pipeline
+            .map(|ended| self.put_back(ended))
+            .buffer_unordered(usize::MAX)
+            .concat();
+        let (mut put, rest) = tokio::join!(self.put_back(done), rest);
+        put.extend(rest);
         Err(put)
     }
 
@@ -114,16 +119,16 @@ impl<C: CloudControl> Manager<C> {
             return ended(batch, vec![Reached::Recorded; n], vec![None; n]);
         }
         let targets = |b: &[ToStop]| -> Vec<(ResourceId, Option<String>)> {
-            b.iter().map(|s| (s.0.id.clone(), s.0.profile.clone())).collect()
+            b.iter()
+                .map(|s| (s.0.id.clone(), s.0.profile.clone()))
+                .collect()
         };
         let tags = (targets(&batch).into_iter())
             .zip(&batch)
             .map(|((id, p), s)| (id, p, Some(s.1)))
             .collect();
-        let (tagged, facts) = tokio::join!(
-            self.write_sleep_tags(tags),
-            self.facts_of(targets(&batch))
-        );
+        let (tagged, facts) =
+            tokio::join!(self.write_sleep_tags(tags), self.facts_of(targets(&batch)));
         if returned(&back) {
             return ended(batch, vec![Reached::Tagged; n], facts);
         }
@@ -161,16 +166,16 @@ impl<C: CloudControl> Manager<C> {
             Ok(()) = back.changed() => return ended(batch, reached, facts),
         };
         let mut reads = reads.into_iter();
-        let ends: Vec<Stopped> = (batch.iter()).zip(tagged.into_iter().zip(stops)).map(
-            |((entry, saved, obs, note), (tagged, stop))| {
+        let ends: Vec<Stopped> = (batch.iter())
+            .zip(tagged.into_iter().zip(stops))
+            .map(|((entry, saved, obs, note), (tagged, stop))| {
                 let (action, error, retrying) = match stop {
                     Err(e) => (Action::Failed, Some(e.to_string()), e.transient()),
                     Ok(how) => stop_result(reads.next(), tagged, how, note.clone()),
                 };
                 (entry.clone(), obs.capacity, *saved, action, error, retrying)
-            },
-        )
-        .collect();
+            })
+            .collect();
         let mut out: Vec<Ended> = ended(batch, reached, facts);
         for (e, end) in out.iter_mut().zip(ends) {
             e.end = Some(end);
@@ -181,8 +186,8 @@ impl<C: CloudControl> Manager<C> {
     /// Puts back what a sleep cut short reached (see [`undo`]): wakes
     /// what may be down to its saved capacity, untags what was tagged.
     async fn put_back(&self, ended: Vec<Ended>) -> Vec<PutBack> {
-        let (wake, rest): (Vec<Ended>, Vec<Ended>) = (ended.into_iter())
-            .partition(|e| undo(e.reached) == Undo::Wake);
+        let (wake, rest): (Vec<Ended>, Vec<Ended>) =
+            (ended.into_iter()).partition(|e| undo(e.reached) == Undo::Wake);
         let untag = (rest.iter())
             .filter(|e| undo(e.reached) == Undo::Untag)
             .map(|e| (e.stop.0.id.clone(), e.stop.0.profile.clone(), None))
@@ -190,7 +195,13 @@ impl<C: CloudControl> Manager<C> {
         let waking: Vec<Waking> = (wake.iter())
             .map(|e| {
                 let (entry, saved, obs, _) = &e.stop;
-                (entry.id.clone(), entry.profile.clone(), obs.clone(), *saved, true)
+                (
+                    entry.id.clone(),
+                    entry.profile.clone(),
+                    obs.clone(),
+                    *saved,
+                    true,
+                )
             })
             .collect();
         let (woken, untagged) = tokio::join!(self.restore(waking), self.write_sleep_tags(untag));
@@ -200,7 +211,9 @@ impl<C: CloudControl> Manager<C> {
                 Undo::Untag => untagged.next().unwrap_or(Ok(())),
                 _ => Ok(()),
             };
-            let note = untag.err().map(|e| format!("the sleep tag was not removed: {e}"));
+            let note = untag
+                .err()
+                .map(|e| format!("the sleep tag was not removed: {e}"));
             let outcome = cut_short(&e.stop, note);
             (e, outcome, false, true)
         });
