@@ -5,7 +5,8 @@
 //! goes to moto as AWS JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.Op`)
 //! and the JSON answer comes back as CBOR. Every other request passes through
 //! unchanged, but for resources made slow on purpose ([`Forwarder::slow`]):
-//! until their time, describes say they are not ready yet.
+//! until their time, describes say they are not ready yet; and for calls
+//! made slow on purpose ([`Forwarder::delay`]).
 
 #![allow(dead_code)] // each test binary uses part of it
 
@@ -28,10 +29,32 @@ pub struct Forwarder {
     cut: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     slow: Slow,
+    delays: Delays,
 }
 
 /// Resources that look not ready until their instant.
 type Slow = Arc<Mutex<Vec<(String, Instant)>>>;
+
+/// Requests held back a while: operation, what the body contains, for how
+/// long; and how many were held back so far.
+#[derive(Clone, Default)]
+struct Delays {
+    rules: Arc<Mutex<Vec<(String, String, Duration)>>>,
+    seen: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Delays {
+    /// How long to hold back a request of `operation` with `body`.
+    fn of(&self, operation: &str, body: &[u8]) -> Option<Duration> {
+        let body = String::from_utf8_lossy(body);
+        let rules = self.rules.lock().unwrap();
+        let (_, _, by) = rules
+            .iter()
+            .find(|(op, needle, _)| op == operation && body.contains(needle.as_str()))?;
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        Some(*by)
+    }
+}
 
 impl Forwarder {
     /// Starts one in front of `upstream` (`http://127.0.0.1:PORT`).
@@ -49,6 +72,8 @@ impl Forwarder {
         let f = refused.clone();
         let slow: Slow = Arc::default();
         let sl = slow.clone();
+        let delays = Delays::default();
+        let dl = delays.clone();
         std::thread::spawn(move || {
             // Polled, so that a cut can close the port (connections refused).
             let mut listener = Some(listener);
@@ -71,8 +96,8 @@ impl Forwarder {
                         conn.set_nonblocking(false).unwrap();
                         o.lock().unwrap().push(conn.try_clone().unwrap());
                         let (c, h, f, sl) = (c.clone(), h.clone(), f.clone(), sl.clone());
-                        let upstream = upstream.clone();
-                        std::thread::spawn(move || serve(conn, &upstream, &c, &h, &f, &sl));
+                        let (upstream, dl) = (upstream.clone(), dl.clone());
+                        std::thread::spawn(move || serve(conn, &upstream, &c, &h, &f, &sl, &dl));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -86,7 +111,21 @@ impl Forwarder {
             cut,
             open,
             slow,
+            delays,
         }
+    }
+
+    /// From now on, a request of `operation` whose body contains `needle`
+    /// (a cluster's name) waits `by` before it goes on to moto: a call
+    /// that takes that long.
+    pub fn delay(&self, operation: &str, needle: &str, by: Duration) {
+        let rule = (operation.to_string(), needle.to_string(), by);
+        self.delays.rules.lock().unwrap().push(rule);
+    }
+
+    /// How many requests [`Self::delay`] held back so far.
+    pub fn delayed(&self) -> usize {
+        self.delays.seen.load(Ordering::SeqCst)
     }
 
     /// Until `until`, `resource` (an instance id, an ECS service name, a DB
@@ -266,6 +305,7 @@ fn serve(
     held: &Mutex<Option<String>>,
     refused: &Mutex<Option<String>>,
     slow: &Mutex<Vec<(String, Instant)>>,
+    delays: &Delays,
 ) {
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
@@ -281,6 +321,9 @@ fn serve(
             loop {
                 std::thread::park();
             }
+        }
+        if let Some(by) = delays.of(&operation, &req.body) {
+            std::thread::sleep(by);
         }
         let refuse = refused.lock().unwrap().clone();
         let target = req.header("x-amz-target").unwrap_or_default();
