@@ -51,7 +51,9 @@ impl Fleet {
         }
         y += "ecs_services:\n";
         for (cluster, service, _) in &self.services {
-            y += &format!("  - cluster_name: {cluster}\n    service_name: {service}\n    region: {R}\n");
+            y += &format!(
+                "  - cluster_name: {cluster}\n    service_name: {service}\n    region: {R}\n"
+            );
         }
         y
     }
@@ -94,7 +96,10 @@ impl Fleet {
     /// Polls until every capacity is as before; how long that took.
     async fn time_to_all_up(&self, from: Instant) -> Duration {
         while !self.all_up().await {
-            assert!(from.elapsed() < Duration::from_secs(30), "not all up after 30 s");
+            assert!(
+                from.elapsed() < Duration::from_secs(30),
+                "not all up after 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         from.elapsed()
@@ -121,15 +126,25 @@ async fn activity_halfway_through_a_sleep_of_50_wakes_what_was_stopped_and_stops
     let sleep = tokio::spawn(async move { request(addr, "SLEEP_NOW").await });
     let t0 = Instant::now();
     while fwd.delayed() < 5 {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the fourth batch is never tagged");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the fourth batch is never tagged"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Halfway: 35 stopped, 5 being tagged, 10 not reached.
     let (instances, services) = fleet.look().await;
-    assert!(instances.iter().all(|(s, tag)| s == "stopped" && *tag), "{instances:?}");
+    assert!(
+        instances.iter().all(|(s, tag)| s == "stopped" && *tag),
+        "{instances:?}"
+    );
     let desired: Vec<i32> = services.iter().map(|(d, _)| *d).collect();
     assert_eq!(&desired[..10], &[0; 10], "{services:?}");
-    assert_eq!(&desired[10..], &[1, 2, 3, 4, 5].repeat(3)[..], "{services:?}");
+    assert_eq!(
+        &desired[10..],
+        &[1, 2, 3, 4, 5].repeat(3)[..],
+        "{services:?}"
+    );
     let returned = Instant::now();
     assert_eq!(d.ok("USER_ACTIVITY").await["state"], "active");
     let mid = fleet.time_to_all_up(returned).await;
@@ -145,7 +160,9 @@ async fn activity_halfway_through_a_sleep_of_50_wakes_what_was_stopped_and_stops
         .count();
     assert_eq!(woken, 35, "{report}");
     let status = d
-        .wait_status(Duration::from_secs(20), "awake", |s| s["operation"].is_null())
+        .wait_status(Duration::from_secs(20), "awake", |s| {
+            s["operation"].is_null()
+        })
         .await;
     assert_eq!(status["state"], "active", "{status}");
     assert_eq!(status["asleep"], json!([]), "{status}");
@@ -153,7 +170,10 @@ async fn activity_halfway_through_a_sleep_of_50_wakes_what_was_stopped_and_stops
         serde_json::from_slice(&std::fs::read(cfg.file("state.json")).unwrap()).unwrap();
     assert_eq!(records["sleeping"], json!([]), "{records}");
     let (instances, services) = fleet.look().await;
-    assert!(instances.iter().all(|(s, tag)| s == "running" && !tag), "{instances:?}");
+    assert!(
+        instances.iter().all(|(s, tag)| s == "running" && !tag),
+        "{instances:?}"
+    );
     for ((desired, tag), (cluster, service, before)) in services.iter().zip(&fleet.services) {
         assert_eq!((desired, tag), (before, &false), "{cluster}/{service}");
     }
@@ -169,7 +189,11 @@ async fn activity_halfway_through_a_sleep_of_50_wakes_what_was_stopped_and_stops
     // The same 50 from fully asleep.
     let slept = d.ok("SLEEP_NOW").await;
     assert!(
-        slept.as_array().unwrap().iter().all(|r| r["action"] == "stopped"),
+        slept
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "stopped"),
         "{slept}"
     );
     let woke = Instant::now();

@@ -207,6 +207,15 @@ mod tests {
         Instant::now()
     }
 
+    /// The resources of `all` that were ever stopped.
+    fn stopped(cloud: &FakeCloud, all: &[(ResourceId, Capacity)]) -> Vec<ResourceId> {
+        let set = cloud.set.lock().unwrap();
+        let down = |(id, c): &&(ResourceId, Capacity)| {
+            set.iter().any(|(s, to)| s == id && *to == c.asleep())
+        };
+        all.iter().filter(down).map(|(id, _)| id.clone()).collect()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn activity_mid_sleep_wakes_what_was_stopped_at_once_and_stops_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
@@ -216,16 +225,7 @@ mod tests {
         let settings =
             r#"{"activity_monitor":{"inactivity_timeout_minutes":10,"warning_minutes":1}}"#;
         let (app, mut rx) = app_in(dir.path(), cloud.clone(), settings, &yaml);
-        let stopped = |cloud: &FakeCloud| -> Vec<ResourceId> {
-            let set = cloud.set.lock().unwrap();
-            let down = |(id, c): &(ResourceId, Capacity)| {
-                set.iter().any(|(s, to)| s == id && *to == c.asleep())
-            };
-            all.iter()
-                .filter(|r| down(r))
-                .map(|(id, _)| id.clone())
-                .collect()
-        };
+        let stopped = |cloud: &FakeCloud| stopped(cloud, &all);
 
         // The sleep (four batches at a time: tags, stop, read back, 100 ms
         // each) runs; the user comes back while the second four stop.

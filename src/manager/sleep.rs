@@ -1,6 +1,6 @@
 //! Sleep: decide per resource, record, tag and stop, read back; the busy veto.
 
-use super::stopping::{self, PutBack};
+use super::stopping::{self, PutBack, Stopped, ToStop};
 use super::*;
 
 impl<C: CloudControl> Manager<C> {
@@ -335,49 +335,6 @@ struct SleepPlan<'e> {
     /// Started by hand while asleep: their records are gone, their tags go.
     to_forget: Vec<Entry>,
     logged: Vec<HistoryEvent>,
-}
-
-/// A resource to stop: its entry, the capacity saved, how it looked
-/// before, and a note for its outcome.
-pub(super) type ToStop = (Entry, Capacity, Observed, Option<String>);
-
-/// How one stop ended: entry, capacity before, capacity saved, action,
-/// error or note, and why it will be tried again (if it will).
-pub(super) type Stopped = (
-    Entry,
-    Capacity,
-    Capacity,
-    Action,
-    Option<String>,
-    Option<Cause>,
-);
-
-/// How a stop AWS accepted ended, from its read back and its tag.
-pub(super) fn stop_result(
-    reached: Option<Result<(), String>>,
-    tagged: Result<(), CloudError>,
-    how: Option<String>,
-    note: Option<String>,
-) -> (Action, Option<String>, Option<Cause>) {
-    match (
-        reached.unwrap_or_else(|| Err("not read back".into())),
-        tagged,
-    ) {
-        (Err(shows), _) => (Action::DidNotReach, Some(shows), Some(Cause::NotConfirmed)),
-        (Ok(()), Err(e)) => (
-            Action::Stopped,
-            Some(format!("stopped, but the sleep tag was not written: {e}")),
-            None,
-        ),
-        (Ok(()), Ok(())) => {
-            let notes: Vec<String> = how.into_iter().chain(note).collect();
-            (
-                Action::Stopped,
-                (!notes.is_empty()).then(|| notes.join("; ")),
-                None,
-            )
-        }
-    }
 }
 
 /// Records how one stop ended: asleep (and logged), still stopping (tried

@@ -1,7 +1,6 @@
 //! The stops of a sleep, batch by batch, and putting them back when the
 //! user returns in the middle (see [`crate::core::policy::cut_short`]).
 
-use super::sleep::{stop_result, Stopped, ToStop};
 use super::wake::Waking;
 use super::*;
 use crate::core::policy::cut_short::{after_stop, undo, Reached, Undo};
@@ -262,5 +261,48 @@ pub(super) fn cut_short((entry, saved, obs, _): &ToStop, note: Option<String>) -
         saved: Some(*saved),
         error: note,
         retrying: None,
+    }
+}
+
+/// A resource to stop: its entry, the capacity saved, how it looked
+/// before, and a note for its outcome.
+pub(super) type ToStop = (Entry, Capacity, Observed, Option<String>);
+
+/// How one stop ended: entry, capacity before, capacity saved, action,
+/// error or note, and why it will be tried again (if it will).
+pub(super) type Stopped = (
+    Entry,
+    Capacity,
+    Capacity,
+    Action,
+    Option<String>,
+    Option<Cause>,
+);
+
+/// How a stop AWS accepted ended, from its read back and its tag.
+pub(super) fn stop_result(
+    reached: Option<Result<(), String>>,
+    tagged: Result<(), CloudError>,
+    how: Option<String>,
+    note: Option<String>,
+) -> (Action, Option<String>, Option<Cause>) {
+    match (
+        reached.unwrap_or_else(|| Err("not read back".into())),
+        tagged,
+    ) {
+        (Err(shows), _) => (Action::DidNotReach, Some(shows), Some(Cause::NotConfirmed)),
+        (Ok(()), Err(e)) => (
+            Action::Stopped,
+            Some(format!("stopped, but the sleep tag was not written: {e}")),
+            None,
+        ),
+        (Ok(()), Ok(())) => {
+            let notes: Vec<String> = how.into_iter().chain(note).collect();
+            (
+                Action::Stopped,
+                (!notes.is_empty()).then(|| notes.join("; ")),
+                None,
+            )
+        }
     }
 }

@@ -35,24 +35,21 @@ pub struct Forwarder {
 /// Resources that look not ready until their instant.
 type Slow = Arc<Mutex<Vec<(String, Instant)>>>;
 
-/// Requests held back a while: operation, what the body contains, for how
-/// long; and how many were held back so far.
+/// Requests held back a while (operation, what the body contains, for how
+/// long), and how many were so far.
 #[derive(Clone, Default)]
-struct Delays {
-    rules: Arc<Mutex<Vec<(String, String, Duration)>>>,
-    seen: Arc<std::sync::atomic::AtomicUsize>,
-}
+struct Delays(Arc<Mutex<(Vec<Delay>, usize)>>);
+type Delay = (String, String, Duration);
 
 impl Delays {
     /// How long to hold back a request of `operation` with `body`.
     fn of(&self, operation: &str, body: &[u8]) -> Option<Duration> {
         let body = String::from_utf8_lossy(body);
-        let rules = self.rules.lock().unwrap();
-        let (_, _, by) = rules
-            .iter()
+        let mut delays = self.0.lock().unwrap();
+        let (_, _, by) = *(delays.0.iter())
             .find(|(op, needle, _)| op == operation && body.contains(needle.as_str()))?;
-        self.seen.fetch_add(1, Ordering::SeqCst);
-        Some(*by)
+        delays.1 += 1;
+        Some(by)
     }
 }
 
@@ -69,11 +66,8 @@ impl Forwarder {
         let cut = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
         let (c, h, k, o) = (counts.clone(), held.clone(), cut.clone(), open.clone());
-        let f = refused.clone();
-        let slow: Slow = Arc::default();
-        let sl = slow.clone();
-        let delays = Delays::default();
-        let dl = delays.clone();
+        let (slow, delays): (Slow, Delays) = Default::default();
+        let (f, sl, dl) = (refused.clone(), slow.clone(), delays.clone());
         std::thread::spawn(move || {
             // Polled, so that a cut can close the port (connections refused).
             let mut listener = Some(listener);
@@ -116,16 +110,14 @@ impl Forwarder {
     }
 
     /// From now on, a request of `operation` whose body contains `needle`
-    /// (a cluster's name) waits `by` before it goes on to moto: a call
-    /// that takes that long.
+    /// (a cluster's name) waits `by` before it goes on to moto.
     pub fn delay(&self, operation: &str, needle: &str, by: Duration) {
-        let rule = (operation.to_string(), needle.to_string(), by);
-        self.delays.rules.lock().unwrap().push(rule);
+        (self.delays.0.lock().unwrap().0).push((operation.into(), needle.into(), by));
     }
 
     /// How many requests [`Self::delay`] held back so far.
     pub fn delayed(&self) -> usize {
-        self.delays.seen.load(Ordering::SeqCst)
+        self.delays.0.lock().unwrap().1
     }
 
     /// Until `until`, `resource` (an instance id, an ECS service name, a DB
