@@ -464,6 +464,17 @@ mod tests {
     }
 
     #[test]
+    fn only_a_clear_no_from_aws_is_a_refusal() {
+        let refused = |code: &str| CloudError::from_code(Some(code), "x").refused();
+        assert!(refused("AccessDeniedException"));
+        assert!(refused("ThrottlingException"));
+        assert!(refused("IncorrectInstanceState"));
+        assert!(!refused("ServiceUnavailable"), "a 5xx may have gone through");
+        assert!(!refused("SomethingNew"), "unknown: may have gone through");
+        assert!(!CloudError::new(ErrorKind::Network, "timed out").refused());
+    }
+
+    #[test]
     fn every_failed_wake_has_a_cause_but_a_resource_that_is_gone() {
         let coded = |c: &str| CloudError::from_code(Some(c), "m").cause();
         assert_eq!(coded("InvalidInstanceID.NotFound"), None);
