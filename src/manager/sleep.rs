@@ -120,8 +120,10 @@ impl<C: CloudControl> Manager<C> {
     /// Stops every registered resource that is up, saving its capacity
     /// first; a resource at work (see [`crate::core::policy::busy`]) is left running
     /// and reported as busy. Decides first (from one batched look), records
-    /// (before any mutating call), acts (tag, stop, read back), then records
-    /// what happened.
+    /// (before any mutating call), acts (tag, stop, read back, batch by
+    /// batch), then records what happened. A return meanwhile
+    /// ([`Self::cut_sleep_short`]) stops it where it is: what it stopped
+    /// is woken at once, the rest left up, their outcomes `cancelled`.
     pub async fn sleep(
         &self,
         entries: &[Entry],
