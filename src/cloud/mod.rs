@@ -469,7 +469,10 @@ mod tests {
         assert!(refused("AccessDeniedException"));
         assert!(refused("ThrottlingException"));
         assert!(refused("IncorrectInstanceState"));
-        assert!(!refused("ServiceUnavailable"), "a 5xx may have gone through");
+        assert!(
+            !refused("ServiceUnavailable"),
+            "a 5xx may have gone through"
+        );
         assert!(!refused("SomethingNew"), "unknown: may have gone through");
         assert!(!CloudError::new(ErrorKind::Network, "timed out").refused());
     }

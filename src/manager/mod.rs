@@ -418,11 +418,11 @@ mod tests {
     use crate::cloud::fake::FakeCloud;
     use crate::core::model::resource::{Desired, Running};
 
-    fn ecs(name: &str) -> ResourceId {
+    pub(super) fn ecs(name: &str) -> ResourceId {
         ResourceId::new(Kind::Ecs, ["c", name], "us-east-1")
     }
 
-    fn entries(ids: &[&ResourceId]) -> Vec<Entry> {
+    pub(super) fn entries(ids: &[&ResourceId]) -> Vec<Entry> {
         ids.iter().map(|id| Entry::new((*id).clone())).collect()
     }
 
@@ -566,7 +566,7 @@ mod tests {
         }
     }
 
-    fn busy_settings() -> BusySettings {
+    pub(super) fn busy_settings() -> BusySettings {
         crate::core::config::settings::Settings::default().busy
     }
 
@@ -574,7 +574,7 @@ mod tests {
         ResourceId::new(Kind::Ec2, [format!("i-{n:017x}")], region)
     }
 
-    fn setup(dry_run: bool) -> (tempfile::TempDir, Arc<FakeCloud>, Manager<FakeCloud>) {
+    pub(super) fn setup(dry_run: bool) -> (tempfile::TempDir, Arc<FakeCloud>, Manager<FakeCloud>) {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
         let m = Manager::new(

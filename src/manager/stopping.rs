@@ -306,3 +306,85 @@ pub(super) fn stop_result(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{busy_settings, ecs, entries, setup};
+    use super::*;
+    use crate::core::model::resource::Desired;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resource_that_cannot_be_woken_back_stays_recorded_for_the_wake() {
+        let (_d, cloud, m) = setup(false);
+        let a = ecs("a");
+        let up = Capacity::of(Kind::Ecs, Desired(2));
+        cloud.add(&a, up);
+        *cloud.latency.lock().unwrap() = Duration::from_millis(100);
+        let all = entries(&[&a]);
+        let busy = busy_settings();
+        let sleep = m.sleep(&all, &busy, Trigger::Idle);
+        let back = async {
+            while cloud.get(&a).capacity == up {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            // Stopped, being read back; AWS throttles the wake back.
+            cloud.throttle.lock().unwrap().push(a.clone());
+            m.cut_sleep_short();
+        };
+        let (out, ()) = tokio::join!(sleep, back);
+        let out = out.unwrap();
+        assert_eq!(out[0].action, Action::Stopped, "{out:?}");
+        assert!(out[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("asleep, the wake follows"));
+        assert_eq!(m.records().unwrap()[&a].phase, Phase::Asleep);
+        assert_eq!(cloud.get(&a).sleep_tag, Some(up));
+
+        cloud.throttle.lock().unwrap().clear();
+        let woke = m.wake(&all, Trigger::Idle).await.unwrap();
+        assert_eq!(woke[0].action, Action::Restored);
+        assert_eq!(
+            (cloud.get(&a).capacity, cloud.get(&a).sleep_tag),
+            (up, None)
+        );
+        assert!(m.records().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_return_during_the_tags_stops_nothing_and_leaves_no_tag() {
+        let (_d, cloud, m) = setup(false);
+        let a = ecs("a");
+        let up = Capacity::of(Kind::Ecs, Desired(2));
+        cloud.add(&a, up);
+        *cloud.latency.lock().unwrap() = Duration::from_millis(100);
+        let all = entries(&[&a]);
+        let busy = busy_settings();
+        let sleep = m.sleep(&all, &busy, Trigger::Idle);
+        let back = async {
+            // Inspected, busy check read (100 ms each): the tags are on their way.
+            while cloud.metric_calls.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(cloud.calls.lock().unwrap().is_empty());
+            m.cut_sleep_short();
+        };
+        let (out, ()) = tokio::join!(sleep, back);
+        let out = out.unwrap();
+        assert_eq!(
+            (out[0].action, out[0].error.as_deref()),
+            (Action::Cancelled, None)
+        );
+        assert!(cloud.set.lock().unwrap().is_empty(), "never stopped");
+        let calls = cloud.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 2, "tagged, untagged: {calls:?}");
+        assert_eq!(
+            (cloud.get(&a).capacity, cloud.get(&a).sleep_tag),
+            (up, None)
+        );
+        assert!(m.records().unwrap().is_empty());
+    }
+}
