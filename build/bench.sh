@@ -4,6 +4,8 @@
 # regions, 1000 more, and a small fleet for the wake test, then prints a table measured
 # on this run (src/bin/cloudnap-bench/ says what each row is).
 # Usage: ./build/bench.sh [LOAD_SECONDS=5] [IDLE_SECONDS=60]
+# CLOUDNAP_BENCH_BASELINE=/path/to/an/older/release/cloudnap adds STATUS
+# throughput against it, in alternating runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . build/env.sh

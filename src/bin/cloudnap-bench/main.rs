@@ -127,13 +127,7 @@ fn use_sdk(d: &Daemon) {
 
 /// Idle footprint with every detector on and the SDK in use, then UDP
 /// latency and throughput.
-fn footprint_and_load(
-    bin: &str,
-    wake_dir: &Path,
-    secs: f64,
-    idle_secs: u64,
-    table: &mut Table,
-) {
+fn footprint_and_load(bin: &str, wake_dir: &Path, secs: f64, idle_secs: u64, table: &mut Table) {
     let dir = footprint_dir("tray", wake_dir, true);
     let started = Instant::now();
     let d = Daemon::start(bin, &dir, "warn,cloudnap=info,cloudnap::detect=debug");
@@ -148,6 +142,9 @@ fn footprint_and_load(
     load::status_latency(d.addr, &mut row);
     load::status_throughput(&d, secs, &mut row);
     drop(d);
+    if let Ok(baseline) = std::env::var("CLOUDNAP_BENCH_BASELINE") {
+        load::status_against(bin, &baseline, &dir, secs, 5, &mut row);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -452,7 +449,12 @@ fn report_year(bin: &str, table: &mut Table) {
 /// The fleets through the latency forwarder: 200 and 1000 resources at
 /// 0 and 200 ms, the mid-sleep return, readiness.
 fn the_world(bin: &str, fleet: &Path, fleet_1000: &Path, table: &mut Table) {
-    let upstream = Paths::in_dir(fleet).load_settings().unwrap().0.aws.endpoint_url;
+    let upstream = Paths::in_dir(fleet)
+        .load_settings()
+        .unwrap()
+        .0
+        .aws
+        .endpoint_url;
     let fwd = forwarder::Forwarder::start(upstream.as_deref().expect("moto's URL"));
     for (name, dir) in [("fleet", fleet), ("fleet1000", fleet_1000)] {
         let via = world::through(dir, &fwd.url, name, None);
@@ -466,7 +468,9 @@ fn the_world(bin: &str, fleet: &Path, fleet_1000: &Path, table: &mut Table) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 7 {
-        eprintln!("usage: cloudnap-bench BIN LOAD_SECS IDLE_SECS FLEET_DIR WAKE_DIR FLEET_1000_DIR");
+        eprintln!(
+            "usage: cloudnap-bench BIN LOAD_SECS IDLE_SECS FLEET_DIR WAKE_DIR FLEET_1000_DIR"
+        );
         std::process::exit(2);
     }
     let bin = &args[1];

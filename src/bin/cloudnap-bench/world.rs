@@ -19,8 +19,7 @@ pub fn through(dir: &Path, url: &str, name: &str, events: Option<&UdpSocket>) ->
     let copy = std::env::temp_dir().join(format!("cloudnap-bench-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&copy).unwrap();
     let mut s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("settings.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("settings.json")).unwrap()).unwrap();
     s["aws"]["endpoint_url"] = url.into();
     s["activity_monitor"]["inactivity_timeout_minutes"] = 600.into();
     s["desktop"] = serde_json::json!({"tray": false, "credentials_dialog": false});
@@ -164,11 +163,17 @@ pub fn readiness(bin: &str, dir: &Path, fwd: &Forwarder, table: &mut Table) {
     drop(d);
     let _ = std::fs::remove_dir_all(&dir);
     table.push((
-        format!("readiness after waking {}: AWS calls in the first minute", names.len()),
+        format!(
+            "readiness after waking {}: AWS calls in the first minute",
+            names.len()
+        ),
         format!("{calls} (one look per region and kind; per resource it would be ≥ 1200)"),
     ));
     table.push((
         "readiness: ready on AWS's side to the `ready` event (the notification)".into(),
-        format!("{:.1} s (looks back off to every 15 s)", ready.as_secs_f64()),
+        format!(
+            "{:.1} s (looks back off to every 15 s)",
+            ready.as_secs_f64()
+        ),
     ));
 }
