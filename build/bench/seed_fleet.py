@@ -40,7 +40,7 @@ for region, n in zip(regions, per_region):
     client.create_cluster(name=name, roleArn="arn:aws:iam::123456789012:role/eks",
                           resourcesVpcConfig={"subnetIds": ["subnet-1"]})
     for g in range(eks_per_region):
-        client.create_nodegroup(clusterName=name, nodegroupName=f"ng{g}", nodeRole="arn:aws:iam::123456789012:role/n",
+        client.create_nodegroup(clusterName=name, nodegroupName=f"{name}-ng{g}", nodeRole="arn:aws:iam::123456789012:role/n",
                                 subnets=["subnet-1"], scalingConfig={"minSize": 1, "desiredSize": 2, "maxSize": 3})
         eks.append((f"{name}-ng{g}", region))
     template = boto3.client("ec2", region_name=region, **kw).create_launch_template(
