@@ -180,7 +180,7 @@ pub(super) fn status_against(
     let mut rates = [Vec::new(), Vec::new()];
     for _ in 0..rounds {
         for (rate, b) in rates.iter_mut().zip([bin, baseline]) {
-            let d = Daemon::start(b, dir, "warn");
+            let d = Daemon::start(b, dir, "warn,cloudnap=info");
             std::thread::sleep(Duration::from_secs(2));
             rate.push(status_rate(d.addr, secs).0);
         }
