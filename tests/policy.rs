@@ -100,7 +100,7 @@ async fn a_service_after_an_instance_starts_once_the_instance_is_ready_and_stops
     let cfg = ConfigDir::with_settings(&settings, &services);
     let d = Daemon::start(&cfg);
     let listed = d.ok("LIST_REGISTERED_SERVICES").await;
-    assert_eq!(listed["services"][0]["after"], db.as_str(), "{listed}");
+    assert_eq!(listed["services"][1]["after"], db.as_str(), "{listed}");
     d.ok("SLEEP_NOW").await;
     assert_eq!(ec2_state(R, &db).await.0, "stopped");
     assert_eq!(ecs_desired(R, &cluster, "web").await.0, 0);
@@ -125,6 +125,7 @@ async fn a_service_after_an_instance_starts_once_the_instance_is_ready_and_stops
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (db_up, web_up) = (db_up.expect("db started first"), web_up.unwrap());
+    eprintln!("db started at {db_up:?}, web at {web_up:?} (db ready from {ready_at:?})");
     assert!(db_up < ready_at, "db started at {db_up:?}");
     // Not before the instance is ready; within the follower's longest
     // wait between looks (15 s) and slack after it.
@@ -161,4 +162,39 @@ async fn a_service_after_an_instance_starts_once_the_instance_is_ready_and_stops
         "stopped before the service"
     );
     assert_eq!(ec2_state(R, &db).await.0, "running");
+}
+
+#[test]
+fn check_refuses_a_cycle_and_an_unknown_after_naming_them() {
+    let services = format!(
+        "ecs_services:\n  - cluster_name: c\n    service_name: a\n    region: {R}\n    after: c/b\n\
+         \x20 - cluster_name: c\n    service_name: b\n    region: {R}\n    after: c/a\n\
+         \x20 - cluster_name: c\n    service_name: x\n    region: {R}\n    after: c/gone\n"
+    );
+    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], detectors_off(json!({}))), &services);
+    let out = cfg.run(&["check"]);
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "ECS c/x ({R}): after `c/gone`: no registered resource"
+        )),
+        "{text}"
+    );
+    // With the unknown name fixed, the cycle is named.
+    std::fs::write(cfg.file("services.yaml"), services.replace("c/gone", "c/a")).unwrap();
+    let out = cfg.run(&["check"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains(&format!(
+            "after: a cycle: ECS c/a ({R}) -> ECS c/b ({R}) -> ECS c/a ({R})"
+        )),
+        "{text}"
+    );
 }
