@@ -439,7 +439,7 @@ fn check_ssh([host, address]: [&Option<String>; 2]) -> Result<(), String> {
 
 /// What is wrong with the `after:` fields of `entries`: names that match
 /// no resource (or several, or itself), and cycles.
-fn check_order(entries: &[Entry]) -> Vec<String> {
+pub fn check_order(entries: &[Entry]) -> Vec<String> {
     let named: Vec<(ResourceId, Option<String>)> = (entries.iter())
         .map(|e| (e.id.clone(), e.after.clone()))
         .collect();
