@@ -240,8 +240,10 @@ impl<C: CloudControl> App<C> {
         sleeping.sort_unstable();
         sleeping.dedup();
         let sign_in = self.sign_in_needed(&sleeping);
-        let policies: BTreeMap<ResourceId, WakePolicy> = (self.entries().into_iter())
-            .map(|e| (e.id, e.wake))
+        let policies: BTreeMap<ResourceId, WakePolicy> = self
+            .registry_file
+            .cached_wake_policies()
+            .into_iter()
             .collect();
         let t = now();
         let state = self.lock();
@@ -273,9 +275,7 @@ impl<C: CloudControl> App<C> {
                     phase: r.phase,
                     since: r.since,
                     retrying: retry.and_then(|x| x.text_for(&r.resource)),
-                    wake: (policies.get(&r.resource).copied())
-                        .filter(|p| *p != WakePolicy::Auto)
-                        .map(WakePolicy::name),
+                    wake: policies.get(&r.resource).map(|p| p.name()),
                     resource: r.resource,
                 })
                 .collect(),

@@ -5,6 +5,7 @@
 use crate::core::config::registry::{Entry, Registry};
 use crate::core::config::registry_edit::{insert_entry, remove_entry, render};
 use crate::core::model::resource::ResourceId;
+use crate::core::policy::order::WakePolicy;
 use crate::store::atomic::write_atomic;
 use crate::store::config::ConfigError;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,16 @@ impl RegistryFile {
             .expect("registry lock")
             .as_ref()
             .map_or(0, |r| r.entries.len())
+    }
+
+    /// The entries of the last valid registry whose `wake:` is not `auto`,
+    /// with it (no I/O): what STATUS marks among what is asleep.
+    pub fn cached_wake_policies(&self) -> Vec<(ResourceId, WakePolicy)> {
+        let last = self.last_good.lock().expect("registry lock");
+        (last.iter().flat_map(|r| &r.entries))
+            .filter(|e| e.wake != WakePolicy::Auto)
+            .map(|e| (e.id.clone(), e.wake))
+            .collect()
     }
 
     /// Adds `entry`; refuses duplicates. Returns the new registry.
