@@ -163,9 +163,8 @@ impl<C: CloudControl> App<C> {
         Ok(outcomes)
     }
 
-    /// Whether, at the user's return, `entry`'s record would be left
-    /// asleep by its wake policy (for the pre-wake, which must not start
-    /// what the return would not).
+    /// Whether the user's return wakes `id` by its wake policy (for the
+    /// pre-wake, which must not start what the return would not).
     pub(super) fn woken_on_return(&self, id: &ResourceId) -> bool {
         self.entry_of(id)
             .is_none_or(|e| e.wake.wakes(Asked::of(Trigger::Idle)))
