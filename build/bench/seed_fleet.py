@@ -3,7 +3,8 @@ mostly EC2, plus ECS services (half of them under an Application Auto
 Scaling target), EKS nodegroups, Auto Scaling groups and RDS instances, and
 writes a config dir listing them.
 
-Usage: seed_fleet.py ENDPOINT_URL CONFIG_DIR [N=200]
+Usage: seed_fleet.py ENDPOINT_URL CONFIG_DIR [N=200] [NAME=bench]
+(NAME prefixes every name, so that fleets of several runs share one moto.)
 """
 import json
 import pathlib
@@ -13,6 +14,7 @@ import boto3
 
 endpoint, config_dir = sys.argv[1], pathlib.Path(sys.argv[2])
 total = int(sys.argv[3]) if len(sys.argv) > 3 else 200
+name = sys.argv[4] if len(sys.argv) > 4 else "bench"
 kw = dict(endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
 regions = ["us-east-2", "eu-north-1", "ap-northeast-1"]
 ecs_per_region, eks_per_region, asg_per_region, rds_per_region = 10, 3, 3, 2
@@ -25,37 +27,37 @@ for region, n in zip(regions, per_region):
         ImageId="ami-12345678", InstanceType="t3.micro", MinCount=n_ec2, MaxCount=n_ec2)
     ec2 += [(i["InstanceId"], region) for i in out["Instances"]]
     client = boto3.client("ecs", region_name=region, **kw)
-    client.create_cluster(clusterName="bench")
+    client.create_cluster(clusterName=name)
     client.register_task_definition(family="app", containerDefinitions=[{"name": "app", "image": "nginx", "memory": 128}])
     for s in range(ecs_per_region):
-        client.create_service(cluster="bench", serviceName=f"svc{s}", taskDefinition="app", desiredCount=1 + s % 3)
-        ecs.append((f"svc{s}", region))
+        client.create_service(cluster=name, serviceName=f"{name}-svc{s}", taskDefinition="app", desiredCount=1 + s % 3)
+        ecs.append((f"{name}-svc{s}", region))
         if s % 2 == 0:
             boto3.client("application-autoscaling", region_name=region, **kw).register_scalable_target(
                 ServiceNamespace="ecs", ScalableDimension="ecs:service:DesiredCount",
-                ResourceId=f"service/bench/svc{s}", MinCapacity=1, MaxCapacity=6)
+                ResourceId=f"service/{name}/{name}-svc{s}", MinCapacity=1, MaxCapacity=6)
     client = boto3.client("eks", region_name=region, **kw)
-    client.create_cluster(name="bench", roleArn="arn:aws:iam::123456789012:role/eks",
+    client.create_cluster(name=name, roleArn="arn:aws:iam::123456789012:role/eks",
                           resourcesVpcConfig={"subnetIds": ["subnet-1"]})
     for g in range(eks_per_region):
-        client.create_nodegroup(clusterName="bench", nodegroupName=f"ng{g}", nodeRole="arn:aws:iam::123456789012:role/n",
+        client.create_nodegroup(clusterName=name, nodegroupName=f"{name}-ng{g}", nodeRole="arn:aws:iam::123456789012:role/n",
                                 subnets=["subnet-1"], scalingConfig={"minSize": 1, "desiredSize": 2, "maxSize": 3})
-        eks.append((f"ng{g}", region))
+        eks.append((f"{name}-ng{g}", region))
     template = boto3.client("ec2", region_name=region, **kw).create_launch_template(
-        LaunchTemplateName="bench", LaunchTemplateData={"ImageId": "ami-12345678", "InstanceType": "t3.micro"})
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-12345678", "InstanceType": "t3.micro"})
     client = boto3.client("autoscaling", region_name=region, **kw)
     for g in range(asg_per_region):
         client.create_auto_scaling_group(
-            AutoScalingGroupName=f"asg{g}", MinSize=1, DesiredCapacity=1, MaxSize=3,
+            AutoScalingGroupName=f"{name}-asg{g}", MinSize=1, DesiredCapacity=1, MaxSize=3,
             LaunchTemplate={"LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"]},
             AvailabilityZones=[f"{region}a"])
-        asg.append((f"asg{g}", region))
+        asg.append((f"{name}-asg{g}", region))
     client = boto3.client("rds", region_name=region, **kw)
     for d in range(rds_per_region):
         client.create_db_instance(
-            DBInstanceIdentifier=f"db{d}", Engine="postgres", DBInstanceClass="db.t3.micro",
+            DBInstanceIdentifier=f"{name}-db{d}", Engine="postgres", DBInstanceClass="db.t3.micro",
             AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="password123")
-        rds.append((f"db{d}", region))
+        rds.append((f"{name}-db{d}", region))
 
 config_dir.mkdir(parents=True, exist_ok=True)
 (config_dir / "settings.json").write_text(json.dumps({
@@ -68,10 +70,10 @@ for i, r in ec2:
     lines += [f"  - instance_id: {i}", f"    region: {r}"]
 lines += ["ecs_services:"]
 for s, r in ecs:
-    lines += ["  - cluster_name: bench", f"    service_name: {s}", f"    region: {r}"]
+    lines += [f"  - cluster_name: {name}", f"    service_name: {s}", f"    region: {r}"]
 lines += ["eks_nodegroups:"]
 for g, r in eks:
-    lines += ["  - cluster_name: bench", f"    nodegroup_name: {g}", f"    region: {r}"]
+    lines += [f"  - cluster_name: {name}", f"    nodegroup_name: {g}", f"    region: {r}"]
 lines += ["autoscaling_groups:"]
 for g, r in asg:
     lines += [f"  - group_name: {g}", f"    region: {r}"]

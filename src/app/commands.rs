@@ -1,6 +1,7 @@
 //! Commands from UDP and the tray: holds, STATUS, listings, changes by hand.
 
 use super::*;
+use crate::core::policy::order::WakePolicy;
 
 impl<C: CloudControl> App<C> {
     /// `HOLD`: adds a hold (on the registered resource named `only`, if
@@ -21,7 +22,7 @@ impl<C: CloudControl> App<C> {
                     .entries()
                     .into_iter()
                     .map(|e| e.id)
-                    .filter(|id| id.name() == name || id.to_string() == name)
+                    .filter(|id| crate::core::policy::order::names(id, &name))
                     .collect();
                 match found.as_slice() {
                     [id] => Scope::Only(id.clone()),
@@ -239,6 +240,11 @@ impl<C: CloudControl> App<C> {
         sleeping.sort_unstable();
         sleeping.dedup();
         let sign_in = self.sign_in_needed(&sleeping);
+        let policies: BTreeMap<ResourceId, WakePolicy> = self
+            .registry_file
+            .cached_wake_policies()
+            .into_iter()
+            .collect();
         let t = now();
         let state = self.lock();
         let retry = state.retry.as_ref();
@@ -269,6 +275,7 @@ impl<C: CloudControl> App<C> {
                     phase: r.phase,
                     since: r.since,
                     retrying: retry.and_then(|x| x.text_for(&r.resource)),
+                    wake: policies.get(&r.resource).map(|p| p.name()),
                     resource: r.resource,
                 })
                 .collect(),
@@ -425,6 +432,8 @@ impl<C: CloudControl> App<C> {
                     description: e.description,
                     profile: e.profile,
                     desired_size: e.desired_size,
+                    wake: e.wake.name(),
+                    after: e.after,
                 })
                 .collect(),
             config_error: error.map(|e| e.to_string()),

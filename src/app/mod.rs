@@ -6,6 +6,7 @@ mod activity;
 mod commands;
 mod config;
 mod deadline;
+mod ordered;
 mod power;
 mod prewake;
 mod readiness;
@@ -242,13 +243,8 @@ impl<C: CloudControl> App<C> {
         };
         let (entries, shared) = self.split_shared(all);
         let result = match op {
-            Operation::Sleeping => self.sleep_unheld(entries, trigger).await,
-            Operation::Waking => {
-                let theirs = |id: &ResourceId| shared.iter().any(|e| &e.id == id);
-                (self.manager)
-                    .wake_personal(&entries, |id| !theirs(id), trigger)
-                    .await
-            }
+            Operation::Sleeping => self.sleep_ordered(entries, trigger).await,
+            Operation::Waking => self.wake_ordered(entries, &shared, trigger).await,
         };
         {
             let mut state = self.lock();
@@ -312,9 +308,6 @@ impl<C: CloudControl> App<C> {
                 // A try that did nothing is not reported: the retry is.
                 let done = (outcomes.iter())
                     .any(|o| matches!(o.action, Action::Stopped | Action::Restored));
-                if op == Operation::Waking {
-                    self.follow_wake(&outcomes, trigger);
-                }
                 if !retrying || done {
                     self.emit(match op {
                         Operation::Sleeping => Event::Asleep(outcomes.clone()),

@@ -114,7 +114,9 @@ impl<C: CloudControl> App<C> {
         let events = self.manager.history_since(since);
         // Measured times to ready, else the kind's usual one.
         let measured = prewake::measured(&events);
+        // What the return would leave asleep is not started ahead of it.
         let asleep: Vec<Sleeper> = (records.into_values())
+            .filter(|r| self.woken_on_return(&r.resource))
             .map(|r| Sleeper {
                 ready_in: (measured.get(&r.resource).copied())
                     .unwrap_or(r.resource.kind().spec().ready_in),

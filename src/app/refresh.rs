@@ -48,8 +48,9 @@ impl<C: CloudControl> App<C> {
         if entries.is_empty() {
             return;
         }
-        let busy = self.settings().busy.clone();
-        let outcomes = match self.manager.sleep(&entries, &busy, Trigger::Idle).await {
+        // In reverse start order: what a resource still busy starts after
+        // stays up with it.
+        let outcomes = match self.sleep_ordered(entries, Trigger::Idle).await {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::warn!("checking busy resources again: {e}");

@@ -102,6 +102,9 @@ pub(crate) async fn check(
         .map(|&k| format!("{} {k} {}(s)", count(k), k.spec().noun))
         .collect();
     println!("  {}", counts.join(", "));
+    for e in registry.entries.iter().filter(|e| !e.policy().is_empty()) {
+        println!("  {}: {}", e.id, e.policy());
+    }
     for e in registry
         .entries
         .iter()

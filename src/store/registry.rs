@@ -5,6 +5,7 @@
 use crate::core::config::registry::{Entry, Registry};
 use crate::core::config::registry_edit::{insert_entry, remove_entry, render};
 use crate::core::model::resource::ResourceId;
+use crate::core::policy::order::WakePolicy;
 use crate::store::atomic::write_atomic;
 use crate::store::config::ConfigError;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ pub enum EditError {
     Invalid(ConfigError),
     #[error("writing services.yaml: {0}")]
     Io(std::io::Error),
+    /// The edit would break an `after:` (it names what is unregistered, or
+    /// becomes ambiguous): refused, the file unchanged.
+    #[error("refused: {}", .0.join("; "))]
+    Order(Vec<String>),
 }
 
 /// The registry file.
@@ -75,6 +80,16 @@ impl RegistryFile {
             .map_or(0, |r| r.entries.len())
     }
 
+    /// The entries of the last valid registry whose `wake:` is not `auto`,
+    /// with it (no I/O): what STATUS marks among what is asleep.
+    pub fn cached_wake_policies(&self) -> Vec<(ResourceId, WakePolicy)> {
+        let last = self.last_good.lock().expect("registry lock");
+        (last.iter().flat_map(|r| &r.entries))
+            .filter(|e| e.wake != WakePolicy::Auto)
+            .map(|e| (e.id.clone(), e.wake))
+            .collect()
+    }
+
     /// Adds `entry`; refuses duplicates. Returns the new registry.
     pub fn register(&self, entry: Entry) -> Result<Registry, EditError> {
         self.edit(|text, registry| {
@@ -117,6 +132,10 @@ impl RegistryFile {
             Err(e) => return Err(EditError::Invalid(e)),
         };
         let (edited, expected) = change(&text, &registry)?;
+        let broken = crate::core::config::registry::check_order(&expected.entries);
+        if !broken.is_empty() {
+            return Err(EditError::Order(broken));
+        }
         let same = |t: &str| {
             Registry::parse(t).is_ok_and(|r| {
                 let mut a = r.entries;
@@ -172,6 +191,31 @@ mod tests {
         let text = std::fs::read_to_string(f.path()).unwrap();
         assert!(text.starts_with("# keep me\n"), "{text}");
         assert_eq!(f.current().0.entries, vec![entry(id(2), String::new())]);
+    }
+
+    #[test]
+    fn an_edit_that_would_break_an_after_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = RegistryFile::new(dir.path().join("services.yaml"));
+        let text = "ec2_instances:\n  - instance_id: i-1\n    region: us-east-1\n  - instance_id: i-2\n    region: us-east-1\n    after: i-1\n";
+        std::fs::write(f.path(), text).unwrap();
+        let e = f.unregister(&id(1)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "refused: EC2 i-2 (us-east-1): after `i-1`: no registered resource has that name"
+        );
+        let twin = ResourceId::new(Kind::Ec2, ["i-1"], "eu-west-1");
+        let e = f
+            .register(entry(twin, String::new()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("after `i-1` names 2 registered resources"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(f.path()).unwrap(), text);
+        f.unregister(&id(2)).unwrap();
+        f.unregister(&id(1)).unwrap();
     }
 
     #[test]

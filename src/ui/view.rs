@@ -135,6 +135,14 @@ pub fn tray_view(status: &Status) -> TrayView {
             list(&not_woken)
         );
     }
+    // Left asleep at the return by their policy: woken by hand only.
+    let by_hand: Vec<String> = (status.asleep.iter())
+        .filter(|r| r.wake.is_some() && status.state != StateName::Asleep)
+        .map(|r| r.resource.short_name().to_string())
+        .collect();
+    if !by_hand.is_empty() {
+        line = format!("{line}; asleep until woken by hand: {}", list(&by_hand));
+    }
     if let Some(team) = &status.team {
         line = format!("{line}; team: {}", team.presence_line);
     }
@@ -652,6 +660,7 @@ mod tests {
             phase: crate::core::policy::decide::Phase::Asleep,
             since: 0,
             retrying: None,
+            wake: None,
         };
         let v = tray_view(&Status {
             asleep: vec![row.clone(), row],
@@ -725,6 +734,7 @@ mod tests {
             phase: Phase::Waking,
             since: 0,
             retrying: None,
+            wake: None,
         };
         let v = tray_view(&Status {
             sleep_in_seconds: Some(600.0),

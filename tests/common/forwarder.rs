@@ -6,7 +6,9 @@
 //! and the JSON answer comes back as CBOR. Every other request passes through
 //! unchanged, but for resources made slow on purpose ([`Forwarder::slow`]):
 //! until their time, describes say they are not ready yet; and for calls
-//! made slow on purpose ([`Forwarder::delay`]).
+//! made slow on purpose ([`Forwarder::delay`]). For the bench it
+//! also adds a round-trip time to each request ([`Forwarder::latency`]) and
+//! counts the round trips deep ([`Forwarder::take_depth`]).
 
 #![allow(dead_code)] // each test binary uses part of it
 
@@ -23,29 +25,34 @@ const CBOR_PREFIX: &str = "/service/GraniteServiceVersion20100801/operation/";
 /// The forwarder, running until the test process exits.
 pub struct Forwarder {
     pub url: String,
-    counts: Arc<Mutex<BTreeMap<String, usize>>>,
-    held: Arc<Mutex<Option<String>>>,
-    refused: Arc<Mutex<Option<String>>>,
+    shared: Arc<Shared>,
     cut: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
-    slow: Slow,
-    delays: Delays,
 }
 
-/// Resources that look not ready until their instant.
-type Slow = Arc<Mutex<Vec<(String, Instant)>>>;
+/// What the forwarder's connection threads share with it.
+#[derive(Default)]
+struct Shared {
+    counts: Mutex<BTreeMap<String, usize>>,
+    held: Mutex<Option<String>>,
+    refused: Mutex<Option<String>>,
+    /// Resources that look not ready until their instant.
+    slow: Mutex<Vec<(String, Instant)>>,
+    /// Added before each request is forwarded: a round trip to a far region.
+    latency: Mutex<Duration>,
+    /// The deepest chain of requests each sent after the previous one was
+    /// answered, among the answered ones: round trips deep.
+    depth: Mutex<usize>,
+    /// Requests held back a while (operation, what the body contains, for
+    /// how long), and how many were so far.
+    delays: Mutex<(Vec<(String, String, Duration)>, usize)>,
+}
 
-/// Requests held back a while (operation, what the body contains, for how
-/// long), and how many were so far.
-#[derive(Clone, Default)]
-struct Delays(Arc<Mutex<(Vec<Delay>, usize)>>);
-type Delay = (String, String, Duration);
-
-impl Delays {
+impl Shared {
     /// How long to hold back a request of `operation` with `body`.
-    fn of(&self, operation: &str, body: &[u8]) -> Option<Duration> {
+    fn delay_of(&self, operation: &str, body: &[u8]) -> Option<Duration> {
         let body = String::from_utf8_lossy(body);
-        let mut delays = self.0.lock().unwrap();
+        let mut delays = self.delays.lock().unwrap();
         let (_, _, by) = *(delays.0.iter())
             .find(|(op, needle, _)| op == operation && body.contains(needle.as_str()))?;
         delays.1 += 1;
@@ -60,14 +67,10 @@ impl Forwarder {
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}");
         let upstream = upstream.trim_start_matches("http://").to_string();
-        let counts = Arc::new(Mutex::new(BTreeMap::new()));
-        let held = Arc::new(Mutex::new(None));
-        let refused: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let shared = Arc::new(Shared::default());
         let cut = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
-        let (c, h, k, o) = (counts.clone(), held.clone(), cut.clone(), open.clone());
-        let (slow, delays): (Slow, Delays) = Default::default();
-        let (f, sl, dl) = (refused.clone(), slow.clone(), delays.clone());
+        let (sh, k, o) = (shared.clone(), cut.clone(), open.clone());
         std::thread::spawn(move || {
             // Polled, so that a cut can close the port (connections refused).
             let mut listener = Some(listener);
@@ -89,9 +92,8 @@ impl Forwarder {
                     Ok((conn, _)) => {
                         conn.set_nonblocking(false).unwrap();
                         o.lock().unwrap().push(conn.try_clone().unwrap());
-                        let (c, h, f, sl) = (c.clone(), h.clone(), f.clone(), sl.clone());
-                        let (upstream, dl) = (upstream.clone(), dl.clone());
-                        std::thread::spawn(move || serve(conn, &upstream, &c, &h, &f, &sl, &dl));
+                        let (sh, upstream) = (sh.clone(), upstream.clone());
+                        std::thread::spawn(move || serve(conn, &upstream, &sh));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -99,25 +101,34 @@ impl Forwarder {
         });
         Forwarder {
             url,
-            counts,
-            held,
-            refused,
+            shared,
             cut,
             open,
-            slow,
-            delays,
         }
     }
 
     /// From now on, a request of `operation` whose body contains `needle`
     /// (a cluster's name) waits `by` before it goes on to moto.
     pub fn delay(&self, operation: &str, needle: &str, by: Duration) {
-        (self.delays.0.lock().unwrap().0).push((operation.into(), needle.into(), by));
+        (self.shared.delays.lock().unwrap().0).push((operation.into(), needle.into(), by));
     }
 
     /// How many requests [`Self::delay`] held back so far.
     pub fn delayed(&self) -> usize {
-        self.delays.0.lock().unwrap().1
+        self.shared.delays.lock().unwrap().1
+    }
+
+    /// From now on, each request waits `rtt` before it is forwarded, as a
+    /// far region's round trip would.
+    pub fn latency(&self, rtt: Duration) {
+        *self.shared.latency.lock().unwrap() = rtt;
+    }
+
+    /// Round trips deep since the last call: the longest chain of requests
+    /// each sent after the one before it was answered (requests in flight
+    /// together count once). Starts the next count from zero.
+    pub fn take_depth(&self) -> usize {
+        std::mem::take(&mut *self.shared.depth.lock().unwrap())
     }
 
     /// Until `until`, `resource` (an instance id, an ECS service name, a DB
@@ -127,7 +138,7 @@ impl Forwarder {
     /// `starting`. Then moto's answers pass through again. Called again for
     /// the same resource, the new time replaces the old.
     pub fn slow(&self, resource: &str, until: Instant) {
-        let mut slow = self.slow.lock().unwrap();
+        let mut slow = self.shared.slow.lock().unwrap();
         slow.retain(|(r, _)| r != resource);
         slow.push((resource.to_string(), until));
     }
@@ -150,24 +161,24 @@ impl Forwarder {
     /// From now on, requests of `operation` are counted but never forwarded
     /// nor answered: the caller hangs in it (to kill it mid-way).
     pub fn hold(&self, operation: &str) {
-        *self.held.lock().unwrap() = Some(operation.to_string());
+        *self.shared.held.lock().unwrap() = Some(operation.to_string());
     }
 
     /// From now on (until [`Self::accept`]), requests whose `X-Amz-Target`
     /// starts with `prefix` (`DynamoDB_20120810.`) are answered HTTP 503
     /// without reaching moto: that service is down, the others work.
     pub fn refuse(&self, prefix: &str) {
-        *self.refused.lock().unwrap() = Some(prefix.to_string());
+        *self.shared.refused.lock().unwrap() = Some(prefix.to_string());
     }
 
     /// Ends [`Self::refuse`].
     pub fn accept(&self) {
-        *self.refused.lock().unwrap() = None;
+        *self.shared.refused.lock().unwrap() = None;
     }
 
     /// Requests of `operation` seen so far, in any region.
     pub fn count(&self, operation: &str) -> usize {
-        self.counts
+        (self.shared.counts)
             .lock()
             .unwrap()
             .iter()
@@ -178,7 +189,7 @@ impl Forwarder {
 
     /// Requests seen so far by "Operation region".
     pub fn counts(&self) -> BTreeMap<String, usize> {
-        self.counts.lock().unwrap().clone()
+        self.shared.counts.lock().unwrap().clone()
     }
 }
 
@@ -290,34 +301,27 @@ fn upstream_call(
     (status, headers, raw[split + 4..].to_vec())
 }
 
-fn serve(
-    conn: TcpStream,
-    upstream: &str,
-    counts: &Mutex<BTreeMap<String, usize>>,
-    held: &Mutex<Option<String>>,
-    refused: &Mutex<Option<String>>,
-    slow: &Mutex<Vec<(String, Instant)>>,
-    delays: &Delays,
-) {
+fn serve(conn: TcpStream, upstream: &str, shared: &Shared) {
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
     while let Some(req) = read_request(&mut r) {
         let operation = req.operation();
-        *counts
-            .lock()
-            .unwrap()
+        *(shared.counts.lock().unwrap())
             .entry(format!("{operation} {}", req.region()))
             .or_default() += 1;
-        if held.lock().unwrap().as_deref() == Some(operation.as_str()) {
+        if shared.held.lock().unwrap().as_deref() == Some(operation.as_str()) {
             // Unanswered, the connection open: the caller waits.
             loop {
                 std::thread::park();
             }
         }
-        if let Some(by) = delays.of(&operation, &req.body) {
+        if let Some(by) = shared.delay_of(&operation, &req.body) {
             std::thread::sleep(by);
         }
-        let refuse = refused.lock().unwrap().clone();
+        let depth = *shared.depth.lock().unwrap() + 1;
+        let rtt = *shared.latency.lock().unwrap();
+        std::thread::sleep(rtt);
+        let refuse = shared.refused.lock().unwrap().clone();
         let target = req.header("x-amz-target").unwrap_or_default();
         let (status, mut headers, body) = match req.path.strip_prefix(CBOR_PREFIX) {
             _ if refuse.is_some_and(|p| target.starts_with(&p)) => (
@@ -357,7 +361,7 @@ fn serve(
             None => upstream_call(upstream, &req.method, &req.path, &req.headers, &req.body),
         };
         let now = Instant::now();
-        let slow_now: Vec<String> = (slow.lock().unwrap().iter())
+        let slow_now: Vec<String> = (shared.slow.lock().unwrap().iter())
             .filter(|(_, until)| now < *until)
             .map(|(r, _)| r.clone())
             .collect();
@@ -376,6 +380,8 @@ fn serve(
         if w.write_all(out.as_bytes()).is_err() || w.write_all(&body).is_err() {
             return;
         }
+        let mut deepest = shared.depth.lock().unwrap();
+        *deepest = (*deepest).max(depth);
     }
 }
 

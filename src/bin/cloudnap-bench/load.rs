@@ -3,6 +3,7 @@
 
 use super::{cpu_ticks, owner_lookup_micros, proc_field, Daemon};
 use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,14 +97,12 @@ pub(super) fn status_latency(addr: SocketAddr, row: &mut impl FnMut(String, Stri
     );
 }
 
-/// Throughput: 4 clients, each with up to 64 commands in flight, for
-/// `secs`; and the daemon's CPU and peak memory under it.
-pub(super) fn status_throughput(d: &Daemon, secs: f64, row: &mut impl FnMut(String, String)) {
-    let (addr, pid) = (d.addr, d.child.id());
+/// STATUS replies a second from 4 clients, each with up to 64 commands in
+/// flight, for `secs`; and how many timed out.
+fn status_rate(addr: SocketAddr, secs: f64) -> (f64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let lost = Arc::new(AtomicU64::new(0));
-    let c0 = cpu_ticks(pid);
     let t = Instant::now();
     let clients: Vec<_> = (0..4)
         .map(|_| {
@@ -139,15 +138,23 @@ pub(super) fn status_throughput(d: &Daemon, secs: f64, row: &mut impl FnMut(Stri
     for c in clients {
         c.join().unwrap();
     }
+    let done = done.load(Ordering::Relaxed) as f64 / elapsed;
+    (done, lost.load(Ordering::Relaxed))
+}
+
+/// Throughput (see [`status_rate`]) and the daemon's CPU and peak memory
+/// under it.
+pub(super) fn status_throughput(d: &Daemon, secs: f64, row: &mut impl FnMut(String, String)) {
+    let (addr, pid) = (d.addr, d.child.id());
+    let c0 = cpu_ticks(pid);
+    let t = Instant::now();
+    let (rate, lost) = status_rate(addr, secs);
+    let elapsed = t.elapsed().as_secs_f64();
     let load_cpu = (cpu_ticks(pid) - c0) as f64 / 100.0 / elapsed * 100.0;
     let peak_rss = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
     row(
         format!("STATUS throughput, 4 clients x 64 in flight, {secs:.0} s"),
-        format!(
-            "{:.0} replies/s ({} timed out)",
-            done.load(Ordering::Relaxed) as f64 / elapsed,
-            lost.load(Ordering::Relaxed)
-        ),
+        format!("{rate:.0} replies/s ({lost} timed out)"),
     );
     row(
         "daemon CPU under that load".into(),
@@ -156,5 +163,41 @@ pub(super) fn status_throughput(d: &Daemon, secs: f64, row: &mut impl FnMut(Stri
     row(
         "peak RSS after the load".into(),
         format!("{:.1} MB", mb(peak_rss)),
+    );
+}
+
+/// STATUS throughput of this build against `baseline`'s (another release
+/// binary), in `rounds` alternating runs of `secs` each on the same config
+/// dir, so that the machine's load falls on both alike: the medians.
+pub(super) fn status_against(
+    bin: &str,
+    baseline: &str,
+    dir: &Path,
+    secs: f64,
+    rounds: usize,
+    row: &mut impl FnMut(String, String),
+) {
+    let mut rates = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (rate, b) in rates.iter_mut().zip([bin, baseline]) {
+            let d = Daemon::start(b, dir, "warn,cloudnap=info");
+            std::thread::sleep(Duration::from_secs(2));
+            rate.push(status_rate(d.addr, secs).0);
+        }
+    }
+    let [mut this, mut base] = rates;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    row(
+        format!(
+            "STATUS throughput against the baseline build, median of {rounds} alternating runs"
+        ),
+        format!(
+            "{:.0} replies/s, baseline {:.0} (runs: {this:.0?} / {base:.0?})",
+            median(&mut this),
+            median(&mut base)
+        ),
     );
 }

@@ -2,12 +2,17 @@
 //! `cloudnap` binary: idle footprint with every detector on, UDP latency and
 //! throughput, wake latency after a real key press (xdotool), and the time to
 //! put 200 resources in 3 regions to sleep on moto against a sequential loop
-//! of the same per-resource SDK calls, measured in the same run.
+//! of the same per-resource SDK calls, measured in the same run; then the
+//! same fleet and one of 1000 through a forwarder that adds a round trip
+//! to each request (world.rs).
 //!
 //! Usage (see build/bench.sh, which sets up X, PulseAudio, moto and the
-//! config dirs): cloudnap-bench BIN LOAD_SECS IDLE_SECS FLEET_DIR WAKE_DIR
+//! config dirs): cloudnap-bench BIN LOAD_SECS IDLE_SECS FLEET_DIR WAKE_DIR FLEET_1000_DIR
 
+#[path = "../../../tests/common/forwarder.rs"]
+mod forwarder;
 mod load;
+mod world;
 
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
@@ -19,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The rows printed: measure, value.
+type Table = Vec<(String, String)>;
 
 /// A running `cloudnap run` and its log lines.
 struct Daemon {
@@ -119,13 +127,7 @@ fn use_sdk(d: &Daemon) {
 
 /// Idle footprint with every detector on and the SDK in use, then UDP
 /// latency and throughput.
-fn footprint_and_load(
-    bin: &str,
-    wake_dir: &Path,
-    secs: f64,
-    idle_secs: u64,
-    table: &mut Vec<(String, String)>,
-) {
+fn footprint_and_load(bin: &str, wake_dir: &Path, secs: f64, idle_secs: u64, table: &mut Table) {
     let dir = footprint_dir("tray", wake_dir, true);
     let started = Instant::now();
     let d = Daemon::start(bin, &dir, "warn,cloudnap=info,cloudnap::detect=debug");
@@ -140,6 +142,9 @@ fn footprint_and_load(
     load::status_latency(d.addr, &mut row);
     load::status_throughput(&d, secs, &mut row);
     drop(d);
+    if let Ok(baseline) = std::env::var("CLOUDNAP_BENCH_BASELINE") {
+        load::status_against(bin, &baseline, &dir, secs, 5, &mut row);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -152,7 +157,7 @@ impl Drop for Daemon {
 
 /// RSS of a daemon with `desktop.tray` off and the SDK in use, 10 s after
 /// start.
-fn rss_without_tray(bin: &str, wake_dir: &Path, table: &mut Vec<(String, String)>) {
+fn rss_without_tray(bin: &str, wake_dir: &Path, table: &mut Table) {
     let dir = footprint_dir("notray", wake_dir, false);
     let d = Daemon::start(bin, &dir, "warn,cloudnap=info");
     use_sdk(&d);
@@ -185,7 +190,7 @@ fn wait_event(events: &UdpSocket, name: &str, limit: Duration) -> Instant {
 
 /// Key press (xdotool) to the app's `awake` event, which it sends once every
 /// wake call has returned; `rounds` times, each after real idleness.
-fn wake_latency(bin: &str, dir: &Path, rounds: usize, table: &mut Vec<(String, String)>) {
+fn wake_latency(bin: &str, dir: &Path, rounds: usize, table: &mut Table) {
     let events = UdpSocket::bind("127.0.0.1:0").unwrap();
     events
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -243,7 +248,7 @@ fn timed(bin: &str, dir: &Path, cmd: &str, action: &str) -> (Duration, usize) {
 /// 200 resources in 3 regions: `cloudnap sleep` against a sequential loop
 /// of the same per-resource calls (describe, tag, stop) through the same
 /// AWS adapter.
-fn fleet_sleep(bin: &str, dir: &Path, table: &mut Vec<(String, String)>) {
+fn fleet_sleep(bin: &str, dir: &Path, table: &mut Table) {
     let paths = Paths::in_dir(dir);
     let (settings, _) = paths.load_settings().unwrap();
     let entries = paths.load_registry().unwrap().entries;
@@ -302,7 +307,7 @@ fn fleet_sleep(bin: &str, dir: &Path, table: &mut Vec<(String, String)>) {
 /// Idle CPU and RSS of a daemon in a headless sway session (Wayland only:
 /// no X display), with every detector enabled, over `idle_secs`; skipped
 /// (and said so) when `CLOUDNAP_SWAY_DISPLAY` is not set.
-fn idle_under_sway(bin: &str, wake_dir: &Path, idle_secs: u64, table: &mut Vec<(String, String)>) {
+fn idle_under_sway(bin: &str, wake_dir: &Path, idle_secs: u64, table: &mut Table) {
     let (Ok(display), Ok(runtime_dir)) = (
         std::env::var("CLOUDNAP_SWAY_DISPLAY"),
         std::env::var("CLOUDNAP_SWAY_RUNTIME_DIR"),
@@ -370,7 +375,7 @@ fn owner_lookup_micros() -> f64 {
 /// `cloudnap report --since 365d --json` over a synthetic year of history:
 /// 200 resources slept every evening and woken every morning (146k lines),
 /// compacted into monthly files as the daemon would.
-fn report_year(bin: &str, table: &mut Vec<(String, String)>) {
+fn report_year(bin: &str, table: &mut Table) {
     use cloudnap::core::model::history::{Change, HistoryEvent, Trigger};
     use cloudnap::core::model::resource::{Capacity, Facts, Kind, ResourceId, Running, Volume};
     use cloudnap::store::history::HistoryFile;
@@ -441,10 +446,31 @@ fn report_year(bin: &str, table: &mut Vec<(String, String)>) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The fleets through the latency forwarder: 200 and 1000 resources at
+/// 0 and 200 ms, the mid-sleep return, readiness.
+fn the_world(bin: &str, fleet: &Path, fleet_1000: &Path, table: &mut Table) {
+    let upstream = Paths::in_dir(fleet)
+        .load_settings()
+        .unwrap()
+        .0
+        .aws
+        .endpoint_url;
+    let fwd = forwarder::Forwarder::start(upstream.as_deref().expect("moto's URL"));
+    for (name, dir) in [("fleet", fleet), ("fleet1000", fleet_1000)] {
+        let via = world::through(dir, &fwd.url, name, None);
+        world::round_trips(bin, &via, &fwd, &[0, 200], table);
+        let _ = std::fs::remove_dir_all(&via);
+    }
+    world::mid_sleep_return(bin, fleet, &fwd, 50, table);
+    world::readiness(bin, fleet, &fwd, table);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 6 {
-        eprintln!("usage: cloudnap-bench BIN LOAD_SECS IDLE_SECS FLEET_DIR WAKE_DIR");
+    if args.len() != 7 {
+        eprintln!(
+            "usage: cloudnap-bench BIN LOAD_SECS IDLE_SECS FLEET_DIR WAKE_DIR FLEET_1000_DIR"
+        );
         std::process::exit(2);
     }
     let bin = &args[1];
@@ -462,7 +488,9 @@ fn main() {
     rss_without_tray(bin, wake_dir, &mut table);
     idle_under_sway(bin, wake_dir, idle_secs, &mut table);
     wake_latency(bin, wake_dir, 5, &mut table);
-    fleet_sleep(bin, Path::new(&args[4]), &mut table);
+    let fleet = Path::new(&args[4]);
+    fleet_sleep(bin, fleet, &mut table);
+    the_world(bin, fleet, Path::new(&args[6]), &mut table);
     report_year(bin, &mut table);
     println!("| measure | value |");
     println!("| --- | --- |");

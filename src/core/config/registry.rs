@@ -5,6 +5,7 @@
 
 use crate::core::config::settings::is_valid_region;
 use crate::core::model::resource::{Kind, ResourceId};
+use crate::core::policy::order::{self, WakePolicy};
 use crate::kinds::Spec;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -52,6 +53,11 @@ pub struct Entry {
     /// instance's current address (`HOST` or `HOST:PORT`): a bastion, a VPN
     /// address, a port forward.
     pub ssh_address: Option<String>,
+    /// What may wake it (`wake:`; see [`WakePolicy`]).
+    pub wake: WakePolicy,
+    /// `after:`: the registered resource (by name or id) this one starts
+    /// after, once that one is ready; a sleep stops them in reverse.
+    pub after: Option<String>,
 }
 
 impl Entry {
@@ -68,7 +74,21 @@ impl Entry {
             shared: false,
             ssh_host: None,
             ssh_address: None,
+            wake: WakePolicy::Auto,
+            after: None,
         }
+    }
+
+    /// Its policy as `LIST_REGISTERED_SERVICES` and `cloudnap check` show
+    /// it: `wake manual, after i-0abc`; empty for the default.
+    pub fn policy(&self) -> String {
+        let wake = (self.wake != WakePolicy::Auto).then(|| format!("wake {}", self.wake.name()));
+        let after = self.after.as_ref().map(|a| format!("after {a}"));
+        [wake, after]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Where the entry comes from, as `status` and `LIST_REGISTERED_SERVICES`
@@ -101,6 +121,8 @@ struct RawEntry {
     shared: bool,
     ssh_host: Option<String>,
     ssh_address: Option<String>,
+    wake: Option<String>,
+    after: Option<String>,
 }
 
 /// The file's entries, section by section, with serde's errors (and so
@@ -152,7 +174,7 @@ enum Named {
 
 /// The fields of an entry after its names (`desired_size` and `hibernate`
 /// only for kinds that take them).
-const OTHER_FIELDS: [&str; 9] = [
+const OTHER_FIELDS: [&str; 11] = [
     "region",
     "desired_size",
     "hibernate",
@@ -162,6 +184,8 @@ const OTHER_FIELDS: [&str; 9] = [
     "profile",
     "ssh_host",
     "ssh_address",
+    "wake",
+    "after",
 ];
 
 /// Whether entries of `spec` take the field `field` of [`OTHER_FIELDS`].
@@ -285,7 +309,7 @@ impl<'de> Visitor<'de> for Item {
         let spec = self.0.spec();
         let mut names: Vec<Option<String>> = vec![None; spec.names.len()];
         let (mut region, mut description, mut profile, mut desired_size) = (None, None, None, None);
-        let (mut ssh_host, mut ssh_address) = (None, None);
+        let (mut ssh_host, mut ssh_address, mut wake, mut after) = (None, None, None, None);
         let (mut hibernate, mut shared, mut ready_port) = (false, false, None);
         while let Some(key) = map.next_key_seed(Key(Some(self.0)))? {
             let (slot, field) = match key {
@@ -295,6 +319,8 @@ impl<'de> Visitor<'de> for Item {
                 Named::Other("profile") => (&mut profile, "profile"),
                 Named::Other("ssh_host") => (&mut ssh_host, "ssh_host"),
                 Named::Other("ssh_address") => (&mut ssh_address, "ssh_address"),
+                Named::Other("wake") => (&mut wake, "wake"),
+                Named::Other("after") => (&mut after, "after"),
                 Named::Other("hibernate") => {
                     hibernate = map.next_value::<Option<bool>>()?.unwrap_or(false);
                     continue;
@@ -317,7 +343,7 @@ impl<'de> Visitor<'de> for Item {
                 return Err(A::Error::duplicate_field(field));
             }
             *slot = match field {
-                "description" | "profile" | "ssh_host" | "ssh_address" => {
+                "description" | "profile" | "ssh_host" | "ssh_address" | "wake" | "after" => {
                     map.next_value::<Option<String>>()?
                 }
                 _ => Some(map.next_value::<String>()?),
@@ -340,6 +366,8 @@ impl<'de> Visitor<'de> for Item {
             shared,
             ssh_host,
             ssh_address,
+            wake,
+            after,
         })
     }
 }
@@ -378,7 +406,19 @@ fn check_options(e: &RawEntry) -> Result<(), String> {
         _ => {}
     }
     check_numbers(e.desired_size, e.ready_port)?;
+    wake_policy(e)?;
     check_ssh([&e.ssh_host, &e.ssh_address])
+}
+
+/// The entry's `wake:` policy: `auto` when not given.
+fn wake_policy(e: &RawEntry) -> Result<WakePolicy, String> {
+    let Some(word) = &e.wake else {
+        return Ok(WakePolicy::Auto);
+    };
+    WakePolicy::parse(word).ok_or_else(|| {
+        let words: Vec<&str> = WakePolicy::ALL.iter().map(|p| p.name()).collect();
+        format!("wake `{word}` must be one of {}", words.join(", "))
+    })
 }
 
 /// Checks `ssh_host` and `ssh_address`: a name or address (with a port,
@@ -395,6 +435,21 @@ fn check_ssh([host, address]: [&Option<String>; 2]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What is wrong with the `after:` fields of `entries`: names that match
+/// no resource (or several, or itself), and cycles.
+pub fn check_order(entries: &[Entry]) -> Vec<String> {
+    let named: Vec<(ResourceId, Option<String>)> = (entries.iter())
+        .map(|e| (e.id.clone(), e.after.clone()))
+        .collect();
+    match order::resolve(&named) {
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        Ok(_) => match order::stages(&Registry::order(entries)) {
+            Err(e) => vec![e.to_string()],
+            Ok(_) => Vec::new(),
+        },
+    }
 }
 
 /// Checks every field of a resource id; the messages name the field.
@@ -471,6 +526,7 @@ impl Registry {
                 return;
             }
             seen.insert(id.clone(), here);
+            let wake = wake_policy(&e).unwrap_or_default();
             entries.push(Entry {
                 id,
                 profile: e.profile,
@@ -482,6 +538,8 @@ impl Registry {
                 shared: e.shared,
                 ssh_host: e.ssh_host,
                 ssh_address: e.ssh_address,
+                wake,
+                after: e.after,
             });
         };
         for e in raw.0 {
@@ -490,10 +548,24 @@ impl Registry {
             push(id, key, &needle, e, &mut errors);
         }
         if errors.is_empty() {
+            errors.extend(check_order(&entries));
+        }
+        if errors.is_empty() {
             Ok(Registry { entries })
         } else {
             Err(RegistryError::Invalid(errors))
         }
+    }
+
+    /// Each entry with the resource its `after:` names (see
+    /// [`order::resolve`]); none where that cannot be resolved (a registry
+    /// that parsed always can).
+    pub fn order(entries: &[Entry]) -> Vec<(ResourceId, Option<ResourceId>)> {
+        let named: Vec<(ResourceId, Option<String>)> = (entries.iter())
+            .map(|e| (e.id.clone(), e.after.clone()))
+            .collect();
+        let resolved = order::resolve(&named).unwrap_or_else(|_| vec![None; named.len()]);
+        named.into_iter().map(|(id, _)| id).zip(resolved).collect()
     }
 
     /// The entry for `id`, if registered.
@@ -608,6 +680,62 @@ eks_nodegroups:
         let ecs = "ecs_services:\n  - cluster_name: c\n    service_name: s\n    region: us-east-1\n    ssh_host: x\n";
         let e = Registry::parse(ecs).unwrap_err().to_string();
         assert!(e.contains("unknown field `ssh_host`"), "{e}");
+    }
+
+    #[test]
+    fn wake_and_after_are_options_of_every_kind_and_round_trip() {
+        let text = "ec2_instances:\n  - instance_id: i-0db\n    region: us-east-1\n    wake: manual\n\
+            ecs_services:\n  - cluster_name: c\n    service_name: api\n    region: us-east-1\n    after: i-0db\n    wake: on_connect\n\
+            eks_nodegroups:\n  - cluster_name: k\n    nodegroup_name: n\n    region: us-east-1\n    after: 'ECS c/api (us-east-1)'\n";
+        let r = Registry::parse(text).unwrap();
+        let policies: Vec<(WakePolicy, Option<&str>)> = (r.entries.iter())
+            .map(|e| (e.wake, e.after.as_deref()))
+            .collect();
+        assert_eq!(
+            policies,
+            [
+                (WakePolicy::Manual, None),
+                (WakePolicy::OnConnect, Some("i-0db")),
+                (WakePolicy::Auto, Some("ECS c/api (us-east-1)")),
+            ]
+        );
+        assert_eq!(r.entries[1].policy(), "wake on_connect, after i-0db");
+        assert_eq!(r.entries[2].policy(), "after ECS c/api (us-east-1)");
+        let order = Registry::order(&r.entries);
+        assert_eq!(order[1].1.as_ref(), Some(&r.entries[0].id));
+        assert_eq!(order[2].1.as_ref(), Some(&r.entries[1].id));
+        let mut rebuilt = String::new();
+        for e in &r.entries {
+            rebuilt = crate::core::config::registry_edit::insert_entry(&rebuilt, e).unwrap();
+        }
+        assert_eq!(Registry::parse(&rebuilt).unwrap(), r, "{rebuilt}");
+        let e = Registry::parse(&text.replace("wake: manual", "wake: later"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2")
+                && e.contains("wake `later` must be one of auto, manual, on_connect"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_afters_and_cycles_are_refused_naming_the_resources() {
+        let text = "ecs_services:\n  - cluster_name: c\n    service_name: a\n    region: us-east-1\n    after: c/b\n  - cluster_name: c\n    service_name: b\n    region: us-east-1\n    after: c/a\n";
+        let e = Registry::parse(text).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "after: a cycle: ECS c/a (us-east-1) -> ECS c/b (us-east-1) -> ECS c/a (us-east-1)"
+            ),
+            "{e}"
+        );
+        let e = Registry::parse(&text.replace("after: c/a", "after: c/gone"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ECS c/b (us-east-1): after `c/gone`: no registered resource"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -46,7 +46,14 @@ pub fn render_entry(e: &Entry, indent: &str) -> String {
     if let Some(p) = &e.profile {
         fields.push(("profile", scalar(p)));
     }
-    for (key, value) in [("ssh_host", &e.ssh_host), ("ssh_address", &e.ssh_address)] {
+    if e.wake != crate::core::policy::order::WakePolicy::Auto {
+        fields.push(("wake", e.wake.name().to_string()));
+    }
+    for (key, value) in [
+        ("after", &e.after),
+        ("ssh_host", &e.ssh_host),
+        ("ssh_address", &e.ssh_address),
+    ] {
         if let Some(v) = value {
             fields.push((key, scalar(v)));
         }

@@ -74,6 +74,12 @@ pub struct RegisteredRow {
     pub description: String,
     pub profile: Option<String>,
     pub desired_size: Option<i32>,
+    /// What may wake it: `auto`, `manual` or `on_connect` (services.yaml's
+    /// `wake:`).
+    pub wake: &'static str,
+    /// The resource it starts after (services.yaml's `after:`), as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
     /// `services.yaml`, or `tag` for a resource found by its
     /// `cloudnap:managed=true` tag.
     pub source: &'static str,

@@ -55,6 +55,10 @@ pub struct AsleepRow {
     /// (network unreachable, attempt 4)".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrying: Option<String>,
+    /// Its wake policy when the user's return leaves it asleep: `manual`
+    /// or `on_connect` (services.yaml's `wake:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake: Option<&'static str>,
 }
 
 /// A resource a sleep left running because it is at work; it is checked
