@@ -45,8 +45,11 @@ struct Shared {
     depth: Mutex<usize>,
     /// Requests held back a while (operation, what the body contains, for
     /// how long), and how many were so far.
-    delays: Mutex<(Vec<(String, String, Duration)>, usize)>,
+    delays: Mutex<(Vec<Delay>, usize)>,
 }
+
+/// A request held back: its operation, what its body contains, how long.
+type Delay = (String, String, Duration);
 
 impl Shared {
     /// How long to hold back a request of `operation` with `body`.
