@@ -6,6 +6,8 @@ mod by_hand;
 mod refresh;
 mod saved;
 mod sleep;
+#[cfg(test)]
+mod rounds;
 mod stopping;
 mod wake;
 
