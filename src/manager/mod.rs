@@ -4,10 +4,9 @@
 
 mod by_hand;
 mod refresh;
+mod rounds;
 mod saved;
 mod sleep;
-#[cfg(test)]
-mod rounds;
 mod stopping;
 mod wake;
 

@@ -4,91 +4,105 @@
 //! calls one after another, which a far region's round trip multiplies.
 //! The figures are today's: a change that makes either deeper fails here.
 
-use super::tests::{busy_settings, entries};
-use super::Manager;
-use crate::cloud::fake::FakeCloud;
-use crate::store::records::RecordsFile;
-use std::sync::Arc;
-use crate::core::model::history::Trigger;
-use crate::core::model::outcome::Action;
-use crate::core::model::resource::{Capacity, Desired, ResourceId, Running, Scaling};
-use crate::kinds::Kind;
-use std::time::Duration;
-use tokio::time::Instant;
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{busy_settings, entries};
+    use super::super::Manager;
+    use crate::cloud::fake::FakeCloud;
+    use crate::core::model::history::Trigger;
+    use crate::core::model::outcome::Action;
+    use crate::core::model::resource::{Capacity, Desired, ResourceId, Running, Scaling};
+    use crate::kinds::Kind;
+    use crate::store::records::RecordsFile;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::time::Instant;
 
-const CALL: Duration = Duration::from_millis(100);
+    const CALL: Duration = Duration::from_millis(100);
 
-/// `n` mixed resources in 3 regions, as the bench's fleet: per region 10
-/// ECS services of one cluster, 3 EKS nodegroups, 3 Auto Scaling groups,
-/// 2 RDS databases, and EC2 instances for the rest.
-fn fleet(n: usize) -> Vec<(ResourceId, Capacity)> {
-    let mut out = Vec::new();
-    for (r, region) in ["us-east-2", "eu-north-1", "ap-northeast-1"].iter().enumerate() {
-        let scaling = Scaling {
-            min: 1,
-            desired: 2,
-            max: 3,
-        };
-        for i in 0..10 {
-            let id = ResourceId::new(Kind::Ecs, ["bench".into(), format!("svc{i}")], *region);
-            out.push((id, Capacity::of(Kind::Ecs, Desired(1 + i % 3))));
+    /// `n` mixed resources in 3 regions, as the bench's fleet: per region 10
+    /// ECS services of one cluster, 3 EKS nodegroups, 3 Auto Scaling groups,
+    /// 2 RDS databases, and EC2 instances for the rest.
+    fn fleet(n: usize) -> Vec<(ResourceId, Capacity)> {
+        let mut out = Vec::new();
+        for (r, region) in ["us-east-2", "eu-north-1", "ap-northeast-1"]
+            .iter()
+            .enumerate()
+        {
+            let scaling = Scaling {
+                min: 1,
+                desired: 2,
+                max: 3,
+            };
+            for i in 0..10 {
+                let id = ResourceId::new(Kind::Ecs, ["bench".into(), format!("svc{i}")], *region);
+                out.push((id, Capacity::of(Kind::Ecs, Desired(1 + i % 3))));
+            }
+            for i in 0..3 {
+                let ng = ResourceId::new(Kind::Eks, ["bench".into(), format!("ng{i}")], *region);
+                out.push((ng, Capacity::of(Kind::Eks, scaling)));
+                let asg = ResourceId::new(Kind::Asg, [format!("asg{i}")], *region);
+                out.push((asg, Capacity::of(Kind::Asg, scaling)));
+            }
+            for i in 0..2 {
+                let db = ResourceId::new(Kind::Rds, [format!("db{i}")], *region);
+                out.push((db, Capacity::of(Kind::Rds, Running(true))));
+            }
+            let ec2 = n / 3 + usize::from(r < n % 3) - 18;
+            for i in 0..ec2 {
+                let id = ResourceId::new(Kind::Ec2, [format!("i-{r}{i:016x}")], *region);
+                out.push((id, Capacity::of(Kind::Ec2, Running(true))));
+            }
         }
-        for i in 0..3 {
-            let ng = ResourceId::new(Kind::Eks, ["bench".into(), format!("ng{i}")], *region);
-            out.push((ng, Capacity::of(Kind::Eks, scaling)));
-            let asg = ResourceId::new(Kind::Asg, [format!("asg{i}")], *region);
-            out.push((asg, Capacity::of(Kind::Asg, scaling)));
-        }
-        for i in 0..2 {
-            let db = ResourceId::new(Kind::Rds, [format!("db{i}")], *region);
-            out.push((db, Capacity::of(Kind::Rds, Running(true))));
-        }
-        let ec2 = n / 3 + usize::from(r < n % 3) - 18;
-        for i in 0..ec2 {
-            let id = ResourceId::new(Kind::Ec2, [format!("i-{r}{i:016x}")], *region);
-            out.push((id, Capacity::of(Kind::Ec2, Running(true))));
-        }
+        out
     }
-    out
-}
 
-/// The rounds of a sleep and of the wake after it, of `n` resources.
-async fn rounds(n: usize) -> (u32, u32) {
-    let dir = tempfile::tempdir().unwrap();
-    let cloud = Arc::new(FakeCloud::default());
-    // As many calls at once as `aws.max_concurrent_calls` allows by default.
-    let m = Manager::new(cloud.clone(), RecordsFile::new(dir.path().join("s")), 16, false);
-    let fleet = fleet(n);
-    for (id, up) in &fleet {
-        cloud.add(id, *up);
+    /// The rounds of a sleep and of the wake after it, of `n` resources.
+    async fn rounds(n: usize) -> (u32, u32) {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        // As many calls at once as `aws.max_concurrent_calls` allows by default.
+        let m = Manager::new(
+            cloud.clone(),
+            RecordsFile::new(dir.path().join("s")),
+            16,
+            false,
+        );
+        let fleet = fleet(n);
+        for (id, up) in &fleet {
+            cloud.add(id, *up);
+        }
+        *cloud.latency.lock().unwrap() = CALL;
+        let ids: Vec<&ResourceId> = fleet.iter().map(|(id, _)| id).collect();
+        let all = entries(&ids);
+        let t0 = Instant::now();
+        let slept = m.sleep(&all, &busy_settings(), Trigger::Idle).await;
+        let sleep = t0.elapsed();
+        let slept = slept.unwrap();
+        assert!(
+            slept.iter().all(|o| o.action == Action::Stopped),
+            "{slept:?}"
+        );
+        let t0 = Instant::now();
+        let woke = m.wake(&all, Trigger::Idle).await.unwrap();
+        let wake = t0.elapsed();
+        assert_eq!(woke.len(), n);
+        for (id, up) in &fleet {
+            assert_eq!(cloud.get(id).capacity, *up, "{id}");
+        }
+        let deep = |d: Duration| (d.as_millis() / CALL.as_millis()) as u32;
+        (deep(sleep), deep(wake))
     }
-    *cloud.latency.lock().unwrap() = CALL;
-    let ids: Vec<&ResourceId> = fleet.iter().map(|(id, _)| id).collect();
-    let all = entries(&ids);
-    let t0 = Instant::now();
-    let slept = m.sleep(&all, &busy_settings(), Trigger::Idle).await;
-    let sleep = t0.elapsed();
-    let slept = slept.unwrap();
-    assert!(slept.iter().all(|o| o.action == Action::Stopped), "{slept:?}");
-    let t0 = Instant::now();
-    let woke = m.wake(&all, Trigger::Idle).await.unwrap();
-    let wake = t0.elapsed();
-    assert_eq!(woke.len(), n);
-    for (id, up) in &fleet {
-        assert_eq!(cloud.get(id).capacity, *up, "{id}");
-    }
-    let deep = |d: Duration| (d.as_millis() / CALL.as_millis()) as u32;
-    (deep(sleep), deep(wake))
-}
 
-#[tokio::test(start_paused = true)]
-async fn a_sleep_and_a_wake_are_as_deep_for_1000_resources_as_for_200() {
-    let small = rounds(200).await;
-    let big = rounds(1000).await;
-    eprintln!("rounds deep (sleep, wake): 200 resources {small:?}, 1000 resources {big:?}");
-    assert_eq!(small, big, "deeper with the fleet's size");
-    let (sleep, wake) = small;
-    // Today's depths; the targets are 6 and 5 (docs/benchmarks.md).
-    assert!(sleep <= 9, "a sleep {sleep} rounds deep");
-    assert!(wake <= 8, "a wake {wake} rounds deep");
+    #[tokio::test(start_paused = true)]
+    async fn a_sleep_and_a_wake_are_as_deep_for_1000_resources_as_for_200() {
+        let small = rounds(200).await;
+        let big = rounds(1000).await;
+        eprintln!("rounds deep (sleep, wake): 200 resources {small:?}, 1000 resources {big:?}");
+        assert_eq!(small, big, "deeper with the fleet's size");
+        let (sleep, wake) = small;
+        // Today's depths; the targets are 6 and 5 (docs/benchmarks.md).
+        assert!(sleep <= 9, "a sleep {sleep} rounds deep");
+        assert!(wake <= 8, "a wake {wake} rounds deep");
+    }
 }
