@@ -231,6 +231,25 @@ impl<C: CloudControl> App<C> {
     }
 
     /// The app's state, without the tray's view of it.
+    /// STATUS's `asleep`: each record, with its wake retry and wake policy.
+    fn asleep_rows(&self, retry: Option<&Retry>) -> Vec<AsleepRow> {
+        let policies: BTreeMap<ResourceId, WakePolicy> = self
+            .registry_file
+            .cached_wake_policies()
+            .into_iter()
+            .collect();
+        (self.manager.asleep().into_values())
+            .map(|r| AsleepRow {
+                saved: r.saved,
+                phase: r.phase,
+                since: r.since,
+                retrying: retry.and_then(|x| x.text_for(&r.resource)),
+                wake: policies.get(&r.resource).map(|p| p.name()),
+                resource: r.resource,
+            })
+            .collect()
+    }
+
     pub(super) fn status_now(&self) -> Status {
         let saved_this_week_usd = self.manager.saved_this_week();
         let (team, team_error) = self.team_status();
@@ -240,11 +259,6 @@ impl<C: CloudControl> App<C> {
         sleeping.sort_unstable();
         sleeping.dedup();
         let sign_in = self.sign_in_needed(&sleeping);
-        let policies: BTreeMap<ResourceId, WakePolicy> = self
-            .registry_file
-            .cached_wake_policies()
-            .into_iter()
-            .collect();
         let t = now();
         let state = self.lock();
         let retry = state.retry.as_ref();
@@ -266,19 +280,7 @@ impl<C: CloudControl> App<C> {
             locked: state.tracker.locked(),
             sleep_in_seconds: sleep_in.map(|d| d.as_secs_f64()),
             paused_for_seconds: paused_for.map(|d| d.as_secs_f64()),
-            asleep: self
-                .manager
-                .asleep()
-                .into_values()
-                .map(|r| AsleepRow {
-                    saved: r.saved,
-                    phase: r.phase,
-                    since: r.since,
-                    retrying: retry.and_then(|x| x.text_for(&r.resource)),
-                    wake: policies.get(&r.resource).map(|p| p.name()),
-                    resource: r.resource,
-                })
-                .collect(),
+            asleep: self.asleep_rows(retry),
             busy: busy_rows(&state.last_sleep),
             registered: self.registry_file.cached_len(),
             operation: state.operation.or(retry.map(|r| r.operation)),
