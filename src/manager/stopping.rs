@@ -311,16 +311,32 @@ pub(super) fn stop_result(
 mod tests {
     use super::super::tests::{busy_settings, ecs, entries, setup};
     use super::*;
+    use crate::cloud::fake::FakeCloud;
     use crate::core::model::resource::Desired;
     use std::time::Duration;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_resource_that_cannot_be_woken_back_stays_recorded_for_the_wake() {
-        let (_d, cloud, m) = setup(false);
+    /// A manager, its fake cloud, and the one ECS service on it.
+    type OneService = (
+        tempfile::TempDir,
+        Arc<FakeCloud>,
+        Manager<FakeCloud>,
+        ResourceId,
+        Capacity,
+    );
+
+    /// One ECS service at 2 tasks, each call taking 100 ms.
+    fn one_service_at_100_ms() -> OneService {
+        let (dir, cloud, m) = setup(false);
         let a = ecs("a");
         let up = Capacity::of(Kind::Ecs, Desired(2));
         cloud.add(&a, up);
         *cloud.latency.lock().unwrap() = Duration::from_millis(100);
+        (dir, cloud, m, a, up)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resource_that_cannot_be_woken_back_stays_recorded_for_the_wake() {
+        let (_d, cloud, m, a, up) = one_service_at_100_ms();
         let all = entries(&[&a]);
         let busy = busy_settings();
         let sleep = m.sleep(&all, &busy, Trigger::Idle);
@@ -355,11 +371,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_return_during_the_tags_stops_nothing_and_leaves_no_tag() {
-        let (_d, cloud, m) = setup(false);
-        let a = ecs("a");
-        let up = Capacity::of(Kind::Ecs, Desired(2));
-        cloud.add(&a, up);
-        *cloud.latency.lock().unwrap() = Duration::from_millis(100);
+        let (_d, cloud, m, a, up) = one_service_at_100_ms();
         let all = entries(&[&a]);
         let busy = busy_settings();
         let sleep = m.sleep(&all, &busy, Trigger::Idle);

@@ -724,6 +724,14 @@ impl Daemon {
         reply["result"].clone()
     }
 
+    /// `SLEEP_NOW`, which must stop every registered resource; its report.
+    pub async fn sleep_now(&self) -> serde_json::Value {
+        let slept = self.ok("SLEEP_NOW").await;
+        let rows = slept.as_array().expect("a report");
+        assert!(rows.iter().all(|r| r["action"] == "stopped"), "{slept}");
+        slept
+    }
+
     /// Polls STATUS every 50 ms until `done(status)` holds; panics after `limit`.
     pub async fn wait_status(
         &self,
