@@ -34,20 +34,6 @@ async fn tagged(region: &str, id: &str, cluster: &str) -> bool {
         || ecs.iter().any(|k| k == "cloudnap:sleeping")
 }
 
-/// Polls `check` every 100 ms until it holds; panics after `limit`.
-async fn within<F: std::future::Future<Output = bool>>(
-    limit: Duration,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> Duration {
-    let t0 = Instant::now();
-    while !check().await {
-        assert!(t0.elapsed() < limit, "not {what} after {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    t0.elapsed()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wake_waiting_for_expired_credentials_is_done_once_they_work_again() {
     const R: &str = "us-east-2";

@@ -183,20 +183,6 @@ fn a_denied_or_expired_sign_in_fails_clearly_and_writes_nothing() {
     assert_eq!(sso.log(), "", "nothing was asked of the server");
 }
 
-/// Polls `check` every 100 ms until it holds; panics after `limit`.
-async fn within<F: std::future::Future<Output = bool>>(
-    limit: Duration,
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> Duration {
-    let t0 = Instant::now();
-    while !check().await {
-        assert!(t0.elapsed() < limit, "not {what} after {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    t0.elapsed()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wake_waiting_for_an_expired_sso_session_is_done_at_once_after_login() {
     const R: &str = "us-west-1";

@@ -865,3 +865,17 @@ fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
         (a, b) => *a = b,
     }
 }
+
+/// Polls `check` every 100 ms until it holds; panics after `limit`.
+pub async fn within<F: std::future::Future<Output = bool>>(
+    limit: std::time::Duration,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> std::time::Duration {
+    let t0 = std::time::Instant::now();
+    while !check().await {
+        assert!(t0.elapsed() < limit, "not {what} after {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    t0.elapsed()
+}
