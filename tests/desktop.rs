@@ -280,7 +280,7 @@ async fn the_tray_menu_pauses_the_app_and_the_icon_follows() {
         .await;
     let left = status["paused_for_seconds"].as_f64().unwrap();
     assert!((3590.0..=3600.0).contains(&left), "{left}");
-    assert!(d.log.lock().unwrap().contains("KeepAwakeHour: Hold"));
+    d.logged("KeepAwakeHour: Hold").await;
     // Within a couple of seconds the icon turns to the grey "paused" one.
     let t0 = Instant::now();
     loop {

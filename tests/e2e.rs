@@ -201,5 +201,5 @@ async fn activity_during_the_warning_cancels_the_sleep() {
     tokio::time::sleep(Duration::from_secs_f64(sleep_in + 1.0)).await;
     fleet.nothing_changed().await;
     assert_ne!(d.ok("STATUS").await["state"], "asleep");
-    assert!(d.log.lock().unwrap().contains("sleep cancelled"));
+    d.logged("sleep cancelled").await;
 }

@@ -109,11 +109,7 @@ async fn the_icon_in_xfce4_panel_opens_its_menu_and_sleep_now_sleeps() {
     ec2_stopped_within(&d, (R, &id), Instant::now(), Duration::from_secs(10)).await;
     d.wait_status(Duration::from_secs(5), "asleep", |s| s["state"] == "asleep")
         .await;
-    assert!(
-        d.log.lock().unwrap().contains("SleepNow: SleepNow"),
-        "{}",
-        d.log.lock().unwrap()
-    );
+    d.logged("SleepNow: SleepNow").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -150,7 +146,7 @@ async fn dunst_shows_the_warning_and_dunstctl_keep_awake_1h_holds() {
     let ends = hold["ends_in_seconds"].as_f64().unwrap();
     assert!((3580.0..=3600.0).contains(&ends), "{status}");
     assert_eq!(hold["reason"], "you", "{status}");
-    assert!(d.log.lock().unwrap().contains("KeepAwakeHour: Hold"));
+    d.logged("KeepAwakeHour: Hold").await;
     // Held past the timeout: still up.
     tokio::time::sleep(Duration::from_secs(12)).await;
     assert_eq!(ec2_state(R, &id).await.0, "running");

@@ -154,9 +154,5 @@ async fn a_usual_arrival_wakes_ahead_and_sleeps_again_when_nobody_came() {
         ["wake", "sleep"],
         "a wake and a sleep by the pre-wake"
     );
-    assert!(
-        d.log.lock().unwrap().contains("nobody came by"),
-        "{}",
-        d.log.lock().unwrap()
-    );
+    d.logged("nobody came by").await;
 }

@@ -255,11 +255,7 @@ async fn a_database_aws_starts_again_while_the_user_is_away_is_stopped_again() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("stopped again after {:?}", t0.elapsed());
-    assert!(
-        d.log.lock().unwrap().contains("stopped it again"),
-        "{}",
-        d.log.lock().unwrap()
-    );
+    d.logged("stopped it again").await;
     let status = d.ok("STATUS").await;
     assert_eq!(status["state"], "asleep");
     assert_eq!(status["asleep"].as_array().unwrap().len(), 1, "{status}");

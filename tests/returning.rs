@@ -124,10 +124,7 @@ async fn a_wake_waiting_for_expired_credentials_is_done_once_they_work_again() {
     );
     assert!(status["retrying"]["next_in_seconds"].as_f64().unwrap() <= 5.0);
     assert_eq!(up(R, &id, &cluster).await, ("stopped".into(), 0));
-    assert!(
-        d.log.lock().unwrap().contains(advice),
-        "the log names the cause too"
-    );
+    d.logged(advice).await; // the log names the cause too
 
     // Signed in again; no further input.
     std::fs::remove_file(&flag).unwrap();

@@ -750,6 +750,19 @@ impl Daemon {
         }
     }
 
+    /// Waits up to 5 s for `needle` in the log (the log is read by a thread
+    /// and may trail what it describes); panics with the log if it never comes.
+    pub async fn logged(&self, needle: &str) {
+        let t0 = std::time::Instant::now();
+        while !self.log.lock().unwrap().contains(needle) {
+            if t0.elapsed() > std::time::Duration::from_secs(5) {
+                let log = self.log.lock().unwrap().clone();
+                panic!("{needle:?} not logged: {log}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends a text command that must fail; returns the error message.
     pub async fn err(&self, command: &str) -> String {
         let reply = self.send(command).await;
