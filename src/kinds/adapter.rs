@@ -60,8 +60,8 @@ pub type Each<'a, T> = BoxFuture<'a, Vec<Result<T, CloudError>>>;
 
 /// What cloudnap does with one kind of resource on AWS. Every call gets
 /// resources of one region and profile that share their
-/// [`crate::kinds::Batch`] key (any number of them for [`crate::kinds::Batch::Each`]
-/// kinds): an adapter serves them with as few calls as its API allows.
+/// [`crate::kinds::Batch`] key (any number of them): an adapter serves them
+/// with as few calls as its API allows, at once.
 pub trait KindAdapter: Sync {
     /// Current capacity, protection, sleep tag and status of each resource.
     fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed>;

@@ -101,26 +101,26 @@ pub struct Spec {
     pub ready_in: Duration,
 }
 
-/// Which resources of a kind AWS answers together (one describe, one
-/// start or stop, one tag call).
+/// Which resources of a kind go to its adapter together (of one region
+/// and profile): it answers them with as few calls as its API allows (one
+/// describe, stop or tag call for all where the API takes many, else one
+/// call each, all at once), so each phase of a sleep or wake is one round
+/// trip deep whatever the number of resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Batch {
-    /// All of a region's (EC2 instances).
+    /// All of a region's.
     Region,
     /// Those sharing the name field at this index (ECS services of a cluster).
     Field(usize),
-    /// One at a time.
-    Each,
 }
 
 impl Batch {
     /// What resources named `names` are batched by: equal keys (of one
-    /// region and profile) go in one call; `None`, alone.
-    pub fn key(self, names: &[String]) -> Option<String> {
+    /// region and profile) go together.
+    pub fn key(self, names: &[String]) -> String {
         match self {
-            Batch::Region => Some(String::new()),
-            Batch::Field(i) => Some(field(names, i).to_string()),
-            Batch::Each => None,
+            Batch::Region => String::new(),
+            Batch::Field(i) => field(names, i).to_string(),
         }
     }
 }

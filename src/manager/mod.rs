@@ -8,6 +8,7 @@ mod rounds;
 mod saved;
 mod sleep;
 mod stopping;
+mod veto;
 mod wake;
 
 use crate::cloud::aws::MANAGED_TAG;
@@ -227,59 +228,42 @@ impl<C: CloudControl> Manager<C> {
         Ok(records)
     }
 
-    /// `many` for each group of EC2 instances sharing a region and profile,
-    /// and of ECS services sharing a cluster (one AWS call per group where
-    /// the API allows), `one` for everything else, at most `concurrency` at
-    /// a time. Results keep the input order.
-    async fn grouped<T, R, M, MF, O, OF>(
+    /// `many` for each batch of `items` (by region, profile, kind and its
+    /// [`crate::kinds::Batch`] key: one adapter call each), at most
+    /// `concurrency` batches at a time. Results keep the input order.
+    async fn grouped<T, R, M, MF>(
         &self,
         items: Vec<(ResourceId, Option<String>, T)>,
         many: M,
-        one: O,
     ) -> Vec<R>
     where
         T: Clone,
         M: Fn(Vec<(ResourceId, T)>, Option<String>) -> MF,
         MF: Future<Output = Vec<R>>,
-        O: FnMut((ResourceId, Option<String>, T)) -> OF,
-        OF: Future<Output = R>,
     {
-        // Each kind batches as its spec says (EC2 by region, ECS by cluster).
-        let mut groups: BTreeMap<(String, Option<String>, Kind, String), Vec<usize>> =
-            BTreeMap::new();
-        let mut singles = Vec::new();
+        let mut groups: BTreeMap<BatchOf, Vec<usize>> = BTreeMap::new();
         for (i, (id, profile, _)) in items.iter().enumerate() {
-            let Some(key) = id.kind().spec().batch.key(id.names()) else {
-                singles.push(i);
-                continue;
-            };
-            groups
-                .entry((id.region().to_string(), profile.clone(), id.kind(), key))
-                .or_default()
-                .push(i);
+            groups.entry(batch_of(id, profile)).or_default().push(i);
         }
         let groups: Vec<Vec<usize>> = groups.into_values().collect();
-        let batches = futures::future::join_all(groups.iter().map(|g| {
-            let members = g
-                .iter()
-                .map(|&i| (items[i].0.clone(), items[i].2.clone()))
-                .collect();
-            many(members, items[g[0]].1.clone())
-        }));
-        let rest = bounded(
-            singles.iter().map(|&i| items[i].clone()).collect(),
-            self.concurrency,
-            one,
-        );
-        let (batches, rest) = tokio::join!(batches, rest);
+        let calls: Vec<MF> = (groups.iter())
+            .map(|g| {
+                let members = g
+                    .iter()
+                    .map(|&i| (items[i].0.clone(), items[i].2.clone()))
+                    .collect();
+                many(members, items[g[0]].1.clone())
+            })
+            .collect();
+        let batches: Vec<Vec<R>> = stream::iter(calls)
+            .buffered(self.concurrency.max(1))
+            .collect()
+            .await;
         let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
         for (g, results) in groups.iter().zip(batches) {
             for (&i, r) in g.iter().zip(results) {
                 out[i] = Some(r);
             }
-        }
-        for (&i, r) in singles.iter().zip(rest) {
-            out[i] = Some(r);
         }
         out.into_iter()
             .map(|r| r.expect("every item has a result"))
@@ -292,14 +276,10 @@ impl<C: CloudControl> Manager<C> {
     ) -> Vec<Result<Observed, CloudError>> {
         let cloud = &self.cloud;
         let items = targets.into_iter().map(|(id, p)| (id, p, ())).collect();
-        self.grouped(
-            items,
-            |group, p| async move {
-                let ids: Vec<ResourceId> = group.into_iter().map(|(id, ())| id).collect();
-                cloud.inspect_many(&ids, p.as_deref()).await
-            },
-            |(id, p, ())| async move { cloud.inspect(&id, p.as_deref()).await },
-        )
+        self.grouped(items, |group, p| async move {
+            let ids: Vec<ResourceId> = group.into_iter().map(|(id, ())| id).collect();
+            cloud.inspect_many(&ids, p.as_deref()).await
+        })
         .await
     }
 
@@ -351,13 +331,20 @@ impl<C: CloudControl> Manager<C> {
         items: Vec<(ResourceId, Option<String>, Capacity)>,
     ) -> Vec<Result<(), CloudError>> {
         let cloud = &self.cloud;
-        self.grouped(
-            items,
-            |group, p| async move { cloud.set_capacity_many(&group, p.as_deref()).await },
-            |(id, p, c)| async move { cloud.set_capacity(&id, p.as_deref(), c).await },
-        )
+        self.grouped(items, |group, p| async move {
+            cloud.set_capacity_many(&group, p.as_deref()).await
+        })
         .await
     }
+}
+
+/// What resources go to the adapter together: region, profile, kind and
+/// its [`crate::kinds::Batch`] key.
+type BatchOf = (String, Option<String>, Kind, String);
+
+fn batch_of(id: &ResourceId, profile: &Option<String>) -> BatchOf {
+    let key = id.kind().spec().batch.key(id.names());
+    (id.region().to_string(), profile.clone(), id.kind(), key)
 }
 
 fn targets_of(entries: &[Entry]) -> Vec<(ResourceId, Option<String>)> {
@@ -997,10 +984,9 @@ mod tests {
             Some("busy: ECS deployment in progress")
         );
         assert_eq!(cloud.get(&a).capacity, Capacity::of(Kind::Ecs, Desired(2)));
-        assert!(
-            cloud.metric_calls.lock().unwrap().is_empty(),
-            "a deployment needs no metrics"
-        );
+        // Its metrics were read with the look, before its deployment was seen.
+        assert_eq!(cloud.metric_calls.lock().unwrap().len(), 1);
+        cloud.metric_calls.lock().unwrap().clear();
 
         let mut off = busy_settings();
         off.enabled = false;

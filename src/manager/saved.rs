@@ -98,20 +98,10 @@ impl<C: CloudControl> Manager<C> {
         let items: Vec<_> = targets.into_iter().map(|(id, p)| (id, p, ())).collect();
         let ids: Vec<ResourceId> = items.iter().map(|(id, _, _)| id.clone()).collect();
         let results = self
-            .grouped(
-                items,
-                |group, p| async move {
-                    let ids: Vec<ResourceId> = group.into_iter().map(|(id, ())| id).collect();
-                    cloud.facts_many(&ids, p.as_deref()).await
-                },
-                |(id, p, ())| async move {
-                    let mut one = cloud
-                        .facts_many(std::slice::from_ref(&id), p.as_deref())
-                        .await;
-                    one.pop()
-                        .unwrap_or_else(|| Err(CloudError::new(ErrorKind::Other, "no answer")))
-                },
-            )
+            .grouped(items, |group, p| async move {
+                let ids: Vec<ResourceId> = group.into_iter().map(|(id, ())| id).collect();
+                cloud.facts_many(&ids, p.as_deref()).await
+            })
             .await;
         ids.iter()
             .zip(results)

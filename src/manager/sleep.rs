@@ -1,6 +1,6 @@
 //! Sleep: decide per resource, record, tag and stop, read back; the busy veto.
 
-use super::stopping::{self, PutBack, Stopped, ToStop};
+use super::stopping::{self, PutBack, Stopped};
 use super::*;
 
 impl<C: CloudControl> Manager<C> {
@@ -46,75 +46,10 @@ impl<C: CloudControl> Manager<C> {
         items: Vec<(ResourceId, Option<String>, Option<Capacity>)>,
     ) -> Vec<Result<(), CloudError>> {
         let cloud = &self.cloud;
-        self.grouped(
-            items,
-            |group, p| async move { cloud.set_sleep_tags(&group, p.as_deref()).await },
-            |(id, p, m)| async move { cloud.set_sleep_tag(&id, p.as_deref(), m).await },
-        )
+        self.grouped(items, |group, p| async move {
+            cloud.set_sleep_tags(&group, p.as_deref()).await
+        })
         .await
-    }
-
-    /// Whether each candidate (entry and what it looks like) is at work:
-    /// an ECS deployment in progress, or its metrics over the thresholds,
-    /// read in one `GetMetricData` call per region and profile (and 500
-    /// queries).
-    pub(super) async fn busy_checks(
-        &self,
-        candidates: &[(&Entry, &Observed)],
-        settings: &BusySettings,
-    ) -> Vec<Check> {
-        if !settings.enabled || candidates.is_empty() {
-            return vec![Check::Idle; candidates.len()];
-        }
-        let now = SystemTime::now();
-        let deploying: Vec<Option<String>> = candidates
-            .iter()
-            .map(|(_, obs)| {
-                settings
-                    .ecs_deployments
-                    .then(|| busy::deploying(now, &obs.deployments))
-                    .flatten()
-            })
-            .collect();
-        // What a deployment already shows busy needs no metrics.
-        let targets: Vec<(ResourceId, Option<String>)> = candidates
-            .iter()
-            .zip(&deploying)
-            .filter(|(_, d)| d.is_none())
-            .map(|((e, _), _)| (e.id.clone(), e.profile.clone()))
-            .collect();
-        let batches = busy::plan(&targets, settings);
-        let range = busy::range(now, settings);
-        let cloud = &self.cloud;
-        let results = futures::future::join_all(batches.iter().map(|b| async move {
-            cloud
-                .metric_data(&b.region, b.profile.as_deref(), &b.queries, range)
-                .await
-                .map_err(|e| e.to_string())
-        }))
-        .await;
-        for (batch, result) in batches.iter().zip(&results) {
-            if let Err(e) = result {
-                // Fail safe toward the user's intent: the timeout they set
-                // is the contract, so an unreadable metric does not keep a
-                // resource up (a missing cloudwatch:GetMetricData permission
-                // must not quietly turn cloudnap off); it is noted instead.
-                tracing::warn!(
-                    "CloudWatch in {}: {e}; {} metric(s) unread, their resources sleep \
-                     without a busy check",
-                    batch.region,
-                    batch.queries.len()
-                );
-            }
-        }
-        let mut checks = busy::judge(targets.len(), &batches, results, settings, now).into_iter();
-        deploying
-            .into_iter()
-            .map(|d| match d {
-                Some(reason) => Check::Busy(reason),
-                None => checks.next().unwrap_or(Check::Idle),
-            })
-            .collect()
     }
 
     /// Stops every registered resource that is up, saving its capacity
@@ -134,11 +69,17 @@ impl<C: CloudControl> Manager<C> {
         let back = self.returned.subscribe();
         let _busy = self.busy.lock().await;
         let mut records = self.records()?;
-        let observed = self.inspect_all(targets_of(entries)).await;
+        // The busy veto's metrics are read with the look (for what is not
+        // recorded yet: a recorded sleep cut short is finished unchecked).
+        let fresh = (targets_of(entries).into_iter())
+            .filter(|(id, _)| !records.contains_key(id))
+            .collect();
+        let (observed, metrics) = tokio::join!(
+            self.inspect_all(targets_of(entries)),
+            self.metric_checks(fresh, veto)
+        );
         let mut plan = self.decide_sleeps(entries, observed, &mut records);
-        let mut to_stop = self
-            .vet(&plan.candidates, veto, &mut records, &mut plan.outcomes)
-            .await;
+        let mut to_stop = self.vet(&mut plan, veto, metrics, &mut records);
         if self.dry_run {
             sort(&mut plan.outcomes);
             return Ok(plan.outcomes);
@@ -240,55 +181,6 @@ impl<C: CloudControl> Manager<C> {
         plan
     }
 
-    /// The busy veto over the candidates not yet recorded: those at work
-    /// get their outcome; the others are recorded as stopping (or, in a dry
-    /// run, reported) and returned to be stopped.
-    async fn vet(
-        &self,
-        candidates: &[(&Entry, Observed, Capacity, bool)],
-        veto: &BusySettings,
-        records: &mut Records,
-        outcomes: &mut Vec<Outcome>,
-    ) -> Vec<ToStop> {
-        let fresh: Vec<(&Entry, &Observed)> = candidates
-            .iter()
-            .filter(|c| c.3)
-            .map(|(e, obs, _, _)| (*e, obs))
-            .collect();
-        let mut checks = self.busy_checks(&fresh, veto).await.into_iter();
-        let mut to_stop = Vec::new();
-        for (entry, obs, saved, fresh) in candidates {
-            let check = match fresh {
-                true => checks.next().unwrap_or(Check::Idle),
-                false => Check::Idle,
-            };
-            let outcome = |action, saved, error| Outcome {
-                resource: entry.id.clone(),
-                action,
-                before: Some(obs.capacity),
-                saved,
-                error,
-                retrying: None,
-            };
-            let note = match check {
-                Check::Busy(reason) => {
-                    tracing::info!("{}: left running, {reason}", entry.id);
-                    outcomes.push(outcome(Action::Busy, None, Some(reason)));
-                    continue;
-                }
-                Check::Unread(note) => Some(note),
-                Check::Idle => None,
-            };
-            if self.dry_run {
-                outcomes.push(outcome(Action::WouldStop, Some(*saved), note));
-            } else {
-                records.insert(entry.id.clone(), record(entry, *saved, Phase::Stopping));
-                to_stop.push(((*entry).clone(), *saved, obs.clone(), note));
-            }
-        }
-        to_stop
-    }
-
     /// Sleeps one team resource (the busy veto already checked, so none
     /// here); its record is gone afterwards (the lock item and the tag keep
     /// the capacity).
@@ -309,31 +201,16 @@ impl<C: CloudControl> Manager<C> {
         self.forget(&entry.id)?;
         slept
     }
-
-    /// What `entry` looks like now and whether it is at work (the busy
-    /// veto of a sleep, see [`crate::core::policy::busy`]).
-    pub async fn busy_check(
-        &self,
-        entry: &Entry,
-        settings: &BusySettings,
-    ) -> Result<(Observed, Check), CloudError> {
-        let obs = self
-            .cloud
-            .inspect(&entry.id, entry.profile.as_deref())
-            .await?;
-        let check = self.busy_checks(&[(entry, &obs)], settings).await;
-        Ok((obs, check.into_iter().next().unwrap_or(Check::Idle)))
-    }
 }
 
 /// What a sleep decided before calling AWS.
 #[derive(Default)]
-struct SleepPlan<'e> {
-    outcomes: Vec<Outcome>,
+pub(super) struct SleepPlan<'e> {
+    pub outcomes: Vec<Outcome>,
     /// Up, to be stopped unless at work: entry, as observed, capacity to
     /// save, and whether it is not recorded yet (a recorded sleep cut short
     /// is finished without a busy check).
-    candidates: Vec<(&'e Entry, Observed, Capacity, bool)>,
+    pub candidates: Vec<(&'e Entry, Observed, Capacity, bool)>,
     /// Started by hand while asleep: their records are gone, their tags go.
     to_forget: Vec<Entry>,
     logged: Vec<HistoryEvent>,

@@ -33,22 +33,17 @@ fn returned(back: &watch::Receiver<u64>) -> bool {
     back.has_changed().unwrap_or(false)
 }
 
-/// `to_stop` in batches: the resources each call answers together (one
-/// per region and profile for EC2, per cluster for ECS, each alone else).
+/// `to_stop` in batches: the resources each adapter call answers together
+/// (see [`crate::kinds::Batch`]).
 fn batches(to_stop: Vec<ToStop>) -> Vec<Vec<ToStop>> {
-    let mut groups: BTreeMap<(String, Option<String>, Kind, String), Vec<ToStop>> = BTreeMap::new();
-    let mut singles = Vec::new();
+    let mut groups: BTreeMap<BatchOf, Vec<ToStop>> = BTreeMap::new();
     for s in to_stop {
-        let id = &s.0.id;
-        match id.kind().spec().batch.key(id.names()) {
-            Some(key) => groups
-                .entry((id.region().to_string(), s.0.profile.clone(), id.kind(), key))
-                .or_default()
-                .push(s),
-            None => singles.push(vec![s]),
-        }
+        groups
+            .entry(batch_of(&s.0.id, &s.0.profile))
+            .or_default()
+            .push(s);
     }
-    groups.into_values().chain(singles).collect()
+    groups.into_values().collect()
 }
 
 impl<C: CloudControl> Manager<C> {
@@ -100,36 +95,55 @@ impl<C: CloudControl> Manager<C> {
         Err(put)
     }
 
-    /// One batch of a sleep: tags (what each is made of read meanwhile),
-    /// stops, reads back; stops where it is when the user is back.
-    async fn sleep_batch(&self, batch: Vec<ToStop>, mut back: watch::Receiver<u64>) -> Vec<Ended> {
-        let ended = |batch: Vec<ToStop>, reached: Vec<Reached>, facts: Vec<Option<Facts>>| {
-            (batch.into_iter().zip(reached).zip(facts))
-                .map(|((stop, reached), facts)| Ended {
-                    stop,
-                    reached,
-                    facts,
-                    end: None,
-                })
-                .collect()
+    /// One batch of a sleep: tags, stops, reads back, while what each is
+    /// made of is read beside (for pricing: never on the way of the stop,
+    /// and dropped if the user is back); stops where it is when the user
+    /// is back.
+    async fn sleep_batch(&self, batch: Vec<ToStop>, back: watch::Receiver<u64>) -> Vec<Ended> {
+        let n = batch.len();
+        let targets: Vec<(ResourceId, Option<String>)> = (batch.iter())
+            .map(|s| (s.0.id.clone(), s.0.profile.clone()))
+            .collect();
+        let mut facts_back = back.clone();
+        let facts = async {
+            if returned(&facts_back) {
+                return vec![None; n];
+            }
+            tokio::select! {
+                facts = self.facts_of(targets.clone()) => facts,
+                Ok(()) = facts_back.changed() => vec![None; n],
+            }
         };
+        let ((reached, ends), facts) = tokio::join!(self.stop_batch(&batch, &targets, back), facts);
+        let mut ends = ends.map(|e| e.into_iter().map(Some).collect::<Vec<_>>());
+        (batch.into_iter().zip(reached).zip(facts).enumerate())
+            .map(|(i, ((stop, reached), facts))| Ended {
+                stop,
+                reached,
+                facts,
+                end: ends.as_mut().and_then(|e| e[i].take()),
+            })
+            .collect()
+    }
+
+    /// Tags, stops and reads back one batch: how far it got with each, and
+    /// how each stop ended (`None` when the user came back before the end).
+    async fn stop_batch(
+        &self,
+        batch: &[ToStop],
+        targets: &[(ResourceId, Option<String>)],
+        mut back: watch::Receiver<u64>,
+    ) -> (Vec<Reached>, Option<Vec<Stopped>>) {
         let n = batch.len();
         if returned(&back) {
-            return ended(batch, vec![Reached::Recorded; n], vec![None; n]);
+            return (vec![Reached::Recorded; n], None);
         }
-        let targets = |b: &[ToStop]| -> Vec<(ResourceId, Option<String>)> {
-            b.iter()
-                .map(|s| (s.0.id.clone(), s.0.profile.clone()))
-                .collect()
-        };
-        let tags = (targets(&batch).into_iter())
-            .zip(&batch)
-            .map(|((id, p), s)| (id, p, Some(s.1)))
+        let tags = (targets.iter().zip(batch))
+            .map(|((id, p), s)| (id.clone(), p.clone(), Some(s.1)))
             .collect();
-        let (tagged, facts) =
-            tokio::join!(self.write_sleep_tags(tags), self.facts_of(targets(&batch)));
+        let tagged = self.write_sleep_tags(tags).await;
         if returned(&back) {
-            return ended(batch, vec![Reached::Tagged; n], facts);
+            return (vec![Reached::Tagged; n], None);
         }
         let stops = self
             .stop(
@@ -147,12 +161,12 @@ impl<C: CloudControl> Manager<C> {
         // A resource whose stop failed for good loses its tag again (one
         // that failed for a passing reason keeps it and its record: the
         // sleep is tried again).
-        let undo = (targets(&batch).into_iter())
+        let undo = (targets.iter())
             .zip(tagged.iter().zip(&stops))
             .filter(|(_, (tag, stop))| {
                 tag.is_ok() && matches!(stop, Err(e) if e.transient().is_none())
             })
-            .map(|((id, p), _)| (id, p, None));
+            .map(|((id, p), _)| (id.clone(), p.clone(), None));
         self.write_sleep_tags(undo.collect()).await;
         let read_back = (batch.iter())
             .zip(&stops)
@@ -162,10 +176,10 @@ impl<C: CloudControl> Manager<C> {
         // Reads only: dropped as soon as the user is back.
         let reads = tokio::select! {
             reads = self.confirm(read_back) => reads,
-            Ok(()) = back.changed() => return ended(batch, reached, facts),
+            Ok(()) = back.changed() => return (reached, None),
         };
         let mut reads = reads.into_iter();
-        let ends: Vec<Stopped> = (batch.iter())
+        let ends = (batch.iter())
             .zip(tagged.into_iter().zip(stops))
             .map(|((entry, saved, obs, note), (tagged, stop))| {
                 let (action, error, retrying) = match stop {
@@ -175,11 +189,7 @@ impl<C: CloudControl> Manager<C> {
                 (entry.clone(), obs.capacity, *saved, action, error, retrying)
             })
             .collect();
-        let mut out: Vec<Ended> = ended(batch, reached, facts);
-        for (e, end) in out.iter_mut().zip(ends) {
-            e.end = Some(end);
-        }
-        out
+        (reached, Some(ends))
     }
 
     /// Puts back what a sleep cut short reached (see [`undo`]): wakes

@@ -174,7 +174,7 @@ impl AwsCloud {
 }
 
 /// Resources answered together: region, kind, [`crate::kinds::Batch`] key.
-type BatchKey = (String, Kind, Option<String>);
+type BatchKey = (String, Kind, String);
 
 /// One of the calls every kind's adapter makes, on a batch of items.
 trait Call {

@@ -36,7 +36,7 @@ pub static ASG: Spec = Spec {
         arn: "autoscaling:autoScalingGroup:*:autoScalingGroupName/{}",
     }),
     sleep_call,
-    batch: Batch::Each,
+    batch: Batch::Region,
     busy: &[],
     list_group: None,
     list_all: false,

@@ -41,7 +41,7 @@ pub static EKS: Spec = Spec {
         arn: "eks:nodegroup/{}/*",
     }),
     sleep_call,
-    batch: Batch::Each,
+    batch: Batch::Region,
     busy: &[],
     list_group: Some("nodegroups"),
     list_all: true,
