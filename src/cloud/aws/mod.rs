@@ -41,7 +41,7 @@ pub(crate) mod error;
 mod iam;
 pub mod pricing;
 mod scheduler;
-pub(crate) mod signed;
+pub mod signed;
 pub mod sso;
 mod tagging;
 
