@@ -72,16 +72,9 @@ fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row for {name}: {rows}"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn notebooks_sleep_and_wake_exactly_by_registration_and_by_tag() {
-    let (nb, kept) = (
-        notebook("nb", &[]).await,
-        notebook("kept", &[("cloudnap:protect", "true")]).await,
-    );
-    let tagged = notebook("tagged", &[("cloudnap:managed", "true")]).await;
-    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], detectors_off(json!({}))), "");
-    let mut d = Daemon::start(&cfg);
-
+/// Registers `nb` by text and `kept` by JSON, waits until `tagged` is
+/// found by its tag, and checks `nb`'s listing.
+async fn register_and_list(d: &Daemon, cfg: &ConfigDir, nb: &str, kept: &str, tagged: &str) {
     // Registered by text and by JSON; the tagged one is found by its tag.
     d.ok(&format!(
         "REGISTER_SAGEMAKER_NOTEBOOK:{nb}:{R}:gpu notebook"
@@ -105,9 +98,11 @@ async fn notebooks_sleep_and_wake_exactly_by_registration_and_by_tag() {
     );
     within(Duration::from_secs(20), "found by its tag", || async {
         let reply = d.ok("LIST_REGISTERED_SERVICES").await;
-        reply["services"].as_array().unwrap().iter().any(|s| {
-            s["resource"]["notebook_instance_name"] == tagged.as_str() && s["source"] == "tag"
-        })
+        reply["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["resource"]["notebook_instance_name"] == tagged && s["source"] == "tag")
     })
     .await;
 
@@ -117,13 +112,26 @@ async fn notebooks_sleep_and_wake_exactly_by_registration_and_by_tag() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|n| n["notebook_instance_name"] == nb.as_str())
+        .find(|n| n["notebook_instance_name"] == nb)
         .unwrap_or_else(|| panic!("{listed}"))
         .clone();
     assert_eq!(
         found,
         json!({"notebook_instance_name": nb, "region": R, "status": "InService", "instance_type": "ml.t3.medium"})
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notebooks_sleep_and_wake_exactly_by_registration_and_by_tag() {
+    let (nb, kept) = (
+        notebook("nb", &[]).await,
+        notebook("kept", &[("cloudnap:protect", "true")]).await,
+    );
+    let tagged = notebook("tagged", &[("cloudnap:managed", "true")]).await;
+    let cfg = ConfigDir::with_settings(&daemon_settings(&[R], detectors_off(json!({}))), "");
+    let mut d = Daemon::start(&cfg);
+
+    register_and_list(&d, &cfg, &nb, &kept, &tagged).await;
 
     // Asleep: stopped and tagged, the protected one left up.
     let slept = d.ok("SLEEP_NOW").await;
