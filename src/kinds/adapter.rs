@@ -136,3 +136,47 @@ where
     let answers = futures::future::join_all(calls).await;
     in_item_order(items.len(), &groups, answers)
 }
+
+/// How a start/stop API reports states, for [`set_running`].
+pub struct Lifecycle {
+    /// Whether a resource in this status costs (is up).
+    pub is_up: fn(&str) -> bool,
+    /// The status of a resource still stopping (a start waits it out).
+    pub stopping: &'static str,
+    /// Whether an error is the API refusing the call in the current state.
+    pub refused: fn(&CloudError) -> bool,
+}
+
+/// Starts (`running`) or stops one resource with `call` (`running` given),
+/// reading its status with `status`: one already there (or stopping, for a
+/// stop) is left as it is; a start waits while it is still stopping (at
+/// most 2 minutes); any other refusal is that refusal.
+pub async fn set_running<C, S>(
+    what: &str,
+    running: bool,
+    life: &Lifecycle,
+    call: impl Fn(bool) -> C,
+    status: impl Fn() -> S,
+) -> Result<(), CloudError>
+where
+    C: Future<Output = Result<(), CloudError>>,
+    S: Future<Output = Result<String, CloudError>>,
+{
+    for _ in 0..60 {
+        let refused = match call(running).await {
+            Err(e) if (life.refused)(&e) => e,
+            done => return done,
+        };
+        match status().await?.as_str() {
+            now if now == life.stopping && running => {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await
+            }
+            now if (life.is_up)(now) == running => return Ok(()),
+            _ => return Err(refused),
+        }
+    }
+    Err(CloudError::new(
+        ErrorKind::InvalidState,
+        format!("{what} did not stop in 2 minutes, so it could not be started"),
+    ))
+}

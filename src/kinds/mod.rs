@@ -13,6 +13,7 @@ pub mod ecs;
 pub mod eks;
 pub mod listing;
 pub mod rds;
+pub mod sagemaker;
 pub mod spec;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ macro_rules! for_each_kind {
             Rds: rds::INSTANCE;
             /// An Aurora DB cluster.
             RdsCluster: rds::CLUSTER;
+            /// A SageMaker notebook instance.
+            SagemakerNotebook: sagemaker::NOTEBOOK;
         }
     };
 }

@@ -103,6 +103,8 @@ pub(crate) struct Clients {
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) rds: aws_sdk_rds::Client,
     pub(crate) scheduler: aws_sdk_scheduler::Client,
+    /// Signed calls to the services without an SDK crate (SageMaker, Redshift).
+    pub(crate) signed: super::signed::Signed,
     pub(crate) sts: aws_sdk_sts::Client,
     pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
 }
@@ -120,6 +122,7 @@ impl Clients {
             iam: aws_sdk_iam::Client::new(conf),
             rds: aws_sdk_rds::Client::new(conf),
             scheduler: aws_sdk_scheduler::Client::new(conf),
+            signed: super::signed::Signed::new(conf),
             sts: aws_sdk_sts::Client::new(conf),
             tagging: aws_sdk_resourcegroupstagging::Client::new(conf),
         }

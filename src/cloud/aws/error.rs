@@ -15,7 +15,7 @@ pub fn retry_config() -> RetryConfig {
 
 /// `(code, message)` from an XML error body the SDK could not parse (moto
 /// answers auth failures in EC2's `<Errors><Error>` shape for every service).
-fn xml_error(body: &[u8]) -> Option<(String, String)> {
+pub(super) fn xml_error(body: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(body).ok()?;
     let tag = |name: &str| {
         let start = text.find(&format!("<{name}>"))? + name.len() + 2;

@@ -41,6 +41,7 @@ pub(crate) mod error;
 mod iam;
 pub mod pricing;
 mod scheduler;
+pub mod signed;
 pub mod sso;
 mod tagging;
 

@@ -111,6 +111,8 @@ impl PriceQuery {
             },
             PriceItem::PublicIpv4 { region } => PriceQuery::PublicIpv4 { region: r(region) },
             PriceItem::EksControlPlane { region } => PriceQuery::EksCluster { region: r(region) },
+            // SageMaker's products are not asked about: the shipped estimate.
+            PriceItem::MlInstance { .. } => return None,
         })
     }
 

@@ -40,6 +40,12 @@ pub enum PriceItem {
     PublicIpv4 { region: String },
     /// One EKS cluster's control plane.
     EksControlPlane { region: String },
+    /// One SageMaker ML instance of a type (`ml.t3.medium`: a notebook
+    /// instance), in a region.
+    MlInstance {
+        region: String,
+        instance_type: String,
+    },
 }
 
 /// Where a price came from.
@@ -239,6 +245,11 @@ const EBS_GB_MONTH: &[(&str, f64)] = &[
     ("standard", 0.05),
 ];
 
+/// SageMaker's ML instance price over the EC2 instance of the same type
+/// (us-east-1: ml.t3.medium $0.05 against t3.medium $0.0416, ml.m5.xlarge
+/// $0.23 against m5.xlarge $0.192).
+const ML_MARKUP: f64 = 1.2;
+
 /// Windows licence per vCPU-hour added to the Linux price.
 const WINDOWS_PER_VCPU: f64 = 0.046;
 
@@ -277,6 +288,17 @@ impl PriceSource for ShippedTable {
             } => Some(lookup(EBS_GB_MONTH, volume_type)? * factor(region)? / HOURS_PER_MONTH),
             PriceItem::PublicIpv4 { region } => factor(region).map(|_| 0.005),
             PriceItem::EksControlPlane { region } => factor(region).map(|_| 0.10),
+            PriceItem::MlInstance {
+                region,
+                instance_type,
+            } => {
+                let ec2 = PriceItem::Instance {
+                    region: region.clone(),
+                    instance_type: instance_type.strip_prefix("ml.")?.to_string(),
+                    os: "Linux".into(),
+                };
+                Some(self.hourly(&ec2)? * ML_MARKUP)
+            }
         }
     }
 }
@@ -291,6 +313,23 @@ mod tests {
             instance_type: t.into(),
             os: os.into(),
         }
+    }
+
+    #[test]
+    fn a_notebook_instance_is_priced_as_its_ec2_type_with_sagemakers_markup() {
+        let ml = |t: &str| PriceItem::MlInstance {
+            region: "us-east-1".into(),
+            instance_type: t.into(),
+        };
+        let t3 = ShippedTable
+            .hourly(&ec2("t3.medium", "us-east-1", "Linux"))
+            .unwrap();
+        let nb = ShippedTable.hourly(&ml("ml.t3.medium")).unwrap();
+        assert!(
+            (nb - t3 * 1.2).abs() < 1e-9 && (0.045..0.055).contains(&nb),
+            "{nb}"
+        );
+        assert_eq!(ShippedTable.hourly(&ml("t3.medium")), None);
     }
 
     #[test]

@@ -154,8 +154,15 @@ fn rates(
     r
 }
 
-/// An instance of type `t` running `os` (Linux unless it says Windows).
+/// An instance of type `t` running `os` (Linux unless it says Windows); a
+/// SageMaker ML instance for an `ml.` type.
 fn instance_item(region: &str, t: &str, os: Option<&str>) -> PriceItem {
+    if t.starts_with("ml.") {
+        return PriceItem::MlInstance {
+            region: region.to_string(),
+            instance_type: t.to_string(),
+        };
+    }
     PriceItem::Instance {
         region: region.to_string(),
         instance_type: t.to_string(),

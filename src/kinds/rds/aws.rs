@@ -7,13 +7,12 @@ use crate::cloud::aws::{all_items, has_protect, sleep_tag, SLEEP_TAG};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running};
 use crate::core::policy::readiness::Probe;
-use crate::kinds::adapter::{each, rows, wrong_shape, Cx, Each, KindAdapter};
+use crate::kinds::adapter::{self, each, rows, wrong_shape, Cx, Each, KindAdapter, Lifecycle};
 use crate::kinds::rds;
 use aws_sdk_rds::types::{DbCluster, DbInstance, Tag};
 use aws_sdk_rds::Client;
 use futures::future::BoxFuture;
 use serde::Serialize;
-use std::time::Duration;
 
 /// A DB instance, or `NotFound`.
 async fn instance(rds: &Client, id: &str) -> Result<DbInstance, CloudError> {
@@ -137,29 +136,19 @@ async fn start_or_stop(
     Ok(())
 }
 
-/// Starts (`running`) or stops a DB instance or cluster. One already there
-/// (or stopping, for a stop) is left as it is; a start waits while it is
-/// still stopping (at most 2 minutes). Any other state AWS refuses (a stop
-/// while it is `starting` or `backing-up`) is that refusal.
+/// RDS refuses a start or stop in the wrong state with an invalid-state fault.
+const LIFE: Lifecycle = Lifecycle {
+    is_up,
+    stopping: "stopping",
+    refused: |e| e.kind == ErrorKind::InvalidState,
+};
+
+/// Starts (`running`) or stops a DB instance or cluster, waiting while a
+/// database to start is still stopping (see [`adapter::set_running`]).
 async fn set_running(rds: &Client, kind: Kind, id: &str, running: bool) -> Result<(), CloudError> {
-    for _ in 0..60 {
-        let refused = match start_or_stop(rds, kind, id, running).await {
-            Err(e) if e.kind == ErrorKind::InvalidState => e,
-            done => return done,
-        };
-        match status(rds, kind, id).await?.as_str() {
-            "stopping" if running => tokio::time::sleep(Duration::from_secs(2)).await,
-            now if is_up(now) == running => return Ok(()),
-            _ => return Err(refused),
-        }
-    }
-    Err(CloudError::new(
-        ErrorKind::InvalidState,
-        format!(
-            "{} {id} did not stop in 2 minutes, so it could not be started",
-            kind.spec().noun
-        ),
-    ))
+    let what = format!("{} {id}", kind.spec().noun);
+    let call = |running| start_or_stop(rds, kind, id, running);
+    adapter::set_running(&what, running, &LIFE, call, || status(rds, kind, id)).await
 }
 
 /// Writes (`Some`) or removes (`None`) the sleep tag of the database `arn`.
@@ -328,8 +317,11 @@ mod tests {
     use super::*;
     use crate::cloud::aws::mocked;
     use aws_sdk_rds::error::ErrorMetadata;
+    use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
     use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+    use aws_sdk_rds::operation::start_db_cluster::StartDBClusterError;
     use aws_sdk_rds::operation::start_db_instance::{StartDBInstanceError, StartDbInstanceOutput};
+    use aws_sdk_rds::operation::stop_db_cluster::StopDbClusterOutput;
     use aws_sdk_rds::operation::stop_db_instance::StopDBInstanceError;
     use aws_smithy_mocks::{mock, Rule};
 
@@ -381,5 +373,53 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::InvalidState);
         assert_eq!(err.code.as_deref(), Some("InvalidDBInstanceState"));
         assert_eq!((start.num_calls(), stop.num_calls()), (1, 1));
+    }
+
+    /// DocumentDB shares the RDS cluster API (moto refuses its engine): a
+    /// cluster as DescribeDBClusters answers for it.
+    fn docdb() -> DescribeDbClustersOutput {
+        DescribeDbClustersOutput::builder()
+            .db_clusters(
+                DbCluster::builder()
+                    .db_cluster_identifier("docs")
+                    .db_cluster_arn("arn:aws:rds:us-east-1:123456789012:cluster:docs")
+                    .engine("docdb")
+                    .status("available")
+                    .build(),
+            )
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_documentdb_cluster_is_stopped_left_when_up_and_listed_with_its_engine() {
+        let describe = mock!(Client::describe_db_clusters).then_output(docdb);
+        let stop =
+            mock!(Client::stop_db_cluster).then_output(|| StopDbClusterOutput::builder().build());
+        let start = mock!(Client::start_db_cluster).then_error(|| {
+            StartDBClusterError::generic(
+                ErrorMetadata::builder()
+                    .code("InvalidDBClusterStateFault")
+                    .message("DbCluster docs is not in stopped state.")
+                    .build(),
+            )
+        });
+        let rds = client(&[&describe, &stop, &start]);
+
+        assert_eq!(
+            set_running(&rds, Kind::RdsCluster, "docs", false).await,
+            Ok(())
+        );
+        assert_eq!(stop.num_calls(), 1);
+        // Already available: the refused start leaves it as it is.
+        assert_eq!(
+            set_running(&rds, Kind::RdsCluster, "docs", true).await,
+            Ok(())
+        );
+        assert_eq!(start.num_calls(), 1);
+        let seen = observe_cluster(&docdb().db_clusters()[0]);
+        assert_eq!(seen.capacity, Capacity::of(Kind::RdsCluster, Running(true)));
+        let listed = list_clusters(&rds, "us-east-1").await.unwrap();
+        assert_eq!(listed[0].engine, "docdb");
+        assert_eq!(listed[0].db_cluster_identifier, "docs");
     }
 }
