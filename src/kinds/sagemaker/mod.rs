@@ -38,7 +38,7 @@ pub static NOTEBOOK: Spec = Spec {
         arn: "sagemaker:notebook-instance/{}",
     }),
     sleep_call,
-    batch: Batch::Each,
+    batch: Batch::Region,
     busy: &[],
     list_group: None,
     list_all: false,
