@@ -98,19 +98,6 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Runs `f` over `items` with at most `limit` in flight, keeping order.
-async fn bounded<T, R, F, Fut>(items: Vec<T>, limit: usize, f: F) -> Vec<R>
-where
-    F: FnMut(T) -> Fut,
-    Fut: Future<Output = R>,
-{
-    stream::iter(items)
-        .map(f)
-        .buffered(limit.max(1))
-        .collect()
-        .await
-}
-
 impl<C: CloudControl> Manager<C> {
     /// A manager with at most `concurrency` cloud calls in flight; with
     /// `dry_run` no mutating call is made and nothing is recorded.
