@@ -47,12 +47,38 @@ impl Arns {
     }
 }
 
+/// What the look of a sleep showed of what resources are made of, so
+/// reading their facts (for pricing) does not describe them again: per
+/// resource the facts seen and the ids of the parts still to read (an EC2
+/// instance's EBS volumes). Each is taken once.
+#[derive(Debug, Default)]
+pub struct Seen(Mutex<HashMap<ResourceId, (Facts, Vec<String>)>>);
+
+impl Seen {
+    /// Remembers what observing `id` showed.
+    pub fn remember(&self, id: &ResourceId, facts: Facts, parts: Vec<String>) {
+        let mut seen = self.0.lock().expect("seen cache");
+        seen.insert(id.clone(), (facts, parts));
+    }
+
+    /// What was seen of each of `ids` if every one was seen (then taken),
+    /// else `None` (and nothing taken).
+    pub fn take_all(&self, ids: &[ResourceId]) -> Option<Vec<(Facts, Vec<String>)>> {
+        let mut seen = self.0.lock().expect("seen cache");
+        if !ids.iter().all(|id| seen.contains_key(id)) {
+            return None;
+        }
+        ids.iter().map(|id| seen.remove(id)).collect()
+    }
+}
+
 /// What an adapter's calls work with: the SDK clients of one region and
-/// profile, and the ARNs learnt so far.
+/// profile, and what was learnt so far.
 #[derive(Clone, Copy)]
 pub struct Cx<'a> {
     pub(crate) clients: &'a Clients,
     pub arns: &'a Arns,
+    pub seen: &'a Seen,
 }
 
 /// A list of results, one per item of the call's input, in its order.

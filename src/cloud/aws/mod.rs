@@ -56,7 +56,7 @@ use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId};
 use crate::core::policy::busy::{Datapoint, MetricQuery};
 use crate::core::policy::deadline::Schedule;
 use crate::core::policy::readiness::Probe;
-use crate::kinds::adapter::{Arns, Cx, Each, KindAdapter};
+use crate::kinds::adapter::{Arns, Cx, Each, KindAdapter, Seen};
 use crate::kinds::aws::adapter;
 use clients::ClientCache;
 use std::collections::{HashMap, HashSet};
@@ -110,6 +110,8 @@ pub struct AwsCloud {
     clients: ClientCache,
     /// ARNs learnt by observing, needed to tag some kinds.
     arns: Arns,
+    /// What observing showed of what resources are made of.
+    seen: Seen,
     /// The regions and profiles whose deadline schedule group exists.
     schedule_groups: std::sync::Mutex<HashSet<(String, Option<String>)>>,
 }
@@ -120,6 +122,7 @@ impl AwsCloud {
         AwsCloud {
             clients: ClientCache::new(aws),
             arns: Arns::default(),
+            seen: Seen::default(),
             schedule_groups: std::sync::Mutex::new(HashSet::new()),
         }
     }
@@ -166,6 +169,7 @@ impl AwsCloud {
                 let cx = Cx {
                     clients: &clients[region],
                     arns: &self.arns,
+                    seen: &self.seen,
                 };
                 C::call(adapter(*kind), cx, batch)
             });
@@ -336,6 +340,7 @@ impl CloudControl for AwsCloud {
         let cx = Cx {
             clients: &clients,
             arns: &self.arns,
+            seen: &self.seen,
         };
         adapter(kind).list(cx, region).await
     }
@@ -510,6 +515,7 @@ mod tests {
         let cloud = AwsCloud {
             clients: ClientCache::with(R, clients),
             arns: Arns::default(),
+            seen: Seen::default(),
             schedule_groups: std::sync::Mutex::new(HashSet::new()),
         };
         let dir = tempfile::tempdir().unwrap();

@@ -46,10 +46,18 @@ fn all_ok(
     call.map(|()| vec![Ok(()); ids.len()])
 }
 
+/// What is done with each instance described (see
+/// [`crate::kinds::adapter::Seen`]).
+type Remember<'a> = &'a (dyn Fn(&Instance) + Sync);
+
 /// Capacity, protection, sleep tag and state of each of `ids`.
-async fn inspect(ec2: &Client, ids: &[String]) -> Vec<Result<Observed, CloudError>> {
-    batch_or_each(ids, observe_all(ec2, ids), move |id| async move {
-        only(observe_all(ec2, slice::from_ref(id)).await?)
+async fn inspect(
+    ec2: &Client,
+    ids: &[String],
+    remember: Remember<'_>,
+) -> Vec<Result<Observed, CloudError>> {
+    batch_or_each(ids, observe_all(ec2, ids, remember), move |id| async move {
+        only(observe_all(ec2, slice::from_ref(id), remember).await?)
     })
     .await
 }
@@ -59,6 +67,7 @@ async fn inspect(ec2: &Client, ids: &[String]) -> Vec<Result<Observed, CloudErro
 async fn observe_all(
     ec2: &Client,
     ids: &[String],
+    remember: Remember<'_>,
 ) -> Result<Vec<Result<Observed, CloudError>>, CloudError> {
     let mut found = HashMap::new();
     for chunk in ids.chunks(500) {
@@ -67,6 +76,7 @@ async fn observe_all(
             .set_instance_ids(Some(chunk.to_vec())))?;
         for i in reservations.iter().flat_map(|r| r.instances()) {
             if let Some(id) = i.instance_id() {
+                remember(i);
                 found.insert(id.to_string(), i.clone());
             }
         }
@@ -108,11 +118,20 @@ fn observe(i: &Instance) -> Observed {
     }
 }
 
-/// Type, OS, attached EBS volumes and Elastic IPs of each of `ids`: one
-/// describe of the instances and one of their volumes per 200 ids, or one
-/// by one if that fails.
-async fn facts(ec2: &Client, ids: &[String]) -> Vec<Result<Facts, CloudError>> {
-    batch_or_each(ids, facts_all(ec2, ids), move |id| async move {
+/// Type, OS, attached EBS volumes and Elastic IPs of each of `ids`: from
+/// what the look saw if it saw them all (then one describe of their volumes
+/// per 200 ids), else with one describe of the instances too, or one by one
+/// if that fails.
+async fn facts(cx: Cx<'_>, rids: &[ResourceId]) -> Vec<Result<Facts, CloudError>> {
+    let (ec2, ids) = (&cx.clients.ec2, instance_ids(rids));
+    if let Some(seen) = cx.seen.take_all(rids) {
+        if let Ok(volumes) = volumes_of(ec2, &ids).await {
+            return (seen.into_iter())
+                .map(|s| Ok(with_volumes(s, &volumes)))
+                .collect();
+        }
+    }
+    batch_or_each(&ids, facts_all(ec2, &ids), move |id| async move {
         only(facts_all(ec2, slice::from_ref(id)).await?)
     })
     .await
@@ -123,32 +142,55 @@ async fn facts_all(
     ids: &[String],
 ) -> Result<Vec<Result<Facts, CloudError>>, CloudError> {
     let mut found: HashMap<String, (Facts, Vec<String>)> = HashMap::new();
-    let mut volumes = HashMap::new();
     for chunk in ids.chunks(200) {
         let reservations = all_items!(ec2
             .describe_instances()
             .set_instance_ids(Some(chunk.to_vec())))?;
         for i in reservations.iter().flat_map(|r| r.instances()) {
-            let Some(id) = i.instance_id() else { continue };
-            let volume_ids = i
-                .block_device_mappings()
-                .iter()
-                .filter_map(|m| m.ebs().and_then(|e| e.volume_id()).map(String::from))
-                .collect();
-            let elastic = i
-                .network_interfaces()
-                .iter()
-                .filter_map(|n| n.association())
-                .filter(|a| a.ip_owner_id().is_some_and(|o| o != "amazon"))
-                .count();
-            let facts = Facts {
-                instance_type: i.instance_type().map(|t| t.as_str().to_string()),
-                os: i.platform_details().map(String::from),
-                public_ipv4: u32::try_from(elastic).unwrap_or(u32::MAX),
-                ..Facts::default()
-            };
-            found.insert(id.to_string(), (facts, volume_ids));
+            if let Some(id) = i.instance_id() {
+                found.insert(id.to_string(), seen(i));
+            }
         }
+    }
+    let volumes = volumes_of(ec2, ids).await?;
+    Ok(ids
+        .iter()
+        .map(|i| {
+            let seen = found
+                .remove(i)
+                .ok_or_else(|| not_found(format!("instance {i}")))?;
+            Ok(with_volumes(seen, &volumes))
+        })
+        .collect())
+}
+
+/// What an instance's description shows of what it is made of: its facts
+/// but the volumes, and its volumes' ids.
+fn seen(i: &Instance) -> (Facts, Vec<String>) {
+    let volume_ids = i
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs().and_then(|e| e.volume_id()).map(String::from))
+        .collect();
+    let elastic = i
+        .network_interfaces()
+        .iter()
+        .filter_map(|n| n.association())
+        .filter(|a| a.ip_owner_id().is_some_and(|o| o != "amazon"))
+        .count();
+    let facts = Facts {
+        instance_type: i.instance_type().map(|t| t.as_str().to_string()),
+        os: i.platform_details().map(String::from),
+        public_ipv4: u32::try_from(elastic).unwrap_or(u32::MAX),
+        ..Facts::default()
+    };
+    (facts, volume_ids)
+}
+
+/// The EBS volumes attached to `ids`, by volume id: one call per 200.
+async fn volumes_of(ec2: &Client, ids: &[String]) -> Result<HashMap<String, Volume>, CloudError> {
+    let mut volumes = HashMap::new();
+    for chunk in ids.chunks(200) {
         let described = all_items!(ec2.describe_volumes().filters(
             Filter::builder()
                 .name("attachment.instance-id")
@@ -167,19 +209,18 @@ async fn facts_all(
             }
         }
     }
-    Ok(ids
-        .iter()
-        .map(|i| {
-            let (mut facts, volume_ids) = found
-                .remove(i)
-                .ok_or_else(|| not_found(format!("instance {i}")))?;
-            facts.volumes = volume_ids
-                .iter()
-                .filter_map(|v| volumes.get(v).cloned())
-                .collect();
-            Ok(facts)
-        })
-        .collect())
+    Ok(volumes)
+}
+
+/// `seen` with its volumes filled in from `volumes`.
+fn with_volumes(
+    (mut facts, volume_ids): (Facts, Vec<String>),
+    volumes: &HashMap<String, Volume>,
+) -> Facts {
+    facts.volumes = (volume_ids.iter())
+        .filter_map(|v| volumes.get(v).cloned())
+        .collect();
+    facts
 }
 
 fn state(i: &Instance) -> String {
@@ -335,7 +376,16 @@ fn instance_ids<'a>(ids: impl IntoIterator<Item = &'a ResourceId>) -> Vec<String
 
 impl KindAdapter for Ec2 {
     fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
-        Box::pin(async move { inspect(&cx.clients.ec2, &instance_ids(ids)).await })
+        Box::pin(async move {
+            let of: HashMap<&str, &ResourceId> = ids.iter().map(|id| (id.part(0), id)).collect();
+            let remember = |i: &Instance| {
+                if let Some(id) = i.instance_id().and_then(|i| of.get(i)) {
+                    let (facts, volumes) = seen(i);
+                    cx.seen.remember(id, facts, volumes);
+                }
+            };
+            inspect(&cx.clients.ec2, &instance_ids(ids), &remember).await
+        })
     }
 
     /// Instances going to the same capacity are started, or stopped, with
@@ -364,7 +414,7 @@ impl KindAdapter for Ec2 {
     }
 
     fn facts<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Facts> {
-        Box::pin(async move { facts(&cx.clients.ec2, &instance_ids(ids)).await })
+        Box::pin(facts(cx, ids))
     }
 
     fn list<'a>(
@@ -436,7 +486,7 @@ mod tests {
             .then_error(|| DescribeInstancesError::generic(error("InvalidInstanceID.NotFound")));
         let ec2 = client(&[&batch, &a, &gone]);
 
-        let out = inspect(&ec2, &ids(&["i-a", "i-gone"])).await;
+        let out = inspect(&ec2, &ids(&["i-a", "i-gone"]), &|_| ()).await;
 
         assert_eq!(out[0].as_ref().unwrap().status, "running");
         assert_eq!(out[1].as_ref().unwrap_err().kind, ErrorKind::NotFound);
@@ -451,7 +501,7 @@ mod tests {
             .then_error(|| DescribeInstancesError::generic(error("InvalidInstanceID.NotFound")));
         let ec2 = client(&[&gone]);
 
-        let out = inspect(&ec2, &ids(&["i-gone"])).await;
+        let out = inspect(&ec2, &ids(&["i-gone"]), &|_| ()).await;
 
         let err = out[0].as_ref().unwrap_err();
         assert_eq!(err.code.as_deref(), Some("InvalidInstanceID.NotFound"));
