@@ -26,6 +26,7 @@ pub enum StateName {
     Warning,
     /// The resources of some timeouts were put to sleep; the others'
     /// countdowns run (see [`TimeoutRow`]).
+    #[serde(rename = "partly_asleep")]
     PartlyAsleep,
     /// Every resource was put to sleep: the user is away.
     Asleep,
