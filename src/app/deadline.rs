@@ -17,18 +17,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What the deadline follows besides the time: a sleep or wake under way
-/// or ended, the settings, whether the user is away, and the cap a
-/// suspend puts on it (lifted by the resume).
-fn deadline_key(
-    s: &State,
-) -> (
+/// What the deadline follows besides the time (see [`deadline_key`]).
+type DeadlineKey = (
     (Option<Operation>, u64),
     Arc<Settings>,
     Vec<bool>,
     Option<u64>,
-) {
-    // Which timeout groups sleep by themselves (not asleep, not blind).
+);
+
+/// What the deadline follows besides the time: a sleep or wake under way
+/// or ended, the settings, which timeout groups are asleep (or blind), and
+/// the cap a suspend puts on it (lifted by the resume).
+fn deadline_key(s: &State) -> DeadlineKey {
     let away: Vec<bool> = (s.tracker.groups(now()).iter())
         .map(|g| g.sleep_in.is_none())
         .collect();

@@ -44,16 +44,19 @@ mod tests {
         ResourceId::new(Kind::Ecs, ["c", name], "us-east-1")
     }
 
-    /// `a` sleeps after 6 s, `b` after 20 s, `c` at the settings' 10 min
-    /// (warning 1 min, deadline margin 5 min).
-    #[tokio::test(start_paused = true)]
-    async fn each_timeout_sleeps_its_own_resources_at_its_time_with_its_own_deadline() {
+    type Running = (
+        tempfile::TempDir,
+        Arc<FakeCloud>,
+        Arc<super::super::App<FakeCloud>>,
+        tokio::sync::mpsc::UnboundedReceiver<crate::core::protocol::status::Event>,
+    );
+
+    /// ECS services `a` (own timeout 6 s), `b` (20.4 s) and `c` (the
+    /// settings' 10 min; warning 1 min, deadline margin 5 min), each at 2,
+    /// with the timer and deadline loops running.
+    fn three(up: Capacity) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        let (up, down) = (
-            Capacity::of(Kind::Ecs, Desired(2)),
-            Capacity::of(Kind::Ecs, Desired(0)),
-        );
         for n in ["a", "b", "c"] {
             cloud.add(&service(n), up);
         }
@@ -66,9 +69,45 @@ mod tests {
             entry("b", "    timeout_minutes: 0.34\n"),
             entry("c", "")
         );
-        let (app, mut rx) = app_in(dir.path(), cloud.clone(), WITH_ROLE, &yaml);
+        let (app, rx) = app_in(dir.path(), cloud.clone(), WITH_ROLE, &yaml);
         tokio::spawn(app.clone().run_timer(std::future::pending()));
         tokio::spawn(app.clone().run_deadline(std::future::pending()));
+        (dir, cloud, app, rx)
+    }
+
+    /// STATUS with `a` asleep 6 s in: `partly_asleep`, `b` next.
+    fn partly_asleep(status: &crate::core::protocol::status::Status) {
+        assert_eq!(status.state, StateName::PartlyAsleep);
+        let tenths = |s: Option<f64>| s.map(|s| (s * 10.0).round() as u64);
+        assert_eq!(tenths(status.sleep_in_seconds), Some(144));
+        let rows: Vec<(f64, bool, Option<u64>, usize)> = (status.timeouts.iter())
+            .map(|r| {
+                let n = r.resources.len();
+                (r.timeout_minutes, r.asleep, tenths(r.sleep_in_seconds), n)
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (0.1, true, None, 1),
+                (0.34, false, Some(144), 1),
+                (10.0, false, Some(5940), 1)
+            ]
+        );
+        let line = &status.tray.line;
+        assert!(
+            line.starts_with("Partly asleep: 1 resources stopped, more in 14 s"),
+            "{line}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_timeout_sleeps_its_own_resources_at_its_time_with_its_own_deadline() {
+        let (up, down) = (
+            Capacity::of(Kind::Ecs, Desired(2)),
+            Capacity::of(Kind::Ecs, Desired(0)),
+        );
+        let (_dir, cloud, app, mut rx) = three(up);
         let t0 = tokio::time::Instant::now();
         let at = |n: &str| {
             schedules(&cloud)
@@ -100,33 +139,7 @@ mod tests {
             .map(|n| cloud.get(&service(n)).capacity)
             .into();
         assert_eq!(caps, [down, up, up]);
-        let status = app.status();
-        assert_eq!(status.state, StateName::PartlyAsleep);
-        let tenths = |s: Option<f64>| s.map(|s| (s * 10.0).round() as u64);
-        assert_eq!(tenths(status.sleep_in_seconds), Some(144));
-        let rows: Vec<(f64, bool, Option<u64>, usize)> = (status.timeouts.iter())
-            .map(|r| {
-                (
-                    r.timeout_minutes,
-                    r.asleep,
-                    tenths(r.sleep_in_seconds),
-                    r.resources.len(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            rows,
-            [
-                (0.1, true, None, 1),
-                (0.34, false, Some(144), 1),
-                (10.0, false, Some(5940), 1)
-            ]
-        );
-        let line = &status.tray.line;
-        assert!(
-            line.starts_with("Partly asleep: 1 resources stopped, more in 14 s"),
-            "{line}"
-        );
+        partly_asleep(&app.status());
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(at("a"), None, "asleep: no deadline");
 
