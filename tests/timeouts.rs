@@ -2,11 +2,17 @@
 //! real binary, real UDP commands and events, and real SDK calls to moto:
 //! two instances with timeouts of 6 s and 20.4 s are each warned and put to
 //! sleep at their own time, STATUS shows which is asleep and when the other
-//! sleeps, and the user's return wakes both.
+//! sleeps, each is armed for its own AWS-side deadline (dropped once it
+//! sleeps), and the user's return wakes both.
 
 mod common;
+// (Its `fire` is for the tests that fire a deadline.)
+#[allow(dead_code)]
+#[path = "common/scheduler.rs"]
+mod scheduler;
 
 use common::*;
+use scheduler::{schedule_of, schedules, unix_now, ROLE};
 use serde_json::{json, Value};
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
@@ -74,7 +80,8 @@ async fn start(short: &str, long: &str) -> (ConfigDir, Daemon, Events) {
         &[R],
         detectors_off(json!({
             "activity_monitor": {"inactivity_timeout_minutes": 30, "warning_minutes": 0.05},
-            "udp_server": {"events_port": port}
+            "udp_server": {"events_port": port},
+            "aws": {"deadline_role_arn": ROLE, "deadline_margin_minutes": 0.1}
         })),
     );
     let cfg = ConfigDir::with_settings(&settings, &services);
@@ -103,6 +110,13 @@ async fn two_timeouts_warn_and_sleep_each_at_its_time_and_the_return_wakes_both(
     let (_cfg, d, events) = start(&short, &long).await;
     d.ok("USER_ACTIVITY").await;
     let t0 = Instant::now();
+    // Each one's AWS-side deadline: its own timeout plus the 6 s margin.
+    let start = unix_now();
+    for (id, timeout) in [(&short, 6), (&long, 20)] {
+        let window =
+            |a: &scheduler::Armed| (start + timeout + 4..=start + timeout + 8).contains(&a.at);
+        schedule_of(R, id, Duration::from_secs(3), window).await;
+    }
     let status = d.ok("STATUS").await;
     let rows: Vec<(f64, usize, bool)> = (status["timeouts"].as_array().unwrap().iter())
         .map(|r| {
@@ -138,6 +152,18 @@ async fn two_timeouts_warn_and_sleep_each_at_its_time_and_the_return_wakes_both(
     let expected = 20.4 - t0.elapsed().as_secs_f64();
     assert!((left - expected).abs() < 1.5, "{left} {expected}: {status}");
     assert_eq!(status["asleep"].as_array().unwrap().len(), 1, "{status}");
+    // Asleep, its deadline is gone; the other's stays.
+    let armed = || async {
+        (
+            schedules(R, &short).await.len(),
+            schedules(R, &long).await.len(),
+        )
+    };
+    let t = Instant::now();
+    while armed().await != (0, 1) {
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", armed().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // At 18 s the other is still up; by ~21 s it sleeps too.
     tokio::time::sleep_until((t0 + Duration::from_secs(18)).into()).await;
