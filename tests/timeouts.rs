@@ -152,18 +152,7 @@ async fn two_timeouts_warn_and_sleep_each_at_its_time_and_the_return_wakes_both(
     let expected = 20.4 - t0.elapsed().as_secs_f64();
     assert!((left - expected).abs() < 1.5, "{left} {expected}: {status}");
     assert_eq!(status["asleep"].as_array().unwrap().len(), 1, "{status}");
-    // Asleep, its deadline is gone; the other's stays.
-    let armed = || async {
-        (
-            schedules(R, &short).await.len(),
-            schedules(R, &long).await.len(),
-        )
-    };
-    let t = Instant::now();
-    while armed().await != (0, 1) {
-        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", armed().await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    deadline_only_for(&long, &short).await;
 
     // At 18 s the other is still up; by ~21 s it sleeps too.
     tokio::time::sleep_until((t0 + Duration::from_secs(18)).into()).await;
@@ -173,7 +162,7 @@ async fn two_timeouts_warn_and_sleep_each_at_its_time_and_the_return_wakes_both(
     eprintln!("the 20.4 s instance stopped by {long_at:?}");
     assert!(long_at >= Duration::from_millis(20_400), "{long_at:?}");
 
-    warned_before_each(&events, t0, &short, &long);
+    warned_before_each(&events, t0, &short, &long).await;
 
     // The return wakes both.
     d.ok("USER_ACTIVITY").await;
@@ -189,8 +178,18 @@ async fn two_timeouts_warn_and_sleep_each_at_its_time_and_the_return_wakes_both(
 
 /// Each of `short` and `long` was warned (3 s ahead) before its own sleep,
 /// and each sleep stopped only its own instance.
-fn warned_before_each(events: &Mutex<Vec<(Instant, Value)>>, t0: Instant, short: &str, long: &str) {
+async fn warned_before_each(
+    events: &Mutex<Vec<(Instant, Value)>>,
+    t0: Instant,
+    short: &str,
+    long: &str,
+) {
     let at = |name, id: &str| came(events, t0, name, id);
+    // (The sleep's event follows its read-back of the stop.)
+    let t = Instant::now();
+    while at("asleep", long).is_none() && t.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (warn_short, sleep_short) = (at("warning", short), at("asleep", short));
     let (warn_long, sleep_long) = (at("warning", long), at("asleep", long));
     eprintln!("warned {warn_short:?} / {warn_long:?}, asleep {sleep_short:?} / {sleep_long:?}");
@@ -210,6 +209,21 @@ async fn until_stopped(d: &Daemon, id: &str, by: Instant) {
             "{id} not stopped: {}",
             d.log.lock().unwrap()
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `up` alone has its AWS-side deadline: `asleep`'s is gone.
+async fn deadline_only_for(up: &str, asleep: &str) {
+    let armed = || async {
+        (
+            schedules(R, asleep).await.len(),
+            schedules(R, up).await.len(),
+        )
+    };
+    let t = Instant::now();
+    while armed().await != (0, 1) {
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", armed().await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
