@@ -101,21 +101,25 @@ impl<C: CloudControl> App<C> {
             return;
         };
         match event {
-            IdleEvent::Warn { sleep_in } => {
+            IdleEvent::Warn { timeout, sleep_in } => {
                 let t = now();
                 let (entries, _) = self.split_shared(self.entries());
-                let names: Vec<String> = {
+                let (names, last, grouped) = {
                     let state = self.lock();
-                    entries
-                        .iter()
+                    let grouped = !state.tracker.own_timeouts().is_empty();
+                    let default = state.tracker.config().timeout;
+                    let names: Vec<String> = (entries.iter())
+                        .filter(|e| e.timeout_or(default) == timeout)
                         .filter(|e| state.holds.covering(t, &e.id).is_empty())
                         .map(|e| e.id.name())
-                        .collect()
+                        .collect();
+                    (names, state.last_activity, grouped)
                 };
-                let (timeout, last) = {
-                    let state = self.lock();
-                    (state.tracker.config().timeout, state.last_activity)
-                };
+                if names.is_empty() && grouped {
+                    // With timeouts of their own in use, a warning about
+                    // nothing known (all held, or only tagged) is noise.
+                    return;
+                }
                 tracing::info!(
                     "{} resource(s) will sleep in {}s",
                     names.len(),
@@ -139,8 +143,9 @@ impl<C: CloudControl> App<C> {
                 tracing::info!("activity during the warning: sleep cancelled");
                 self.emit(Event::WarningCancelled);
             }
-            IdleEvent::Sleep => {
-                tokio::spawn(async move { app.run(Operation::Sleeping, trigger).await });
+            IdleEvent::Sleep(timeouts) => {
+                let only = Some(timeouts);
+                tokio::spawn(async move { app.run_for(Operation::Sleeping, trigger, only).await });
             }
             IdleEvent::Wake => {
                 tokio::spawn(async move { app.run(Operation::Waking, trigger).await });

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::core::policy::order::WakePolicy;
+use crate::core::protocol::status::TimeoutRow;
 
 impl<C: CloudControl> App<C> {
     /// `HOLD`: adds a hold (on the registered resource named `only`, if
@@ -95,7 +96,7 @@ impl<C: CloudControl> App<C> {
             tracing::info!("woken for a hold:\n{}", format_outcomes(&outcomes));
             {
                 let mut state = app.lock();
-                if state.tracker.state(now()) == IdleState::Asleep {
+                if state.tracker.anything_asleep() {
                     state.last_sleep.retain(|o| o.resource != entry.id);
                     state.last_sleep.push(held_up(&entry.id));
                 }
@@ -127,7 +128,7 @@ impl<C: CloudControl> App<C> {
         }
         .map_err(|e| CommandError::Hold(e.to_string()))?;
         let event = state.follow_holds(t);
-        let away = state.tracker.state(t) == IdleState::Asleep;
+        let away = state.tracker.anything_asleep();
         drop(state);
         if let Some(e) = event {
             self.react(e, Trigger::HoldEnded);
@@ -259,12 +260,14 @@ impl<C: CloudControl> App<C> {
         sleeping.sort_unstable();
         sleeping.dedup();
         let sign_in = self.sign_in_needed(&sleeping);
+        let (registered, _) = self.split_shared(self.registry_file.cached_entries());
         let t = now();
         let state = self.lock();
         let retry = state.retry.as_ref();
         let (name, sleep_in, paused_for) = match state.tracker.state(t) {
             IdleState::Active { sleep_in } => (StateName::Active, Some(sleep_in), None),
             IdleState::Warning { sleep_in } => (StateName::Warning, Some(sleep_in), None),
+            IdleState::PartlyAsleep { sleep_in } => (StateName::PartlyAsleep, Some(sleep_in), None),
             IdleState::Asleep => (StateName::Asleep, None, None),
             IdleState::Paused { remaining } => (StateName::Paused, None, Some(remaining)),
             IdleState::Blind => (StateName::Blind, None, None),
@@ -279,6 +282,7 @@ impl<C: CloudControl> App<C> {
             }),
             locked: state.tracker.locked(),
             sleep_in_seconds: sleep_in.map(|d| d.as_secs_f64()),
+            timeouts: timeout_rows(&state, t, &registered),
             paused_for_seconds: paused_for.map(|d| d.as_secs_f64()),
             asleep: self.asleep_rows(retry),
             busy: busy_rows(&state.last_sleep),
@@ -306,7 +310,7 @@ impl<C: CloudControl> App<C> {
             team,
             team_error,
             sign_in,
-            awake: if name == StateName::Asleep {
+            awake: if matches!(name, StateName::Asleep | StateName::PartlyAsleep) {
                 why_awake(&state.last_sleep, &state.holds, t, &|at| clock_at(t, at))
             } else {
                 Vec::new()
@@ -424,11 +428,13 @@ impl<C: CloudControl> App<C> {
     /// `LIST_REGISTERED_SERVICES`.
     pub(super) fn registered(&self) -> Reply {
         let error = self.registry_file.current().1;
+        let default = self.lock().tracker.config().timeout;
         Reply::Registry {
             services: self
                 .entries()
                 .into_iter()
                 .map(|e| RegisteredRow {
+                    timeout_minutes: crate::core::config::registry::minutes(e.timeout_or(default)),
                     source: e.source(),
                     resource: e.id,
                     description: e.description,
@@ -441,4 +447,24 @@ impl<C: CloudControl> App<C> {
             config_error: error.map(|e| e.to_string()),
         }
     }
+}
+
+/// STATUS's `timeouts`: each timeout group of the tracker at `t`, with the
+/// resources of `registered` (and those found by tag) it puts to sleep.
+fn timeout_rows(state: &State, t: Instant, registered: &[Entry]) -> Vec<TimeoutRow> {
+    let default = state.tracker.config().timeout;
+    let tagged = state.tagged.iter().filter(|e| !e.shared);
+    (state.tracker.groups(t).into_iter())
+        .map(|g| TimeoutRow {
+            timeout_minutes: crate::core::config::registry::minutes(g.timeout),
+            default: g.timeout == default,
+            resources: (registered.iter().chain(tagged.clone()))
+                .filter(|e| e.timeout_or(default) == g.timeout)
+                .map(|e| e.id.clone())
+                .collect(),
+            asleep: g.asleep,
+            warned: g.warned,
+            sleep_in_seconds: g.sleep_in.map(|d| d.as_secs_f64()),
+        })
+        .collect()
 }

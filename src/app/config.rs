@@ -7,7 +7,8 @@ impl<C: CloudControl> App<C> {
     /// last valid version and report the error (the file is not touched).
     pub fn config_changed(&self, path: &Path) {
         if path == self.registry_file.path() {
-            let (_, error) = self.registry_file.current();
+            let (registry, error) = self.registry_file.current();
+            self.sync_timeouts(&registry);
             self.config_error(ConfigFile::Services, error.map(|e| e.to_string()));
         } else if path == self.settings_file {
             match load_settings_file(path) {
@@ -73,6 +74,15 @@ impl<C: CloudControl> App<C> {
         }
     }
 
+    /// Gives the idle tracker the timeouts of `registry` (the one in use).
+    pub(super) fn sync_timeouts(&self, registry: &Registry) {
+        let own = Self::own_timeouts(registry);
+        let mut state = self.lock();
+        if state.tracker.own_timeouts() != &own {
+            state.tracker.set_timeouts(own);
+        }
+    }
+
     /// The registry in use: the last valid services.yaml.
     pub(super) fn registry(&self) -> Registry {
         let (registry, error) = self.registry_file.current();
@@ -126,6 +136,7 @@ impl<C: CloudControl> App<C> {
             .await
             .map_err(|e| CommandError::Registry(e.to_string()))?
             .map_err(|e| CommandError::Registry(e.to_string()))?;
+        self.sync_timeouts(&registry);
         Ok(registry.entries.len())
     }
 

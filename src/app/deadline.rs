@@ -9,8 +9,7 @@ use crate::cloud::{CloudControl, ErrorKind};
 use crate::core::config::registry::Entry;
 use crate::core::config::settings::Settings;
 use crate::core::model::resource::ResourceId;
-use crate::core::policy::deadline::{self, deadline_at, move_every, needs_move};
-use crate::core::policy::idle::IdleState;
+use crate::core::policy::deadline::{self, any_needs_move, move_every};
 use crate::core::protocol::status::{Event, Operation};
 use crate::manager::now_seconds;
 use std::collections::BTreeMap;
@@ -18,11 +17,21 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// What the deadline follows besides the time (see [`deadline_key`]).
+type DeadlineKey = (
+    (Option<Operation>, u64),
+    Arc<Settings>,
+    Vec<bool>,
+    Option<u64>,
+);
+
 /// What the deadline follows besides the time: a sleep or wake under way
-/// or ended, the settings, whether the user is away, and the cap a
-/// suspend puts on it (lifted by the resume).
-fn deadline_key(s: &State) -> ((Option<Operation>, u64), Arc<Settings>, bool, Option<u64>) {
-    let away = matches!(s.tracker.state(now()), IdleState::Asleep | IdleState::Blind);
+/// or ended, the settings, which timeout groups are asleep (or blind), and
+/// the cap a suspend puts on it (lifted by the resume).
+fn deadline_key(s: &State) -> DeadlineKey {
+    let away: Vec<bool> = (s.tracker.groups(now()).iter())
+        .map(|g| g.sleep_in.is_none())
+        .collect();
     let operation = (s.operation, s.finished);
     (operation, s.settings.clone(), away, s.deadline.cap)
 }
@@ -46,11 +55,12 @@ impl<C: CloudControl> App<C> {
         }
     }
 
-    /// Arms, moves or removes the AWS-side deadline: while the user is here
-    /// (active, warned or paused) every registered resource that is up and
-    /// not held has one, at the end of the idle timeout plus
-    /// `aws.deadline_margin_minutes`, moved when it lags by
-    /// [`move_every`]; asleep, blind, `aws.deadline` off or dry run: none.
+    /// Arms, moves or removes the AWS-side deadline: every registered
+    /// resource that is up, not held and of a timeout group not asleep has
+    /// one, at the end of its group's timeout plus
+    /// `aws.deadline_margin_minutes`, moved when it lags by its group's
+    /// [`move_every`]; its group asleep, blind, `aws.deadline` off or dry
+    /// run: none.
     /// The first time, also deletes this machine's schedules that are not
     /// wanted (a crashed run's, a resource no longer registered or up).
     /// Returns when to look again.
@@ -59,20 +69,19 @@ impl<C: CloudControl> App<C> {
         let settings = self.settings();
         let aws = &settings.aws;
         let t = now();
-        let (left, timeout) = {
+        let (lefts, default) = {
             let state = self.lock();
             if state.operation.is_some() {
                 return Duration::from_secs(1);
             }
-            let timeout = state.tracker.config().timeout;
-            let left = match state.tracker.state(t) {
-                IdleState::Active { sleep_in } | IdleState::Warning { sleep_in } => Some(sleep_in),
-                IdleState::Paused { remaining } => Some(remaining + timeout),
-                IdleState::Asleep | IdleState::Blind => None,
-            };
-            (left, timeout)
+            // Each timeout group still to sleep: when, at the earliest.
+            let lefts: BTreeMap<Duration, Duration> = (state.tracker.groups(t).into_iter())
+                .filter_map(|g| Some((g.timeout, g.sleep_in?)))
+                .collect();
+            (lefts, state.tracker.config().timeout)
         };
-        let every = move_every(timeout, aws.deadline_margin);
+        let shortest = lefts.keys().next().copied().unwrap_or(default);
+        let every = move_every(shortest, aws.deadline_margin);
         let poll = (every / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
         match (aws.deadline, &aws.deadline_role_arn) {
             (true, None) => self.deadline_off(
@@ -83,31 +92,43 @@ impl<C: CloudControl> App<C> {
             (true, Some(_)) => {}
         }
         let role = aws.deadline_role_arn.as_deref();
-        let wanted: Vec<Entry> = match (left, role) {
-            (Some(_), Some(_)) if aws.deadline && !self.manager.dry_run() => {
+        let wanted: Vec<Entry> = match role {
+            Some(_) if aws.deadline && !self.manager.dry_run() => {
                 let (entries, _) = self.split_shared(self.entries());
                 let state = self.lock();
-                entries
-                    .into_iter()
+                (entries.into_iter())
+                    .filter(|e| lefts.contains_key(&e.timeout_or(default)))
                     .filter(|e| state.holds.covering(t, &e.id).is_empty())
                     .collect()
             }
             _ => Vec::new(),
         };
-        let ids: Vec<ResourceId> = wanted.iter().map(|e| e.id.clone()).collect();
-        let normal = deadline_at(
-            now_seconds() as u64,
-            left.unwrap_or_default(),
-            aws.deadline_margin,
-        );
-        let (armed_at, same, at) = {
+        // Sorted, as the deadline keeps them.
+        let mut ids: Vec<ResourceId> = wanted.iter().map(|e| e.id.clone()).collect();
+        ids.sort();
+        let (armed, same, ats) = {
             let state = self.lock();
-            let at = state.deadline.cap.map_or(normal, |cap| cap.min(normal));
-            (state.deadline.at, state.deadline.wanted == ids, at)
+            let ats = deadline::by_timeout(now_seconds() as u64, &lefts, aws.deadline_margin);
+            let ats: BTreeMap<Duration, u64> = (ats.into_iter())
+                .map(|(g, at)| (g, state.deadline.cap.map_or(at, |cap| cap.min(at))))
+                .collect();
+            (
+                state.deadline.groups.clone(),
+                state.deadline.wanted == ids,
+                ats,
+            )
         };
-        if !ids.is_empty() && (!same || needs_move(armed_at, at, every)) {
-            let role = role.unwrap_or_default();
-            if self.arm(&wanted, ids, at, role, t).await.is_none() {
+        if !ids.is_empty() && (!same || any_needs_move(&armed, &ats, aws.deadline_margin)) {
+            let at_of = |e: &Entry| {
+                let group = e.timeout_or(default);
+                (e.id.clone(), (group, ats[&group]))
+            };
+            let at: BTreeMap<ResourceId, (Duration, u64)> = wanted.iter().map(at_of).collect();
+            if self
+                .arm(&wanted, at, role.unwrap_or_default(), t)
+                .await
+                .is_none()
+            {
                 return Duration::from_secs(1);
             }
         } else if ids.is_empty() {
@@ -127,13 +148,12 @@ impl<C: CloudControl> App<C> {
     async fn arm(
         &self,
         wanted: &[Entry],
-        ids: Vec<ResourceId>,
-        at: u64,
+        at: BTreeMap<ResourceId, (Duration, u64)>,
         role: &str,
         t: Instant,
     ) -> Option<()> {
         let member = self.member.clone();
-        let schedule_of = |id: &ResourceId| deadline::schedule(&member, id, at);
+        let schedule_of = |id: &ResourceId| deadline::schedule(&member, id, at[id].1);
         let results = self.manager.arm_deadline(wanted, schedule_of, role).await?;
         let mut armed = BTreeMap::new();
         let mut denied = None;
@@ -148,21 +168,27 @@ impl<C: CloudControl> App<C> {
                 Err(e) => tracing::warn!("{id}: its AWS-side deadline is not set: {e}"),
             }
         }
-        if !armed.is_empty() {
+        // The groups of what is armed, and when.
+        let groups: BTreeMap<Duration, u64> = (armed.keys())
+            .filter_map(|id| at.get(id).copied())
+            .collect();
+        let first = groups.values().copied().min();
+        if let Some(first) = first {
             tracing::info!(
-                "AWS-side deadline for {} resource(s) at {}",
+                "AWS-side deadline for {} resource(s), the first at {}",
                 armed.len(),
                 clock_at(
                     t,
-                    t + Duration::from_secs(at.saturating_sub(now_seconds() as u64))
+                    t + Duration::from_secs(first.saturating_sub(now_seconds() as u64))
                 )
             );
         }
         let gone = {
             let mut state = self.lock();
             let previous = std::mem::take(&mut state.deadline.armed);
-            state.deadline.at = (!armed.is_empty()).then_some(at);
-            state.deadline.wanted = ids;
+            state.deadline.at = first;
+            state.deadline.groups = groups;
+            state.deadline.wanted = at.into_keys().collect();
             let gone: Vec<(ResourceId, Option<String>, String)> = previous
                 .into_iter()
                 .filter(|(id, _)| !armed.contains_key(id))
@@ -190,6 +216,7 @@ impl<C: CloudControl> App<C> {
         let gone: Vec<(ResourceId, Option<String>, String)> = {
             let mut state = self.lock();
             state.deadline.at = None;
+            state.deadline.groups.clear();
             state.deadline.wanted.clear();
             std::mem::take(&mut state.deadline.armed)
                 .into_iter()
@@ -428,6 +455,12 @@ mod tests {
         assert_eq!(next_event(&mut rx).await, "deadline_off");
         let why = app.status().deadline_off.unwrap();
         assert!(why.contains("AccessDenied"), "{why}");
-        assert!(matches!(app.state(), IdleState::Active { .. }), "works on");
+        assert!(
+            matches!(
+                app.state(),
+                crate::core::policy::idle::IdleState::Active { .. }
+            ),
+            "works on"
+        );
     }
 }

@@ -176,6 +176,7 @@ impl<C: CloudControl> App<C> {
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
         let mut tracker = IdleTracker::new(idle_config(&settings), now());
+        tracker.set_timeouts(Self::own_timeouts(&registry_file.current().0));
         match manager.records() {
             // Resources are still asleep from an earlier run (or a crash):
             // the first activity wakes them.
@@ -186,7 +187,6 @@ impl<C: CloudControl> App<C> {
             Ok(_) => {}
             Err(e) => tracing::warn!("{e}"),
         }
-        registry_file.current();
         let member = state::member(&settings_file);
         let app = Arc::new_cyclic(|me| App {
             me: me.clone(),
@@ -231,6 +231,18 @@ impl<C: CloudControl> App<C> {
 
     /// Runs a sleep or a wake of the registered resources and reports it.
     async fn run(&self, op: Operation, trigger: Trigger) -> Result<Vec<Outcome>, CommandError> {
+        self.run_for(op, trigger, None).await
+    }
+
+    /// [`Self::run`]; a sleep puts to sleep the resources whose timeout
+    /// group the idle tracker has asleep (all, after `SLEEP_NOW`), and of
+    /// those only the groups of `only`, if given (the ones just due).
+    async fn run_for(
+        &self,
+        op: Operation,
+        trigger: Trigger,
+        only: Option<Vec<Duration>>,
+    ) -> Result<Vec<Outcome>, CommandError> {
         if op == Operation::Waking {
             // The return never waits for a sleep: one in progress stops
             // where it is and puts back what it did.
@@ -238,7 +250,7 @@ impl<C: CloudControl> App<C> {
         }
         self.lock().operation = Some(op);
         let all = match op {
-            Operation::Sleeping => self.discover().await,
+            Operation::Sleeping => self.asleep_by_timeout(self.discover().await, only.as_deref()),
             Operation::Waking => self.entries(),
         };
         let (entries, shared) = self.split_shared(all);
@@ -253,12 +265,37 @@ impl<C: CloudControl> App<C> {
                 state.operation = None;
             }
             state.finished += 1;
-            state.last_sleep = match (&result, op) {
-                (Ok(outcomes), Operation::Sleeping) => outcomes.clone(),
-                _ => Vec::new(),
-            };
+            match (&result, op) {
+                // Each timeout's sleep adds to the report until the wake.
+                (Ok(outcomes), Operation::Sleeping) => {
+                    let new = |o: &Outcome| outcomes.iter().any(|n| n.resource == o.resource);
+                    state.last_sleep.retain(|o| !new(o));
+                    state.last_sleep.extend(outcomes.iter().cloned());
+                }
+                _ => state.last_sleep.clear(),
+            }
         }
         self.tell(op, trigger, result)
+    }
+
+    /// Those of `entries` whose timeout group the idle tracker has asleep
+    /// and, if `only` is given, is one of them: what a sleep may stop.
+    /// Fail safe: a timeout the tracker does not know is not asleep.
+    fn asleep_by_timeout(&self, entries: Vec<Entry>, only: Option<&[Duration]>) -> Vec<Entry> {
+        let state = self.lock();
+        let default = state.tracker.config().timeout;
+        entries
+            .into_iter()
+            .filter(|e| {
+                let t = e.timeout_or(default);
+                state.tracker.sleeps(t) && only.is_none_or(|o| o.contains(&t))
+            })
+            .collect()
+    }
+
+    /// The resources' own timeouts in services.yaml, for the idle tracker.
+    fn own_timeouts(registry: &Registry) -> std::collections::BTreeSet<Duration> {
+        registry.entries.iter().filter_map(|e| e.timeout).collect()
     }
 
     /// Sleeps `entries`, but what a hold covers: that is left up and

@@ -6,7 +6,6 @@ use crate::cloud::CloudControl;
 use crate::core::model::activity::{Activity, ActivityKind};
 use crate::core::model::history::Trigger;
 use crate::core::policy::deadline;
-use crate::core::policy::idle::IdleState;
 use crate::core::protocol::status::Operation;
 use crate::detect::power::PowerEvent;
 use crate::manager::now_seconds;
@@ -55,7 +54,7 @@ impl<C: CloudControl> App<C> {
             let mut state = self.lock();
             state.deadline.cap = None;
             let came = deadline::may_have_come(state.deadline.at, now_seconds() as u64);
-            (came, state.tracker.state(now()) == IdleState::Asleep)
+            (came, state.tracker.anything_asleep())
         };
         tracing::info!("resumed from suspend");
         self.activity(Activity {

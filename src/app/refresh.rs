@@ -14,7 +14,7 @@ impl<C: CloudControl> App<C> {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            let away = self.lock().tracker.state(now()) == IdleState::Asleep;
+            let away = self.lock().tracker.anything_asleep();
             match self.manager.refresh(away).await {
                 Ok(dropped) if !dropped.is_empty() => self.emit(Event::Refreshed(dropped)),
                 Ok(_) => {}
@@ -32,7 +32,7 @@ impl<C: CloudControl> App<C> {
         let registered = self.entries();
         let entries: Vec<Entry> = {
             let (t, state) = (now(), self.lock());
-            if state.tracker.state(t) != IdleState::Asleep {
+            if !state.tracker.anything_asleep() {
                 return;
             }
             let left_up = |id: &ResourceId| {
@@ -45,6 +45,8 @@ impl<C: CloudControl> App<C> {
                 .filter(|e| state.holds.covering(t, &e.id).is_empty())
                 .collect()
         };
+        // Only what the idle timer has put to sleep (its timeout passed).
+        let entries = self.asleep_by_timeout(entries, None);
         if entries.is_empty() {
             return;
         }
@@ -60,7 +62,7 @@ impl<C: CloudControl> App<C> {
         {
             let mut state = self.lock();
             // The user came back meanwhile: the wake deals with the rest.
-            if state.tracker.state(now()) == IdleState::Asleep {
+            if state.tracker.anything_asleep() {
                 for new in &outcomes {
                     if let Some(old) = state
                         .last_sleep

@@ -115,7 +115,7 @@ impl<C: CloudControl> App<C> {
             if now() < retry.at && !state_fixed && !self.network_back(&retry).await {
                 continue;
             }
-            let away = self.lock().tracker.state(now()) == IdleState::Asleep;
+            let away = self.lock().tracker.anything_asleep();
             if !retry.wanted(away) {
                 let mut state = self.lock();
                 if state.retry.as_ref() == Some(&retry) {

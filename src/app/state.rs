@@ -226,8 +226,10 @@ pub(super) struct Row {
 /// The AWS-side deadline (see [`crate::core::policy::deadline`]) as last armed.
 #[derive(Default)]
 pub(super) struct Deadline {
-    /// Unix seconds it is armed for, if it is.
+    /// Unix seconds it is armed for, the earliest if several, if it is.
     pub(super) at: Option<u64>,
+    /// When each timeout group's resources are armed for (Unix seconds).
+    pub(super) groups: BTreeMap<std::time::Duration, u64>,
     /// The resources it was last armed for (registered and not held).
     pub(super) wanted: Vec<ResourceId>,
     /// The schedules set, by resource: profile and schedule name.

@@ -80,6 +80,12 @@ impl RegistryFile {
             .map_or(0, |r| r.entries.len())
     }
 
+    /// The entries of the last valid registry (no I/O).
+    pub fn cached_entries(&self) -> Vec<Entry> {
+        let last = self.last_good.lock().expect("registry lock");
+        last.iter().flat_map(|r| r.entries.clone()).collect()
+    }
+
     /// The entries of the last valid registry whose `wake:` is not `auto`,
     /// with it (no I/O): what STATUS marks among what is asleep.
     pub fn cached_wake_policies(&self) -> Vec<(ResourceId, WakePolicy)> {

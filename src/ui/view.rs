@@ -74,6 +74,11 @@ pub fn human(seconds: u64) -> String {
     }
 }
 
+/// Whether the user is not back: something is asleep by the idle timer.
+fn away(state: StateName) -> bool {
+    matches!(state, StateName::Asleep | StateName::PartlyAsleep)
+}
+
 /// The tray view for a STATUS reply.
 pub fn tray_view(status: &Status) -> TrayView {
     let registered = status.registered;
@@ -88,6 +93,14 @@ pub fn tray_view(status: &Status) -> TrayView {
         StateName::Asleep => (
             IconState::Asleep,
             format!("Asleep: {} resources stopped", status.asleep.len()),
+        ),
+        StateName::PartlyAsleep => (
+            IconState::Asleep,
+            format!(
+                "Partly asleep: {} resources stopped, more in {}",
+                status.asleep.len(),
+                human(secs(status.sleep_in_seconds))
+            ),
         ),
         StateName::Paused => (
             IconState::Paused,
@@ -125,7 +138,7 @@ pub fn tray_view(status: &Status) -> TrayView {
     }
     // A wake given up (or cut short): the user is back, these are not.
     let not_woken: Vec<String> = (status.asleep.iter())
-        .filter(|r| r.phase == Phase::Waking && status.state != StateName::Asleep)
+        .filter(|r| r.phase == Phase::Waking && !away(status.state))
         .map(|r| r.resource.short_name().to_string())
         .collect();
     if !not_woken.is_empty() && status.operation.is_none() {
@@ -137,7 +150,7 @@ pub fn tray_view(status: &Status) -> TrayView {
     }
     // Left asleep at the return by their policy: woken by hand only.
     let by_hand: Vec<String> = (status.asleep.iter())
-        .filter(|r| r.wake.is_some() && status.state != StateName::Asleep)
+        .filter(|r| r.wake.is_some() && !away(status.state))
         .map(|r| r.resource.short_name().to_string())
         .collect();
     if !by_hand.is_empty() {
@@ -485,6 +498,7 @@ mod tests {
             last_activity: None,
             locked: false,
             sleep_in_seconds: None,
+            timeouts: vec![],
             paused_for_seconds: None,
             asleep: vec![],
             busy: vec![],

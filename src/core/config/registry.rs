@@ -12,6 +12,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 /// Why `services.yaml` could not be used.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -58,6 +59,10 @@ pub struct Entry {
     /// `after:`: the registered resource (by name or id) this one starts
     /// after, once that one is ready; a sleep stops them in reverse.
     pub after: Option<String>,
+    /// `timeout_minutes`: its own idle timeout, instead of
+    /// `activity_monitor.inactivity_timeout_minutes` (see
+    /// [`crate::core::policy::idle`]).
+    pub timeout: Option<Duration>,
 }
 
 impl Entry {
@@ -76,15 +81,22 @@ impl Entry {
             ssh_address: None,
             wake: WakePolicy::Auto,
             after: None,
+            timeout: None,
         }
     }
 
+    /// The timeout of its group: its own, else `default`.
+    pub fn timeout_or(&self, default: Duration) -> Duration {
+        self.timeout.unwrap_or(default)
+    }
+
     /// Its policy as `LIST_REGISTERED_SERVICES` and `cloudnap check` show
-    /// it: `wake manual, after i-0abc`; empty for the default.
+    /// it: `timeout 10 min, wake manual, after i-0abc`; empty for the default.
     pub fn policy(&self) -> String {
+        let timeout = self.timeout.map(|t| format!("timeout {} min", minutes(t)));
         let wake = (self.wake != WakePolicy::Auto).then(|| format!("wake {}", self.wake.name()));
         let after = self.after.as_ref().map(|a| format!("after {a}"));
-        [wake, after]
+        [timeout, wake, after]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
@@ -123,6 +135,7 @@ struct RawEntry {
     ssh_address: Option<String>,
     wake: Option<String>,
     after: Option<String>,
+    timeout_minutes: Option<f64>,
 }
 
 /// The file's entries, section by section, with serde's errors (and so
@@ -174,7 +187,7 @@ enum Named {
 
 /// The fields of an entry after its names (`desired_size` and `hibernate`
 /// only for kinds that take them).
-const OTHER_FIELDS: [&str; 11] = [
+const OTHER_FIELDS: [&str; 12] = [
     "region",
     "desired_size",
     "hibernate",
@@ -186,6 +199,7 @@ const OTHER_FIELDS: [&str; 11] = [
     "ssh_address",
     "wake",
     "after",
+    "timeout_minutes",
 ];
 
 /// Whether entries of `spec` take the field `field` of [`OTHER_FIELDS`].
@@ -311,6 +325,7 @@ impl<'de> Visitor<'de> for Item {
         let (mut region, mut description, mut profile, mut desired_size) = (None, None, None, None);
         let (mut ssh_host, mut ssh_address, mut wake, mut after) = (None, None, None, None);
         let (mut hibernate, mut shared, mut ready_port) = (false, false, None);
+        let mut timeout_minutes = None;
         while let Some(key) = map.next_key_seed(Key(Some(self.0)))? {
             let (slot, field) = match key {
                 Named::Name(i) => (&mut names[i], spec.names[i].key),
@@ -327,6 +342,10 @@ impl<'de> Visitor<'de> for Item {
                 }
                 Named::Other("ready_port") => {
                     ready_port = map.next_value::<Option<u16>>()?;
+                    continue;
+                }
+                Named::Other("timeout_minutes") => {
+                    timeout_minutes = map.next_value::<Option<f64>>()?;
                     continue;
                 }
                 Named::Other("shared") => {
@@ -368,6 +387,7 @@ impl<'de> Visitor<'de> for Item {
             ssh_address,
             wake,
             after,
+            timeout_minutes,
         })
     }
 }
@@ -407,7 +427,35 @@ fn check_options(e: &RawEntry) -> Result<(), String> {
     }
     check_numbers(e.desired_size, e.ready_port)?;
     wake_policy(e)?;
+    own_timeout(e)?;
     check_ssh([&e.ssh_host, &e.ssh_address])
+}
+
+/// The longest `timeout_minutes` (a week, as the settings' timeout).
+const MAX_TIMEOUT_MINUTES: f64 = 10_080.0;
+
+/// The entry's own timeout (`timeout_minutes`), if any: more than 0, at
+/// most a week, and not on a shared resource (the team rule sleeps it).
+fn own_timeout(e: &RawEntry) -> Result<Option<Duration>, String> {
+    let Some(m) = e.timeout_minutes else {
+        return Ok(None);
+    };
+    if e.shared {
+        return Err("timeout_minutes: a shared resource sleeps when every team member is away, not by a timeout of its own".to_string());
+    }
+    if !(m.is_finite() && m > 0.0 && m <= MAX_TIMEOUT_MINUTES) {
+        return Err(format!(
+            "timeout_minutes {m} must be more than 0 and at most {MAX_TIMEOUT_MINUTES}"
+        ));
+    }
+    Ok(Some(Duration::from_millis(
+        (m * 60_000.0).round().max(1.0) as u64
+    )))
+}
+
+/// `timeout` in minutes as services.yaml and `check` write it: `10`, `0.1`.
+pub fn minutes(timeout: Duration) -> f64 {
+    timeout.as_millis() as f64 / 60_000.0
 }
 
 /// The entry's `wake:` policy: `auto` when not given.
@@ -527,6 +575,7 @@ impl Registry {
             }
             seen.insert(id.clone(), here);
             let wake = wake_policy(&e).unwrap_or_default();
+            let timeout = own_timeout(&e).unwrap_or_default();
             entries.push(Entry {
                 id,
                 profile: e.profile,
@@ -540,6 +589,7 @@ impl Registry {
                 ssh_address: e.ssh_address,
                 wake,
                 after: e.after,
+                timeout,
             });
         };
         for e in raw.0 {
@@ -715,6 +765,49 @@ eks_nodegroups:
         assert!(
             e.contains("line 2")
                 && e.contains("wake `later` must be one of auto, manual, on_connect"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn timeout_minutes_is_an_option_of_every_kind_and_round_trips() {
+        let text = "ec2_instances:\n  - instance_id: i-0nb\n    region: us-east-1\n    timeout_minutes: 10\n\
+            ecs_services:\n  - cluster_name: c\n    service_name: api\n    region: us-east-1\n    timeout_minutes: 0.34\n\
+            eks_nodegroups:\n  - cluster_name: k\n    nodegroup_name: n\n    region: us-east-1\n";
+        let r = Registry::parse(text).unwrap();
+        let timeouts: Vec<Option<Duration>> = r.entries.iter().map(|e| e.timeout).collect();
+        let s = Duration::from_millis;
+        assert_eq!(timeouts, [Some(s(600_000)), Some(s(20_400)), None]);
+        assert_eq!(r.entries[1].policy(), "timeout 0.34 min");
+        assert_eq!(r.entries[2].timeout_or(s(7)), s(7));
+        let mut rebuilt = String::new();
+        for e in &r.entries {
+            rebuilt = crate::core::config::registry_edit::insert_entry(&rebuilt, e).unwrap();
+        }
+        assert!(rebuilt.contains("timeout_minutes: 0.34\n"), "{rebuilt}");
+        assert_eq!(Registry::parse(&rebuilt).unwrap(), r, "{rebuilt}");
+        for (bad, says) in [
+            (
+                "0",
+                "timeout_minutes 0 must be more than 0 and at most 10080",
+            ),
+            ("-5", "timeout_minutes -5 must be more than 0"),
+            ("ten", "invalid type"),
+        ] {
+            let e = Registry::parse(
+                &text.replace("timeout_minutes: 10", &format!("timeout_minutes: {bad}")),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("line ") && e.contains(says), "{e}");
+        }
+        let shared = text.replace(
+            "timeout_minutes: 10",
+            "timeout_minutes: 10\n    shared: true",
+        );
+        let e = Registry::parse(&shared).unwrap_err().to_string();
+        assert!(
+            e.contains("a shared resource sleeps when every team member is away"),
             "{e}"
         );
     }

@@ -46,6 +46,10 @@ pub fn render_entry(e: &Entry, indent: &str) -> String {
     if let Some(p) = &e.profile {
         fields.push(("profile", scalar(p)));
     }
+    if let Some(t) = e.timeout {
+        let minutes = crate::core::config::registry::minutes(t);
+        fields.push(("timeout_minutes", minutes.to_string()));
+    }
     if e.wake != crate::core::policy::order::WakePolicy::Auto {
         fields.push(("wake", e.wake.name().to_string()));
     }

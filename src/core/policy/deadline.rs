@@ -8,6 +8,7 @@
 
 use crate::core::model::resource::ResourceId;
 pub use crate::kinds::spec::SleepCall;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The schedule group holding every cloudnap deadline.
@@ -68,6 +69,35 @@ pub fn needs_move(armed: Option<u64>, wanted: u64, every: Duration) -> bool {
         None => true,
         Some(armed) => wanted + SLACK < armed || wanted >= armed + every.as_secs(),
     }
+}
+
+/// Each timeout group's deadline at `now` (Unix seconds): [`deadline_at`]
+/// of the time `lefts` gives it until it sleeps.
+pub fn by_timeout(
+    now: u64,
+    lefts: &BTreeMap<Duration, Duration>,
+    margin: Duration,
+) -> BTreeMap<Duration, u64> {
+    (lefts.iter())
+        .map(|(timeout, left)| (*timeout, deadline_at(now, *left, margin)))
+        .collect()
+}
+
+/// Whether any timeout group's deadline armed for `armed` must be set to
+/// `wanted` (see [`needs_move`]; each group moves by its own
+/// [`move_every`]).
+pub fn any_needs_move(
+    armed: &BTreeMap<Duration, u64>,
+    wanted: &BTreeMap<Duration, u64>,
+    margin: Duration,
+) -> bool {
+    (wanted.iter()).any(|(timeout, at)| {
+        needs_move(
+            armed.get(timeout).copied(),
+            *at,
+            move_every(*timeout, margin),
+        )
+    })
 }
 
 /// How far this machine's clock may be from AWS's, for [`may_have_come`].
@@ -163,6 +193,37 @@ mod tests {
             Duration::from_secs(10 * MIN),
         );
         assert_eq!(later, at);
+    }
+
+    #[test]
+    fn each_timeout_has_its_deadline_and_moves_by_its_own_pace() {
+        let (s, margin) = (Duration::from_secs, Duration::from_secs(60));
+        let lefts: BTreeMap<Duration, Duration> =
+            [(s(6), s(4)), (s(20), s(18)), (s(1800), s(1798))].into();
+        let ats = by_timeout(1000, &lefts, margin);
+        assert_eq!(
+            ats.values().copied().collect::<Vec<_>>(),
+            [1064, 1078, 2858]
+        );
+        assert!(any_needs_move(&BTreeMap::new(), &ats, margin), "not armed");
+        assert!(!any_needs_move(&ats, &ats, margin));
+        // 10 s of activity later: the 6 s group moves at 33 s of lag at
+        // most ((6 + 60) / 2); the 30 min group at 3 min: neither yet.
+        let later: BTreeMap<Duration, Duration> = [(s(6), s(6)), (s(1800), s(1800))].into();
+        let wanted = by_timeout(1010, &later, margin);
+        assert!(!any_needs_move(&ats, &wanted, margin));
+        let much_later = by_timeout(1040, &later, margin);
+        assert!(
+            any_needs_move(&ats, &much_later, margin),
+            "6 s group lags 42 s"
+        );
+        // A group asleep is not wanted, whatever was armed for it.
+        let asleep: BTreeMap<Duration, Duration> = [(s(1800), s(1790))].into();
+        assert!(!any_needs_move(
+            &ats,
+            &by_timeout(1008, &asleep, margin),
+            margin
+        ));
     }
 
     #[test]

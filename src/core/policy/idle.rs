@@ -11,19 +11,28 @@
 //! gives: the countdown starts from then at the latest; it never wakes
 //! what is asleep, and a lock's grace ignores it.
 //!
+//! Resources may have their own timeout (services.yaml's `timeout_minutes`):
+//! the tracker counts one idle time and puts each *timeout group* (the
+//! resources of one timeout; [`IdleConfig::timeout`] is the group of every
+//! resource without its own) to sleep when its timeout has passed, each
+//! with its own warning. The user's return wakes every group at once; the
+//! user is away ([`IdleState::Asleep`]) once every group is asleep.
+//!
 //! Pure: every method takes `now`; nothing here reads a clock. The caller
 //! ticks it at [`IdleTracker::next_deadline`], which is never more than
 //! `max_tick` away, so a gap much longer than that between two calls means
 //! the machine itself was suspended.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Idle timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdleConfig {
-    /// No activity for this long means the user is away.
+    /// No activity for this long means the user is away: the timeout of
+    /// every resource without its own.
     pub timeout: Duration,
-    /// How long before the timeout the user is warned (0: no warning).
+    /// How long before a timeout the user is warned (0: no warning).
     pub warning: Duration,
     /// The longest the caller waits between ticks.
     pub max_tick: Duration,
@@ -34,11 +43,13 @@ pub struct IdleConfig {
 /// What the tracker reports at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleState {
-    /// The user is here; sleep in `sleep_in` without activity.
+    /// The user is here; the next group sleeps in `sleep_in` without activity.
     Active { sleep_in: Duration },
-    /// The warning is out; sleep in `sleep_in` without activity.
+    /// The warning of the next group is out; it sleeps in `sleep_in`.
     Warning { sleep_in: Duration },
-    /// Resources are asleep until the next activity.
+    /// Some groups are asleep; the next of the others sleeps in `sleep_in`.
+    PartlyAsleep { sleep_in: Duration },
+    /// Every group is asleep until the next activity: the user is away.
     Asleep,
     /// Kept awake for `remaining`.
     Paused { remaining: Duration },
@@ -47,27 +58,51 @@ pub enum IdleState {
 }
 
 /// A change the caller must act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdleEvent {
-    /// Warn the user: sleep in `sleep_in`.
-    Warn { sleep_in: Duration },
-    /// Activity (or a pause) cancelled the warning.
+    /// Warn the user: the group of `timeout` sleeps in `sleep_in`.
+    Warn {
+        timeout: Duration,
+        sleep_in: Duration,
+    },
+    /// Activity (or a pause) cancelled the warnings.
     WarningCancelled,
-    /// Put resources to sleep.
-    Sleep,
+    /// Put the groups of these timeouts to sleep.
+    Sleep(Vec<Duration>),
     /// Wake resources.
     Wake,
+}
+
+/// A timeout group at a moment (see [`IdleTracker::groups`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    /// Its timeout.
+    pub timeout: Duration,
+    /// Put to sleep since the last activity.
+    pub asleep: bool,
+    /// Its warning is out.
+    pub warned: bool,
+    /// When it sleeps at the earliest without activity (a pause: after
+    /// it); `None` when asleep, or blind (it does not sleep by itself).
+    pub sleep_in: Option<Duration>,
 }
 
 /// Tracks activity and decides when the user is away.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdleTracker {
     cfg: IdleConfig,
+    /// The resources' own timeouts (besides `cfg.timeout`).
+    own: BTreeSet<Duration>,
     last_activity: Instant,
     last_seen: Instant,
     paused_until: Option<Instant>,
-    warned: bool,
-    asleep: bool,
+    /// The groups whose warning is out.
+    warned: BTreeSet<Duration>,
+    /// The groups put to sleep since the last activity.
+    slept: BTreeSet<Duration>,
+    /// Everything is asleep, whatever its timeout (`SLEEP_NOW`, a start
+    /// with records).
+    all_asleep: bool,
     blind: bool,
     /// When the session locked, while it is locked.
     locked_at: Option<Instant>,
@@ -80,11 +115,13 @@ impl IdleTracker {
     pub fn new(cfg: IdleConfig, now: Instant) -> Self {
         IdleTracker {
             cfg,
+            own: BTreeSet::new(),
             last_activity: now,
             last_seen: now,
             paused_until: None,
-            warned: false,
-            asleep: false,
+            warned: BTreeSet::new(),
+            slept: BTreeSet::new(),
+            all_asleep: false,
             blind: false,
             locked_at: None,
             present_until: None,
@@ -96,26 +133,79 @@ impl IdleTracker {
         self.cfg = cfg;
     }
 
+    /// Sets the resources' own timeouts (services.yaml changed); the idle
+    /// time so far is kept, and so is what is asleep.
+    pub fn set_timeouts(&mut self, own: BTreeSet<Duration>) {
+        self.own = own;
+    }
+
+    /// The resources' own timeouts, as last set.
+    pub fn own_timeouts(&self) -> &BTreeSet<Duration> {
+        &self.own
+    }
+
     /// The current timings.
     pub fn config(&self) -> IdleConfig {
         self.cfg
     }
 
-    fn warning(&self) -> Duration {
-        self.cfg.warning.min(self.cfg.timeout)
+    /// Every timeout group, shortest first: the resources' own timeouts
+    /// and [`IdleConfig::timeout`].
+    pub fn timeouts(&self) -> Vec<Duration> {
+        let mut all = self.own.clone();
+        all.insert(self.cfg.timeout);
+        all.into_iter().collect()
+    }
+
+    fn warning(&self, timeout: Duration) -> Duration {
+        self.cfg.warning.min(timeout)
+    }
+
+    /// Whether the group of `timeout` is asleep.
+    pub fn sleeps(&self, timeout: Duration) -> bool {
+        self.all_asleep || self.slept.contains(&timeout)
+    }
+
+    /// Whether any group is asleep (the user's return wakes it).
+    pub fn anything_asleep(&self) -> bool {
+        self.all_asleep || !self.slept.is_empty()
+    }
+
+    /// Whether every group is asleep: the user is away.
+    fn all_groups_asleep(&self) -> bool {
+        self.all_asleep || self.timeouts().iter().all(|t| self.slept.contains(t))
+    }
+
+    /// Nothing sleeps by itself: no input source runs and the session is
+    /// not locked.
+    fn blinded(&self) -> bool {
+        self.blind && self.locked_at.is_none()
     }
 
     /// A call long after the previous one means the machine was suspended:
     /// the user opening the laptop is activity, not a reason to sleep at once.
     fn observe(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.last_seen) > self.cfg.max_tick * 3 && !self.asleep {
+        let gap = now.saturating_duration_since(self.last_seen) > self.cfg.max_tick * 3;
+        if gap && !self.all_groups_asleep() {
             self.last_activity = self.last_activity.max(now);
         }
         self.last_seen = self.last_seen.max(now);
     }
 
     fn cancel_warning(&mut self) -> Option<IdleEvent> {
-        std::mem::take(&mut self.warned).then_some(IdleEvent::WarningCancelled)
+        let was = std::mem::take(&mut self.warned);
+        (!was.is_empty()).then_some(IdleEvent::WarningCancelled)
+    }
+
+    /// Wakes every group if any is asleep.
+    fn wake(&mut self) -> Option<IdleEvent> {
+        if !self.anything_asleep() {
+            return None;
+        }
+        self.all_asleep = false;
+        self.slept.clear();
+        self.warned.clear();
+        Some(IdleEvent::Wake)
     }
 
     /// Whether any source can see user input. Going blind cancels a
@@ -152,7 +242,7 @@ impl IdleTracker {
         let was = std::mem::replace(&mut self.present_until, until);
         match (was, until) {
             (Some(was), None) => self.last_activity = self.last_activity.max(was.min(now)),
-            (_, Some(_)) if !self.asleep => return self.cancel_warning(),
+            (_, Some(_)) if !self.all_groups_asleep() => return self.cancel_warning(),
             _ => {}
         }
         None
@@ -169,11 +259,7 @@ impl IdleTracker {
     pub fn activity(&mut self, now: Instant) -> Option<IdleEvent> {
         self.observe(now);
         self.last_activity = self.last_activity.max(now);
-        if std::mem::take(&mut self.asleep) {
-            self.warned = false;
-            return Some(IdleEvent::Wake);
-        }
-        self.cancel_warning()
+        self.wake().or_else(|| self.cancel_warning())
     }
 
     /// Whether the session is locked now (the user is away).
@@ -181,19 +267,47 @@ impl IdleTracker {
         self.locked_at.is_some()
     }
 
-    /// When sleep is due without activity: the timeout after the last
-    /// activity (or the pause's end), or the lock grace after a lock.
-    fn sleep_at(&self) -> Instant {
+    /// When the group of `timeout` sleeps without activity: the timeout
+    /// after the last activity (or the pause's end), or the lock grace
+    /// after a lock.
+    fn sleep_at(&self, timeout: Duration) -> Instant {
         let start = match self.paused_until {
             Some(until) => self.last_activity.max(until),
             None => self.last_activity,
         };
         let present = self.present_until.map_or(start, |until| start.max(until));
-        let by_timeout = present + self.cfg.timeout;
+        let by_timeout = present + timeout;
         match self.locked_at {
             Some(locked) => by_timeout.min(locked.max(start) + self.cfg.lock_grace),
             None => by_timeout,
         }
+    }
+
+    /// The groups still awake, shortest timeout first.
+    fn awake(&self) -> Vec<Duration> {
+        let mut awake = self.timeouts();
+        awake.retain(|t| !self.sleeps(*t));
+        awake
+    }
+
+    /// The timeout groups due at `now`: awake, their timeout (or the lock
+    /// grace) passed, not paused, not blind.
+    pub fn due(&self, now: Instant) -> Vec<Duration> {
+        if self.blinded() || self.paused_until.is_some_and(|u| now < u) {
+            return Vec::new();
+        }
+        let mut due = self.awake();
+        due.retain(|t| self.sleep_at(*t) <= now);
+        due
+    }
+
+    /// When the next awake group is due (`None`: nothing sleeps by itself
+    /// now: all asleep, or blind).
+    pub fn next_due(&self) -> Option<Instant> {
+        if self.blinded() {
+            return None;
+        }
+        self.awake().into_iter().map(|t| self.sleep_at(t)).min()
     }
 
     /// Advances time; returns a warning or a sleep when one is due.
@@ -206,30 +320,31 @@ impl IdleTracker {
             self.paused_until = None;
             self.last_activity = self.last_activity.max(until);
         }
-        let locked = self.locked_at.is_some();
-        if self.asleep || (self.blind && !locked) {
+        let due = self.due(now);
+        if !due.is_empty() {
+            self.slept.extend(due.iter().copied());
+            self.warned.retain(|t| !due.contains(t));
+            return Some(IdleEvent::Sleep(due));
+        }
+        if self.blinded() {
             return None;
         }
-        let left = self.sleep_at().saturating_duration_since(now);
-        if left.is_zero() {
-            self.asleep = true;
-            self.warned = false;
-            Some(IdleEvent::Sleep)
-        } else if !self.warned && !self.warning().is_zero() && left <= self.warning() {
-            self.warned = true;
-            Some(IdleEvent::Warn { sleep_in: left })
-        } else {
-            None
-        }
+        let warn = (self.awake().into_iter())
+            .filter(|t| !self.warned.contains(t) && !self.warning(*t).is_zero())
+            .map(|t| (t, self.sleep_at(t).saturating_duration_since(now)))
+            .find(|(t, left)| *left <= self.warning(*t));
+        let (timeout, sleep_in) = warn?;
+        self.warned.insert(timeout);
+        Some(IdleEvent::Warn { timeout, sleep_in })
     }
 
     /// Keeps resources awake until `until`. Wakes them if asleep.
     pub fn pause_until(&mut self, now: Instant, until: Instant) -> Option<IdleEvent> {
         self.observe(now);
         self.paused_until = Some(until);
-        if std::mem::take(&mut self.asleep) {
+        if self.anything_asleep() {
             self.last_activity = now;
-            return Some(IdleEvent::Wake);
+            return self.wake();
         }
         self.cancel_warning()
     }
@@ -242,17 +357,38 @@ impl IdleTracker {
         }
     }
 
-    /// Marks resources as put to sleep by hand (`SLEEP_NOW`).
+    /// Marks every resource as put to sleep by hand (`SLEEP_NOW`).
     pub fn force_sleep(&mut self, now: Instant) {
         self.observe(now);
         self.paused_until = None;
-        self.warned = false;
-        self.asleep = true;
+        self.warned.clear();
+        self.all_asleep = true;
+    }
+
+    /// Each timeout group at `now`, shortest timeout first.
+    pub fn groups(&self, now: Instant) -> Vec<Group> {
+        let paused = self.paused_until.filter(|u| now < *u);
+        (self.timeouts().into_iter())
+            .map(|timeout| {
+                let asleep = self.sleeps(timeout);
+                let sleep_in = match paused {
+                    _ if asleep || self.blinded() => None,
+                    Some(until) => Some(until - now + timeout),
+                    None => Some(self.sleep_at(timeout).saturating_duration_since(now)),
+                };
+                Group {
+                    timeout,
+                    asleep,
+                    warned: self.warned.contains(&timeout),
+                    sleep_in,
+                }
+            })
+            .collect()
     }
 
     /// The state at `now`.
     pub fn state(&self, now: Instant) -> IdleState {
-        if self.asleep {
+        if self.all_groups_asleep() {
             return IdleState::Asleep;
         }
         if let Some(until) = self.paused_until.filter(|u| now < *u) {
@@ -260,366 +396,44 @@ impl IdleTracker {
                 remaining: until - now,
             };
         }
-        if self.blind && self.locked_at.is_none() {
+        if self.blinded() {
             return IdleState::Blind;
         }
-        let sleep_in = self.sleep_at().saturating_duration_since(now);
-        if self.warned {
+        let next = self.next_due().unwrap_or(now);
+        let sleep_in = next.saturating_duration_since(now);
+        if self.anything_asleep() {
+            IdleState::PartlyAsleep { sleep_in }
+        } else if !self.warned.is_empty() {
             IdleState::Warning { sleep_in }
         } else {
             IdleState::Active { sleep_in }
         }
     }
 
-    /// When `tick` must be called next (never more than `max_tick` away).
+    /// When `tick` must be called next (never more than `max_tick` away):
+    /// the end of a pause, else the next group's warning or sleep.
     pub fn next_deadline(&self, now: Instant) -> Instant {
         let cap = now + self.cfg.max_tick;
-        let due = if self.asleep || (self.blind && self.locked_at.is_none()) {
-            cap
-        } else if let Some(until) = self.paused_until.filter(|u| now < *u) {
-            until
-        } else if self.warned || self.warning().is_zero() {
-            self.sleep_at()
+        let due = if let Some(until) = self.paused_until.filter(|u| now < *u) {
+            Some(until)
+        } else if self.blinded() {
+            None
         } else {
-            self.sleep_at().checked_sub(self.warning()).unwrap_or(now)
+            (self.awake().into_iter())
+                .map(|t| {
+                    let at = self.sleep_at(t);
+                    match self.warned.contains(&t) || self.warning(t).is_zero() {
+                        true => at,
+                        false => at.checked_sub(self.warning(t)).unwrap_or(now),
+                    }
+                })
+                .min()
         };
-        due.max(now).min(cap)
+        due.map_or(cap, |d| d.max(now).min(cap))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MIN: Duration = Duration::from_secs(60);
-    const STEP: Duration = Duration::from_secs(10);
-
-    fn tracker(t0: Instant) -> IdleTracker {
-        IdleTracker::new(
-            IdleConfig {
-                timeout: 30 * MIN,
-                warning: 2 * MIN,
-                max_tick: Duration::from_secs(30),
-                lock_grace: 2 * MIN,
-            },
-            t0,
-        )
-    }
-
-    /// Ticks every 10 s after `from` up to `to`, collecting (time since t0, event).
-    fn run(
-        t: &mut IdleTracker,
-        t0: Instant,
-        from: Duration,
-        to: Duration,
-    ) -> Vec<(Duration, IdleEvent)> {
-        let mut out = Vec::new();
-        let mut at = from + STEP;
-        while at <= to {
-            if let Some(e) = t.tick(t0 + at) {
-                out.push((at, e));
-            }
-            at += STEP;
-        }
-        out
-    }
-
-    #[test]
-    fn warns_then_sleeps_at_the_timeout() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        assert_eq!(
-            run(&mut t, t0, Duration::ZERO, 31 * MIN),
-            vec![
-                (28 * MIN, IdleEvent::Warn { sleep_in: 2 * MIN }),
-                (30 * MIN, IdleEvent::Sleep)
-            ]
-        );
-        assert_eq!(t.state(t0 + 31 * MIN), IdleState::Asleep);
-    }
-
-    #[test]
-    fn activity_cancels_the_warning_and_restarts_the_countdown() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        assert_eq!(run(&mut t, t0, Duration::ZERO, 29 * MIN).len(), 1);
-        assert_eq!(t.state(t0 + 29 * MIN), IdleState::Warning { sleep_in: MIN });
-        assert_eq!(t.activity(t0 + 29 * MIN), Some(IdleEvent::WarningCancelled));
-        assert_eq!(run(&mut t, t0, 29 * MIN, 50 * MIN), vec![]);
-        assert_eq!(
-            t.state(t0 + 50 * MIN),
-            IdleState::Active { sleep_in: 9 * MIN }
-        );
-        assert_eq!(t.activity(t0 + 50 * MIN), None, "no warning to cancel");
-    }
-
-    #[test]
-    fn first_activity_after_sleep_wakes_immediately() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        run(&mut t, t0, Duration::ZERO, 30 * MIN);
-        assert_eq!(t.state(t0 + 30 * MIN), IdleState::Asleep);
-        assert_eq!(run(&mut t, t0, 30 * MIN, 40 * MIN), vec![], "sleeps once");
-        assert_eq!(t.activity(t0 + 41 * MIN), Some(IdleEvent::Wake));
-        assert_eq!(t.activity(t0 + 41 * MIN), None, "wakes once");
-        assert_eq!(
-            t.state(t0 + 41 * MIN),
-            IdleState::Active { sleep_in: 30 * MIN }
-        );
-    }
-
-    #[test]
-    fn pause_keeps_awake_until_its_end_then_counts_from_there() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        run(&mut t, t0, Duration::ZERO, 29 * MIN);
-        assert_eq!(
-            t.pause_until(t0 + 29 * MIN, t0 + 89 * MIN),
-            Some(IdleEvent::WarningCancelled)
-        );
-        assert_eq!(run(&mut t, t0, 29 * MIN, 60 * MIN), vec![]);
-        assert_eq!(
-            t.state(t0 + 60 * MIN),
-            IdleState::Paused {
-                remaining: 29 * MIN
-            }
-        );
-        // After the pause: 30 minutes from its end.
-        let ev = run(&mut t, t0, 60 * MIN, 120 * MIN);
-        assert_eq!(
-            ev.first(),
-            Some(&(117 * MIN, IdleEvent::Warn { sleep_in: 2 * MIN }))
-        );
-        assert_eq!(ev.last(), Some(&(119 * MIN, IdleEvent::Sleep)));
-    }
-
-    #[test]
-    fn pause_while_asleep_wakes_and_resume_restarts_the_countdown() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        t.force_sleep(t0);
-        assert_eq!(
-            t.pause_until(t0 + MIN, t0 + 61 * MIN),
-            Some(IdleEvent::Wake)
-        );
-        t.resume(t0 + 2 * MIN);
-        assert_eq!(
-            t.state(t0 + 2 * MIN),
-            IdleState::Active { sleep_in: 30 * MIN }
-        );
-        assert_eq!(
-            run(&mut t, t0, 2 * MIN, 32 * MIN).last(),
-            Some(&(32 * MIN, IdleEvent::Sleep))
-        );
-    }
-
-    #[test]
-    fn a_clock_jump_from_suspend_does_not_sleep_at_once() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        run(&mut t, t0, Duration::ZERO, 10 * MIN);
-        // The laptop was suspended for 8 hours; the first tick after it must not sleep.
-        let resumed = t0 + 490 * MIN;
-        assert_eq!(t.tick(resumed), None);
-        assert_eq!(t.state(resumed), IdleState::Active { sleep_in: 30 * MIN });
-        // A key press right after resume is plain activity, and without one
-        // the full timeout runs again from the resume.
-        assert_eq!(t.activity(resumed + Duration::from_secs(1)), None);
-        let ev = run(&mut t, t0, 490 * MIN, 530 * MIN);
-        assert_eq!(ev.last().map(|e| e.1), Some(IdleEvent::Sleep));
-    }
-
-    #[test]
-    fn next_deadline_is_the_warning_then_the_timeout_capped_by_max_tick() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        let s = Duration::from_secs;
-        assert_eq!(t.next_deadline(t0), t0 + s(30));
-        assert_eq!(t.next_deadline(t0 + 27 * MIN + s(40)), t0 + 28 * MIN);
-        run(&mut t, t0, Duration::ZERO, 28 * MIN);
-        assert_eq!(t.next_deadline(t0 + 29 * MIN + s(45)), t0 + 30 * MIN);
-        let short = IdleConfig {
-            timeout: s(6),
-            warning: Duration::ZERO,
-            max_tick: s(30),
-            lock_grace: s(120),
-        };
-        t = IdleTracker::new(short, t0);
-        assert_eq!(t.next_deadline(t0), t0 + s(6));
-        assert_eq!(t.tick(t0 + s(6)), Some(IdleEvent::Sleep));
-    }
-
-    #[test]
-    fn a_blind_tracker_never_sleeps_by_itself_and_seeing_again_restarts_the_countdown() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        // Warned at 28 min, then every input source dies.
-        assert_eq!(run(&mut t, t0, Duration::ZERO, 28 * MIN).len(), 1);
-        assert_eq!(
-            t.set_blind(t0 + 28 * MIN, true),
-            Some(IdleEvent::WarningCancelled)
-        );
-        assert_eq!(t.state(t0 + 29 * MIN), IdleState::Blind);
-        assert!(
-            run(&mut t, t0, 28 * MIN, 180 * MIN).is_empty(),
-            "3x the timeout: nothing"
-        );
-        assert_eq!(
-            t.next_deadline(t0 + 180 * MIN),
-            t0 + 180 * MIN + t.config().max_tick
-        );
-        // SLEEP_NOW still works, and the first activity wakes.
-        t.force_sleep(t0 + 181 * MIN);
-        assert_eq!(t.state(t0 + 181 * MIN), IdleState::Asleep);
-        assert_eq!(t.activity(t0 + 182 * MIN), Some(IdleEvent::Wake));
-        assert_eq!(t.state(t0 + 182 * MIN), IdleState::Blind);
-        // A source comes back: a full timeout from then.
-        assert_eq!(t.set_blind(t0 + 190 * MIN, false), None);
-        let events = run(&mut t, t0, 190 * MIN, 221 * MIN);
-        assert_eq!(
-            events,
-            vec![
-                (218 * MIN, IdleEvent::Warn { sleep_in: 2 * MIN }),
-                (220 * MIN, IdleEvent::Sleep)
-            ]
-        );
-    }
-
-    #[test]
-    fn a_lock_sleeps_after_the_grace_and_an_unlock_wakes() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        t.lock(t0 + 5 * MIN);
-        assert_eq!(
-            t.state(t0 + 5 * MIN),
-            IdleState::Active { sleep_in: 2 * MIN },
-            "the grace, not the 25 min left"
-        );
-        let events = run(&mut t, t0, 5 * MIN, 8 * MIN);
-        assert_eq!(
-            events,
-            vec![
-                (
-                    5 * MIN + STEP,
-                    IdleEvent::Warn {
-                        sleep_in: 2 * MIN - STEP
-                    }
-                ),
-                (7 * MIN, IdleEvent::Sleep)
-            ]
-        );
-        assert_eq!(t.unlock(t0 + 60 * MIN), Some(IdleEvent::Wake), "unlock");
-        assert_eq!(
-            t.state(t0 + 60 * MIN),
-            IdleState::Active { sleep_in: 30 * MIN }
-        );
-        // A lock close to the timeout does not push it later.
-        run(&mut t, t0, 60 * MIN, 89 * MIN);
-        t.lock(t0 + 89 * MIN);
-        assert_eq!(t.state(t0 + 89 * MIN), IdleState::Warning { sleep_in: MIN });
-        // Locked while blind: the lock is a sign of absence the tracker can see.
-        let mut b = tracker(t0);
-        b.set_blind(t0, true);
-        b.lock(t0 + MIN);
-        assert_eq!(
-            run(&mut b, t0, MIN, 3 * MIN).last(),
-            Some(&(3 * MIN, IdleEvent::Sleep))
-        );
-    }
-
-    #[test]
-    fn input_at_the_lock_screen_restarts_the_grace_and_only_the_unlock_ends_it() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        t.lock(t0 + 5 * MIN);
-        // A key at the lock screen a minute later: the grace starts again,
-        // the 30 min timeout does not come back.
-        assert_eq!(t.activity(t0 + 6 * MIN), None);
-        assert!(t.locked());
-        assert_eq!(
-            run(&mut t, t0, 6 * MIN, 9 * MIN).last(),
-            Some(&(8 * MIN, IdleEvent::Sleep))
-        );
-        // Asleep and locked: input wakes, and sleep follows the grace again.
-        assert_eq!(t.activity(t0 + 20 * MIN), Some(IdleEvent::Wake));
-        assert_eq!(
-            t.state(t0 + 20 * MIN),
-            IdleState::Active { sleep_in: 2 * MIN }
-        );
-        // The unlock ends the lock: the full timeout again.
-        assert_eq!(t.unlock(t0 + 21 * MIN), None);
-        assert!(!t.locked());
-        assert_eq!(
-            t.state(t0 + 21 * MIN),
-            IdleState::Active { sleep_in: 30 * MIN }
-        );
-    }
-
-    #[test]
-    fn an_inhibitor_is_presence_until_its_limit_then_the_countdown_runs() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        // Held from 10 min, counting until 120 min after the input at t0.
-        assert_eq!(t.inhibit(t0 + 10 * MIN, Some(t0 + 120 * MIN)), None);
-        assert_eq!(
-            t.state(t0 + 10 * MIN),
-            IdleState::Active {
-                sleep_in: 140 * MIN
-            }
-        );
-        assert_eq!(
-            run(&mut t, t0, 10 * MIN, 151 * MIN),
-            vec![
-                (148 * MIN, IdleEvent::Warn { sleep_in: 2 * MIN }),
-                (150 * MIN, IdleEvent::Sleep)
-            ],
-            "the timeout after the limit, with its warning"
-        );
-        // Asleep: an inhibitor never wakes.
-        assert_eq!(t.inhibit(t0 + 160 * MIN, Some(t0 + 300 * MIN)), None);
-        assert_eq!(t.state(t0 + 160 * MIN), IdleState::Asleep);
-    }
-
-    #[test]
-    fn a_released_inhibitor_counts_until_its_release_and_cancels_no_more() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        assert_eq!(run(&mut t, t0, Duration::ZERO, 29 * MIN).len(), 1, "warned");
-        // Taken during the warning: it cancels it.
-        assert_eq!(
-            t.inhibit(t0 + 29 * MIN, Some(t0 + 120 * MIN)),
-            Some(IdleEvent::WarningCancelled)
-        );
-        assert_eq!(run(&mut t, t0, 29 * MIN, 40 * MIN), vec![]);
-        // Released at 40 min: the countdown starts there.
-        assert_eq!(t.inhibit(t0 + 40 * MIN, None), None);
-        assert_eq!(
-            t.state(t0 + 40 * MIN),
-            IdleState::Active { sleep_in: 30 * MIN }
-        );
-        assert_eq!(
-            run(&mut t, t0, 40 * MIN, 71 * MIN).last(),
-            Some(&(70 * MIN, IdleEvent::Sleep))
-        );
-        // A limit already past changes nothing.
-        let mut late = tracker(t0);
-        run(&mut late, t0, Duration::ZERO, 5 * MIN);
-        assert_eq!(late.inhibit(t0 + 5 * MIN, Some(t0 + MIN)), None);
-        assert_eq!(
-            late.state(t0 + 5 * MIN),
-            IdleState::Active { sleep_in: 25 * MIN }
-        );
-    }
-
-    #[test]
-    fn a_lock_sleeps_after_its_grace_whatever_the_inhibitors() {
-        let t0 = Instant::now();
-        let mut t = tracker(t0);
-        t.inhibit(t0, Some(t0 + 120 * MIN));
-        t.lock(t0 + 5 * MIN);
-        assert_eq!(
-            t.state(t0 + 5 * MIN),
-            IdleState::Active { sleep_in: 2 * MIN }
-        );
-    }
-}
+mod group_tests;
+#[cfg(test)]
+mod tests;

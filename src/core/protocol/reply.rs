@@ -77,6 +77,9 @@ pub struct RegisteredRow {
     /// What may wake it: `auto`, `manual` or `on_connect` (services.yaml's
     /// `wake:`).
     pub wake: &'static str,
+    /// Its idle timeout: its own `timeout_minutes`, else
+    /// `activity_monitor.inactivity_timeout_minutes`.
+    pub timeout_minutes: f64,
     /// The resource it starts after (services.yaml's `after:`), as written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,

@@ -24,7 +24,11 @@ pub enum StateName {
     Active,
     /// Sleep is coming within `warning_minutes`.
     Warning,
-    /// Registered resources were put to sleep.
+    /// The resources of some timeouts were put to sleep; the others'
+    /// countdowns run (see [`TimeoutRow`]).
+    #[serde(rename = "partly_asleep")]
+    PartlyAsleep,
+    /// Every resource was put to sleep: the user is away.
     Asleep,
     /// Kept awake until a time.
     Paused,
@@ -191,6 +195,25 @@ pub fn describe(detectors: &[DetectorRow]) -> String {
         .join("; ")
 }
 
+/// One idle timeout in `STATUS`: the resources that sleep together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimeoutRow {
+    pub timeout_minutes: f64,
+    /// Whether it is `activity_monitor.inactivity_timeout_minutes`: the
+    /// timeout of every resource without its own (and of those found by
+    /// tag), and the one after which the user counts as away for the team.
+    pub default: bool,
+    /// The registered resources it puts to sleep.
+    pub resources: Vec<ResourceId>,
+    /// Put to sleep (until the user's return).
+    pub asleep: bool,
+    /// Its warning is out.
+    pub warned: bool,
+    /// Seconds until it sleeps without activity (after a pause: its end
+    /// plus the timeout); none once asleep, or while blind.
+    pub sleep_in_seconds: Option<f64>,
+}
+
 /// The `STATUS` reply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
@@ -198,8 +221,12 @@ pub struct Status {
     pub last_activity: Option<LastActivity>,
     /// Whether the screen is locked (the user is away).
     pub locked: bool,
-    /// Seconds until sleep (active or warning).
+    /// Seconds until the next sleep (active, warning, partly asleep).
     pub sleep_in_seconds: Option<f64>,
+    /// Each idle timeout in use (services.yaml's `timeout_minutes`, and
+    /// `inactivity_timeout_minutes` for the rest), shortest first: its
+    /// resources, and whether and when they sleep.
+    pub timeouts: Vec<TimeoutRow>,
     /// Seconds until a pause ends.
     pub paused_for_seconds: Option<f64>,
     pub asleep: Vec<AsleepRow>,

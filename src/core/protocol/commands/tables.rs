@@ -226,7 +226,7 @@ pub static TEXT_COMMANDS: LazyLock<Vec<TextCommand>> = LazyLock::new(|| {
     TextCommand::plain(
         "LIST_REGISTERED_SERVICES",
         &[],
-        "`{\"services\": [{resource, description, profile, desired_size, wake, after, source}], \"config_error\": null}` (source: `services.yaml`, or `tag` for a resource found by its `cloudnap:managed=true` tag; `wake`: `auto`, `manual` or `on_connect`; `after`: the resource it starts after, as written in services.yaml, absent when none)",
+        "`{\"services\": [{resource, description, profile, desired_size, timeout_minutes, wake, after, source}], \"config_error\": null}` (source: `services.yaml`, or `tag` for a resource found by its `cloudnap:managed=true` tag; `timeout_minutes`: its idle timeout, its own `timeout_minutes` else `activity_monitor.inactivity_timeout_minutes`; `wake`: `auto`, `manual` or `on_connect`; `after`: the resource it starts after, as written in services.yaml, absent when none)",
         |_| Ok(Command::ListRegistered),
     ),
     TextCommand::plain(
