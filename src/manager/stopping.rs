@@ -80,7 +80,9 @@ impl<C: CloudControl> Manager<C> {
             }
         };
         let (cut, _) = tokio::join!(run, self.write_sleep_tags(forget));
-        if !cut {
+        // A batch that saw the return first ends unfinished, maybe before
+        // this loop saw it.
+        if !cut && done.iter().all(|e| e.end.is_some()) {
             return Ok(done);
         }
         tracing::info!("the user is back: the sleep stops here and puts back what it did");
