@@ -2,7 +2,8 @@
 //! daemon's calls going over cloudnap's own signed Query transport:
 //! registered by UDP text and JSON, found by tag, listed, paused (the
 //! protected one left up), resumed exactly after a `kill -9`, paused and
-//! resumed by hand; a cluster AWS cannot pause refused by name; the
+//! resumed by hand; a cluster AWS cannot pause refused by name; one with
+//! database connections left up as busy; the
 //! AWS-side deadline's schedule fired as the scheduler would; and
 //! `aws-setup` naming the sleep call.
 //!
@@ -18,12 +19,14 @@ mod forwarder;
 #[allow(dead_code)]
 mod scheduler;
 
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use cloudnap::cloud::aws::signed::{Signed, REDSHIFT};
 use common::*;
 use forwarder::Forwarder;
 use scheduler::*;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const R: &str = "eu-north-1";
 const ACCOUNT: &str = "123456789012";
@@ -70,6 +73,32 @@ async fn state(name: &str) -> (String, bool) {
     let compact: String = xml.lines().map(str::trim).collect();
     let tagged = compact.contains("<Key>cloudnap:sleeping</Key><Value>running</Value>");
     (status.to_string(), tagged)
+}
+
+/// Puts one `DatabaseConnections` datapoint of cluster `name`, 30 s old,
+/// through the forwarder (the SDK speaks CBOR, which it turns to JSON).
+async fn connections(fwd: &Forwarder, name: &str, value: f64) {
+    let conf = aws_sdk_cloudwatch::config::Builder::from(&sdk(R).await)
+        .endpoint_url(&fwd.url)
+        .build();
+    let at = SystemTime::now() - Duration::from_secs(30);
+    let datum = MetricDatum::builder()
+        .metric_name("DatabaseConnections")
+        .value(value)
+        .timestamp(DateTime::from(at))
+        .dimensions(
+            Dimension::builder()
+                .name("ClusterIdentifier")
+                .value(name)
+                .build(),
+        );
+    aws_sdk_cloudwatch::Client::from_conf(conf)
+        .put_metric_data()
+        .namespace("AWS/Redshift")
+        .metric_data(datum.build())
+        .send()
+        .await
+        .unwrap();
 }
 
 /// The row of a report about cluster `name`.
@@ -205,15 +234,20 @@ async fn clusters_pause_and_resume_exactly_by_registration_and_by_tag() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_cluster_aws_cannot_pause_is_refused_by_name_and_left_up() {
+async fn a_cluster_aws_cannot_pause_is_refused_by_name_and_a_connected_one_is_busy() {
     let fwd = Forwarder::start(&moto_url());
-    let (dw, classic) = (cluster("ok", None).await, cluster("classic", None).await);
+    let dw = cluster("ok", None).await;
+    let (classic, used) = (cluster("classic", None).await, cluster("used", None).await);
     let refusal = "<ErrorResponse><Error><Type>Sender</Type><Code>UnsupportedOperation</Code>\
 <Message>Pause is not supported for this cluster.</Message></Error></ErrorResponse>";
     fwd.answer("PauseCluster", &classic, 400, refusal);
-    let services = format!(
-        "redshift_clusters:\n  - cluster_identifier: {dw}\n    region: {R}\n  - cluster_identifier: {classic}\n    region: {R}\n"
-    );
+    connections(&fwd, &used, 3.0).await;
+    connections(&fwd, &dw, 0.0).await;
+    let services: String = [&dw, &classic, &used]
+        .iter()
+        .map(|n| format!("  - cluster_identifier: {n}\n    region: {R}\n"))
+        .collect();
+    let services = format!("redshift_clusters:\n{services}");
     let cfg = ConfigDir::with_settings(&settings(&fwd, json!({})), &services);
     let d = Daemon::start(&cfg);
 
@@ -227,8 +261,12 @@ async fn a_cluster_aws_cannot_pause_is_refused_by_name_and_left_up() {
             && why.contains("Pause is not supported for this cluster"),
         "{refused}"
     );
+    let busy = row(&slept, &used);
+    assert_eq!(busy["action"], "busy", "{slept}");
+    assert_eq!(busy["error"], "busy: database 3.0 connections over 10 min");
     assert_eq!(state(&dw).await, ("paused".into(), true));
     assert_eq!(state(&classic).await.0, "available");
+    assert_eq!(state(&used).await, ("available".into(), false));
 }
 
 #[tokio::test(flavor = "multi_thread")]
