@@ -657,6 +657,27 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_redshift_cluster_saves_each_of_its_nodes() {
+        let dw = ResourceId::new(Kind::RedshiftCluster, ["dw"], "us-east-1");
+        let facts = Facts {
+            instance_type: Some("ra3.xlplus".into()),
+            nodes: 2,
+            ..Facts::default()
+        };
+        let up = Capacity::of(Kind::RedshiftCluster, Running(true));
+        let events = [sleep(&dw, T0, up, facts), wake(&dw, T0 + 10.0 * H)];
+        let r = compute(&events, T0, T0 + 10.0 * H, &PriceBook::default());
+        close(r.resources[0].saved_usd, 2.0 * 1.086 * 10.0);
+        assert_eq!(
+            items_to_price(&events, T0, T0 + 10.0 * H),
+            [PriceItem::RedshiftNode {
+                region: "us-east-1".into(),
+                node_type: "ra3.xlplus".into()
+            }]
+        );
+    }
+
+    #[test]
     fn a_wake_that_never_came_counts_to_now_and_volumes_keep_costing() {
         let a = ec2("i-a");
         let mut facts = t3_micro();
