@@ -13,6 +13,7 @@ pub mod ecs;
 pub mod eks;
 pub mod listing;
 pub mod rds;
+pub mod redshift;
 pub mod sagemaker;
 pub mod spec;
 
@@ -40,6 +41,8 @@ macro_rules! for_each_kind {
             RdsCluster: rds::CLUSTER;
             /// A SageMaker notebook instance.
             SagemakerNotebook: sagemaker::NOTEBOOK;
+            /// A Redshift provisioned cluster.
+            RedshiftCluster: redshift::CLUSTER;
         }
     };
 }

@@ -46,7 +46,13 @@ struct Shared {
     /// Requests held back a while (operation, what the body contains, for
     /// how long), and how many were so far.
     delays: Mutex<(Vec<Delay>, usize)>,
+    /// Requests answered by the forwarder itself, never reaching moto.
+    answers: Mutex<Vec<Answer>>,
 }
+
+/// A request answered by the forwarder: its operation, what its body
+/// contains, the HTTP status and the XML body of the answer.
+type Answer = (String, String, u16, String);
 
 /// A request held back: its operation, what its body contains, how long.
 type Delay = (String, String, Duration);
@@ -177,6 +183,14 @@ impl Forwarder {
     /// Ends [`Self::refuse`].
     pub fn accept(&self) {
         *self.shared.refused.lock().unwrap() = None;
+    }
+
+    /// From now on, a request of `operation` whose body contains `needle`
+    /// is answered HTTP `status` with the XML `body` (an AWS error moto
+    /// never gives) without reaching moto.
+    pub fn answer(&self, operation: &str, needle: &str, status: u16, body: &str) {
+        let answer = (operation.into(), needle.into(), status, body.into());
+        self.shared.answers.lock().unwrap().push(answer);
     }
 
     /// Requests of `operation` seen so far, in any region.
@@ -326,7 +340,19 @@ fn serve(conn: TcpStream, upstream: &str, shared: &Shared) {
         std::thread::sleep(rtt);
         let refuse = shared.refused.lock().unwrap().clone();
         let target = req.header("x-amz-target").unwrap_or_default();
+        let text = String::from_utf8_lossy(&req.body);
+        let answer = (shared.answers.lock().unwrap().iter())
+            .find(|(op, needle, _, _)| *op == operation && text.contains(needle.as_str()))
+            .map(|(_, _, status, body)| (*status, body.clone()));
         let (status, mut headers, body) = match req.path.strip_prefix(CBOR_PREFIX) {
+            _ if answer.is_some() => {
+                let (status, body) = answer.unwrap_or_default();
+                (
+                    format!("HTTP/1.1 {status} Answered"),
+                    vec![("Content-Type".into(), "text/xml".into())],
+                    body.into_bytes(),
+                )
+            }
             _ if refuse.is_some_and(|p| target.starts_with(&p)) => (
                 "HTTP/1.1 503 Service Unavailable".to_string(),
                 vec![("Content-Type".into(), "application/x-amz-json-1.0".into())],

@@ -83,7 +83,7 @@ pub async fn whoami_with_keys(
 }
 
 /// Who the credentials of `sts` belong to.
-pub(super) async fn identity(sts: &aws_sdk_sts::Client) -> Result<Identity, CloudError> {
+pub(crate) async fn identity(sts: &aws_sdk_sts::Client) -> Result<Identity, CloudError> {
     let out = sts.get_caller_identity().send().await.map_err(aws_err)?;
     Ok(Identity {
         account: out.account().unwrap_or_default().to_string(),

@@ -113,6 +113,8 @@ impl PriceQuery {
             PriceItem::EksControlPlane { region } => PriceQuery::EksCluster { region: r(region) },
             // SageMaker's products are not asked about: the shipped estimate.
             PriceItem::MlInstance { .. } => return None,
+            // Nor Redshift's: the shipped estimate.
+            PriceItem::RedshiftNode { .. } => return None,
         })
     }
 

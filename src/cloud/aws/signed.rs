@@ -198,19 +198,21 @@ impl Signed {
         let Protocol::Query { version } = service.protocol else {
             return Err(SignedError::Request(format!("{action} is not a Query action")).into());
         };
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("Action", action)
-            .append_pair("Version", version);
-        for (k, v) in params {
-            form.append_pair(k, v);
-        }
+        // The serializer is not `Send`: finished before any await.
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("Action", action)
+                .append_pair("Version", version);
+            for (k, v) in params {
+                form.append_pair(k, v);
+            }
+            form.finish().into_bytes()
+        };
         let headers = [(
             "content-type",
             "application/x-www-form-urlencoded; charset=utf-8",
         )];
-        let answer = self
-            .call(service, &headers, form.finish().into_bytes())
-            .await?;
+        let answer = self.call(service, &headers, body).await?;
         String::from_utf8(answer).map_err(|e| SignedError::Unreadable(e.to_string()).into())
     }
 

@@ -499,6 +499,9 @@ pub struct Facts {
     /// Public IPv4 addresses that stay allocated while stopped (Elastic IPs).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub public_ipv4: u32,
+    /// A Redshift cluster's number of nodes (of `instance_type`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nodes: u32,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -46,6 +46,9 @@ pub enum PriceItem {
         region: String,
         instance_type: String,
     },
+    /// One node of a Redshift provisioned cluster of a node type
+    /// (`ra3.xlplus`), in a region.
+    RedshiftNode { region: String, node_type: String },
 }
 
 /// Where a price came from.
@@ -250,6 +253,26 @@ const EBS_GB_MONTH: &[(&str, f64)] = &[
 /// $0.23 against m5.xlarge $0.192).
 const ML_MARKUP: f64 = 1.2;
 
+/// us-east-1 USD per node-hour of each Redshift node type (on-demand).
+const REDSHIFT_NODE: &[(&str, f64)] = &[
+    ("dc2.large", 0.25),
+    ("dc2.8xlarge", 4.80),
+    ("ra3.large", 0.543),
+    ("ra3.xlplus", 1.086),
+    ("ra3.4xlarge", 3.26),
+    ("ra3.16xlarge", 13.04),
+    ("ds2.xlarge", 0.85),
+    ("ds2.8xlarge", 6.80),
+];
+
+/// Whether `t` is a Redshift node type (`dc2.large`, `ra3.xlplus`): their
+/// families are no EC2 instance family.
+pub fn is_redshift_node(t: &str) -> bool {
+    ["dc1.", "dc2.", "ds2.", "ra3."]
+        .iter()
+        .any(|family| t.starts_with(family))
+}
+
 /// Windows licence per vCPU-hour added to the Linux price.
 const WINDOWS_PER_VCPU: f64 = 0.046;
 
@@ -299,6 +322,9 @@ impl PriceSource for ShippedTable {
                 };
                 Some(self.hourly(&ec2)? * ML_MARKUP)
             }
+            PriceItem::RedshiftNode { region, node_type } => {
+                Some(lookup(REDSHIFT_NODE, node_type)? * factor(region)?)
+            }
         }
     }
 }
@@ -330,6 +356,25 @@ mod tests {
             "{nb}"
         );
         assert_eq!(ShippedTable.hourly(&ml("t3.medium")), None);
+    }
+
+    #[test]
+    fn a_redshift_node_is_priced_from_its_own_table() {
+        let node = |t: &str, region: &str| PriceItem::RedshiftNode {
+            region: region.into(),
+            node_type: t.into(),
+        };
+        assert_eq!(
+            ShippedTable.hourly(&node("ra3.xlplus", "us-east-1")),
+            Some(1.086)
+        );
+        assert_eq!(
+            ShippedTable.hourly(&node("dc2.large", "us-east-1")),
+            Some(0.25)
+        );
+        assert_eq!(ShippedTable.hourly(&node("ra3.xlplus", "nowhere-1")), None);
+        assert_eq!(ShippedTable.hourly(&node("t3.large", "us-east-1")), None);
+        assert!(is_redshift_node("ra3.4xlarge") && !is_redshift_node("r5.large"));
     }
 
     #[test]

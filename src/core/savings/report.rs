@@ -5,7 +5,9 @@
 
 use crate::core::model::history::{Change, HistoryEvent};
 use crate::core::model::resource::{Capacity, Desired, Facts, ResourceId, Running, Scaling};
-use crate::core::savings::prices::{PriceBook, PriceItem, Source, Wanted, ASSUMPTIONS};
+use crate::core::savings::prices::{
+    is_redshift_node, PriceBook, PriceItem, Source, Wanted, ASSUMPTIONS,
+};
 use crate::core::savings::waits::{waits, Waits};
 use chrono::{NaiveDate, TimeZone, Utc};
 use serde::Serialize;
@@ -155,8 +157,14 @@ fn rates(
 }
 
 /// An instance of type `t` running `os` (Linux unless it says Windows); a
-/// SageMaker ML instance for an `ml.` type.
+/// SageMaker ML instance for an `ml.` type; a Redshift node for a node type.
 fn instance_item(region: &str, t: &str, os: Option<&str>) -> PriceItem {
+    if is_redshift_node(t) {
+        return PriceItem::RedshiftNode {
+            region: region.to_string(),
+            node_type: t.to_string(),
+        };
+    }
     if t.starts_with("ml.") {
         return PriceItem::MlInstance {
             region: region.to_string(),
@@ -180,7 +188,8 @@ impl Rates {
         match &facts.instance_type {
             Some(t) => {
                 let item = instance_item(region, t, facts.os.as_deref());
-                self.add(prices, item, 1.0, false, t)
+                let count = f64::from(facts.nodes.max(1));
+                self.add(prices, item, count, false, t)
             }
             None => self.notes.push("instance type unknown".into()),
         }
@@ -645,6 +654,27 @@ mod tests {
         assert_eq!(x.sources, [Source::Estimate]);
         assert!(!x.asleep_now);
         close(r.totals.saved_usd, 0.104);
+    }
+
+    #[test]
+    fn a_paused_redshift_cluster_saves_each_of_its_nodes() {
+        let dw = ResourceId::new(Kind::RedshiftCluster, ["dw"], "us-east-1");
+        let facts = Facts {
+            instance_type: Some("ra3.xlplus".into()),
+            nodes: 2,
+            ..Facts::default()
+        };
+        let up = Capacity::of(Kind::RedshiftCluster, Running(true));
+        let events = [sleep(&dw, T0, up, facts), wake(&dw, T0 + 10.0 * H)];
+        let r = compute(&events, T0, T0 + 10.0 * H, &PriceBook::default());
+        close(r.resources[0].saved_usd, 2.0 * 1.086 * 10.0);
+        assert_eq!(
+            items_to_price(&events, T0, T0 + 10.0 * H),
+            [PriceItem::RedshiftNode {
+                region: "us-east-1".into(),
+                node_type: "ra3.xlplus".into()
+            }]
+        );
     }
 
     #[test]
