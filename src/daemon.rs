@@ -274,6 +274,7 @@ fn spawn_loops<C: CloudControl>(
     keep(tasks, "AWS-side deadline", app.clone().run_deadline(quit()));
     keep(tasks, "readiness", app.clone().run_readiness(quit()));
     keep(tasks, "pre-wake", app.clone().run_prewake(quit()));
+    keep(tasks, "memory release", app.clone().run_memory(quit()));
     if let Some(table) = team {
         keep(tasks, "team heartbeat", app.clone().run_team(table, quit()));
     }

@@ -5,7 +5,8 @@
 //! [`store`] owns files; [`cloud`] talks to AWS; [`manager`] carries out sleep
 //! and wake; [`detect`] watches for activity; [`server`] answers UDP
 //! commands; [`ui`] is the tray, dialog and notifications; [`app`] is the one
-//! orchestrator that owns the state; `main.rs` is the command line and wiring.
+//! orchestrator that owns the state; [`memory`] gives memory back once idle;
+//! `main.rs` is the command line and wiring.
 
 pub mod app;
 pub mod cloud;
@@ -14,6 +15,7 @@ pub mod daemon;
 pub mod detect;
 pub mod kinds;
 pub mod manager;
+pub mod memory;
 pub mod server;
 pub mod store;
 pub mod ui;

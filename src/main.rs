@@ -224,6 +224,8 @@ fn init_logging(log_dir: Option<(&std::path::Path, usize)>) {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: malloc sizes its arena limit once.
+    cloudnap::memory::limit_arenas();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

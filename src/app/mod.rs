@@ -6,6 +6,7 @@ mod activity;
 mod commands;
 mod config;
 mod deadline;
+mod memory;
 mod ordered;
 mod power;
 mod prewake;

@@ -31,6 +31,7 @@ pub fn watch(
         }
     })?;
     let mut dirs: Vec<&Path> = (files.iter())
+        .filter(|f| !is_device(f))
         .filter_map(|f| {
             if f.is_dir() {
                 Some(f.as_path())
@@ -48,6 +49,13 @@ pub fn watch(
         .name("config-watch".into())
         .spawn(move || debounce(&rx, &files, changed))?;
     Ok(Watch(watcher))
+}
+
+/// A device such as `/dev/null` (`AWS_CONFIG_FILE=/dev/null`) is never
+/// edited, and watching its directory would report every write to it, by
+/// any process: it is not watched. A file that does not exist yet is.
+fn is_device(file: &Path) -> bool {
+    std::fs::metadata(file).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// Opening or reading a file is not an edit. Reacting to it would make every
@@ -134,6 +142,22 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(1)).is_err(),
             "other files are not reported"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_not_watched() {
+        assert!(is_device(Path::new("/dev/null")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_device(dir.path()));
+        assert!(!is_device(&dir.path().join("not yet")));
+        let (tx, rx) = mpsc::channel();
+        let _w = watch(vec![PathBuf::from("/dev/null")], move |p| {
+            tx.send(p.to_path_buf()).unwrap()
+        })
+        .unwrap();
+        std::fs::write("/dev/null", "x").unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
     }
 
     #[test]
