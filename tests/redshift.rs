@@ -129,42 +129,20 @@ fn tagged_answer(name: &str) -> String {
 /// Registers `dw` by text and `kept` by JSON, waits until `tagged` is
 /// found by its tag, and checks `dw`'s listing.
 async fn register_and_list(d: &Daemon, cfg: &ConfigDir, dw: &str, kept: &str, tagged: &str) {
-    d.ok(&format!("REGISTER_REDSHIFT_CLUSTER:{dw}:{R}:warehouse"))
-        .await;
-    let reply = d
-        .send(
-            &json!({"type": "REGISTER_SERVICE", "content": {
-                "service_type": "REDSHIFT_CLUSTER", "cluster_identifier": kept, "region": R
-            }})
-            .to_string(),
-        )
-        .await;
-    assert_eq!(reply["type"], "REGISTER_SERVICE", "{reply}");
-    let text = std::fs::read_to_string(cfg.file("services.yaml")).unwrap();
-    assert!(
-        text.contains(&format!(
-            "redshift_clusters:\n  - cluster_identifier: {dw}\n    region: {R}\n    description: warehouse\n"
-        )),
-        "{text}"
-    );
-    within(Duration::from_secs(20), "found by its tag", || async {
-        let reply = d.ok("LIST_REGISTERED_SERVICES").await;
-        reply["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["resource"]["cluster_identifier"] == tagged && s["source"] == "tag")
-    })
+    let field = "cluster_identifier";
+    let names = (dw, kept);
+    register_both(
+        d,
+        cfg,
+        "REDSHIFT_CLUSTER",
+        field,
+        names,
+        R,
+        "redshift_clusters",
+    )
     .await;
-
-    let listed = d.ok(&format!("LIST_REDSHIFT_CLUSTER:{R}")).await;
-    let found = listed["clusters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["cluster_identifier"] == dw)
-        .unwrap_or_else(|| panic!("{listed}"))
-        .clone();
+    found_by_tag(d, field, tagged).await;
+    let found = listed_row(d, "REDSHIFT_CLUSTER", R, "clusters", field, dw).await;
     assert_eq!(
         found,
         json!({"cluster_identifier": dw, "region": R, "status": "available",

@@ -76,45 +76,22 @@ fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
 /// found by its tag, and checks `nb`'s listing.
 async fn register_and_list(d: &Daemon, cfg: &ConfigDir, nb: &str, kept: &str, tagged: &str) {
     // Registered by text and by JSON; the tagged one is found by its tag.
-    d.ok(&format!(
-        "REGISTER_SAGEMAKER_NOTEBOOK:{nb}:{R}:gpu notebook"
-    ))
+    let field = "notebook_instance_name";
+    let names = (nb, kept);
+    register_both(
+        d,
+        cfg,
+        "SAGEMAKER_NOTEBOOK",
+        field,
+        names,
+        R,
+        "sagemaker_notebooks",
+    )
     .await;
-    let reply = d
-        .send(
-            &json!({"type": "REGISTER_SERVICE", "content": {
-                "service_type": "SAGEMAKER_NOTEBOOK", "notebook_instance_name": kept, "region": R
-            }})
-            .to_string(),
-        )
-        .await;
-    assert_eq!(reply["type"], "REGISTER_SERVICE", "{reply}");
-    let text = std::fs::read_to_string(cfg.file("services.yaml")).unwrap();
-    assert!(
-        text.contains(&format!(
-            "sagemaker_notebooks:\n  - notebook_instance_name: {nb}\n    region: {R}\n    description: gpu notebook\n"
-        )),
-        "{text}"
-    );
-    within(Duration::from_secs(20), "found by its tag", || async {
-        let reply = d.ok("LIST_REGISTERED_SERVICES").await;
-        reply["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["resource"]["notebook_instance_name"] == tagged && s["source"] == "tag")
-    })
-    .await;
+    found_by_tag(d, field, tagged).await;
 
     // Listed.
-    let listed = d.ok(&format!("LIST_SAGEMAKER_NOTEBOOK:{R}")).await;
-    let found = listed["notebooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["notebook_instance_name"] == nb)
-        .unwrap_or_else(|| panic!("{listed}"))
-        .clone();
+    let found = listed_row(d, "SAGEMAKER_NOTEBOOK", R, "notebooks", field, nb).await;
     assert_eq!(
         found,
         json!({"notebook_instance_name": nb, "region": R, "status": "InService", "instance_type": "ml.t3.medium"})

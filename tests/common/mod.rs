@@ -892,3 +892,71 @@ pub async fn within<F: std::future::Future<Output = bool>>(
     }
     t0.elapsed()
 }
+
+/// Registers `by_text` with `REGISTER_<label>:<by_text>:<region>:<description>`
+/// and `by_json` with a JSON `REGISTER_SERVICE` (`field` naming it); checks
+/// services.yaml holds `by_text` under `section` as written.
+pub async fn register_both(
+    d: &Daemon,
+    cfg: &ConfigDir,
+    label: &str,
+    field: &str,
+    names: (&str, &str),
+    region: &str,
+    section: &str,
+) {
+    let (by_text, by_json) = names;
+    d.ok(&format!("REGISTER_{label}:{by_text}:{region}:described"))
+        .await;
+    let reply = d
+        .send(
+            &serde_json::json!({"type": "REGISTER_SERVICE", "content": {
+                "service_type": label, field: by_json, "region": region
+            }})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(reply["type"], "REGISTER_SERVICE", "{reply}");
+    let text = std::fs::read_to_string(cfg.file("services.yaml")).unwrap();
+    let entry = format!(
+        "{section}:\n  - {field}: {by_text}\n    region: {region}\n    description: described\n"
+    );
+    assert!(text.contains(&entry), "{text}");
+}
+
+/// Waits (20 s at most) until the resource whose `field` is `name` is
+/// registered by its `cloudnap:managed` tag.
+pub async fn found_by_tag(d: &Daemon, field: &str, name: &str) {
+    within(
+        std::time::Duration::from_secs(20),
+        "found by its tag",
+        || async {
+            let reply = d.ok("LIST_REGISTERED_SERVICES").await;
+            reply["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["resource"][field] == name && s["source"] == "tag")
+        },
+    )
+    .await;
+}
+
+/// The row of `LIST_<label>:<region>` (under `group`) whose `field` is `name`.
+pub async fn listed_row(
+    d: &Daemon,
+    label: &str,
+    region: &str,
+    group: &str,
+    field: &str,
+    name: &str,
+) -> serde_json::Value {
+    let listed = d.ok(&format!("LIST_{label}:{region}")).await;
+    listed[group]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[field] == name)
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone()
+}
