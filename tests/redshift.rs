@@ -103,11 +103,7 @@ async fn connections(fwd: &Forwarder, name: &str, value: f64) {
 
 /// The row of a report about cluster `name`.
 fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resource"]["cluster_identifier"] == name)
-        .unwrap_or_else(|| panic!("no row for {name}: {rows}"))
+    report_row(rows, "cluster_identifier", name)
 }
 
 /// Settings pointing the daemon at `fwd`.
@@ -180,15 +176,7 @@ async fn clusters_pause_and_resume_exactly_by_registration_and_by_tag() {
 
     // Killed while asleep; started again, the user's return resumes
     // exactly what it paused.
-    d.child.kill().unwrap();
-    d.child.wait().unwrap();
-    d = Daemon::start(&cfg);
-    assert_eq!(d.ok("STATUS").await["state"], "asleep");
-    d.ok("USER_ACTIVITY").await;
-    d.wait_status(Duration::from_secs(30), "awake", |s| {
-        s["asleep"].as_array().is_some_and(|a| a.is_empty()) && s["state"] == "active"
-    })
-    .await;
+    killed_then_back(&mut d, &cfg).await;
     for name in [&dw, &tagged, &kept] {
         assert_eq!(state(name).await, ("available".into(), false), "{name}");
     }

@@ -65,11 +65,7 @@ async fn state(name: &str) -> (String, bool) {
 
 /// The row of a report about notebook `name`.
 fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["resource"]["notebook_instance_name"] == name)
-        .unwrap_or_else(|| panic!("no row for {name}: {rows}"))
+    report_row(rows, "notebook_instance_name", name)
 }
 
 /// Registers `nb` by text and `kept` by JSON, waits until `tagged` is
@@ -123,15 +119,7 @@ async fn notebooks_sleep_and_wake_exactly_by_registration_and_by_tag() {
 
     // Killed while asleep; started again, the user's return wakes exactly
     // what it stopped.
-    d.child.kill().unwrap();
-    d.child.wait().unwrap();
-    d = Daemon::start(&cfg);
-    assert_eq!(d.ok("STATUS").await["state"], "asleep");
-    d.ok("USER_ACTIVITY").await;
-    d.wait_status(Duration::from_secs(30), "awake", |s| {
-        s["asleep"].as_array().is_some_and(|a| a.is_empty()) && s["state"] == "active"
-    })
-    .await;
+    killed_then_back(&mut d, &cfg).await;
     for name in [&nb, &tagged, &kept] {
         assert_eq!(state(name).await, ("InService".into(), false), "{name}");
     }

@@ -960,3 +960,32 @@ pub async fn listed_row(
         .unwrap_or_else(|| panic!("{listed}"))
         .clone()
 }
+
+/// The row of a report (`SLEEP_NOW`, `WAKE_NOW`) whose resource's `field`
+/// is `name`.
+pub fn report_row<'a>(
+    rows: &'a serde_json::Value,
+    field: &str,
+    name: &str,
+) -> &'a serde_json::Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"][field] == name)
+        .unwrap_or_else(|| panic!("no row for {name}: {rows}"))
+}
+
+/// Kills the daemon while asleep (SIGKILL) and starts it again in `cfg`:
+/// it must know it is asleep, and the user's return must wake everything
+/// within 30 s.
+pub async fn killed_then_back(d: &mut Daemon, cfg: &ConfigDir) {
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    *d = Daemon::start(cfg);
+    assert_eq!(d.ok("STATUS").await["state"], "asleep");
+    d.ok("USER_ACTIVITY").await;
+    d.wait_status(std::time::Duration::from_secs(30), "awake", |s| {
+        s["asleep"].as_array().is_some_and(|a| a.is_empty()) && s["state"] == "active"
+    })
+    .await;
+}
