@@ -373,12 +373,23 @@ fn failed(id: &ResourceId, saved: Option<Capacity>, e: CloudError) -> Outcome {
 }
 
 fn row(id: &ResourceId, action: Action, obs: &Observed, saved: Capacity) -> Outcome {
+    seen_row(id, obs, action, Some(saved), None)
+}
+
+/// The outcome of a resource as observed (not retried).
+fn seen_row(
+    id: &ResourceId,
+    obs: &Observed,
+    action: Action,
+    saved: Option<Capacity>,
+    error: Option<String>,
+) -> Outcome {
     Outcome {
         resource: id.clone(),
         action,
         before: Some(obs.capacity),
-        saved: Some(saved),
-        error: None,
+        saved,
+        error,
         retrying: None,
     }
 }

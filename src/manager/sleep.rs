@@ -169,14 +169,8 @@ impl<C: CloudControl> Manager<C> {
                     (Action::StartedByHand, None, None)
                 }
             };
-            plan.outcomes.push(Outcome {
-                resource: entry.id.clone(),
-                action,
-                before: Some(obs.capacity),
-                saved,
-                error,
-                retrying: None,
-            });
+            plan.outcomes
+                .push(seen_row(&entry.id, &obs, action, saved, error));
         }
         plan
     }

@@ -68,14 +68,7 @@ impl<C: CloudControl> Manager<C> {
                 true => veto(settings, now, obs, metrics.remove(&entry.id)),
                 false => Check::Idle,
             };
-            let outcome = |action, saved, error| Outcome {
-                resource: entry.id.clone(),
-                action,
-                before: Some(obs.capacity),
-                saved,
-                error,
-                retrying: None,
-            };
+            let outcome = |action, saved, error| seen_row(&entry.id, obs, action, saved, error);
             let note = match check {
                 Check::Busy(reason) => {
                     tracing::info!("{}: left running, {reason}", entry.id);
