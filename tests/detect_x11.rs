@@ -156,6 +156,25 @@ fn switching_focus_is_activity_and_keeping_it_is_not() {
     within_1s(&mut rx, ActivityKind::Window);
     activate("cloudnap-one");
     within_1s(&mut rx, ActivityKind::Window);
+    // The focused window's title changing (a browser's tab) is activity;
+    // another window's is not.
+    let rename = |from: &str, to: &str| {
+        let ok = Command::new("xdotool")
+            .args(["search", "--name", from, "set_window", "--name", to])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot rename {from}");
+    };
+    seen(&mut rx, Duration::from_millis(500));
+    rename("^cloudnap-two$", "cloudnap-two, renamed");
+    assert_eq!(
+        seen(&mut rx, Duration::from_secs(1)),
+        vec![],
+        "another's title"
+    );
+    rename("^cloudnap-one$", "cloudnap-one, renamed");
+    within_1s(&mut rx, ActivityKind::Window);
     for w in [&mut one, &mut two] {
         let _ = w.kill();
         let _ = w.wait();

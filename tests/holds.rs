@@ -211,12 +211,7 @@ async fn status_says_why_what_is_up_while_away_stays_up() {
         "ecs_services:",
         &format!("  - instance_id: {protected}\n    region: {R}\necs_services:"),
     );
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = ConfigDir::with_settings(&settings(port), &yaml);
+    let cfg = ConfigDir::with_settings(&settings(free_udp_port()), &yaml);
     let d = Daemon::start(&cfg);
     let web = format!("{cluster}/web");
     let held = d

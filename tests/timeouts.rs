@@ -3,7 +3,8 @@
 //! two instances with timeouts of 6 s and 20.4 s are each warned and put to
 //! sleep at their own time, STATUS shows which is asleep and when the other
 //! sleeps, each is armed for its own AWS-side deadline (dropped once it
-//! sleeps), and the user's return wakes both.
+//! sleeps), `cloudnap status` prints each group, and the user's return
+//! wakes both.
 
 mod common;
 // (Its `fire` is for the tests that fire a deadline.)
@@ -80,7 +81,8 @@ async fn start(short: &str, long: &str) -> (ConfigDir, Daemon, Events) {
         &[R],
         detectors_off(json!({
             "activity_monitor": {"inactivity_timeout_minutes": 30, "warning_minutes": 0.05},
-            "udp_server": {"events_port": port},
+            // A port of its own, where `cloudnap status` finds it.
+            "udp_server": {"events_port": port, "port": free_udp_port()},
             "aws": {"deadline_role_arn": ROLE, "deadline_margin_minutes": 0.1}
         })),
     );
@@ -107,7 +109,7 @@ async fn start(short: &str, long: &str) -> (ConfigDir, Daemon, Events) {
 async fn two_timeouts_warn_and_sleep_each_at_its_time_and_the_return_wakes_both() {
     let short = ec2_instance(R, false, &[]).await;
     let long = ec2_instance(R, false, &[]).await;
-    let (_cfg, d, events) = start(&short, &long).await;
+    let (cfg, d, events) = start(&short, &long).await;
     d.ok("USER_ACTIVITY").await;
     let t0 = Instant::now();
     // Each one's AWS-side deadline: its own timeout plus the 6 s margin.
@@ -153,6 +155,21 @@ async fn two_timeouts_warn_and_sleep_each_at_its_time_and_the_return_wakes_both(
     assert!((left - expected).abs() < 1.5, "{left} {expected}: {status}");
     assert_eq!(status["asleep"].as_array().unwrap().len(), 1, "{status}");
     deadline_only_for(&long, &short).await;
+    // `cloudnap status` prints each group: which sleeps, which is asleep.
+    let out = cfg.run(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("  6 s: EC2 {short} ({R}): asleep")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("  20 s: EC2 {long} ({R}): sleeps in ")),
+        "{text}"
+    );
+    assert!(
+        text.contains("  30 min (default): the rest: sleeps in "),
+        "{text}"
+    );
 
     // At 18 s the other is still up; by ~21 s it sleeps too.
     tokio::time::sleep_until((t0 + Duration::from_secs(18)).into()).await;

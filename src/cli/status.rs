@@ -47,11 +47,12 @@ pub(crate) async fn print_detectors(settings: &Settings) {
             return;
         }
     };
-    /// The part of `STATUS` about the detectors.
+    /// The part of `STATUS` about the detectors and the idle timeouts.
     #[derive(serde::Deserialize)]
     struct Seeing {
         inputs: Inputs,
         detectors: Vec<DetectorRow>,
+        timeouts: Vec<TimeoutRow>,
     }
     match serde_json::from_value::<Seeing>(status.clone()) {
         Ok(seeing) => {
@@ -66,6 +67,7 @@ pub(crate) async fn print_detectors(settings: &Settings) {
                 let (name, state) = (row.detector.name, row.state.words());
                 println!("  {name:<16} {state}{why}");
             }
+            print!("{}", timeout_lines(&seeing.timeouts));
         }
         Err(e) => println!("\ndetectors: cannot read the reply of cloudnap run on {to}: {e}"),
     }
@@ -118,6 +120,35 @@ pub(crate) async fn print_detectors(settings: &Settings) {
             why.join("; ")
         );
     }
+}
+
+/// The idle timeouts of `STATUS`, when resources have their own
+/// (services.yaml's `timeout_minutes`): each group, what it puts to sleep,
+/// and whether it sleeps or when. Nothing with only the default one.
+fn timeout_lines(rows: &[TimeoutRow]) -> String {
+    if rows.len() < 2 {
+        return String::new();
+    }
+    let mut out =
+        String::from("\ntimeouts (each sleeps at its own time, any activity wakes all):\n");
+    for row in rows {
+        let secs = (row.timeout_minutes * 60.0).round() as u64;
+        let default = if row.default { " (default)" } else { "" };
+        let what: Vec<String> = row.resources.iter().map(|r| r.to_string()).collect();
+        let what = match (what.is_empty(), row.default) {
+            (true, true) => "the rest".to_string(),
+            (true, false) => "nothing".to_string(),
+            (false, true) => format!("{} and the rest", what.join(", ")),
+            (false, false) => what.join(", "),
+        };
+        let when = match (row.asleep, row.sleep_in_seconds) {
+            (true, _) => "asleep".to_string(),
+            (false, Some(s)) => format!("sleeps in {}", human(s.max(0.0).round() as u64)),
+            (false, None) => "not counting down".to_string(),
+        };
+        out += &format!("  {}{default}: {what}: {when}\n", human(secs));
+    }
+    out
 }
 
 /// The idle inhibitors of other programs in a `STATUS` reply: the line
@@ -247,5 +278,53 @@ pub(crate) async fn team_command(
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloudnap::core::model::resource::ResourceId;
+
+    fn row(
+        minutes: f64,
+        default: bool,
+        ids: &[&str],
+        asleep: bool,
+        left: Option<f64>,
+    ) -> TimeoutRow {
+        TimeoutRow {
+            timeout_minutes: minutes,
+            default,
+            resources: (ids.iter())
+                .map(|i| ResourceId::new(Kind::Ec2, [*i], "ap-south-1"))
+                .collect(),
+            asleep,
+            warned: false,
+            sleep_in_seconds: left,
+        }
+    }
+
+    #[test]
+    fn each_timeout_group_is_a_line_only_when_resources_have_their_own() {
+        assert_eq!(
+            timeout_lines(&[row(30.0, true, &[], false, Some(60.0))]),
+            ""
+        );
+        let text = timeout_lines(&[
+            row(0.1, false, &["i-1"], true, None),
+            row(0.34, false, &["i-2"], false, Some(13.6)),
+            row(30.0, true, &[], false, Some(1790.0)),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "  6 s: EC2 i-1 (ap-south-1): asleep", "{text}");
+        assert_eq!(
+            lines[3], "  20 s: EC2 i-2 (ap-south-1): sleeps in 14 s",
+            "{text}"
+        );
+        assert_eq!(
+            lines[4], "  30 min (default): the rest: sleeps in 30 min",
+            "{text}"
+        );
     }
 }

@@ -43,6 +43,8 @@ struct Shared {
     /// The deepest chain of requests each sent after the previous one was
     /// answered, among the answered ones: round trips deep.
     depth: Mutex<usize>,
+    /// Each answered request's place in that chain and its operation.
+    chain: Mutex<Vec<(usize, String)>>,
     /// Requests held back a while (operation, what the body contains, for
     /// how long), and how many were so far.
     delays: Mutex<(Vec<Delay>, usize)>,
@@ -138,6 +140,24 @@ impl Forwarder {
     /// together count once). Starts the next count from zero.
     pub fn take_depth(&self) -> usize {
         std::mem::take(&mut *self.shared.depth.lock().unwrap())
+    }
+
+    /// The operations at each round trip of that chain since the last
+    /// call (`1: DescribeInstances, GetResources`), one line per round trip.
+    pub fn take_chain(&self) -> Vec<String> {
+        let chain = std::mem::take(&mut *self.shared.chain.lock().unwrap());
+        let mut levels: BTreeMap<usize, BTreeMap<String, usize>> = BTreeMap::new();
+        for (depth, op) in chain {
+            *levels.entry(depth).or_default().entry(op).or_default() += 1;
+        }
+        (levels.into_iter())
+            .map(|(depth, ops)| {
+                let ops: Vec<String> = (ops.into_iter())
+                    .map(|(op, n)| if n > 1 { format!("{op} ×{n}") } else { op })
+                    .collect();
+                format!("{depth}: {}", ops.join(", "))
+            })
+            .collect()
     }
 
     /// Until `until`, `resource` (an instance id, an ECS service name, a DB
@@ -411,6 +431,7 @@ fn serve(conn: TcpStream, upstream: &str, shared: &Shared) {
         }
         let mut deepest = shared.depth.lock().unwrap();
         *deepest = (*deepest).max(depth);
+        shared.chain.lock().unwrap().push((depth, operation));
     }
 }
 

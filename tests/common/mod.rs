@@ -463,6 +463,13 @@ impl ConfigDir {
     }
 }
 
+/// A UDP port free on loopback now: for a daemon that `cloudnap status`
+/// (which reads the port from settings.json) must find.
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
 /// Launches one EC2 instance; stops it when `stopped`.
 pub async fn ec2_instance(region: &str, stopped: bool, tags: &[(&str, &str)]) -> String {
     let ec2 = aws_sdk_ec2::Client::new(&sdk(region).await);

@@ -36,6 +36,8 @@ struct Run {
     took: Duration,
     requests: usize,
     depth: usize,
+    /// The operations at each round trip.
+    chain: Vec<String>,
 }
 
 impl Run {
@@ -58,12 +60,14 @@ fn requests(fwd: &Forwarder) -> usize {
 fn measured(bin: &str, dir: &Path, fwd: &Forwarder, cmd: &str, action: &str, n: usize) -> Run {
     let before = requests(fwd);
     fwd.take_depth();
+    fwd.take_chain();
     let (took, done) = timed(bin, dir, cmd, action);
     assert_eq!(done, n, "`cloudnap {cmd}`: every resource {action}");
     Run {
         took,
         requests: requests(fwd) - before,
         depth: fwd.take_depth(),
+        chain: fwd.take_chain(),
     }
 }
 
@@ -83,6 +87,13 @@ pub fn round_trips(bin: &str, dir: &Path, fwd: &Forwarder, rtts: &[u64], table: 
             format!("wake the same {n}, {ms} ms round trip"),
             wake.row(5),
         ));
+        if Some(&ms) == rtts.last() {
+            // What each round trip is, as the wire saw it at the longest
+            // round trip time (at 0 ms, moto's own time can split one).
+            for (what, run) in [("sleep", &sleep), ("wake", &wake)] {
+                table.push((format!("{what} {n}: round trips"), run.chain.join("; ")));
+            }
+        }
     }
     fwd.latency(Duration::ZERO);
 }

@@ -196,7 +196,7 @@ pub fn describe(detectors: &[DetectorRow]) -> String {
 }
 
 /// One idle timeout in `STATUS`: the resources that sleep together.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeoutRow {
     pub timeout_minutes: f64,
     /// Whether it is `activity_monitor.inactivity_timeout_minutes`: the
