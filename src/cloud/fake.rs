@@ -59,6 +59,9 @@ pub struct FakeCloud {
     pub expired: Mutex<bool>,
     /// Resources whose `set_capacity` calls fail with ThrottlingException.
     pub throttle: Mutex<Vec<ResourceId>>,
+    /// Resources whose `set_capacity` AWS accepts but never carries out:
+    /// they read back as they were.
+    pub stuck: Mutex<Vec<ResourceId>>,
     /// The deadline schedules by region and name.
     pub schedules: Mutex<BTreeMap<(String, String), Schedule>>,
     /// Whether schedule calls fail with AccessDenied.
@@ -141,6 +144,9 @@ impl FakeCloud {
                 ));
             }
             self.hibernated.lock().unwrap().push(id.clone());
+        }
+        if self.stuck.lock().unwrap().contains(id) {
+            return self.mutate("set_capacity", id, |_| {});
         }
         self.mutate("set_capacity", id, |r| r.capacity = c.hibernating(false))?;
         self.set.lock().unwrap().push((id.clone(), c));

@@ -714,6 +714,30 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_that_does_not_come_back_keeps_its_record_and_its_tag() {
+        let (_d, cloud, m) = setup(false);
+        let (a, b) = (ecs("a"), ecs("b"));
+        let two = Capacity::of(Kind::Ecs, Desired(2));
+        cloud.add(&a, two);
+        cloud.add(&b, two);
+        let both = entries(&[&a, &b]);
+        m.sleep(&both, &busy_settings(), Trigger::Idle)
+            .await
+            .unwrap();
+        cloud.stuck.lock().unwrap().push(a.clone());
+        let out = m.wake(&both, Trigger::Idle).await.unwrap();
+        let of = |id: &ResourceId| out.iter().find(|o| &o.resource == id).unwrap();
+        assert_eq!(of(&a).action, Action::DidNotReach, "{out:?}");
+        assert_eq!(of(&b).action, Action::Restored, "{out:?}");
+        // The untag went out beside the read back; the one that did not
+        // come back has its tag written again, and its record stays.
+        assert_eq!(cloud.get(&a).sleep_tag, Some(two));
+        assert_eq!(m.records().unwrap()[&a].saved, two);
+        assert_eq!(cloud.get(&b).sleep_tag, None);
+        assert!(!m.records().unwrap().contains_key(&b));
+    }
+
     #[tokio::test]
     async fn a_throttled_stop_keeps_its_record_and_tag_and_is_finished_when_tried_again() {
         let (_d, cloud, m) = setup(false);

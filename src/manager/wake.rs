@@ -199,76 +199,68 @@ impl<C: CloudControl> Manager<C> {
         plan
     }
 
-    /// Restores what is down, reads it back, then removes the tags of what
-    /// is up again: how each went (what did not come back keeps its record
-    /// and tag for the next wake).
+    /// Restores what is down, then reads it back while removing the sleep
+    /// tags of what AWS accepted (one round, not two): how each went. What
+    /// did not come back keeps its record, and its tag is written again,
+    /// for the next wake.
     pub(super) async fn restore(
         &self,
         to_wake: Vec<Waking>,
     ) -> Vec<(Waking, Restore, Result<(), CloudError>)> {
-        let mut restored = self
-            .set_capacities(
-                to_wake
-                    .iter()
-                    .filter(|(.., restore)| *restore)
-                    .map(|(id, p, _, saved, _)| (id.clone(), p.clone(), *saved))
-                    .collect(),
-            )
-            .await
-            .into_iter();
-        let no_answer = || Err(CloudError::new(ErrorKind::Other, "no answer"));
-        let restores: Vec<Result<(), CloudError>> = to_wake
-            .iter()
-            .map(|(.., restore)| match restore {
-                true => restored.next().unwrap_or_else(no_answer),
-                false => Ok(()),
-            })
+        let n = to_wake.len();
+        let saved = |i: usize| {
+            let (id, p, _, saved, _) = &to_wake[i];
+            (id.clone(), p.clone(), *saved)
+        };
+        let tag = |i: usize, to: Option<Capacity>| {
+            let (id, p, ..) = &to_wake[i];
+            (id.clone(), p.clone(), to)
+        };
+        let down: Vec<usize> = (0..n).filter(|&i| to_wake[i].4).collect();
+        let set = self.set_capacities(down.iter().map(|&i| saved(i)).collect());
+        let mut calls: Vec<Result<(), CloudError>> = (0..n).map(|_| Ok(())).collect();
+        spread(&mut calls, &down, set.await);
+        let accepted: Vec<usize> = (0..n).filter(|&i| calls[i].is_ok()).collect();
+        let read: Vec<usize> = (down.iter().copied())
+            .filter(|&i| calls[i].is_ok())
             .collect();
-        let mut reached = self
-            .confirm(
-                to_wake
-                    .iter()
-                    .zip(&restores)
-                    .filter(|((.., restore), r)| *restore && r.is_ok())
-                    .map(|((id, p, _, saved, _), _)| (id.clone(), p.clone(), *saved))
-                    .collect(),
-            )
-            .await
-            .into_iter();
-        let restores: Vec<Restore> = to_wake
-            .iter()
-            .zip(restores)
-            .map(|((.., restore), r)| {
-                r.map(|()| match restore {
-                    true => reached
-                        .next()
-                        .unwrap_or_else(|| Err("not read back".into())),
-                    false => Ok(()),
-                })
-            })
+        let (reached, untagged) = tokio::join!(
+            self.confirm(read.iter().map(|&i| saved(i)).collect()),
+            self.write_sleep_tags(accepted.iter().map(|&i| tag(i, None)).collect()),
+        );
+        let mut reach: Vec<Result<(), String>> = (0..n).map(|_| Ok(())).collect();
+        spread(&mut reach, &read, reached);
+        let mut untag: Vec<Result<(), CloudError>> = (0..n).map(|_| Ok(())).collect();
+        spread(&mut untag, &accepted, untagged);
+        let missed: Vec<usize> = (read.iter().copied())
+            .filter(|&i| reach[i].is_err() && untag[i].is_ok())
             .collect();
-        let mut untagged = self
-            .write_sleep_tags(
-                to_wake
-                    .iter()
-                    .zip(&restores)
-                    .filter(|(_, r)| matches!(r, Ok(Ok(()))))
-                    .map(|((id, p, _, _, _), _)| (id.clone(), p.clone(), None))
-                    .collect(),
-            )
-            .await
-            .into_iter();
-        to_wake
-            .into_iter()
-            .zip(restores)
-            .map(|(waking, restore)| {
-                let untag = match restore {
-                    Ok(Ok(())) => untagged.next().unwrap_or_else(no_answer),
-                    _ => Ok(()),
+        if !missed.is_empty() {
+            let again = missed.iter().map(|&i| tag(i, Some(to_wake[i].3))).collect();
+            for (&i, back) in missed.iter().zip(self.write_sleep_tags(again).await) {
+                if let Err(e) = back {
+                    tracing::warn!("{}: its sleep tag was not written back: {e}", to_wake[i].0);
+                }
+            }
+        }
+        (to_wake.into_iter().zip(calls).zip(reach).zip(untag))
+            .map(|(((waking, call), reach), untag)| {
+                let restore = call.map(|()| reach);
+                let untag = if matches!(restore, Ok(Ok(()))) {
+                    untag
+                } else {
+                    Ok(())
                 };
                 (waking, restore, untag)
             })
             .collect()
+    }
+}
+
+/// Puts each of `results` at its index of `picked` in `all`.
+fn spread<T>(all: &mut [T], picked: &[usize], results: Vec<T>) {
+    for (&i, r) in picked.iter().zip(results) {
+        all[i] = r;
     }
 }
 
