@@ -20,12 +20,15 @@ pub fn release() -> u64 {
 
 /// One malloc arena for every two threads would be dozens of arenas for
 /// the daemon's ~40 threads, each keeping its own free memory: at most two
-/// (glibc only; call before threads start).
+/// (glibc only; call before threads start), unless `MALLOC_ARENA_MAX` in
+/// the environment says otherwise (glibc reads that itself).
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a malloc tunable.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a malloc tunable.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
     }
 }
 
