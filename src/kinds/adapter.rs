@@ -252,3 +252,48 @@ where
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal() -> CloudError {
+        CloudError::new(ErrorKind::InvalidState, "not in this state")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_is_started_in_one_call_a_round_waiting_out_the_stopping_ones() {
+        const LIFE: Lifecycle = Lifecycle {
+            is_up: |s| s == "up",
+            stopping: "stopping",
+            refused: |e| e.kind == ErrorKind::InvalidState,
+        };
+        // a starts; b is stopping for one round; c is up already; d is gone.
+        let what: Vec<String> = ["a", "b", "c", "d"].map(String::from).into();
+        let calls = Mutex::new(Vec::new());
+        let call = |chosen: Vec<usize>| {
+            let round = {
+                let mut calls = calls.lock().unwrap();
+                calls.push(chosen.clone());
+                calls.len()
+            };
+            async move {
+                (chosen.iter())
+                    .map(|&i| match (i, round) {
+                        (0, _) | (1, 2) => Ok(()),
+                        _ => Err(refusal()),
+                    })
+                    .collect()
+            }
+        };
+        let status = |chosen: Vec<usize>| async move {
+            (chosen.iter())
+                .map(|&i| Ok(["up", "stopping", "up", "terminated"][i].to_string()))
+                .collect()
+        };
+        let done = set_running_all(&what, true, &LIFE, call, status).await;
+        assert_eq!(done[..3], [Ok(()), Ok(()), Ok(())]);
+        assert_eq!(done[3], Err(refusal()));
+        assert_eq!(*calls.lock().unwrap(), [vec![0, 1, 2, 3], vec![1]]);
+    }
+}
