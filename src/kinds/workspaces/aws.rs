@@ -154,6 +154,52 @@ const LIFE: Lifecycle = Lifecycle {
     refused: |e| e.kind == ErrorKind::InvalidState,
 };
 
+/// Starts (`running`) or stops `ids`. Before a stop their running mode
+/// is read: an `ALWAYS_ON` one is refused by name, never sent.
+async fn start_or_stop_all(
+    api: &Signed,
+    ids: Vec<&ResourceId>,
+    running: bool,
+) -> Vec<Result<(), CloudError>> {
+    let names: Vec<&str> = ids.iter().map(|id| id.part(0)).collect();
+    let refused: Vec<Option<CloudError>> = if running {
+        vec![None; names.len()]
+    } else {
+        let found = describe(api, &names).await;
+        (found.into_iter())
+            .map(|w| match w {
+                Ok(w) => never_stopped(&w.id, &w.running_mode)
+                    .map(|why| CloudError::new(ErrorKind::Unsupported, why)),
+                Err(e) => Some(e),
+            })
+            .collect()
+    };
+    let free: Vec<usize> = (0..names.len()).filter(|&i| refused[i].is_none()).collect();
+    let what: Vec<String> = free.iter().map(|&i| ids[i].to_string()).collect();
+    let pick =
+        |chosen: Vec<usize>| -> Vec<&str> { chosen.iter().map(|&j| names[free[j]]).collect() };
+    let call = |chosen| {
+        let some = pick(chosen);
+        async move { start_or_stop(api, &some, running).await }
+    };
+    let status = |chosen| {
+        let some = pick(chosen);
+        async move {
+            let found = describe(api, &some).await;
+            found.into_iter().map(|w| w.map(|w| w.state)).collect()
+        }
+    };
+    let mut set = set_running_all(&what, running, &LIFE, call, status)
+        .await
+        .into_iter();
+    (refused.into_iter())
+        .map(|refusal| match refusal {
+            Some(e) => Err(e),
+            None => set.next().expect("one result per WorkSpace set"),
+        })
+        .collect()
+}
+
 /// A WorkSpace as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Listed {
@@ -172,55 +218,6 @@ pub struct Workspaces;
 
 /// Amazon WorkSpaces' adapter.
 pub static WORKSPACE: Workspaces = Workspaces;
-
-impl Workspaces {
-    /// Starts (`running`) or stops `ids`. Before a stop their running mode
-    /// is read: an `ALWAYS_ON` one is refused by name, never sent.
-    async fn start_or_stop_all(
-        &self,
-        api: &Signed,
-        ids: Vec<&ResourceId>,
-        running: bool,
-    ) -> Vec<Result<(), CloudError>> {
-        let names: Vec<&str> = ids.iter().map(|id| id.part(0)).collect();
-        let mut refused: Vec<Option<CloudError>> = if running {
-            vec![None; names.len()]
-        } else {
-            let found = describe(api, &names).await;
-            (found.into_iter())
-                .map(|w| match w {
-                    Ok(w) => never_stopped(&w.id, &w.running_mode)
-                        .map(|why| CloudError::new(ErrorKind::Unsupported, why)),
-                    Err(e) => Some(e),
-                })
-                .collect()
-        };
-        let free: Vec<usize> = (0..names.len()).filter(|&i| refused[i].is_none()).collect();
-        let what: Vec<String> = free.iter().map(|&i| ids[i].to_string()).collect();
-        let pick =
-            |chosen: Vec<usize>| -> Vec<&str> { chosen.iter().map(|&j| names[free[j]]).collect() };
-        let call = |chosen| {
-            let some = pick(chosen);
-            async move { start_or_stop(api, &some, running).await }
-        };
-        let status = |chosen| {
-            let some = pick(chosen);
-            async move {
-                let found = describe(api, &some).await;
-                found.into_iter().map(|w| w.map(|w| w.state)).collect()
-            }
-        };
-        let mut set = set_running_all(&what, running, &LIFE, call, status)
-            .await
-            .into_iter();
-        (refused.iter_mut())
-            .map(|refusal| match refusal.take() {
-                Some(e) => Err(e),
-                None => set.next().expect("one result per WorkSpace set"),
-            })
-            .collect()
-    }
-}
 
 impl KindAdapter for Workspaces {
     fn observe<'a>(&'a self, cx: Cx<'a>, ids: &'a [ResourceId]) -> Each<'a, Observed> {
@@ -242,9 +239,7 @@ impl KindAdapter for Workspaces {
     fn set_capacity<'a>(&'a self, cx: Cx<'a>, items: &'a [(ResourceId, Capacity)]) -> Each<'a, ()> {
         Box::pin(by_value(items, move |to, ids| async move {
             match to.level {
-                Running(running) => {
-                    (self.start_or_stop_all(&cx.clients.signed, ids, running)).await
-                }
+                Running(running) => start_or_stop_all(&cx.clients.signed, ids, running).await,
                 _ => ids.iter().map(|id| Err(wrong_shape(id, to))).collect(),
             }
         }))
