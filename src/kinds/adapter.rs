@@ -188,21 +188,112 @@ where
     C: Future<Output = Result<(), CloudError>>,
     S: Future<Output = Result<String, CloudError>>,
 {
+    let what = [what.to_string()];
+    let call = |_| async { vec![call(running).await] };
+    let status = |_| async { vec![status().await] };
+    let mut done = set_running_all(&what, running, life, call, status).await;
+    done.pop().expect("one answer for one resource")
+}
+
+/// [`set_running`] for an API that takes many resources a call: `call`
+/// starts or stops those at the given indexes of `what` (the names of
+/// all), answering each; `status` reads the status of those at the given
+/// indexes. Each round sends one `call` for all still to set and reads
+/// the statuses of those refused at once.
+pub async fn set_running_all<C, S>(
+    what: &[String],
+    running: bool,
+    life: &Lifecycle,
+    call: impl Fn(Vec<usize>) -> C,
+    status: impl Fn(Vec<usize>) -> S,
+) -> Vec<Result<(), CloudError>>
+where
+    C: Future<Output = Vec<Result<(), CloudError>>>,
+    S: Future<Output = Vec<Result<String, CloudError>>>,
+{
+    let mut done: Vec<Option<Result<(), CloudError>>> = vec![None; what.len()];
+    let mut pending: Vec<usize> = (0..what.len()).collect();
     for _ in 0..60 {
-        let refused = match call(running).await {
-            Err(e) if (life.refused)(&e) => e,
-            done => return done,
-        };
-        match status().await?.as_str() {
-            now if now == life.stopping && running => {
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await
+        if pending.is_empty() {
+            break;
+        }
+        let answers = call(pending.clone()).await;
+        let mut refused = Vec::new();
+        for (i, answer) in pending.drain(..).zip(answers) {
+            match answer {
+                Err(e) if (life.refused)(&e) => refused.push((i, e)),
+                answer => done[i] = Some(answer),
             }
-            now if (life.is_up)(now) == running => return Ok(()),
-            _ => return Err(refused),
+        }
+        if refused.is_empty() {
+            break;
+        }
+        let now = status(refused.iter().map(|(i, _)| *i).collect()).await;
+        for ((i, refusal), now) in refused.into_iter().zip(now) {
+            match now {
+                Ok(now) if now == life.stopping && running => pending.push(i),
+                Ok(now) if (life.is_up)(&now) == running => done[i] = Some(Ok(())),
+                Ok(_) => done[i] = Some(Err(refusal)),
+                Err(e) => done[i] = Some(Err(e)),
+            }
+        }
+        if !pending.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         }
     }
-    Err(CloudError::new(
-        ErrorKind::InvalidState,
-        format!("{what} did not stop in 2 minutes, so it could not be started"),
-    ))
+    (done.into_iter().zip(what))
+        .map(|(done, what)| {
+            done.unwrap_or_else(|| {
+                Err(CloudError::new(
+                    ErrorKind::InvalidState,
+                    format!("{what} did not stop in 2 minutes, so it could not be started"),
+                ))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal() -> CloudError {
+        CloudError::new(ErrorKind::InvalidState, "not in this state")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_is_started_in_one_call_a_round_waiting_out_the_stopping_ones() {
+        const LIFE: Lifecycle = Lifecycle {
+            is_up: |s| s == "up",
+            stopping: "stopping",
+            refused: |e| e.kind == ErrorKind::InvalidState,
+        };
+        // a starts; b is stopping for one round; c is up already; d is gone.
+        let what: Vec<String> = ["a", "b", "c", "d"].map(String::from).into();
+        let calls = Mutex::new(Vec::new());
+        let call = |chosen: Vec<usize>| {
+            let round = {
+                let mut calls = calls.lock().unwrap();
+                calls.push(chosen.clone());
+                calls.len()
+            };
+            async move {
+                (chosen.iter())
+                    .map(|&i| match (i, round) {
+                        (0, _) | (1, 2) => Ok(()),
+                        _ => Err(refusal()),
+                    })
+                    .collect()
+            }
+        };
+        let status = |chosen: Vec<usize>| async move {
+            (chosen.iter())
+                .map(|&i| Ok(["up", "stopping", "up", "terminated"][i].to_string()))
+                .collect()
+        };
+        let done = set_running_all(&what, true, &LIFE, call, status).await;
+        assert_eq!(done[..3], [Ok(()), Ok(()), Ok(())]);
+        assert_eq!(done[3], Err(refusal()));
+        assert_eq!(*calls.lock().unwrap(), [vec![0, 1, 2, 3], vec![1]]);
+    }
 }

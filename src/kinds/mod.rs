@@ -16,6 +16,7 @@ pub mod rds;
 pub mod redshift;
 pub mod sagemaker;
 pub mod spec;
+pub mod workspaces;
 
 use serde::{Deserialize, Serialize};
 pub use spec::{Batch, Metric, NameField, Reduce, Shape, SleepCall, Spec, Tagged};
@@ -43,6 +44,8 @@ macro_rules! for_each_kind {
             SagemakerNotebook: sagemaker::NOTEBOOK;
             /// A Redshift provisioned cluster.
             RedshiftCluster: redshift::CLUSTER;
+            /// An Amazon WorkSpace.
+            Workspace: workspaces::WORKSPACE;
         }
     };
 }

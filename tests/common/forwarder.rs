@@ -6,13 +6,19 @@
 //! and the JSON answer comes back as CBOR. Every other request passes through
 //! unchanged, but for resources made slow on purpose ([`Forwarder::slow`]):
 //! until their time, describes say they are not ready yet; and for calls
-//! made slow on purpose ([`Forwarder::delay`]). For the bench it
+//! made slow on purpose ([`Forwarder::delay`]). Operations moto lacks can be
+//! played over it by the test, with state of its own: answered by the
+//! forwarder ([`Forwarder::overlay`]), that state showing in moto's other
+//! answers ([`Forwarder::rewrite`]). For the bench it
 //! also adds a round-trip time to each request ([`Forwarder::latency`]) and
 //! counts the round trips deep ([`Forwarder::take_depth`]).
 
 #![allow(dead_code)] // each test binary uses part of it
 
-use serde_json::{Map, Value};
+#[path = "cbor.rs"]
+mod cbor;
+
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -50,7 +56,17 @@ struct Shared {
     delays: Mutex<(Vec<Delay>, usize)>,
     /// Requests answered by the forwarder itself, never reaching moto.
     answers: Mutex<Vec<Answer>>,
+    /// JSON operations the test answers itself (see [`Forwarder::overlay`]).
+    overlays: Mutex<Vec<(String, Arc<Play>)>>,
+    /// JSON operations whose answers the test rewrites (see [`Forwarder::rewrite`]).
+    rewrites: Mutex<Vec<(String, Arc<Rewrite>)>>,
 }
+
+/// The answer to a request's JSON body, for an operation moto lacks.
+type Play = dyn Fn(&Value) -> Value + Send + Sync;
+
+/// A JSON answer of moto's as the test makes it, given the request's body.
+type Rewrite = dyn Fn(&Value, Value) -> Value + Send + Sync;
 
 /// A request answered by the forwarder: its operation, what its body
 /// contains, the HTTP status and the XML body of the answer.
@@ -68,6 +84,32 @@ impl Shared {
             .find(|(op, needle, _)| op == operation && body.contains(needle.as_str()))?;
         delays.1 += 1;
         Some(by)
+    }
+
+    /// What the test plays for JSON operation `operation`, if it does.
+    fn played(&self, operation: &str, json: bool) -> Option<Arc<Play>> {
+        let overlays = self.overlays.lock().unwrap();
+        let found = overlays.iter().find(|(op, _)| json && op == operation);
+        found.map(|(_, play)| play.clone())
+    }
+
+    /// Moto's answer `body` to a JSON request of `operation` with
+    /// `request`, as the test rewrites it (if it does and moto said 200).
+    fn rewritten(&self, operation: &str, request: &[u8], status: &str, body: Vec<u8>) -> Vec<u8> {
+        let rewrites = self.rewrites.lock().unwrap();
+        let Some((_, rewrite)) = rewrites.iter().find(|(op, _)| op == operation) else {
+            return body;
+        };
+        let (Ok(request), Ok(answer)) = (
+            serde_json::from_slice::<Value>(request),
+            serde_json::from_slice::<Value>(&body),
+        ) else {
+            return body;
+        };
+        if !status.contains(" 200 ") {
+            return body;
+        }
+        serde_json::to_vec(&rewrite(&request, answer)).unwrap()
     }
 }
 
@@ -211,6 +253,26 @@ impl Forwarder {
     pub fn answer(&self, operation: &str, needle: &str, status: u16, body: &str) {
         let answer = (operation.into(), needle.into(), status, body.into());
         self.shared.answers.lock().unwrap().push(answer);
+    }
+
+    /// From now on, a JSON request of `operation` (an operation moto lacks)
+    /// is answered HTTP 200 with what `play` makes of its body, without
+    /// reaching moto.
+    pub fn overlay(&self, operation: &str, play: impl Fn(&Value) -> Value + Send + Sync + 'static) {
+        let mut overlays = self.shared.overlays.lock().unwrap();
+        overlays.push((operation.into(), Arc::new(play)));
+    }
+
+    /// From now on, moto's JSON answer to `operation` goes back as
+    /// `rewrite` makes it, given the request's body and the answer: what
+    /// the test plays over moto ([`Self::overlay`]) shows in moto's answers.
+    pub fn rewrite(
+        &self,
+        operation: &str,
+        rewrite: impl Fn(&Value, Value) -> Value + Send + Sync + 'static,
+    ) {
+        let mut rewrites = self.shared.rewrites.lock().unwrap();
+        rewrites.push((operation.into(), Arc::new(rewrite)));
     }
 
     /// Requests of `operation` seen so far, in any region.
@@ -364,6 +426,7 @@ fn serve(conn: TcpStream, upstream: &str, shared: &Shared) {
         let answer = (shared.answers.lock().unwrap().iter())
             .find(|(op, needle, _, _)| *op == operation && text.contains(needle.as_str()))
             .map(|(_, _, status, body)| (*status, body.clone()));
+        let played = shared.played(&operation, !target.is_empty());
         let (status, mut headers, body) = match req.path.strip_prefix(CBOR_PREFIX) {
             _ if answer.is_some() => {
                 let (status, body) = answer.unwrap_or_default();
@@ -373,41 +436,27 @@ fn serve(conn: TcpStream, upstream: &str, shared: &Shared) {
                     body.into_bytes(),
                 )
             }
+            _ if played.is_some() => {
+                let request = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                let answer = played.map(|play| play(&request)).unwrap_or_default();
+                (
+                    "HTTP/1.1 200 Played".to_string(),
+                    vec![("Content-Type".into(), "application/x-amz-json-1.1".into())],
+                    serde_json::to_vec(&answer).unwrap(),
+                )
+            }
             _ if refuse.is_some_and(|p| target.starts_with(&p)) => (
                 "HTTP/1.1 503 Service Unavailable".to_string(),
                 vec![("Content-Type".into(), "application/x-amz-json-1.0".into())],
                 br#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"refused by the test"}"#.to_vec(),
             ),
-            Some(op) => {
-                let json = cbor_to_json(&mut &req.body[..]).unwrap_or(Value::Object(Map::new()));
-                let mut h: Vec<(String, String)> = req
-                    .headers
-                    .iter()
-                    .filter(|(k, _)| {
-                        !["content-type", "smithy-protocol", "accept"]
-                            .iter()
-                            .any(|n| k.eq_ignore_ascii_case(n))
-                    })
-                    .cloned()
-                    .collect();
-                h.push(("Content-Type".into(), "application/x-amz-json-1.0".into()));
-                h.push((
-                    "X-Amz-Target".into(),
-                    format!("GraniteServiceVersion20100801.{op}"),
-                ));
-                let body = serde_json::to_vec(&json).unwrap();
-                let (status, _, answer) = upstream_call(upstream, "POST", "/", &h, &body);
-                let answer: Value =
-                    serde_json::from_slice(&answer).unwrap_or(Value::Object(Map::new()));
-                let mut cbor = Vec::new();
-                json_to_cbor(&answer, false, &mut cbor);
-                let headers = vec![
-                    ("Content-Type".into(), "application/cbor".into()),
-                    ("smithy-protocol".into(), "rpc-v2-cbor".into()),
-                ];
-                (status, headers, cbor)
+            Some(op) => cbor::call(upstream, &req.headers, &req.body, op),
+            None => {
+                let (status, headers, body) =
+                    upstream_call(upstream, &req.method, &req.path, &req.headers, &req.body);
+                let body = shared.rewritten(&operation, &req.body, &status, body);
+                (status, headers, body)
             }
-            None => upstream_call(upstream, &req.method, &req.path, &req.headers, &req.body),
         };
         let now = Instant::now();
         let slow_now: Vec<String> = (shared.slow.lock().unwrap().iter())
@@ -491,165 +540,4 @@ fn in_item(text: &str, marker: &str, from: &str, to: &str) -> String {
         text[after..end].replace(from, to),
         &text[end..]
     )
-}
-
-/// The argument of a CBOR head byte's additional information (`None`: an
-/// indefinite length).
-fn arg(r: &mut &[u8], info: u8) -> Option<Option<u64>> {
-    let mut take = |n: usize| -> Option<u64> {
-        let (bytes, rest) = r.split_at_checked(n)?;
-        *r = rest;
-        Some(bytes.iter().fold(0u64, |a, b| a << 8 | *b as u64))
-    };
-    Some(match info {
-        0..=23 => Some(info as u64),
-        24 => Some(take(1)?),
-        25 => Some(take(2)?),
-        26 => Some(take(4)?),
-        27 => Some(take(8)?),
-        31 => None,
-        _ => return None,
-    })
-}
-
-fn half(bits: u16) -> f64 {
-    let (sign, exp, frac) = (bits >> 15, (bits >> 10) & 0x1f, (bits & 0x3ff) as f64);
-    let v = match exp {
-        0 => frac * 2f64.powi(-24),
-        31 if frac == 0.0 => f64::INFINITY,
-        31 => f64::NAN,
-        e => (1.0 + frac / 1024.0) * 2f64.powi(e as i32 - 15),
-    };
-    if sign == 1 {
-        -v
-    } else {
-        v
-    }
-}
-
-/// One CBOR item as JSON (timestamps, tag 1, as their epoch seconds).
-fn cbor_to_json(r: &mut &[u8]) -> Option<Value> {
-    let (&head, rest) = r.split_first()?;
-    *r = rest;
-    let (major, info) = (head >> 5, head & 0x1f);
-    if major == 7 {
-        return Some(match info {
-            20 => Value::Bool(false),
-            21 => Value::Bool(true),
-            22 | 23 => Value::Null,
-            25 => Value::from(half(arg(r, 25)?? as u16)),
-            26 => Value::from(f32::from_bits(arg(r, 26)?? as u32) as f64),
-            27 => Value::from(f64::from_bits(arg(r, 27)??)),
-            _ => return None,
-        });
-    }
-    let n = arg(r, info)?;
-    let items =
-        |r: &mut &[u8], n: Option<u64>, each: &mut dyn FnMut(&mut &[u8]) -> Option<()>| match n {
-            Some(n) => (0..n).try_for_each(|_| each(r)),
-            None => {
-                while r.first() != Some(&0xff) {
-                    each(r)?;
-                }
-                *r = &r[1..];
-                Some(())
-            }
-        };
-    Some(match major {
-        0 => Value::from(n?),
-        1 => Value::from(-1 - n? as i64),
-        2 | 3 => {
-            let mut text = Vec::new();
-            match n {
-                Some(n) => {
-                    let (s, rest) = r.split_at_checked(n as usize)?;
-                    text.extend_from_slice(s);
-                    *r = rest;
-                }
-                None => items(r, None, &mut |r| {
-                    let Value::String(s) = cbor_to_json(r)? else {
-                        return None;
-                    };
-                    text.extend_from_slice(s.as_bytes());
-                    Some(())
-                })?,
-            }
-            Value::String(String::from_utf8_lossy(&text).into_owned())
-        }
-        4 => {
-            let mut list = Vec::new();
-            items(r, n, &mut |r| {
-                list.push(cbor_to_json(r)?);
-                Some(())
-            })?;
-            Value::Array(list)
-        }
-        5 => {
-            let mut map = Map::new();
-            items(r, n, &mut |r| {
-                let Value::String(k) = cbor_to_json(r)? else {
-                    return None;
-                };
-                map.insert(k, cbor_to_json(r)?);
-                Some(())
-            })?;
-            Value::Object(map)
-        }
-        6 => cbor_to_json(r)?, // tag 1 (a timestamp): its epoch seconds
-        _ => return None,
-    })
-}
-
-fn cbor_head(major: u8, n: u64, out: &mut Vec<u8>) {
-    let m = major << 5;
-    match n {
-        0..=23 => out.push(m | n as u8),
-        24..=0xff => out.extend([m | 24, n as u8]),
-        0x100..=0xffff => {
-            out.push(m | 25);
-            out.extend((n as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(m | 26);
-            out.extend((n as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(m | 27);
-            out.extend(n.to_be_bytes());
-        }
-    }
-}
-
-/// JSON as CBOR. Numbers are doubles (every number CloudWatch's
-/// GetMetricData and PutMetricData answer with is a double or a
-/// timestamp), and under a key `Timestamps` or `Timestamp` timestamps (tag 1).
-fn json_to_cbor(v: &Value, timestamp: bool, out: &mut Vec<u8>) {
-    match v {
-        Value::Null => out.push(0xf6),
-        Value::Bool(b) => out.push(if *b { 0xf5 } else { 0xf4 }),
-        Value::Number(n) => {
-            if timestamp {
-                cbor_head(6, 1, out);
-            }
-            out.push(0xfb);
-            out.extend(n.as_f64().unwrap_or(0.0).to_be_bytes());
-        }
-        Value::String(s) => {
-            cbor_head(3, s.len() as u64, out);
-            out.extend(s.as_bytes());
-        }
-        Value::Array(a) => {
-            cbor_head(4, a.len() as u64, out);
-            for item in a {
-                json_to_cbor(item, timestamp, out);
-            }
-        }
-        Value::Object(m) => {
-            cbor_head(5, m.len() as u64, out);
-            for (k, item) in m {
-                json_to_cbor(&Value::String(k.clone()), false, out);
-                json_to_cbor(item, k == "Timestamps" || k == "Timestamp", out);
-            }
-        }
-    }
 }

@@ -103,7 +103,8 @@ pub(crate) struct Clients {
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) rds: aws_sdk_rds::Client,
     pub(crate) scheduler: aws_sdk_scheduler::Client,
-    /// Signed calls to the services without an SDK crate (SageMaker, Redshift).
+    /// Signed calls to the services without an SDK crate (SageMaker, Redshift,
+    /// WorkSpaces).
     pub(crate) signed: super::signed::Signed,
     pub(crate) sts: aws_sdk_sts::Client,
     pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,

@@ -52,7 +52,7 @@ use super::{
     each_in_order, group_by, in_item_order, CloudControl, CloudError, ErrorKind, Identity,
 };
 use crate::core::config::settings::AwsSettings;
-use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId};
+use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running};
 use crate::core::policy::busy::{Datapoint, MetricQuery};
 use crate::core::policy::deadline::Schedule;
 use crate::core::policy::readiness::Probe;
@@ -97,6 +97,29 @@ pub(crate) fn has_protect(
 /// The capacity saved in a sleep tag's value, if it is one.
 pub(crate) fn sleep_tag(kind: Kind, value: Option<&str>) -> Option<Capacity> {
     value.and_then(|v| Capacity::from_tag(kind, v))
+}
+
+/// What a resource of a kind that is running or stopped
+/// ([`crate::kinds::Shape::Running`]) is, from its AWS `status` (up when
+/// `is_up` says so) and its tags.
+pub(crate) fn observed_running(
+    kind: Kind,
+    status: String,
+    is_up: fn(&str) -> bool,
+    tags: &[(String, String)],
+) -> Observed {
+    let pairs = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    Observed {
+        capacity: Capacity::of(kind, Running(is_up(&status))),
+        protected: has_protect(pairs.clone()),
+        sleep_tag: sleep_tag(
+            kind,
+            pairs.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
+        ),
+        status,
+        deployments: Vec::new(),
+        part_of: None,
+    }
 }
 
 /// The only result of a call for one item.

@@ -67,6 +67,15 @@ pub const REDSHIFT: Service = Service {
     },
 };
 
+/// Amazon WorkSpaces (personal WorkSpaces).
+pub const WORKSPACES: Service = Service {
+    signing_name: "workspaces",
+    host_prefix: "workspaces",
+    protocol: Protocol::Json {
+        target_prefix: "WorkspacesService",
+    },
+};
+
 /// Why a signed call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SignedError {
@@ -186,6 +195,26 @@ impl Signed {
         }
         serde_json::from_slice(&answer)
             .map_err(|e| SignedError::Unreadable(format!("{op}: {e}")).into())
+    }
+
+    /// Every page of awsJson1_1 operation `op`'s `key` list, following `NextToken`.
+    pub async fn json_pages(
+        &self,
+        service: &Service,
+        op: &str,
+        input: Value,
+        key: &str,
+    ) -> Result<Vec<Value>, CloudError> {
+        let mut all = Vec::new();
+        let mut input = input;
+        loop {
+            let out = self.json(service, op, &input).await?;
+            all.extend(out[key].as_array().cloned().unwrap_or_default());
+            match out["NextToken"].as_str().filter(|t| !t.is_empty()) {
+                Some(token) => input["NextToken"] = token.into(),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// Query-protocol action `action` of `service` with `params`: the XML answer.
@@ -342,6 +371,11 @@ impl Signed {
         }
         Ok(request)
     }
+}
+
+/// The string `key` of a JSON answer's object `v` (empty if it has none).
+pub fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
 }
 
 /// The error of a non-2xx answer: its code from a JSON `__type` (or the

@@ -564,6 +564,7 @@ eks_nodegroups:
             let spec = kind.spec();
             let name = |i| match kind {
                 Kind::Ec2 => "i-0123456789abcdef0".to_string(),
+                Kind::Workspace => "ws-0123abcde".to_string(),
                 _ => format!("n{i}"),
             };
             let names: String = (spec.names.iter().enumerate())

@@ -7,7 +7,7 @@
 use super::xml::{self, Cluster};
 use crate::cloud::aws::clients::identity;
 use crate::cloud::aws::signed::{Signed, REDSHIFT};
-use crate::cloud::aws::{has_protect, sleep_tag, SLEEP_TAG};
+use crate::cloud::aws::{observed_running, SLEEP_TAG};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running};
 use crate::core::policy::readiness::Probe;
@@ -147,18 +147,7 @@ pub static CLUSTER: Clusters = Clusters;
 
 /// What cluster `c` is now.
 fn observed(c: Cluster) -> Observed {
-    let tags = c.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    Observed {
-        capacity: Capacity::of(Kind::RedshiftCluster, Running(redshift::is_up(&c.status))),
-        protected: has_protect(tags.clone()),
-        sleep_tag: sleep_tag(
-            Kind::RedshiftCluster,
-            tags.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
-        ),
-        status: c.status,
-        deployments: Vec::new(),
-        part_of: None,
-    }
+    observed_running(Kind::RedshiftCluster, c.status, redshift::is_up, &c.tags)
 }
 
 impl KindAdapter for Clusters {

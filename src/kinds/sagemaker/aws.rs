@@ -2,8 +2,8 @@
 //! ([`crate::cloud::aws::signed`]): describe, stop and start (waiting while
 //! one is still stopping), the sleep tag on their ARN, and listing.
 
-use crate::cloud::aws::signed::{Signed, SAGEMAKER};
-use crate::cloud::aws::{has_protect, sleep_tag, SLEEP_TAG};
+use crate::cloud::aws::signed::{text, Signed, SAGEMAKER};
+use crate::cloud::aws::{observed_running, SLEEP_TAG};
 use crate::cloud::{CloudError, ErrorKind};
 use crate::core::model::resource::{Capacity, Facts, Kind, Observed, ResourceId, Running};
 use crate::core::policy::readiness::Probe;
@@ -35,10 +35,6 @@ fn found(e: CloudError, name: &str) -> CloudError {
     }
 }
 
-fn text(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().to_string()
-}
-
 /// DescribeNotebookInstance.
 async fn describe(api: &Signed, name: &str) -> Result<Notebook, CloudError> {
     let input = json!({"NotebookInstanceName": name});
@@ -53,23 +49,12 @@ async fn describe(api: &Signed, name: &str) -> Result<Notebook, CloudError> {
     })
 }
 
-/// Every page of `op`'s `key` list, following `NextToken`.
-async fn pages(api: &Signed, op: &str, input: Value, key: &str) -> Result<Vec<Value>, CloudError> {
-    let mut all = Vec::new();
-    let mut input = input;
-    loop {
-        let out = api.json(&SAGEMAKER, op, &input).await?;
-        all.extend(out[key].as_array().cloned().unwrap_or_default());
-        match out["NextToken"].as_str().filter(|t| !t.is_empty()) {
-            Some(token) => input["NextToken"] = token.into(),
-            None => return Ok(all),
-        }
-    }
-}
-
 /// The tags of the resource `arn`, as (key, value).
 async fn tags(api: &Signed, arn: &str) -> Result<Vec<(String, String)>, CloudError> {
-    let tags = pages(api, "ListTags", json!({"ResourceArn": arn}), "Tags").await?;
+    let input = json!({"ResourceArn": arn});
+    let tags = api
+        .json_pages(&SAGEMAKER, "ListTags", input, "Tags")
+        .await?;
     Ok(tags
         .iter()
         .map(|t| (text(t, "Key"), text(t, "Value")))
@@ -121,7 +106,8 @@ pub struct Listed {
 
 /// Every notebook instance in `region`.
 async fn list(api: &Signed, region: &str) -> Result<Vec<Listed>, CloudError> {
-    let found = pages(api, "ListNotebookInstances", json!({}), "NotebookInstances").await?;
+    let op = "ListNotebookInstances";
+    let found = (api.json_pages(&SAGEMAKER, op, json!({}), "NotebookInstances")).await?;
     Ok(found
         .iter()
         .map(|n| Listed {
@@ -147,21 +133,8 @@ impl Notebooks {
         let nb = describe(api, id.part(0)).await?;
         cx.arns.remember(id, Some(&nb.arn));
         let tags = tags(api, &nb.arn).await?;
-        let pairs = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        Ok(Observed {
-            capacity: Capacity::of(
-                Kind::SagemakerNotebook,
-                Running(sagemaker::is_up(&nb.status)),
-            ),
-            protected: has_protect(pairs.clone()),
-            sleep_tag: sleep_tag(
-                Kind::SagemakerNotebook,
-                pairs.clone().find(|(k, _)| *k == SLEEP_TAG).map(|(_, v)| v),
-            ),
-            status: nb.status,
-            deployments: Vec::new(),
-            part_of: None,
-        })
+        let kind = Kind::SagemakerNotebook;
+        Ok(observed_running(kind, nb.status, sagemaker::is_up, &tags))
     }
 }
 
