@@ -58,8 +58,8 @@ pub struct Manager<C> {
     history: Option<HistoryFile>,
     /// Makes the price book each savings figure uses.
     prices: Box<dyn Fn() -> PriceBook + Send + Sync>,
-    /// This week's saving and when it was computed (recomputed after a
-    /// minute, or after a sleep or wake).
+    /// This week's saving and when it was computed (see
+    /// [`Manager::saved_this_week`]).
     week: std::sync::Mutex<Option<(std::time::Instant, Option<f64>)>>,
     /// Changes when the user is back: a sleep in progress then stops
     /// where it is and puts back what it did.

@@ -4,12 +4,16 @@ use super::*;
 
 impl<C: CloudControl> Manager<C> {
     /// Dollars saved over the last 7 days (`None` without a history or when
-    /// it cannot be read); computed at most once a minute, and after each
-    /// sleep or wake.
+    /// it cannot be read); computed after each sleep or wake, then again at
+    /// most once a minute while something is asleep (its saving grows) and
+    /// once an hour while nothing is (only the week's start moves): the
+    /// tray, which shows it, must not read the history every minute all day.
     pub fn saved_this_week(&self) -> Option<f64> {
+        let asleep = !self.cached.lock().expect("records cache").is_empty();
+        let fresh = std::time::Duration::from_secs(if asleep { 60 } else { 3600 });
         let mut week = self.week.lock().unwrap_or_else(|e| e.into_inner());
         match *week {
-            Some((at, saved)) if at.elapsed() < std::time::Duration::from_secs(60) => saved,
+            Some((at, saved)) if at.elapsed() < fresh => saved,
             _ => {
                 let now = now_seconds();
                 let saved = self.history.as_ref().and_then(|_| {
