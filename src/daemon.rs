@@ -355,7 +355,11 @@ fn aws_files() -> Vec<PathBuf> {
 /// Shows the tray icon; its menu choices go to `actions`.
 fn start_tray<C: CloudControl>(app: &Arc<App<C>>, actions: UnboundedSender<MenuAction>) {
     let status_of = app.clone();
-    let started = tray::spawn(Arc::new(move || status_of.status()), move |action| {
+    let (changed, changes) = std::sync::mpsc::channel();
+    let mut watch = app.changes();
+    tokio::spawn(async move { while watch.changed().await.is_ok() && changed.send(()).is_ok() {} });
+    let status = Arc::new(move || status_of.status());
+    let started = tray::spawn(status, changes, move |action| {
         let _ = actions.send(action);
     });
     match started {

@@ -225,8 +225,10 @@ fn init_logging(log_dir: Option<(&std::path::Path, usize)>) {
 }
 
 fn main() -> ExitCode {
-    // Before any thread starts: malloc sizes its arena limit once.
+    // Before any thread starts: malloc sizes its arena limit once, the
+    // blocking pool reads its limit once.
     cloudnap::memory::limit_arenas();
+    cloudnap::memory::limit_blocking_pool();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

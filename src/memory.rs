@@ -32,6 +32,18 @@ pub fn limit_arenas() {
     }
 }
 
+/// The `blocking` thread pool (zbus runs a connection's close on it) keeps
+/// every thread it ever started, each waking twice a second for good: at
+/// most one (unless `BLOCKING_MAX_THREADS` says otherwise). Its tasks are
+/// short (a socket's close, a peer's credentials). Call before threads start.
+pub fn limit_blocking_pool() {
+    if std::env::var_os("BLOCKING_MAX_THREADS").is_none() {
+        // Before any other thread exists: nothing reads the environment
+        // concurrently.
+        std::env::set_var("BLOCKING_MAX_THREADS", "1");
+    }
+}
+
 /// A mapping of `/proc/self/smaps` that [`release`] may unmap: one of the
 /// binary's own (`inode`), not writable, and with no private copy of any
 /// page (relocated read-only data is such a copy: dropping it would lose

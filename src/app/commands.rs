@@ -219,6 +219,12 @@ impl<C: CloudControl> App<C> {
         })
     }
 
+    /// Told of every change of the app's state (what STATUS shows may
+    /// have changed).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {
+        self.state.subscribe()
+    }
+
     /// The app's state as STATUS reports it, with what the tray shows for
     /// it.
     pub fn status(&self) -> Status {

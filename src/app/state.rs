@@ -51,11 +51,16 @@ impl Shared {
         }
     }
 
+    /// A receiver told of every change of the state.
+    pub(super) fn subscribe(&self) -> watch::Receiver<()> {
+        self.changes.subscribe()
+    }
+
     /// Resolves once `key` of the state is no longer `seen`: a loop's
     /// wake-up condition, derived from the state rather than signalled by
     /// hand.
     pub(super) async fn changed<K: PartialEq>(&self, seen: &K, key: impl Fn(&State) -> K) {
-        let mut changes = self.changes.subscribe();
+        let mut changes = self.subscribe();
         while key(&self.lock()) == *seen {
             // The sender lives as long as `self`.
             let _ = changes.changed().await;

@@ -135,7 +135,14 @@ mod imp {
                 match filled {
                     Ok(0) => return Err(fail("the sound server closed the connection")),
                     Ok(_) => {}
-                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    // A signal cut the wait short (a read with a timeout is
+                    // not restarted): nothing came.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                        ) =>
+                    {
                         return Ok(false)
                     }
                     Err(e) => return Err(fail(e)),

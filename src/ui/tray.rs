@@ -8,7 +8,7 @@ use crate::core::protocol::status::Status;
 #[cfg(any(target_os = "linux", windows, test))]
 use crate::ui::view::IconState;
 #[cfg(any(target_os = "linux", windows))]
-use crate::ui::view::{tray_view, TrayView};
+use crate::ui::view::{tray_view, unchanged_for, TrayView};
 use std::sync::Arc;
 
 /// What a menu item asks for.
@@ -72,6 +72,14 @@ pub fn action_for(id: &str) -> Option<MenuAction> {
 /// The app's current STATUS, for the status line.
 pub type StatusFn = Arc<dyn Fn() -> Status + Send + Sync>;
 
+/// A message each time the app's state changed (any number at once).
+pub type Changes = std::sync::mpsc::Receiver<()>;
+
+/// The least time between two looks at the status (typing changes the
+/// state at every key).
+#[cfg(target_os = "linux")]
+const LOOK_GAP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The PNG icon for `state`, from `assets/`.
 #[cfg(any(target_os = "linux", windows, test))]
 fn icon_png(state: IconState) -> &'static [u8] {
@@ -95,12 +103,14 @@ fn icon(state: IconState) -> Result<tray_icon::Icon, String> {
 
 /// Starts the tray on its own thread. Menu choices are passed to `act`
 /// (from tray-icon's D-Bus thread on Linux, the tray thread on Windows);
-/// the status line and icon follow `status`, checked once a second and
-/// redrawn only when they change. Returns once the icon is published, or
-/// why it cannot be.
+/// the status line and icon follow `status`, looked at when `changes` says
+/// the state changed (at most once a second) and when what the line shows
+/// turns by itself (a countdown), redrawn only when they change. Returns
+/// once the icon is published, or why it cannot be.
 #[cfg(any(target_os = "linux", windows))]
 pub fn spawn(
     status: StatusFn,
+    changes: Changes,
     act: impl Fn(MenuAction) + Send + Sync + 'static,
 ) -> Result<(), String> {
     tray_icon::menu::MenuEvent::set_event_handler(Some(move |e: tray_icon::menu::MenuEvent| {
@@ -116,7 +126,7 @@ pub fn spawn(
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("tray".into())
-        .spawn(move || serve(status, ready_tx))
+        .spawn(move || serve(status, changes, ready_tx))
         .map_err(|e| e.to_string())?;
     ready_rx
         .recv()
@@ -135,13 +145,17 @@ fn publish(status: &StatusFn, ready: &Ready) -> Option<Shown> {
     built.ok()
 }
 
-/// Linux: the icon, then a look at the status once a second, forever
+/// Linux: the icon, then a look at the status after each change of state
+/// (at most once a second) and when its line turns by itself, forever
 /// (tray-icon's D-Bus thread serves the host).
 #[cfg(target_os = "linux")]
-fn serve(status: StatusFn, ready: Ready) {
+fn serve(status: StatusFn, changes: Changes, ready: Ready) {
     if let Some(mut shown) = publish(&status, &ready) {
         loop {
-            std::thread::sleep(std::time::Duration::from_secs(1));
+            std::thread::sleep(LOOK_GAP);
+            let calm = shown.calm.saturating_sub(LOOK_GAP);
+            let _ = changes.recv_timeout(calm);
+            while changes.try_recv().is_ok() {}
             shown.follow(&status);
         }
     }
@@ -151,7 +165,7 @@ fn serve(status: StatusFn, ready: Ready) {
 /// on it (its window's messages come to this thread), then the loop,
 /// waking once a second to follow the status.
 #[cfg(windows)]
-fn serve(status: StatusFn, ready: Ready) {
+fn serve(status: StatusFn, _changes: Changes, ready: Ready) {
     use std::time::{Duration, Instant};
     use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
     use winit::platform::windows::EventLoopBuilderExtWindows;
@@ -194,6 +208,9 @@ struct Shown {
     line: tray_icon::menu::MenuItem,
     icons: Vec<(IconState, tray_icon::Icon)>,
     view: TrayView,
+    /// How long the view stays as it is unless the state changes.
+    #[cfg_attr(windows, allow(dead_code))]
+    calm: std::time::Duration,
 }
 
 /// The icon for `state` among the decoded ones.
@@ -209,7 +226,9 @@ fn pick(icons: &[(IconState, tray_icon::Icon)], state: IconState) -> Option<tray
 impl Shown {
     /// Redraws what changed since the last look at `status`.
     fn follow(&mut self, status: &StatusFn) {
-        let view = tray_view(&status());
+        let status = status();
+        self.calm = unchanged_for(&status);
+        let view = tray_view(&status);
         if view == self.view {
             return;
         }
@@ -226,7 +245,8 @@ impl Shown {
 fn build(status: &StatusFn) -> Result<Shown, String> {
     use tray_icon::menu::{Menu, MenuItem, PredefinedMenuItem};
     let menu = Menu::new();
-    let first = tray_view(&status());
+    let status = status();
+    let first = tray_view(&status);
     let line = MenuItem::with_id("status", &first.line, false, None);
     menu.append(&line).map_err(|e| e.to_string())?;
     menu.append(&PredefinedMenuItem::separator())
@@ -256,6 +276,7 @@ fn build(status: &StatusFn) -> Result<Shown, String> {
         line,
         icons,
         view: first,
+        calm: unchanged_for(&status),
     })
 }
 
@@ -263,6 +284,7 @@ fn build(status: &StatusFn) -> Result<Shown, String> {
 #[cfg(not(any(target_os = "linux", windows)))]
 pub fn spawn(
     _status: StatusFn,
+    _changes: Changes,
     _act: impl Fn(MenuAction) + Send + Sync + 'static,
 ) -> Result<(), String> {
     Err("the tray icon is only built for Linux in this version".into())

@@ -74,6 +74,28 @@ pub fn human(seconds: u64) -> String {
     }
 }
 
+/// How long the tray's view of `status` stays as it is while the state
+/// does not change: until a countdown it shows turns (each second below a
+/// minute, at the next whole minute above), a second while an operation,
+/// a retry or a wake's readiness is under way, and at most a minute (this
+/// week's saving, a hold's end).
+pub fn unchanged_for(status: &Status) -> std::time::Duration {
+    let turns = |left: f64| match left {
+        l if l < 61.0 => 1.0,
+        l => (l % 60.0).max(1.0),
+    };
+    let busy = status.operation.is_some()
+        || status.retrying.is_some()
+        || (status.readiness.iter()).any(|r| r.state != ReadyState::Ready);
+    let soonest = [status.sleep_in_seconds, status.paused_for_seconds]
+        .into_iter()
+        .flatten()
+        .map(turns)
+        .chain(busy.then_some(1.0))
+        .fold(60.0, f64::min);
+    std::time::Duration::from_secs_f64(soonest)
+}
+
 /// Whether the user is not back: something is asleep by the idle timer.
 fn away(state: StateName) -> bool {
     matches!(state, StateName::Asleep | StateName::PartlyAsleep)
@@ -522,6 +544,24 @@ mod tests {
             sign_in: None,
             tray: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_tray_looks_again_when_its_countdown_turns_and_at_least_each_minute() {
+        let secs = |s: &Status| unchanged_for(s).as_secs_f64();
+        let mut s = status(StateName::Active);
+        s.sleep_in_seconds = Some(29.0 * 60.0 + 20.0); // "30 min" until 29 min
+        assert_eq!(secs(&s), 20.0);
+        assert_eq!(human(29 * 60 + 20), "30 min");
+        assert_eq!(human(29 * 60), "29 min");
+        s.sleep_in_seconds = Some(45.0); // each second
+        assert_eq!(secs(&s), 1.0);
+        s.sleep_in_seconds = None; // asleep: this week's saving grows
+        assert_eq!(secs(&s), 60.0);
+        s.paused_for_seconds = Some(3600.0 + 7.5);
+        assert_eq!(secs(&s), 7.5);
+        s.operation = Some(Operation::Waking);
+        assert_eq!(secs(&s), 1.0);
     }
 
     #[test]
