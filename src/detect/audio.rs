@@ -1,8 +1,9 @@
 //! Sound playing on the default output: captures the output's monitor source
 //! (never a microphone) and counts an RMS level above `volume_threshold`.
 //! The capture runs only while the sound server says the default output is
-//! playing (PulseAudio sink state `RUNNING`, a near-free query) and no other
-//! source already shows activity.
+//! playing (PulseAudio sink state `RUNNING`, asked again only when the
+//! server reports a sink or server change: nothing runs while nothing
+//! plays) and no other source already shows activity.
 
 use super::definition::{everywhere, Detector, DetectorSettings, Field, Section};
 use super::source::{ActivitySource, DetectError, Sink};
@@ -96,13 +97,13 @@ impl ActivitySource for AudioSource {
         let (device, config) = output_monitor()?;
         // The loudest buffer since the last check, as f32 bits.
         let peak = Arc::new(AtomicU32::new(0));
-        let server = SoundServer::connect();
+        let mut server = SoundServer::connect();
         // The capture stream exists only while wanted: an idle one still costs.
         let mut stream: Option<cpal::Stream> = None;
         while !sink.is_closed() {
-            let wanted = !sink.active_within(self.interval)
-                && server.as_ref().is_none_or(SoundServer::output_playing);
-            if !wanted {
+            // Cannot tell: listen.
+            let playing = server.as_ref().is_none_or(|s| s.playing);
+            if !playing || sink.active_within(self.interval) {
                 stream = None;
             } else if stream.is_none() {
                 let level = peak.clone();
@@ -119,7 +120,13 @@ impl ActivitySource for AudioSource {
                 s.play().map_err(fail)?;
                 stream = Some(s);
             }
-            std::thread::sleep(self.interval);
+            // While something plays, a look each interval; while nothing
+            // does, nothing until the sound server says otherwise.
+            match &mut server {
+                Some(server) if !playing => server.wait(IDLE_WAIT)?,
+                Some(server) => server.wait(self.interval)?,
+                None => std::thread::sleep(self.interval),
+            }
             // Non-negative f32 bits order like the floats themselves.
             let loudest = f32::from_bits(peak.swap(0, Ordering::Relaxed));
             if stream.is_some() && loudest > self.threshold {
@@ -130,40 +137,79 @@ impl ActivitySource for AudioSource {
     }
 }
 
-/// The sound server's view of the default output, where it can be asked.
 #[cfg(target_os = "linux")]
-struct SoundServer(pulseaudio::Client);
+use super::pulse::IDLE_WAIT;
+#[cfg(not(target_os = "linux"))]
+const IDLE_WAIT: Duration = Duration::from_secs(30);
+
+/// The sound server's view of the default output: whether it plays, kept
+/// up to date from the server's sink and server events (PulseAudio or
+/// PipeWire-pulse), asked again only when one comes.
+#[cfg(target_os = "linux")]
+struct SoundServer {
+    events: super::pulse::Conn,
+    query: super::pulse::Conn,
+    playing: bool,
+}
 
 #[cfg(target_os = "linux")]
 impl SoundServer {
     fn connect() -> Option<Self> {
-        pulseaudio::Client::from_env(c"cloudnap")
-            .ok()
-            .map(SoundServer)
+        use pulseaudio::protocol::SubscriptionMask;
+        let connect = || super::pulse::Conn::connect(DETECTOR.name);
+        let mut events = connect().ok()?;
+        events
+            .subscribe(SubscriptionMask::SINK | SubscriptionMask::SERVER)
+            .ok()?;
+        let mut query = connect().ok()?;
+        let playing = Self::output_playing(&mut query).ok()?;
+        Some(SoundServer {
+            events,
+            query,
+            playing,
+        })
     }
 
     /// Whether something is playing into the default output now.
-    fn output_playing(&self) -> bool {
-        futures::executor::block_on(async {
-            let name = self.0.server_info().await.ok()?.default_sink_name?;
-            let sink = self.0.sink_info_by_name(name).await.ok()?;
-            Some(sink.state == pulseaudio::protocol::SinkState::Running)
-        })
-        .unwrap_or(true) // cannot tell: listen
+    fn output_playing(query: &mut super::pulse::Conn) -> Result<bool, DetectError> {
+        use pulseaudio::protocol::{self, Command, GetSinkInfo, SinkState};
+        let info: protocol::ServerInfo = query.request(Command::GetServerInfo)?;
+        let Some(name) = info.default_sink_name else {
+            return Ok(false);
+        };
+        let sink: protocol::SinkInfo = query.request(Command::GetSinkInfo(GetSinkInfo {
+            index: None,
+            name: Some(name),
+        }))?;
+        Ok(sink.state == SinkState::Running)
+    }
+
+    /// Waits up to `wait` for the server to say something changed, and
+    /// then asks again.
+    fn wait(&mut self, wait: Duration) -> Result<(), DetectError> {
+        if self.events.event(wait)? {
+            self.playing = Self::output_playing(&mut self.query)?;
+        }
+        Ok(())
     }
 }
 
 /// Elsewhere the capture itself is the only signal.
 #[cfg(not(target_os = "linux"))]
-struct SoundServer;
+#[allow(dead_code)]
+struct SoundServer {
+    playing: bool,
+}
 
 #[cfg(not(target_os = "linux"))]
+#[allow(dead_code)]
 impl SoundServer {
     fn connect() -> Option<Self> {
         None
     }
 
-    fn output_playing(&self) -> bool {
-        true
+    fn wait(&mut self, wait: Duration) -> Result<(), DetectError> {
+        std::thread::sleep(wait);
+        Ok(())
     }
 }

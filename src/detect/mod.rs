@@ -14,6 +14,8 @@ pub mod list;
 pub mod lock;
 mod microphone;
 pub mod power;
+#[cfg(target_os = "linux")]
+mod pulse;
 mod screen;
 pub mod session;
 mod source;

@@ -41,6 +41,7 @@ impl WindowSource {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn fail(message: impl std::fmt::Display) -> DetectError {
     DetectError::new(DETECTOR.name, message)
 }
