@@ -385,13 +385,28 @@ fn with_aws(paths: &Paths, command: Command, json: bool) -> Result<ExitCode> {
             Command::AwsSetup { dry_run } => {
                 aws_setup(paths, &settings, &registry, &cloud, dry_run).await
             }
-            Command::Sleep => report(
-                json,
-                manager
-                    .sleep(&tagged().await, &settings.busy, Trigger::Command)
-                    .await?,
-            ),
-            Command::Wake => report(json, manager.wake(&tagged().await, Trigger::Command).await?),
+            // The search for tagged resources runs beside the first look.
+            Command::Sleep => {
+                let sleep = |e: Vec<_>| {
+                    let m = &manager;
+                    let busy = &settings.busy;
+                    async move { m.sleep(&e, busy, Trigger::Command).await }
+                };
+                let (_, slept) = (manager)
+                    .beside_search(registry.entries.clone(), &aws, sleep)
+                    .await;
+                report(json, slept?)
+            }
+            Command::Wake => {
+                let wake = |e: Vec<_>| {
+                    let m = &manager;
+                    async move { m.wake(&e, Trigger::Command).await }
+                };
+                let (_, woken) = (manager)
+                    .beside_search(registry.entries.clone(), &aws, wake)
+                    .await;
+                report(json, woken?)
+            }
             Command::Status => {
                 status(&settings, &manager.status(&tagged().await).await?, json).await
             }

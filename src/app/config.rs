@@ -121,8 +121,39 @@ impl<C: CloudControl> App<C> {
             .manager
             .with_tagged(self.registry().entries, &aws)
             .await;
-        self.lock().tagged = all.iter().filter(|e| e.tagged).cloned().collect();
+        self.remember_tagged(&all);
         all
+    }
+
+    /// Sleeps what is due of [`Self::entries`] (see [`Self::run_for`])
+    /// while searching again for tagged resources, then what the search
+    /// found new (see [`crate::manager::Manager::beside_search`]).
+    pub(super) async fn sleep_searching(
+        &self,
+        only: Option<&[Duration]>,
+        trigger: Trigger,
+    ) -> Result<Vec<Outcome>, RecordsError> {
+        let aws = self.settings().aws.clone();
+        let due = |all: Vec<Entry>| async move {
+            let (entries, _) = self.split_shared(self.asleep_by_timeout(all, only));
+            self.sleep_ordered(entries, trigger).await
+        };
+        let (found, slept) = (self.manager)
+            .beside_search(self.entries(), &aws, due)
+            .await;
+        self.remember_tagged(&found);
+        slept
+    }
+
+    /// Keeps the tagged resources of `found` that services.yaml lacks, for
+    /// [`Self::entries`].
+    fn remember_tagged(&self, found: &[Entry]) {
+        let registered = self.registry().entries;
+        let tagged = (found.iter())
+            .filter(|e| e.tagged && !registered.iter().any(|r| r.id == e.id))
+            .cloned()
+            .collect();
+        self.lock().tagged = tagged;
     }
 
     /// Runs a services.yaml edit off the async workers (it fsyncs); returns

@@ -250,14 +250,12 @@ impl<C: CloudControl> App<C> {
             self.manager.cut_sleep_short();
         }
         self.lock().operation = Some(op);
-        let all = match op {
-            Operation::Sleeping => self.asleep_by_timeout(self.discover().await, only.as_deref()),
-            Operation::Waking => self.entries(),
-        };
-        let (entries, shared) = self.split_shared(all);
         let result = match op {
-            Operation::Sleeping => self.sleep_ordered(entries, trigger).await,
-            Operation::Waking => self.wake_ordered(entries, &shared, trigger).await,
+            Operation::Sleeping => self.sleep_searching(only.as_deref(), trigger).await,
+            Operation::Waking => {
+                let (entries, shared) = self.split_shared(self.entries());
+                self.wake_ordered(entries, &shared, trigger).await
+            }
         };
         {
             let mut state = self.lock();

@@ -125,10 +125,48 @@ impl<C: CloudControl> Manager<C> {
         if aws.tag_discovery {
             self.discover_into(&mut entries, &aws.regions).await;
         }
-        for e in &mut entries {
-            e.hibernate |= aws.ec2_hibernate && e.id.kind().spec().hibernates;
+        hibernating(entries, aws)
+    }
+
+    /// Runs `work` (a sleep or a wake) on `known` while the search of
+    /// [`Self::with_tagged`] runs beside its first look, then on those found
+    /// that `known` lacks and `work` did not reach, if any: the search costs
+    /// no round trip before the work. Returns the tagged resources found
+    /// and the outcomes of both runs.
+    pub async fn beside_search<Fut>(
+        &self,
+        known: Vec<Entry>,
+        aws: &AwsSettings,
+        work: impl Fn(Vec<Entry>) -> Fut,
+    ) -> (Vec<Entry>, Result<Vec<Outcome>, RecordsError>)
+    where
+        Fut: std::future::Future<Output = Result<Vec<Outcome>, RecordsError>>,
+    {
+        let known = hibernating(known, aws);
+        let search = async {
+            let mut found = Vec::new();
+            if aws.tag_discovery {
+                self.discover_into(&mut found, &aws.regions).await;
+            }
+            hibernating(found, aws)
+        };
+        let (found, first) = tokio::join!(search, work(known.clone()));
+        let Ok(mut outcomes) = first else {
+            return (found, first);
+        };
+        let new: Vec<Entry> = (found.iter())
+            .filter(|f| !known.iter().any(|k| k.id == f.id))
+            .filter(|f| !outcomes.iter().any(|o| o.resource == f.id))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return (found, Ok(outcomes));
         }
-        entries
+        let more = work(new).await.map(|more| {
+            outcomes.extend(more);
+            outcomes
+        });
+        (found, more)
     }
 
     /// Adds to `entries` the resources of `regions` tagged
@@ -195,4 +233,12 @@ impl<C: CloudControl> Manager<C> {
             })
             .collect())
     }
+}
+
+/// `entries`, each EC2 one hibernating if `aws.ec2_hibernate` says so.
+fn hibernating(mut entries: Vec<Entry>, aws: &AwsSettings) -> Vec<Entry> {
+    for e in &mut entries {
+        e.hibernate |= aws.ec2_hibernate && e.id.kind().spec().hibernates;
+    }
+    entries
 }

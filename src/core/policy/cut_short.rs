@@ -11,8 +11,6 @@
 pub enum Reached {
     /// Recorded as stopping; no call about it sent yet.
     Recorded,
-    /// Its sleep tag was written (or the call sent); no stop sent.
-    Tagged,
     /// Its stop call was sent and AWS refused it: it was not stopped.
     StopRefused,
     /// Its stop call was sent and taken (or its answer is unknown).
@@ -34,7 +32,7 @@ pub enum Undo {
 pub fn undo(reached: Reached) -> Undo {
     match reached {
         Reached::Recorded => Undo::Forget,
-        Reached::Tagged | Reached::StopRefused => Undo::Untag,
+        Reached::StopRefused => Undo::Untag,
         Reached::StopSent => Undo::Wake,
     }
 }
@@ -56,7 +54,6 @@ mod tests {
     #[test]
     fn only_what_may_be_down_is_woken() {
         assert_eq!(undo(Reached::Recorded), Undo::Forget);
-        assert_eq!(undo(Reached::Tagged), Undo::Untag);
         assert_eq!(undo(Reached::StopRefused), Undo::Untag);
         assert_eq!(undo(Reached::StopSent), Undo::Wake);
     }
