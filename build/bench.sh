@@ -5,7 +5,8 @@
 # on this run (src/bin/cloudnap-bench/ says what each row is).
 # Usage: ./build/bench.sh [LOAD_SECONDS=5] [IDLE_SECONDS=60]
 # CLOUDNAP_BENCH_BASELINE=/path/to/an/older/release/cloudnap adds STATUS
-# throughput against it, in alternating runs.
+# throughput against it, in alternating runs. CLOUDNAP_BENCH_ONLY=idle,wake,world,report
+# runs only those parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . build/env.sh

@@ -83,20 +83,31 @@ mod linux {
         unsafe {
             libc::malloc_trim(0);
         }
-        let inode = std::fs::metadata("/proc/self/exe").map(|m| m.ino());
-        let smaps = std::fs::read_to_string("/proc/self/smaps");
-        if let (Ok(inode), Ok(smaps)) = (inode, smaps) {
-            for (start, end) in super::droppable(&smaps, inode) {
-                // SAFETY: the range is a read-only mapping of the binary
-                // with no private pages (see `droppable`): MADV_DONTNEED
-                // only unmaps pages that fault back in, unchanged, from
-                // the file when used again.
-                unsafe {
-                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-                }
+        for &(start, end) in binary() {
+            // SAFETY: the range is a read-only mapping of the binary with
+            // no private pages (see `droppable`): MADV_DONTNEED only unmaps
+            // pages that fault back in, unchanged, from the file when used
+            // again.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
             }
         }
         before.saturating_sub(rss_kb())
+    }
+
+    /// The binary's droppable mappings, found once (they never change: the
+    /// tray gives memory back after each redraw, and reading the smaps of
+    /// ~40 threads each time would cost more than what it saves).
+    fn binary() -> &'static [(usize, usize)] {
+        static FOUND: std::sync::OnceLock<Vec<(usize, usize)>> = std::sync::OnceLock::new();
+        FOUND.get_or_init(|| {
+            let inode = std::fs::metadata("/proc/self/exe").map(|m| m.ino());
+            let smaps = std::fs::read_to_string("/proc/self/smaps");
+            match (inode, smaps) {
+                (Ok(inode), Ok(smaps)) => super::droppable(&smaps, inode),
+                _ => Vec::new(),
+            }
+        })
     }
 
     /// The resident set, in kB.

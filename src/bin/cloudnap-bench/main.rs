@@ -512,14 +512,25 @@ fn main() {
         ),
     )];
     let wake_dir = Path::new(&args[5]);
-    footprint_and_load(bin, wake_dir, secs, idle_secs, &mut table);
-    rss_without_tray(bin, wake_dir, &mut table);
-    idle_under_sway(bin, wake_dir, idle_secs, &mut table);
-    wake_latency(bin, wake_dir, 5, &mut table);
     let fleet = Path::new(&args[4]);
-    fleet_sleep(bin, fleet, &mut table);
-    the_world(bin, fleet, Path::new(&args[6]), &mut table);
-    report_year(bin, &mut table);
+    // `CLOUDNAP_BENCH_ONLY=world,idle`: only those parts (all by default).
+    let only = std::env::var("CLOUDNAP_BENCH_ONLY").unwrap_or_default();
+    let part = |name: &str| only.is_empty() || only.split(',').any(|p| p == name);
+    if part("idle") {
+        footprint_and_load(bin, wake_dir, secs, idle_secs, &mut table);
+        rss_without_tray(bin, wake_dir, &mut table);
+        idle_under_sway(bin, wake_dir, idle_secs, &mut table);
+    }
+    if part("wake") {
+        wake_latency(bin, wake_dir, 5, &mut table);
+        fleet_sleep(bin, fleet, &mut table);
+    }
+    if part("world") {
+        the_world(bin, fleet, Path::new(&args[6]), &mut table);
+    }
+    if part("report") {
+        report_year(bin, &mut table);
+    }
     println!("| measure | value |");
     println!("| --- | --- |");
     for (k, v) in table {
