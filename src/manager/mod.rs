@@ -30,7 +30,7 @@ use crate::core::savings::report::{self as savings, SavingsReport};
 use crate::store::history::{HistoryError, HistoryFile};
 use crate::store::records::{Records, RecordsError, RecordsFile};
 use futures::stream::{self, StreamExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -64,6 +64,10 @@ pub struct Manager<C> {
     /// Changes when the user is back: a sleep in progress then stops
     /// where it is and puts back what it did.
     returned: tokio::sync::watch::Sender<u64>,
+    /// What the last sleep the user cut short had just looked at: the wake
+    /// that follows looks at them no more (what is down of them is
+    /// recorded), so the return is no slower than a wake.
+    seen_by_cut: std::sync::Mutex<BTreeSet<ResourceId>>,
 }
 
 /// Unix time now, in fractional seconds.
@@ -114,6 +118,7 @@ impl<C: CloudControl> Manager<C> {
             prices: Box::new(PriceBook::default),
             week: std::sync::Mutex::new(None),
             returned: tokio::sync::watch::Sender::new(0),
+            seen_by_cut: std::sync::Mutex::default(),
         }
     }
 

@@ -78,6 +78,10 @@ impl<C: CloudControl> Manager<C> {
             self.inspect_all(targets_of(entries)),
             self.metric_checks(fresh, veto)
         );
+        let seen: BTreeSet<ResourceId> = (entries.iter().zip(&observed))
+            .filter(|(_, o)| o.is_ok())
+            .map(|(e, _)| e.id.clone())
+            .collect();
         let mut plan = self.decide_sleeps(entries, observed, &mut records);
         let mut to_stop = self.vet(&mut plan, veto, metrics, &mut records);
         if self.dry_run {
@@ -93,7 +97,7 @@ impl<C: CloudControl> Manager<C> {
         }
         // The record is on disk before any mutating call.
         self.save(&records)?;
-        match self.tag_and_stop(to_stop, &plan.to_forget, back).await {
+        match (self.tag_and_stop(to_stop, &plan.to_forget, back.clone())).await {
             Ok(ended) => {
                 for e in ended {
                     if let Some(stopped) = e.end {
@@ -109,6 +113,9 @@ impl<C: CloudControl> Manager<C> {
         }
         self.save(&records)?;
         self.log_history(&plan.logged);
+        if back.has_changed().unwrap_or(false) {
+            *self.seen_by_cut.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+        }
         sort(&mut plan.outcomes);
         Ok(plan.outcomes)
     }

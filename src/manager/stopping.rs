@@ -428,5 +428,14 @@ mod tests {
             (up, None)
         );
         assert!(m.records().unwrap().is_empty());
+
+        // The wake that follows the return does not look at it again (a
+        // look takes 100 ms here); a later one does.
+        let t0 = tokio::time::Instant::now();
+        assert!(m.wake(&all, Trigger::Idle).await.unwrap().is_empty());
+        assert_eq!(t0.elapsed(), Duration::ZERO, "looked at again");
+        let t0 = tokio::time::Instant::now();
+        m.wake(&all, Trigger::Idle).await.unwrap();
+        assert_eq!(t0.elapsed(), Duration::from_millis(100));
     }
 }

@@ -85,9 +85,11 @@ impl<C: CloudControl> Manager<C> {
         self.mark_waking(&mut records, |id| {
             recorded(id) || entries.iter().any(|e| &e.id == id)
         });
-        // Registered resources, plus recorded ones no longer registered.
-        let mut targets: BTreeMap<ResourceId, Option<String>> = entries
-            .iter()
+        // Registered resources (but those a sleep cut short by this return
+        // just looked at), plus recorded ones.
+        let seen = std::mem::take(&mut *self.seen_by_cut.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut targets: BTreeMap<ResourceId, Option<String>> = (entries.iter())
+            .filter(|e| !seen.contains(&e.id))
             .map(|e| (e.id.clone(), e.profile.clone()))
             .collect();
         for r in records.values().filter(|r| recorded(&r.resource)) {
