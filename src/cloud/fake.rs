@@ -312,6 +312,7 @@ impl CloudControl for FakeCloud {
         region: &str,
         _: Option<&str>,
     ) -> Result<Vec<(ResourceId, bool)>, CloudError> {
+        self.call().await;
         let shared = self.shared.lock().unwrap();
         Ok(self
             .tagged

@@ -96,6 +96,57 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_search_for_tagged_resources_adds_no_round_to_a_sleep() {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        let m = Manager::new(
+            cloud.clone(),
+            RecordsFile::new(dir.path().join("s")),
+            16,
+            false,
+        );
+        let fleet = fleet(200);
+        for (id, up) in &fleet {
+            cloud.add(id, *up);
+        }
+        // Every one of them is tagged too (found again), and one more is.
+        let extra = ResourceId::new(Kind::Ec2, ["i-0ff0000000000001".to_string()], "us-east-2");
+        let up = Capacity::of(Kind::Ec2, Running(true));
+        cloud.add(&extra, up);
+        *cloud.tagged.lock().unwrap() = fleet.iter().map(|(id, _)| id.clone()).collect();
+        *cloud.latency.lock().unwrap() = CALL;
+        let ids: Vec<&ResourceId> = fleet.iter().map(|(id, _)| id).collect();
+        let mut aws = crate::core::config::settings::Settings::default().aws;
+        aws.regions = vec![
+            "us-east-2".into(),
+            "eu-north-1".into(),
+            "ap-northeast-1".into(),
+        ];
+        let busy = busy_settings();
+        let sleep = |e: Vec<crate::core::config::registry::Entry>| {
+            let (m, busy) = (&m, &busy);
+            async move { m.sleep(&e, busy, Trigger::Command).await }
+        };
+        let t0 = Instant::now();
+        let (found, slept) = m.beside_search(entries(&ids), &aws, sleep).await;
+        assert_eq!((found.len(), slept.unwrap().len()), (200, 200));
+        assert_eq!(t0.elapsed(), CALL * 3, "the search beside the look");
+
+        // One found that services.yaml lacks: slept after, in a run of its own.
+        m.wake(&entries(&ids), Trigger::Command).await.unwrap();
+        cloud.tagged.lock().unwrap().push(extra.clone());
+        let t0 = Instant::now();
+        let (found, slept) = m.beside_search(entries(&ids), &aws, sleep).await;
+        let slept = slept.unwrap();
+        assert_eq!((found.len(), slept.len()), (201, 201));
+        assert!(
+            slept.iter().all(|o| o.action == Action::Stopped),
+            "{slept:?}"
+        );
+        assert_eq!(t0.elapsed(), CALL * 6);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_sleep_and_a_wake_are_as_deep_for_1000_resources_as_for_200() {
         let small = rounds(200).await;
         let big = rounds(1000).await;
