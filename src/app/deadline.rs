@@ -28,6 +28,11 @@ type DeadlineKey = (
 /// What the deadline follows besides the time: a sleep or wake under way
 /// or ended, the settings, which timeout groups are asleep (or blind), and
 /// the cap a suspend puts on it (lifted by the resume).
+/// How often the deadline is looked at while it is off (no role, turned
+/// off, or a dry run): a change of the settings or the state brings a
+/// look at once anyway.
+const OFF_POLL: Duration = Duration::from_secs(3600);
+
 fn deadline_key(s: &State) -> DeadlineKey {
     let away: Vec<bool> = (s.tracker.groups(now()).iter())
         .map(|g| g.sleep_in.is_none())
@@ -88,7 +93,14 @@ impl<C: CloudControl> App<C> {
                 "aws.deadline_role_arn is not set: `cloudnap aws-setup` makes the role and sets it"
                     .into(),
             ),
-            (false, _) => self.lock().deadline.off = None,
+            // (Read before written: a write wakes every loop that follows
+            // the state.)
+            (false, _) => {
+                let mut state = self.lock();
+                if state.deadline.off.is_some() {
+                    state.deadline.off = None;
+                }
+            }
             (true, Some(_)) => {}
         }
         let role = aws.deadline_role_arn.as_deref();
@@ -139,7 +151,12 @@ impl<C: CloudControl> App<C> {
         if role.is_some() && !std::mem::replace(&mut self.lock().deadline.cleaned, true) {
             self.clean_deadlines().await;
         }
-        poll
+        match role {
+            // Nothing to keep until the settings change (a change of state
+            // brings the next look).
+            Some(_) if aws.deadline && !self.manager.dry_run() => poll,
+            _ => OFF_POLL,
+        }
     }
 
     /// Arms (or moves) the deadline of `wanted` (named `ids`) at `at`, run
@@ -215,6 +232,10 @@ impl<C: CloudControl> App<C> {
     async fn disarm(&self) {
         let gone: Vec<(ResourceId, Option<String>, String)> = {
             let mut state = self.lock();
+            let d = &state.deadline;
+            if d.at.is_none() && d.groups.is_empty() && d.wanted.is_empty() && d.armed.is_empty() {
+                return;
+            }
             state.deadline.at = None;
             state.deadline.groups.clear();
             state.deadline.wanted.clear();
@@ -304,6 +325,9 @@ impl<C: CloudControl> App<C> {
     /// AWS-side deadline cannot be armed: cloudnap works on without it.
     fn deadline_off(&self, why: String) {
         let mut state = self.lock();
+        if state.deadline.off.as_ref() == Some(&why) {
+            return;
+        }
         if state.deadline.off.is_none() {
             tracing::warn!(
                 "no AWS-side deadline: {why}; if this machine sleeps or cloudnap stops, \
@@ -437,7 +461,12 @@ mod tests {
         assert_eq!(next_event(&mut rx).await, "deadline_off");
         let why = app.status().deadline_off.unwrap();
         assert!(why.contains("aws.deadline_role_arn is not set"), "{why}");
+        // Off, it leaves the state alone: no loop that follows it (the
+        // tray among them) is woken for nothing.
+        let mut changes = app.changes();
+        changes.mark_unchanged();
         tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!changes.has_changed().unwrap(), "the state written");
         assert!(rx.try_recv().is_err(), "said once");
         assert!(schedules(&cloud).is_empty());
         assert_eq!(

@@ -29,6 +29,9 @@ impl<C: CloudControl> App<C> {
     /// hold that ended, released or not renewed); what is still busy stays
     /// on the list for the next check.
     pub(super) async fn recheck_left_up(&self) {
+        if !self.lock().tracker.anything_asleep() {
+            return;
+        }
         let registered = self.entries();
         let entries: Vec<Entry> = {
             let (t, state) = (now(), self.lock());

@@ -89,6 +89,19 @@ impl DerefMut for Guard<'_> {
     }
 }
 
+impl Guard<'_> {
+    /// The state to change as bookkeeping no loop follows (when the clock
+    /// was last looked at): no change is signalled.
+    pub(super) fn quietly(&mut self) -> &mut State {
+        &mut self.state
+    }
+
+    /// Signals a change made [`Self::quietly`] after all.
+    pub(super) fn touch(&mut self) {
+        self.changed = true;
+    }
+}
+
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if self.changed {

@@ -20,7 +20,19 @@ impl<C: CloudControl> App<C> {
                 _ = self.state.changed(&tracker, |s| s.tracker.clone()) => continue,
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
-            let event = self.lock().tracker.tick(now());
+            let event = {
+                // Signalled only if the tick changed more than the time it
+                // last looked: a change wakes every loop that follows the
+                // state (the tray among them), and most ticks (every 30 s
+                // at most) change nothing else.
+                let mut state = self.lock();
+                let before = state.tracker.clone();
+                let event = state.quietly().tracker.tick(now());
+                if state.tracker.moved_on_from(&before) {
+                    state.touch();
+                }
+                event
+            };
             if let Some(event) = event {
                 self.react(event, Trigger::Idle);
             }

@@ -338,6 +338,16 @@ impl IdleTracker {
         Some(IdleEvent::Warn { timeout, sleep_in })
     }
 
+    /// Whether `self` says more than `before` did than when the clock was
+    /// last looked at (what a [`Self::tick`] that changed nothing changes).
+    pub fn moved_on_from(&self, before: &IdleTracker) -> bool {
+        *self
+            != IdleTracker {
+                last_seen: self.last_seen,
+                ..before.clone()
+            }
+    }
+
     /// Keeps resources awake until `until`. Wakes them if asleep.
     pub fn pause_until(&mut self, now: Instant, until: Instant) -> Option<IdleEvent> {
         self.observe(now);

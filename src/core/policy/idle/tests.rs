@@ -363,3 +363,27 @@ fn a_lock_sleeps_after_its_grace_whatever_the_inhibitors() {
         IdleState::Active { sleep_in: 2 * MIN }
     );
 }
+
+#[test]
+fn a_tick_that_changes_nothing_but_the_clock_it_saw_has_not_moved_on() {
+    let t0 = Instant::now();
+    let mut t = tracker(t0);
+    let before = t.clone();
+    assert_eq!(t.tick(t0 + STEP), None);
+    assert!(!t.moved_on_from(&before), "only the time seen");
+    assert_ne!(t, before);
+    // The warning's tick has.
+    let mut at = STEP;
+    loop {
+        at += STEP;
+        let before = t.clone();
+        match t.tick(t0 + at) {
+            None => assert!(!t.moved_on_from(&before), "at {at:?}"),
+            Some(e) => {
+                assert!(matches!(e, IdleEvent::Warn { .. }), "{e:?}");
+                assert!(t.moved_on_from(&before));
+                break;
+            }
+        }
+    }
+}
