@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 /// How long a file must be quiet before its change is reported.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
+/// How long a file written in place, and not closed yet, must be quiet
+/// before its change is reported anyway: a writer that truncates, then
+/// stalls before it writes, is waited for (the file is empty meanwhile).
+const OPEN_QUIET: Duration = Duration::from_secs(3);
+
 /// A running watch; dropping it stops watching (and its thread).
 pub struct Watch(#[allow(dead_code)] RecommendedWatcher);
 
@@ -25,8 +30,9 @@ pub fn watch(
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
         if let Some(event) = event.ok().filter(|e| is_edit(&e.kind)) {
+            let done = written(&event.kind);
             for path in event.paths {
-                let _ = tx.send(path);
+                let _ = tx.send((path, done));
             }
         }
     })?;
@@ -69,10 +75,22 @@ fn is_edit(kind: &EventKind) -> bool {
     }
 }
 
+/// Whether an edit event leaves the file whole: its writer closed it, or it
+/// was replaced, renamed, removed or only touched. A write in place (or a
+/// truncate) is followed by more until the writer closes the file.
+fn written(kind: &EventKind) -> bool {
+    use notify::event::ModifyKind;
+    !matches!(
+        kind,
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+    )
+}
+
 /// Collects the watched files that events name and reports each once
-/// [`DEBOUNCE`] has passed since the last of them; returns when the watcher
-/// is dropped.
-fn debounce(rx: &mpsc::Receiver<PathBuf>, files: &[PathBuf], changed: impl Fn(&Path)) {
+/// [`DEBOUNCE`] has passed since the last of them ([`OPEN_QUIET`] while the
+/// last was a write its writer has not closed); returns when the watcher is
+/// dropped.
+fn debounce(rx: &mpsc::Receiver<(PathBuf, bool)>, files: &[PathBuf], changed: impl Fn(&Path)) {
     let mut pending: Vec<&PathBuf> = Vec::new();
     let mut due = Instant::now();
     loop {
@@ -82,13 +100,13 @@ fn debounce(rx: &mpsc::Receiver<PathBuf>, files: &[PathBuf], changed: impl Fn(&P
             rx.recv_timeout(due.saturating_duration_since(Instant::now()))
         };
         match next {
-            Ok(path) => {
+            Ok((path, done)) => {
                 let inside = |dir: &PathBuf| path.parent() == Some(dir) && dir.is_dir();
                 if let Some(file) = files.iter().find(|f| same_file(&path, f) || inside(f)) {
                     if !pending.contains(&file) {
                         pending.push(file);
                     }
-                    due = Instant::now() + DEBOUNCE;
+                    due = Instant::now() + if done { DEBOUNCE } else { OPEN_QUIET };
                 }
             }
             Err(RecvTimeoutError::Timeout) => pending.drain(..).for_each(|f| changed(f)),
@@ -175,6 +193,32 @@ mod tests {
         while rx.recv_timeout(Duration::from_millis(500)).is_ok() {}
         std::fs::write(dir.path().join("beside.json"), "{}").unwrap();
         assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
+    }
+
+    /// A writer that truncates, then stalls longer than the debounce before
+    /// it writes: nothing is reported before it closes the file, then the
+    /// whole new content is.
+    #[test]
+    fn a_truncated_file_is_reported_once_its_writer_closes_it() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("services.yaml");
+        std::fs::write(&file, "old").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let _w = watch(vec![file.clone()], move |p| {
+            let _ = tx.send(std::fs::read_to_string(p).unwrap());
+        })
+        .unwrap();
+
+        let mut f = std::fs::File::create(&file).unwrap();
+        assert!(
+            rx.recv_timeout(DEBOUNCE * 3).is_err(),
+            "reported while the writer still has it open"
+        );
+        f.write_all(b"new: content").unwrap();
+        drop(f);
+        let got = rx.recv_timeout(Duration::from_secs(2)).unwrap();
+        assert_eq!(got, "new: content");
     }
 
     /// An editor that saves in place truncates, then writes; the callback
