@@ -18,6 +18,18 @@ pub fn release() -> u64 {
     }
 }
 
+/// The resident set now, in kB (0 where unknown).
+pub fn resident_kb() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        linux::rss_kb()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
 /// One malloc arena for every two threads would be dozens of arenas for
 /// the daemon's ~40 threads, each keeping its own free memory: at most two
 /// (glibc only; call before threads start), unless `MALLOC_ARENA_MAX` in
@@ -111,7 +123,7 @@ mod linux {
     }
 
     /// The resident set, in kB.
-    fn rss_kb() -> u64 {
+    pub(super) fn rss_kb() -> u64 {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
         let pages: u64 = (statm.split_whitespace().nth(1))
             .and_then(|p| p.parse().ok())

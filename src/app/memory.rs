@@ -1,5 +1,7 @@
 //! The memory loop: once startup has settled, and once each sleep or wake
-//! has, what the daemon no longer uses is given back ([`memory::release`]).
+//! has, what the daemon no longer uses is given back ([`memory::release`]);
+//! in between, what the idle loops fault in again (the kernel maps code 64 kB
+//! around each page touched) is given back once it has grown by [`CREEP`].
 
 use super::App;
 use crate::cloud::CloudControl;
@@ -13,9 +15,18 @@ use std::time::Duration;
 /// notifications, are mostly over).
 const SETTLE: Duration = Duration::from_secs(30);
 
+/// How often the resident set is looked at while idle (one read of
+/// `/proc/self/statm`).
+const CREEP_CHECK: Duration = Duration::from_secs(20);
+
+/// How much the resident set may grow over what the last release left
+/// before it is given back again, in kB.
+const CREEP: u64 = 1024;
+
 impl<C: CloudControl> App<C> {
     /// Releases memory [`SETTLE`] after startup and after each finished
-    /// sleep or wake, until `shutdown` resolves.
+    /// sleep or wake, and whenever it has crept up by [`CREEP`] since,
+    /// until `shutdown` resolves.
     pub async fn run_memory(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
@@ -24,14 +35,27 @@ impl<C: CloudControl> App<C> {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(SETTLE) => {}
             }
-            if self.lock().operation.is_none() {
-                let kb = memory::release();
-                tracing::debug!("idle: {kb} kB of memory given back");
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = self.state.changed(&finished, |s| s.finished) => {}
+            let mut left = self.release("idle");
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = self.state.changed(&finished, |s| s.finished) => break,
+                    _ = tokio::time::sleep(CREEP_CHECK) => {}
+                }
+                if memory::resident_kb() > left + CREEP {
+                    left = self.release("crept up");
+                }
             }
         }
+    }
+
+    /// Gives memory back unless a sleep or wake runs; the resident set
+    /// afterwards, in kB.
+    fn release(&self, why: &str) -> u64 {
+        if self.lock().operation.is_none() {
+            let kb = memory::release();
+            tracing::debug!("{why}: {kb} kB of memory given back");
+        }
+        memory::resident_kb()
     }
 }
