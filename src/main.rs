@@ -10,7 +10,7 @@ use cloudnap::cloud::aws::pricing::{self, PriceList};
 use cloudnap::cloud::aws::AwsCloud;
 use cloudnap::cloud::CloudControl;
 use cloudnap::core::config::iam;
-use cloudnap::core::config::registry::Registry;
+use cloudnap::core::config::registry::{Entry, Registry};
 use cloudnap::core::config::settings::Settings;
 use cloudnap::core::config::settings_edit::set_aws_string;
 use cloudnap::core::model::history::{HistoryEvent, Trigger};
@@ -27,7 +27,7 @@ use cloudnap::store::atomic::write_atomic;
 use cloudnap::store::config::Paths;
 use cloudnap::store::history::HistoryFile;
 use cloudnap::store::price_cache::{self, PriceCache};
-use cloudnap::store::records::RecordsFile;
+use cloudnap::store::records::{RecordsError, RecordsFile};
 use cloudnap::ui::shell::{dialog_command, DIALOG_BIN};
 use cloudnap::ui::view::human;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -385,33 +385,37 @@ fn with_aws(paths: &Paths, command: Command, json: bool) -> Result<ExitCode> {
             Command::AwsSetup { dry_run } => {
                 aws_setup(paths, &settings, &registry, &cloud, dry_run).await
             }
-            // The search for tagged resources runs beside the first look.
-            Command::Sleep => {
-                let sleep = |e: Vec<_>| {
-                    let m = &manager;
-                    let busy = &settings.busy;
-                    async move { m.sleep(&e, busy, Trigger::Command).await }
-                };
-                let (_, slept) = (manager)
-                    .beside_search(registry.entries.clone(), &aws, sleep)
-                    .await;
-                report(json, slept?)
-            }
-            Command::Wake => {
-                let wake = |e: Vec<_>| {
-                    let m = &manager;
-                    async move { m.wake(&e, Trigger::Command).await }
-                };
-                let (_, woken) = (manager)
-                    .beside_search(registry.entries.clone(), &aws, wake)
-                    .await;
-                report(json, woken?)
+            Command::Sleep | Command::Wake => {
+                let entries = registry.entries.clone();
+                report(
+                    json,
+                    sleep_or_wake(&manager, entries, &settings, command).await?,
+                )
             }
             Command::Status => {
                 status(&settings, &manager.status(&tagged().await).await?, json).await
             }
         }
     })
+}
+
+/// `cloudnap sleep` or `cloudnap wake` of `registered`, the search for
+/// tagged resources beside the first look (see [`Manager::beside_search`]).
+async fn sleep_or_wake(
+    manager: &Manager<AwsCloud>,
+    registered: Vec<Entry>,
+    settings: &Settings,
+    command: Command,
+) -> Result<Vec<Outcome>, RecordsError> {
+    let sleep = matches!(command, Command::Sleep);
+    let run = |e: Vec<Entry>| async move {
+        match sleep {
+            true => manager.sleep(&e, &settings.busy, Trigger::Command).await,
+            false => manager.wake(&e, Trigger::Command).await,
+        }
+    };
+    let (_, outcomes) = manager.beside_search(registered, &settings.aws, run).await;
+    outcomes
 }
 
 /// `cloudnap run`: the daemon, with the team table in team mode.

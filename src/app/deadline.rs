@@ -7,7 +7,7 @@ use super::state::State;
 use super::{clock_at, now, App};
 use crate::cloud::{CloudControl, ErrorKind};
 use crate::core::config::registry::Entry;
-use crate::core::config::settings::Settings;
+use crate::core::config::settings::{AwsSettings, Settings};
 use crate::core::model::resource::ResourceId;
 use crate::core::policy::deadline::{self, any_needs_move, move_every};
 use crate::core::protocol::status::{Event, Operation};
@@ -88,21 +88,7 @@ impl<C: CloudControl> App<C> {
         let shortest = lefts.keys().next().copied().unwrap_or(default);
         let every = move_every(shortest, aws.deadline_margin);
         let poll = (every / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
-        match (aws.deadline, &aws.deadline_role_arn) {
-            (true, None) => self.deadline_off(
-                "aws.deadline_role_arn is not set: `cloudnap aws-setup` makes the role and sets it"
-                    .into(),
-            ),
-            // (Read before written: a write wakes every loop that follows
-            // the state.)
-            (false, _) => {
-                let mut state = self.lock();
-                if state.deadline.off.is_some() {
-                    state.deadline.off = None;
-                }
-            }
-            (true, Some(_)) => {}
-        }
+        self.say_if_off(aws);
         let role = aws.deadline_role_arn.as_deref();
         let wanted: Vec<Entry> = match role {
             Some(_) if aws.deadline && !self.manager.dry_run() => {
@@ -323,6 +309,25 @@ impl<C: CloudControl> App<C> {
 
     /// Says once (log, notification; STATUS while it lasts) why the
     /// AWS-side deadline cannot be armed: cloudnap works on without it.
+    /// Says the deadline is off when it has no role; clears that when it is
+    /// turned off (read before written: a write wakes every loop that
+    /// follows the state).
+    fn say_if_off(&self, aws: &AwsSettings) {
+        match (aws.deadline, &aws.deadline_role_arn) {
+            (true, None) => self.deadline_off(
+                "aws.deadline_role_arn is not set: `cloudnap aws-setup` makes the role and sets it"
+                    .into(),
+            ),
+            (false, _) => {
+                let mut state = self.lock();
+                if state.deadline.off.is_some() {
+                    state.deadline.off = None;
+                }
+            }
+            (true, Some(_)) => {}
+        }
+    }
+
     fn deadline_off(&self, why: String) {
         let mut state = self.lock();
         if state.deadline.off.as_ref() == Some(&why) {
