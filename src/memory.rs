@@ -58,12 +58,14 @@ pub fn limit_blocking_pool() {
 
 /// A mapping of `/proc/self/smaps` that [`release`] may unmap: one of the
 /// binary's own (`inode`), not writable, and with no private copy of any
-/// page (relocated read-only data is such a copy: dropping it would lose
-/// the relocations).
+/// page, resident or swapped out (relocated read-only data is such a copy:
+/// dropping it would lose the relocations).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn droppable(smaps: &str, inode: u64) -> Vec<(usize, usize)> {
     let mut found = Vec::new();
-    let mut current: Option<(usize, usize)> = None;
+    // The binary's read-only mapping being read, and whether a private page
+    // of it was seen so far.
+    let mut current: Option<((usize, usize), bool)> = None;
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let first = fields.next().unwrap_or("");
@@ -73,11 +75,22 @@ fn droppable(smaps: &str, inode: u64) -> Vec<(usize, usize)> {
             let range = usize::from_str_radix(start, 16)
                 .ok()
                 .zip(usize::from_str_radix(end, 16).ok());
-            current = range.filter(|_| ino == Some(inode) && perms.starts_with("r-"));
-        } else if first == "Anonymous:" {
-            let private = fields.next() != Some("0");
-            if let Some(range) = current.take().filter(|_| !private) {
-                found.push(range);
+            current = range
+                .filter(|_| ino == Some(inode) && perms.starts_with("r-"))
+                .map(|r| (r, false));
+        } else if let Some((_, private)) = current.as_mut() {
+            let some = fields.next() != Some("0");
+            match first {
+                "Anonymous:" => *private |= some,
+                // The last of the two: the mapping is known.
+                "Swap:" => {
+                    if let Some((range, private)) = current.take() {
+                        if !private && !some {
+                            found.push(range);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -140,21 +153,31 @@ mod tests {
 55d0c3a00000-55d0c3ee2000 r--p 00000000 fe:00 10855808                   /usr/bin/cloudnap
 Rss:                2468 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 55d0c3ee2000-55d0c4d01000 r-xp 004e1000 fe:00 10855808                   /usr/bin/cloudnap
 Rss:               12408 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 55d0c4d01000-55d0c4db2000 r--p 012ff000 fe:00 10855808                   /usr/bin/cloudnap
 Rss:                 708 kB
 Anonymous:           708 kB
+Swap:                  0 kB
 55d0c4db2000-55d0c4df8000 rw-p 013af000 fe:00 10855808                   /usr/bin/cloudnap
 Rss:                 280 kB
 Anonymous:           280 kB
+Swap:                  0 kB
+55d0c4df8000-55d0c4e00000 r--p 013f5000 fe:00 10855808                   /usr/bin/cloudnap
+Rss:                   0 kB
+Anonymous:             0 kB
+Swap:                 32 kB
 7f6114507000-7f611452d000 r-xp 00026000 fe:00 326279                     /usr/lib/x86_64-linux-gnu/libc.so.6
 Rss:                1228 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 7f610c000000-7f610c123000 rw-p 00000000 00:00 0
 Rss:                1144 kB
 Anonymous:          1144 kB
+Swap:                  0 kB
 ";
 
     #[test]
@@ -167,7 +190,7 @@ Anonymous:          1144 kB
             ]
         );
         assert!(droppable(SMAPS, 1).is_empty());
-        assert!(droppable("garbage\n-\nAnonymous: x", 0).is_empty());
+        assert!(droppable("garbage\n-\nAnonymous: x\nSwap: 0", 0).is_empty());
     }
 
     /// In this very process: its code is found in the real smaps, and

@@ -1,10 +1,11 @@
 //! The return never waits for a sleep: with the real binary against moto
 //! (behind the counting forwarder), `USER_ACTIVITY` halfway through a sleep
 //! of 50 resources (25 EC2 instances, 25 ECS services in five clusters, one
-//! batch at a time: `aws.max_concurrent_calls` 1) while the tags of the
-//! fourth batch take 4 s (its stops go beside them). What was stopped is
-//! woken at once, the batches not reached yet are never stopped, and
-//! afterwards every capacity, record and tag is as before the sleep.
+//! batch at a time: `aws.max_concurrent_calls` 1) while the reads of the
+//! fourth batch take 4 s (its look, and the read back of its stops). What
+//! was stopped is woken at once (a read is not waited for), the batches not
+//! reached yet are never stopped, and afterwards every capacity, record and
+//! tag is as before the sleep.
 
 mod common;
 #[path = "common/forwarder.rs"]
@@ -111,9 +112,10 @@ async fn activity_halfway_through_a_sleep_of_50_wakes_what_was_stopped_and_stops
     let fleet = Fleet::create().await;
     let fwd = Forwarder::start(&moto_url());
     // The fourth batch (after the instances, clusters 0 and 1: cluster 2)
-    // takes 4 s to tag; its stops go beside the tags.
+    // takes 4 s to read: its look, what it is made of (beside its tags and
+    // stops), and its read back.
     let slow_cluster = fleet.services[10].0.clone();
-    fwd.delay("TagResource", &slow_cluster, Duration::from_secs(4));
+    fwd.delay("DescribeServices", &slow_cluster, Duration::from_secs(4));
     let settings = timeout_settings(
         R,
         Duration::from_secs(3600),
@@ -125,14 +127,14 @@ async fn activity_halfway_through_a_sleep_of_50_wakes_what_was_stopped_and_stops
     let addr = d.addr;
     let sleep = tokio::spawn(async move { request(addr, "SLEEP_NOW").await });
     let t0 = Instant::now();
-    while fwd.delayed() < 5 {
+    while fwd.delayed() < 3 || fwd.count("UpdateService") < 15 {
         assert!(
             t0.elapsed() < Duration::from_secs(30),
-            "the fourth batch is never tagged"
+            "the fourth batch is never read back"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Halfway: 40 stopped (5 of them still being tagged), 10 not reached.
+    // Halfway: 40 stopped (5 of them being read back), 10 not reached.
     let (instances, services) = loop {
         let (instances, services) = fleet.look().await;
         if services[..15].iter().all(|(d, _)| *d == 0) || t0.elapsed().as_secs() > 30 {
@@ -192,6 +194,7 @@ async fn activity_halfway_through_a_sleep_of_50_wakes_what_was_stopped_and_stops
     assert_eq!(fwd.count("StartInstances"), 1, "{:?}", fwd.counts());
 
     // The same 50 from fully asleep.
+    fwd.undelay();
     d.sleep_now().await;
     let woke = Instant::now();
     assert_eq!(d.ok("USER_ACTIVITY").await["state"], "active");

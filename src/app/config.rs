@@ -125,21 +125,28 @@ impl<C: CloudControl> App<C> {
         all
     }
 
-    /// Sleeps what is due of [`Self::entries`] (see [`Self::run_for`])
-    /// while searching again for tagged resources, then what the search
-    /// found new (see [`crate::manager::Manager::beside_search`]).
+    /// Sleeps what is due (see [`Self::run_for`]) of services.yaml and of
+    /// the resources tagged `cloudnap:managed=true` as a new search finds
+    /// them. The last search found none beyond services.yaml (the usual
+    /// case): services.yaml's are slept while the search runs beside their
+    /// look, what it finds after (see
+    /// [`crate::manager::Manager::beside_search`]); else the search comes
+    /// first, as a resource no longer tagged must not be stopped.
     pub(super) async fn sleep_searching(
         &self,
         only: Option<&[Duration]>,
         trigger: Trigger,
     ) -> Result<Vec<Outcome>, RecordsError> {
-        let aws = self.settings().aws.clone();
         let due = |all: Vec<Entry>| async move {
             let (entries, _) = self.split_shared(self.asleep_by_timeout(all, only));
             self.sleep_ordered(entries, trigger).await
         };
+        if !self.lock().tagged.is_empty() {
+            return due(self.discover().await).await;
+        }
+        let aws = self.settings().aws.clone();
         let (found, slept) = (self.manager)
-            .beside_search(self.entries(), &aws, due)
+            .beside_search(self.registry().entries, &aws, due)
             .await;
         self.remember_tagged(&found);
         slept

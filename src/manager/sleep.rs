@@ -78,8 +78,11 @@ impl<C: CloudControl> Manager<C> {
             self.inspect_all(targets_of(entries)),
             self.metric_checks(fresh, veto)
         );
+        // Seen with no sleep tag: should the user cut this sleep short, the
+        // wake that follows need not look at them again (one with a tag may
+        // be partly down from an earlier sleep: that wake looks).
         let seen: BTreeSet<ResourceId> = (entries.iter().zip(&observed))
-            .filter(|(_, o)| o.is_ok())
+            .filter(|(_, o)| matches!(o, Ok(o) if o.sleep_tag.is_none()))
             .map(|(e, _)| e.id.clone())
             .collect();
         let mut plan = self.decide_sleeps(entries, observed, &mut records);

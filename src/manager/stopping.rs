@@ -152,24 +152,12 @@ impl<C: CloudControl> Manager<C> {
                 (e.id.clone(), e.profile.clone(), asleep)
             })
             .collect();
-        // Once the user is back, the stops' answers are all a put back
-        // needs: the tags are not waited for (one that lands after its
-        // removal is harmless: a tag on a resource that is up is never
-        // read as a sleep, see [`crate::core::policy::decide`]).
-        let mut tags_back = back.clone();
-        let tagging = async {
-            tokio::select! {
-                tagged = self.write_sleep_tags(tags) => Some(tagged),
-                Ok(()) = tags_back.changed() => None,
-            }
-        };
-        let (tagged, stops) = tokio::join!(tagging, self.stop(stops));
+        // Both are let end, even once the user is back: a tag that landed
+        // after its removal would outlive the sleep.
+        let (tagged, stops) = tokio::join!(self.write_sleep_tags(tags), self.stop(stops));
         let reached: Vec<Reached> = (stops.iter())
             .map(|s| after_stop(s.as_ref().is_err_and(CloudError::refused)))
             .collect();
-        let Some(tagged) = tagged else {
-            return (reached, None);
-        };
         // A resource whose stop failed for good loses its tag again (one
         // that failed for a passing reason keeps it and its record: the
         // sleep is tried again).

@@ -87,29 +87,33 @@ fn written(kind: &EventKind) -> bool {
 }
 
 /// Collects the watched files that events name and reports each once
-/// [`DEBOUNCE`] has passed since the last of them ([`OPEN_QUIET`] while the
-/// last was a write its writer has not closed); returns when the watcher is
+/// [`DEBOUNCE`] has passed since its last event ([`OPEN_QUIET`] while that
+/// was a write its writer has not closed); returns when the watcher is
 /// dropped.
 fn debounce(rx: &mpsc::Receiver<(PathBuf, bool)>, files: &[PathBuf], changed: impl Fn(&Path)) {
-    let mut pending: Vec<&PathBuf> = Vec::new();
-    let mut due = Instant::now();
+    // Each file changed, and when it is due.
+    let mut pending: Vec<(&PathBuf, Instant)> = Vec::new();
     loop {
-        let next = if pending.is_empty() {
-            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-        } else {
-            rx.recv_timeout(due.saturating_duration_since(Instant::now()))
+        let next = match pending.iter().map(|(_, due)| *due).min() {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
         };
         match next {
             Ok((path, done)) => {
                 let inside = |dir: &PathBuf| path.parent() == Some(dir) && dir.is_dir();
                 if let Some(file) = files.iter().find(|f| same_file(&path, f) || inside(f)) {
-                    if !pending.contains(&file) {
-                        pending.push(file);
-                    }
-                    due = Instant::now() + if done { DEBOUNCE } else { OPEN_QUIET };
+                    let due = Instant::now() + if done { DEBOUNCE } else { OPEN_QUIET };
+                    pending.retain(|(f, _)| *f != file);
+                    pending.push((file, due));
                 }
             }
-            Err(RecvTimeoutError::Timeout) => pending.drain(..).for_each(|f| changed(f)),
+            Err(RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                let (ripe, wait): (Vec<_>, Vec<_>) =
+                    pending.drain(..).partition(|(_, due)| *due <= now);
+                pending = wait;
+                ripe.into_iter().for_each(|(f, _)| changed(f));
+            }
             Err(RecvTimeoutError::Disconnected) => return,
         }
     }

@@ -169,7 +169,8 @@ fn serve(status: StatusFn, changes: Changes, ready: Ready) {
         while changes.try_recv().is_ok() {}
         if shown.follow(&status) {
             give_back = Some(Instant::now() + AFTER_REDRAW);
-        } else if give_back.is_some_and(|at| Instant::now() >= at) {
+        } else if give_back.is_some_and(|at| Instant::now() >= at) && !shown.busy {
+            // (Not while a sleep or wake runs: its code would fault back in.)
             give_back = None;
             let kb = crate::memory::release();
             tracing::debug!("tray redrawn: {kb} kB given back");
@@ -231,6 +232,9 @@ struct Shown {
     /// How long the view stays as it is unless the state changes.
     #[cfg_attr(windows, allow(dead_code))]
     calm: std::time::Duration,
+    /// Whether a sleep or wake was running at the last look.
+    #[cfg_attr(windows, allow(dead_code))]
+    busy: bool,
 }
 
 /// The icon for `state` among the decoded ones.
@@ -249,6 +253,7 @@ impl Shown {
     fn follow(&mut self, status: &StatusFn) -> bool {
         let status = status();
         self.calm = unchanged_for(&status);
+        self.busy = status.operation.is_some();
         let view = tray_view(&status);
         if view == self.view {
             return false;
@@ -299,6 +304,7 @@ fn build(status: &StatusFn) -> Result<Shown, String> {
         icons,
         view: first,
         calm: unchanged_for(&status),
+        busy: status.operation.is_some(),
     })
 }
 

@@ -166,6 +166,11 @@ impl Forwarder {
         (self.shared.delays.lock().unwrap().0).push((operation.into(), needle.into(), by));
     }
 
+    /// No request is held back from now on.
+    pub fn undelay(&self) {
+        (self.shared.delays.lock().unwrap().0).clear();
+    }
+
     /// How many requests [`Self::delay`] held back so far.
     pub fn delayed(&self) -> usize {
         self.shared.delays.lock().unwrap().1
