@@ -143,7 +143,18 @@ impl<C: CloudControl> App<C> {
             return self.sleep_unheld(entries, trigger).await;
         }
         let mut outcomes: Vec<Outcome> = Vec::new();
-        for stage in stages.iter().rev() {
+        for (i, stage) in stages.iter().rev().enumerate() {
+            if i > 0 && !self.lock().tracker.anything_asleep() {
+                // The user is back (the wake cut the last stage short): the
+                // stages left stay up.
+                let left = (entries.iter())
+                    .filter(|e| stages.iter().rev().skip(i).flatten().any(|id| *id == e.id));
+                outcomes.extend(left.map(|e| Outcome {
+                    action: Action::Cancelled,
+                    ..held_up(&e.id)
+                }));
+                break;
+            }
             let up: Vec<ResourceId> = (outcomes.iter())
                 .filter(|o| !down(o))
                 .map(|o| o.resource.clone())
@@ -351,5 +362,46 @@ mod tests {
                 ("c/db".into(), "needed by c/s, which stays up")
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_return_during_a_staged_sleep_starts_no_later_stage() {
+        // Stopped in two stages: s, then db and t (t follows nothing).
+        let yaml = format!(
+            "ecs_services:\n{}{}{}",
+            entry("s", "    after: c/db\n"),
+            entry("db", ""),
+            entry("t", "")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(FakeCloud::default());
+        let up = Capacity::of(Kind::Ecs, Desired(2));
+        for n in ["s", "db", "t"] {
+            cloud.add(&service(n), up);
+        }
+        *cloud.latency.lock().unwrap() = Duration::from_millis(100);
+        let (app, _rx) = app(dir.path(), cloud.clone());
+        std::fs::write(dir.path().join("services.yaml"), yaml).unwrap();
+        app.config_changed(&dir.path().join("services.yaml"));
+        tokio::spawn(app.clone().run_timer(std::future::pending()));
+        let sleeping = tokio::spawn({
+            let app = app.clone();
+            async move { app.handle(Command::SleepNow).await }
+        });
+        // The first stage (s) is being stopped: the user is back.
+        while cloud.set.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        press(&app, ActivityKind::Keyboard);
+        let reply = sleeping.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        for n in ["s", "db", "t"] {
+            assert_eq!(cloud.get(&service(n)).capacity, up, "{n}: {reply:?}");
+        }
+        let stopped: Vec<String> = (cloud.set.lock().unwrap().iter())
+            .filter(|(_, to)| !to.is_up())
+            .map(|(id, _)| id.short_name().to_string())
+            .collect();
+        assert_eq!(stopped, ["s"], "the second stage never stopped");
     }
 }

@@ -58,21 +58,29 @@ mod tests {
         out
     }
 
-    /// The rounds of a sleep and of the wake after it, of `n` resources.
-    async fn rounds(n: usize) -> (u32, u32) {
+    /// A manager of a fake cloud holding `fleet`, as many calls at once as
+    /// `aws.max_concurrent_calls` allows by default.
+    fn manager_of(
+        fleet: &[(ResourceId, Capacity)],
+    ) -> (tempfile::TempDir, Arc<FakeCloud>, Manager<FakeCloud>) {
         let dir = tempfile::tempdir().unwrap();
         let cloud = Arc::new(FakeCloud::default());
-        // As many calls at once as `aws.max_concurrent_calls` allows by default.
         let m = Manager::new(
             cloud.clone(),
             RecordsFile::new(dir.path().join("s")),
             16,
             false,
         );
-        let fleet = fleet(n);
-        for (id, up) in &fleet {
+        for (id, up) in fleet {
             cloud.add(id, *up);
         }
+        (dir, cloud, m)
+    }
+
+    /// The rounds of a sleep and of the wake after it, of `n` resources.
+    async fn rounds(n: usize) -> (u32, u32) {
+        let fleet = fleet(n);
+        let (_dir, cloud, m) = manager_of(&fleet);
         *cloud.latency.lock().unwrap() = CALL;
         let ids: Vec<&ResourceId> = fleet.iter().map(|(id, _)| id).collect();
         let all = entries(&ids);
@@ -97,18 +105,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_search_for_tagged_resources_adds_no_round_to_a_sleep() {
-        let dir = tempfile::tempdir().unwrap();
-        let cloud = Arc::new(FakeCloud::default());
-        let m = Manager::new(
-            cloud.clone(),
-            RecordsFile::new(dir.path().join("s")),
-            16,
-            false,
-        );
         let fleet = fleet(200);
-        for (id, up) in &fleet {
-            cloud.add(id, *up);
-        }
+        let (_dir, cloud, m) = manager_of(&fleet);
         // Every one of them is tagged too (found again), and one more is.
         let extra = ResourceId::new(Kind::Ec2, ["i-0ff0000000000001".to_string()], "us-east-2");
         let up = Capacity::of(Kind::Ec2, Running(true));

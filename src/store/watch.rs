@@ -199,20 +199,27 @@ mod tests {
         assert!(rx.recv_timeout(Duration::from_secs(1)).is_err());
     }
 
+    /// A watched `services.yaml` (holding `old`) whose every reported change
+    /// is read, as the daemon does, and sent on the receiver.
+    fn read_on_change() -> (tempfile::TempDir, PathBuf, mpsc::Receiver<String>, Watch) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("services.yaml");
+        std::fs::write(&file, "old").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let w = watch(vec![file.clone()], move |p| {
+            let _ = tx.send(std::fs::read_to_string(p).unwrap());
+        })
+        .unwrap();
+        (dir, file, rx, w)
+    }
+
     /// A writer that truncates, then stalls longer than the debounce before
     /// it writes: nothing is reported before it closes the file, then the
     /// whole new content is.
     #[test]
     fn a_truncated_file_is_reported_once_its_writer_closes_it() {
         use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("services.yaml");
-        std::fs::write(&file, "old").unwrap();
-        let (tx, rx) = mpsc::channel();
-        let _w = watch(vec![file.clone()], move |p| {
-            let _ = tx.send(std::fs::read_to_string(p).unwrap());
-        })
-        .unwrap();
+        let (_dir, file, rx, _w) = read_on_change();
 
         let mut f = std::fs::File::create(&file).unwrap();
         assert!(
@@ -230,14 +237,7 @@ mod tests {
     /// whole new content, and the callback's own read is not an edit.
     #[test]
     fn a_save_in_place_is_reported_once_even_when_the_callback_reads_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("services.yaml");
-        std::fs::write(&file, "old").unwrap();
-        let (tx, rx) = mpsc::channel();
-        let _w = watch(vec![file.clone()], move |p| {
-            let _ = tx.send(std::fs::read_to_string(p).unwrap());
-        })
-        .unwrap();
+        let (_dir, file, rx, _w) = read_on_change();
 
         std::fs::write(&file, "new: content").unwrap();
         let got = rx.recv_timeout(Duration::from_secs(2)).unwrap();
