@@ -143,13 +143,7 @@ impl<C: CloudControl> Manager<C> {
         Fut: std::future::Future<Output = Result<Vec<Outcome>, RecordsError>>,
     {
         let known = hibernating(known, aws);
-        let search = async {
-            let mut found = Vec::new();
-            if aws.tag_discovery {
-                self.discover_into(&mut found, &aws.regions).await;
-            }
-            hibernating(found, aws)
-        };
+        let search = self.with_tagged(Vec::new(), aws);
         let (found, first) = tokio::join!(search, work(known.clone()));
         let Ok(mut outcomes) = first else {
             return (found, first);
